@@ -1,0 +1,69 @@
+// CUDA-C's table for the C-style renderer. Single-precision libm functions
+// (expf, log1pf, ...) compiled WITHOUT --use_fast_math, so a user's transform
+// keeps full f32 accuracy; the softmax itself uses exp2 explicitly (cuda.ts).
+import { f32Digits, INFIX, type CLanguage } from './cstyle.ts';
+
+const helpers: Record<string, string> = {
+  attnc_idiv: `__device__ __forceinline__ int attnc_idiv(int a, int b) {
+  // Truncated division; a zero divisor gives 0 (the DSL's rule).
+  return b == 0 ? 0 : (b == -1 ? (int)(0u - (unsigned)a) : a / b);
+}`,
+  attnc_mod: `__device__ __forceinline__ int attnc_mod(int a, int b) {
+  // Remainder with the sign of the dividend; a zero divisor gives 0.
+  return (b == 0 || b == -1) ? 0 : a % b;
+}`,
+  attnc_sigmoid: `__device__ __forceinline__ float attnc_sigmoid(float x) {
+  return 1.0f / (1.0f + expf(-x));
+}`,
+  attnc_sign_f32: `__device__ __forceinline__ float attnc_sign_f32(float x) {
+  return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : 0.0f);
+}`,
+  attnc_sign_i32: `__device__ __forceinline__ int attnc_sign_i32(int x) {
+  return x > 0 ? 1 : (x < 0 ? -1 : 0);
+}`,
+};
+
+function literal(value: number | boolean, type: string): string {
+  if (typeof value === 'boolean') return value ? 'true' : 'false';
+  if (type === 'i32') return value === -2147483648 ? '(-2147483647 - 1)' : value < 0 ? `(${value})` : `${value}`;
+  if (Number.isNaN(value)) return '__int_as_float(0x7fc00000)';
+  if (value === Infinity) return '__int_as_float(0x7f800000)';
+  if (value === -Infinity) return '__int_as_float(0xff800000)';
+  const s = `${Object.is(value, -0) ? '-0.0' : f32Digits(value)}f`;
+  return value < 0 || Object.is(value, -0) ? `(${s})` : s;
+}
+
+const F32_FN: Record<string, string> = {
+  exp: 'expf', exp2: 'exp2f', log: 'logf', log2: 'log2f', log1p: 'log1pf', sqrt: 'sqrtf', rsqrt: 'rsqrtf',
+  tanh: 'tanhf', abs: 'fabsf', floor: 'floorf', ceil: 'ceilf',
+};
+
+export const CUDA: CLanguage = {
+  name: 'cuda',
+  type: { f32: 'float', i32: 'int', bool: 'bool' },
+  literal,
+  declare: (name, type, expr) => `const ${type === 'f32' ? 'float' : type === 'i32' ? 'int' : 'bool'} ${name} = ${expr};`,
+  unary(op, a, type) {
+    switch (op) {
+      case 'neg': return `(-${a})`;
+      case 'not': return `(!${a})`;
+      case 'abs': return type === 'i32' ? `abs(${a})` : `fabsf(${a})`;
+      case 'sigmoid': return `attnc_sigmoid(${a})`;
+      case 'sign': return type === 'i32' ? `attnc_sign_i32(${a})` : `attnc_sign_f32(${a})`;
+      default: return `${F32_FN[op]}(${a})`;
+    }
+  },
+  cast: (a, _from, to) => (to === 'f32' ? `(float)(${a})` : to === 'i32' ? `(int)(${a})` : `(bool)(${a})`),
+  binary(op, a, b, argType) {
+    switch (op) {
+      case 'mod': return `attnc_mod(${a}, ${b})`;
+      case 'idiv': return `attnc_idiv(${a}, ${b})`;
+      case 'min': return argType === 'i32' ? `min(${a}, ${b})` : `fminf(${a}, ${b})`;
+      case 'max': return argType === 'i32' ? `max(${a}, ${b})` : `fmaxf(${a}, ${b})`;
+      case 'pow': return `powf(${a}, ${b})`;
+      default: return `(${a} ${INFIX[op]} ${b})`;
+    }
+  },
+  select: (c, a, b) => `(${c} ? ${a} : ${b})`,
+  helpers,
+};

@@ -1,0 +1,65 @@
+// What every runtime backend offers. `check`, `run` and the tests talk to
+// this interface; WebGPU and CUDA implement it.
+import type { CompiledKernel, StorageDType } from '../compiler/manifest.ts';
+
+export interface AttentionShape {
+  B: number;
+  Hq: number;
+  Hkv: number;
+  Nq: number;
+  Nk: number;
+  D: number;
+}
+
+export interface AttentionCall extends AttentionShape {
+  /** [B, Hq, Nq, D], [B, Hkv, Nk, D], [B, Hkv, Nk, D], float32. */
+  q: Float32Array;
+  k: Float32Array;
+  v: Float32Array;
+  /** Every param of the manifest (defaults filled in by the caller). */
+  params: Record<string, number>;
+  /** Every table input of the manifest, by name. */
+  tables: Record<string, Int32Array | Float32Array>;
+}
+
+export interface AttentionResult {
+  /** [B, Hq, Nq, D] float32 (converted from the storage dtype). */
+  o: Float32Array;
+  /** [B, Hq, Nq] natural-log LSE; -Infinity for rows with no kept key. */
+  lse: Float32Array;
+}
+
+/** Limits a backend reports so the compiler can size tiles. */
+export interface DeviceLimits {
+  maxWorkgroupStorageBytes: number;
+  maxInvocationsPerWorkgroup: number;
+  maxWorkgroupSizeX: number;
+  maxStorageBufferBindingSize: number;
+  maxBufferSize: number;
+  maxComputeWorkgroupsPerDimension: number;
+}
+
+export interface Backend {
+  readonly name: 'webgpu' | 'cuda';
+  /** One line naming the adapter or GPU actually used. */
+  describe(): string;
+  limits(): DeviceLimits;
+  /** Storage dtypes this backend can run. */
+  dtypes(): StorageDType[];
+  run(kernel: CompiledKernel, call: AttentionCall): Promise<AttentionResult>;
+  /** Releases the device and everything it holds. */
+  dispose(): void;
+}
+
+/** A GPU-side failure with the API's own name for it (e.g. CUDA_ERROR_OUT_OF_MEMORY, GPUValidationError). */
+export class DeviceError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(`${code}: ${message}`);
+    this.name = 'DeviceError';
+  }
+}
+
+/** No device of this kind on this machine: the CLI says so in one line and exits 2. */
+export class NoDeviceError extends Error {
+  override name = 'NoDeviceError';
+}
