@@ -63,3 +63,17 @@ export class DeviceError extends Error {
 export class NoDeviceError extends Error {
   override name = 'NoDeviceError';
 }
+
+/**
+ * The limits every WebGPU implementation guarantees (the spec's defaults):
+ * kernels compiled for these run on any adapter. `compile` uses them unless
+ * told to size for the local device.
+ */
+export const DEFAULT_WEBGPU_LIMITS: DeviceLimits = Object.freeze({
+  maxWorkgroupStorageBytes: 16384,
+  maxInvocationsPerWorkgroup: 256,
+  maxWorkgroupSizeX: 256,
+  maxStorageBufferBindingSize: 134217728,
+  maxBufferSize: 268435456,
+  maxComputeWorkgroupsPerDimension: 65535,
+});

@@ -1,0 +1,99 @@
+// `attnc check SPEC`: random inputs through a backend against the float64
+// reference; prints the max abs error per case against the dtype's
+// tolerance and exits 1 if any case fails.
+import type { Command } from 'commander';
+import { InvalidArgumentError } from 'commander';
+import { lowerAndAnalyze, UsageError } from '../compiler/compile.ts';
+import type { StorageDType } from '../compiler/manifest.ts';
+import { checkCases, defaultCases, type CheckCase, type CheckResult } from '../runtime/check.ts';
+import { NoDeviceError, type Backend } from '../runtime/device.ts';
+import { BACKENDS, collectParam, DTYPES, ExitError, loadSpec, openBackend, parseChoice, runCommand, type BackendName } from './common.ts';
+
+interface CheckFlags {
+  backend: BackendName | 'all';
+  shape?: CheckCase[];
+  dtype: StorageDType[];
+  param: Record<string, number>;
+  entry?: string;
+  seed: number;
+  json?: boolean;
+}
+
+function parseShape(v: string, acc: CheckCase[] | undefined): CheckCase[] {
+  const parts = v.split(',').map(Number);
+  const ok = (parts.length === 4 || parts.length === 5 || parts.length === 6) && parts.every((x) => Number.isInteger(x) && x > 0);
+  if (!ok) throw new InvalidArgumentError(`expected B,H,N,D or B,Hq,Hkv,N,D or B,Hq,Hkv,Nq,Nk,D with positive integers, got '${v}'`);
+  const [B, a, b, c, d, e] = parts;
+  const shape = parts.length === 4 ? { B, Hq: a, Hkv: a, Nq: b, Nk: b, D: c }
+    : parts.length === 5 ? { B, Hq: a, Hkv: b, Nq: c, Nk: c, D: d! }
+    : { B, Hq: a, Hkv: b, Nq: c, Nk: d!, D: e! };
+  return [...(acc ?? []), shape];
+}
+
+function parseDtypes(v: string): StorageDType[] {
+  if (v === 'all') return [...DTYPES];
+  return v.split(',').map((d) => parseChoice(DTYPES)(d));
+}
+
+export function registerCheck(program: Command): void {
+  program
+    .command('check')
+    .description('run random inputs on a device and compare with the float64 reference')
+    .argument('<spec>', 'the .attn file')
+    .option('--backend <name>', 'webgpu, cuda, or all (every backend present)', parseChoice([...BACKENDS, 'all'] as const), 'webgpu')
+    .option('--shape <B,H,N,D>', 'a shape to check (repeatable; also B,Hq,Hkv,N,D and B,Hq,Hkv,Nq,Nk,D); default: several lengths, GQA and decode', parseShape)
+    .option('--dtype <list>', 'storage dtypes, comma separated, or all', parseDtypes, ['f32'] as StorageDType[])
+    .option('--param <name=value>', 'set a runtime param (repeatable)', collectParam, {})
+    .option('--entry <name>', 'the attention block to check when the file has several')
+    .option('--seed <n>', 'random seed', (v) => Number(v), 1)
+    .option('--json', 'print the results as JSON')
+    .action((spec: string, flags: CheckFlags) => runCommand(() => checkCommand(spec, flags)));
+}
+
+async function openAll(which: CheckFlags['backend']): Promise<Backend[]> {
+  if (which !== 'all') return [await openBackend(which)];
+  const found: Backend[] = [];
+  for (const name of BACKENDS) {
+    try {
+      found.push(await openBackend(name));
+    } catch (e) {
+      if (!(e instanceof NoDeviceError)) throw e;
+      process.stderr.write(`attnc: skipping ${name}: ${e.message}\n`);
+    }
+  }
+  if (found.length === 0) throw new NoDeviceError('no backend is available on this machine');
+  return found;
+}
+
+async function checkCommand(specPath: string, flags: CheckFlags): Promise<void> {
+  const { text, block } = loadSpec(specPath, flags.entry);
+  const lowered = lowerAndAnalyze(block);
+  const backends = await openAll(flags.backend);
+  const results: CheckResult[] = [];
+  try {
+    for (const backend of backends) {
+      const dtypes = flags.dtype.filter((d) => backend.dtypes().includes(d));
+      if (dtypes.length === 0) throw new UsageError(`${backend.name} runs ${backend.dtypes().join(', ')}, not ${flags.dtype.join(', ')}`);
+      if (!flags.json) process.stdout.write(`${block.name} on ${backend.name}: ${backend.describe()}\n`);
+      const cases = flags.shape ?? defaultCases();
+      for await (const r of checkCases(backend, text, block, lowered, cases, dtypes, flags.param, flags.seed)) {
+        results.push(r);
+        if (!flags.json) process.stdout.write(formatResult(r) + '\n');
+      }
+    }
+  } finally {
+    backends.forEach((b) => b.dispose());
+  }
+  const failed = results.filter((r) => !r.pass).length;
+  if (flags.json) process.stdout.write(JSON.stringify({ spec: block.name, results, passed: results.length - failed, failed }, null, 2) + '\n');
+  else process.stdout.write(`${results.length - failed} passed, ${failed} failed\n`);
+  if (failed) throw new ExitError(1, '');
+}
+
+function formatResult(r: CheckResult): string {
+  const s = r.shape;
+  const shape = `B=${s.B} Hq=${s.Hq} Hkv=${s.Hkv} Nq=${String(s.Nq).padStart(5)} Nk=${String(s.Nk).padStart(5)} D=${String(s.D).padStart(3)}`;
+  const err = `max|dO| ${r.maxAbsErrO.toExponential(2)}  max|dLSE| ${r.maxAbsErrLse.toExponential(2)}  tol ${r.tolerance.toExponential(0)}`;
+  const rows = r.sampledRows ? `  (${r.sampledRows} rows sampled)` : '';
+  return `  ${r.pass ? 'ok  ' : 'FAIL'} ${r.backend} ${r.dtype.padEnd(4)} ${shape}  ${err}${rows}`;
+}

@@ -1,0 +1,61 @@
+// `attnc compile SPEC --target wgsl|cuda -o DIR`: writes the kernel source and its manifest.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { lowerAndAnalyze, renderKernel, UsageError, type Target } from '../compiler/compile.ts';
+import type { StorageDType } from '../compiler/manifest.ts';
+import { DEFAULT_WEBGPU_LIMITS } from '../runtime/device.ts';
+import { DTYPES, loadSpec, openBackend, parseChoice, parseIntArg, runCommand } from './common.ts';
+
+interface CompileFlags {
+  target: Target;
+  dtype: StorageDType;
+  headDim: number;
+  entry?: string;
+  out?: string;
+  limits: 'default' | 'device';
+  arch: 'sm_80' | 'sm_90a';
+  json?: boolean;
+}
+
+export function registerCompile(program: Command): void {
+  program
+    .command('compile')
+    .description('compile a spec to a kernel (source + manifest.json)')
+    .argument('<spec>', 'the .attn file')
+    .option('--target <target>', 'wgsl or cuda', parseChoice(['wgsl', 'cuda'] as const), 'wgsl')
+    .option('--dtype <dtype>', 'storage dtype: f32, f16 (WGSL and CUDA) or bf16 (CUDA)', parseChoice(DTYPES), 'f32')
+    .option('--head-dim <D>', 'head dimension', parseIntArg('--head-dim'), 64)
+    .option('--entry <name>', 'the attention block to compile when the file has several')
+    .option('--limits <which>', 'WGSL tile sizes for the WebGPU default limits (portable) or this machine\'s adapter', parseChoice(['default', 'device'] as const), 'default')
+    .option('--arch <arch>', 'CUDA architecture', parseChoice(['sm_80', 'sm_90a'] as const), 'sm_90a')
+    .option('-o, --out <dir>', 'output folder (default: print the source to stdout)')
+    .option('--json', 'print the manifest as JSON')
+    .action((spec: string, flags: CompileFlags) => runCommand(() => compileCommand(spec, flags)));
+}
+
+async function compileCommand(specPath: string, flags: CompileFlags): Promise<void> {
+  if (flags.target === 'wgsl' && flags.dtype === 'bf16') throw new UsageError('--target wgsl takes --dtype f32 or f16 (bf16 is CUDA only)');
+  const { text, block } = loadSpec(specPath, flags.entry);
+  let limits = DEFAULT_WEBGPU_LIMITS;
+  if (flags.target === 'wgsl' && flags.limits === 'device') {
+    const backend = await openBackend('webgpu');
+    limits = backend.limits();
+    backend.dispose();
+  }
+  const lowered = lowerAndAnalyze(block);
+  const kernel = renderKernel(text, block, lowered, {
+    target: flags.target, dtype: flags.dtype, headDim: flags.headDim, entry: flags.entry, limits, arch: flags.arch,
+  });
+  const ext = flags.target === 'wgsl' ? 'wgsl' : 'cu';
+  if (flags.out) {
+    mkdirSync(flags.out, { recursive: true });
+    const base = `${block.name}.${flags.dtype}.d${flags.headDim}`;
+    writeFileSync(join(flags.out, `${base}.${ext}`), kernel.source);
+    writeFileSync(join(flags.out, `${base}.manifest.json`), JSON.stringify(kernel.manifest, null, 2) + '\n');
+    if (!flags.json) process.stdout.write(`wrote ${join(flags.out, `${base}.${ext}`)} and ${base}.manifest.json\n`);
+  } else if (!flags.json) {
+    process.stdout.write(kernel.source);
+  }
+  if (flags.json) process.stdout.write(JSON.stringify(kernel.manifest, null, 2) + '\n');
+}

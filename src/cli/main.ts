@@ -1,0 +1,24 @@
+// `attnc`: one sub-command per file in this folder.
+import { Command } from 'commander';
+import { VERSION } from '../version.ts';
+import { registerCompile } from './compile.ts';
+import { registerRun } from './run.ts';
+import { registerCheck } from './check.ts';
+import { registerExplain } from './explain.ts';
+
+const program = new Command('attnc')
+  .description('Compile attention variants (.attn specs) to fused flash-attention kernels for WebGPU and CUDA')
+  .version(VERSION)
+  .showHelpAfterError('(run with --help for usage)')
+  .configureOutput({ outputError: (s, write) => write(`attnc: ${s.replace(/^error: /, '')}`) })
+  .exitOverride((err) => {
+    // commander's own errors (bad flags, missing arguments) are usage errors: exit 2.
+    process.exit(err.exitCode === 0 ? 0 : 2);
+  });
+
+registerCompile(program);
+registerRun(program);
+registerCheck(program);
+registerExplain(program);
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,96 @@
+// `attnc run SPEC --q Q.npy --k K.npy --v V.npy -o OUT.npy`: one attention
+// call on a backend (or the float64 reference) with inputs from .npy files.
+import { writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { lowerAndAnalyze, UsageError } from '../compiler/compile.ts';
+import type { StorageDType } from '../compiler/manifest.ts';
+import { readNpy, writeNpy } from '../runtime/npy.ts';
+import { completeCall, runKernel, runReference } from '../runtime/execute.ts';
+import {
+  BACKENDS, checkDtype, collectInput, collectParam, DTYPES, loadSpec, openBackend, parseChoice, readBytes, runCommand,
+  type BackendName,
+} from './common.ts';
+
+interface RunFlags {
+  backend: BackendName | 'reference';
+  q: string; k: string; v: string;
+  param: Record<string, number>;
+  input: Record<string, string>;
+  dtype: StorageDType;
+  entry?: string;
+  out: string;
+  lse?: string;
+  json?: boolean;
+}
+
+export function registerRun(program: Command): void {
+  program
+    .command('run')
+    .description('run a spec on Q, K, V from .npy files and write O (and LSE) as float32 .npy')
+    .argument('<spec>', 'the .attn file')
+    .requiredOption('--q <file>', 'queries, float32 .npy [B, Hq, Nq, D]')
+    .requiredOption('--k <file>', 'keys, float32 .npy [B, Hkv, Nk, D]')
+    .requiredOption('--v <file>', 'values, float32 .npy [B, Hkv, Nk, D]')
+    .requiredOption('-o, --out <file>', 'output O, float32 .npy [B, Hq, Nq, D]')
+    .option('--lse <file>', 'also write LSE, float32 .npy [B, Hq, Nq]')
+    .option('--backend <name>', 'webgpu, cuda or reference (float64 on the CPU)', parseChoice([...BACKENDS, 'reference'] as const), 'webgpu')
+    .option('--param <name=value>', 'set a runtime param (repeatable)', collectParam, {})
+    .option('--input <name=file>', 'a table input from a .npy file, float32 or int32 (repeatable)', collectInput, {})
+    .option('--dtype <dtype>', 'storage dtype of the kernel: inputs are converted before the call', parseChoice(DTYPES), 'f32')
+    .option('--entry <name>', 'the attention block to run when the file has several')
+    .option('--json', 'print a JSON summary (device, shapes, time) instead of a line')
+    .action((spec: string, flags: RunFlags) => runCommand(() => runCommandBody(spec, flags)));
+}
+
+function readTensor(path: string, what: string, rank: number) {
+  const arr = readNpy(readBytes(path, what), path);
+  if (arr.shape.length !== rank) throw new UsageError(`${what} '${path}' must have rank ${rank}, has shape [${arr.shape.join(', ')}]`);
+  if (arr.dtype !== 'f32' && arr.dtype !== 'f64' && arr.dtype !== 'f16') throw new UsageError(`${what} '${path}' must be float32, is ${arr.dtype}`);
+  return { shape: arr.shape, data: Float32Array.from(arr.data as ArrayLike<number>) };
+}
+
+function readTable(path: string, name: string): Int32Array | Float32Array {
+  const arr = readNpy(readBytes(path, `input '${name}'`), path);
+  if (arr.shape.length !== 1) throw new UsageError(`input '${name}' ('${path}') must be 1-D, has shape [${arr.shape.join(', ')}]`);
+  if (arr.dtype === 'i32' || arr.dtype === 'i64') return Int32Array.from(arr.data as ArrayLike<number>, Number);
+  return Float32Array.from(arr.data as ArrayLike<number>, Number);
+}
+
+async function runCommandBody(specPath: string, flags: RunFlags): Promise<void> {
+  const { text, block } = loadSpec(specPath, flags.entry);
+  if (flags.backend !== 'reference') checkDtype(flags.backend, flags.dtype);
+  const q = readTensor(flags.q, 'Q', 4);
+  const k = readTensor(flags.k, 'K', 4);
+  const v = readTensor(flags.v, 'V', 4);
+  const [B, Hq, Nq, D] = q.shape;
+  const [Bk, Hkv, Nk, Dk] = k.shape;
+  if (v.shape.join() !== k.shape.join()) throw new UsageError(`V has shape [${v.shape.join(', ')}] but K has [${k.shape.join(', ')}]`);
+  if (Bk !== B) throw new UsageError(`Q has batch ${B} but K has ${Bk}`);
+  if (Dk !== D) throw new UsageError(`Q has head dim ${D} but K has ${Dk}`);
+  if (Hq % Hkv !== 0) throw new UsageError(`Q has ${Hq} heads, not a multiple of K's ${Hkv}`);
+  const lowered = lowerAndAnalyze(block);
+  const tables: Record<string, Int32Array | Float32Array> = {};
+  for (const [name, path] of Object.entries(flags.input)) tables[name] = readTable(path, name);
+  const call = completeCall(lowered, { B, Hq, Hkv, Nq, Nk, D, q: q.data, k: k.data, v: v.data, params: flags.param, tables });
+
+  const started = performance.now();
+  let o: Float32Array, lse: Float32Array, device: string;
+  if (flags.backend === 'reference') {
+    const r = runReference(block, call);
+    o = Float32Array.from(r.o); lse = Float32Array.from(r.lse); device = 'float64 reference (CPU)';
+  } else {
+    const backend = await openBackend(flags.backend);
+    try {
+      device = backend.describe();
+      ({ o, lse } = await runKernel(backend, text, block, lowered, call, flags.dtype));
+    } finally {
+      backend.dispose();
+    }
+  }
+  const ms = performance.now() - started;
+  writeFileSync(flags.out, writeNpy(o, [B, Hq, Nq, D]));
+  if (flags.lse) writeFileSync(flags.lse, writeNpy(lse, [B, Hq, Nq]));
+  const summary = { spec: block.name, backend: flags.backend, device, dtype: flags.dtype, shape: { B, Hq, Hkv, Nq, Nk, D }, ms: Math.round(ms), out: flags.out, lse: flags.lse ?? null };
+  if (flags.json) process.stdout.write(JSON.stringify(summary) + '\n');
+  else process.stdout.write(`${block.name}: ${flags.backend} on ${device}, [${B}, ${Hq}, ${Nq}, ${D}] x ${Nk} keys, ${flags.dtype} -> ${flags.out} (${summary.ms} ms)\n`);
+}

@@ -1,0 +1,91 @@
+// The compiler as a straight list of stages. Each stage is a plain function
+// from one value to the next; `--dump STAGE` prints the value after any of
+// them (see src/cli/compile.ts).
+//
+//   text ─► parse ─► check ─► select entry ─► lower (IR) ─► analyze
+//        ─► render (wgsl | cuda | flex) ─► source + manifest
+import { createHash } from 'node:crypto';
+import type { AttentionBlock, SpecFile } from './syntax/ast.ts';
+import type { Diagnostic } from './diagnostics/diagnostic.ts';
+import type { LoweredKernel } from './ir/program.ts';
+import type { CompiledKernel, StorageDType } from './manifest.ts';
+import type { DeviceLimits } from '../runtime/device.ts';
+import { parseSpec } from './syntax/parse.ts';
+import { checkSpec, selectBlock } from './check/check.ts';
+import { lowerBlock } from './passes/lower.ts';
+import { analyzeProgram } from './passes/analyze.ts';
+import { renderWgsl } from './render/wgsl.ts';
+import { renderCuda } from './render/cuda.ts';
+import { VERSION } from '../version.ts';
+
+export type Target = 'wgsl' | 'cuda';
+
+export interface CompileOptions {
+  target: Target;
+  dtype: StorageDType;
+  headDim: number;
+  entry?: string;
+  /** WGSL: tile sizes come from the device's limits. */
+  limits?: DeviceLimits;
+  /** CUDA: the architecture the code is meant for. */
+  arch?: 'sm_80' | 'sm_90a';
+}
+
+export type FrontEnd =
+  | { ok: true; file: SpecFile; block: AttentionBlock }
+  | { ok: false; diagnostics: Diagnostic[] };
+
+/** Parse, check, and pick the entry block. All errors of the run are reported together. */
+export function frontEnd(path: string, text: string, entry?: string): FrontEnd {
+  const { file, diagnostics } = parseSpec(path, text);
+  const all = [...diagnostics, ...(diagnostics.some((d) => d.severity === 'error') ? [] : checkSpec(file))];
+  if (all.some((d) => d.severity === 'error')) return { ok: false, diagnostics: all };
+  const picked = selectBlock(file, entry);
+  if ('diagnostic' in picked) return { ok: false, diagnostics: [picked.diagnostic] };
+  return { ok: true, file, block: picked.block };
+}
+
+/** IR and analyses of a checked block. */
+export function lowerAndAnalyze(block: AttentionBlock): LoweredKernel {
+  const program = lowerBlock(block);
+  return { program, analysis: analyzeProgram(program) };
+}
+
+/** Names a compiled artifact: the spec text, the entry, and every option that changes the code. */
+export function artifactHash(text: string, blockName: string, opts: CompileOptions): string {
+  const limits = opts.limits
+    ? [opts.limits.maxWorkgroupStorageBytes, opts.limits.maxInvocationsPerWorkgroup, opts.limits.maxWorkgroupSizeX]
+    : [];
+  const key = JSON.stringify([VERSION, text, blockName, opts.target, opts.dtype, opts.headDim, opts.arch ?? '', limits]);
+  return createHash('sha256').update(key).digest('hex').slice(0, 16);
+}
+
+/** Renders one kernel for a checked block. */
+export function renderKernel(text: string, block: AttentionBlock, lowered: LoweredKernel, opts: CompileOptions): CompiledKernel {
+  const hash = artifactHash(text, block.name, opts);
+  switch (opts.target) {
+    case 'wgsl': {
+      if (opts.dtype === 'bf16') throw new UsageError('WGSL kernels take --dtype f32 or f16 (bf16 is CUDA only)');
+      if (!opts.limits) throw new Error('internal error: WGSL rendering needs device limits');
+      return renderWgsl(lowered, { dtype: opts.dtype, headDim: opts.headDim, limits: opts.limits, hash, version: VERSION });
+    }
+    case 'cuda':
+      return renderCuda(lowered, { dtype: opts.dtype, headDim: opts.headDim, hash, version: VERSION, arch: opts.arch });
+  }
+}
+
+/** The whole pipeline: text to kernel, or diagnostics. */
+export function compileSpec(path: string, text: string, opts: CompileOptions): { kernel: CompiledKernel; lowered: LoweredKernel } | { diagnostics: Diagnostic[] } {
+  const fe = frontEnd(path, text, opts.entry);
+  if (!fe.ok) return { diagnostics: fe.diagnostics };
+  const lowered = lowerAndAnalyze(fe.block);
+  return { kernel: renderKernel(text, fe.block, lowered, opts), lowered };
+}
+
+/** A mistake in how the compiler was asked (not in the spec): one line, exit 2. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+/** Head dims the kernels are built and tested for. */
+export const HEAD_DIMS = [32, 64, 96, 128] as const;
