@@ -2,13 +2,15 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { lowerAndAnalyze, renderKernel, UsageError, type Target } from '../compiler/compile.ts';
+import { artifactHash, lowerAndAnalyze, renderKernel, UsageError, type Target } from '../compiler/compile.ts';
+import { renderFlex } from '../compiler/render/flex.ts';
+import { VERSION } from '../version.ts';
 import type { StorageDType } from '../compiler/manifest.ts';
 import { DEFAULT_WEBGPU_LIMITS } from '../runtime/device.ts';
 import { DTYPES, loadSpec, openBackend, parseChoice, parseIntArg, runCommand } from './common.ts';
 
 interface CompileFlags {
-  target: Target;
+  target: Target | 'flex';
   dtype: StorageDType;
   headDim: number;
   entry?: string;
@@ -23,7 +25,7 @@ export function registerCompile(program: Command): void {
     .command('compile')
     .description('compile a spec to a kernel (source + manifest.json)')
     .argument('<spec>', 'the .attn file')
-    .option('--target <target>', 'wgsl or cuda', parseChoice(['wgsl', 'cuda'] as const), 'wgsl')
+    .option('--target <target>', 'wgsl, cuda, or flex (a PyTorch FlexAttention module)', parseChoice(['wgsl', 'cuda', 'flex'] as const), 'wgsl')
     .option('--dtype <dtype>', 'storage dtype: f32, f16 (WGSL and CUDA) or bf16 (CUDA)', parseChoice(DTYPES), 'f32')
     .option('--head-dim <D>', 'head dimension', parseIntArg('--head-dim'), 64)
     .option('--entry <name>', 'the attention block to compile when the file has several')
@@ -44,6 +46,7 @@ async function compileCommand(specPath: string, flags: CompileFlags): Promise<vo
     backend.dispose();
   }
   const lowered = lowerAndAnalyze(block);
+  if (flags.target === 'flex') return writeFlex(text, block.name, lowered, flags);
   const kernel = renderKernel(text, block, lowered, {
     target: flags.target, dtype: flags.dtype, headDim: flags.headDim, entry: flags.entry, limits, arch: flags.arch,
   });
@@ -58,4 +61,17 @@ async function compileCommand(specPath: string, flags: CompileFlags): Promise<vo
     process.stdout.write(kernel.source);
   }
   if (flags.json) process.stdout.write(JSON.stringify(kernel.manifest, null, 2) + '\n');
+}
+
+function writeFlex(text: string, name: string, lowered: ReturnType<typeof lowerAndAnalyze>, flags: CompileFlags): void {
+  const hash = artifactHash(text, name, { target: 'cuda', dtype: 'f32', headDim: 0 });
+  const source = renderFlex(lowered, { hash, version: VERSION });
+  if (!flags.out) {
+    process.stdout.write(source);
+    return;
+  }
+  mkdirSync(flags.out, { recursive: true });
+  const path = join(flags.out, `${name}_flex.py`);
+  writeFileSync(path, source);
+  process.stdout.write(flags.json ? JSON.stringify({ spec: name, target: 'flex', path, hash }) + '\n' : `wrote ${path}\n`);
 }

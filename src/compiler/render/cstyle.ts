@@ -7,7 +7,7 @@ import { assertNever, type ValueType } from '../syntax/ast.ts';
 import { topoOrder, type BinaryOpName, type Node, type UnaryOpName } from '../ir/nodes.ts';
 
 export interface CLanguage {
-  readonly name: 'wgsl' | 'cuda';
+  readonly name: 'wgsl' | 'cuda' | 'python';
   /** Type names as the target spells them. */
   readonly type: Readonly<Record<ValueType, string>>;
   literal(value: number | boolean, type: ValueType): string;
