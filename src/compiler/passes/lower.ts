@@ -157,7 +157,7 @@ export function lowerBlock(block: AttentionBlock, opts: LowerOptions = {}): Atte
     params: l.params,
     inputs: [...l.tables.values()],
     logit: l.score,
-    mask: b.and(...l.masks),
+    mask: l.masks.length ? l.masks.reduce((x, y) => b.bin('and', x, y)) : b.bool(true),
     factory,
   };
 }
