@@ -75,7 +75,10 @@ export function readNpy(bytes: Uint8Array, what: string): NpyArray {
   // Copy into an aligned buffer (the header length does not guarantee
   // alignment of `bytes.byteOffset + dataStart`). Typed arrays use the host
   // byte order, little-endian on every platform Node supports in practice.
-  const buf = bytes.slice(dataStart, dataStart + need).buffer;
+  // Copy explicitly: a Node Buffer's slice() is a view into a shared pool.
+  const copy = new Uint8Array(need);
+  copy.set(bytes.subarray(dataStart, dataStart + need));
+  const buf = copy.buffer;
   switch (kind.dtype) {
     case 'f32': return { dtype: 'f32', shape, data: new Float32Array(buf) };
     case 'i32': return { dtype: 'i32', shape, data: new Int32Array(buf) };

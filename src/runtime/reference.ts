@@ -56,8 +56,8 @@ interface Ctx {
   slotGen: Float64Array;
   gens: Float64Array;
   counter: number;
-  // Used by the attention loop's rawDot.
-  q: Float32Array | Float64Array; k: Float32Array | Float64Array; qOff: number; kOff: number;
+  /** For the attention loop's rawDot: the query row, the K block, the key's offset in it. */
+  qRow: Float64Array; kBlock: Float64Array; kOff: number;
 }
 
 type Fn = (c: Ctx) => number;
@@ -345,7 +345,7 @@ function newCtx(cb: CompiledBlock, sizes: { qLen: number; kvLen: number; headDim
     slotGen: new Float64Array(cb.slotCount).fill(-1),
     gens: new Float64Array(3),
     counter: 0,
-    q: new Float64Array(0), k: new Float64Array(0), qOff: 0, kOff: 0,
+    qRow: new Float64Array(0), kBlock: new Float64Array(0), kOff: 0,
   };
 }
 
@@ -421,13 +421,21 @@ export function evalLogitAndMask(block: AttentionBlock, env: PairEnv): { logit: 
 // ---------------------------------------------------------------------------
 // Attention
 
-function dotFn(D: number): (c: Ctx) => number {
-  return (c) => {
-    const q = c.q, k = c.k, qo = c.qOff, ko = c.kOff;
-    let s = 0;
-    for (let d = 0; d < D; d++) s += q[qo + d] * k[ko + d];
-    return s;
-  };
+// dot(q, k) of the current pair, from float64 copies of the query row and of
+// the (batch, kv head) block of K: monomorphic, so V8 keeps this loop tight.
+function rawDot(c: Ctx): number {
+  const q = c.qRow, k = c.kBlock, ko = c.kOff, D = c.headDim;
+  // Four partial sums: a single one is bound by the latency of the adds.
+  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  let d = 0;
+  for (; d + 4 <= D; d += 4) {
+    s0 += q[d] * k[ko + d];
+    s1 += q[d + 1] * k[ko + d + 1];
+    s2 += q[d + 2] * k[ko + d + 2];
+    s3 += q[d + 3] * k[ko + d + 3];
+  }
+  for (; d < D; d++) s0 += q[d] * k[ko + d];
+  return (s0 + s1) + (s2 + s3);
 }
 
 export function referenceAttention(block: AttentionBlock, args: ReferenceArgs, opts: { rows?: number[] } = {}): ReferenceResult {
@@ -442,10 +450,9 @@ export function referenceAttention(block: AttentionBlock, args: ReferenceArgs, o
   const c = newCtx(cb, { qLen: Nq, kvLen: Nk, headDim: D });
   bindParams(cb, c, args.params ?? {}, who);
   bindTables(cb, c, args.tables ?? {}, { B, Hq, Nq, Nk }, who);
-  c.q = args.q;
-  c.k = args.k;
-  c.rawDot = dotFn(D);
-  const v = args.v;
+  c.rawDot = rawDot;
+  c.qRow = new Float64Array(D);
+  const acc = new Float64Array(D);
 
   const o = new Float64Array(B * Hq * R * D);
   const lse = new Float64Array(B * Hq * R);
@@ -460,18 +467,22 @@ export function referenceAttention(block: AttentionBlock, args: ReferenceArgs, o
       c.head = h;
       bump(c, Cls.PerHead);
       const kvBase = (b * Hkv + Math.floor(h / group)) * Nk * D;
+      // Float64 copies of this head's K and V (O(Nk*D), small next to the O(R*Nk*D) work).
+      c.kBlock = Float64Array.from(args.k.subarray(kvBase, kvBase + Nk * D));
+      const v = Float64Array.from(args.v.subarray(kvBase, kvBase + Nk * D));
       for (let ri = 0; ri < R; ri++) {
         const row = rows ? rows[ri] : ri;
         const out = (b * Hq + h) * R + ri;
         c.qIdx = row + (Nk - Nq);
-        c.qOff = ((b * Hq + h) * Nq + row) * D;
+        const qOff = ((b * Hq + h) * Nq + row) * D;
+        for (let d = 0; d < D; d++) c.qRow[d] = args.q[qOff + d];
         bump(c, Cls.PerRow);
         let count = 0;
         let max = -Infinity;
         if (rowMasks.every((m) => m(c))) {
           for (let j = 0; j < Nk; j++) {
             c.kvIdx = j;
-            c.kOff = kvBase + j * D;
+            c.kOff = j * D;
             c.gens[Cls.PerPair] = ++c.counter;
             let keep = true;
             for (let m = 0; m < pairMasks.length && keep; m++) keep = pairMasks[m](c) !== 0;
@@ -487,20 +498,36 @@ export function referenceAttention(block: AttentionBlock, args: ReferenceArgs, o
           lse[out] = -Infinity;
           continue; // o is already 0
         }
-        let sum = 0;
+        const sum = softmaxRow(logits, keys, count, max, v, D, acc);
         const oOff = out * D;
-        for (let t = 0; t < count; t++) {
-          const p = Math.exp(logits[t] - max);
-          sum += p;
-          const vOff = kvBase + keys[t] * D;
-          for (let d = 0; d < D; d++) o[oOff + d] += p * v[vOff + d];
-        }
-        for (let d = 0; d < D; d++) o[oOff + d] /= sum;
+        for (let d = 0; d < D; d++) o[oOff + d] = acc[d] / sum;
         lse[out] = max + Math.log(sum);
       }
     }
   }
   return rows ? { o, lse, rows: [...rows] } : { o, lse };
+}
+
+/** acc = sum_t exp(logit_t - max) * V[key_t]; returns the sum of the weights.
+ *  Four keys per pass over acc: the loop is bound by acc's loads/stores. */
+function softmaxRow(logits: Float64Array, keys: Int32Array, count: number, max: number, v: Float64Array, D: number, acc: Float64Array): number {
+  let sum = 0;
+  acc.fill(0);
+  let t = 0;
+  for (; t + 4 <= count; t += 4) {
+    const p0 = Math.exp(logits[t] - max), p1 = Math.exp(logits[t + 1] - max);
+    const p2 = Math.exp(logits[t + 2] - max), p3 = Math.exp(logits[t + 3] - max);
+    sum += p0 + p1 + p2 + p3;
+    const o0 = keys[t] * D, o1 = keys[t + 1] * D, o2 = keys[t + 2] * D, o3 = keys[t + 3] * D;
+    for (let d = 0; d < D; d++) acc[d] += p0 * v[o0 + d] + p1 * v[o1 + d] + p2 * v[o2 + d] + p3 * v[o3 + d];
+  }
+  for (; t < count; t++) {
+    const p = Math.exp(logits[t] - max);
+    sum += p;
+    const vOff = keys[t] * D;
+    for (let d = 0; d < D; d++) acc[d] += p * v[vOff + d];
+  }
+  return sum;
 }
 
 function checkSizes(a: ReferenceArgs, who: string): void {
