@@ -1,0 +1,88 @@
+// Renders the spec's values into the scopes chosen by wgsl-plan.ts: which
+// leaf names each scope sees, and how a later scope refers to a value an
+// earlier scope computed (a `let`, or an element of a workgroup table).
+import type { Node } from '../ir/nodes.ts';
+import { topoOrder } from '../ir/nodes.ts';
+import type { AttentionProgram } from '../ir/program.ts';
+import { emitValues, type LeafNames } from './cstyle.ts';
+import { WGSL } from './lang-wgsl.ts';
+import { axisLengthExpr } from './wgsl-abi.ts';
+import { mangle, type HoistPlan } from './wgsl-plan.ts';
+
+export type EmitScope = 'head' | 'row' | 'col' | 'diag' | 'elem' | 'tile';
+
+/** Leaf names per scope: col and diag rebind the positions to the key / diagonal being tabulated. */
+export function leafNames(program: AttentionProgram, scope: EmitScope, headDim: number): LeafNames {
+  const axisOf = new Map(program.inputs.map((t) => [t.name, t.axis]));
+  return {
+    leaf(n: Node): string {
+      if (n.op === 'dot') return 'qk';
+      if (n.op === 'param') return `u.${mangle('p', n.name!)}`;
+      switch (n.name) {
+        case 'q_idx': return scope === 'diag' ? 'dq' : 'q_idx';
+        case 'kv_idx': return scope === 'diag' ? 'dk' : scope === 'col' ? 'ck' : 'kv_idx';
+        case 'head': return 'head';
+        case 'batch': return 'batch';
+        case 'q_len': return 'u.Nq';
+        case 'kv_len': return 'u.Nk';
+        case 'head_dim': return `${headDim}i`;
+        case 'q_lo': case 'q_hi': case 'kv_lo': case 'kv_hi': return n.name;
+        default: throw new Error(`internal error: WGSL leaf ${n.op} ${n.name ?? ''}`);
+      }
+    },
+    load(n: Node, index: string): string {
+      const axis = axisOf.get(n.name!);
+      if (!axis) throw new Error(`internal error: table ${n.name} is not an input`);
+      return `${mangle('t', n.name!)}[u32(clamp(${index}, 0i, ${axisLengthExpr(axis)} - 1i))]`;
+    },
+  };
+}
+
+const SIMPLE = /^(\(?-?[\w.]+\)?|u\.\w+)$/;
+
+/**
+ * Emits `roots` in one scope. Non-trivial values that a later scope reads are
+ * always bound to a `let` (an inlined expression would be recomputed there).
+ */
+export function emitScope(roots: readonly Node[], program: AttentionProgram, scope: EmitScope, headDim: number,
+  known: ReadonlyMap<Node, string>, prefix: string, indent: string): { lines: string[]; values: Map<Node, string> } {
+  const names = leafNames(program, scope, headDim);
+  const out = emitValues(roots, WGSL, names, { known, prefix, indent });
+  const values = new Map<Node, string>();
+  roots.forEach((r, i) => {
+    let text = out.values[i];
+    if (!SIMPLE.test(text) && !known.has(r)) {
+      const name = `${prefix}${r.id}`;
+      out.lines.push(indent + WGSL.declare(name, r.type, text));
+      text = name;
+    }
+    values.set(r, text);
+  });
+  return { lines: out.lines, values };
+}
+
+/** A workgroup table of per-key or per-diagonal values (bool stored as u32). */
+export interface WgTable { node: Node; variable: string; storeType: 'f32' | 'i32' | 'u32' }
+
+export function tablesFor(plan: HoistPlan, scope: 'col' | 'diag'): WgTable[] {
+  return plan.frontier[scope].map((node) => ({
+    node,
+    variable: `wg_${scope}${node.id}`,
+    storeType: node.type === 'bool' ? 'u32' : node.type,
+  }));
+}
+
+/** How the element loop reads a table entry. */
+export function readTable(t: WgTable, index: string): string {
+  const at = `${t.variable}[${index}]`;
+  return t.storeType === 'u32' ? `(${at} != 0u)` : at;
+}
+
+/** How a tabulating loop stores a value. */
+export function writeTable(t: WgTable, index: string, value: string): string {
+  return `${t.variable}[${index}] = ${t.storeType === 'u32' ? `select(0u, 1u, ${value})` : value};`;
+}
+
+export function readsTable(roots: readonly Node[]): boolean {
+  return topoOrder(roots).some((n) => n.op === 'load');
+}

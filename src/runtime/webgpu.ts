@@ -1,0 +1,251 @@
+// The WebGPU backend, written against the standard GPUDevice API only (Dawn
+// in Node through webgpu-node.ts, or `navigator.gpu` in a browser). It reads
+// the kernel's manifest (`abi`, see compiler/render/wgsl-abi.ts), never the
+// compiler's internals.
+import type { CompiledKernel, StorageDType } from '../compiler/manifest.ts';
+import type { WgslAbi } from '../compiler/render/wgsl-abi.ts';
+import { DeviceError, NoDeviceError, type AttentionCall, type AttentionResult, type Backend, type DeviceLimits } from './device.ts';
+import { fromF16Array, toF16Array } from './half.ts';
+
+export interface OpenWebGpuOptions {
+  adapter?: GPUAdapter;
+  powerPreference?: GPUPowerPreference;
+  /** The GPU object to use; default `navigator.gpu`, else Dawn in Node. */
+  gpu?: GPU;
+}
+
+/** Limits we ask for: as much as the adapter offers (tile sizes and problem sizes grow with them). */
+const WANTED_LIMITS = [
+  'maxComputeWorkgroupStorageSize', 'maxStorageBufferBindingSize', 'maxBufferSize',
+  'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX', 'maxStorageBuffersPerShaderStage',
+  'maxComputeWorkgroupsPerDimension',
+] as const;
+
+async function defaultGpu(): Promise<GPU> {
+  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
+  if (nav?.gpu) return nav.gpu;
+  const { nodeGpu } = await import('./webgpu-node.ts');
+  return nodeGpu();
+}
+
+export async function openWebGpu(opts: OpenWebGpuOptions = {}): Promise<Backend> {
+  let adapter = opts.adapter ?? null;
+  if (!adapter) {
+    const gpu = opts.gpu ?? await defaultGpu();
+    adapter = await gpu.requestAdapter(opts.powerPreference ? { powerPreference: opts.powerPreference } : undefined);
+  }
+  if (!adapter) throw new NoDeviceError('no WebGPU adapter found');
+  const requiredLimits: Record<string, number> = {};
+  for (const name of WANTED_LIMITS) requiredLimits[name] = adapter.limits[name];
+  const device = await adapter.requestDevice({ requiredLimits });
+  const info = adapter.info;
+  const description = [info?.vendor, info?.architecture, info?.description].filter((s) => s).join(' / ') || 'unknown WebGPU adapter';
+  return new WebGpuBackend(device, description);
+}
+
+type Pipeline = { source: string; pipeline: GPUComputePipeline };
+
+class WebGpuBackend implements Backend {
+  readonly name = 'webgpu' as const;
+  private readonly pipelines = new Map<string, Pipeline>();
+  private lost: string | null = null;
+
+  constructor(private readonly device: GPUDevice, private readonly description: string) {
+    device.lost.then((info) => { this.lost = `${info.reason}: ${info.message}`; });
+  }
+
+  describe(): string {
+    return `WebGPU: ${this.description}`;
+  }
+
+  limits(): DeviceLimits {
+    const l = this.device.limits;
+    return {
+      maxWorkgroupStorageBytes: l.maxComputeWorkgroupStorageSize,
+      maxInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+      maxWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
+      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+      maxBufferSize: l.maxBufferSize,
+      maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
+    };
+  }
+
+  dtypes(): StorageDType[] {
+    return ['f32', 'f16'];
+  }
+
+  dispose(): void {
+    this.pipelines.clear();
+    this.device.destroy();
+  }
+
+  async run(kernel: CompiledKernel, call: AttentionCall): Promise<AttentionResult> {
+    this.checkAlive();
+    const m = kernel.manifest;
+    if (m.target !== 'wgsl') throw new DeviceError('WrongTarget', `the WebGPU backend runs WGSL kernels, got a ${m.target} kernel`);
+    const abi = m.abi as unknown as WgslAbi;
+    const dtype = m.dtype;
+    if (dtype !== 'f32' && dtype !== 'f16') throw new DeviceError('UnsupportedDType', `WebGPU kernels store f32 or f16, not ${dtype}`);
+    checkCall(call, m.headDim);
+    const grid = this.grid(call, abi.dispatch.bm);
+    const pipeline = await this.pipeline(kernel);
+
+    const created: GPUBuffer[] = [];
+    const d = this.device;
+    try {
+      const buffer = (label: string, size: number, usage: number): GPUBuffer => {
+        this.checkSize(label, size);
+        const b = d.createBuffer({ label, size: Math.max(16, Math.ceil(size / 16) * 16), usage });
+        created.push(b);
+        return b;
+      };
+      const input = (label: string, data: ArrayBufferView): GPUBuffer => {
+        const b = buffer(label, data.byteLength, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST);
+        d.queue.writeBuffer(b, 0, data.buffer, data.byteOffset, data.byteLength);
+        return b;
+      };
+      const toStorage = (x: Float32Array) => (dtype === 'f32' ? x : toF16Array(x));
+      const oElems = call.B * call.Hq * call.Nq * call.D;
+      const oBytes = oElems * (dtype === 'f32' ? 4 : 2);
+      const lseBytes = call.B * call.Hq * call.Nq * 4;
+
+      for (const b of abi.bindings) {
+        if (b.role === 'table' && !call.tables[b.name!]) throw new DeviceError('MissingInput', `table input '${b.name}' was not given`);
+      }
+      const [oRead, lseRead] = await withScopes(d, 'dispatch', async () => {
+      const byRole: Record<string, GPUBuffer> = {
+        uniform: buffer('uniforms', abi.uniform.size, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST),
+        q: input('Q', toStorage(call.q)),
+        k: input('K', toStorage(call.k)),
+        v: input('V', toStorage(call.v)),
+        o: buffer('O', oBytes, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC),
+        lse: buffer('LSE', lseBytes, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC),
+      };
+      d.queue.writeBuffer(byRole.uniform, 0, uniformBytes(abi, call));
+      const entries: GPUBindGroupEntry[] = abi.bindings.map((b) => {
+        let buf = byRole[b.role];
+        if (b.role === 'table') {
+          const t = call.tables[b.name!];
+          buf = input(`table ${b.name}`, b.elem === 'i32' ? Int32Array.from(t) : Float32Array.from(t));
+        }
+        return { binding: b.binding, resource: { buffer: buf } };
+      });
+      const oRead = buffer('O readback', oBytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+      const lseRead = buffer('LSE readback', lseBytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+      const bindGroup = d.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+      const enc = d.createCommandEncoder();
+      const pass = enc.beginComputePass();
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, bindGroup);
+      pass.dispatchWorkgroups(grid[0], grid[1], grid[2]);
+      pass.end();
+      enc.copyBufferToBuffer(byRole.o, 0, oRead, 0, oRead.size);
+      enc.copyBufferToBuffer(byRole.lse, 0, lseRead, 0, lseRead.size);
+      d.queue.submit([enc.finish()]);
+      return [oRead, lseRead];
+      });
+
+      await Promise.all([oRead.mapAsync(GPUMapMode.READ), lseRead.mapAsync(GPUMapMode.READ)]).catch((e) => {
+        this.checkAlive();
+        throw new DeviceError('GPUMapError', `reading the results back failed: ${String(e)}`);
+      });
+      const oRaw = oRead.getMappedRange().slice(0, oBytes);
+      const lse = new Float32Array(lseRead.getMappedRange().slice(0, lseBytes));
+      const o = dtype === 'f32' ? new Float32Array(oRaw) : fromF16Array(new Uint16Array(oRaw));
+      return { o, lse };
+    } finally {
+      for (const b of created) b.destroy();
+    }
+  }
+
+  private checkAlive(): void {
+    if (this.lost !== null) throw new DeviceError('GPUDeviceLost', `the WebGPU device was lost (${this.lost})`);
+  }
+
+  private checkSize(label: string, bytes: number): void {
+    const l = this.device.limits;
+    const max = Math.min(l.maxStorageBufferBindingSize, l.maxBufferSize);
+    if (bytes > max) {
+      throw new DeviceError('BufferTooLarge', `${label} needs ${bytes} bytes; this device binds at most ${max} bytes per buffer (maxStorageBufferBindingSize ${l.maxStorageBufferBindingSize}, maxBufferSize ${l.maxBufferSize})`);
+    }
+  }
+
+  private grid(call: AttentionCall, bm: number): [number, number, number] {
+    const grid: [number, number, number] = [Math.ceil(call.Nq / bm), call.Hq, call.B];
+    const max = this.device.limits.maxComputeWorkgroupsPerDimension;
+    const over = grid.findIndex((g) => g > max);
+    if (over >= 0) {
+      throw new DeviceError('GridTooLarge', `dispatch (${grid.join(', ')}) exceeds maxComputeWorkgroupsPerDimension ${max} in ${'xyz'[over]} (${['ceil(Nq / ' + bm + ')', 'Hq', 'B'][over]}); split the call`);
+    }
+    return grid;
+  }
+
+  /** The compute pipeline of a kernel, compiled once per manifest hash. */
+  private async pipeline(kernel: CompiledKernel): Promise<GPUComputePipeline> {
+    const key = `${kernel.manifest.hash}:${kernel.manifest.entryPoint}`;
+    const hit = this.pipelines.get(key);
+    if (hit && hit.source === kernel.source) return hit.pipeline;
+    const d = this.device;
+    let errors: string[] = [];
+    const pipeline = await withScopes(d, 'pipeline creation', async () => {
+      const module = d.createShaderModule({ label: kernel.manifest.spec, code: kernel.source });
+      const info = await module.getCompilationInfo();
+      errors = info.messages.filter((msg) => msg.type === 'error').map((e) => `${e.lineNum}:${e.linePos} ${e.message}`);
+      return d.createComputePipeline({ label: kernel.manifest.spec, layout: 'auto', compute: { module, entryPoint: kernel.manifest.entryPoint } });
+    }, () => errors);
+    this.pipelines.set(key, { source: kernel.source, pipeline });
+    return pipeline;
+  }
+}
+
+/**
+ * Runs `fn` inside validation, out-of-memory and internal error scopes and
+ * throws the first GPU error as a DeviceError named after its type. The
+ * scopes are popped even when `fn` throws, so the stack never leaks.
+ */
+async function withScopes<T>(d: GPUDevice, what: string, fn: () => Promise<T>, details: () => string[] = () => []): Promise<T> {
+  d.pushErrorScope('validation');
+  d.pushErrorScope('out-of-memory');
+  d.pushErrorScope('internal');
+  let result: T;
+  try {
+    result = await fn();
+  } catch (e) {
+    for (let i = 0; i < 3; i++) await d.popErrorScope().catch(() => null);
+    throw e;
+  }
+  const errors = [await d.popErrorScope(), await d.popErrorScope(), await d.popErrorScope()].filter((e): e is GPUError => e !== null);
+  if (errors.length) {
+    const e = errors[0];
+    const lines = details();
+    const extra = lines.length ? `\n${lines.join('\n')}` : '';
+    throw new DeviceError(e.constructor?.name && e.constructor.name !== 'Object' ? e.constructor.name : 'GPUError', `${what}: ${e.message}${extra}`);
+  }
+  return result;
+}
+
+function checkCall(c: AttentionCall, headDim: number): void {
+  const bad = (msg: string) => new DeviceError('InvalidCall', msg);
+  for (const k of ['B', 'Hq', 'Hkv', 'Nq', 'Nk', 'D'] as const) {
+    if (!Number.isInteger(c[k]) || c[k] < 1 || c[k] > 0x7fffffff) throw bad(`${k} must be a positive 32-bit integer, got ${c[k]}`);
+  }
+  if (c.D !== headDim) throw bad(`the kernel was compiled for head dim ${headDim}, the call has D = ${c.D}`);
+  if (c.Hq % c.Hkv !== 0) throw bad(`Hq (${c.Hq}) must be a multiple of Hkv (${c.Hkv})`);
+  if (c.q.length !== c.B * c.Hq * c.Nq * c.D) throw bad('Q must hold B*Hq*Nq*D values');
+  if (c.k.length !== c.B * c.Hkv * c.Nk * c.D || c.v.length !== c.k.length) throw bad('K and V must hold B*Hkv*Nk*D values');
+}
+
+/** The uniform struct: sizes, then params, at the manifest's byte offsets. */
+function uniformBytes(abi: WgslAbi, c: AttentionCall): ArrayBuffer {
+  const bytes = new ArrayBuffer(abi.uniform.size);
+  const view = new DataView(bytes);
+  for (const f of abi.uniform.fields) {
+    const value = 'size' in f.source ? c[f.source.size] : c.params[f.source.param];
+    if (value === undefined || !Number.isFinite(value) && f.type === 'i32') {
+      throw new DeviceError('InvalidCall', `param ${'param' in f.source ? `'${f.source.param}'` : f.member} has no usable value`);
+    }
+    if (f.type === 'i32') view.setInt32(f.offset, value, true);
+    else view.setFloat32(f.offset, value, true);
+  }
+  return bytes;
+}
