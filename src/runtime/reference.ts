@@ -402,20 +402,33 @@ export interface PairEnv {
 /** The transformed logit of one (query, key) pair and whether the masks keep it.
  *  Every mask and the logit are evaluated (no short-circuit). */
 export function evalLogitAndMask(block: AttentionBlock, env: PairEnv): { logit: number; kept: boolean } {
+  return pairEvaluator(block, env)(env.score, env.q_idx, env.kv_idx, env.head, env.batch);
+}
+
+/** For many pairs of one call: binds sizes, params and tables once, then
+ *  evaluates (raw dot, q_idx, kv_idx, head, batch) -> { logit, kept }. */
+export function pairEvaluator(
+  block: AttentionBlock,
+  call: Pick<PairEnv, 'q_len' | 'kv_len' | 'head_dim' | 'params' | 'tables'>,
+): (score: number, qIdx: number, kvIdx: number, head: number, batch: number) => { logit: number; kept: boolean } {
   const cb = compileBlock(block);
-  const c = newCtx(cb, { qLen: env.q_len, kvLen: env.kv_len, headDim: env.head_dim });
-  c.head = env.head;
-  c.batch = env.batch;
-  bindParams(cb, c, env.params ?? {}, `attention ${block.name}`);
-  bindTables(cb, c, env.tables ?? {}, null, `attention ${block.name}`);
-  c.qIdx = env.q_idx;
-  c.kvIdx = env.kv_idx;
-  const raw = env.score;
+  const c = newCtx(cb, { qLen: call.q_len, kvLen: call.kv_len, headDim: call.head_dim });
+  bindParams(cb, c, call.params ?? {}, `attention ${block.name}`);
+  bindTables(cb, c, call.tables ?? {}, null, `attention ${block.name}`);
+  const masks = [...cb.rowMasks, ...cb.pairMasks];
+  let raw = 0;
   c.rawDot = () => raw;
-  bump(c, Cls.PerHead);
-  let kept = true;
-  for (const m of [...cb.rowMasks, ...cb.pairMasks]) if (!m(c)) kept = false;
-  return { logit: cb.logit(c), kept };
+  return (score, qIdx, kvIdx, head, batch) => {
+    raw = score;
+    c.qIdx = qIdx;
+    c.kvIdx = kvIdx;
+    c.head = head;
+    c.batch = batch;
+    bump(c, Cls.PerHead); // nothing memoized may survive a change of any index
+    let kept = true;
+    for (const m of masks) if (!m(c)) kept = false;
+    return { logit: cb.logit(c), kept };
+  };
 }
 
 // ---------------------------------------------------------------------------

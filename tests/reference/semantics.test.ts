@@ -3,7 +3,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { Expr, Stmt } from '../../src/compiler/syntax/ast.ts';
-import { evalLogitAndMask, referenceAttention, type PairEnv } from '../../src/runtime/reference.ts';
+import { evalLogitAndMask, pairEvaluator, referenceAttention, type PairEnv } from '../../src/runtime/reference.ts';
 import { defaultTables, randomInputs } from '../../src/runtime/random.ts';
 import { bin, block, bool, call, id, iff, index, input, int, let_, mask, neg, not, param, real, scale, score } from './ast-builders.ts';
 
@@ -116,6 +116,20 @@ describe('reference semantics', () => {
     // q_idx is 3 and 4: both clamp to w[1] = 2000, a constant shift of the row.
     expect(a.lse[0] - plain.lse[0]).toBeCloseTo(2000, 9);
     expect(a.lse[1] - plain.lse[1]).toBeCloseTo(2000, 9);
+  });
+
+  it('pairEvaluator binds once and agrees with evalLogitAndMask on every pair', () => {
+    const b = block('si', param('tau', real(10.0)), let_('l', call('log1p', bin(bin(id('q_idx'), '-', id('kv_idx')), '/', id('tau')))),
+      score(bin(bin(id('score'), '*', call('sqrt', bin(bin(int(2), '*', id('l')), '+', int(1)))), '-', bin(int(2), '*', id('l')))), mask(id('causal')));
+    const call_ = { q_len: 6, kv_len: 6, head_dim: 16, params: { tau: 3 } };
+    const ev = pairEvaluator(b, call_);
+    for (let q = 0; q < 6; q++) for (let k = 0; k < 6; k++) {
+      const one = evalLogitAndMask(b, { ...call_, score: q - k * 0.5, q_idx: q, kv_idx: k, head: 0, batch: 0 });
+      const got = ev(q - k * 0.5, q, k, 0, 0);
+      expect(got.kept).toBe(k <= q);
+      expect(got.kept).toBe(one.kept);
+      if (got.kept) expect(got.logit).toBe(one.logit);
+    }
   });
 
   it('i32 and f32 mixed in comparisons promote (1 == 1.0)', () => {
