@@ -5,6 +5,7 @@ import { registerCompile } from './compile.ts';
 import { registerRun } from './run.ts';
 import { registerCheck } from './check.ts';
 import { registerExplain } from './explain.ts';
+import { registerAnalyze } from './analyze.ts';
 
 const program = new Command('attnc')
   .description('Compile attention variants (.attn specs) to fused flash-attention kernels for WebGPU and CUDA')
@@ -20,5 +21,6 @@ registerCompile(program);
 registerRun(program);
 registerCheck(program);
 registerExplain(program);
+registerAnalyze(program);
 
 await program.parseAsync(process.argv);
