@@ -1,0 +1,225 @@
+// The tensor-core kernel skeleton (f16/bf16 storage, f32 math), FlashAttention-2
+// structure: a block owns BM = 16 * warps query rows of one (batch, head);
+// each warp owns 16 rows with its Q fragments in registers and loops over
+// the live KV tiles:
+//   S = Q K^T           mma.sync m16n8k16 (K via ldmatrix.x4)
+//   logit2 = transform  affine: one FMA (a*log2e, c*log2e) per element
+//   online softmax      row max/sum over the 4 lanes of a quad (shuffles), exp2
+//   O += P V            P re-packed from the S accumulators in registers (V via ldmatrix.x4.trans)
+// K/V tiles come through cp.async, double-buffered in shared memory (rows
+// padded by 16 bytes: conflict-free ldmatrix). Tiles whose mask interval test
+// says "no pair kept" are skipped (next_live); the mask is evaluated per
+// element only on tiles the test calls partial (or at the ragged end).
+import type { CudaTiles } from '../schedule/cuda-tiles.ts';
+import type { SpecCode } from './cuda-spec.ts';
+
+export function renderMmaKernel(entry: string, spec: SpecCode, t: CudaTiles, headDim: number, sig: string): string {
+  const { bm, bn, threads, stride } = t;
+  const kd = headDim / 16, nt = bn / 8, nd = headDim / 8;
+  const elemLoop = (masked: boolean) => {
+    const e = spec.elem(masked, bn);
+    return `      #pragma unroll
+      for (int n = 0; n < ${nt}; ++n) {
+        #pragma unroll
+        for (int r = 0; r < 4; ++r) {
+          const int i = r >> 1;
+          const int lr = warp * 16 + g + 8 * i, lc = n * 8 + 2 * t4 + (r & 1);
+          const int qi = q0 + lr, kvi = kv0 + lc;
+          const float dotv = s[n][r];
+          (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
+${e.lines.join('\n')}
+          ${masked ? `s[n][r] = ${e.keep} ? ${e.logit2} : ATTNC_NEG_INF;` : `s[n][r] = ${e.logit2};`}
+        }
+      }`;
+  };
+  return `extern "C" __global__ void __launch_bounds__(${threads}) ${entry}(${sig}) {
+  constexpr int HEAD_DIM = ${headDim}, BM = ${bm}, BN = ${bn}, STRIDE = ${stride}, NTHREADS = ${threads};
+  constexpr int CHUNKS = HEAD_DIM / 8;  // 16-byte chunks per row
+  extern __shared__ __align__(16) unsigned short attnc_smem[];
+  unsigned short* sQ = attnc_smem;              // [BM][STRIDE]
+  unsigned short* sK = sQ + BM * STRIDE;        // [2][BN][STRIDE]
+  unsigned short* sV = sK + 2 * BN * STRIDE;    // [2][BN][STRIDE]
+${spec.tableDecls(bm, bn).join('\n')}
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+  // Heaviest query blocks (causal: the last ones) first.
+  const int m_block = gridDim.x - 1 - blockIdx.x;
+  const int hq = blockIdx.y, bb = blockIdx.z, hk = hq / (Hq / Hkv);
+  const int row0 = m_block * BM;
+  const int q0 = row0 + (Nk - Nq);  // q_idx of the block's first row (bottom-right aligned)
+  const unsigned short* gQ = Q + (size_t)(bb * Hq + hq) * Nq * HEAD_DIM;
+  const unsigned short* gK = K + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
+  const unsigned short* gV = V + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
+
+  // ---- values per (batch, head) ----
+${spec.headLines.join('\n')}
+
+  // ---- tile classification (interval tests over the tile's index ranges) ----
+  const int q_lo = q0, q_hi = min(row0 + BM, Nq) - 1 + (Nk - Nq);
+  const int n_tiles = (Nk + BN - 1) / BN;
+  auto tile_live = [&](int j) -> bool {
+    const int kv_lo = j * BN, kv_hi = min(kv_lo + BN, Nk) - 1;
+${spec.tileLive.lines.join('\n')}
+    return ${spec.tileLive.value};
+  };
+  auto tile_partial = [&](int j) -> bool {
+    const int kv_lo = j * BN, kv_hi = min(kv_lo + BN, Nk) - 1;
+    if (kv_lo + BN > Nk) return true;
+${spec.tilePartialMask.lines.join('\n')}
+    return ${spec.tilePartialMask.value};
+  };
+  auto next_live = [&](int j) -> int { while (j < n_tiles && !tile_live(j)) ++j; return j; };
+  auto load_kv = [&](int j, int st) {
+    for (int x = tid; x < BN * CHUNKS; x += NTHREADS) {
+      const int r = x / CHUNKS, c = x % CHUNKS, kr = j * BN + r;
+      const bool ok = kr < Nk;
+      const size_t off = ok ? (size_t)kr * HEAD_DIM + c * 8 : 0;
+      attnc_cp_async16(attnc_smem_addr(sK + (st * BN + r) * STRIDE + c * 8), gK + off, ok);
+      attnc_cp_async16(attnc_smem_addr(sV + (st * BN + r) * STRIDE + c * 8), gV + off, ok);
+    }
+  };
+  auto fill_tables = [&](int j, int buf) {
+    const int kv0 = j * BN;
+    (void)kv0; (void)buf;
+${spec.tableFill(bm, bn, threads).join('\n')}
+  };
+
+  // ---- values per query row (2 row slots per thread: rows g and g + 8 of the warp) ----
+${spec.rowDecls(2).join('\n')}
+  #pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    (void)i;
+${spec.rowFill('q0 + warp * 16 + g + 8 * i').join('\n')}
+  }
+
+  // ---- prologue: Q tile and the first live KV tile ----
+  for (int x = tid; x < BM * CHUNKS; x += NTHREADS) {
+    const int r = x / CHUNKS, c = x % CHUNKS;
+    const bool ok = row0 + r < Nq;
+    attnc_cp_async16(attnc_smem_addr(sQ + r * STRIDE + c * 8), gQ + (ok ? (size_t)(row0 + r) * HEAD_DIM + c * 8 : 0), ok);
+  }
+  attnc_cp_commit();
+  int j = next_live(0);
+  if (j < n_tiles) { load_kv(j, 0); fill_tables(j, 0); }
+  attnc_cp_commit();
+  attnc_cp_wait<1>();
+  __syncthreads();
+  unsigned qf[${kd}][4];
+  {
+    const int m = lane >> 3, r = warp * 16 + (m & 1) * 8 + (lane & 7), c = (m >> 1) * 8;
+    #pragma unroll
+    for (int kk = 0; kk < ${kd}; ++kk)
+      attnc_ldsm_x4(qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3], attnc_smem_addr(sQ + r * STRIDE + kk * 16 + c));
+  }
+
+  float o[${nd}][4];
+  #pragma unroll
+  for (int n = 0; n < ${nd}; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+  float m_i[2] = {ATTNC_NEG_INF, ATTNC_NEG_INF}, l_i[2] = {0.f, 0.f};
+  int stage = 0;
+
+  // ---- main loop over the live KV tiles ----
+  while (j < n_tiles) {
+    attnc_cp_wait<0>();
+    __syncthreads();  // tile j visible; everyone is done with the other stage
+    const int jn = next_live(j + 1);
+    if (jn < n_tiles) { load_kv(jn, stage ^ 1); fill_tables(jn, stage ^ 1); }
+    attnc_cp_commit();
+    const int kv0 = j * BN;
+    const unsigned short* sKs = sK + stage * BN * STRIDE;
+    const unsigned short* sVs = sV + stage * BN * STRIDE;
+
+    // S = Q K^T (raw dot products, f32)
+    float s[${nt}][4];
+    #pragma unroll
+    for (int n = 0; n < ${nt}; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+    {
+      const int m = lane >> 3, r = (m >> 1) * 8 + (lane & 7), c = (m & 1) * 8;
+      #pragma unroll
+      for (int kk = 0; kk < ${kd}; ++kk) {
+        #pragma unroll
+        for (int np = 0; np < ${nt / 2}; ++np) {
+          unsigned b0, b1, b2, b3;
+          attnc_ldsm_x4(b0, b1, b2, b3, attnc_smem_addr(sKs + (np * 16 + r) * STRIDE + kk * 16 + c));
+          attnc_mma(s[2 * np], qf[kk], b0, b1);
+          attnc_mma(s[2 * np + 1], qf[kk], b2, b3);
+        }
+      }
+    }
+
+    // logits in the log2 domain; the mask only where the tile test says partial
+    if (tile_partial(j)) {
+${elemLoop(true)}
+    } else {
+${elemLoop(false)}
+    }
+
+    // online softmax (each row is spread over the 4 lanes of a quad)
+    #pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      float mx = m_i[i];
+      #pragma unroll
+      for (int n = 0; n < ${nt}; ++n) mx = fmaxf(mx, fmaxf(s[n][2 * i], s[n][2 * i + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float m_use = mx == ATTNC_NEG_INF ? 0.f : mx;  // no (-inf) - (-inf)
+      const float alpha = attnc_ex2(m_i[i] - m_use);
+      m_i[i] = mx;
+      float rs = 0.f;
+      #pragma unroll
+      for (int n = 0; n < ${nt}; ++n) {
+        s[n][2 * i] = attnc_ex2(s[n][2 * i] - m_use);
+        s[n][2 * i + 1] = attnc_ex2(s[n][2 * i + 1] - m_use);
+        rs += s[n][2 * i] + s[n][2 * i + 1];
+      }
+      l_i[i] = l_i[i] * alpha + rs;
+      #pragma unroll
+      for (int n = 0; n < ${nd}; ++n) { o[n][2 * i] *= alpha; o[n][2 * i + 1] *= alpha; }
+    }
+
+    // O += P V: the S accumulators of two n8 tiles are the A fragment of one k16 step
+    {
+      const int m = lane >> 3, r = (m & 1) * 8 + (lane & 7), c = (m >> 1) * 8;
+      #pragma unroll
+      for (int kk = 0; kk < ${bn / 16}; ++kk) {
+        unsigned a[4];
+        a[0] = attnc_pack(s[2 * kk][0], s[2 * kk][1]);
+        a[1] = attnc_pack(s[2 * kk][2], s[2 * kk][3]);
+        a[2] = attnc_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+        a[3] = attnc_pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+        #pragma unroll
+        for (int dn = 0; dn < ${nd / 2}; ++dn) {
+          unsigned b0, b1, b2, b3;
+          attnc_ldsm_x4_t(b0, b1, b2, b3, attnc_smem_addr(sVs + (kk * 16 + r) * STRIDE + dn * 16 + c));
+          attnc_mma(o[2 * dn], a, b0, b1);
+          attnc_mma(o[2 * dn + 1], a, b2, b3);
+        }
+      }
+    }
+    j = jn;
+    stage ^= 1;
+  }
+
+  // ---- epilogue: normalize, LSE, stage O through this warp's Q rows, 16-byte stores ----
+  #pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    float l = l_i[i];
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    const float inv = l > 0.f ? 1.f / l : 0.f;  // fully masked row: O = 0
+    const int lr = warp * 16 + g + 8 * i;
+    #pragma unroll
+    for (int n = 0; n < ${nd}; ++n)
+      *(unsigned*)(sQ + lr * STRIDE + n * 8 + 2 * t4) = attnc_pack(o[n][2 * i] * inv, o[n][2 * i + 1] * inv);
+    if (t4 == 0 && row0 + lr < Nq)
+      LSE[(size_t)(bb * Hq + hq) * Nq + row0 + lr] = l > 0.f ? (m_i[i] + log2f(l)) * 0.6931471805599453f : ATTNC_NEG_INF;
+  }
+  __syncwarp();
+  unsigned short* gO = O + (size_t)(bb * Hq + hq) * Nq * HEAD_DIM;
+  for (int x = lane; x < 16 * CHUNKS; x += 32) {
+    const int r = warp * 16 + x / CHUNKS, c = x % CHUNKS;
+    if (row0 + r < Nq)
+      *(uint4*)(gO + (size_t)(row0 + r) * HEAD_DIM + c * 8) = *(const uint4*)(sQ + r * STRIDE + c * 8);
+  }
+}
+`;
+}

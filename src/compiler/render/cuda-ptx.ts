@@ -1,0 +1,48 @@
+// Inline-PTX wrappers shared by the CUDA kernels. Written without any
+// #include so that NVRTC compiles the kernels with no CUDA headers at all.
+
+export const PTX_COMMON = `// ---- small helpers (no CUDA headers needed) ----
+#define ATTNC_NEG_INF __int_as_float(0xff800000)
+__device__ __forceinline__ int attnc_clampi(int x, int n) { return min(max(x, 0), n - 1); }
+__device__ __forceinline__ unsigned attnc_smem_addr(const void* p) {
+  unsigned r;
+  asm volatile("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(r) : "l"(p));
+  return r;
+}
+// 16-byte global->shared copy; src_bytes = 0 zero-fills (out-of-range rows).
+__device__ __forceinline__ void attnc_cp_async16(unsigned dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(dst), "l"(src), "r"(valid ? 16 : 0) : "memory");
+}
+__device__ __forceinline__ void attnc_cp_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N> __device__ __forceinline__ void attnc_cp_wait() { asm volatile("cp.async.wait_group %0;" :: "n"(N) : "memory"); }
+__device__ __forceinline__ float attnc_ex2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+`;
+
+export function ptxMma(dtype: 'f16' | 'bf16'): string {
+  return `// ---- tensor-core wrappers (${dtype}) ----
+__device__ __forceinline__ void attnc_ldsm_x4(unsigned& r0, unsigned& r1, unsigned& r2, unsigned& r3, unsigned addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr));
+}
+__device__ __forceinline__ void attnc_ldsm_x4_t(unsigned& r0, unsigned& r1, unsigned& r2, unsigned& r3, unsigned addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr));
+}
+// D += A * B, m16n8k16, ${dtype} inputs, f32 accumulators.
+__device__ __forceinline__ void attnc_mma(float* c, const unsigned* a, unsigned b0, unsigned b1) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.${dtype}.${dtype}.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+// Two f32 -> packed ${dtype}x2 (lo in the low half), round to nearest even.
+__device__ __forceinline__ unsigned attnc_pack(float lo, float hi) {
+  unsigned r;
+  asm("cvt.rn.${dtype}x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+  return r;
+}
+`;
+}

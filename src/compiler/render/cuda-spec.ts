@@ -1,0 +1,176 @@
+// The spec-dependent pieces of a CUDA kernel: head/row values, the shared
+// tables of per-column and per-diagonal values, the per-element logit and
+// mask, and the per-tile interval tests. The kernel skeletons (cuda-mma.ts,
+// cuda-simt.ts) paste them in; they define the variables named here:
+//   block scope: hq, bb, B, Hq, Hkv, Nq, Nk, HEAD_DIM, params, tables, tid
+//   table fill:  kv0 (first key of the tile), q0 (q_idx of the block's first row), buf
+//   element:     i (row slot), lr/lc (row/col in the tile), qi, kvi, stage, dotv
+//   tile tests:  q_lo, q_hi, kv_lo, kv_hi
+import type { LoweredKernel } from '../ir/program.ts';
+import { IrFactory, topoOrder, type Node } from '../ir/nodes.ts';
+import { emitValues as emitAll, type EmitOptions, type Emitted, type LeafNames, type CLanguage } from './cstyle.ts';
+import { CUDA } from './lang-cuda.ts';
+import { classifier, ctypeOf, planHoists, type Hoist } from './cuda-hoist.ts';
+
+export const LOG2E = 1.4426950408889634;
+
+/** A C identifier for a user name: `p_tau` when safe, `px_<hex>` otherwise. Never the raw name. */
+export function mangle(prefix: string, name: string): string {
+  if (/^[A-Za-z][A-Za-z0-9_]*$/.test(name) && !name.includes('__')) return `${prefix}_${name}`;
+  return `${prefix}x_${Buffer.from(name, 'utf8').toString('hex')}`;
+}
+
+const TABLE_LEN: Record<string, string> = { heads: 'Hq', batch: 'B', q_len: 'Nq', kv_len: 'Nk' };
+const BUILTIN: Record<string, string> = {
+  q_idx: 'qi', kv_idx: 'kvi', head: 'hq', batch: 'bb', q_len: 'Nq', kv_len: 'Nk', head_dim: 'HEAD_DIM',
+  q_lo: 'q_lo', q_hi: 'q_hi', kv_lo: 'kv_lo', kv_hi: 'kv_hi',
+};
+
+function leafNames(k: LoweredKernel, over: Record<string, string> = {}): LeafNames {
+  const axis = new Map(k.program.inputs.map((t) => [t.name, t.axis]));
+  return {
+    leaf(n: Node): string {
+      if (n.op === 'dot') return 'dotv';
+      if (n.op === 'param') return mangle('p', n.name!);
+      if (n.op === 'builtin') return over[n.name!] ?? BUILTIN[n.name!];
+      throw new Error(`internal: not a leaf: ${n.op}`);
+    },
+    load: (n, index) => `${mangle('t', n.name!)}[attnc_clampi(${index}, ${TABLE_LEN[axis.get(n.name!)!]})]`,
+  };
+}
+
+/**
+ * emitValues, but nodes in `known` become opaque leaves first, so nothing
+ * that only feeds a hoisted value is re-emitted (the shared renderer walks
+ * below known nodes and would declare their unused subexpressions).
+ */
+function emitValues(roots: readonly Node[], lang: CLanguage, names: LeafNames, opts: EmitOptions): Emitted {
+  const known = opts.known ?? new Map<Node, string>();
+  if (!known.size) return emitAll(roots, lang, names, opts);
+  const f = new IrFactory();
+  const copy = new Map<Node, Node>();
+  const text = new Map<Node, string>();
+  for (const n of topoOrder(roots)) {
+    if (copy.has(n)) continue;
+    const k = known.get(n);
+    if (k !== undefined) {
+      const leaf = f.make('param', n.type, [], { name: `\u0001${k}` });
+      text.set(leaf, k);
+      copy.set(n, leaf);
+    } else if (!n.args.some((a) => !copy.has(a))) {
+      copy.set(n, f.make(n.op, n.type, n.args.map((a) => copy.get(a)!), { value: n.value, name: n.name }));
+    }
+  }
+  const inner: LeafNames = {
+    leaf: (n) => text.get(n) ?? names.leaf(n),
+    load: (n, index) => names.load(n, index),
+  };
+  return emitAll(roots.map((r) => copy.get(r)!), lang, inner, { ...opts, known: undefined });
+}
+
+export interface Piece { lines: string[]; value: string }
+
+export interface SpecCode {
+  affine: boolean;
+  maskFree: boolean;
+  /** Kernel parameters after the sizes: `float p_tau, const int* __restrict__ t_doc`. */
+  paramDecls: string[];
+  headLines: string[];
+  /** Register arrays for per-row values, sized by the skeleton's row slots. */
+  rowDecls(rows: number): string[];
+  /** Body computing row slot `i` (declares `qi` from `qiExpr`). */
+  rowFill(qiExpr: string): string[];
+  tableDecls(bm: number, bn: number): string[];
+  /** Fills buffer `buf` for the tile starting at `kv0`; the caller synchronizes. */
+  tableFill(bm: number, bn: number, threads: number): string[];
+  hasTables: boolean;
+  /** Per-element code; `value` is the log2-domain logit; `keep` the mask (masked variant only). */
+  elem(masked: boolean, bn: number): { lines: string[]; logit2: string; keep: string };
+  tileLive: Piece;
+  tilePartialMask: Piece;
+  helpers: string[];
+}
+
+export function buildSpecCode(k: LoweredKernel): SpecCode {
+  const { program: p, analysis: an } = k;
+  const f = p.factory;
+  const classOf = classifier(an.classOf);
+  const l2e = f.num(LOG2E, 'f32');
+  const maskFree = p.mask.op === 'const' && p.mask.value === true;
+  // Fold log2(e) into what feeds exp2: for affine logits into a and c, so the
+  // element costs one FMA; otherwise one multiply after the user's transform.
+  const affine = an.affine !== null;
+  const valueRoots = affine
+    ? [f.make('mul', 'f32', [an.affine!.a, l2e]), f.make('mul', 'f32', [an.affine!.c, l2e])]
+    : [f.make('mul', 'f32', [p.logit, l2e])];
+  const plan = planHoists(maskFree ? valueRoots : [...valueRoots, p.mask], classOf);
+  const names = leafNames(k);
+
+  // Head values, once per block.
+  const headKnown = new Map<Node, string>();
+  const headLines: string[] = [];
+  for (const h of plan.head) {
+    const e = emitValues([h.node], CUDA, names, { known: headKnown, prefix: 'v_h', indent: '  ' });
+    headLines.push(...e.lines, `  const ${h.ctype} hv_${h.node.id} = ${e.values[0]};`);
+    headKnown.set(h.node, `hv_${h.node.id}`);
+  }
+
+  const rowDecls = (rows: number) => plan.row.map((h) => `  ${h.ctype} rw_${h.node.id}[${rows}];`);
+  const rowFill = (qiExpr: string) => {
+    if (!plan.row.length) return [];
+    const e = emitValues(plan.row.map((h) => h.node), CUDA, names, { known: headKnown, prefix: 'v_r', indent: '    ' });
+    return [`    const int qi = ${qiExpr};`, ...e.lines, ...plan.row.map((h, j) => `    rw_${h.node.id}[i] = ${e.values[j]};`)];
+  };
+
+  const tableName = (h: Hoist) => `st_${h.cls === 'col' ? 'c' : 'd'}${h.node.id}`;
+  const tableDecls = (bm: number, bn: number) => [
+    ...plan.col.map((h) => `  __shared__ ${h.ctype} ${tableName(h)}[2][${bn}];`),
+    ...plan.diag.map((h) => `  __shared__ ${h.ctype} ${tableName(h)}[2][${bm + bn - 1}];`),
+  ];
+  const tableFill = (bm: number, bn: number, threads: number) => {
+    const out: string[] = [];
+    if (plan.col.length) {
+      const e = emitValues(plan.col.map((h) => h.node), CUDA, names, { known: headKnown, prefix: 'v_c', indent: '      ' });
+      out.push(`    for (int x = tid; x < ${bn}; x += ${threads}) {`, `      const int kvi = kv0 + x;`, ...e.lines,
+        ...plan.col.map((h, j) => `      ${tableName(h)}[buf][x] = ${e.values[j]};`), '    }');
+    }
+    if (plan.diag.length) {
+      // Values that depend on q_idx - kv_idx only: evaluate diagonal x of the
+      // tile at a representative pair (q0 + x, kv0 + BN - 1).
+      const dn = leafNames(k, { q_idx: 'dq', kv_idx: 'dk' });
+      const e = emitValues(plan.diag.map((h) => h.node), CUDA, dn, { known: headKnown, prefix: 'v_d', indent: '      ' });
+      out.push(`    for (int x = tid; x < ${bm + bn - 1}; x += ${threads}) {`, `      const int dq = q0 + x, dk = kv0 + ${bn - 1};`, ...e.lines,
+        ...plan.diag.map((h, j) => `      ${tableName(h)}[buf][x] = ${e.values[j]};`), '    }');
+    }
+    return out;
+  };
+
+  const elem = (masked: boolean, bn: number) => {
+    const known = new Map(headKnown);
+    for (const h of plan.row) known.set(h.node, `rw_${h.node.id}[i]`);
+    for (const h of plan.col) known.set(h.node, `${tableName(h)}[stage][lc]`);
+    for (const h of plan.diag) known.set(h.node, `${tableName(h)}[stage][lr - lc + ${bn - 1}]`);
+    const roots = masked && !maskFree ? [...valueRoots, p.mask] : valueRoots;
+    const e = emitValues(roots, CUDA, names, { known, prefix: masked ? 'v_m' : 'v_e', indent: '          ' });
+    const logit2 = affine ? `fmaf(${e.values[0]}, dotv, ${e.values[1]})` : e.values[0];
+    const keep = !masked ? 'true' : maskFree ? '(kvi < Nk)' : `((kvi < Nk) && ${e.values[roots.length - 1]})`;
+    return { lines: e.lines, logit2, keep };
+  };
+
+  const tn = leafNames(k);
+  const live = emitValues([an.tile.canBeTrue], CUDA, tn, { prefix: 'v_tl', indent: '    ' });
+  const part = emitValues([an.tile.canBeFalse], CUDA, tn, { prefix: 'v_tp', indent: '    ' });
+
+  const paramDecls = [
+    ...p.params.map((q) => `${q.type === 'f32' ? 'float' : 'int'} ${mangle('p', q.name)}`),
+    ...p.inputs.map((t) => `const ${ctypeOf(t.elem)}* __restrict__ ${mangle('t', t.name)}`),
+  ];
+  return {
+    affine, maskFree, paramDecls, headLines, rowDecls, rowFill, tableDecls, tableFill,
+    hasTables: plan.col.length + plan.diag.length > 0,
+    elem,
+    tileLive: { lines: live.lines, value: live.values[0] },
+    tilePartialMask: { lines: part.lines, value: part.values[0] },
+    helpers: [],
+  };
+}
