@@ -37,9 +37,14 @@ function oneOf(items: string[]): string {
 
 /** Messages in the form "expected X, found Y" (E001); parse.ts wraps them into diagnostics. */
 export const errorMessages: IParserErrorMessageProvider = {
-  buildMismatchTokenMessage: ({ expected, actual }) =>
-    // At top level chevrotain expects EOF where, for a user, only a new block may follow.
-    `expected ${expected === EOF ? "'attention'" : label(expected)}, found ${describeToken(actual)}`,
+  buildMismatchTokenMessage: ({ expected, actual, ruleName }) => {
+    // At top level chevrotain expects EOF where, for a user, only a new block may follow;
+    // in a block, '}' is only one of the things that may come next.
+    const what = expected === EOF ? "'attention'"
+      : expected === T.RCurly && ruleName === 'block' ? "a statement, a newline or '}'"
+      : label(expected);
+    return `expected ${what}, found ${describeToken(actual)}`;
+  },
   buildNotAllInputParsedMessage: ({ firstRedundant }) => `expected 'attention', found ${describeToken(firstRedundant)}`,
   buildNoViableAltMessage: ({ expectedPathsPerAlt, actual, ruleName }) => {
     const described = RULE_DESCRIPTIONS[ruleName];

@@ -60,6 +60,10 @@ export const PrefixOp = createToken({ name: 'PrefixOp', pattern: Lexer.NA, label
 
 export const OrOr = punct('OrOr', '||', [OrOp]);
 export const AndAnd = punct('AndAnd', '&&', [AndOp]);
+// A lone `&` or `|` is an error (E002) reported by parse.ts, but parses as
+// `&&` / `||` so that one slip does not also derail the parser.
+export const LoneAmp = punct('LoneAmp', '&', [AndOp]);
+export const LonePipe = punct('LonePipe', '|', [OrOp]);
 export const EqEq = punct('EqEq', '==', [CompareOp]);
 export const NotEq = punct('NotEq', '!=', [CompareOp]);
 export const LessEq = punct('LessEq', '<=', [CompareOp]);
@@ -87,7 +91,7 @@ export const allTokens: TokenType[] = [
   WhiteSpace, Newline, LineComment, BlockComment, UnterminatedComment,
   Attention, Param, Input, Let, Mask, If, Then, Else, True, False,
   NumberLiteral, Identifier,
-  OrOr, AndAnd, EqEq, NotEq, LessEq, GreaterEq, Less, Greater,
+  OrOr, AndAnd, LoneAmp, LonePipe, EqEq, NotEq, LessEq, GreaterEq, Less, Greater,
   Plus, Minus, Star, Slash, Percent, Bang, Equals,
   LCurly, RCurly, LParen, RParen, LBracket, RBracket, Comma, Colon, Semicolon,
   Sep, BinaryOp, OrOp, AndOp, CompareOp, AdditiveOp, MultiplicativeOp, PrefixOp,

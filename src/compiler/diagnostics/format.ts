@@ -21,6 +21,8 @@ export interface FormatOptions {
 
 const TAB_WIDTH = 4;
 const INDENT = '    ';
+/** Code points of a source line echoed at most. */
+const MAX_ECHO = 100;
 
 /** 1-based line and column (in code points) of a character offset. */
 export function lineAndColumn(text: string, offset: number): { line: number; column: number; lineStart: number } {
@@ -81,14 +83,19 @@ export function formatDiagnostic(d: Diagnostic, src: SourceText, opts: FormatOpt
   const out = [`${src.path}:${line}:${column}: ${severity} ${d.code}: ${paint(color, '1', d.message)}`];
 
   if (text.length > 0) {
-    const echo = echoLine(rawLine);
+    const chars = Array.from(rawLine);
     const startCol = column - 1;
-    const endCol = codePoints(text.slice(lineStart, end));
-    const from = startCol < echo.starts.length ? echo.starts[startCol] : echo.width;
-    const to = endCol < echo.starts.length ? echo.starts[endCol] : echo.width;
-    const underline = '^' + '~'.repeat(Math.max(0, to - from - 1));
-    out.push(INDENT + echo.text);
-    out.push(INDENT + ' '.repeat(from) + paint(color, '1;31', underline));
+    const endCol = Math.max(startCol, codePoints(text.slice(lineStart, end)));
+    // Very long lines (generated or minified specs) are cut to a window around the span.
+    const from = chars.length > MAX_ECHO ? Math.max(0, Math.min(startCol - 20, chars.length - MAX_ECHO)) : 0;
+    const to = Math.min(chars.length, from + MAX_ECHO);
+    const lead = from > 0 ? '...' : '';
+    const echo = echoLine(chars.slice(from, to).join(''));
+    const at = (col: number) => lead.length + (col - from < echo.starts.length ? echo.starts[col - from] : echo.width);
+    const left = at(startCol);
+    const right = Math.max(left + 1, at(Math.min(endCol, to)));
+    out.push(INDENT + lead + echo.text + (to < chars.length ? '...' : ''));
+    out.push(INDENT + ' '.repeat(left) + paint(color, '1;31', '^' + '~'.repeat(right - left - 1)));
   }
   for (const n of d.notes ?? []) {
     const [kind, ...rest] = n.split(': ');

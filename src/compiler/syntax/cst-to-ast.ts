@@ -110,16 +110,18 @@ export class CstToAst {
     const nameSpan = this.span(nameTok);
     const body: Stmt[] = [];
     const separators = (b.children.Sep ?? []).filter(isToken).map((t) => t.startOffset);
-    let previousEnd = -1;
+    let previous: Stmt | undefined;
     for (const s of this.nodes(b, 'statement')) {
       const stmt = this.statement(s);
       if (!stmt) continue;
-      if (previousEnd >= 0 && !separators.some((o) => o >= previousEnd && o < stmt.span.start)) {
+      const previousEnd = previous?.span.end ?? -1;
+      // After a damaged statement the missing separator is part of the same mistake.
+      if (previous && !isRecovered(previous) && !this.opts.errorOffsets.some((o) => o >= previousEnd && o <= stmt.span.start) && !separators.some((o) => o >= previousEnd && o < stmt.span.start)) {
         const first = this.firstToken(s);
         this.diagnostics.push(error('E001', stmt.span.start === stmt.span.end ? stmt.span : { start: stmt.span.start, end: first ? first.endOffset! + 1 : stmt.span.start },
           { detail: `expected a newline or ';' between two statements, found ${first ? `'${first.image}'` : 'a statement'}` }));
       }
-      previousEnd = stmt.span.end;
+      previous = stmt;
       body.push(stmt);
     }
     const end = this.span(this.tok(b, 'RCurly'));

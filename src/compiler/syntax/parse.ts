@@ -35,7 +35,7 @@ export function parseSpec(path: string, text: string): { file: SpecFile; diagnos
     const placeholders = new Set<IToken>();
     const prepared = limitExpressions(significantNewlines(tokens), placeholders, diagnostics);
     const { csts, syntaxErrors, skippedTopLevel } = parseTokens(prepared, text);
-    diagnostics.push(...syntaxErrors);
+    diagnostics.push(...withoutEchoes(syntaxErrors, diagnostics, tokens));
     if (skippedTopLevel) markRecovered(file);
     const converter = new CstToAst({ placeholders, errorOffsets: syntaxErrors.map((d) => d.span.start) });
     for (const cst of csts) file.blocks.push(...converter.blocks(cst));
@@ -51,11 +51,44 @@ export function parseSpec(path: string, text: string): { file: SpecFile; diagnos
   return { file, diagnostics };
 }
 
+/**
+ * A dropped character usually leaves a syntax error on the next token
+ * (`1 é 2`): that one is an echo of the lexer error, not news.
+ */
+function withoutEchoes(syntaxErrors: Diagnostic[], lexical: Diagnostic[], tokens: IToken[]): Diagnostic[] {
+  const echoes = new Set<number>();
+  for (const d of lexical) {
+    if (d.code !== 'E002') continue;
+    const next = tokens[firstTokenAtOrAfter(tokens, d.span.end)];
+    echoes.add(next ? next.startOffset : Infinity);
+  }
+  // Two messages at one token (e.g. a missing ')' and the missing separator after it): keep the first.
+  const seen = new Set<number>();
+  return syntaxErrors.filter((d) => !echoes.has(d.span.start) && !seen.has(d.span.start) && !!seen.add(d.span.start));
+}
+
+function firstTokenAtOrAfter(tokens: IToken[], offset: number): number {
+  let lo = 0;
+  let hi = tokens.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (tokens[mid].startOffset < offset) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 // ---- 2. lexing --------------------------------------------------------------
 
 function lex(text: string, diagnostics: Diagnostic[]): IToken[] {
   const result = T.attnLexer.tokenize(text);
-  for (const e of result.errors) diagnostics.push(unexpectedCharacter(text, e.offset, e.length));
+  for (const e of result.errors.slice(0, MAX_SYNTAX_ERRORS)) diagnostics.push(unexpectedCharacter(text, e.offset, e.length));
+  for (const t of result.tokens) {
+    if (t.tokenType === T.LoneAmp || t.tokenType === T.LonePipe) {
+      diagnostics.push(unexpectedCharacter(text, t.startOffset, 1));
+      t.image = t.image + t.image;
+    }
+  }
   for (const t of result.groups.bad ?? []) {
     diagnostics.push(error('E003', { start: t.startOffset, end: t.startOffset + 2 }, {}, [note("the comment runs to the end of the file; close it with '*/'")]));
   }
@@ -82,26 +115,36 @@ const ENDS_OPERAND = new Set<TokenType>([T.Identifier, T.NumberLiteral, T.True, 
 /** Tokens that can only start a statement or block: unbalanced brackets never leak past them. */
 const STARTS_STATEMENT = new Set<TokenType>([T.Attention, T.Param, T.Input, T.Let, T.Mask, T.LCurly, T.RCurly]);
 
+/** Tokens a statement (or the end of a block) can start with. */
+const CAN_START_STATEMENT = new Set<TokenType>([T.Identifier, T.Param, T.Input, T.Let, T.Mask, T.Attention, T.RCurly, T.Semicolon]);
+
 /**
- * Keep a newline only where it can end a statement: outside brackets and
- * after a token that can end an expression (as Go does). So `a +\n b` and
- * arguments split over lines are one statement, and blank lines vanish.
+ * Keep a newline only where it ends a statement: outside brackets, after a
+ * token that can end an expression, and before a token that can start a
+ * statement. So `a +\n b`, `\n else ...` and arguments split over lines
+ * continue the statement, and blank lines vanish. (Joining is the only
+ * possible reading there, so no newline the parser sees is ever deleted by
+ * error recovery, which could otherwise nest without bound.)
  */
 function significantNewlines(tokens: IToken[]): IToken[] {
   const out: IToken[] = [];
   let depth = 0;
-  for (const t of tokens) {
+  tokens.forEach((t, i) => {
     const type = t.tokenType;
     if (type === T.Newline) {
       const prev = out[out.length - 1];
-      if (depth === 0 && prev && ENDS_OPERAND.has(prev.tokenType)) out.push(t);
-      continue;
+      let k = i + 1;
+      while (k < tokens.length && tokens[k].tokenType === T.Newline) k++;
+      const next = tokens[k];
+      const ends = depth === 0 && prev && ENDS_OPERAND.has(prev.tokenType) && (!next || CAN_START_STATEMENT.has(next.tokenType));
+      if (ends) out.push(t);
+      return;
     }
     if (STARTS_STATEMENT.has(type)) depth = 0;
     else if (type === T.LParen || type === T.LBracket) depth++;
     else if ((type === T.RParen || type === T.RBracket) && depth > 0) depth--;
     out.push(t);
-  }
+  });
   return out;
 }
 
@@ -227,13 +270,18 @@ function parseTokens(tokens: IToken[], text: string): { csts: CstNode[]; syntaxE
     let resumeAfter: IToken | undefined;
     for (const e of parser.errors) {
       const t = e.token;
-      const at = t.tokenType === EOF || !Number.isFinite(t.startOffset) ? endOfLastToken(rest, text) : t.startOffset;
+      // When the offending token is on a later line, the thing is missing at the end of the
+      // previous one: point there (after `(1 + 2`, not at the next statement).
+      const prev = (e as { previousToken?: IToken }).previousToken;
+      const prevEnd = prev && Number.isFinite(prev.endOffset) && prev.tokenType !== EOF ? (prev.endOffset ?? 0) + 1 : undefined;
+      const lineBreakBefore = prevEnd !== undefined && Number.isFinite(t.startOffset) && t.tokenType !== EOF && text.slice(prevEnd, t.startOffset).includes('\n');
+      const at = lineBreakBefore ? prevEnd! : t.tokenType === EOF || !Number.isFinite(t.startOffset) ? endOfLastToken(rest, text) : t.startOffset;
       if (e.name === 'NotAllInputParsedException') resumeAfter = t;
       // Junk outside any block: the file as a whole is damaged (no "no block" error on top).
       if (e.context.ruleStack.length <= 1) skippedTopLevel = true;
       if (seen.has(at) || syntaxErrors.length >= MAX_SYNTAX_ERRORS) continue;
       seen.add(at);
-      const end = t.tokenType === EOF || t.tokenType === T.Newline || !Number.isFinite(t.startOffset) ? at : (t.endOffset ?? at) + 1;
+      const end = lineBreakBefore || t.tokenType === EOF || t.tokenType === T.Newline || !Number.isFinite(t.startOffset) ? at : (t.endOffset ?? at) + 1;
       syntaxErrors.push(error('E001', { start: at, end }, { detail: e.message }));
     }
     if (!resumeAfter) break;
