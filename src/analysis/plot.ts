@@ -34,7 +34,11 @@ function rows(analyses: readonly SpecAnalysis[]): Row[] {
 
 export function plotSpec(analyses: readonly SpecAnalysis[]): vl.TopLevelSpec {
   const { sigma, delta } = analyses[0];
-  const x = { field: 'start', type: 'quantitative', scale: { type: 'log' }, title: `range start t (keys at distances [t, ${delta}t))`, axis: { format: '~e' } } as const;
+  const starts = [...new Set(analyses.flatMap((a) => a.ranges.map((r) => r.start)))];
+  const x = {
+    field: 'start', type: 'quantitative', scale: { type: 'log' },
+    title: `range start t (keys at distances [t, ${delta}t))`, axis: { values: starts, format: '~s' },
+  } as const;
   const color = { field: 'spec', type: 'nominal', title: 'spec', sort: analyses.map((a) => a.spec) } as const;
   const line = { type: 'line', point: true, clip: true } as const;
   const errorbar = (lo: string, hi: string) => ({

@@ -59,7 +59,9 @@ const num = (x: number, digits = 4): string => {
   return ax >= 1e5 || ax < 1e-3 ? x.toExponential(digits - 1) : Number(x.toPrecision(digits)).toString();
 };
 const pad = (s: string, w: number) => s.padStart(w);
-const rangeLabel = (r: RangeResult) => `[${num(r.start)}, ${num(r.end)})`;
+/** Range ends as the reader would write them: 100000 rather than 1.000e+5. */
+const bound = (x: number) => (Number.isInteger(x) && x < 1e9 ? String(x) : Number(x.toPrecision(4)).toString());
+const rangeLabel = (r: RangeResult) => `[${bound(r.start)}, ${bound(r.end)})`;
 const holds = (b: boolean) => (b ? 'holds' : 'fails');
 
 /** The per-spec table for stdout. */
@@ -80,9 +82,22 @@ export function formatAnalysis(a: SpecAnalysis, path: string): string {
   lines.push(
     `  verdict over the ranges with t >= ${VERDICT_MIN_START}:`,
     `    total attention max/min ${num(v.total_attention_max_over_min)} (<= ${MAX_OVER_MIN_LIMIT}): scale-invariant total attention ${holds(v.scale_invariant_total_attention)}`,
-    `    entropy slope ${v.entropy_slope.toFixed(3)} per ln t (< ${ENTROPY_SLOPE_LIMIT}): scale-invariant sparsity ${holds(v.scale_invariant_sparsity)}`,
+    `    entropy slope ${v.entropy_slope.toFixed(3)} ± ${entropySlopeStderr(a).toFixed(3)} per ln t (< ${ENTROPY_SLOPE_LIMIT}): scale-invariant sparsity ${holds(v.scale_invariant_sparsity)}`,
   );
   return lines.join('\n') + '\n';
+}
+
+/**
+ * Standard error of the entropy slope, from the replicas' standard errors
+ * (the slope is a fixed linear combination of the range entropies, which are
+ * independent). For the reader only: the JSON keeps the issue's shape.
+ */
+export function entropySlopeStderr(a: SpecAnalysis): number {
+  const rs = a.ranges.filter((r) => r.start >= VERDICT_MIN_START);
+  const xs = rs.map((r) => Math.log(r.start));
+  const mx = xs.reduce((s, x) => s + x, 0) / xs.length;
+  const sxx = xs.reduce((s, x) => s + (x - mx) ** 2, 0);
+  return Math.sqrt(rs.reduce((s, r, i) => s + ((xs[i] - mx) / sxx) ** 2 * r.entropy.stderr ** 2, 0));
 }
 
 /** One line per spec, when several are compared. */

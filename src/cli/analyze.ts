@@ -13,7 +13,6 @@ import { analyzeModel, type SpecAnalysis } from '../analysis/analyze.ts';
 import { analysisTables } from '../analysis/tables.ts';
 import { distanceRanges, VERDICT_MIN_START } from '../analysis/ranges.ts';
 import { formatAnalysis, formatSummary, jsonText } from '../analysis/report.ts';
-import { plotSvg } from '../analysis/plot.ts';
 import { collectInput, collectParam, loadSpec, runCommand } from './common.ts';
 
 interface AnalyzeFlags {
@@ -102,7 +101,11 @@ async function analyzeBody(specPath: string, flags: AnalyzeFlags): Promise<void>
   }
   if (analyses.length > 1) process.stdout.write('\n' + formatSummary(analyses));
   if (flags.json) writeOut(flags.json, jsonText(analyses), '--json');
-  if (flags.svg) writeOut(flags.svg, await plotSvg(analyses), '--svg');
+  if (flags.svg) {
+    // vega is loaded only when a plot is asked for: it adds a second to startup.
+    const { plotSvg } = await import('../analysis/plot.ts');
+    writeOut(flags.svg, await plotSvg(analyses), '--svg');
+  }
 }
 
 /** A progress bar on stderr, only when a person is watching it. */
