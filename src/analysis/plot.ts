@@ -47,7 +47,7 @@ export function plotSpec(analyses: readonly SpecAnalysis[]): vl.TopLevelSpec {
   }) as const;
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: 'Scale-invariance conditions', subtitle: `Gaussian scores, sigma = ${sigma}, delta = ${delta}; bars: ±2 standard errors` },
+    title: { text: 'Scale-invariance conditions', subtitle: `Gaussian scores, sigma = ${sigma}, delta = ${delta}; bars: ±2 standard errors; E[Z_t] below ${TOTAL_FLOOR} is not drawn` },
     data: { values: rows(analyses) },
     config: { font: 'sans-serif' },
     hconcat: [
@@ -60,7 +60,7 @@ export function plotSpec(analyses: readonly SpecAnalysis[]): vl.TopLevelSpec {
             mark: line,
             encoding: {
               x,
-              y: { field: 'total', type: 'quantitative', scale: { type: 'log' }, title: 'E[Z_t] (log)', axis: { format: '~s' } },
+              y: { field: 'total', type: 'quantitative', scale: { type: 'log' }, title: 'E[Z_t] (log)', axis: { format: '~g', grid: true, tickCount: 8 } },
               color,
             },
           },
