@@ -29,8 +29,8 @@ interface AnalyzeFlags {
   samples: number;
 }
 
-/** Largest supported --max-distance: positions must fit in i32, and each range is held in memory. */
-const MAX_DISTANCE_LIMIT = 1e8;
+/** Largest supported --max-distance: each range is held in memory (the last one has 0.9 * max keys). */
+const MAX_DISTANCE_LIMIT = 1e7;
 
 const number = (name: string, ok: (x: number) => boolean, what: string) => (v: string): number => {
   const x = Number(v);
