@@ -1,0 +1,42 @@
+// Times generated CUDA kernels through the Node runtime (events around each
+// launch, median of 20 after 3 warm-ups). FLOPs counted as KERNELS.md does:
+// 4*B*H*N*N*D, halved for causal masks.
+//   npx tsx scripts/cuda-bench.ts [--specs causal,scale_invariant] [--dtype bf16] [--D 128]
+//     [--shapes 2x16384,8x4096] [--H 16] [--variants 4x64,8x64,4x128]
+import { loadExamples } from '../tests/cuda/suite.ts';
+import { renderCuda } from '../src/compiler/render/cuda.ts';
+import { openCuda } from '../src/runtime/cuda.ts';
+import { randomInputs } from '../src/runtime/random.ts';
+import type { StorageDType } from '../src/compiler/manifest.ts';
+
+const arg = (name: string, dflt: string) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : dflt;
+};
+const specs = arg('specs', 'causal,scale_invariant').split(',');
+const dtype = arg('dtype', 'bf16') as StorageDType;
+const D = Number(arg('D', '128'));
+const H = Number(arg('H', '16'));
+const shapes = arg('shapes', '2x16384').split(',').map((s) => s.split('x').map(Number));
+const variants = arg('variants', '4x64').split(',').map((s) => s.split('x').map(Number));
+
+const be = await openCuda();
+console.log(be.describe());
+try {
+  for (const [B, N] of shapes) {
+    const shape = { B, Hq: H, Hkv: H, Nq: N, Nk: N, D };
+    const { q, k, v } = randomInputs(shape, 7);
+    for (const spec of loadExamples(specs)) {
+      const params = Object.fromEntries(spec.lowered.program.params.map((p) => [p.name, p.default]));
+      for (const [warps, bn] of variants) {
+        const kernel = renderCuda(spec.lowered, { dtype, headDim: D, hash: 'bench', version: 'bench', tiles: { warps, bn } });
+        const t = await be.time(kernel, { ...shape, q, k, v, params, tables: {} }, 20, 3);
+        const causal = !kernel.manifest.analysis.maskFree;
+        const flops = (4 * B * H * N * N * D) / (causal ? 2 : 1);
+        console.log(`${spec.name.padEnd(20)} ${dtype} B${B} H${H} N${N} D${D} warps${warps} BN${bn}: median ${t.medianMs.toFixed(3)} ms  ${(flops / t.medianMs / 1e9).toFixed(1)} TFLOP/s (min ${t.minMs.toFixed(3)} ms)`);
+      }
+    }
+  }
+} finally {
+  be.dispose();
+}

@@ -1,0 +1,276 @@
+// The CUDA backend: driver API + NVRTC through koffi (cuda-ffi.ts).
+//
+// run(): compile the kernel source with NVRTC for the device's architecture
+// (sm_90a on Hopper, sm_XY otherwise), cache the cubin on disk (key: sha256
+// of source + arch + NVRTC version), load it, upload Q/K/V (converted to the
+// storage dtype on the host, src/runtime/half.ts) and the tables, launch with
+// the manifest's ABI (src/compiler/render/cuda.ts), read O and LSE back, and
+// free every allocation, also on errors.
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { CompiledKernel } from '../compiler/manifest.ts';
+import type { CudaArg } from '../compiler/render/cuda.ts';
+import { DeviceError, NoDeviceError, type AttentionCall, type AttentionResult, type Backend, type DeviceLimits } from './device.ts';
+import { check, checkNvrtc, loadCudaLibs, type CudaLibs } from './cuda-ffi.ts';
+import { fromBf16Array, fromF16Array, toBf16Array, toF16Array } from './half.ts';
+
+const ATTR = { maxThreadsPerBlock: 1, maxBlockDimX: 2, maxGridDimY: 6, smCount: 16, ccMajor: 75, ccMinor: 76, smemOptin: 97 };
+const FUNC_ATTR_MAX_DYNAMIC_SMEM = 8;
+
+interface Loaded { module: unknown; fn: unknown }
+
+export interface CudaTiming { medianMs: number; minMs: number; iters: number }
+
+export class CudaBackend implements Backend {
+  readonly name = 'cuda' as const;
+  private readonly modules = new Map<string, Loaded>();
+  private disposed = false;
+
+  constructor(
+    private readonly libs: CudaLibs,
+    private readonly dev: number,
+    private readonly ctx: unknown,
+    private readonly info: { name: string; arch: string; cc: number; smemOptin: number; maxThreads: number; sms: number; nvrtc: string; driver: number },
+  ) {}
+
+  describe(): string {
+    const i = this.info;
+    return `CUDA ${i.name} (${i.arch}, ${i.sms} SMs, driver ${Math.floor(i.driver / 1000)}.${(i.driver % 1000) / 10}, NVRTC ${i.nvrtc})`;
+  }
+
+  get arch(): string { return this.info.arch; }
+
+  limits(): DeviceLimits {
+    return {
+      maxWorkgroupStorageBytes: this.info.smemOptin,
+      maxInvocationsPerWorkgroup: this.info.maxThreads,
+      maxWorkgroupSizeX: this.info.maxThreads,
+      maxStorageBufferBindingSize: 2 ** 40,
+      maxBufferSize: 2 ** 40,
+      maxComputeWorkgroupsPerDimension: 65535,
+    };
+  }
+
+  dtypes(): ('f32' | 'f16' | 'bf16')[] {
+    return this.info.cc >= 80 ? ['f32', 'f16', 'bf16'] : ['f32'];
+  }
+
+  async run(kernel: CompiledKernel, call: AttentionCall): Promise<AttentionResult> {
+    return this.withCall(kernel, call, (launch) => { launch(); return null; }).then((r) => r.result);
+  }
+
+  /** Times the kernel alone (events around each launch) after `warmup` launches; median of `iters`. */
+  async time(kernel: CompiledKernel, call: AttentionCall, iters = 20, warmup = 3): Promise<CudaTiming> {
+    const { extra } = await this.withCall(kernel, call, (launch) => {
+      const cu = this.libs.cu;
+      for (let i = 0; i < warmup; i++) launch();
+      const a: unknown[] = [null], b: unknown[] = [null];
+      check(this.libs, cu.cuEventCreate(a, 0), 'cuEventCreate');
+      check(this.libs, cu.cuEventCreate(b, 0), 'cuEventCreate');
+      const times: number[] = [];
+      try {
+        for (let i = 0; i < iters; i++) {
+          check(this.libs, cu.cuEventRecord(a[0], null), 'cuEventRecord');
+          launch();
+          check(this.libs, cu.cuEventRecord(b[0], null), 'cuEventRecord');
+          check(this.libs, cu.cuEventSynchronize(b[0]), 'cuEventSynchronize');
+          const ms = [0];
+          check(this.libs, cu.cuEventElapsedTime(ms, a[0], b[0]), 'cuEventElapsedTime');
+          times.push(ms[0]);
+        }
+      } finally {
+        cu.cuEventDestroy(a[0]);
+        cu.cuEventDestroy(b[0]);
+      }
+      times.sort((x, y) => x - y);
+      return { medianMs: times[times.length >> 1], minMs: times[0], iters };
+    });
+    return extra!;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const m of this.modules.values()) this.libs.cu.cuModuleUnload(m.module);
+    this.modules.clear();
+    this.libs.cu.cuDevicePrimaryCtxRelease(this.dev);
+  }
+
+  private async withCall<T>(kernel: CompiledKernel, call: AttentionCall, body: (launch: () => void) => T): Promise<{ result: AttentionResult; extra: T }> {
+    if (this.disposed) throw new Error('CUDA backend used after dispose()');
+    const { cu } = this.libs;
+    const ck = (r: unknown, what: string) => check(this.libs, r, what);
+    ck(cu.cuCtxSetCurrent(this.ctx), 'cuCtxSetCurrent');
+    const m = kernel.manifest;
+    const abi = m.abi as { args: CudaArg[]; block: number[]; dynamicSmemBytes: number };
+    const { fn } = this.load(kernel);
+    const { B, Hq, Hkv, Nq, Nk, D } = call;
+    if (D !== m.headDim) throw new DeviceError('ATTNC_BAD_SHAPE', `kernel was compiled for head_dim ${m.headDim}, call has ${D}`);
+    const dt = m.dtype;
+
+    const allocs: number[] = [];
+    const alloc = (bytes: number): number => {
+      const out = [0];
+      ck(cu.cuMemAlloc(out, Math.max(bytes, 16)), `cuMemAlloc(${bytes})`);
+      allocs.push(out[0]);
+      return out[0];
+    };
+    const upload = (data: ArrayBufferView): number => {
+      const p = alloc(data.byteLength);
+      if (data.byteLength) ck(cu.cuMemcpyHtoD(p, data, data.byteLength), 'cuMemcpyHtoD');
+      return p;
+    };
+    const store = (x: Float32Array): ArrayBufferView => (dt === 'f32' ? x : dt === 'f16' ? toF16Array(x) : toBf16Array(x));
+    try {
+      const ptrs: Record<string, number> = { Q: upload(store(call.q)), K: upload(store(call.k)), V: upload(store(call.v)) };
+      const oBytes = B * Hq * Nq * D * (dt === 'f32' ? 4 : 2), lseBytes = B * Hq * Nq * 4;
+      ptrs.O = alloc(oBytes);
+      ptrs.LSE = alloc(lseBytes);
+      // Poison the outputs: an element the kernel forgets to write reads NaN.
+      ck(cu.cuMemsetD8(ptrs.O, 0xff, oBytes), 'cuMemsetD8');
+      ck(cu.cuMemsetD8(ptrs.LSE, 0xff, lseBytes), 'cuMemsetD8');
+      const sizes: Record<string, number> = { B, Hq, Hkv, Nq, Nk };
+      const argBufs = abi.args.map((a) => {
+        const buf = Buffer.alloc(8);
+        if (a.role === 'tensor') buf.writeBigUInt64LE(BigInt(ptrs[a.name]));
+        else if (a.role === 'size') buf.writeInt32LE(sizes[a.name]);
+        else if (a.role === 'param') {
+          const v = call.params[a.name];
+          if (v === undefined) throw new DeviceError('ATTNC_MISSING_PARAM', `param '${a.name}' has no value`);
+          if (a.kind === 'i32') buf.writeInt32LE(v | 0); else buf.writeFloatLE(v);
+        } else {
+          const t = call.tables[a.name];
+          if (!t) throw new DeviceError('ATTNC_MISSING_INPUT', `table '${a.name}' was not given`);
+          const data = a.elem === 'i32' ? Int32Array.from(t) : Float32Array.from(t);
+          buf.writeBigUInt64LE(BigInt(upload(data)));
+        }
+        return buf;
+      });
+      const grid = [Math.ceil(Nq / m.tile.bm), Hq, B];
+      if (grid[1] > 65535 || grid[2] > 65535) throw new DeviceError('ATTNC_GRID_TOO_LARGE', `grid ${grid.join('x')} exceeds 65535 in y/z`);
+      const launch = () => {
+        ck(cu.cuLaunchKernel(fn, grid[0], grid[1], grid[2], abi.block[0], abi.block[1] ?? 1, abi.block[2] ?? 1, abi.dynamicSmemBytes, null, argBufs, null), 'cuLaunchKernel');
+      };
+      const extra = body(launch);
+      ck(cu.cuCtxSynchronize(), `kernel ${m.entryPoint}`);
+      const oRaw = Buffer.alloc(oBytes), lseRaw = Buffer.alloc(lseBytes);
+      if (oBytes) ck(cu.cuMemcpyDtoH(oRaw, ptrs.O, oBytes), 'cuMemcpyDtoH');
+      if (lseBytes) ck(cu.cuMemcpyDtoH(lseRaw, ptrs.LSE, lseBytes), 'cuMemcpyDtoH');
+      const o = dt === 'f32'
+        ? new Float32Array(oRaw.buffer.slice(oRaw.byteOffset, oRaw.byteOffset + oBytes))
+        : (dt === 'f16' ? fromF16Array : fromBf16Array)(new Uint16Array(oRaw.buffer.slice(oRaw.byteOffset, oRaw.byteOffset + oBytes)));
+      const lse = new Float32Array(lseRaw.buffer.slice(lseRaw.byteOffset, lseRaw.byteOffset + lseBytes));
+      return { result: { o, lse }, extra };
+    } finally {
+      for (const p of allocs) cu.cuMemFree(p);
+    }
+  }
+
+  private load(kernel: CompiledKernel): Loaded {
+    const key = createHash('sha256').update(kernel.source).update(kernel.manifest.entryPoint).digest('hex');
+    const hit = this.modules.get(key);
+    if (hit) return hit;
+    const { cu } = this.libs;
+    const cubin = compileCubin(this.libs, kernel.source, this.info.arch, this.info.nvrtc);
+    const mod: unknown[] = [null];
+    check(this.libs, cu.cuModuleLoadData(mod, cubin), 'cuModuleLoadData');
+    const fn: unknown[] = [null];
+    check(this.libs, cu.cuModuleGetFunction(fn, mod[0], kernel.manifest.entryPoint), `cuModuleGetFunction(${kernel.manifest.entryPoint})`);
+    const smem = (kernel.manifest.abi as { dynamicSmemBytes: number }).dynamicSmemBytes;
+    if (smem > this.info.smemOptin) throw new DeviceError('CUDA_ERROR_INVALID_VALUE', `kernel needs ${smem} bytes of shared memory, device allows ${this.info.smemOptin}`);
+    check(this.libs, cu.cuFuncSetAttribute(fn[0], FUNC_ATTR_MAX_DYNAMIC_SMEM, smem), 'cuFuncSetAttribute(max dynamic shared memory)');
+    const loaded = { module: mod[0], fn: fn[0] };
+    this.modules.set(key, loaded);
+    return loaded;
+  }
+}
+
+function cacheDir(): string {
+  return process.env.ATTNC_CACHE_DIR ?? join(homedir(), '.cache', 'attnc');
+}
+
+/** NVRTC source -> cubin, cached on disk by sha256(source, arch, NVRTC version). */
+export function compileCubin(libs: CudaLibs, source: string, arch: string, nvrtcVersion: string): Buffer {
+  const key = createHash('sha256').update(source).update('\0' + arch + '\0' + nvrtcVersion).digest('hex');
+  const dir = join(cacheDir(), 'cuda');
+  const file = join(dir, `${key}.cubin`);
+  try {
+    return readFileSync(file);
+  } catch {
+    // not cached yet
+  }
+  const n = libs.nvrtc;
+  const prog: unknown[] = [null];
+  checkNvrtc(libs, n.nvrtcCreateProgram(prog, source, 'attnc_kernel.cu', 0, null, null), 'nvrtcCreateProgram');
+  try {
+    const opts = [`--gpu-architecture=${arch}`, '--std=c++17'];
+    const rc = n.nvrtcCompileProgram(prog[0], opts.length, opts);
+    if (rc !== 0) {
+      const size = [0];
+      n.nvrtcGetProgramLogSize(prog[0], size);
+      const log = Buffer.alloc(Math.max(1, size[0]));
+      n.nvrtcGetProgramLog(prog[0], log);
+      checkNvrtc(libs, rc, `NVRTC compile for ${arch}`, log.toString('utf8').replace(/\0+$/, ''));
+    }
+    const size = [0];
+    checkNvrtc(libs, n.nvrtcGetCUBINSize(prog[0], size), 'nvrtcGetCUBINSize');
+    const cubin = Buffer.alloc(size[0]);
+    checkNvrtc(libs, n.nvrtcGetCUBIN(prog[0], cubin), 'nvrtcGetCUBIN');
+    try {
+      mkdirSync(dir, { recursive: true });
+      const tmp = `${file}.${process.pid}.tmp`;
+      writeFileSync(tmp, cubin);
+      renameSync(tmp, file);
+    } catch {
+      // a read-only cache is not an error
+    }
+    return cubin;
+  } finally {
+    n.nvrtcDestroyProgram(prog);
+  }
+}
+
+/** Opens the first CUDA device (or `ordinal`). Throws NoDeviceError with one line when there is none. */
+export async function openCuda(opts: { ordinal?: number } = {}): Promise<CudaBackend> {
+  const libs = loadCudaLibs();
+  const { cu } = libs;
+  const ck = (r: unknown, what: string) => check(libs, r, what);
+  const init = cu.cuInit(0) as number;
+  if (init !== 0) {
+    const name: [string | null] = [null];
+    cu.cuGetErrorName(init, name);
+    throw new NoDeviceError(`no usable CUDA device: cuInit failed with ${name[0] ?? init}`);
+  }
+  const count = [0];
+  ck(cu.cuDeviceGetCount(count), 'cuDeviceGetCount');
+  const ordinal = opts.ordinal ?? 0;
+  if (count[0] <= ordinal) {
+    throw new NoDeviceError(`no CUDA device ${ordinal} (found ${count[0]})`);
+  }
+  const dev = [0];
+  ck(cu.cuDeviceGet(dev, ordinal), 'cuDeviceGet');
+  const attr = (a: number) => { const v = [0]; ck(cu.cuDeviceGetAttribute(v, a, dev[0]), 'cuDeviceGetAttribute'); return v[0]; };
+  const nameBuf = Buffer.alloc(256);
+  ck(cu.cuDeviceGetName(nameBuf, 256, dev[0]), 'cuDeviceGetName');
+  const major = attr(ATTR.ccMajor), minor = attr(ATTR.ccMinor);
+  const cc = major * 10 + minor;
+  // Hopper gets the arch-specific target (wgmma/setmaxnreg are legal there).
+  const arch = cc === 90 ? 'sm_90a' : `sm_${cc}`;
+  const ver = [0], vmaj = [0], vmin = [0];
+  ck(cu.cuDriverGetVersion(ver), 'cuDriverGetVersion');
+  libs.nvrtc.nvrtcVersion(vmaj, vmin);
+  const ctx: unknown[] = [null];
+  ck(cu.cuDevicePrimaryCtxRetain(ctx, dev[0]), 'cuDevicePrimaryCtxRetain');
+  ck(cu.cuCtxSetCurrent(ctx[0]), 'cuCtxSetCurrent');
+  return new CudaBackend(libs, dev[0], ctx[0], {
+    name: nameBuf.toString('utf8').replace(/\0.*$/s, ''),
+    arch, cc,
+    smemOptin: attr(ATTR.smemOptin),
+    maxThreads: attr(ATTR.maxThreadsPerBlock),
+    sms: attr(ATTR.smCount),
+    nvrtc: `${vmaj[0]}.${vmin[0]}`,
+    driver: ver[0],
+  });
+}

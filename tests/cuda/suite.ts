@@ -1,0 +1,121 @@
+// The CUDA differential suite: every example through openCuda() against the
+// float64 reference (sampled rows for long sequences). Used by
+// tests/cuda/runtime.test.ts (small shapes) and scripts/test-gpu.sh (all
+// shapes, run directly: `npx tsx tests/cuda/suite.ts [--long] [--only a,b]`).
+import { readFileSync, readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { parseSpec } from '../../src/compiler/syntax/parse.ts';
+import { lowerBlock } from '../../src/compiler/passes/lower.ts';
+import { analyzeProgram } from '../../src/compiler/passes/analyze.ts';
+import { renderCuda } from '../../src/compiler/render/cuda.ts';
+import type { StorageDType } from '../../src/compiler/manifest.ts';
+import type { AttentionBlock } from '../../src/compiler/syntax/ast.ts';
+import type { LoweredKernel } from '../../src/compiler/ir/program.ts';
+import type { CudaBackend } from '../../src/runtime/cuda.ts';
+import { referenceAttention } from '../../src/runtime/reference.ts';
+import { defaultTables, randomInputs, type Shape } from '../../src/runtime/random.ts';
+import { compareOutputs, sampleRows, TOLERANCE } from '../../src/runtime/compare.ts';
+
+export const EXAMPLES_DIR = fileURLToPath(new URL('../../examples/', import.meta.url));
+
+export interface Spec { name: string; block: AttentionBlock; lowered: LoweredKernel }
+
+export function loadExamples(only?: string[]): Spec[] {
+  const out: Spec[] = [];
+  for (const f of readdirSync(EXAMPLES_DIR).filter((x) => x.endsWith('.attn')).sort()) {
+    const name = f.replace(/\.attn$/, '');
+    if (only && !only.includes(name)) continue;
+    const { file } = parseSpec(f, readFileSync(join(EXAMPLES_DIR, f), 'utf8'));
+    const block = file.blocks[0];
+    const program = lowerBlock(block);
+    out.push({ name, block, lowered: { program, analysis: analyzeProgram(program) } });
+  }
+  return out;
+}
+
+export interface CaseResult {
+  spec: string; dtype: StorageDType; shape: Shape;
+  errO: number; errLse: number; nan: number; rows: number; tol: number; pass: boolean; ms: number;
+}
+
+/** Small shapes: ragged lengths, GQA, decode (Nq = 1 < Nk), Nq < Nk, and a sampled long one. */
+export function shortShapes(D: number): Shape[] {
+  return [
+    { B: 1, Hq: 2, Hkv: 2, Nq: 1, Nk: 1, D },
+    { B: 1, Hq: 2, Hkv: 2, Nq: 17, Nk: 17, D },
+    { B: 2, Hq: 4, Hkv: 2, Nq: 300, Nk: 300, D },
+    { B: 1, Hq: 4, Hkv: 1, Nq: 1, Nk: 1000, D },
+    { B: 1, Hq: 2, Hkv: 2, Nq: 17, Nk: 300, D },
+    { B: 1, Hq: 2, Hkv: 1, Nq: 1000, Nk: 1000, D },
+  ];
+}
+
+export function longShapes(D: number): Shape[] {
+  return [
+    { B: 1, Hq: 2, Hkv: 1, Nq: 4096, Nk: 4096, D },
+    { B: 1, Hq: 2, Hkv: 2, Nq: 16384, Nk: 16384, D },
+    { B: 1, Hq: 8, Hkv: 1, Nq: 1, Nk: 16384, D },
+  ];
+}
+
+export async function runCase(be: CudaBackend, spec: Spec, dtype: StorageDType, shape: Shape, seed = 1): Promise<CaseResult> {
+  const t0 = performance.now();
+  const kernel = renderCuda(spec.lowered, { dtype, headDim: shape.D, hash: 'test', version: 'test' });
+  const { q, k, v } = randomInputs(shape, seed);
+  const params = Object.fromEntries(spec.lowered.program.params.map((p) => [p.name, p.default]));
+  // Short windows/prefixes so that masks actually cut inside short sequences too.
+  if ('window' in params && shape.Nk <= 1000) params.window = 100;
+  if ('prefix' in params && shape.Nk <= 1000) params.prefix = 40;
+  const tables = defaultTables(spec.lowered.program.inputs, shape, seed);
+  const call = { ...shape, q, k, v, params, tables };
+  const got = await be.run(kernel, call);
+  const rows = sampleRows(shape.Nq, seed, 48, 600);
+  const want = referenceAttention(spec.block, call, { rows });
+  const cmp = compareOutputs(got, { ...want, rows }, shape);
+  const tol = TOLERANCE[dtype];
+  // Inputs are NOT rounded to the storage dtype for the reference: the error includes that rounding.
+  const pass = cmp.nanCount === 0 && cmp.maxAbsErrO <= tol && cmp.maxAbsErrLse <= tol;
+  return { spec: spec.name, dtype, shape, errO: cmp.maxAbsErrO, errLse: cmp.maxAbsErrLse, nan: cmp.nanCount, rows: cmp.rowsCompared, tol, pass, ms: performance.now() - t0 };
+}
+
+export function formatResult(r: CaseResult): string {
+  const s = r.shape;
+  return `${r.pass ? 'PASS' : 'FAIL'} ${r.spec.padEnd(26)} ${r.dtype.padEnd(4)} B${s.B} H${s.Hq}/${s.Hkv} Nq${s.Nq} Nk${s.Nk} D${s.D}  errO ${r.errO.toExponential(2)} errLSE ${r.errLse.toExponential(2)} nan ${r.nan} rows ${r.rows} (${r.ms.toFixed(0)} ms)`;
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const long = argv.includes('--long');
+  const onlyArg = argv.indexOf('--only');
+  const only = onlyArg >= 0 ? argv[onlyArg + 1].split(',') : undefined;
+  const dtArg = argv.indexOf('--dtypes');
+  const dtypes = (dtArg >= 0 ? argv[dtArg + 1].split(',') : ['f32', 'f16', 'bf16']) as StorageDType[];
+  const { openCuda } = await import('../../src/runtime/cuda.ts');
+  const be = await openCuda();
+  console.log(be.describe());
+  let pass = 0, fail = 0;
+  try {
+    for (const spec of loadExamples(only)) {
+      for (const D of [64, 128]) for (const dtype of dtypes) {
+        const shapes = [...shortShapes(D), ...(long ? longShapes(D) : [])];
+        for (const shape of shapes) {
+          try {
+            const r = await runCase(be, spec, dtype, shape);
+            console.log(formatResult(r));
+            if (r.pass) pass++; else fail++;
+          } catch (e) {
+            fail++;
+            console.log(`FAIL ${spec.name} ${dtype} ${JSON.stringify(shape)}: ${(e as Error).message.split('\n').slice(0, 20).join('\n')}`);
+          }
+        }
+      }
+    }
+  } finally {
+    be.dispose();
+  }
+  console.log(`\nCUDA differential suite: ${pass} passed, ${fail} failed`);
+  process.exitCode = fail ? 1 : 0;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await main();
