@@ -90,6 +90,8 @@ async function main(): Promise<void> {
   const onlyArg = argv.indexOf('--only');
   const only = onlyArg >= 0 ? argv[onlyArg + 1].split(',') : undefined;
   const dtArg = argv.indexOf('--dtypes');
+  const maxArg = argv.indexOf('--max-n');
+  const maxN = maxArg >= 0 ? Number(argv[maxArg + 1]) : Infinity;
   const dtypes = (dtArg >= 0 ? argv[dtArg + 1].split(',') : ['f32', 'f16', 'bf16']) as StorageDType[];
   const { openCuda } = await import('../../src/runtime/cuda.ts');
   const be = await openCuda();
@@ -98,7 +100,7 @@ async function main(): Promise<void> {
   try {
     for (const spec of loadExamples(only)) {
       for (const D of [64, 128]) for (const dtype of dtypes) {
-        const shapes = [...shortShapes(D), ...(long ? longShapes(D) : [])];
+        const shapes = [...shortShapes(D), ...(long ? longShapes(D) : [])].filter((s) => Math.max(s.Nq, s.Nk) <= maxN);
         for (const shape of shapes) {
           try {
             const r = await runCase(be, spec, dtype, shape);

@@ -32,10 +32,11 @@ ${e.lines.join('\n')}
         }
       }`;
   };
-  return `extern "C" __global__ void __launch_bounds__(${threads}) ${entry}(${sig}) {
+  return `extern "C" __global__ void __launch_bounds__(${threads}, 1) ${entry}(${sig}) {
   constexpr int HEAD_DIM = ${headDim}, BM = ${bm}, BN = ${bn}, STRIDE = ${stride}, NTHREADS = ${threads};
   constexpr int CHUNKS = HEAD_DIM / 8;  // 16-byte chunks per row
-  extern __shared__ __align__(16) unsigned short attnc_smem[];
+  extern __shared__ __align__(16) unsigned char attnc_smem_raw[];  // one type in every kernel: a TU may hold several
+  unsigned short* const attnc_smem = reinterpret_cast<unsigned short*>(attnc_smem_raw);
   unsigned short* sQ = attnc_smem;              // [BM][STRIDE]
   unsigned short* sK = sQ + BM * STRIDE;        // [2][BN][STRIDE]
   unsigned short* sV = sK + 2 * BN * STRIDE;    // [2][BN][STRIDE]

@@ -27,7 +27,8 @@ ${e.lines.join('\n')}
   constexpr int HEAD_DIM = ${headDim}, BM = ${bm}, BN = ${bn}, STRIDE = ${stride}, NTHREADS = ${threads};
   constexpr int CHUNKS = HEAD_DIM / 4;  // 16-byte chunks per row
   constexpr int PSTRIDE = BN + 1;
-  extern __shared__ __align__(16) float attnc_smem[];
+  extern __shared__ __align__(16) unsigned char attnc_smem_raw[];  // one type in every kernel: a TU may hold several
+  float* const attnc_smem = reinterpret_cast<float*>(attnc_smem_raw);
   float* sQ = attnc_smem;              // [BM][STRIDE]
   float* sK = sQ + BM * STRIDE;        // [2][BN][STRIDE]
   float* sV = sK + 2 * BN * STRIDE;    // [2][BN][STRIDE]

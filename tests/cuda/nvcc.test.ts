@@ -1,0 +1,129 @@
+// Every example compiles with nvcc for sm_80 and sm_90a, f16/bf16/f32,
+// D 64 and 128 (32 and 96 too for one example), with no register spills.
+// All kernels of one example go into one .cu (each wrapped in a namespace;
+// the entry points are extern "C" with distinct names) and both
+// architectures into one nvcc call, compiled two at a time: about a minute
+// on 2 cores. Also: golden CUDA files (bf16, D=128), rewritten with
+// UPDATE_GOLDEN=1, and user names never appear raw in the code.
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, existsSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { renderCuda } from '../../src/compiler/render/cuda.ts';
+import type { StorageDType } from '../../src/compiler/manifest.ts';
+import { loadExamples, type Spec } from './suite.ts';
+import { parseSpec } from '../../src/compiler/syntax/parse.ts';
+import { lowerBlock } from '../../src/compiler/passes/lower.ts';
+import { analyzeProgram } from '../../src/compiler/passes/analyze.ts';
+
+function findNvcc(): string | null {
+  for (const c of ['nvcc', join(process.env.CUDA_HOME ?? '/usr/local/cuda', 'bin', 'nvcc')]) {
+    try {
+      execFileSync(c, ['--version'], { stdio: 'ignore' });
+      return c;
+    } catch {
+      // try the next
+    }
+  }
+  return null;
+}
+const nvcc = findNvcc();
+if (!nvcc) console.warn('tests/cuda/nvcc.test.ts: skipped: nvcc not found (PATH, CUDA_HOME/bin)');
+
+const DTYPES: StorageDType[] = ['f16', 'bf16', 'f32'];
+const specs = loadExamples();
+const work = mkdtempSync(join(tmpdir(), 'attnc-nvcc-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+function combinedSource(spec: Spec, dims: number[]): { source: string; entries: string[] } {
+  const parts: string[] = [];
+  const entries: string[] = [];
+  for (const D of dims) for (const dtype of DTYPES) {
+    const k = renderCuda(spec.lowered, { dtype, headDim: D, hash: 'test', version: 'test' });
+    entries.push(k.manifest.entryPoint);
+    parts.push(`namespace attnc_${dtype}_${D} {\n${k.source}\n}  // namespace`);
+  }
+  return { source: parts.join('\n'), entries };
+}
+
+interface Compiled { ok: boolean; log: string }
+const run = (file: string) => new Promise<Compiled>((resolve) => {
+  execFile(nvcc!, ['-c', '-o', '/dev/null', '-gencode=arch=compute_80,code=sm_80', '-gencode=arch=compute_90a,code=sm_90a', '-Xptxas', '-v', file],
+    { maxBuffer: 1 << 24 }, (err, stdout, stderr) => resolve({ ok: !err, log: stdout + stderr }));
+});
+
+// A pool of two: each nvcc call already runs cicc and ptxas one after the other.
+let active = 0;
+const waiting: Array<() => void> = [];
+async function pooled<T>(f: () => Promise<T>): Promise<T> {
+  if (active >= 2) await new Promise<void>((r) => waiting.push(r));
+  active++;
+  try { return await f(); } finally { active--; waiting.shift()?.(); }
+}
+
+/** Per entry and arch: registers, spill bytes (stores + loads), from ptxas -v. */
+function parsePtxas(log: string): Array<{ entry: string; arch: string; regs: number; spills: number }> {
+  const out: Array<{ entry: string; arch: string; regs: number; spills: number }> = [];
+  const re = /Compiling entry function '(\w+)' for '(\w+)'[\s\S]*?(\d+) bytes spill stores, (\d+) bytes spill loads[\s\S]*?Used (\d+) registers/g;
+  for (const m of log.matchAll(re)) out.push({ entry: m[1], arch: m[2], spills: Number(m[3]) + Number(m[4]), regs: Number(m[5]) });
+  return out;
+}
+
+describe.skipIf(!nvcc)('nvcc: every example, sm_80 + sm_90a, f16/bf16/f32, no spills', () => {
+  const jobs = specs.map((spec, i) => {
+    const dims = i === 0 ? [32, 64, 96, 128] : [64, 128];
+    const { source, entries } = combinedSource(spec, dims);
+    const file = join(work, `${spec.name}.cu`);
+    writeFileSync(file, source);
+    return { spec, entries, file, result: null as Promise<Compiled> | null };
+  });
+  // Start every compile at once (two at a time) only when these tests run.
+  beforeAll(() => { for (const j of jobs) j.result = pooled(() => run(j.file)); });
+  for (const job of jobs) {
+    it(`${job.spec.name}`, async () => {
+      const r = await job.result!;
+      if (!r.ok) throw new Error(`nvcc failed for ${job.spec.name}:\n${r.log.slice(0, 4000)}`);
+      const infos = parsePtxas(r.log);
+      for (const entry of job.entries) for (const arch of ['sm_80', 'sm_90a']) {
+        const hit = infos.find((x) => x.entry === entry && x.arch === arch);
+        expect(hit, `${entry} for ${arch} in the ptxas report`).toBeDefined();
+        expect(hit!.spills, `${entry} ${arch}: spill bytes (${hit!.regs} registers)`).toBe(0);
+      }
+    }, 300_000);
+  }
+});
+
+describe('CUDA source', () => {
+  const goldenDir = fileURLToPath(new URL('../golden/cuda/', import.meta.url));
+  for (const spec of specs) {
+    it(`golden ${spec.name}.cu (bf16, D=128)`, () => {
+      const { source } = renderCuda(spec.lowered, { dtype: 'bf16', headDim: 128, hash: 'golden', version: 'golden' });
+      const file = join(goldenDir, `${spec.name}.cu`);
+      if (process.env.UPDATE_GOLDEN === '1' || !existsSync(file)) {
+        mkdirSync(goldenDir, { recursive: true });
+        writeFileSync(file, source);
+      }
+      expect(source).toBe(readFileSync(file, 'utf8'));
+    });
+  }
+
+  it('never writes user names raw (C keywords and odd names are mangled)', () => {
+    const text = `attention weird {
+  param float = 2.0
+  param __global__: i32 = 3
+  input int: f32[heads]
+  score = score * float + int[head] - __global__
+  mask kv_idx <= q_idx
+}`;
+    const { file } = parseSpec('weird.attn', text);
+    const program = lowerBlock(file.blocks[0]);
+    const k = renderCuda({ program, analysis: analyzeProgram(program) }, { dtype: 'f16', headDim: 64, hash: 'x', version: 'x' });
+    expect(k.source).toMatch(/\bp_float\b/);
+    expect(k.source).toMatch(/\bt_int\b/);
+    expect(k.source).not.toMatch(/[^_\w]float\s*\*\s*dotv/);
+    expect(k.source).toMatch(/\bpx_[0-9a-f]+\b/); // __global__ has a double underscore: hex
+    expect(k.manifest.abi.args).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'float', role: 'param', kind: 'f32' })]));
+  });
+});
