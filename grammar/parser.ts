@@ -5,7 +5,7 @@
 // Newlines reach the parser only where they end a statement: parse.ts drops
 // the others (inside brackets, after an operator), so expressions may span
 // lines and the grammar below stays LL(1).
-import { CstParser, type IParserErrorMessageProvider, type IToken, type TokenType, EOF } from 'chevrotain';
+import { CstParser, type IParserErrorMessageProvider, type IRecognitionException, type IToken, type TokenType, EOF } from 'chevrotain';
 import * as T from './tokens.ts';
 
 /** How a rule is called in "expected ..." messages. */
@@ -55,10 +55,27 @@ export const errorMessages: IParserErrorMessageProvider = {
     `expected ${oneOf(expectedIterationPaths.map((p) => (p[0] ? label(p[0]) : '')))}, found ${describeToken(actual[0])}`,
 };
 
+/** Thrown out of a parse that has recorded MAX_PARSE_ERRORS errors (see SAVE_ERROR). */
+export class TooManyErrors extends Error {}
+/** Recovery on garbage costs time per error; past this many the parse is abandoned. */
+export const MAX_PARSE_ERRORS = 100;
+
+type SaveError = (this: CstParser, e: IRecognitionException) => IRecognitionException;
+const chevrotainSaveError = (CstParser.prototype as unknown as { SAVE_ERROR: SaveError }).SAVE_ERROR;
+
 export class AttnParser extends CstParser {
   constructor() {
     super(T.allTokens, { recoveryEnabled: true, errorMessageProvider: errorMessages, maxLookahead: 2 });
     this.performSelfAnalysis();
+  }
+
+  /**
+   * Chevrotain records every error through this (internal, but stable) hook.
+   * Stopping after MAX_PARSE_ERRORS bounds the time spent on garbage input.
+   */
+  SAVE_ERROR(e: IRecognitionException): IRecognitionException {
+    if (this.errors.length >= MAX_PARSE_ERRORS) throw new TooManyErrors('too many syntax errors');
+    return chevrotainSaveError.call(this, e);
   }
 
   // file := block*

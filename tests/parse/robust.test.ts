@@ -92,6 +92,14 @@ describe('robustness', () => {
     expect(codes(text)).toEqual(['E009']);
   });
 
+  it('stops after too many syntax errors, quickly, and says so', () => {
+    const start = performance.now();
+    const got = frontEnd('attention '.repeat(50_000));
+    expect(performance.now() - start).toBeLessThan(5000);
+    expect(got.length).toBeLessThanOrEqual(50);
+    expect(got[got.length - 1].notes?.join()).toContain('too many syntax errors');
+  });
+
   it('takes bounded time on large garbage', () => {
     const garbage = Array.from({ length: 60_000 }, (_, i) => ['(', 'x', '+', ')', '{', 'let', '=', '}', '\n', '[', 'é'][(i * 7919) % 11]).join(' ');
     const start = performance.now();

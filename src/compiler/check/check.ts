@@ -40,33 +40,31 @@ export interface BlockCheck {
 
 /** Check one block. `text` is the file's text, used to say where things were defined. */
 export function checkBlock(block: AttentionBlock, text = ''): BlockCheck {
-  const ctx: ExprContext = { scope: new Scope(), text, diagnostics: [], laterDefinitions: new Map(), types: new Map() };
   const definitions = definitionsOf(block);
+  let current = 0;
+  const ctx: ExprContext = { scope: new Scope(), text, diagnostics: [], definedLater: (name) => laterDefinition(definitions, name, current), types: new Map() };
   block.body.forEach((stmt, i) => {
-    ctx.laterDefinitions = laterThan(definitions, i);
+    current = i;
     checkStatement(stmt, ctx);
   });
   return { diagnostics: ctx.diagnostics, types: ctx.types };
 }
 
-interface Definition {
-  name: string;
-  span: Span;
-  index: number;
-}
-
-function definitionsOf(block: AttentionBlock): Definition[] {
-  const defs: Definition[] = [];
+/** For each name, the statements that define it, in order. */
+function definitionsOf(block: AttentionBlock): Map<string, { index: number; span: Span }[]> {
+  const defs = new Map<string, { index: number; span: Span }[]>();
   block.body.forEach((s, index) => {
-    if ((s.kind === 'let' || s.kind === 'param' || s.kind === 'input') && s.name !== '') defs.push({ name: s.name, span: s.nameSpan, index });
+    if ((s.kind === 'let' || s.kind === 'param' || s.kind === 'input') && s.name !== '') {
+      const list = defs.get(s.name) ?? [];
+      list.push({ index, span: s.nameSpan });
+      defs.set(s.name, list);
+    }
   });
   return defs;
 }
 
-function laterThan(defs: Definition[], index: number): Map<string, Span> {
-  const later = new Map<string, Span>();
-  for (const d of defs) if (d.index > index && !later.has(d.name)) later.set(d.name, d.span);
-  return later;
+function laterDefinition(defs: Map<string, { index: number; span: Span }[]>, name: string, index: number): Span | undefined {
+  return defs.get(name)?.find((d) => d.index > index)?.span;
 }
 
 function checkStatement(stmt: Stmt, ctx: ExprContext): void {

@@ -22,8 +22,8 @@ export interface ExprContext {
   scope: Scope;
   text: string;
   diagnostics: Diagnostic[];
-  /** Names the block defines later: "used before its definition" beats "unknown". */
-  laterDefinitions: ReadonlyMap<string, Span>;
+  /** Where the block defines `name` after the current statement, if it does: "defined later" beats "unknown". */
+  definedLater: (name: string) => Span | undefined;
   /** Every checked expression's type, for later stages that want it. */
   types: Map<Expr, ValueType>;
 }
@@ -117,7 +117,7 @@ function checkName(name: string, span: Span, ctx: ExprContext): ExprInfo {
 }
 
 export function unknownName(name: string, span: Span, ctx: ExprContext): Diagnostic {
-  const later = ctx.laterDefinitions.get(name);
+  const later = ctx.definedLater(name);
   if (later) return error('E012', span, { name }, [note(`'${name}' is defined later, at ${where(ctx.text, later)}; a name must be defined before it is used`)]);
   if (name === 'scale') return error('E012', span, { name }, [note("'scale' can be set with 'scale = ...' but not read; the initial score already includes it")]);
   const close = suggest(name, ctx.scope.visible());

@@ -23,17 +23,36 @@ const TAB_WIDTH = 4;
 const INDENT = '    ';
 /** Code points of a source line echoed at most. */
 const MAX_ECHO = 100;
+/** Diagnostics printed in full by formatDiagnostics; the summary still counts all. */
+export const MAX_SHOWN = 100;
+
+// Line starts of the last text seen: formatting or checking many diagnostics
+// of one file then costs a binary search each, not a scan of the file.
+let cachedText: string | undefined;
+let cachedLineStarts: number[] = [];
+
+function lineStarts(text: string): number[] {
+  if (text !== cachedText) {
+    cachedLineStarts = [0];
+    for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) cachedLineStarts.push(i + 1);
+    cachedText = text;
+  }
+  return cachedLineStarts;
+}
 
 /** 1-based line and column (in code points) of a character offset. */
 export function lineAndColumn(text: string, offset: number): { line: number; column: number; lineStart: number } {
   const at = Math.max(0, Math.min(offset, text.length));
-  let line = 1;
-  let lineStart = 0;
-  for (let i = text.indexOf('\n'); i !== -1 && i < at; i = text.indexOf('\n', i + 1)) {
-    line++;
-    lineStart = i + 1;
+  const starts = lineStarts(text);
+  let lo = 0;
+  let hi = starts.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (starts[mid] <= at) lo = mid;
+    else hi = mid - 1;
   }
-  return { line, column: codePoints(text.slice(lineStart, at)) + 1, lineStart };
+  const lineStart = starts[lo];
+  return { line: lo + 1, column: codePoints(text.slice(lineStart, at)) + 1, lineStart };
 }
 
 const codePoints = (s: string) => Array.from(s).length;
@@ -113,5 +132,7 @@ export function formatDiagnostics(ds: readonly Diagnostic[], src: SourceText, op
   const warnings = ds.length - errors;
   const count = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
   const summary = [errors > 0 ? count(errors, 'error') : '', warnings > 0 ? count(warnings, 'warning') : ''].filter(Boolean).join(', ');
-  return `${sorted.map((d) => formatDiagnostic(d, src, opts)).join('\n\n')}\n\n${summary}\n`;
+  const shown = sorted.slice(0, MAX_SHOWN).map((d) => formatDiagnostic(d, src, opts));
+  if (sorted.length > MAX_SHOWN) shown.push(`... and ${sorted.length - MAX_SHOWN} more`);
+  return `${shown.join('\n\n')}\n\n${summary}\n`;
 }

@@ -110,13 +110,18 @@ export class CstToAst {
     const nameSpan = this.span(nameTok);
     const body: Stmt[] = [];
     const separators = (b.children.Sep ?? []).filter(isToken).map((t) => t.startOffset);
+    const separatorBetween = (from: number, to: number) => {
+      while (sepIndex < separators.length && separators[sepIndex] < from) sepIndex++;
+      return sepIndex < separators.length && separators[sepIndex] < to;
+    };
     let previous: Stmt | undefined;
+    let sepIndex = 0; // separators and statements are both in source order: one forward scan
     for (const s of this.nodes(b, 'statement')) {
       const stmt = this.statement(s);
       if (!stmt) continue;
       const previousEnd = previous?.span.end ?? -1;
       // After a damaged statement the missing separator is part of the same mistake.
-      if (previous && !isRecovered(previous) && !this.opts.errorOffsets.some((o) => o >= previousEnd && o <= stmt.span.start) && !separators.some((o) => o >= previousEnd && o < stmt.span.start)) {
+      if (previous && !isRecovered(previous) && !this.opts.errorOffsets.some((o) => o >= previousEnd && o <= stmt.span.start) && !separatorBetween(previousEnd, stmt.span.start)) {
         const first = this.firstToken(s);
         this.diagnostics.push(error('E001', stmt.span.start === stmt.span.end ? stmt.span : { start: stmt.span.start, end: first ? first.endOffset! + 1 : stmt.span.start },
           { detail: `expected a newline or ';' between two statements, found ${first ? `'${first.image}'` : 'a statement'}` }));

@@ -7,7 +7,7 @@
 //   3. significant newlines; nesting and length limits (E007, E008)
 import { createTokenInstance, EOF, type CstNode, type IToken, type TokenType } from 'chevrotain';
 import * as T from '../../../grammar/tokens.ts';
-import { attnParser, resetAttnParser } from '../../../grammar/parser.ts';
+import { attnParser, resetAttnParser, TooManyErrors } from '../../../grammar/parser.ts';
 import type { SpecFile } from './ast.ts';
 import type { Diagnostic } from '../diagnostics/diagnostic.ts';
 import { error, help, note } from '../diagnostics/catalog.ts';
@@ -129,13 +129,13 @@ const CAN_START_STATEMENT = new Set<TokenType>([T.Identifier, T.Param, T.Input, 
 function significantNewlines(tokens: IToken[]): IToken[] {
   const out: IToken[] = [];
   let depth = 0;
+  let nextSolid = 0; // index of the first non-newline token at or after i (kept monotone: linear time)
   tokens.forEach((t, i) => {
     const type = t.tokenType;
     if (type === T.Newline) {
       const prev = out[out.length - 1];
-      let k = i + 1;
-      while (k < tokens.length && tokens[k].tokenType === T.Newline) k++;
-      const next = tokens[k];
+      if (nextSolid <= i) for (nextSolid = i + 1; nextSolid < tokens.length && tokens[nextSolid].tokenType === T.Newline;) nextSolid++;
+      const next = tokens[nextSolid];
       const ends = depth === 0 && prev && ENDS_OPERAND.has(prev.tokenType) && (!next || CAN_START_STATEMENT.has(next.tokenType));
       if (ends) out.push(t);
       return;
@@ -265,8 +265,14 @@ function parseTokens(tokens: IToken[], text: string): { csts: CstNode[]; syntaxE
   let rest = tokens;
   while (rest.length > 0) {
     parser.input = rest;
-    const cst = parser.specFile();
-    csts.push(cst);
+    let aborted = false;
+    try {
+      csts.push(parser.specFile());
+    } catch (e) {
+      if (!(e instanceof TooManyErrors)) throw e;
+      aborted = true;
+      skippedTopLevel = true;
+    }
     let resumeAfter: IToken | undefined;
     for (const e of parser.errors) {
       const t = e.token;
@@ -283,6 +289,11 @@ function parseTokens(tokens: IToken[], text: string): { csts: CstNode[]; syntaxE
       seen.add(at);
       const end = lineBreakBefore || t.tokenType === EOF || t.tokenType === T.Newline || !Number.isFinite(t.startOffset) ? at : (t.endOffset ?? at) + 1;
       syntaxErrors.push(error('E001', { start: at, end }, { detail: e.message }));
+    }
+    if (aborted) {
+      const last = syntaxErrors[syntaxErrors.length - 1];
+      if (last) last.notes = [...(last.notes ?? []), note('too many syntax errors; the rest of the file was not read')];
+      break;
     }
     if (!resumeAfter) break;
     const from = rest.indexOf(resumeAfter);
