@@ -17,7 +17,10 @@ import { roundThrough } from '../../src/runtime/half.ts';
 export interface Example { name: string; text: string; block: AttentionBlock; lowered: LoweredKernel }
 
 export function loadExample(path: string): Example {
-  const text = readFileSync(path, 'utf8');
+  return loadSpecText(path, readFileSync(path, 'utf8'));
+}
+
+export function loadSpecText(path: string, text: string): Example {
   const { file, diagnostics } = parseSpec(path, text);
   const errors = diagnostics.filter((d) => d.severity === 'error');
   if (errors.length) throw new Error(`${path}: ${errors.map((d) => d.message).join('; ')}`);
@@ -25,6 +28,9 @@ export function loadExample(path: string): Example {
   const program = lowerBlock(block);
   return { name: block.name, text, block, lowered: { program, analysis: analyzeProgram(program) } };
 }
+
+/** Small values for the examples' params, so that windows, prefixes etc. bite at test lengths. */
+export const TEST_PARAMS: Record<string, number> = { window: 40, sinks: 3, prefix: 50, train_len: 64, cap: 5 };
 
 /** Lavapipe's limits: fixed so that golden files do not depend on the machine. */
 export const GOLDEN_LIMITS: DeviceLimits = {
@@ -43,15 +49,17 @@ export function compileWgsl(ex: Example, dtype: 'f32' | 'f16', headDim: number, 
 export interface Case { B: number; Hq: number; Hkv: number; Nq: number; Nk: number; D: number; dtype: 'f32' | 'f16'; params?: Record<string, number> }
 
 /** Runs one case on the backend and on the reference (with inputs rounded to the storage dtype first). */
-export async function diffCase(backend: Backend, ex: Example, c: Case, seed = 1): Promise<Comparison> {
+export async function diffCase(backend: Backend, ex: Example, c: Case, seed = 1): Promise<DiffResult> {
   const shape = { B: c.B, Hq: c.Hq, Hkv: c.Hkv, Nq: c.Nq, Nk: c.Nk, D: c.D };
   let { q, k, v } = randomInputs(shape, seed);
   if (c.dtype === 'f16') [q, k, v] = [q, k, v].map((x) => roundThrough('f16', x));
   const tables = defaultTables(ex.lowered.program.inputs, shape, seed);
   const params: Record<string, number> = {};
-  for (const p of ex.lowered.program.params) params[p.name] = c.params?.[p.name] ?? p.default;
+  for (const p of ex.lowered.program.params) params[p.name] = c.params?.[p.name] ?? TEST_PARAMS[p.name] ?? p.default;
   const kernel = compileWgsl(ex, c.dtype, c.D, backend.limits());
   const got = await backend.run(kernel, { ...shape, q, k, v, params, tables });
   const want = referenceAttention(ex.block, { ...shape, q, k, v, params, tables });
-  return compareOutputs(got, want, shape);
+  return { ...compareOutputs(got, want, shape), got, want };
 }
+
+export type DiffResult = Comparison & { got: { o: Float32Array; lse: Float32Array }; want: { o: Float64Array; lse: Float64Array } };

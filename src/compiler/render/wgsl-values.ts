@@ -58,7 +58,25 @@ export function emitScope(roots: readonly Node[], program: AttentionProgram, sco
     }
     values.set(r, text);
   });
-  return { lines: out.lines, values };
+  return { lines: dropDeadLets(out.lines, [...values.values()]), values };
+}
+
+/**
+ * emitValues also walks below values the scope already knows, which can
+ * declare temporaries nothing reads (e.g. a diagonal table's inputs); drop
+ * them so the generated code shows only what runs.
+ */
+function dropDeadLets(lines: string[], used: string[]): string[] {
+  const kept: string[] = [];
+  const reads = used.join(' ');
+  let later = reads;
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const name = /^\s*let (\w+) =/.exec(lines[i])?.[1];
+    if (name && !new RegExp(`\\b${name}\\b`).test(later)) continue;
+    kept.unshift(lines[i]);
+    later += ' ' + lines[i];
+  }
+  return kept;
 }
 
 /** A workgroup table of per-key or per-diagonal values (bool stored as u32). */
