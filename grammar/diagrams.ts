@@ -4,7 +4,7 @@
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createSyntaxDiagramsCode } from 'chevrotain';
+import { createSyntaxDiagramsCode } from './chevrotain.ts';
 import { attnParser } from './parser.ts';
 
 const out = join(dirname(fileURLToPath(import.meta.url)), 'diagrams.html');

@@ -5,7 +5,8 @@
 // Newlines reach the parser only where they end a statement: parse.ts drops
 // the others (inside brackets, after an operator), so expressions may span
 // lines and the grammar below stays LL(1).
-import { CstParser, type IParserErrorMessageProvider, type IRecognitionException, type IToken, type TokenType, EOF } from 'chevrotain';
+import type { CstParser as CstParserType, IParserErrorMessageProvider, IRecognitionException, IToken, TokenType } from 'chevrotain';
+import { CstParser, EOF } from './chevrotain.ts';
 import * as T from './tokens.ts';
 
 /** How a rule is called in "expected ..." messages. */
@@ -60,7 +61,7 @@ export class TooManyErrors extends Error {}
 /** Recovery on garbage costs time per error; past this many the parse is abandoned. */
 export const MAX_PARSE_ERRORS = 100;
 
-type SaveError = (this: CstParser, e: IRecognitionException) => IRecognitionException;
+type SaveError = (this: CstParserType, e: IRecognitionException) => IRecognitionException;
 const chevrotainSaveError = (CstParser.prototype as unknown as { SAVE_ERROR: SaveError }).SAVE_ERROR;
 
 export class AttnParser extends CstParser {

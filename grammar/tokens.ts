@@ -5,7 +5,8 @@
 // `score` and `scale` are plain identifiers that the CST->AST step validates,
 // so a misspelt type gets a precise message instead of "unexpected token",
 // and names that are keywords elsewhere (var, fn, float, lambda) stay usable.
-import { createToken, Lexer, type TokenType } from 'chevrotain';
+import type { TokenType } from 'chevrotain';
+import { createToken, Lexer } from './chevrotain.ts';
 
 export const Identifier = createToken({ name: 'Identifier', pattern: /[A-Za-z_][A-Za-z0-9_]*/, label: 'a name' });
 

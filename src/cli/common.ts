@@ -33,7 +33,7 @@ export function readBytes(path: string, what: string): Uint8Array {
 }
 
 export function printDiagnostics(ds: Diagnostic[], path: string, text: string): void {
-  process.stderr.write(formatDiagnostics(ds, { path, text }, { color: Boolean(process.stderr.isTTY) && !process.env.NO_COLOR }) + '\n');
+  process.stderr.write(formatDiagnostics(ds, { path, text }, { color: Boolean(process.stderr.isTTY) && !process.env.NO_COLOR }));
 }
 
 /** Parse + check a spec file; diagnostics end the command with exit 1. */

@@ -38,7 +38,9 @@ export type FrontEnd =
 /** Parse, check, and pick the entry block. All errors of the run are reported together. */
 export function frontEnd(path: string, text: string, entry?: string): FrontEnd {
   const { file, diagnostics } = parseSpec(path, text);
-  const all = [...diagnostics, ...(diagnostics.some((d) => d.severity === 'error') ? [] : checkSpec(file))];
+  // The checker runs on the recovered AST too (it stays silent about what
+  // recovery made up), so syntax and type errors are reported together.
+  const all = [...diagnostics, ...checkSpec(file)];
   if (all.some((d) => d.severity === 'error')) return { ok: false, diagnostics: all };
   const picked = selectBlock(file, entry);
   if ('diagnostic' in picked) return { ok: false, diagnostics: [picked.diagnostic] };

@@ -5,7 +5,8 @@
 //   1. size limit (E009)            4. parse (chevrotain, recovery on) (E001)
 //   2. lex (E002, E003)             5. CST -> AST (E004-E006, E010, E011, E034, E035)
 //   3. significant newlines; nesting and length limits (E007, E008)
-import { createTokenInstance, EOF, type CstNode, type IToken, type TokenType } from 'chevrotain';
+import type { CstNode, IToken, TokenType } from 'chevrotain';
+import { createTokenInstance, EOF } from '../../../grammar/chevrotain.ts';
 import * as T from '../../../grammar/tokens.ts';
 import { attnParser, resetAttnParser, TooManyErrors } from '../../../grammar/parser.ts';
 import type { SpecFile } from './ast.ts';
