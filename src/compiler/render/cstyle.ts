@@ -115,7 +115,17 @@ function renderNode(n: Node, arg: (a: Node) => string, lang: CLanguage, names: L
 
 /** Helper functions referenced (by name) in a piece of generated code, in a stable order. */
 export function helpersUsed(lang: CLanguage, code: string): string[] {
-  return Object.keys(lang.helpers).filter((name) => new RegExp(`\\b${name}\\(`).test(code)).map((name) => lang.helpers[name]);
+  // Helpers may call helpers: grow the set until nothing new is referenced.
+  const used = new Set<string>();
+  let text = code;
+  for (;;) {
+    const found = Object.keys(lang.helpers).filter((name) => !used.has(name) && new RegExp(`\\b${name}\\(`).test(text));
+    if (found.length === 0) break;
+    found.forEach((name) => used.add(name));
+    text = found.map((name) => lang.helpers[name]).join('\n');
+  }
+  // Callees before callers (definition order matters in C).
+  return Object.keys(lang.helpers).filter((name) => used.has(name)).map((name) => lang.helpers[name]);
 }
 
 export const INFIX: Partial<Record<BinaryOpName, string>> = {

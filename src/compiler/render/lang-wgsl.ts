@@ -5,6 +5,9 @@
 import { f32Digits, INFIX, type CLanguage } from './cstyle.ts';
 
 const helpers: Record<string, string> = {
+  attnc_f32_bits: `fn attnc_f32_bits(bits: u32) -> f32 {
+  return bitcast<f32>(bits);
+}`,
   attnc_log1p: `fn attnc_log1p(x: f32) -> f32 {
   // log(1 + x) without the cancellation of 1 + x for small x.
   let u = 1.0 + x;
@@ -34,8 +37,8 @@ const helpers: Record<string, string> = {
   // pow as C's powf: negative bases allowed for integral exponents.
   if (y == 0.0) { return 1.0; }
   if (x > 0.0) { return pow(x, y); }
-  if (x == 0.0) { return select(bitcast<f32>(0x7f800000u), 0.0, y > 0.0); }
-  if (floor(y) != y) { return bitcast<f32>(0x7fc00000u); }
+  if (x == 0.0) { return select(attnc_f32_bits(0x7f800000u), 0.0, y > 0.0); }
+  if (floor(y) != y) { return attnc_f32_bits(0x7fc00000u); }
   let r = pow(-x, y);
   return select(r, -r, floor(y * 0.5) * 2.0 != y);
 }`,
@@ -50,9 +53,11 @@ const helpers: Record<string, string> = {
 function literal(value: number | boolean, type: string): string {
   if (typeof value === 'boolean') return value ? 'true' : 'false';
   if (type === 'i32') return value === -2147483648 ? '(-2147483647i - 1i)' : value < 0 ? `(${value}i)` : `${value}i`;
-  if (Number.isNaN(value)) return 'bitcast<f32>(0x7fc00000u)';
-  if (value === Infinity) return 'bitcast<f32>(0x7f800000u)';
-  if (value === -Infinity) return 'bitcast<f32>(0xff800000u)';
+  // WGSL const-evaluates bitcast of a literal and rejects non-finite results,
+  // so these go through a (non-const) user function.
+  if (Number.isNaN(value)) return 'attnc_f32_bits(0x7fc00000u)';
+  if (value === Infinity) return 'attnc_f32_bits(0x7f800000u)';
+  if (value === -Infinity) return 'attnc_f32_bits(0xff800000u)';
   const s = f32Digits(value);
   return value < 0 || Object.is(value, -0) ? `(${Object.is(value, -0) ? '-0.0' : s})` : s;
 }
