@@ -61,7 +61,9 @@ export function longShapes(D: number): Shape[] {
 
 export async function runCase(be: CudaBackend, spec: Spec, dtype: StorageDType, shape: Shape, seed = 1): Promise<CaseResult> {
   const t0 = performance.now();
-  const kernel = renderCuda(spec.lowered, { dtype, headDim: shape.D, hash: 'test', version: 'test' });
+  // ATTNC_CUDA_TILES=warps,bn,mt checks a non-default tiling of the tensor-core kernel.
+  const [warps, bn, mt] = (process.env.ATTNC_CUDA_TILES ?? '').split(',').map((x) => (x ? Number(x) : undefined));
+  const kernel = renderCuda(spec.lowered, { dtype, headDim: shape.D, hash: 'test', version: 'test', tiles: { warps, bn, mt } });
   const { q, k, v } = randomInputs(shape, seed);
   const params = Object.fromEntries(spec.lowered.program.params.map((p) => [p.name, p.default]));
   // Short windows/prefixes so that masks actually cut inside short sequences too.

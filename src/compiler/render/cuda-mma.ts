@@ -15,20 +15,25 @@ import type { SpecCode } from './cuda-spec.ts';
 
 export function renderMmaKernel(entry: string, spec: SpecCode, t: CudaTiles, headDim: number, sig: string): string {
   const { bm, bn, threads, stride } = t;
-  const kd = headDim / 16, nt = bn / 8, nd = headDim / 8;
+  const kd = headDim / 16, nt = bn / 8, nd = headDim / 8, mt = t.mt;
+  const wr = 16 * mt; // rows per warp
+  // Q fragments stay in registers unless that would not fit next to O and S.
+  const qRegs = mt === 1 || headDim <= 64;
   const elemLoop = (masked: boolean) => {
     const e = spec.elem(masked, bn);
     return `      #pragma unroll
+      for (int mi = 0; mi < ${mt}; ++mi)
+      #pragma unroll
       for (int n = 0; n < ${nt}; ++n) {
         #pragma unroll
         for (int r = 0; r < 4; ++r) {
-          const int i = r >> 1;
-          const int lr = warp * 16 + g + 8 * i, lc = n * 8 + 2 * t4 + (r & 1);
+          const int i = 2 * mi + (r >> 1);
+          const int lr = warp * ${wr} + mi * 16 + g + 8 * (r >> 1), lc = n * 8 + 2 * t4 + (r & 1);
           const int qi = q0 + lr, kvi = kv0 + lc;
-          const float dotv = s[n][r];
+          const float dotv = s[mi][n][r];
           (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
 ${e.lines.join('\n')}
-          ${masked ? `s[n][r] = ${e.keep} ? ${e.logit2} : ATTNC_NEG_INF;` : `s[n][r] = ${e.logit2};`}
+          ${masked ? `s[mi][n][r] = ${e.keep} ? ${e.logit2} : ATTNC_NEG_INF;` : `s[mi][n][r] = ${e.logit2};`}
         }
       }`;
   };
@@ -84,12 +89,12 @@ ${spec.tilePartialMask.lines.join('\n')}
 ${spec.tableFill(bm, bn, threads).join('\n')}
   };
 
-  // ---- values per query row (2 row slots per thread: rows g and g + 8 of the warp) ----
-${spec.rowDecls(2).join('\n')}
+  // ---- values per query row (row slot i: rows g and g + 8 of each m16 tile of the warp) ----
+${spec.rowDecls(2 * mt).join('\n')}
   #pragma unroll
-  for (int i = 0; i < 2; ++i) {
+  for (int i = 0; i < ${2 * mt}; ++i) {
     (void)i;
-${spec.rowFill('q0 + warp * 16 + g + 8 * i').join('\n')}
+${spec.rowFill(`q0 + warp * ${wr} + (i >> 1) * 16 + g + 8 * (i & 1)`).join('\n')}
   }
 
   // ---- prologue: Q tile and the first live KV tile ----
@@ -104,18 +109,28 @@ ${spec.rowFill('q0 + warp * 16 + g + 8 * i').join('\n')}
   attnc_cp_commit();
   attnc_cp_wait<1>();
   __syncthreads();
-  unsigned qf[${kd}][4];
-  {
-    const int m = lane >> 3, r = warp * 16 + (m & 1) * 8 + (lane & 7), c = (m >> 1) * 8;
-    #pragma unroll
-    for (int kk = 0; kk < ${kd}; ++kk)
-      attnc_ldsm_x4(qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3], attnc_smem_addr(sQ + r * STRIDE + kk * 16 + c));
-  }
-
-  float o[${nd}][4];
+  // ldmatrix.x4 lane addresses. K (B operand of S = Q K^T, non-transposed):
+  // matrices (keys 0-7, d 0-7), (keys 0-7, d 8-15), (keys 8-15, d 0-7), (keys 8-15, d 8-15).
+  // V (B operand of O = P V, transposed): (keys 0-7, d 0-7), (keys 8-15, d 0-7), (keys 0-7, d 8-15), ...
+  const unsigned k_lane = attnc_smem_addr(sK + (((lane >> 4) << 3) + (lane & 7)) * STRIDE + ((lane >> 3) & 1) * 8);
+  const unsigned v_lane = attnc_smem_addr(sV + (lane & 15) * STRIDE + (lane >> 4) * 8);
+  // A-fragment address of this lane in Q (ldmatrix.x4: rows 0-15 x cols 0-15 of an m16 tile)
+  const unsigned q_addr = attnc_smem_addr(sQ + (warp * ${wr} + (lane & 15)) * STRIDE + (lane >> 4) * 8);
+${qRegs ? `  unsigned qf[${mt}][${kd}][4];
   #pragma unroll
-  for (int n = 0; n < ${nd}; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
-  float m_i[2] = {ATTNC_NEG_INF, ATTNC_NEG_INF}, l_i[2] = {0.f, 0.f};
+  for (int mi = 0; mi < ${mt}; ++mi)
+  #pragma unroll
+  for (int kk = 0; kk < ${kd}; ++kk)
+    attnc_ldsm_x4(qf[mi][kk][0], qf[mi][kk][1], qf[mi][kk][2], qf[mi][kk][3], q_addr + (mi * 16 * STRIDE + kk * 16) * 2);` : '  // Q fragments are re-read from shared memory per k-step (registers go to O and S).'}
+
+  float o[${mt}][${nd}][4];
+  #pragma unroll
+  for (int mi = 0; mi < ${mt}; ++mi)
+  #pragma unroll
+  for (int n = 0; n < ${nd}; ++n) o[mi][n][0] = o[mi][n][1] = o[mi][n][2] = o[mi][n][3] = 0.f;
+  float m_i[${2 * mt}], l_i[${2 * mt}];
+  #pragma unroll
+  for (int i = 0; i < ${2 * mt}; ++i) { m_i[i] = ATTNC_NEG_INF; l_i[i] = 0.f; }
   int stage = 0;
 
   // ---- main loop over the live KV tiles ----
@@ -126,23 +141,32 @@ ${spec.rowFill('q0 + warp * 16 + g + 8 * i').join('\n')}
     if (jn < n_tiles) { load_kv(jn, stage ^ 1); fill_tables(jn, stage ^ 1); }
     attnc_cp_commit();
     const int kv0 = j * BN;
-    const unsigned short* sKs = sK + stage * BN * STRIDE;
-    const unsigned short* sVs = sV + stage * BN * STRIDE;
+    // Shared addresses as 32-bit integers: the per-fragment offsets below are
+    // compile-time constants that fold into the ldmatrix immediate.
+    const unsigned k_base = k_lane + stage * (BN * STRIDE * 2), v_base = v_lane + stage * (BN * STRIDE * 2);
 
     // S = Q K^T (raw dot products, f32)
-    float s[${nt}][4];
+    float s[${mt}][${nt}][4];
     #pragma unroll
-    for (int n = 0; n < ${nt}; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+    for (int mi = 0; mi < ${mt}; ++mi)
+    #pragma unroll
+    for (int n = 0; n < ${nt}; ++n) s[mi][n][0] = s[mi][n][1] = s[mi][n][2] = s[mi][n][3] = 0.f;
     {
-      const int m = lane >> 3, r = (m >> 1) * 8 + (lane & 7), c = (m & 1) * 8;
       #pragma unroll
       for (int kk = 0; kk < ${kd}; ++kk) {
+${qRegs ? '' : `        unsigned qf[${mt}][1][4];
+        #pragma unroll
+        for (int mi = 0; mi < ${mt}; ++mi)
+          attnc_ldsm_x4(qf[mi][0][0], qf[mi][0][1], qf[mi][0][2], qf[mi][0][3], q_addr + (mi * 16 * STRIDE + kk * 16) * 2);`}
         #pragma unroll
         for (int np = 0; np < ${nt / 2}; ++np) {
           unsigned b0, b1, b2, b3;
-          attnc_ldsm_x4(b0, b1, b2, b3, attnc_smem_addr(sKs + (np * 16 + r) * STRIDE + kk * 16 + c));
-          attnc_mma(s[2 * np], qf[kk], b0, b1);
-          attnc_mma(s[2 * np + 1], qf[kk], b2, b3);
+          attnc_ldsm_x4(b0, b1, b2, b3, k_base + (np * 16 * STRIDE + kk * 16) * 2);
+          #pragma unroll
+          for (int mi = 0; mi < ${mt}; ++mi) {
+            attnc_mma(s[mi][2 * np], qf[mi][${qRegs ? 'kk' : '0'}], b0, b1);
+            attnc_mma(s[mi][2 * np + 1], qf[mi][${qRegs ? 'kk' : '0'}], b2, b3);
+          }
         }
       }
     }
@@ -156,10 +180,11 @@ ${elemLoop(false)}
 
     // online softmax (each row is spread over the 4 lanes of a quad)
     #pragma unroll
-    for (int i = 0; i < 2; ++i) {
+    for (int i = 0; i < ${2 * mt}; ++i) {
+      const int mi = i >> 1, h = i & 1;
       float mx = m_i[i];
       #pragma unroll
-      for (int n = 0; n < ${nt}; ++n) mx = fmaxf(mx, fmaxf(s[n][2 * i], s[n][2 * i + 1]));
+      for (int n = 0; n < ${nt}; ++n) mx = fmaxf(mx, fmaxf(s[mi][n][2 * h], s[mi][n][2 * h + 1]));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
       const float m_use = mx == ATTNC_NEG_INF ? 0.f : mx;  // no (-inf) - (-inf)
@@ -168,31 +193,36 @@ ${elemLoop(false)}
       float rs = 0.f;
       #pragma unroll
       for (int n = 0; n < ${nt}; ++n) {
-        s[n][2 * i] = attnc_ex2(s[n][2 * i] - m_use);
-        s[n][2 * i + 1] = attnc_ex2(s[n][2 * i + 1] - m_use);
-        rs += s[n][2 * i] + s[n][2 * i + 1];
+        s[mi][n][2 * h] = attnc_ex2(s[mi][n][2 * h] - m_use);
+        s[mi][n][2 * h + 1] = attnc_ex2(s[mi][n][2 * h + 1] - m_use);
+        rs += s[mi][n][2 * h] + s[mi][n][2 * h + 1];
       }
       l_i[i] = l_i[i] * alpha + rs;
       #pragma unroll
-      for (int n = 0; n < ${nd}; ++n) { o[n][2 * i] *= alpha; o[n][2 * i + 1] *= alpha; }
+      for (int n = 0; n < ${nd}; ++n) { o[mi][n][2 * h] *= alpha; o[mi][n][2 * h + 1] *= alpha; }
     }
 
     // O += P V: the S accumulators of two n8 tiles are the A fragment of one k16 step
     {
-      const int m = lane >> 3, r = (m & 1) * 8 + (lane & 7), c = (m >> 1) * 8;
       #pragma unroll
       for (int kk = 0; kk < ${bn / 16}; ++kk) {
-        unsigned a[4];
-        a[0] = attnc_pack(s[2 * kk][0], s[2 * kk][1]);
-        a[1] = attnc_pack(s[2 * kk][2], s[2 * kk][3]);
-        a[2] = attnc_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-        a[3] = attnc_pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+        unsigned a[${mt}][4];
+        #pragma unroll
+        for (int mi = 0; mi < ${mt}; ++mi) {
+          a[mi][0] = attnc_pack(s[mi][2 * kk][0], s[mi][2 * kk][1]);
+          a[mi][1] = attnc_pack(s[mi][2 * kk][2], s[mi][2 * kk][3]);
+          a[mi][2] = attnc_pack(s[mi][2 * kk + 1][0], s[mi][2 * kk + 1][1]);
+          a[mi][3] = attnc_pack(s[mi][2 * kk + 1][2], s[mi][2 * kk + 1][3]);
+        }
         #pragma unroll
         for (int dn = 0; dn < ${nd / 2}; ++dn) {
           unsigned b0, b1, b2, b3;
-          attnc_ldsm_x4_t(b0, b1, b2, b3, attnc_smem_addr(sVs + (kk * 16 + r) * STRIDE + dn * 16 + c));
-          attnc_mma(o[2 * dn], a, b0, b1);
-          attnc_mma(o[2 * dn + 1], a, b2, b3);
+          attnc_ldsm_x4_t(b0, b1, b2, b3, v_base + (kk * 16 * STRIDE + dn * 16) * 2);
+          #pragma unroll
+          for (int mi = 0; mi < ${mt}; ++mi) {
+            attnc_mma(o[mi][2 * dn], a[mi], b0, b1);
+            attnc_mma(o[mi][2 * dn + 1], a[mi], b2, b3);
+          }
         }
       }
     }
@@ -202,22 +232,23 @@ ${elemLoop(false)}
 
   // ---- epilogue: normalize, LSE, stage O through this warp's Q rows, 16-byte stores ----
   #pragma unroll
-  for (int i = 0; i < 2; ++i) {
+  for (int i = 0; i < ${2 * mt}; ++i) {
+    const int mi = i >> 1, h = i & 1;
     float l = l_i[i];
     l += __shfl_xor_sync(0xffffffffu, l, 1);
     l += __shfl_xor_sync(0xffffffffu, l, 2);
     const float inv = l > 0.f ? 1.f / l : 0.f;  // fully masked row: O = 0
-    const int lr = warp * 16 + g + 8 * i;
+    const int lr = warp * ${wr} + mi * 16 + g + 8 * h;
     #pragma unroll
     for (int n = 0; n < ${nd}; ++n)
-      *(unsigned*)(sQ + lr * STRIDE + n * 8 + 2 * t4) = attnc_pack(o[n][2 * i] * inv, o[n][2 * i + 1] * inv);
+      *(unsigned*)(sQ + lr * STRIDE + n * 8 + 2 * t4) = attnc_pack(o[mi][n][2 * h] * inv, o[mi][n][2 * h + 1] * inv);
     if (t4 == 0 && row0 + lr < Nq)
       LSE[(size_t)(bb * Hq + hq) * Nq + row0 + lr] = l > 0.f ? (m_i[i] + log2f(l)) * 0.6931471805599453f : ATTNC_NEG_INF;
   }
   __syncwarp();
   unsigned short* gO = O + (size_t)(bb * Hq + hq) * Nq * HEAD_DIM;
-  for (int x = lane; x < 16 * CHUNKS; x += 32) {
-    const int r = warp * 16 + x / CHUNKS, c = x % CHUNKS;
+  for (int x = lane; x < ${wr} * CHUNKS; x += 32) {
+    const int r = warp * ${wr} + x / CHUNKS, c = x % CHUNKS;
     if (row0 + r < Nq)
       *(uint4*)(gO + (size_t)(row0 + r) * HEAD_DIM + c * 8) = *(const uint4*)(sQ + r * STRIDE + c * 8);
   }

@@ -31,7 +31,7 @@ export interface CudaRenderOptions {
   version: string;
   arch?: 'sm_80' | 'sm_90a';
   /** Tile overrides for tuning (warps per block, keys per tile); defaults from schedule/cuda-tiles.ts. */
-  tiles?: { warps?: number; bn?: number };
+  tiles?: { warps?: number; bn?: number; mt?: number };
 }
 
 export interface CudaArg {

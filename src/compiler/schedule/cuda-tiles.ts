@@ -1,10 +1,10 @@
 // Tile sizes of the CUDA kernels.
 //
-// Tensor-core path (f16/bf16): one warp owns 16 query rows (one m16 MMA row
-// block), so BM = 16 * warps; Q stays in registers (D/16 x 4 regs), the S tile
-// 16 x BN in f32 registers (BN/2 per thread) and O 16 x D (D/2 per thread).
-// With D <= 128 and BN = 64 that is ~32 + 32 + 64 registers of state, which
-// fits 255 without spills; 2 pipeline stages of K and V in shared memory.
+// Tensor-core path (f16/bf16): one warp owns mt m16 row tiles (16 * mt query
+// rows), so BM = 16 * mt * warps; per thread the S tile takes mt * BN/2 f32
+// registers and O mt * D/2; Q stays in registers when it fits (mt = 1 or
+// D <= 64), otherwise its fragments are re-read from shared memory per
+// k-step. 2 pipeline stages of K and V in shared memory.
 //
 // f32 path (CUDA cores): 4 threads per query row, 32 rows per block, BN = 32.
 import type { StorageDType } from '../manifest.ts';
@@ -14,6 +14,8 @@ export interface CudaTiles {
   bm: number;
   bn: number;
   warps: number;
+  /** m16 row tiles per warp (tensor-core path): each K/V fragment read from shared memory feeds mt MMAs. */
+  mt: number;
   threads: number;
   stages: number;
   /** Shared-memory row stride in elements (D + padding: 16 bytes keeps ldmatrix/LDS.128 conflict-free). */
@@ -22,17 +24,24 @@ export interface CudaTiles {
   smemBytes: number;
 }
 
-export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides: { warps?: number; bn?: number } = {}): CudaTiles {
+export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides: { warps?: number; bn?: number; mt?: number } = {}): CudaTiles {
   if (dtype === 'f32') {
     if (headDim % 16 !== 0 || headDim > 256) throw new Error(`cuda f32: head_dim ${headDim} must be a multiple of 16 and at most 256`);
     const bm = 32, bn = 32, stages = 2, stride = headDim + 4;
     const smemBytes = 4 * (bm * stride + 2 * stages * bn * stride + bm * (bn + 1));
-    return { kind: 'simt', bm, bn, warps: 4, threads: 128, stages, stride, smemBytes };
+    return { kind: 'simt', bm, bn, warps: 4, mt: 1, threads: 128, stages, stride, smemBytes };
   }
   if (headDim % 16 !== 0 || headDim > 256) throw new Error(`cuda ${dtype}: head_dim ${headDim} must be a multiple of 16 and at most 256`);
+  // Measured on an H100 (causal, bf16, B2 H16 N16384; scripts/cuda-bench.ts):
+  //   D=128: 4 warps x 2 m16 tiles, BN 32: 301 TFLOP/s; 8 warps x 1, BN 64: 270.
+  //   D=64:  4 warps x 2 m16 tiles, BN 64: 287 TFLOP/s; 8 warps x 1, BN 64: 232.
+  // Two m16 tiles per warp halve the shared-memory reads per MMA (each K/V
+  // fragment feeds both); BN 32 at D=128 keeps O + S under 255 registers.
+  const big = headDim > 128;
   const warps = overrides.warps ?? 4;
-  const bn = overrides.bn ?? (headDim <= 128 ? 64 : 32);
-  const bm = 16 * warps, stages = 2, stride = headDim + 8;
+  const mt = overrides.mt ?? (big ? 1 : 2);
+  const bn = overrides.bn ?? (headDim <= 64 ? 64 : 32);
+  const bm = 16 * mt * warps, stages = 2, stride = headDim + 8;
   const smemBytes = 2 * (bm * stride + 2 * stages * bn * stride);
-  return { kind: 'mma', bm, bn, warps, threads: 32 * warps, stages, stride, smemBytes };
+  return { kind: 'mma', bm, bn, warps, mt, threads: 32 * warps, stages, stride, smemBytes };
 }
