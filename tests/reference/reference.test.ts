@@ -196,32 +196,4 @@ describe('referenceAttention', () => {
     expect(() => referenceAttention(block('p'), args({ ...s, D: 7 }, x))).toThrow(/Q has/);
   });
 
-  it('is fast enough: B=1, H=4, N=1024, D=64 causal scale-invariant, within a few times a bare dot-product loop', () => {
-    const big: Sizes = { B: 1, Hq: 4, Hkv: 4, Nq: 1024, Nk: 1024, D: 64 };
-    const xb = randomInputs(big, 5);
-    const si = block('si',
-      param('tau', real(10.0)),
-      let_('t', bin(id('q_idx'), '-', id('kv_idx'))),
-      let_('l', call('log1p', bin(id('t'), '/', id('tau')))),
-      score(bin(bin(id('score'), '*', call('sqrt', bin(bin(int(2), '*', id('l')), '+', int(1)))), '-', bin(int(2), '*', id('l')))),
-      mask(id('causal')));
-    // Calibrate against the machine (tests run in parallel with other work):
-    // a bare float64 loop over the same causal dot products (QK^T only).
-    const t0 = performance.now();
-    const k64 = Float64Array.from(xb.k.subarray(0, 1024 * 64));
-    let sink = 0;
-    for (let h = 0; h < 4; h++) for (let i = 0; i < 1024; i++) for (let j = 0; j <= i; j++) {
-      let s = 0;
-      for (let d = 0; d < 64; d++) s += k64[i * 64 + d] * k64[j * 64 + d];
-      sink += s;
-    }
-    const bare = performance.now() - t0;
-    const t1 = performance.now();
-    const r = referenceAttention(si, args(big, xb));
-    const ms = performance.now() - t1;
-    expect(Number.isFinite(sink)).toBe(true);
-    expect(r.lse.every(Number.isFinite)).toBe(true);
-    // Measured ~1.5-2x the bare loop (it also does P*V and the transform).
-    expect(ms).toBeLessThan(Math.max(6 * bare, 500));
-  });
 });
