@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { artifactHash, lowerAndAnalyze, renderKernel, UsageError, type Target } from '../compiler/compile.ts';
 import { renderFlex } from '../compiler/render/flex.ts';
+import { printBlock } from '../compiler/syntax/print.ts';
+import { printProgram } from '../compiler/ir/print.ts';
 import { VERSION } from '../version.ts';
 import type { StorageDType } from '../compiler/manifest.ts';
 import { DEFAULT_WEBGPU_LIMITS } from '../runtime/device.ts';
@@ -18,6 +20,7 @@ interface CompileFlags {
   limits: 'default' | 'device';
   arch: 'sm_80' | 'sm_90a';
   json?: boolean;
+  dump?: 'ast' | 'ir' | 'analysis';
 }
 
 export function registerCompile(program: Command): void {
@@ -33,6 +36,7 @@ export function registerCompile(program: Command): void {
     .option('--arch <arch>', 'CUDA architecture', parseChoice(['sm_80', 'sm_90a'] as const), 'sm_90a')
     .option('-o, --out <dir>', 'output folder (default: print the source to stdout)')
     .option('--json', 'print the manifest as JSON')
+    .option('--dump <stage>', 'print the value after a stage instead of compiling: ast, ir or analysis', parseChoice(['ast', 'ir', 'analysis'] as const))
     .action((spec: string, flags: CompileFlags) => runCommand(() => compileCommand(spec, flags)));
 }
 
@@ -45,7 +49,10 @@ async function compileCommand(specPath: string, flags: CompileFlags): Promise<vo
     limits = backend.limits();
     backend.dispose();
   }
+  if (flags.dump === 'ast') return void process.stdout.write(printBlock(block) + '\n');
   const lowered = lowerAndAnalyze(block);
+  if (flags.dump === 'ir') return void process.stdout.write(printProgram(lowered.program) + '\n');
+  if (flags.dump === 'analysis') return void process.stdout.write(printProgram(lowered.program, lowered.analysis.classOf) + '\n');
   if (flags.target === 'flex') return writeFlex(text, block.name, lowered, flags);
   const kernel = renderKernel(text, block, lowered, {
     target: flags.target, dtype: flags.dtype, headDim: flags.headDim, entry: flags.entry, limits, arch: flags.arch,
