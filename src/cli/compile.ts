@@ -7,6 +7,7 @@ import { renderFlex } from '../compiler/render/flex.ts';
 import { printBlock } from '../compiler/syntax/print.ts';
 import { printProgram } from '../compiler/ir/print.ts';
 import { VERSION } from '../version.ts';
+import { buildCubin } from './cubin.ts';
 import type { StorageDType } from '../compiler/manifest.ts';
 import { DEFAULT_WEBGPU_LIMITS } from '../runtime/device.ts';
 import { DTYPES, loadSpec, openBackend, parseChoice, parseIntArg, runCommand } from './common.ts';
@@ -21,6 +22,7 @@ interface CompileFlags {
   arch: 'sm_80' | 'sm_90a';
   json?: boolean;
   dump?: 'ast' | 'ir' | 'analysis';
+  cubin?: string;
 }
 
 export function registerCompile(program: Command): void {
@@ -35,12 +37,14 @@ export function registerCompile(program: Command): void {
     .option('--limits <which>', 'WGSL tile sizes for the WebGPU default limits (portable) or this machine\'s adapter', parseChoice(['default', 'device'] as const), 'default')
     .option('--arch <arch>', 'CUDA architecture', parseChoice(['sm_80', 'sm_90a'] as const), 'sm_90a')
     .option('-o, --out <dir>', 'output folder (default: print the source to stdout)')
+    .option('--cubin <arch>', 'with --target cuda and -o: also build a cubin with nvcc (e.g. sm_90a)')
     .option('--json', 'print the manifest as JSON')
     .option('--dump <stage>', 'print the value after a stage instead of compiling: ast, ir or analysis', parseChoice(['ast', 'ir', 'analysis'] as const))
     .action((spec: string, flags: CompileFlags) => runCommand(() => compileCommand(spec, flags)));
 }
 
 async function compileCommand(specPath: string, flags: CompileFlags): Promise<void> {
+  if (flags.cubin && (flags.target !== 'cuda' || !flags.out)) throw new UsageError('--cubin needs --target cuda and -o DIR');
   if (flags.target === 'wgsl' && flags.dtype === 'bf16') throw new UsageError('--target wgsl takes --dtype f32 or f16 (bf16 is CUDA only)');
   const { text, block } = loadSpec(specPath, flags.entry);
   let limits = DEFAULT_WEBGPU_LIMITS;
@@ -64,6 +68,11 @@ async function compileCommand(specPath: string, flags: CompileFlags): Promise<vo
     writeFileSync(join(flags.out, `${base}.${ext}`), kernel.source);
     writeFileSync(join(flags.out, `${base}.manifest.json`), JSON.stringify(kernel.manifest, null, 2) + '\n');
     if (!flags.json) process.stdout.write(`wrote ${join(flags.out, `${base}.${ext}`)} and ${base}.manifest.json\n`);
+    if (flags.cubin) {
+      const cubin = join(flags.out, `${base}.${flags.cubin}.cubin`);
+      buildCubin(join(flags.out, `${base}.${ext}`), cubin, flags.cubin);
+      if (!flags.json) process.stdout.write(`wrote ${cubin}\n`);
+    }
   } else if (!flags.json) {
     process.stdout.write(kernel.source);
   }
