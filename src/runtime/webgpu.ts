@@ -191,11 +191,23 @@ class WebGpuBackend implements Backend {
       const module = d.createShaderModule({ label: kernel.manifest.spec, code: kernel.source });
       const info = await module.getCompilationInfo();
       errors = info.messages.filter((msg) => msg.type === 'error').map((e) => `${e.lineNum}:${e.linePos} ${e.message}`);
-      return d.createComputePipeline({ label: kernel.manifest.spec, layout: 'auto', compute: { module, entryPoint: kernel.manifest.entryPoint } });
+      return d.createComputePipeline({ label: kernel.manifest.spec, layout: explicitLayout(d, kernel.manifest.abi as unknown as WgslAbi), compute: { module, entryPoint: kernel.manifest.entryPoint } });
     }, () => errors);
     this.pipelines.set(key, { source: kernel.source, pipeline });
     return pipeline;
   }
+}
+
+/**
+ * The bind group layout from the manifest's bindings, not 'auto': an 'auto'
+ * layout drops bindings the shader never reads (a declared but unused
+ * `input`), and binding every table the manifest lists then fails
+ * validation (found by the differential fuzzer, src/fuzz/).
+ */
+function explicitLayout(d: GPUDevice, abi: WgslAbi): GPUPipelineLayout {
+  const type = (role: string): GPUBufferBindingType => (role === 'uniform' ? 'uniform' : role === 'o' || role === 'lse' ? 'storage' : 'read-only-storage');
+  const entries = abi.bindings.map((b) => ({ binding: b.binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: type(b.role) } }));
+  return d.createPipelineLayout({ bindGroupLayouts: [d.createBindGroupLayout({ entries })] });
 }
 
 /**
