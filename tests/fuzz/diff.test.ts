@@ -1,0 +1,35 @@
+// Differential fuzzing in CI: random valid specs (src/fuzz/diff-gen.ts)
+// compiled for the WebGPU adapter (lavapipe here) and compared with the
+// float64 reference at compare.ts's tolerances. Lavapipe needs seconds per
+// kernel, so the budget is ~60 s of mostly D = 32 kernels at lengths up to
+// 200; `npm run fuzz -- --kind diff --seconds N` runs the full range.
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openWebGpu } from '../../src/runtime/webgpu.ts';
+import type { Backend } from '../../src/runtime/device.ts';
+import { diffLoop } from '../../src/fuzz/diff-loop.ts';
+import { genDiffSpec } from '../../src/fuzz/diff-gen.ts';
+import { compileDiff } from '../../src/fuzz/diff-run.ts';
+
+let backend: Backend | null = null;
+try { backend = await openWebGpu(); } catch (e) { console.warn(`tests/fuzz/diff.test.ts: no WebGPU adapter (${(e as Error).message})`); }
+afterAll(() => backend?.dispose());
+
+describe('the differential generator', () => {
+  it('only produces specs that pass the front end', () => {
+    for (let i = 0; i < 300; i++) compileDiff(genDiffSpec(i));
+  });
+});
+
+(backend ? describe : describe.skip)('differential fuzzing on WebGPU', () => {
+  it('random specs and shapes match the float64 reference (fixed seed, ~60 s)', async () => {
+    const s = await diffLoop(backend!, {
+      seed: 7, seconds: 55, maxLen: 200, maxWork: 60_000, dWeights: [8, 1, 0], shapesPerKernel: 5,
+      saveDir: join(tmpdir(), 'attnc-fuzz-regressions'), log: (l) => console.log(l),
+    });
+    console.log(`diff fuzz: ${s.kernels} kernels, ${s.cases} cases, ${s.mismatches} mismatches, worst error ${(s.worstRatio * 100).toFixed(1)}% of tolerance`);
+    expect(s.failures.map((f) => f.spec)).toEqual([]);
+    expect(s.kernels).toBeGreaterThanOrEqual(3);
+  }, 180_000);
+});
