@@ -36,11 +36,14 @@ export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides:
   //   D=128: 4 warps x 2 m16 tiles, BN 32: 301 TFLOP/s; 8 warps x 1, BN 64: 270.
   //   D=64:  4 warps x 2 m16 tiles, BN 64: 287 TFLOP/s; 8 warps x 1, BN 64: 232.
   // Two m16 tiles per warp halve the shared-memory reads per MMA (each K/V
-  // fragment feeds both); BN 32 at D=128 keeps O + S under 255 registers.
-  const big = headDim > 128;
-  const warps = overrides.warps ?? 4;
-  const mt = overrides.mt ?? (big ? 1 : 2);
-  const bn = overrides.bn ?? (headDim <= 64 ? 64 : 32);
+  // fragment feeds both). At D=128 that variant (override {warps: 4, mt: 2,
+  // bn: 32}) sits at 243-255 registers and spills a few bytes for specs with
+  // per-row values or longer masks (logn, sinks_window), so the default there
+  // is 8 warps x 1 tile (about 207 registers, never spilled).
+  const small = headDim <= 64;
+  const warps = overrides.warps ?? (small ? 4 : 8);
+  const mt = overrides.mt ?? (small ? 2 : 1);
+  const bn = overrides.bn ?? (headDim <= 128 ? 64 : 32);
   const bm = 16 * mt * warps, stages = 2, stride = headDim + 8;
   const smemBytes = 2 * (bm * stride + 2 * stages * bn * stride);
   return { kind: 'mma', bm, bn, warps, mt, threads: 32 * warps, stages, stride, smemBytes };
