@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """attnc benchmark on the GPU machine: our CUDA kernels vs FlexAttention vs SDPA.
 
-Needs only Python with torch, cupy and numpy (no Node): bench/prepare.sh has
+Needs only Python with torch, numpy and cupy (for its NVRTC binding; no Node): bench/prepare.sh has
 already compiled every spec into bench/build/ on the development machine.
 
   python3 bench/run.py --out "$OUT"            # the full table (~6-8 min on an H100)
@@ -18,7 +18,8 @@ mask for each N.
 
 Ours: the .cu from bench/build/cuda compiled by NVRTC (cupy's binding, or
 cuda-python's) for this device (sm_90a on Hopper), cubins cached on disk by
-sha256(source, arch, NVRTC version), loaded with cupy, launched per the
+sha256(source, arch, NVRTC version), loaded and launched through the CUDA
+driver API (ctypes on libcuda, in torch's context and stream) per the
 manifest's ABI (argument order, block, grid formula, dynamic shared memory).
 Flex: bench/build/flex/<spec>_flex.py through torch.compile(flex_attention,
 dynamic=False), block mask from the module's mask_mod, recompile limits raised
@@ -31,6 +32,7 @@ bench/results/ on the development machine.
 """
 import argparse
 import concurrent.futures
+import ctypes
 import datetime
 import hashlib
 import importlib.util
@@ -96,6 +98,11 @@ REF = {
 }
 
 
+def param_defaults(manifest):
+    """Params at their defaults, typed per the manifest (JSON gives 10 for 10.0)."""
+    return {p['name']: (int(p['default']) if p['type'] == 'i32' else float(p['default'])) for p in manifest['params']}
+
+
 def make_tables(manifest, N, H, device):
     """Table inputs per the manifest: i32 tables become document ids (random
     document lengths between N/16 and N/4, fixed seed), f32 tables ALiBi slopes."""
@@ -113,7 +120,7 @@ def make_tables(manifest, N, H, device):
 
 
 # ---------------------------------------------------------------------------
-# Our kernels: NVRTC -> cubin (disk cache) -> cupy module, launched per the ABI.
+# Our kernels: NVRTC -> cubin (disk cache) -> driver-API module, launched per the ABI.
 # ---------------------------------------------------------------------------
 class Nvrtc:
     """NVRTC through cupy's binding, else cuda-python's. Counts compiles."""
@@ -167,6 +174,63 @@ class Nvrtc:
         return buf
 
 
+class Driver:
+    """The few CUDA driver calls the bench needs, through ctypes (a stable C ABI),
+    in the primary context that torch has made current on this thread."""
+    MAX_DYNAMIC_SMEM, NUM_REGS, LOCAL_BYTES = 8, 4, 3
+
+    def __init__(self):
+        c, errs = None, []
+        for name in ('libcuda.so.1', '/usr/local/nvidia/lib64/libcuda.so.1', '/usr/lib/x86_64-linux-gnu/libcuda.so.1', 'libcuda.so'):
+            try:
+                c = ctypes.CDLL(name)
+                break
+            except OSError as e:
+                errs.append(str(e))
+        if c is None:
+            raise RuntimeError('libcuda not found: ' + '; '.join(errs))
+        vp, ui, i = ctypes.c_void_p, ctypes.c_uint, ctypes.c_int
+        c.cuModuleLoadData.argtypes = [ctypes.POINTER(vp), ctypes.c_char_p]
+        c.cuModuleGetFunction.argtypes = [ctypes.POINTER(vp), vp, ctypes.c_char_p]
+        c.cuModuleUnload.argtypes = [vp]
+        c.cuFuncSetAttribute.argtypes = [vp, i, i]
+        c.cuFuncGetAttribute.argtypes = [ctypes.POINTER(i), i, vp]
+        c.cuLaunchKernel.argtypes = [vp, ui, ui, ui, ui, ui, ui, ui, vp, ctypes.POINTER(vp), ctypes.POINTER(vp)]
+        c.cuGetErrorName.argtypes = [i, ctypes.POINTER(ctypes.c_char_p)]
+        for f in ('cuModuleLoadData', 'cuModuleGetFunction', 'cuModuleUnload', 'cuFuncSetAttribute',
+                  'cuFuncGetAttribute', 'cuLaunchKernel', 'cuGetErrorName'):
+            getattr(c, f).restype = i
+        self.c = c
+
+    def check(self, rc, what):
+        if rc != 0:
+            name = ctypes.c_char_p()
+            self.c.cuGetErrorName(rc, ctypes.byref(name))
+            raise RuntimeError(f'{what}: {(name.value or b"CUDA error %d" % rc).decode()}')
+
+    def load(self, cubin, entry):
+        mod, fn = ctypes.c_void_p(), ctypes.c_void_p()
+        self.check(self.c.cuModuleLoadData(ctypes.byref(mod), cubin), 'cuModuleLoadData')
+        self.check(self.c.cuModuleGetFunction(ctypes.byref(fn), mod, entry.encode()), f'cuModuleGetFunction({entry})')
+        return mod, fn
+
+    def set_attr(self, fn, attr, value):
+        self.check(self.c.cuFuncSetAttribute(fn, attr, value), 'cuFuncSetAttribute')
+
+    def get_attr(self, fn, attr):
+        out = ctypes.c_int()
+        self.check(self.c.cuFuncGetAttribute(ctypes.byref(out), attr, fn), 'cuFuncGetAttribute')
+        return out.value
+
+    def launch(self, fn, grid, block, smem, stream, cargs):
+        params = (ctypes.c_void_p * len(cargs))(*[ctypes.cast(ctypes.pointer(a), ctypes.c_void_p) for a in cargs])
+        self.check(self.c.cuLaunchKernel(fn, grid[0], grid[1], grid[2], block[0], block[1], block[2], smem,
+                                         ctypes.c_void_p(stream or None), params, None), 'cuLaunchKernel')
+
+
+DRIVER = None
+
+
 class OursKernel:
     """One generated kernel: source + manifest; compile() -> cubin, load() -> function."""
 
@@ -201,15 +265,19 @@ class OursKernel:
         return cubin, time.perf_counter() - t0, False
 
     def load(self, cubin):
-        import cupy
-        mod = cupy.cuda.function.Module()
-        mod.load(bytes(cubin))
-        fn = mod.get_function(self.m['entryPoint'])
+        mod, fn = DRIVER.load(bytes(cubin), self.m['entryPoint'])
         smem = int(self.abi['dynamicSmemBytes'])
         if smem > 48 * 1024:
-            fn.max_dynamic_shared_size_bytes = smem
-        self.module, self.fn = mod, fn
+            DRIVER.set_attr(fn, Driver.MAX_DYNAMIC_SMEM, smem)
+        self.module, self.fn = mod, fn  # the old module stays loaded (a handle may still be in use)
         return fn
+
+    @property
+    def fn_handle(self):
+        return None if self.fn is None else self.fn.value
+
+    def regs(self):
+        return DRIVER.get_attr(self.fn, Driver.NUM_REGS), DRIVER.get_attr(self.fn, Driver.LOCAL_BYTES)
 
     def grid(self, sizes):
         env = dict(sizes)
@@ -229,22 +297,22 @@ class OursKernel:
             role, nm = a['role'], a['name']
             if role == 'tensor':
                 t = ptrs[nm]
-                assert t.is_contiguous()
-                args.append(np.uint64(t.data_ptr()))
+                assert t.is_contiguous() and t.is_cuda
+                args.append(ctypes.c_uint64(t.data_ptr()))
             elif role == 'size':
-                args.append(np.int32(sizes[nm]))
+                args.append(ctypes.c_int32(sizes[nm]))
             elif role == 'param':
                 val = params[nm]
-                args.append(np.int32(int(val)) if a['kind'] == 'i32' else np.float32(val))
+                args.append(ctypes.c_int32(int(val)) if a['kind'] == 'i32' else ctypes.c_float(float(val)))
             elif role == 'table':
                 t = tables[nm]
                 want = torch.int32 if a.get('elem') == 'i32' else torch.float32
                 assert t.dtype == want and t.is_contiguous() and t.is_cuda, f'table {nm}: {t.dtype}'
-                args.append(np.uint64(t.data_ptr()))
+                args.append(ctypes.c_uint64(t.data_ptr()))
             else:
                 raise ValueError(f'{self.name}: unknown argument role {role}')
         block = tuple(self.abi['block']) + (1,) * (3 - len(self.abi['block']))
-        self.fn(self.grid(sizes), block, args, shared_mem=int(self.abi['dynamicSmemBytes']), stream=stream)
+        DRIVER.launch(self.fn, self.grid(sizes), block, int(self.abi['dynamicSmemBytes']), stream, args)
 
 
 def device_arch():
@@ -407,8 +475,24 @@ class Results:
     def save(self):
         tmp = self.path + '.tmp'
         with open(tmp, 'w') as f:
-            json.dump(self.doc, f, indent=1, default=lambda x: None if isinstance(x, float) and not math.isfinite(x) else str(x))
+            json.dump(plain(self.doc), f, indent=1, allow_nan=False)
         os.replace(tmp, self.path)
+
+
+def plain(x):
+    """JSON-safe copy: non-finite floats become the strings 'inf'/'nan' (strict JSON parsers reject Infinity)."""
+    if isinstance(x, dict):
+        return {str(k): plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [plain(v) for v in x]
+    if isinstance(x, (bool, int, str)) or x is None:
+        return x
+    if isinstance(x, (float, np.floating)):
+        x = float(x)
+        return x if math.isfinite(x) else str(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    return str(x)
 
 
 def fmt(x, spec='.3f'):
@@ -428,10 +512,18 @@ def print_table(rows, header=True):
 
 
 def main():
+    global DRIVER
     a = parse_args()
-    import cupy
     torch.cuda.init()
     dev = torch.device('cuda')
+    torch.zeros(1, device=dev)  # creates torch's (primary) context and makes it current here
+    DRIVER = Driver()
+    try:
+        import cupy
+        cupy_version = cupy.__version__
+    except Exception as e:  # noqa: BLE001
+        cupy_version = f'unavailable ({e!r})'
+
     arch = device_arch()
     nvrtc = None if a.prebuilt else Nvrtc()
     build_info = {}
@@ -441,7 +533,7 @@ def main():
             build_info = json.load(f)
     meta = {
         'gpu': torch.cuda.get_device_name(), 'arch': arch, 'sms': torch.cuda.get_device_properties(0).multi_processor_count,
-        'torch': torch.__version__, 'cuda': torch.version.cuda, 'cupy': cupy.__version__,
+        'torch': torch.__version__, 'cuda': torch.version.cuda, 'cupy': cupy_version,
         'nvrtc': None if nvrtc is None else f'{nvrtc.version} ({nvrtc.impl})', 'python': platform.python_version(),
         'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
         'command': ' '.join(sys.argv), 'tokens': TOKENS, 'heads': HEADS,
@@ -452,7 +544,7 @@ def main():
     }
     res = Results(a.out, meta)
     log(f'{meta["gpu"]} ({arch}, {meta["sms"]} SMs), torch {meta["torch"]}, cupy {meta["cupy"]}, NVRTC {meta["nvrtc"]}, attnc {build_info.get("attnc_rev", "?")[:10]}')
-    stream = cupy.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
+    stream = torch.cuda.current_stream().cuda_stream  # torch's events and our launches share it
     cache_dir = a.cache or tempfile.mkdtemp(prefix='attnc-cubin-')
 
     # ---- kernels: cold compile latency of one module, then all of them (parallel NVRTC) ----
@@ -463,32 +555,41 @@ def main():
                 kernels[(s, dt, D)] = OursKernel(os.path.join(a.build, 'cuda', f'{s}.{dt}.d{D}'))
     comp = res.doc['compile']
     first = ('scale_invariant', 'bf16', 128) if ('scale_invariant', 'bf16', 128) in kernels else next(iter(kernels))
-    if nvrtc is not None:
-        kern = kernels[first]
-        cold_dir = tempfile.mkdtemp(prefix='attnc-cold-')
-        t0 = time.perf_counter()
-        cubin, c_s, hit = kern.compile(nvrtc, arch, cold_dir)
-        t1 = time.perf_counter()
-        kern.load(cubin)
-        t2 = time.perf_counter()
-        warm = []
-        for _ in range(5):
-            w0 = time.perf_counter()
-            cub, _, hit2 = kern.compile(nvrtc, arch, cold_dir)
-            assert hit2
-            kern.load(cub)
-            warm.append(time.perf_counter() - w0)
-        render = build_info.get('attnc_render_ms', {}).get(first[0], {})
-        comp['ours'] = {
-            'kernel': kern.name, 'nvrtc_compile_s': round(t1 - t0, 4), 'module_load_s': round(t2 - t1, 4),
-            'cold_gpu_side_s': round(t2 - t0, 4),
-            'attnc_render_ms_in_process': render.get('first_ms'),
-            'cold_total_s': round(t2 - t0 + (render.get('first_ms') or 0) / 1000, 4),
-            'warm_cache_hit_ms': [round(w * 1000, 3) for w in warm], 'warm_median_ms': round(statistics.median(warm) * 1000, 3),
-            'registers': kern.fn.num_regs, 'local_bytes': kern.fn.local_size_bytes,
-        }
-        log(f'ours cold: render {render.get("first_ms")} ms (in process, bench/build/build.json) + NVRTC {t1 - t0:.3f} s + load {1000 * (t2 - t1):.1f} ms; '
-            f'warm (cubin cache hit + load): median {1000 * statistics.median(warm):.2f} ms; {kern.fn.num_regs} registers')
+    try:
+        if nvrtc is not None:
+            kern = kernels[first]
+            cold_dir = tempfile.mkdtemp(prefix='attnc-cold-')
+            t0 = time.perf_counter()
+            cubin, c_s, hit = kern.compile(nvrtc, arch, cold_dir)
+            t1 = time.perf_counter()
+            kern.load(cubin)
+            t2 = time.perf_counter()
+            warm = []
+            for _ in range(5):
+                w0 = time.perf_counter()
+                cub, _, hit2 = kern.compile(nvrtc, arch, cold_dir)
+                assert hit2
+                kern.load(cub)
+                warm.append(time.perf_counter() - w0)
+            rms = build_info.get('attnc_render_ms', {})
+            render = rms.get(first[0], {})
+            # Cold = the first compile in a fresh Node process (JIT not yet warm), whichever spec it was.
+            render_cold_ms = max([render.get('first_ms') or 0, rms.get('_process_first_ms') or 0])
+            comp['ours'] = {
+                'kernel': kern.name, 'nvrtc_compile_s': round(t1 - t0, 4), 'module_load_s': round(t2 - t1, 4),
+                'cold_gpu_side_s': round(t2 - t0, 4),
+                'attnc_render_ms_in_process': render.get('first_ms'), 'attnc_render_ms_cold_process': render_cold_ms,
+                'attnc_cli_wall_ms': build_info.get('attnc_compile_ms', {}).get(first[0], {}).get(f'{first[1]}.d{first[2]}'),
+                'cold_total_s': round(t2 - t0 + render_cold_ms / 1000, 4),
+                'warm_cache_hit_ms': [round(w * 1000, 3) for w in warm], 'warm_median_ms': round(statistics.median(warm) * 1000, 3),
+                'registers_local_bytes': kern.regs(),
+            }
+            log(f'ours cold: render {render_cold_ms} ms (first compile in a Node process, bench/build/build.json) + NVRTC {t1 - t0:.3f} s + load {1000 * (t2 - t1):.1f} ms; '
+                f'warm (cubin cache hit + load): median {1000 * statistics.median(warm):.2f} ms; (registers, local bytes) {kern.regs()}')
+    except Exception as e:  # noqa: BLE001
+        traceback.print_exc()
+        res.doc['failures'].append({'stage': 'cold compile', 'error': f'{type(e).__name__}: {e}'[:4000]})
+        log(f'FAIL (cold compile): {type(e).__name__}: {e}')
 
     t0 = time.perf_counter()
     todo = list(kernels.values())
@@ -496,6 +597,7 @@ def main():
         for kern in todo:
             with open(os.path.join(a.build, 'cubin', f'{kern.name}.{arch}.cubin'), 'rb') as f:
                 kern.load(f.read())
+        per = {}
     else:
         with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 4)) as ex:
             futs = {ex.submit(kern.compile, nvrtc, arch, cache_dir): kern for kern in todo}
@@ -512,56 +614,75 @@ def main():
                     res.doc['failures'].append({'kernel': kern.name, 'stage': 'nvrtc', 'error': str(e)[:4000]})
         for kern in todo:
             if getattr(kern, 'cubin', None) is not None:
-                kern.load(kern.cubin)
+                try:
+                    kern.load(kern.cubin)
+                except Exception as e:  # noqa: BLE001
+                    log(f'FAIL: load {kern.name}: {e}')
+                    res.doc['failures'].append({'kernel': kern.name, 'stage': 'load', 'error': str(e)[:4000]})
         comp['ours_all_modules'] = {'count': len(todo), 'parallel_wall_s': round(time.perf_counter() - t0, 3), 'per_module_s': per}
     log(f'{len(todo)} modules compiled and loaded in {time.perf_counter() - t0:.1f} s')
     res.save()
 
     # ---- no recompile for new lengths and params: one handle, new values ----
-    if first in kernels and kernels[first].fn is not None and nvrtc is not None:
-        kern = kernels[first]
-        s, dt, D = first
-        ptr0, n0 = kern.fn.ptr, nvrtc.compiles
-        checks = []
-        pdefaults = {p['name']: p['default'] for p in kern.m['params']}
-        variants = [(1000, {}), (4096, {})]
-        for p in kern.m['params']:
-            variants.append((1000, {p['name']: (p['default'] * 10 if p['type'] == 'f32' else max(1, int(p['default']) // 2))}))
-        for N, over in variants:
-            P = {**pdefaults, **over}
-            g = torch.Generator(device=dev).manual_seed(a.seed + 7)
-            q, k, v = (torch.randn(1, 4, N, D, device=dev, dtype=TORCH_DTYPE[dt], generator=g) for _ in range(3))
-            T = make_tables(kern.m, N, 4, dev)
-            o = torch.full_like(q, math.nan)
-            lse = torch.full((1, 4, N), math.nan, device=dev)
-            torch.cuda.synchronize()
-            w0 = time.perf_counter()
-            kern.launch(q, k, v, o, lse, P, T, stream)
-            torch.cuda.synchronize()
-            wall = time.perf_counter() - w0
-            rows = sample_rows(1, 4, N, 6, torch.Generator().manual_seed(N))
-            if s in REF:
-                ref = REF[s]
-                ro, rl = reference_rows(lambda x, qp, kv, h: ref['logit'](x, qp, kv, h, D, P, T),
-                                        lambda qp, kv, h: ref['mask'](qp, kv, h, P, T), q, k, v, rows, D)
-                err = row_errors(o, lse, rows, ro, rl)[0]
-            else:
-                err = None
-            checks.append({'N': N, 'params': P, 'first_call_ms': round(wall * 1000, 3), 'max_abs_err': err,
-                           'ok': err is not None and err <= TOL[dt]})
-        comp['ours_no_recompile'] = {'kernel': kern.name, 'same_function_handle': kern.fn.ptr == ptr0,
-                                     'nvrtc_compiles_during': nvrtc.compiles - n0, 'calls': checks}
-        log(f'no recompile: {len(checks)} calls with new N / params, NVRTC compiles during: {nvrtc.compiles - n0}, '
-            f'same handle: {kern.fn.ptr == ptr0}; ' + ', '.join(f'N={c["N"]} {c["params"]} {c["first_call_ms"]:.2f} ms err {fmt(c["max_abs_err"], ".1e")}' for c in checks))
-        res.save()
+    try:
+        if first in kernels and kernels[first].fn is not None and nvrtc is not None:
+            kern = kernels[first]
+            s, dt, D = first
+            ptr0, n0 = kern.fn_handle, nvrtc.compiles
+            checks = []
+            pdefaults = param_defaults(kern.m)
+            variants = [(1000, {}), (4096, {})]
+            for p in kern.m['params']:
+                variants.append((1000, {p['name']: (p['default'] * 10 if p['type'] == 'f32' else max(1, int(p['default']) // 2))}))
+            for N, over in variants:
+                P = {**pdefaults, **over}
+                g = torch.Generator(device=dev).manual_seed(a.seed + 7)
+                q, k, v = (torch.randn(1, 4, N, D, device=dev, dtype=TORCH_DTYPE[dt], generator=g) for _ in range(3))
+                T = make_tables(kern.m, N, 4, dev)
+                o = torch.full_like(q, math.nan)
+                lse = torch.full((1, 4, N), math.nan, device=dev)
+                torch.cuda.synchronize()
+                w0 = time.perf_counter()
+                kern.launch(q, k, v, o, lse, P, T, stream)
+                torch.cuda.synchronize()
+                wall = time.perf_counter() - w0
+                rows = sample_rows(1, 4, N, 6, torch.Generator().manual_seed(N))
+                if s in REF:
+                    ref = REF[s]
+                    ro, rl = reference_rows(lambda x, qp, kv, h: ref['logit'](x, qp, kv, h, D, P, T),
+                                            lambda qp, kv, h: ref['mask'](qp, kv, h, P, T), q, k, v, rows, D)
+                    err = row_errors(o, lse, rows, ro, rl)[0]
+                else:
+                    err = None
+                checks.append({'N': N, 'params': P, 'first_call_ms': round(wall * 1000, 3), 'max_abs_err': err,
+                               'ok': err is not None and err <= TOL[dt]})
+            comp['ours_no_recompile'] = {'kernel': kern.name, 'same_function_handle': kern.fn_handle == ptr0,
+                                         'nvrtc_compiles_during': nvrtc.compiles - n0, 'calls': checks}
+            log(f'no recompile: {len(checks)} calls with new N / params, NVRTC compiles during: {nvrtc.compiles - n0}, '
+                f'same handle: {kern.fn_handle == ptr0}; ' + ', '.join(f'N={c["N"]} {c["params"]} {c["first_call_ms"]:.2f} ms err {fmt(c["max_abs_err"], ".1e")}' for c in checks))
+            res.save()
+    except Exception as e:  # noqa: BLE001
+        traceback.print_exc()
+        res.doc['failures'].append({'stage': 'no recompile', 'error': f'{type(e).__name__}: {e}'[:4000]})
+        log(f'FAIL (no recompile): {type(e).__name__}: {e}')
 
     # ---- the table ----
     compiled = None
+    flex_mods = {}
+    for s in a.specs:
+        try:
+            flex_mods[s] = load_flex_module(os.path.join(a.build, 'flex', f'{s}_flex.py'))
+        except Exception as e:  # noqa: BLE001
+            traceback.print_exc()
+            flex_mods[s] = None
+            res.doc['failures'].append({'stage': f'flex module {s}', 'error': f'{type(e).__name__}: {e}'[:4000]})
     if not a.no_flex:
-        compiled, raised = setup_flex()
-        meta['flex_dynamo_config'] = raised
-        from torch.nn.attention.flex_attention import create_block_mask  # noqa: F401
-    flex_mods = {s: load_flex_module(os.path.join(a.build, 'flex', f'{s}_flex.py')) for s in a.specs}
+        try:
+            compiled, raised = setup_flex()
+            meta['flex_dynamo_config'] = raised
+        except Exception as e:  # noqa: BLE001
+            traceback.print_exc()
+            res.doc['failures'].append({'stage': 'flex setup', 'error': f'{type(e).__name__}: {e}'[:4000]})
     patched = set()
     any_fail = False
     skipped = []
@@ -577,7 +698,10 @@ def main():
                 q, k, v = (torch.randn(B, HEADS, N, D, device=dev, dtype=TORCH_DTYPE[dt], generator=gen) for _ in range(3))
                 sdpa_ms = None
                 if not a.no_sdpa:
-                    sdpa_ms, _ = time_cuda(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True), a.warmup, a.repeats)
+                    try:
+                        sdpa_ms, _ = time_cuda(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True), a.warmup, a.repeats)
+                    except Exception as e:  # noqa: BLE001
+                        res.doc['failures'].append({'row': f'sdpa/{dt}/D{D}/N{N}', 'error': f'{type(e).__name__}: {e}'[:2000]})
                 causal_pairs = N * (N + 1) // 2
                 for s in a.specs:
                     if time.perf_counter() - T0 > a.budget_s:
@@ -614,7 +738,7 @@ def main():
     print_table(res.doc['rows'])
     c = comp.get('ours')
     if c:
-        print(f'compile, ours ({c["kernel"]}): cold {c["cold_total_s"]:.3f} s = render {c["attnc_render_ms_in_process"]} ms + NVRTC {c["nvrtc_compile_s"]:.3f} s + load {1000 * c["module_load_s"]:.1f} ms; '
+        print(f'compile, ours ({c["kernel"]}): cold {c["cold_total_s"]:.3f} s = render {c["attnc_render_ms_cold_process"]} ms + NVRTC {c["nvrtc_compile_s"]:.3f} s + load {1000 * c["module_load_s"]:.1f} ms; '
               f'warm (cache hit) {c["warm_median_ms"]:.2f} ms')
     if 'ours_no_recompile' in comp:
         nr = comp['ours_no_recompile']
@@ -627,7 +751,7 @@ def main():
         print(f'Flex, new param value (new closures, same shape): {comp["flex_new_param"]}')
     print(f'results: {res.path}  ({meta["wall_s"]} s)')
     if any_fail or res.doc['failures']:
-        print('FAILED: ' + '; '.join(f.get('row', f.get('kernel', '?')) + ': ' + f['error'].splitlines()[0][:200] for f in res.doc['failures'])
+        print('FAILED: ' + '; '.join((f.get('row') or f.get('kernel') or f.get('stage') or '?') + ': ' + f['error'].splitlines()[0][:200] for f in res.doc['failures'])
               + ('' if not any_fail else ' (and/or ours outside tolerance: see the ok column)'))
         sys.exit(1)
 
@@ -642,21 +766,31 @@ def dynamo_graphs():
 def run_row(a, row, kern, fmod, compiled, patched, q, k, v, stream, dev, comp):
     s, dt, D, N, B = row['spec'], row['dtype'], row['D'], row['N'], row['B']
     H = q.shape[1]
-    P = {p['name']: p['default'] for p in kern.m['params']}
+    P = param_defaults(kern.m)
     T = make_tables(kern.m, N, H, dev)
     rows = sample_rows(B, H, N, a.rows, torch.Generator().manual_seed(a.seed + 31 * N + D))
 
     # kept pairs: the independent mask, cross-checked with the flex module's mask_mod
-    score_mod, mask_mod = fmod.make_mods(N, N, D, dev, P, T)
     zero = torch.zeros((), dtype=torch.int64, device=dev)
+    score_mod = mask_mod = None
+    if fmod is not None:
+        try:
+            score_mod, mask_mod = fmod.make_mods(N, N, D, dev, P, T)
+        except Exception as e:  # noqa: BLE001
+            traceback.print_exc()
+            row['flex_error'] = f'make_mods: {type(e).__name__}: {e}'[:2000]
     flex_mask = lambda qp, kv: mask_mod(zero, zero, qp, kv)  # noqa: E731
     if s in REF:
         ref = REF[s]
         kept = count_kept(lambda qp, kv: ref['mask'](qp, kv, 0, P, T), N, dev)
-        kept_flex = count_kept(flex_mask, N, dev) if fmod.HAS_MASK else N * N
-        row['kept_pairs_flex_mask'] = kept_flex
-        if kept_flex != kept:
-            log(f'WARNING {s} N={N}: kept pairs {kept} (reference mask) != {kept_flex} (flex mask_mod)')
+        if mask_mod is not None:
+            try:
+                kept_flex = count_kept(flex_mask, N, dev) if fmod.HAS_MASK else N * N
+                row['kept_pairs_flex_mask'] = kept_flex
+                if kept_flex != kept:
+                    log(f'WARNING {s} N={N}: kept pairs {kept} (reference mask) != {kept_flex} (flex mask_mod)')
+            except Exception as e:  # noqa: BLE001
+                row['flex_mask_count_error'] = f'{type(e).__name__}: {e}'[:500]
         logit_fn = lambda x, qp, kv, h: ref['logit'](x, qp, kv, h, D, P, T)  # noqa: E731
         mask_fn = lambda qp, kv, h: ref['mask'](qp, kv, h, P, T)  # noqa: E731
         row['reference'] = 'independent float64 (bench/run.py REF)'
@@ -666,7 +800,7 @@ def run_row(a, row, kern, fmod, compiled, patched, q, k, v, stream, dev, comp):
         logit_fn = lambda x, qp, kv, h: score_mod(x, zero, hz(h), qp, kv)  # noqa: E731
         mask_fn = lambda qp, kv, h: mask_mod(zero, hz(h), qp, kv)  # noqa: E731
         row['reference'] = 'flex module mods evaluated on float64 scores (not independent)'
-    if fmod.MASK_PER_HEAD:
+    if fmod is not None and fmod.MASK_PER_HEAD:
         log(f'note: {s} mask reads head/batch; kept pairs counted for head 0 only')
     row['kept_pairs'] = kept
     row['density'] = kept / (N * N)
@@ -676,20 +810,29 @@ def run_row(a, row, kern, fmod, compiled, patched, q, k, v, stream, dev, comp):
     # ---- ours: correctness (poisoned outputs), then time ----
     o = torch.full_like(q, math.nan)
     lse = torch.full(q.shape[:3], math.nan, device=dev, dtype=torch.float32)
-    kern.launch(q, k, v, o, lse, P, T, stream)
-    torch.cuda.synchronize()
-    row['ours_unwritten_or_nan'] = int(torch.isnan(o).sum()) + int(torch.isnan(lse).sum())
-    row['err_ours'], row['err_ours_lse'] = row_errors(o, lse, rows, ref_o, ref_lse)
-    row['ours_ok'] = row['err_ours'] <= TOL[dt] and row['ours_unwritten_or_nan'] == 0
-    if not row['ours_ok']:
-        log(f'FAIL {s} {dt} D={D} N={N}: ours max abs error {row["err_ours"]:.3e} (tolerance {TOL[dt]}), '
-            f'{row["ours_unwritten_or_nan"]} NaN/unwritten outputs: not timed')
-    else:
-        row['ours_ms'], row['ours_min_ms'] = time_cuda(lambda: kern.launch(q, k, v, o, lse, P, T, stream), a.warmup, a.repeats)
-        row['ours_tflops'] = flops / (row['ours_ms'] * 1e9)
+    row['ours_ok'] = False
+    try:
+        if kern.fn is None:
+            raise RuntimeError(f'{kern.name} was not compiled/loaded (see failures)')
+        kern.launch(q, k, v, o, lse, P, T, stream)
+        torch.cuda.synchronize()
+        row['ours_unwritten_or_nan'] = int(torch.isnan(o).sum()) + int(torch.isnan(lse).sum())
+        row['err_ours'], row['err_ours_lse'] = row_errors(o, lse, rows, ref_o, ref_lse)
+        row['ours_ok'] = row['err_ours'] <= TOL[dt] and row['ours_unwritten_or_nan'] == 0
+        if not row['ours_ok']:
+            log(f'FAIL {s} {dt} D={D} N={N}: ours max abs error {row["err_ours"]:.3e} (tolerance {TOL[dt]}), '
+                f'{row["ours_unwritten_or_nan"]} NaN/unwritten outputs: not timed')
+        else:
+            row['ours_ms'], row['ours_min_ms'] = time_cuda(lambda: kern.launch(q, k, v, o, lse, P, T, stream), a.warmup, a.repeats)
+            row['ours_tflops'] = flops / (row['ours_ms'] * 1e9)
+    except Exception as e:  # noqa: BLE001
+        traceback.print_exc()
+        row['ours_error'] = f'{type(e).__name__}: {e}'[:2000]
+        if 'illegal' in str(e).lower() or 'launch failure' in str(e).lower():
+            raise  # the context is gone: nothing after this can run
 
     # ---- flex: first call (compile), correctness, then time ----
-    if compiled is not None:
+    if compiled is not None and mask_mod is not None:
         from torch.nn.attention.flex_attention import create_block_mask
         t0 = time.perf_counter()
         bm = create_block_mask(mask_mod, B if fmod.MASK_PER_HEAD else None, H if fmod.MASK_PER_HEAD else None, N, N, device=dev) if fmod.HAS_MASK else None
