@@ -1,15 +1,20 @@
 // `attnc explain SPEC`: the IR, each value's dependency class, the affine
 // form of the logit, and how a sample tiling is classified by the masks.
 import type { Command } from 'commander';
-import { lowerAndAnalyze } from '../compiler/compile.ts';
+import { lowerAndAnalyze, renderKernel, UsageError } from '../compiler/compile.ts';
+import type { StorageDType } from '../compiler/manifest.ts';
+import { DEFAULT_WEBGPU_LIMITS } from '../runtime/device.ts';
 import { explain, explainJson } from '../compiler/explain.ts';
-import { collectParam, loadSpec, parseIntArg, runCommand } from './common.ts';
+import { BACKENDS, collectParam, DTYPES, loadSpec, parseChoice, parseIntArg, runCommand, type BackendName } from './common.ts';
 
 interface ExplainFlags {
   entry?: string;
   len: number;
   qLen?: number;
-  tile: number;
+  tile?: number;
+  backend?: BackendName;
+  dtype: StorageDType;
+  headDim: number;
   param: Record<string, number>;
   json?: boolean;
 }
@@ -22,17 +27,30 @@ export function registerExplain(program: Command): void {
     .option('--entry <name>', 'the attention block when the file has several')
     .option('--len <N>', 'kv length of the sample tiling', parseIntArg('--len'), 512)
     .option('--q-len <N>', 'query length of the sample tiling (default: --len)', parseIntArg('--q-len'))
-    .option('--tile <T>', 'square tile size of the sample tiling', parseIntArg('--tile'), 64)
+    .option('--tile <T>', 'square tile size of the sample tiling (default 64, or the kernel\'s tiles with --backend)', parseIntArg('--tile'))
+    .option('--backend <name>', 'use the tile sizes of this backend\'s kernel (webgpu: portable default limits)', parseChoice(BACKENDS))
+    .option('--dtype <dtype>', 'with --backend: the storage dtype of the kernel', parseChoice(DTYPES), 'f16')
+    .option('--head-dim <D>', 'with --backend: the head dimension of the kernel', parseIntArg('--head-dim'), 64)
     .option('--param <name=value>', 'param value for the sample tiling (repeatable)', collectParam, {})
     .option('--json', 'print as JSON')
     .action((spec: string, flags: ExplainFlags) => runCommand(() => explainCommand(spec, flags)));
 }
 
 function explainCommand(specPath: string, flags: ExplainFlags): void {
-  const { block } = loadSpec(specPath, flags.entry);
-  const { program, analysis } = lowerAndAnalyze(block);
+  const { text, block } = loadSpec(specPath, flags.entry);
+  const lowered = lowerAndAnalyze(block);
+  const { program, analysis } = lowered;
   const params = Object.fromEntries(program.params.map((p) => [p.name, flags.param[p.name] ?? p.default]));
-  const opts = { tile: { bm: flags.tile, bn: flags.tile }, sample: { q_len: flags.qLen ?? flags.len, kv_len: flags.len, params } };
+  let tile = { bm: flags.tile ?? 64, bn: flags.tile ?? 64 };
+  if (flags.backend) {
+    // The tiling the backend's kernel really uses (rendering needs no device).
+    if (flags.backend === 'webgpu' && flags.dtype === 'bf16') throw new UsageError('--backend webgpu takes --dtype f32 or f16');
+    const target = flags.backend === 'webgpu' ? 'wgsl' : 'cuda';
+    const { manifest } = renderKernel(text, block, lowered, { target, dtype: flags.dtype, headDim: flags.headDim, limits: DEFAULT_WEBGPU_LIMITS });
+    tile = { bm: flags.tile ?? manifest.tile.bm, bn: flags.tile ?? manifest.tile.bn };
+    if (!flags.json) process.stdout.write(`${flags.backend} kernel (${flags.dtype}, D=${flags.headDim}): ${manifest.tile.bm}x${manifest.tile.bn} tiles, ${manifest.tile.threads} threads, grid ${manifest.grid}\n\n`);
+  }
+  const opts = { tile, sample: { q_len: flags.qLen ?? flags.len, kv_len: flags.len, params } };
   if (flags.json) process.stdout.write(JSON.stringify(explainJson(program, analysis, opts), null, 2) + '\n');
   else process.stdout.write(explain(program, analysis, opts));
 }
