@@ -694,6 +694,7 @@ def main():
                 if time.perf_counter() - T0 > a.budget_s:
                     skipped += [f'{s}/{dt}/D{D}/N{N}' for s in a.specs]
                     continue
+                log(f'{dt} D={D} N={N} B={B}')
                 gen.manual_seed(a.seed + N + D)
                 q, k, v = (torch.randn(B, HEADS, N, D, device=dev, dtype=TORCH_DTYPE[dt], generator=gen) for _ in range(3))
                 sdpa_ms = None
