@@ -6,7 +6,7 @@
 // shared memory, and accumulates D/4 output columns (float4 chunks t4,
 // t4 + 4, ...) of P V. Same tile classification and hoisting.
 import type { CudaTiles } from '../schedule/cuda-tiles.ts';
-import type { SpecCode } from './cuda-spec.ts';
+import { tileClassifier, type SpecCode } from './cuda-spec.ts';
 
 export function renderSimtKernel(entry: string, spec: SpecCode, t: CudaTiles, headDim: number, sig: string): string {
   const { bm, bn, threads, stride } = t;
@@ -46,21 +46,7 @@ ${spec.tableDecls(bm, bn).join('\n')}
   // ---- values per (batch, head) ----
 ${spec.headLines.join('\n')}
 
-  // ---- tile classification ----
-  const int q_lo = q0, q_hi = min(row0 + BM, Nq) - 1 + (Nk - Nq);
-  const int n_tiles = (Nk + BN - 1) / BN;
-  auto tile_live = [&](int j) -> bool {
-    const int kv_lo = j * BN, kv_hi = min(kv_lo + BN, Nk) - 1;
-${spec.tileLive.lines.join('\n')}
-    return ${spec.tileLive.value};
-  };
-  auto tile_partial = [&](int j) -> bool {
-    const int kv_lo = j * BN, kv_hi = min(kv_lo + BN, Nk) - 1;
-    if (kv_lo + BN > Nk) return true;
-${spec.tilePartialMask.lines.join('\n')}
-    return ${spec.tilePartialMask.value};
-  };
-  auto next_live = [&](int j) -> int { while (j < n_tiles && !tile_live(j)) ++j; return j; };
+${tileClassifier(spec)}
   auto load_kv = [&](int j, int st) {
     for (int x = tid; x < BN * CHUNKS; x += NTHREADS) {
       const int r = x / CHUNKS, c = x % CHUNKS, kr = j * BN + r;

@@ -174,3 +174,26 @@ export function buildSpecCode(k: LoweredKernel): SpecCode {
     helpers: [],
   };
 }
+
+/**
+ * The per-tile interval tests as device lambdas, shared by the tensor-core
+ * and CUDA-core kernels: `tile_live(j)` is false when no pair of KV tile j is
+ * kept, `tile_partial(j)` when the mask must be evaluated per element.
+ */
+export function tileClassifier(spec: SpecCode): string {
+  return `  // ---- tile classification (interval tests over the tile's index ranges) ----
+  const int q_lo = q0, q_hi = min(row0 + BM, Nq) - 1 + (Nk - Nq);
+  const int n_tiles = (Nk + BN - 1) / BN;
+  auto tile_live = [&](int j) -> bool {
+    const int kv_lo = j * BN, kv_hi = min(kv_lo + BN, Nk) - 1;
+${spec.tileLive.lines.join('\n')}
+    return ${spec.tileLive.value};
+  };
+  auto tile_partial = [&](int j) -> bool {
+    const int kv_lo = j * BN, kv_hi = min(kv_lo + BN, Nk) - 1;
+    if (kv_lo + BN > Nk) return true;
+${spec.tilePartialMask.lines.join('\n')}
+    return ${spec.tilePartialMask.value};
+  };
+  auto next_live = [&](int j) -> int { while (j < n_tiles && !tile_live(j)) ++j; return j; };`;
+}
