@@ -8,8 +8,11 @@ dst="$(cd "$(dirname "$0")" && pwd)/results"
 mkdir -p "$dst"
 n=0
 while IFS= read -r -d '' f; do
-  cp "$f" "$dst/$(basename "$f")"
-  echo "bench/results/$(basename "$f")"
+  name="$(basename "$f")"
+  # *.log is git-ignored here: a run log is kept as <results>.run.log.txt
+  case "$name" in *.log) name="$(basename "$(ls "$src"/*.json | head -1)" .json).run.log.txt" ;; esac
+  cp "$f" "$dst/$name"
+  echo "bench/results/$name"
   n=$((n + 1))
 done < <(find "$src" -maxdepth 2 -type f \( -name '*.json' -o -name '*.log' \) -print0)
 [ "$n" -gt 0 ] || { echo "no .json/.log under $src" >&2; exit 1; }

@@ -45,7 +45,7 @@ export function plotSpec(res: Results): vl.TopLevelSpec {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: {
       text: `attnc vs FlexAttention vs SDPA, forward — ${m.gpu ?? 'GPU'}`,
-      subtitle: `B*N = ${m.tokens ?? 32768}, H = ${m.heads ?? 16}; TFLOP/s over kept (q, k) pairs; median of ${m.repeats ?? '?'} CUDA-event timings; ${m.date ?? ''}; attnc ${(m.build?.attnc_rev ?? '?').slice(0, 10)}`,
+      subtitle: `B*N = ${m.tokens ?? 32768}, H = ${m.heads ?? 16}; TFLOP/s over kept (q, k) pairs; median of ${m.repeats ?? '?'} CUDA-event timings; ${m.date ?? ''}; attnc ${(m.build?.attnc_rev ?? '?').slice(0, 10)}${data.some((p) => p.impl === IMPLS[1]) ? '' : '; FlexAttention: no measurement in this file'}`,
     },
     data: { values: data },
     config: { font: 'sans-serif' },

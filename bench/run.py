@@ -326,6 +326,9 @@ def device_arch():
 def load_flex_module(path):
     spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
     mod = importlib.util.module_from_spec(spec)
+    # Registered before it runs: dynamo looks the module of score_mod's globals up
+    # by name (without this: 'ModuleNotFoundError: No module named <spec>_flex').
+    sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)
     return mod
 
@@ -850,6 +853,7 @@ def run_row(a, row, kern, fmod, compiled, patched, q, k, v, stream, dev, comp):
                 raise
             log(f'flex module {s} failed under torch.compile ({type(e).__name__}: {str(e).splitlines()[0][:300]}); '
                 'retrying with a compile-friendly _f32 helper (recorded as flex_patched)')
+            row['flex_unpatched_error'] = f'{type(e).__name__}: {e}'[:2000]
             fmod._f32 = compile_friendly_f32
             patched.add(s)
             t0 = time.perf_counter()
