@@ -73,6 +73,18 @@ export function evalLanes(roots: readonly Node[], env: LaneEnv): Map<Node, Float
       const last = table.length - 1;
       // Index clamped to the table, as the DSL says; an empty table reads 0.
       for (let i = 0; i < n; i++) out[i] = last < 0 ? 0 : table[Math.max(0, Math.min(last, idx[i]))];
+    } else if (node.op === 'load_min' || node.op === 'load_max') {
+      const table = env.tables[node.name!];
+      if (!table) throw new Error(`internal error: analyze has no table '${node.name}'`);
+      const [lo, hi] = argv;
+      const last = table.length - 1;
+      for (let i = 0; i < n; i++) {
+        if (last < 0) { out[i] = 0; continue; }
+        const a = Math.max(0, Math.min(last, lo[i])), b = Math.max(0, Math.min(last, Math.max(lo[i], hi[i])));
+        let v = table[a];
+        for (let j = a + 1; j <= b; j++) v = node.op === 'load_min' ? Math.min(v, table[j]) : Math.max(v, table[j]);
+        out[i] = v;
+      }
     } else if (vec.has(node) ? vec.get(node) : vec.set(node, vecOp(node.op, node.type)).get(node)) {
       vec.get(node)!(out, argv, n);
     } else {

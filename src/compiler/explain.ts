@@ -4,7 +4,11 @@
 // classified by it (`#` every pair kept, `.` tile skipped, `~` partial: the
 // mask is evaluated per pair). The tile classes come from running the tile
 // test program (passes/mask-intervals.ts) through ir/eval.ts, exactly what
-// kernels do at run time.
+// kernels do at run time. A mask that reads tables is classified from
+// sample tables: `sample.tables` when given, else the seeded defaults of
+// `attnc check` (runtime/random.ts defaultTables, seed 0: sorted document ids
+// for i32 tables over positions).
+import { defaultTables } from '../runtime/random.ts';
 import { evalNodes } from './ir/eval.ts';
 import type { Node } from './ir/nodes.ts';
 import { topoOrder } from './ir/nodes.ts';
@@ -14,7 +18,11 @@ import { classifyTile, type TileClass } from './passes/mask-intervals.ts';
 
 export interface ExplainOptions {
   tile?: { bm: number; bn: number };
-  sample?: { q_len: number; kv_len: number; params?: Record<string, number>; head_dim?: number };
+  sample?: {
+    q_len: number; kv_len: number; params?: Record<string, number>; head_dim?: number;
+    /** Table contents for the sample (default: defaultTables of runtime/random.ts, seed 0, B = Hq = 1). */
+    tables?: Record<string, ArrayLike<number>>;
+  };
 }
 
 export interface TileMap {
@@ -43,6 +51,7 @@ export function tileMap(program: AttentionProgram, analysis: Analysis, opts: Exp
   const params = Object.fromEntries(program.params.map((p) => [p.name, opts.sample?.params?.[p.name] ?? p.default]));
   const offset = kv_len - q_len; // q_idx = row + (kv_len - q_len)
   const base = { head: 0, batch: 0, q_len, kv_len, head_dim: opts.sample?.head_dim ?? 64 };
+  const tables = opts.sample?.tables ?? defaultTables(program.inputs, { B: 1, Hq: 1, Nq: q_len, Nk: kv_len }, 0);
   const counts: Record<TileClass, number> = { all: 0, none: 0, partial: 0 };
   const grid: string[] = [];
   for (let r0 = 0; r0 < q_len; r0 += bm) {
@@ -51,7 +60,7 @@ export function tileMap(program: AttentionProgram, analysis: Analysis, opts: Exp
       const builtins = {
         ...base, q_lo: r0 + offset, q_hi: Math.min(q_len, r0 + bm) - 1 + offset, kv_lo: k0, kv_hi: Math.min(kv_len, k0 + bn) - 1,
       };
-      const c = classifyTile(analysis.tile, { builtins, params });
+      const c = classifyTile(analysis.tile, { builtins, params, tables });
       counts[c]++;
       line += CHAR[c];
     }
@@ -100,7 +109,8 @@ export function explain(program: AttentionProgram, analysis: Analysis, opts: Exp
     `  can be false: ${d.tileTest.canBeFalse}`,
     '',
     `sample tiling: q_len = ${t.q_len}, kv_len = ${t.kv_len}, ${t.bm}x${t.bn} tiles` +
-      (Object.keys(t.params).length ? `, ${Object.entries(t.params).map(([k, v]) => `${k} = ${v}`).join(', ')}` : ''),
+      (Object.keys(t.params).length ? `, ${Object.entries(t.params).map(([k, v]) => `${k} = ${v}`).join(', ')}` : '') +
+      (program.inputs.length ? (opts.sample?.tables ? ', given tables' : ', sample tables (seed 0)') : ''),
     ...(t.grid.length <= MAX_GRID && t.grid[0].length <= MAX_GRID
       ? t.grid.map((g) => '  ' + g)
       : [`  (grid of ${t.grid.length}x${t.grid[0].length} tiles not drawn)`]),
@@ -111,7 +121,8 @@ export function explain(program: AttentionProgram, analysis: Analysis, opts: Exp
 }
 
 /** Evaluated tile test of one tile (exposed for tests and debugging). */
-export function tileTestValues(analysis: Analysis, builtins: Record<string, number>, params: Record<string, number>): [boolean, boolean] {
-  const v = evalNodes([analysis.tile.canBeTrue, analysis.tile.canBeFalse], { builtins, params });
+export function tileTestValues(analysis: Analysis, builtins: Record<string, number>, params: Record<string, number>,
+  tables?: Record<string, ArrayLike<number>>): [boolean, boolean] {
+  const v = evalNodes([analysis.tile.canBeTrue, analysis.tile.canBeFalse], { builtins, params, tables });
   return [v.get(analysis.tile.canBeTrue) as boolean, v.get(analysis.tile.canBeFalse) as boolean];
 }

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { lowerBlock } from '../../src/compiler/passes/lower.ts';
-import { classifyTile, tileTest } from '../../src/compiler/passes/mask-intervals.ts';
+import { classifyTile, queryTileLoads, tileTest } from '../../src/compiler/passes/mask-intervals.ts';
 import { evalNode } from '../../src/compiler/ir/eval.ts';
+import { topoOrder } from '../../src/compiler/ir/nodes.ts';
 import { exprString } from '../../src/compiler/ir/print.ts';
 import { verifyNodes } from '../../src/compiler/ir/verify.ts';
 import { block, mask, EXAMPLES } from './ast-builder.ts';
@@ -22,11 +23,31 @@ describe('tileTest', () => {
     expect([t.canBeTrue.value, t.canBeFalse.value]).toEqual([true, false]);
   });
 
-  it('table masks stay partial except for the causal part', () => {
+  it('table masks scan the table over the tile ranges (load_min / load_max)', () => {
     const p = lowerBlock(EXAMPLES.document());
     const t = tileTest(p.mask, p.factory);
-    expect(exprString(t.canBeTrue)).toBe('kv_lo <= q_hi');
-    expect(t.canBeFalse.value).toBe(true);
+    expect(exprString(t.canBeTrue)).toBe(
+      'kv_lo <= q_hi && (min(doc[q_lo..q_hi]) <= max(doc[kv_lo..kv_hi]) && min(doc[kv_lo..kv_hi]) <= max(doc[q_lo..q_hi]))');
+    expect(queryTileLoads(t).map((n) => exprString(n))).toEqual(['min(doc[q_lo..q_hi])', 'max(doc[q_lo..q_hi])']);
+  });
+
+  it('document masks with sorted doc ids: other-document tiles are none, in-document tiles below the diagonal all', () => {
+    const p = lowerBlock(EXAMPLES.document());
+    const t = tileTest(p.mask, p.factory);
+    // doc 0 on 0..99, doc 1 on 100..199, doc 2 on 200..255.
+    const doc = Int32Array.from({ length: 256 }, (_, i) => (i < 100 ? 0 : i < 200 ? 1 : 2));
+    const env = (q: number, k: number, n = 32) => ({
+      builtins: { q_lo: q, q_hi: q + n - 1, kv_lo: k, kv_hi: k + n - 1, q_len: 256, kv_len: 256, head: 0, batch: 0, head_dim: 64 },
+      params: {}, tables: { doc },
+    });
+    expect(classifyTile(t, env(160, 0))).toBe('none');    // q in doc 1, kv in doc 0 (below the diagonal)
+    expect(classifyTile(t, env(64, 0))).toBe('all');      // q and kv in doc 0, kv_hi < q_lo
+    expect(classifyTile(t, env(232, 200, 24))).toBe('all'); // inside doc 2, below the diagonal
+    expect(classifyTile(t, env(96, 64))).toBe('partial'); // q straddles docs 0 and 1
+    expect(classifyTile(t, env(32, 32))).toBe('partial'); // on the diagonal
+    expect(classifyTile(t, env(0, 160))).toBe('none');    // above the diagonal (causal part)
+    // Indices past the table are clamped, as `load` does.
+    expect(classifyTile(t, env(300, 232, 24))).toBe('all');
   });
 
   it('sliding window classifies tiles', () => {
@@ -40,7 +61,7 @@ describe('tileTest', () => {
   });
 
   it('property: sound on random masks and tiles (none => nothing kept, all => everything kept)', () => {
-    let decided = 0;
+    let decided = 0, viaLoads = 0;
     fc.assert(fc.property(fc.integer(), (seed) => {
       const r = rng(seed);
       const i = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
@@ -48,15 +69,22 @@ describe('tileTest', () => {
       const p = lowerBlock(block('r', ...DECLS, mask(m)));
       const t = tileTest(p.mask, p.factory);
       verifyNodes([t.canBeTrue, t.canBeFalse]);
+      const scans = topoOrder([t.canBeTrue, t.canBeFalse]).some((n) => n.op === 'load_min' || n.op === 'load_max');
       for (let k = 0; k < 6; k++) {
         const q_lo = i(-6, 40), kv_lo = i(-6, 40), q_hi = q_lo + i(0, 6), kv_hi = kv_lo + i(0, 6);
         const window = [i(-5, 50), 2 ** 31 - 1, -(2 ** 31), 2 ** 30, 46341][i(0, 4)];
         const params = { window, tau: i(1, 40) / 4 };
         const head = i(0, 3), sizes = { head, batch: 0, head_dim: 64, q_len: 48, kv_len: 48 };
-        const tables = { ti: Array.from({ length: 8 }, () => i(-10, 10)), tf: Array.from({ length: 8 }, () => i(-20, 20) / 4) };
-        const cls = classifyTile(t, { builtins: { ...sizes, q_lo, q_hi, kv_lo, kv_hi }, params });
+        // i32 tables: random, few distinct values, or sorted document ids (long equal runs).
+        const kind = i(0, 2);
+        const ti = kind === 0 ? Array.from({ length: 8 }, () => i(-10, 10))
+          : kind === 1 ? Array.from({ length: 8 }, () => i(0, 1))
+          : Array.from({ length: 8 }, () => i(0, 2)).sort((u, w) => u - w);
+        const tables = { ti, tf: Array.from({ length: 8 }, () => i(-20, 20) / 4) };
+        const cls = classifyTile(t, { builtins: { ...sizes, q_lo, q_hi, kv_lo, kv_hi }, params, tables });
         if (cls === 'partial') continue;
         decided++;
+        if (scans) viaLoads++;
         for (let q = q_lo; q <= q_hi; q++) {
           for (let kv = kv_lo; kv <= kv_hi; kv++) {
             const kept = evalNode(p.mask, { builtins: { ...sizes, q_idx: q, kv_idx: kv }, params, tables });
@@ -66,5 +94,6 @@ describe('tileTest', () => {
       }
     }), { numRuns: 1500 });
     expect(decided).toBeGreaterThan(500);
+    expect(viaLoads).toBeGreaterThan(100); // tiles decided by tile tests that scan tables
   });
 });

@@ -55,7 +55,7 @@ export function applyOp(op: Op, type: ValueType, args: readonly Value[], arith: 
   const [a, b] = n;
   const isInt = type === 'i32';
   switch (op) {
-    case 'const': case 'dot': case 'builtin': case 'param': case 'load':
+    case 'const': case 'dot': case 'builtin': case 'param': case 'load': case 'load_min': case 'load_max':
       throw new Error(`internal error: applyOp on leaf/load op ${op}`);
     case 'neg': return isInt ? -a | 0 : r(-a);
     case 'not': return !args[0];
@@ -128,6 +128,21 @@ function loadValue(node: Node, index: number, env: EvalEnv, arith: Arith): Value
   return toType(table[i], node.type, arith);
 }
 
+/** `load_min` / `load_max`: over the clamped indices clamp(lo)..clamp(max(lo, hi)). */
+function loadRangeValue(node: Node, lo: number, hi: number, env: EvalEnv, arith: Arith): Value {
+  const table = env.tables?.[node.name!];
+  if (!table) throw new Error(`internal error: eval needs table ${node.name}`);
+  if (table.length === 0) return toType(0, node.type, arith);
+  const last = table.length - 1;
+  const a = Math.max(0, Math.min(last, lo)), b = Math.max(0, Math.min(last, Math.max(lo, hi)));
+  let v = toType(table[a], node.type, arith) as number;
+  for (let i = a + 1; i <= b; i++) {
+    const x = toType(table[i], node.type, arith) as number;
+    v = node.op === 'load_min' ? Math.min(v, x) : Math.max(v, x);
+  }
+  return v;
+}
+
 /** Values of every node reachable from `roots`. */
 export function evalNodes(roots: readonly Node[], env: EvalEnv, opts: EvalOptions = {}): Map<Node, Value> {
   const arith = opts.arith ?? 'f32';
@@ -136,6 +151,9 @@ export function evalNodes(roots: readonly Node[], env: EvalEnv, opts: EvalOption
     let v: Value;
     if (node.args.length === 0) v = leafValue(node, env);
     else if (node.op === 'load') v = loadValue(node, values.get(node.args[0]) as number, env, arith);
+    else if (node.op === 'load_min' || node.op === 'load_max') {
+      v = loadRangeValue(node, values.get(node.args[0]) as number, values.get(node.args[1]) as number, env, arith);
+    }
     else v = applyOp(node.op, node.type, node.args.map((x) => values.get(x)!), arith, node.args[0].type);
     values.set(node, v);
   }

@@ -36,7 +36,14 @@ export type Op = Leaf
   /** `select(cond, a, b)`: a if cond else b (both evaluated; they are pure). */
   | 'select'
   /** `load(index)`: element of the table `name`, index clamped to its length. */
-  | 'load';
+  | 'load'
+  /**
+   * `load_min(lo, hi)` / `load_max(lo, hi)` (i32 args, result the table's
+   * element type): min / max of `table[clamp(i, 0, len-1)]` over i in lo..hi
+   * (hi < lo: the single element at clamp(lo)). Used only by the tile tests
+   * of mask analysis (passes/mask-intervals.ts) to bound a `load`.
+   */
+  | 'load_min' | 'load_max';
 
 export interface Node {
   /** Unique per factory, increasing in creation order (so args have smaller ids). */
@@ -46,7 +53,7 @@ export interface Node {
   readonly args: readonly Node[];
   /** For `const`. */
   readonly value?: number | boolean;
-  /** For `builtin`, `param`, `load`. */
+  /** For `builtin`, `param`, `load`, `load_min`, `load_max`. */
   readonly name?: string;
 }
 
@@ -83,6 +90,10 @@ export class IrFactory {
   }
   load(table: string, elem: 'i32' | 'f32', index: Node): Node {
     return this.make('load', elem, [index], { name: table });
+  }
+  /** `load_min` / `load_max` of table `table` over the index range lo..hi. */
+  loadRange(op: 'load_min' | 'load_max', table: string, elem: 'i32' | 'f32', lo: Node, hi: Node): Node {
+    return this.make(op, elem, [lo, hi], { name: table });
   }
   cast(to: ValueType, x: Node): Node {
     return x.type === to ? x : this.make('cast', to, [x]);

@@ -22,6 +22,7 @@ export function printNode(n: Node): string {
       case 'dot': return '';
       case 'builtin': case 'param': return n.name!;
       case 'load': return `${n.name}[%${n.args[0].id}]`;
+      case 'load_min': case 'load_max': return `${n.name}[%${n.args[0].id}..%${n.args[1].id}]`;
       default: return n.args.map((a) => `%${a.id}`).join(', ');
     }
   })();
@@ -59,6 +60,7 @@ export function exprString(root: Node): string {
     else if (n.op === 'dot') out = ['dot', 9];
     else if (n.op === 'builtin' || n.op === 'param') out = [n.name!, 9];
     else if (n.op === 'load') out = [`${n.name}[${arg(0, 0)}]`, 9];
+    else if (n.op === 'load_min' || n.op === 'load_max') out = [`${n.op === 'load_min' ? 'min' : 'max'}(${n.name}[${arg(0, 0)}..${arg(1, 0)}])`, 9];
     else if (infix) out = [`${arg(0, infix[1])} ${infix[0]} ${arg(1, infix[1] + 1)}`, infix[1]];
     else if (n.op === 'neg') out = [`-${arg(0, 7)}`, 6];
     else if (n.op === 'not') out = [`!${arg(0, 7)}`, 6];

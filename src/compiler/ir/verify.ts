@@ -41,6 +41,8 @@ export function verifyNode(n: Node): void {
       break;
     case 'param': expect(n, 0, () => true, num); if (!n.name) fail(n, 'param without name'); break;
     case 'load': expect(n, 1, (t) => t === 'i32', num); if (!n.name) fail(n, 'load without table name'); break;
+    case 'load_min': case 'load_max':
+      expect(n, 2, (t) => t === 'i32', num); if (!n.name) fail(n, `${n.op} without table name`); break;
     case 'neg': case 'abs': case 'sign': expect(n, 1, same, num); break;
     case 'not': expect(n, 1, (t) => t === 'bool', (t) => t === 'bool'); break;
     case 'cast': expect(n, 1, (t) => t !== n.type, () => true); break;
@@ -72,6 +74,6 @@ export function verifyProgram(p: AttentionProgram): void {
   const params = new Set(p.params.map((x) => x.name)), tables = new Set(p.inputs.map((x) => x.name));
   for (const n of topoOrder([p.logit, p.mask])) {
     if (n.op === 'param' && !params.has(n.name!)) throw new Error(`internal error: IR verify: unknown param ${n.name}`);
-    if (n.op === 'load' && !tables.has(n.name!)) throw new Error(`internal error: IR verify: unknown table ${n.name}`);
+    if ((n.op === 'load' || n.op === 'load_min' || n.op === 'load_max') && !tables.has(n.name!)) throw new Error(`internal error: IR verify: unknown table ${n.name}`);
   }
 }

@@ -51,7 +51,7 @@ export function dependencyClasses(roots: readonly Node[]): Map<Node, DepClass> {
     if (n.args.length === 0) c = leafClass(n);
     else if (isDiagonalDifference(n)) c = 'diag';
     else {
-      c = n.op === 'load' ? 'head' : 'const';
+      c = n.op === 'load' || n.op === 'load_min' || n.op === 'load_max' ? 'head' : 'const';
       for (const a of n.args) c = joinClass(c, out.get(a)!);
     }
     out.set(n, c);

@@ -44,7 +44,7 @@ export class Folder {
 
   /** Folded `op`; args must already be folded. */
   make(op: Op, type: ValueType, args: readonly Node[], extra: { value?: number | boolean; name?: string } = {}): Node {
-    if (args.length === 0 || op === 'load') return this.f.make(op, type, args, extra);
+    if (args.length === 0 || op === 'load' || op === 'load_min' || op === 'load_max') return this.f.make(op, type, args, extra);
     if (op === 'cast' && args[0].type === type) return args[0];
     if (!this.enabled) return this.f.make(op, type, args, extra);
     if (args.every((a) => a.op === 'const')) {

@@ -16,7 +16,15 @@
 //   operands must lie in (-2^30, 2^30) for add/sub, and the four products,
 //   recomputed in f32, within ±2^30 for mul. When `ok` is false at run time
 //   every comparison on the value is partial.
-// - Nodes we cannot bound are unbounded (null): loads, dot, div, pow, rsqrt,
+// - A `load` of an i32 table whose index has an interval [lo, hi] becomes
+//   [load_min(lo, hi), load_max(lo, hi)] (ir/nodes.ts): the kernel scans the
+//   table over the index range once per tile, so masks that read tables
+//   (document ids) are classified at run time from the actual table contents.
+//   Both read the same clamped indices as `load`, so the interval is the
+//   exact hull; its `ok` is the index's (a wrapped index range bounds nothing) and
+//   its `mag` that of any i32 (2^31). f32 loads stay unbounded (a NaN
+//   element escapes min/max, and f32 comparisons are partial anyway).
+// - Nodes we cannot bound are unbounded (null): f32 loads, dot, div, pow, rsqrt,
 //   idiv/mod unless the divisor is a positive i32 constant. Comparisons on an
 //   unbounded operand are partial (canBeTrue = canBeFalse = true).
 // - Comparisons with an f32 operand are partial unless both sides are
@@ -156,10 +164,17 @@ export function tileTest(mask: Node, factory: IrFactory): TileTest {
         const pick = (hull: Node, a: Node, e: Node) => b.select(both, hull, b.select(c.t, a, e));
         v = { lo: pick(b.min(p.lo, q.lo), p.lo, q.lo), hi: pick(b.max(p.hi, q.hi), p.hi, q.hi), ok: b.and(p.ok, q.ok), mag: Math.max(p.mag, q.mag) };
       }
+    } else if (n.op === 'load') {
+      const p = ivOf(x);
+      if (p && n.type === 'i32') {
+        const lo = factory.loadRange('load_min', n.name!, 'i32', p.lo, p.hi);
+        const hi = factory.loadRange('load_max', n.name!, 'i32', p.lo, p.hi);
+        v = { lo, hi, ok: p.ok, mag: 2 ** 31 };
+      }
     } else if (n.args.length === 2) {
       const p = ivOf(x), q = ivOf(y);
       v = p && q ? arith(n, p, q) : null;
-    } else if (n.args.length === 1 && n.op !== 'load') {
+    } else if (n.args.length === 1) {
       const p = ivOf(x);
       v = p && unary(n, p);
     }
@@ -168,6 +183,22 @@ export function tileTest(mask: Node, factory: IrFactory): TileTest {
   const top = info.get(mask) as Bv | null;
   if (!top) throw new Error('internal error: mask is not bool');
   return { canBeTrue: top.t, canBeFalse: top.f };
+}
+
+/**
+ * The table range reads (`load_min` / `load_max`) of a tile test that do not
+ * depend on the key range (kv_lo, kv_hi): they are the same for every KV tile
+ * of a query tile, so kernels compute them once per query tile.
+ */
+export function queryTileLoads(test: TileTest): Node[] {
+  const kvDep = new Map<Node, boolean>();
+  const out: Node[] = [];
+  for (const n of topoOrder([test.canBeTrue, test.canBeFalse])) {
+    const d = (n.op === 'builtin' && (n.name === 'kv_lo' || n.name === 'kv_hi')) || n.args.some((a) => kvDep.get(a));
+    kvDep.set(n, d);
+    if (!d && (n.op === 'load_min' || n.op === 'load_max')) out.push(n);
+  }
+  return out;
 }
 
 export type TileClass = 'all' | 'none' | 'partial';

@@ -25,6 +25,8 @@ export interface CLanguage {
 export interface LeafNames {
   leaf(node: Node): string;
   load(node: Node, index: string): string;
+  /** `load_min` / `load_max` of `node.name` over the index range lo..hi (tile tests only). */
+  loadRange(node: Node, lo: string, hi: string): string;
 }
 
 export interface EmitOptions {
@@ -98,6 +100,8 @@ function renderNode(n: Node, arg: (a: Node) => string, lang: CLanguage, names: L
       return names.leaf(n);
     case 'load':
       return names.load(n, arg(n.args[0]));
+    case 'load_min': case 'load_max':
+      return names.loadRange(n, arg(n.args[0]), arg(n.args[1]));
     case 'select':
       return lang.select(arg(n.args[0]), arg(n.args[1]), arg(n.args[2]));
     case 'cast':

@@ -10,6 +10,7 @@ import type { LoweredKernel } from '../ir/program.ts';
 import { IrFactory, topoOrder, type Node } from '../ir/nodes.ts';
 import { emitValues as emitAll, type EmitOptions, type Emitted, type LeafNames, type CLanguage } from './cstyle.ts';
 import { CUDA } from './lang-cuda.ts';
+import { queryTileLoads } from '../passes/mask-intervals.ts';
 import { classifier, ctypeOf, planHoists, type Hoist } from './cuda-hoist.ts';
 
 export const LOG2E = 1.4426950408889634;
@@ -36,6 +37,8 @@ function leafNames(k: LoweredKernel, over: Record<string, string> = {}): LeafNam
       throw new Error(`internal: not a leaf: ${n.op}`);
     },
     load: (n, index) => `${mangle('t', n.name!)}[attnc_clampi(${index}, ${TABLE_LEN[axis.get(n.name!)!]})]`,
+    loadRange: (n, lo, hi) =>
+      `${n.op === 'load_min' ? 'attnc_tmin' : 'attnc_tmax'}(${mangle('t', n.name!)}, ${lo}, ${hi}, ${TABLE_LEN[axis.get(n.name!)!]})`,
   };
 }
 
@@ -64,6 +67,7 @@ function emitValues(roots: readonly Node[], lang: CLanguage, names: LeafNames, o
   const inner: LeafNames = {
     leaf: (n) => text.get(n) ?? names.leaf(n),
     load: (n, index) => names.load(n, index),
+    loadRange: (n, lo, hi) => names.loadRange(n, lo, hi),
   };
   return emitAll(roots.map((r) => copy.get(r)!), lang, inner, { ...opts, known: undefined });
 }
@@ -86,6 +90,8 @@ export interface SpecCode {
   hasTables: boolean;
   /** Per-element code; `value` is the log2-domain logit; `keep` the mask (masked variant only). */
   elem(masked: boolean, bn: number): { lines: string[]; logit2: string; keep: string };
+  /** Table range reads of the tile tests that depend on the query tile only: once per block, before the lambdas. */
+  tileQueryLines: string[];
   tileLive: Piece;
   tilePartialMask: Piece;
   helpers: string[];
@@ -158,8 +164,20 @@ export function buildSpecCode(k: LoweredKernel): SpecCode {
   };
 
   const tn = leafNames(k);
-  const live = emitValues([an.tile.canBeTrue], CUDA, tn, { prefix: 'v_tl', indent: '    ' });
-  const part = emitValues([an.tile.canBeFalse], CUDA, tn, { prefix: 'v_tp', indent: '    ' });
+  // Table scans over q_lo..q_hi are the same for every KV tile: computed once.
+  const tq = queryTileLoads(an.tile);
+  const tqKnown = new Map<Node, string>();
+  const tileQueryLines: string[] = [];
+  if (tq.length) {
+    const e = emitValues(tq, CUDA, tn, { prefix: 'v_tq', indent: '  ' });
+    tileQueryLines.push(...e.lines);
+    tq.forEach((n, j) => {
+      tileQueryLines.push(`  const ${ctypeOf(n.type)} tq_${n.id} = ${e.values[j]};`);
+      tqKnown.set(n, `tq_${n.id}`);
+    });
+  }
+  const live = emitValues([an.tile.canBeTrue], CUDA, tn, { known: tqKnown, prefix: 'v_tl', indent: '    ' });
+  const part = emitValues([an.tile.canBeFalse], CUDA, tn, { known: tqKnown, prefix: 'v_tp', indent: '    ' });
 
   const paramDecls = [
     ...p.params.map((q) => `${q.type === 'f32' ? 'float' : 'int'} ${mangle('p', q.name)}`),
@@ -169,6 +187,7 @@ export function buildSpecCode(k: LoweredKernel): SpecCode {
     affine, maskFree, paramDecls, headLines, rowDecls, rowFill, tableDecls, tableFill,
     hasTables: plan.col.length + plan.diag.length > 0,
     elem,
+    tileQueryLines,
     tileLive: { lines: live.lines, value: live.values[0] },
     tilePartialMask: { lines: part.lines, value: part.values[0] },
     helpers: [],
@@ -184,7 +203,7 @@ export function tileClassifier(spec: SpecCode): string {
   return `  // ---- tile classification (interval tests over the tile's index ranges) ----
   const int q_lo = q0, q_hi = min(row0 + BM, Nq) - 1 + (Nk - Nq);
   const int n_tiles = (Nk + BN - 1) / BN;
-  auto tile_live = [&](int j) -> bool {
+${spec.tileQueryLines.map((l) => l + '\n').join('')}  auto tile_live = [&](int j) -> bool {
     const int kv_lo = j * BN, kv_hi = min(kv_lo + BN, Nk) - 1;
 ${spec.tileLive.lines.join('\n')}
     return ${spec.tileLive.value};

@@ -25,6 +25,7 @@ const names: LeafNames = {
     throw new Error(`internal error: leaf ${n.op} ${n.name ?? ''} cannot appear in a flex module`);
   },
   load: (n, index) => `${mangle('table', n.name!)}[torch.clamp(${index}, 0, ${mangle('table', n.name!)}.shape[0] - 1)]`,
+  loadRange: (n) => { throw new Error(`internal error: ${n.op} (tile tests only) in a flex module`); },
 };
 
 function pyNumber(v: number, type: 'i32' | 'f32'): string {

@@ -12,6 +12,22 @@ const helpers: Record<string, string> = {
   // Remainder with the sign of the dividend; a zero divisor gives 0.
   return (b == 0 || b == -1) ? 0 : a % b;
 }`,
+  attnc_tmin: `template <typename T>
+__device__ __forceinline__ T attnc_tmin(const T* __restrict__ t, int lo, int hi, int n) {
+  // min of t[clamp(i, 0, n - 1)] over i in lo..hi (hi < lo: t[clamp(lo)]); tile tests only.
+  const int a = attnc_clampi(lo, n), b = attnc_clampi(max(lo, hi), n);
+  T v = t[a];
+  for (int i = a + 1; i <= b; ++i) v = min(v, t[i]);
+  return v;
+}`,
+  attnc_tmax: `template <typename T>
+__device__ __forceinline__ T attnc_tmax(const T* __restrict__ t, int lo, int hi, int n) {
+  // max of t[clamp(i, 0, n - 1)] over i in lo..hi (hi < lo: t[clamp(lo)]); tile tests only.
+  const int a = attnc_clampi(lo, n), b = attnc_clampi(max(lo, hi), n);
+  T v = t[a];
+  for (int i = a + 1; i <= b; ++i) v = max(v, t[i]);
+  return v;
+}`,
   attnc_sigmoid: `__device__ __forceinline__ float attnc_sigmoid(float x) {
   return 1.0f / (1.0f + expf(-x));
 }`,

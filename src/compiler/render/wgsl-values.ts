@@ -35,7 +35,42 @@ export function leafNames(program: AttentionProgram, scope: EmitScope, headDim: 
       if (!axis) throw new Error(`internal error: table ${n.name} is not an input`);
       return `${mangle('t', n.name!)}[u32(clamp(${index}, 0i, ${axisLengthExpr(axis)} - 1i))]`;
     },
+    loadRange(n: Node, lo: string, hi: string): string {
+      if (!axisOf.has(n.name!)) throw new Error(`internal error: table ${n.name} is not an input`);
+      return `${tableRangeFn(n.op === 'load_min' ? 'min' : 'max', mangle('t', n.name!))}(${lo}, ${hi})`;
+    },
   };
+}
+
+/** Name of the per-table range helper (WGSL cannot pass a storage pointer to a function). */
+export function tableRangeFn(kind: 'min' | 'max', variable: string): string {
+  return `attnc_t${kind}_${variable}`;
+}
+
+/**
+ * The range helpers (`load_min` / `load_max`) that `code` calls: min / max of
+ * the table over the clamped indices clamp(lo)..clamp(max(lo, hi)).
+ */
+export function tableRangeHelpers(code: string, tables: ReadonlyArray<{ variable: string; elem: 'i32' | 'f32'; length: string }>): string[] {
+  const out: string[] = [];
+  for (const t of tables) {
+    for (const kind of ['min', 'max'] as const) {
+      const fn = tableRangeFn(kind, t.variable);
+      if (!new RegExp(`\\b${fn}\\(`).test(code)) continue;
+      out.push([
+        `fn ${fn}(lo: i32, hi: i32) -> ${t.elem} {`,
+        `  // ${kind} of ${t.variable}[clamp(i, 0, len - 1)] over i in lo..hi (hi < lo: the element at lo); tile tests only.`,
+        `  let n = ${t.length};`,
+        `  let a = clamp(lo, 0i, n - 1i);`,
+        `  let b = clamp(max(lo, hi), 0i, n - 1i);`,
+        `  var v = ${t.variable}[u32(a)];`,
+        `  for (var i = a + 1i; i <= b; i++) { v = ${kind}(v, ${t.variable}[u32(i)]); }`,
+        `  return v;`,
+        `}`,
+      ].join('\n'));
+    }
+  }
+  return out;
 }
 
 const SIMPLE = /^(\(?-?[\w.]+\)?|u\.\w+)$/;
@@ -102,5 +137,5 @@ export function writeTable(t: WgTable, index: string, value: string): string {
 }
 
 export function readsTable(roots: readonly Node[]): boolean {
-  return topoOrder(roots).some((n) => n.op === 'load');
+  return topoOrder(roots).some((n) => n.op === 'load' || n.op === 'load_min' || n.op === 'load_max');
 }

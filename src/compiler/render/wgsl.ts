@@ -19,9 +19,10 @@ import type { DeviceLimits } from '../../runtime/device.ts';
 import { chooseWgslTiles, type TileLimits, type WgslTiles } from '../schedule/wgsl-tiles.ts';
 import { helpersUsed } from './cstyle.ts';
 import { WGSL } from './lang-wgsl.ts';
-import { abiDeclarations, buildAbi, ioHelpers, type WgslAbi } from './wgsl-abi.ts';
+import { abiDeclarations, axisLengthExpr, buildAbi, ioHelpers, type WgslAbi } from './wgsl-abi.ts';
 import { planHoisting, type HoistPlan } from './wgsl-plan.ts';
-import { emitScope, readsTable, readTable, tablesFor, writeTable, type WgTable } from './wgsl-values.ts';
+import { emitScope, readsTable, readTable, tableRangeHelpers, tablesFor, writeTable, type WgTable } from './wgsl-values.ts';
+import { queryTileLoads } from '../passes/mask-intervals.ts';
 
 export interface WgslOptions {
   dtype: 'f32' | 'f16';
@@ -41,6 +42,8 @@ export function renderWgsl(k: LoweredKernel, opts: WgslOptions): CompiledKernel 
   const abi = buildAbi(opts.dtype, k.program.params, k.program.inputs, tiles.bm);
   const body = renderBody(k, plan, tiles, opts.headDim, colTables, diagTables);
   const helpers = helpersUsed(WGSL, body.join('\n'));
+  const rangeHelpers = tableRangeHelpers(body.join('\n'),
+    abi.bindings.filter((b) => b.role === 'table').map((b) => ({ variable: b.variable, elem: b.elem!, length: axisLengthExpr(b.axis!) })));
   const source = [
     ...header(k, opts, tiles, abi),
     ...abiDeclarations(abi), '',
@@ -48,6 +51,7 @@ export function renderWgsl(k: LoweredKernel, opts: WgslOptions): CompiledKernel 
     ...workgroupMemory(tiles, colTables, diagTables, body.some((l) => l.includes('wg_tile_flags'))), '',
     ...ioHelpers(abi), '',
     ...(helpers.length ? ['// Helpers giving the DSL semantics (lang-wgsl.ts).', ...helpers.flatMap((h) => [h, '']) ] : []),
+    ...(rangeHelpers.length ? ['// Table scans of the tile test (min / max over an index range).', ...rangeHelpers.flatMap((h) => [h, ''])] : []),
     ...body,
   ].join('\n');
   return { source, manifest: manifest(k, opts, tiles, abi, plan) };
@@ -131,9 +135,17 @@ function renderBody(k: LoweredKernel, plan: HoistPlan, t: WgslTiles, D: number, 
   L.push(`${I1}// Inclusive position ranges of the tile, clipped to valid rows and keys.`);
   L.push(`${I1}let q_lo = q0 + pos_off;`, `${I1}let q_hi = min(q0 + i32(BM), u.Nq) - 1 + pos_off;`);
   L.push(`${I1}let n_tiles = (u.Nk + i32(BN) - 1) / i32(BN);`);
+  // Table scans of the tile test over q_lo..q_hi: the same for every KV tile.
+  const tq = plan.maskFree ? [] : queryTileLoads(k.analysis.tile);
+  const tileKnown = new Map(headKnown);
+  if (tq.length) {
+    const e = emitScope(tq, P, 'tile', D, headKnown, 'tq', I1);
+    L.push(`${I1}// Table scans of the tile test over the query rows (used by invocation 0 only).`, ...e.lines);
+    for (const n of tq) tileKnown.set(n, e.values.get(n)!);
+  }
   L.push(`${I1}for (var tile = 0; tile < n_tiles; tile++) {`);
   L.push(`${I2}let kv0 = tile * i32(BN);`, `${I2}let kv_lo = kv0;`, `${I2}let kv_hi = min(kv0 + i32(BN), u.Nk) - 1;`);
-  L.push(...tileTest(k, P, D, headKnown, plan));
+  L.push(...tileTest(k, P, D, tileKnown, plan));
 
   L.push(`${I2}workgroupBarrier(); // everyone is done with the previous K, V and score tiles`);
   L.push(`${I2}// Stage K and V (keys past Nk as zeros, so 0 * garbage can never make NaN).`);

@@ -47,6 +47,22 @@ __device__ __forceinline__ unsigned attnc_pack(float lo, float hi) {
   return r;
 }
 
+template <typename T>
+__device__ __forceinline__ T attnc_tmin(const T* __restrict__ t, int lo, int hi, int n) {
+  // min of t[clamp(i, 0, n - 1)] over i in lo..hi (hi < lo: t[clamp(lo)]); tile tests only.
+  const int a = attnc_clampi(lo, n), b = attnc_clampi(max(lo, hi), n);
+  T v = t[a];
+  for (int i = a + 1; i <= b; ++i) v = min(v, t[i]);
+  return v;
+}
+template <typename T>
+__device__ __forceinline__ T attnc_tmax(const T* __restrict__ t, int lo, int hi, int n) {
+  // max of t[clamp(i, 0, n - 1)] over i in lo..hi (hi < lo: t[clamp(lo)]); tile tests only.
+  const int a = attnc_clampi(lo, n), b = attnc_clampi(max(lo, hi), n);
+  T v = t[a];
+  for (int i = a + 1; i <= b; ++i) v = max(v, t[i]);
+  return v;
+}
 
 extern "C" __global__ void __launch_bounds__(256, 1) attnc_document_bf16_d128(const unsigned short* __restrict__ Q,
     const unsigned short* __restrict__ K,
@@ -78,22 +94,25 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_document_bf16_d128(co
   const unsigned short* gV = V + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
 
   // ---- values per (batch, head) ----
-  const float hv_24 = ((1.0f / sqrtf((float)(HEAD_DIM))) * 1.442695f);
-  const float hv_25 = (0.0f * 1.442695f);
+  const float hv_39 = ((1.0f / sqrtf((float)(HEAD_DIM))) * 1.442695f);
+  const float hv_40 = (0.0f * 1.442695f);
 
   // ---- tile classification (interval tests over the tile's index ranges) ----
   const int q_lo = q0, q_hi = min(row0 + BM, Nq) - 1 + (Nk - Nq);
   const int n_tiles = (Nk + BN - 1) / BN;
+  const int tq_23 = attnc_tmin(t_doc, q_lo, q_hi, Nk);
+  const int tq_24 = attnc_tmax(t_doc, q_lo, q_hi, Nk);
   auto tile_live = [&](int j) -> bool {
     const int kv_lo = j * BN, kv_hi = min(kv_lo + BN, Nk) - 1;
-
-    return (kv_lo <= q_hi);
+    const bool v_tl11 = ((tq_23 <= attnc_tmax(t_doc, kv_lo, kv_hi, Nk)) && (attnc_tmin(t_doc, kv_lo, kv_hi, Nk) <= tq_24));
+    return ((kv_lo <= q_hi) && v_tl11);
   };
   auto tile_partial = [&](int j) -> bool {
     const int kv_lo = j * BN, kv_hi = min(kv_lo + BN, Nk) - 1;
     if (kv_lo + BN > Nk) return true;
-
-    return true;
+    const int v_tp8 = attnc_tmin(t_doc, kv_lo, kv_hi, Nk);
+    const bool v_tp14 = (!(((tq_23 == tq_24) && (v_tp8 == attnc_tmax(t_doc, kv_lo, kv_hi, Nk))) && (tq_23 == v_tp8)));
+    return ((kv_hi > q_lo) || v_tp14);
   };
   auto next_live = [&](int j) -> int { while (j < n_tiles && !tile_live(j)) ++j; return j; };
   auto load_kv = [&](int j, int st) {
@@ -208,7 +227,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_document_bf16_d128(co
           const float dotv = s[mi][n][r];
           (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
 
-          s[mi][n][r] = ((kvi < Nk) && ((kvi <= qi) && (rw_10[i] == st_c11[stage][lc]))) ? fmaf(hv_24, dotv, hv_25) : ATTNC_NEG_INF;
+          s[mi][n][r] = ((kvi < Nk) && ((kvi <= qi) && (rw_10[i] == st_c11[stage][lc]))) ? fmaf(hv_39, dotv, hv_40) : ATTNC_NEG_INF;
         }
       }
     } else {
@@ -224,7 +243,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_document_bf16_d128(co
           const float dotv = s[mi][n][r];
           (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
 
-          s[mi][n][r] = fmaf(hv_24, dotv, hv_25);
+          s[mi][n][r] = fmaf(hv_39, dotv, hv_40);
         }
       }
     }

@@ -50,11 +50,33 @@ var<workgroup> wg_k: array<vec4<f32>, BN * D4>;
 var<workgroup> wg_v: array<vec4<f32>, BN * D4>;
 var<workgroup> wg_s: array<f32, BM * BN>;
 var<workgroup> wg_col11: array<i32, BN>; // per key of the tile
+var<workgroup> wg_tile_flags: u32; // tile test that reads tables, decided by invocation 0
 
 fn load_q(i: u32) -> vec4<f32> { return q_in[i]; }
 fn load_k(i: u32) -> vec4<f32> { return k_in[i]; }
 fn load_v(i: u32) -> vec4<f32> { return v_in[i]; }
 fn store_o(i: u32, x: vec4<f32>) { o_out[i] = x; }
+
+// Table scans of the tile test (min / max over an index range).
+fn attnc_tmin_t_doc(lo: i32, hi: i32) -> i32 {
+  // min of t_doc[clamp(i, 0, len - 1)] over i in lo..hi (hi < lo: the element at lo); tile tests only.
+  let n = u.Nk;
+  let a = clamp(lo, 0i, n - 1i);
+  let b = clamp(max(lo, hi), 0i, n - 1i);
+  var v = t_doc[u32(a)];
+  for (var i = a + 1i; i <= b; i++) { v = min(v, t_doc[u32(i)]); }
+  return v;
+}
+
+fn attnc_tmax_t_doc(lo: i32, hi: i32) -> i32 {
+  // max of t_doc[clamp(i, 0, len - 1)] over i in lo..hi (hi < lo: the element at lo); tile tests only.
+  let n = u.Nk;
+  let a = clamp(lo, 0i, n - 1i);
+  let b = clamp(max(lo, hi), 0i, n - 1i);
+  var v = t_doc[u32(a)];
+  for (var i = a + 1i; i <= b; i++) { v = max(v, t_doc[u32(i)]); }
+  return v;
+}
 
 @compute @workgroup_size(128)
 fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
@@ -68,8 +90,8 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
   let kv_base = u32(batch * u.Hkv + kv_head) * u32(u.Nk);
 
   // Values per (batch, head): computed once.
-  let h24 = ((1.0 / sqrt(f32(64i))) * 1.442695);
-  let h25 = (0.0 * 1.442695);
+  let h39 = ((1.0 / sqrt(f32(64i))) * 1.442695);
+  let h40 = (0.0 * 1.442695);
 
   // This invocation serves row r of the tile, lane `lane` of its TPR lanes.
   let r = tid / TPR;
@@ -95,14 +117,24 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
   let q_lo = q0 + pos_off;
   let q_hi = min(q0 + i32(BM), u.Nq) - 1 + pos_off;
   let n_tiles = (u.Nk + i32(BN) - 1) / i32(BN);
+  // Table scans of the tile test over the query rows (used by invocation 0 only).
+  let tq23 = attnc_tmin_t_doc(q_lo, q_hi);
+  let tq24 = attnc_tmax_t_doc(q_lo, q_hi);
   for (var tile = 0; tile < n_tiles; tile++) {
     let kv0 = tile * i32(BN);
     let kv_lo = kv0;
     let kv_hi = min(kv0 + i32(BN), u.Nk) - 1;
     // Tile test (interval analysis of the mask over q_lo..q_hi x kv_lo..kv_hi).
-    let tt21 = (kv_lo <= q_hi);
-    if (!tt21) { continue; } // no pair of the tile is kept
-    let tile_full = !true; // every pair is kept: skip the mask
+    if (tid == 0u) {
+      let tt26 = attnc_tmax_t_doc(kv_lo, kv_hi);
+      let tt25 = attnc_tmin_t_doc(kv_lo, kv_hi);
+      let tt36 = ((kv_lo <= q_hi) && ((tq23 <= tt26) && (tt25 <= tq24)));
+      let tt37 = ((kv_hi > q_lo) || (!(((tq23 == tq24) && (tt25 == tt26)) && (tq23 == tt25))));
+      wg_tile_flags = select(0u, 1u, tt36) | select(0u, 2u, tt37);
+    }
+    let flags = workgroupUniformLoad(&wg_tile_flags);
+    if ((flags & 1u) == 0u) { continue; } // no pair of the tile is kept
+    let tile_full = (flags & 2u) == 0u; // every pair is kept
     workgroupBarrier(); // everyone is done with the previous K, V and score tiles
     // Stage K and V (keys past Nk as zeros, so 0 * garbage can never make NaN).
     for (var i = tid; i < BN * D4; i += THREADS) {
@@ -138,7 +170,7 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
         if (keep) {
           var qk = 0.0;
           for (var c = 0u; c < D4; c++) { qk += dot(wg_q[r * D4 + c], wg_k[jj * D4 + c]); }
-          s = fma(h24, qk, h25);
+          s = fma(h39, qk, h40);
         }
       }
       wg_s[r * BN + jj] = s;
