@@ -11,9 +11,9 @@ import { IrFactory, topoOrder, type Node } from '../ir/nodes.ts';
 import { emitValues as emitAll, type EmitOptions, type Emitted, type LeafNames, type CLanguage } from './cstyle.ts';
 import { CUDA } from './lang-cuda.ts';
 import { queryTileLoads } from '../passes/mask-intervals.ts';
+import { exp2Feed } from './exp2-feed.ts';
 import { classifier, ctypeOf, planHoists, type Hoist } from './cuda-hoist.ts';
 
-export const LOG2E = 1.4426950408889634;
 
 /** A C identifier for a user name: `p_tau` when safe, `px_<hex>` otherwise. Never the raw name. */
 export function mangle(prefix: string, name: string): string {
@@ -101,14 +101,12 @@ export function buildSpecCode(k: LoweredKernel): SpecCode {
   const { program: p, analysis: an } = k;
   const f = p.factory;
   const classOf = classifier(an.classOf);
-  const l2e = f.num(LOG2E, 'f32');
   const maskFree = p.mask.op === 'const' && p.mask.value === true;
   // Fold log2(e) into what feeds exp2: for affine logits into a and c, so the
   // element costs one FMA; otherwise one multiply after the user's transform.
   const affine = an.affine !== null;
-  const valueRoots = affine
-    ? [f.make('mul', 'f32', [an.affine!.a, l2e]), f.make('mul', 'f32', [an.affine!.c, l2e])]
-    : [f.make('mul', 'f32', [p.logit, l2e])];
+  const feed = exp2Feed(k);
+  const valueRoots = feed.affine ? [feed.a2, feed.c2] : [feed.logit2];
   const plan = planHoists(maskFree ? valueRoots : [...valueRoots, p.mask], classOf);
   const names = leafNames(k);
 

@@ -15,6 +15,7 @@ import type { Node } from '../ir/nodes.ts';
 import { topoOrder } from '../ir/nodes.ts';
 import type { DepClass, LoweredKernel } from '../ir/program.ts';
 import { joinClass } from '../passes/classes.ts';
+import { exp2Feed } from './exp2-feed.ts';
 
 export type Scope = 'head' | 'row' | 'col' | 'diag' | 'elem';
 
@@ -36,7 +37,6 @@ export interface HoistPlan {
   maskFree: boolean;
 }
 
-const LOG2E = Math.LOG2E;
 
 /** Dependency class of a node, for nodes the analysis did not see (built here) by joining the arguments. */
 export function classResolver(known: ReadonlyMap<Node, DepClass>): (n: Node) => DepClass {
@@ -79,11 +79,10 @@ const TABLE_COST = 4;
 export function planHoisting(k: LoweredKernel): HoistPlan {
   const { program, analysis } = k;
   const f = program.factory;
-  const log2e = f.num(LOG2E, 'f32');
-  const scaled = (x: Node) => f.make('mul', 'f32', [x, log2e]);
-  const roots: ElemRoots = analysis.affine
-    ? { mask: program.mask, a2: scaled(analysis.affine.a), c2: scaled(analysis.affine.c), logit2: null }
-    : { mask: program.mask, a2: null, c2: null, logit2: scaled(program.logit) };
+  const feed = exp2Feed(k);
+  const roots: ElemRoots = feed.affine
+    ? { mask: program.mask, a2: feed.a2, c2: feed.c2, logit2: null }
+    : { mask: program.mask, a2: null, c2: null, logit2: feed.logit2 };
   const maskFree = program.mask.op === 'const' && program.mask.value === true;
   const rootList = [roots.mask, roots.a2, roots.c2, roots.logit2].filter((r): r is Node => r !== null);
 

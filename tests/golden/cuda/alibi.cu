@@ -78,7 +78,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_alibi_bf16_d128(const
   const unsigned short* gV = V + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
 
   // ---- values per (batch, head) ----
-  const float hv_27 = ((1.0f / sqrtf((float)(HEAD_DIM))) * 1.442695f);
+  const float v_h27 = ((1.0f / sqrtf((float)(HEAD_DIM))) * 1.442695f);
+  const float v_h30 = ((v_h27 > 1.0e38f) ? 1.0e38f : v_h27);
+  const float hv_33 = ((v_h30 < (-1.0e38f)) ? (-1.0e38f) : v_h30);
   const float hv_8 = t_slopes[attnc_clampi(hq, Hq)];
 
   // ---- tile classification (interval tests over the tile's index ranges) ----
@@ -203,8 +205,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_alibi_bf16_d128(const
           const int qi = q0 + lr, kvi = kv0 + lc;
           const float dotv = s[mi][n][r];
           (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
-
-          s[mi][n][r] = ((kvi < Nk) && (kvi <= qi)) ? fmaf(hv_27, dotv, ((-(hv_8 * (float)((qi - kvi)))) * 1.442695f)) : ATTNC_NEG_INF;
+          const float v_m21 = ((-(hv_8 * (float)((qi - kvi)))) * 1.442695f);
+          s[mi][n][r] = ((kvi < Nk) && (kvi <= qi)) ? fmaf(hv_33, dotv, ((v_m21 > 1.0e38f) ? 1.0e38f : v_m21)) : ATTNC_NEG_INF;
         }
       }
     } else {
@@ -219,8 +221,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_alibi_bf16_d128(const
           const int qi = q0 + lr, kvi = kv0 + lc;
           const float dotv = s[mi][n][r];
           (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
-
-          s[mi][n][r] = fmaf(hv_27, dotv, ((-(hv_8 * (float)((qi - kvi)))) * 1.442695f));
+          const float v_e21 = ((-(hv_8 * (float)((qi - kvi)))) * 1.442695f);
+          s[mi][n][r] = fmaf(hv_33, dotv, ((v_e21 > 1.0e38f) ? 1.0e38f : v_e21));
         }
       }
     }

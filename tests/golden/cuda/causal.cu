@@ -77,8 +77,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_causal_bf16_d128(cons
   const unsigned short* gV = V + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
 
   // ---- values per (batch, head) ----
-  const float hv_20 = ((1.0f / sqrtf((float)(HEAD_DIM))) * 1.442695f);
-  const float hv_21 = (0.0f * 1.442695f);
+  const float v_h20 = ((1.0f / sqrtf((float)(HEAD_DIM))) * 1.442695f);
+  const float v_h23 = ((v_h20 > 1.0e38f) ? 1.0e38f : v_h20);
+  const float hv_26 = ((v_h23 < (-1.0e38f)) ? (-1.0e38f) : v_h23);
 
   // ---- tile classification (interval tests over the tile's index ranges) ----
   const int q_lo = q0, q_hi = min(row0 + BM, Nq) - 1 + (Nk - Nq);
@@ -203,7 +204,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_causal_bf16_d128(cons
           const float dotv = s[mi][n][r];
           (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
 
-          s[mi][n][r] = ((kvi < Nk) && (kvi <= qi)) ? fmaf(hv_20, dotv, hv_21) : ATTNC_NEG_INF;
+          s[mi][n][r] = ((kvi < Nk) && (kvi <= qi)) ? fmaf(hv_26, dotv, 0.0f) : ATTNC_NEG_INF;
         }
       }
     } else {
@@ -219,7 +220,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_causal_bf16_d128(cons
           const float dotv = s[mi][n][r];
           (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
 
-          s[mi][n][r] = fmaf(hv_20, dotv, hv_21);
+          s[mi][n][r] = fmaf(hv_26, dotv, 0.0f);
         }
       }
     }

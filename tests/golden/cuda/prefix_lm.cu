@@ -78,8 +78,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_prefix_lm_bf16_d128(c
   const unsigned short* gV = V + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
 
   // ---- values per (batch, head) ----
-  const float hv_28 = ((1.0f / sqrtf((float)(HEAD_DIM))) * 1.442695f);
-  const float hv_29 = (0.0f * 1.442695f);
+  const float v_h28 = ((1.0f / sqrtf((float)(HEAD_DIM))) * 1.442695f);
+  const float v_h31 = ((v_h28 > 1.0e38f) ? 1.0e38f : v_h28);
+  const float hv_34 = ((v_h31 < (-1.0e38f)) ? (-1.0e38f) : v_h31);
 
   // ---- tile classification (interval tests over the tile's index ranges) ----
   const int q_lo = q0, q_hi = min(row0 + BM, Nq) - 1 + (Nk - Nq);
@@ -204,7 +205,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_prefix_lm_bf16_d128(c
           const float dotv = s[mi][n][r];
           (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
 
-          s[mi][n][r] = ((kvi < Nk) && ((kvi <= qi) || (kvi < p_prefix))) ? fmaf(hv_28, dotv, hv_29) : ATTNC_NEG_INF;
+          s[mi][n][r] = ((kvi < Nk) && ((kvi <= qi) || (kvi < p_prefix))) ? fmaf(hv_34, dotv, 0.0f) : ATTNC_NEG_INF;
         }
       }
     } else {
@@ -220,7 +221,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_prefix_lm_bf16_d128(c
           const float dotv = s[mi][n][r];
           (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
 
-          s[mi][n][r] = fmaf(hv_28, dotv, hv_29);
+          s[mi][n][r] = fmaf(hv_34, dotv, 0.0f);
         }
       }
     }

@@ -67,8 +67,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_scale_invariant_windo
   unsigned short* sQ = attnc_smem;              // [BM][STRIDE]
   unsigned short* sK = sQ + BM * STRIDE;        // [2][BN][STRIDE]
   unsigned short* sV = sK + 2 * BN * STRIDE;    // [2][BN][STRIDE]
-  __shared__ float st_d46[2][191];
-  __shared__ float st_d47[2][191];
+  __shared__ float st_d52[2][191];
+  __shared__ float st_d55[2][191];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   // Heaviest query blocks (causal: the last ones) first.
   const int m_block = gridDim.x - 1 - blockIdx.x;
@@ -112,8 +112,11 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_scale_invariant_windo
     for (int x = tid; x < 191; x += 256) {
       const int dq = q0 + x, dk = kv0 + 63;
       const float v_d13 = (2.0f * log1pf(((float)((dq - dk)) / p_tau)));
-      st_d46[buf][x] = ((hv_4 * sqrtf((v_d13 + 1.0f))) * 1.442695f);
-      st_d47[buf][x] = ((-v_d13) * 1.442695f);
+      const float v_d18 = ((hv_4 * sqrtf((v_d13 + 1.0f))) * 1.442695f);
+      const float v_d21 = ((v_d18 > 1.0e38f) ? 1.0e38f : v_d18);
+      const float v_d26 = ((-v_d13) * 1.442695f);
+      st_d52[buf][x] = ((v_d21 < (-1.0e38f)) ? (-1.0e38f) : v_d21);
+      st_d55[buf][x] = ((v_d26 > 1.0e38f) ? 1.0e38f : v_d26);
     }
   };
 
@@ -210,7 +213,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_scale_invariant_windo
           const float dotv = s[mi][n][r];
           (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
 
-          s[mi][n][r] = ((kvi < Nk) && ((kvi <= qi) && ((qi - kvi) < p_window))) ? fmaf(st_d46[stage][lr - lc + 63], dotv, st_d47[stage][lr - lc + 63]) : ATTNC_NEG_INF;
+          s[mi][n][r] = ((kvi < Nk) && ((kvi <= qi) && ((qi - kvi) < p_window))) ? fmaf(st_d52[stage][lr - lc + 63], dotv, st_d55[stage][lr - lc + 63]) : ATTNC_NEG_INF;
         }
       }
     } else {
@@ -226,7 +229,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_scale_invariant_windo
           const float dotv = s[mi][n][r];
           (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
 
-          s[mi][n][r] = fmaf(st_d46[stage][lr - lc + 63], dotv, st_d47[stage][lr - lc + 63]);
+          s[mi][n][r] = fmaf(st_d52[stage][lr - lc + 63], dotv, st_d55[stage][lr - lc + 63]);
         }
       }
     }

@@ -79,8 +79,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_sinks_window_bf16_d12
   const unsigned short* gV = V + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
 
   // ---- values per (batch, head) ----
-  const float hv_39 = ((1.0f / sqrtf((float)(HEAD_DIM))) * 1.442695f);
-  const float hv_40 = (0.0f * 1.442695f);
+  const float v_h39 = ((1.0f / sqrtf((float)(HEAD_DIM))) * 1.442695f);
+  const float v_h42 = ((v_h39 > 1.0e38f) ? 1.0e38f : v_h39);
+  const float hv_45 = ((v_h42 < (-1.0e38f)) ? (-1.0e38f) : v_h42);
 
   // ---- tile classification (interval tests over the tile's index ranges) ----
   const int q_lo = q0, q_hi = min(row0 + BM, Nq) - 1 + (Nk - Nq);
@@ -205,7 +206,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_sinks_window_bf16_d12
           const float dotv = s[mi][n][r];
           (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
 
-          s[mi][n][r] = ((kvi < Nk) && ((kvi <= qi) && (((qi - kvi) < p_window) || (kvi < p_sinks)))) ? fmaf(hv_39, dotv, hv_40) : ATTNC_NEG_INF;
+          s[mi][n][r] = ((kvi < Nk) && ((kvi <= qi) && (((qi - kvi) < p_window) || (kvi < p_sinks)))) ? fmaf(hv_45, dotv, 0.0f) : ATTNC_NEG_INF;
         }
       }
     } else {
@@ -221,7 +222,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_sinks_window_bf16_d12
           const float dotv = s[mi][n][r];
           (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
 
-          s[mi][n][r] = fmaf(hv_39, dotv, hv_40);
+          s[mi][n][r] = fmaf(hv_45, dotv, 0.0f);
         }
       }
     }

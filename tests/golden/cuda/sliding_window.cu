@@ -78,8 +78,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_sliding_window_bf16_d
   const unsigned short* gV = V + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
 
   // ---- values per (batch, head) ----
-  const float hv_31 = ((1.0f / sqrtf((float)(HEAD_DIM))) * 1.442695f);
-  const float hv_32 = (0.0f * 1.442695f);
+  const float v_h31 = ((1.0f / sqrtf((float)(HEAD_DIM))) * 1.442695f);
+  const float v_h34 = ((v_h31 > 1.0e38f) ? 1.0e38f : v_h31);
+  const float hv_37 = ((v_h34 < (-1.0e38f)) ? (-1.0e38f) : v_h34);
 
   // ---- tile classification (interval tests over the tile's index ranges) ----
   const int q_lo = q0, q_hi = min(row0 + BM, Nq) - 1 + (Nk - Nq);
@@ -204,7 +205,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_sliding_window_bf16_d
           const float dotv = s[mi][n][r];
           (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
 
-          s[mi][n][r] = ((kvi < Nk) && ((kvi <= qi) && ((qi - kvi) < p_window))) ? fmaf(hv_31, dotv, hv_32) : ATTNC_NEG_INF;
+          s[mi][n][r] = ((kvi < Nk) && ((kvi <= qi) && ((qi - kvi) < p_window))) ? fmaf(hv_37, dotv, 0.0f) : ATTNC_NEG_INF;
         }
       }
     } else {
@@ -220,7 +221,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_sliding_window_bf16_d
           const float dotv = s[mi][n][r];
           (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
 
-          s[mi][n][r] = fmaf(hv_31, dotv, hv_32);
+          s[mi][n][r] = fmaf(hv_37, dotv, 0.0f);
         }
       }
     }

@@ -202,8 +202,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_softcap_bf16_d128(con
           const int qi = q0 + lr, kvi = kv0 + lc;
           const float dotv = s[mi][n][r];
           (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
-
-          s[mi][n][r] = ((kvi < Nk) && (kvi <= qi)) ? ((p_cap * tanhf(((dotv * hv_4) / p_cap))) * 1.442695f) : ATTNC_NEG_INF;
+          const float v_m12 = ((p_cap * tanhf(((dotv * hv_4) / p_cap))) * 1.442695f);
+          s[mi][n][r] = ((kvi < Nk) && (kvi <= qi)) ? ((v_m12 > 1.0e38f) ? 1.0e38f : v_m12) : ATTNC_NEG_INF;
         }
       }
     } else {
@@ -218,8 +218,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_softcap_bf16_d128(con
           const int qi = q0 + lr, kvi = kv0 + lc;
           const float dotv = s[mi][n][r];
           (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
-
-          s[mi][n][r] = ((p_cap * tanhf(((dotv * hv_4) / p_cap))) * 1.442695f);
+          const float v_e12 = ((p_cap * tanhf(((dotv * hv_4) / p_cap))) * 1.442695f);
+          s[mi][n][r] = ((v_e12 > 1.0e38f) ? 1.0e38f : v_e12);
         }
       }
     }

@@ -49,7 +49,7 @@ var<workgroup> wg_q: array<vec4<f32>, BM * D4>;
 var<workgroup> wg_k: array<vec4<f32>, BN * D4>;
 var<workgroup> wg_v: array<vec4<f32>, BN * D4>;
 var<workgroup> wg_s: array<f32, BM * BN>;
-var<workgroup> wg_diag28: array<f32, BM + BN - 1u>; // per diagonal of the tile
+var<workgroup> wg_diag36: array<f32, BM + BN - 1u>; // per diagonal of the tile
 
 fn load_q(i: u32) -> vec4<f32> { return q_in[i]; }
 fn load_k(i: u32) -> vec4<f32> { return k_in[i]; }
@@ -69,6 +69,8 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
 
   // Values per (batch, head): computed once.
   let h27 = ((1.0 / sqrt(f32(64i))) * 1.442695);
+  let h30 = select(h27, 1.0e38, (h27 > 1.0e38));
+  let h33 = select(h30, (-1.0e38), (h30 < (-1.0e38)));
   let h8 = t_slopes[u32(clamp(head, 0i, u.Hq - 1i))];
 
   // This invocation serves row r of the tile, lane `lane` of its TPR lanes.
@@ -121,8 +123,9 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
     for (var e = tid; e < BM + BN - 1u; e += THREADS) {
       let dk = kv0;
       let dq = q_lo + i32(e) - i32(BN - 1u);
-      let g28 = ((-(h8 * f32((dq - dk)))) * 1.442695);
-      wg_diag28[e] = g28;
+      let g34 = ((-(h8 * f32((dq - dk)))) * 1.442695);
+      let g36 = select(g34, 1.0e38, (g34 > 1.0e38));
+      wg_diag36[e] = g36;
     }
     workgroupBarrier();
 
@@ -140,7 +143,7 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
         if (keep) {
           var qk = 0.0;
           for (var c = 0u; c < D4; c++) { qk += dot(wg_q[r * D4 + c], wg_k[jj * D4 + c]); }
-          s = fma(h27, qk, wg_diag28[de]);
+          s = fma(h33, qk, wg_diag36[de]);
         }
       }
       wg_s[r * BN + jj] = s;

@@ -91,7 +91,8 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
 
   // Values per (batch, head): computed once.
   let h39 = ((1.0 / sqrt(f32(64i))) * 1.442695);
-  let h40 = (0.0 * 1.442695);
+  let h42 = select(h39, 1.0e38, (h39 > 1.0e38));
+  let h45 = select(h42, (-1.0e38), (h42 < (-1.0e38)));
 
   // This invocation serves row r of the tile, lane `lane` of its TPR lanes.
   let r = tid / TPR;
@@ -170,7 +171,7 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
         if (keep) {
           var qk = 0.0;
           for (var c = 0u; c < D4; c++) { qk += dot(wg_q[r * D4 + c], wg_k[jj * D4 + c]); }
-          s = fma(h39, qk, h40);
+          s = fma(h45, qk, 0.0);
         }
       }
       wg_s[r * BN + jj] = s;

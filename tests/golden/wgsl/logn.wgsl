@@ -68,7 +68,6 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
   // Values per (batch, head): computed once.
   let h4 = (1.0 / sqrt(f32(64i)));
   let h14 = log(u.p_train_len);
-  let h32 = (0.0 * 1.442695);
 
   // This invocation serves row r of the tile, lane `lane` of its TPR lanes.
   let r = tid / TPR;
@@ -77,6 +76,8 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
   let q_idx = row + pos_off;
   // Values per query row: computed once, outside the KV loop.
   let r31 = ((h4 * max(1.0, (log(f32((q_idx + 1i))) / h14))) * 1.442695);
+  let r34 = select(r31, 1.0e38, (r31 > 1.0e38));
+  let r37 = select(r34, (-1.0e38), (r34 < (-1.0e38)));
 
   // Stage the Q tile (rows past Nq read as zeros; they are never stored).
   for (var i = tid; i < BM * D4; i += THREADS) {
@@ -132,7 +133,7 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
         if (keep) {
           var qk = 0.0;
           for (var c = 0u; c < D4; c++) { qk += dot(wg_q[r * D4 + c], wg_k[jj * D4 + c]); }
-          s = fma(r31, qk, h32);
+          s = fma(r37, qk, 0.0);
         }
       }
       wg_s[r * BN + jj] = s;

@@ -67,7 +67,8 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
 
   // Values per (batch, head): computed once.
   let h28 = ((1.0 / sqrt(f32(64i))) * 1.442695);
-  let h29 = (0.0 * 1.442695);
+  let h31 = select(h28, 1.0e38, (h28 > 1.0e38));
+  let h34 = select(h31, (-1.0e38), (h31 < (-1.0e38)));
 
   // This invocation serves row r of the tile, lane `lane` of its TPR lanes.
   let r = tid / TPR;
@@ -129,7 +130,7 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
         if (keep) {
           var qk = 0.0;
           for (var c = 0u; c < D4; c++) { qk += dot(wg_q[r * D4 + c], wg_k[jj * D4 + c]); }
-          s = fma(h28, qk, h29);
+          s = fma(h34, qk, 0.0);
         }
       }
       wg_s[r * BN + jj] = s;

@@ -48,8 +48,8 @@ var<workgroup> wg_q: array<vec4<f32>, BM * D4>;
 var<workgroup> wg_k: array<vec4<f32>, BN * D4>;
 var<workgroup> wg_v: array<vec4<f32>, BN * D4>;
 var<workgroup> wg_s: array<f32, BM * BN>;
-var<workgroup> wg_diag36: array<f32, BM + BN - 1u>; // per diagonal of the tile
-var<workgroup> wg_diag37: array<f32, BM + BN - 1u>; // per diagonal of the tile
+var<workgroup> wg_diag42: array<f32, BM + BN - 1u>; // per diagonal of the tile
+var<workgroup> wg_diag45: array<f32, BM + BN - 1u>; // per diagonal of the tile
 
 fn load_q(i: u32) -> vec4<f32> { return q_in[i]; }
 fn load_k(i: u32) -> vec4<f32> { return k_in[i]; }
@@ -131,9 +131,12 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
       let dq = q_lo + i32(e) - i32(BN - 1u);
       let g17 = (2.0 * attnc_log1p((f32((dq - dk)) / u.p_tau)));
       let g36 = ((h4 * sqrt((g17 + 1.0))) * 1.442695);
-      let g37 = ((-g17) * 1.442695);
-      wg_diag36[e] = g36;
-      wg_diag37[e] = g37;
+      let g39 = select(g36, 1.0e38, (g36 > 1.0e38));
+      let g43 = ((-g17) * 1.442695);
+      let g42 = select(g39, (-1.0e38), (g39 < (-1.0e38)));
+      let g45 = select(g43, 1.0e38, (g43 > 1.0e38));
+      wg_diag42[e] = g42;
+      wg_diag45[e] = g45;
     }
     workgroupBarrier();
 
@@ -151,7 +154,7 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
         if (keep) {
           var qk = 0.0;
           for (var c = 0u; c < D4; c++) { qk += dot(wg_q[r * D4 + c], wg_k[jj * D4 + c]); }
-          s = fma(wg_diag36[de], qk, wg_diag37[de]);
+          s = fma(wg_diag42[de], qk, wg_diag45[de]);
         }
       }
       wg_s[r * BN + jj] = s;

@@ -49,8 +49,8 @@ var<workgroup> wg_q: array<vec4<f32>, BM * D4>;
 var<workgroup> wg_k: array<vec4<f32>, BN * D4>;
 var<workgroup> wg_v: array<vec4<f32>, BN * D4>;
 var<workgroup> wg_s: array<f32, BM * BN>;
-var<workgroup> wg_diag46: array<f32, BM + BN - 1u>; // per diagonal of the tile
-var<workgroup> wg_diag47: array<f32, BM + BN - 1u>; // per diagonal of the tile
+var<workgroup> wg_diag52: array<f32, BM + BN - 1u>; // per diagonal of the tile
+var<workgroup> wg_diag55: array<f32, BM + BN - 1u>; // per diagonal of the tile
 
 fn load_q(i: u32) -> vec4<f32> { return q_in[i]; }
 fn load_k(i: u32) -> vec4<f32> { return k_in[i]; }
@@ -132,9 +132,12 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
       let dq = q_lo + i32(e) - i32(BN - 1u);
       let g19 = (2.0 * attnc_log1p((f32((dq - dk)) / u.p_tau)));
       let g46 = ((h4 * sqrt((g19 + 1.0))) * 1.442695);
-      let g47 = ((-g19) * 1.442695);
-      wg_diag46[e] = g46;
-      wg_diag47[e] = g47;
+      let g49 = select(g46, 1.0e38, (g46 > 1.0e38));
+      let g53 = ((-g19) * 1.442695);
+      let g52 = select(g49, (-1.0e38), (g49 < (-1.0e38)));
+      let g55 = select(g53, 1.0e38, (g53 > 1.0e38));
+      wg_diag52[e] = g52;
+      wg_diag55[e] = g55;
     }
     workgroupBarrier();
 
@@ -152,7 +155,7 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
         if (keep) {
           var qk = 0.0;
           for (var c = 0u; c < D4; c++) { qk += dot(wg_q[r * D4 + c], wg_k[jj * D4 + c]); }
-          s = fma(wg_diag46[de], qk, wg_diag47[de]);
+          s = fma(wg_diag52[de], qk, wg_diag55[de]);
         }
       }
       wg_s[r * BN + jj] = s;

@@ -135,7 +135,8 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
           var qk = 0.0;
           for (var c = 0u; c < D4; c++) { qk += dot(wg_q[r * D4 + c], wg_k[jj * D4 + c]); }
           let e26 = ((u.p_cap * attnc_tanh(((qk * h4) / u.p_cap))) * 1.442695);
-          s = e26;
+          let e29 = select(e26, 1.0e38, (e26 > 1.0e38));
+          s = e29;
         }
       }
       wg_s[r * BN + jj] = s;
