@@ -24,7 +24,7 @@ const names: LeafNames = {
     if (n.op === 'builtin' && LEAF[n.name!]) return LEAF[n.name!];
     throw new Error(`internal error: leaf ${n.op} ${n.name ?? ''} cannot appear in a flex module`);
   },
-  load: (n, index) => `${mangle('table', n.name!)}[torch.clamp(${index}, 0, ${mangle('table', n.name!)}.shape[0] - 1)]`,
+  load: (n, index) => `${mangle('table', n.name!)}[_index(${index}, ${mangle('table', n.name!)}.shape[0])]`,
   loadRange: (n) => { throw new Error(`internal error: ${n.op} (tile tests only) in a flex module`); },
 };
 
@@ -36,9 +36,42 @@ function reads(roots: Node[], pred: (n: Node) => boolean): boolean {
   return topoOrder(roots).some(pred);
 }
 
-function body(root: Node, indent: string): string[] {
-  const { lines, values } = emitValues([root], PYTHON, names, { prefix: 'v', indent });
+function body(root: Node, indent: string, known: ReadonlyMap<Node, string>): string[] {
+  const { lines, values } = emitValues([root], PYTHON, names, { prefix: 'v', indent, known });
   return [...lines, `${indent}return ${values[0]}`];
+}
+
+/**
+ * Values that are the same for every element of a call (constants, sizes,
+ * params; nothing per head, batch or position): computed once in make_mods
+ * and captured, instead of once per element inside score_mod.
+ */
+function hoistPerCall(roots: Node[]): { lines: string[]; known: Map<Node, string> } {
+  const perCall = new Map<Node, boolean>();
+  for (const n of topoOrder(roots)) {
+    const leafOk = n.op === 'const' || n.op === 'param' || (n.op === 'builtin' && ['q_len', 'kv_len', 'head_dim'].includes(n.name!));
+    const interior = n.op !== 'const' && n.op !== 'param' && n.op !== 'builtin' && n.op !== 'dot' && n.op !== 'load'
+      && n.op !== 'load_min' && n.op !== 'load_max';
+    perCall.set(n, leafOk || (interior && n.args.every((a) => perCall.get(a))));
+  }
+  const isInterior = (n: Node) => perCall.get(n) && n.args.length > 0;
+  // The frontier: per-call interior values used by per-element ones (or roots).
+  const frontier = new Set<Node>();
+  for (const n of topoOrder(roots)) {
+    if (!perCall.get(n)) n.args.filter(isInterior).forEach((a) => frontier.add(a));
+  }
+  roots.filter(isInterior).forEach((r) => frontier.add(r));
+  const list = [...frontier];
+  if (list.length === 0) return { lines: [], known: new Map() };
+  const { lines, values } = emitValues(list, PYTHON, names, { prefix: 'k', indent: '    ' });
+  const known = new Map<Node, string>();
+  const out = [...lines];
+  list.forEach((n, i) => {
+    const name = `k${n.id}`;
+    if (values[i] !== name) out.push(`    ${name} = ${values[i]}`);
+    known.set(n, name);
+  });
+  return { lines: out, known };
 }
 
 export function renderFlex(k: LoweredKernel, opts: { hash: string; version: string }): string {
@@ -57,9 +90,10 @@ export function renderFlex(k: LoweredKernel, opts: { hash: string; version: stri
     `    ${mangle('param', p.name)} = torch.tensor(params[${py(p.name)}], dtype=${p.type === 'i32' ? 'torch.int32' : 'torch.float32'}, device=device)`);
   const tableLines = program.inputs.map((t) =>
     `    ${mangle('table', t.name)} = torch.as_tensor(tables[${py(t.name)}]).to(device=device, dtype=${t.elem === 'i32' ? 'torch.int32' : 'torch.float32'})`);
-  const scoreBody = body(logit, '        ');
-  const maskBody = hasMask && !maskReadsScore ? body(mask, '        ') : ['        return torch.ones_like(kv_idx, dtype=torch.bool)'];
-  const code = [...scoreBody, ...maskBody].join('\n');
+  const hoisted = hoistPerCall(hasMask && !maskReadsScore ? [logit, mask] : [logit]);
+  const scoreBody = body(logit, '        ', hoisted.known);
+  const maskBody = hasMask && !maskReadsScore ? body(mask, '        ', hoisted.known) : ['        return kv_idx >= 0'];
+  const code = [...hoisted.lines, ...scoreBody, ...maskBody].join('\n');
   const helpers = helpersUsed(PYTHON, code);
 
   return `# attnc ${opts.version}: FlexAttention form of attention '${program.name}' (spec hash ${opts.hash}).
@@ -84,8 +118,13 @@ def make_mods(q_len, kv_len, head_dim, device, params=None, tables=None):
     missing = [name for name in INPUTS if name not in tables]
     if missing:
         raise ValueError(f"{SPEC}: missing table inputs {missing}")
-${[...paramLines, ...tableLines].join('\n')}${paramLines.length + tableLines.length ? '\n' : ''}    offset = kv_len - q_len
-
+    offset = kv_len - q_len
+    # Sizes and params as captured 0-dim tensors: nothing inside score_mod
+    # creates a tensor, and new param values reuse the compiled kernel.
+    q_len = torch.tensor(q_len, dtype=torch.int32, device=device)
+    kv_len = torch.tensor(kv_len, dtype=torch.int32, device=device)
+    head_dim = torch.tensor(head_dim, dtype=torch.int32, device=device)
+${[...paramLines, ...tableLines, ...hoisted.lines].join('\n')}${paramLines.length + tableLines.length + hoisted.lines.length ? '\n' : ''}
     def score_mod(score, b, h, q_idx, kv_idx):
         q_pos = q_idx + offset
 ${scoreBody.join('\n')}

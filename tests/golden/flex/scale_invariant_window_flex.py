@@ -1,0 +1,56 @@
+# attnc golden: FlexAttention form of attention 'scale_invariant_window' (spec hash golden).
+# Generated from the same IR as the WGSL and CUDA kernels; do not edit.
+#   out, lse = attention(q, k, v, params={...}, tables={...})
+# q: [B, Hq, Nq, D], k/v: [B, Hkv, Nk, D]; lse is the natural-log logsumexp.
+import torch
+from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+
+SPEC = "scale_invariant_window"
+PARAMS = {"tau": 10.0, "window": 2048}
+INPUTS = {}
+HAS_MASK = True
+MASK_PER_HEAD = False
+
+def _f32(a):
+    return a.to(torch.float32) if isinstance(a, torch.Tensor) else float(a)
+
+
+def make_mods(q_len, kv_len, head_dim, device, params=None, tables=None):
+    """score_mod and mask_mod for calls of this shape. Params and tables are
+    captured as tensors, so new values reuse the compiled kernel."""
+    params = {**PARAMS, **(params or {})}
+    tables = tables or {}
+    missing = [name for name in INPUTS if name not in tables]
+    if missing:
+        raise ValueError(f"{SPEC}: missing table inputs {missing}")
+    offset = kv_len - q_len
+    # Sizes and params as captured 0-dim tensors: nothing inside score_mod
+    # creates a tensor, and new param values reuse the compiled kernel.
+    q_len = torch.tensor(q_len, dtype=torch.int32, device=device)
+    kv_len = torch.tensor(kv_len, dtype=torch.int32, device=device)
+    head_dim = torch.tensor(head_dim, dtype=torch.int32, device=device)
+    p_tau = torch.tensor(params["tau"], dtype=torch.float32, device=device)
+    p_window = torch.tensor(params["window"], dtype=torch.int32, device=device)
+    k4 = (1.0 / torch.sqrt(_f32(_f32(head_dim))))
+
+    def score_mod(score, b, h, q_idx, kv_idx):
+        q_pos = q_idx + offset
+        v19 = (2.0 * torch.log1p(_f32((_f32((q_pos - kv_idx)) / p_tau))))
+        return (((score * k4) * torch.sqrt(_f32((v19 + 1.0)))) - v19)
+
+    def mask_mod(b, h, q_idx, kv_idx):
+        q_pos = q_idx + offset
+        return ((kv_idx <= q_pos) & ((q_pos - kv_idx) < p_window))
+
+    return score_mod, mask_mod
+
+
+def attention(q, k, v, params=None, tables=None, block_mask=None, kernel=flex_attention):
+    """Runs the spec through FlexAttention; returns (out, lse)."""
+    B, Hq, Nq, D = q.shape
+    Nk = k.shape[2]
+    score_mod, mask_mod = make_mods(Nq, Nk, D, q.device, params, tables)
+    if block_mask is None and HAS_MASK:
+        block_mask = create_block_mask(mask_mod, B if MASK_PER_HEAD else None, Hq if MASK_PER_HEAD else None, Nq, Nk, device=q.device)
+    return kernel(q, k, v, score_mod=score_mod, block_mask=block_mask, scale=1.0,
+                  enable_gqa=k.shape[1] != Hq, return_lse=True)
