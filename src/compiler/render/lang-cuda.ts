@@ -15,17 +15,23 @@ const helpers: Record<string, string> = {
   attnc_tmin: `template <typename T>
 __device__ __forceinline__ T attnc_tmin(const T* __restrict__ t, int lo, int hi, int n) {
   // min of t[clamp(i, 0, n - 1)] over i in lo..hi (hi < lo: t[clamp(lo)]); tile tests only.
+  // Warp-cooperative: every lane of the warp calls it with the same range (tile
+  // tests are uniform per block), reads a strided share, and the warp reduces.
   const int a = attnc_clampi(lo, n), b = attnc_clampi(max(lo, hi), n);
   T v = t[a];
-  for (int i = a + 1; i <= b; ++i) v = min(v, t[i]);
+  for (int i = a + (int)(threadIdx.x & 31u); i <= b; i += 32) v = min(v, t[i]);
+  for (int o = 16; o > 0; o >>= 1) v = min(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
 }`,
   attnc_tmax: `template <typename T>
 __device__ __forceinline__ T attnc_tmax(const T* __restrict__ t, int lo, int hi, int n) {
   // max of t[clamp(i, 0, n - 1)] over i in lo..hi (hi < lo: t[clamp(lo)]); tile tests only.
+  // Warp-cooperative: every lane of the warp calls it with the same range (tile
+  // tests are uniform per block), reads a strided share, and the warp reduces.
   const int a = attnc_clampi(lo, n), b = attnc_clampi(max(lo, hi), n);
   T v = t[a];
-  for (int i = a + 1; i <= b; ++i) v = max(v, t[i]);
+  for (int i = a + (int)(threadIdx.x & 31u); i <= b; i += 32) v = max(v, t[i]);
+  for (int o = 16; o > 0; o >>= 1) v = max(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
 }`,
   attnc_sigmoid: `__device__ __forceinline__ float attnc_sigmoid(float x) {
