@@ -11,7 +11,7 @@
 // says "no pair kept" are skipped (next_live); the mask is evaluated per
 // element only on tiles the test calls partial (or at the ragged end).
 import type { CudaTiles } from '../schedule/cuda-tiles.ts';
-import { tileClassifier, type SpecCode } from './cuda-spec.ts';
+import { kvStaging, type SpecCode } from './cuda-spec.ts';
 
 export function renderMmaKernel(entry: string, spec: SpecCode, t: CudaTiles, headDim: number, sig: string): string {
   const { bm, bn, threads, stride } = t;
@@ -52,29 +52,7 @@ ${spec.tableDecls(bm, bn).join('\n')}
   const int hq = blockIdx.y, bb = blockIdx.z, hk = hq / (Hq / Hkv);
   const int row0 = m_block * BM;
   const int q0 = row0 + (Nk - Nq);  // q_idx of the block's first row (bottom-right aligned)
-  const unsigned short* gQ = Q + (size_t)(bb * Hq + hq) * Nq * HEAD_DIM;
-  const unsigned short* gK = K + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
-  const unsigned short* gV = V + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
-
-  // ---- values per (batch, head) ----
-${spec.headLines.join('\n')}
-
-${tileClassifier(spec)}
-  auto load_kv = [&](int j, int st) {
-    for (int x = tid; x < BN * CHUNKS; x += NTHREADS) {
-      const int r = x / CHUNKS, c = x % CHUNKS, kr = j * BN + r;
-      const bool ok = kr < Nk;
-      const size_t off = ok ? (size_t)kr * HEAD_DIM + c * 8 : 0;
-      attnc_cp_async16(attnc_smem_addr(sK + (st * BN + r) * STRIDE + c * 8), gK + off, ok);
-      attnc_cp_async16(attnc_smem_addr(sV + (st * BN + r) * STRIDE + c * 8), gV + off, ok);
-    }
-  };
-  auto fill_tables = [&](int j, int buf) {
-    const int kv0 = j * BN;
-    (void)kv0; (void)buf;
-${spec.tableFill(bm, bn, threads).join('\n')}
-  };
-
+${kvStaging(spec, 'unsigned short', 8, bm, bn, threads)}
   // ---- values per query row (row slot i: rows g and g + 8 of each m16 tile of the warp) ----
 ${spec.rowDecls(2 * mt).join('\n')}
   #pragma unroll

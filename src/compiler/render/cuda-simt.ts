@@ -6,7 +6,7 @@
 // shared memory, and accumulates D/4 output columns (float4 chunks t4,
 // t4 + 4, ...) of P V. Same tile classification and hoisting.
 import type { CudaTiles } from '../schedule/cuda-tiles.ts';
-import { tileClassifier, type SpecCode } from './cuda-spec.ts';
+import { kvStaging, type SpecCode } from './cuda-spec.ts';
 
 export function renderSimtKernel(entry: string, spec: SpecCode, t: CudaTiles, headDim: number, sig: string): string {
   const { bm, bn, threads, stride } = t;
@@ -39,29 +39,7 @@ ${spec.tableDecls(bm, bn).join('\n')}
   const int hq = blockIdx.y, bb = blockIdx.z, hk = hq / (Hq / Hkv);
   const int row0 = m_block * BM;
   const int q0 = row0 + (Nk - Nq);
-  const float* gQ = Q + (size_t)(bb * Hq + hq) * Nq * HEAD_DIM;
-  const float* gK = K + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
-  const float* gV = V + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
-
-  // ---- values per (batch, head) ----
-${spec.headLines.join('\n')}
-
-${tileClassifier(spec)}
-  auto load_kv = [&](int j, int st) {
-    for (int x = tid; x < BN * CHUNKS; x += NTHREADS) {
-      const int r = x / CHUNKS, c = x % CHUNKS, kr = j * BN + r;
-      const bool ok = kr < Nk;
-      const size_t off = ok ? (size_t)kr * HEAD_DIM + c * 4 : 0;
-      attnc_cp_async16(attnc_smem_addr(sK + (st * BN + r) * STRIDE + c * 4), gK + off, ok);
-      attnc_cp_async16(attnc_smem_addr(sV + (st * BN + r) * STRIDE + c * 4), gV + off, ok);
-    }
-  };
-  auto fill_tables = [&](int j, int buf) {
-    const int kv0 = j * BN;
-    (void)kv0; (void)buf;
-${spec.tableFill(bm, bn, threads).join('\n')}
-  };
-
+${kvStaging(spec, 'float', 4, bm, bn, threads)}
   // ---- values per query row (one row per thread) ----
 ${spec.rowDecls(1).join('\n')}
   {

@@ -214,3 +214,34 @@ ${spec.tilePartialMask.lines.join('\n')}
   };
   auto next_live = [&](int j) -> int { while (j < n_tiles && !tile_live(j)) ++j; return j; };`;
 }
+
+/**
+ * Global pointers of this (batch, head), per-head values, the tile tests,
+ * and the cp.async staging of K/V tiles (and per-tile tables): the same in
+ * the tensor-core and CUDA-core kernels but for the element type and how
+ * many elements one 16-byte copy moves.
+ */
+export function kvStaging(spec: SpecCode, elem: 'unsigned short' | 'float', perChunk: 8 | 4, bm: number, bn: number, threads: number): string {
+  return `  const ${elem}* gQ = Q + (size_t)(bb * Hq + hq) * Nq * HEAD_DIM;
+  const ${elem}* gK = K + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
+  const ${elem}* gV = V + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
+
+  // ---- values per (batch, head) ----
+${spec.headLines.join('\n')}
+
+${tileClassifier(spec)}
+  auto load_kv = [&](int j, int st) {
+    for (int x = tid; x < BN * CHUNKS; x += NTHREADS) {
+      const int r = x / CHUNKS, c = x % CHUNKS, kr = j * BN + r;
+      const bool ok = kr < Nk;
+      const size_t off = ok ? (size_t)kr * HEAD_DIM + c * ${perChunk} : 0;
+      attnc_cp_async16(attnc_smem_addr(sK + (st * BN + r) * STRIDE + c * ${perChunk}), gK + off, ok);
+      attnc_cp_async16(attnc_smem_addr(sV + (st * BN + r) * STRIDE + c * ${perChunk}), gV + off, ok);
+    }
+  };
+  auto fill_tables = [&](int j, int buf) {
+    const int kv0 = j * BN;
+    (void)kv0; (void)buf;
+${spec.tableFill(bm, bn, threads).join('\n')}
+  };`;
+}
