@@ -243,5 +243,6 @@ ${tileClassifier(spec)}
     const int kv0 = j * BN;
     (void)kv0; (void)buf;
 ${spec.tableFill(bm, bn, threads).join('\n')}
-  };`;
+  };
+`;
 }
