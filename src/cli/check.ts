@@ -45,7 +45,10 @@ export function registerCheck(program: Command): void {
     .option('--dtype <list>', 'storage dtypes, comma separated, or all', parseDtypes, ['f32'] as StorageDType[])
     .option('--param <name=value>', 'set a runtime param (repeatable)', collectParam, {})
     .option('--entry <name>', 'the attention block to check when the file has several')
-    .option('--seed <n>', 'random seed', (v) => Number(v), 1)
+    .option('--seed <n>', 'random seed', (v) => {
+      if (!/^\d+$/.test(v)) throw new InvalidArgumentError('--seed must be a non-negative integer');
+      return Number(v);
+    }, 1)
     .option('--json', 'print the results as JSON')
     .action((spec: string, flags: CheckFlags) => runCommand(() => checkCommand(spec, flags)));
 }
