@@ -174,8 +174,8 @@ export function buildSpecCode(k: LoweredKernel): SpecCode {
       tqKnown.set(n, `tq_${n.id}`);
     });
   }
-  const live = emitValues([an.tile.canBeTrue], CUDA, tn, { known: tqKnown, prefix: 'v_tl', indent: '    ' });
-  const part = emitValues([an.tile.canBeFalse], CUDA, tn, { known: tqKnown, prefix: 'v_tp', indent: '    ' });
+  const live = shortCircuit(an.tile.canBeTrue, 'and', tn, tqKnown, 'v_tl');
+  const part = shortCircuit(an.tile.canBeFalse, 'or', tn, tqKnown, 'v_tp');
 
   const paramDecls = [
     ...p.params.map((q) => `${q.type === 'f32' ? 'float' : 'int'} ${mangle('p', q.name)}`),
@@ -186,10 +186,28 @@ export function buildSpecCode(k: LoweredKernel): SpecCode {
     hasTables: plan.col.length + plan.diag.length > 0,
     elem,
     tileQueryLines,
-    tileLive: { lines: live.lines, value: live.values[0] },
-    tilePartialMask: { lines: part.lines, value: part.values[0] },
+    tileLive: live,
+    tilePartialMask: part,
     helpers: [],
   };
+}
+
+/**
+ * A tile test as early returns: the operands of its top-level && (or ||)
+ * cheapest first, so that a causal bound decides before a table is scanned.
+ */
+function shortCircuit(root: Node, op: 'and' | 'or', names: LeafNames, known: ReadonlyMap<Node, string>, prefix: string): Piece {
+  const operands = (n: Node): Node[] => (n.op === op ? n.args.flatMap(operands) : [n]);
+  const scans = (n: Node) => topoOrder([n]).some((x) => (x.op === 'load' || x.op === 'load_min' || x.op === 'load_max') && !known.has(x));
+  const parts = operands(root).sort((a, b) => Number(scans(a)) - Number(scans(b)));
+  const lines: string[] = [];
+  parts.forEach((part, i) => {
+    const e = emitValues([part], CUDA, names, { known, prefix: `${prefix}${i}_`, indent: '    ' });
+    lines.push(...e.lines);
+    if (i < parts.length - 1) lines.push(op === 'and' ? `    if (!${e.values[0]}) return false;` : `    if (${e.values[0]}) return true;`);
+    else lines.push(`    const bool ${prefix}_last = ${e.values[0]};`);
+  });
+  return { lines, value: `${prefix}_last` };
 }
 
 /**

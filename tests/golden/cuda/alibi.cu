@@ -88,14 +88,14 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_alibi_bf16_d128(const
   const int n_tiles = (Nk + BN - 1) / BN;
   auto tile_live = [&](int j) -> bool {
     const int kv_lo = j * BN, kv_hi = min(kv_lo + BN, Nk) - 1;
-
-    return (kv_lo <= q_hi);
+    const bool v_tl_last = (kv_lo <= q_hi);
+    return v_tl_last;
   };
   auto tile_partial = [&](int j) -> bool {
     const int kv_lo = j * BN, kv_hi = min(kv_lo + BN, Nk) - 1;
     if (kv_lo + BN > Nk) return true;
-
-    return (kv_hi > q_lo);
+    const bool v_tp_last = (kv_hi > q_lo);
+    return v_tp_last;
   };
   auto next_live = [&](int j) -> int { while (j < n_tiles && !tile_live(j)) ++j; return j; };
   auto load_kv = [&](int j, int st) {

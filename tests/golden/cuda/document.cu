@@ -111,15 +111,19 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_document_bf16_d128(co
   const int tq_24 = attnc_tmax(t_doc, q_lo, q_hi, Nk);
   auto tile_live = [&](int j) -> bool {
     const int kv_lo = j * BN, kv_hi = min(kv_lo + BN, Nk) - 1;
-    const bool v_tl11 = ((tq_23 <= attnc_tmax(t_doc, kv_lo, kv_hi, Nk)) && (attnc_tmin(t_doc, kv_lo, kv_hi, Nk) <= tq_24));
-    return ((kv_lo <= q_hi) && v_tl11);
+    if (!(kv_lo <= q_hi)) return false;
+    if (!(tq_23 <= attnc_tmax(t_doc, kv_lo, kv_hi, Nk))) return false;
+    const bool v_tl_last = (attnc_tmin(t_doc, kv_lo, kv_hi, Nk) <= tq_24);
+    return v_tl_last;
   };
   auto tile_partial = [&](int j) -> bool {
     const int kv_lo = j * BN, kv_hi = min(kv_lo + BN, Nk) - 1;
     if (kv_lo + BN > Nk) return true;
-    const int v_tp8 = attnc_tmin(t_doc, kv_lo, kv_hi, Nk);
-    const bool v_tp14 = (!(((tq_23 == tq_24) && (v_tp8 == attnc_tmax(t_doc, kv_lo, kv_hi, Nk))) && (tq_23 == v_tp8)));
-    return ((kv_hi > q_lo) || v_tp14);
+    if ((kv_hi > q_lo)) return true;
+    const int v_tp1_7 = attnc_tmin(t_doc, kv_lo, kv_hi, Nk);
+    const bool v_tp1_12 = (((tq_23 == tq_24) && (v_tp1_7 == attnc_tmax(t_doc, kv_lo, kv_hi, Nk))) && (tq_23 == v_tp1_7));
+    const bool v_tp_last = (!v_tp1_12);
+    return v_tp_last;
   };
   auto next_live = [&](int j) -> int { while (j < n_tiles && !tile_live(j)) ++j; return j; };
   auto load_kv = [&](int j, int st) {

@@ -87,14 +87,14 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_prefix_lm_bf16_d128(c
   const int n_tiles = (Nk + BN - 1) / BN;
   auto tile_live = [&](int j) -> bool {
     const int kv_lo = j * BN, kv_hi = min(kv_lo + BN, Nk) - 1;
-
-    return ((kv_lo <= q_hi) || (kv_lo < p_prefix));
+    const bool v_tl_last = ((kv_lo <= q_hi) || (kv_lo < p_prefix));
+    return v_tl_last;
   };
   auto tile_partial = [&](int j) -> bool {
     const int kv_lo = j * BN, kv_hi = min(kv_lo + BN, Nk) - 1;
     if (kv_lo + BN > Nk) return true;
-
-    return ((kv_hi > q_lo) && (kv_hi >= p_prefix));
+    const bool v_tp_last = ((kv_hi > q_lo) && (kv_hi >= p_prefix));
+    return v_tp_last;
   };
   auto next_live = [&](int j) -> int { while (j < n_tiles && !tile_live(j)) ++j; return j; };
   auto load_kv = [&](int j, int st) {

@@ -87,14 +87,16 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_scale_invariant_windo
   const int n_tiles = (Nk + BN - 1) / BN;
   auto tile_live = [&](int j) -> bool {
     const int kv_lo = j * BN, kv_hi = min(kv_lo + BN, Nk) - 1;
-
-    return ((kv_lo <= q_hi) && ((q_lo - kv_hi) < p_window));
+    if (!(kv_lo <= q_hi)) return false;
+    const bool v_tl_last = ((q_lo - kv_hi) < p_window);
+    return v_tl_last;
   };
   auto tile_partial = [&](int j) -> bool {
     const int kv_lo = j * BN, kv_hi = min(kv_lo + BN, Nk) - 1;
     if (kv_lo + BN > Nk) return true;
-
-    return ((kv_hi > q_lo) || ((q_hi - kv_lo) >= p_window));
+    if ((kv_hi > q_lo)) return true;
+    const bool v_tp_last = ((q_hi - kv_lo) >= p_window);
+    return v_tp_last;
   };
   auto next_live = [&](int j) -> int { while (j < n_tiles && !tile_live(j)) ++j; return j; };
   auto load_kv = [&](int j, int st) {
