@@ -143,7 +143,8 @@ function renderBody(k: LoweredKernel, plan: HoistPlan, t: WgslTiles, D: number, 
     L.push(`${I1}// Table scans of the tile test over the query rows (used by invocation 0 only).`, ...e.lines);
     for (const n of tq) tileKnown.set(n, e.values.get(n)!);
   }
-  L.push(`${I1}for (var tile = 0; tile < n_tiles; tile++) {`);
+  L.push(...loopBounds(k, P, D, tileKnown, plan));
+  L.push(`${I1}for (var tile = tile_start; tile < tile_end; tile++) {`);
   L.push(`${I2}let kv0 = tile * i32(BN);`, `${I2}let kv_lo = kv0;`, `${I2}let kv_hi = min(kv0 + i32(BN), u.Nk) - 1;`);
   L.push(...tileTest(k, P, D, tileKnown, plan));
 
@@ -235,6 +236,31 @@ function tileTest(k: LoweredKernel, P: LoweredKernel['program'], D: number, head
     L.push(`${I2}let tile_full = !${no}; // every pair is kept: skip the mask`);
   }
   return L;
+}
+
+/**
+ * KV loop bounds: the first and one past the last tile the tile test can
+ * keep, so the leading and trailing dead tiles (above the diagonal for causal
+ * masks, outside a window) are not visited at all. Tests that read tables are
+ * decided by one invocation inside the loop instead (see tileTest).
+ */
+function loopBounds(k: LoweredKernel, P: LoweredKernel['program'], D: number, known: ReadonlyMap<Node, string>, plan: HoistPlan): string[] {
+  const I1 = '  ', I2 = '    ';
+  const { canBeTrue } = k.analysis.tile;
+  if (plan.maskFree || readsTable([canBeTrue]) || (canBeTrue.op === 'const' && canBeTrue.value === true)) {
+    return [`${I1}let tile_start = 0;`, `${I1}let tile_end = n_tiles;`];
+  }
+  const live = (tile: string) => {
+    const e = emitScope([canBeTrue], P, 'tile', D, known, 'tb', I2);
+    return [`${I2}let kv_lo = ${tile} * i32(BN);`, `${I2}let kv_hi = min(kv_lo + i32(BN), u.Nk) - 1;`, ...e.lines, `${I2}if (${e.values.get(canBeTrue)!}) { break; }`];
+  };
+  return [
+    `${I1}// KV loop bounds from the tile test: skip the leading and trailing dead tiles.`,
+    `${I1}var tile_start = 0;`,
+    `${I1}for (; tile_start < n_tiles; tile_start++) {`, ...live('tile_start'), `${I1}}`,
+    `${I1}var tile_end = n_tiles;`,
+    `${I1}for (; tile_end > tile_start; tile_end--) {`, ...live('(tile_end - 1)'), `${I1}}`,
+  ];
 }
 
 function emitValues2(P: LoweredKernel['program'], D: number, known: ReadonlyMap<Node, string>, roots: Node[], indent: string) {

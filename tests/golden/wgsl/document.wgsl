@@ -121,7 +121,9 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
   // Table scans of the tile test over the query rows (used by invocation 0 only).
   let tq23 = attnc_tmin_t_doc(q_lo, q_hi);
   let tq24 = attnc_tmax_t_doc(q_lo, q_hi);
-  for (var tile = 0; tile < n_tiles; tile++) {
+  let tile_start = 0;
+  let tile_end = n_tiles;
+  for (var tile = tile_start; tile < tile_end; tile++) {
     let kv0 = tile * i32(BN);
     let kv_lo = kv0;
     let kv_hi = min(kv0 + i32(BN), u.Nk) - 1;

@@ -92,7 +92,22 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
   let q_lo = q0 + pos_off;
   let q_hi = min(q0 + i32(BM), u.Nq) - 1 + pos_off;
   let n_tiles = (u.Nk + i32(BN) - 1) / i32(BN);
-  for (var tile = 0; tile < n_tiles; tile++) {
+  // KV loop bounds from the tile test: skip the leading and trailing dead tiles.
+  var tile_start = 0;
+  for (; tile_start < n_tiles; tile_start++) {
+    let kv_lo = tile_start * i32(BN);
+    let kv_hi = min(kv_lo + i32(BN), u.Nk) - 1;
+    let tb28 = ((kv_lo <= q_hi) && ((q_lo - kv_hi) < u.p_window));
+    if (tb28) { break; }
+  }
+  var tile_end = n_tiles;
+  for (; tile_end > tile_start; tile_end--) {
+    let kv_lo = (tile_end - 1) * i32(BN);
+    let kv_hi = min(kv_lo + i32(BN), u.Nk) - 1;
+    let tb28 = ((kv_lo <= q_hi) && ((q_lo - kv_hi) < u.p_window));
+    if (tb28) { break; }
+  }
+  for (var tile = tile_start; tile < tile_end; tile++) {
     let kv0 = tile * i32(BN);
     let kv_lo = kv0;
     let kv_hi = min(kv0 + i32(BN), u.Nk) - 1;
