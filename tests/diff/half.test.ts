@@ -1,7 +1,7 @@
 // f32 <-> f16 / bf16 conversions of the runtime (round to nearest, ties to even).
 import { describe, expect, it } from 'vitest';
 import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../../src/runtime/half.ts';
-import { mangle } from '../../src/compiler/render/wgsl-plan.ts';
+import { mangle } from '../../src/compiler/render/names.ts';
 
 describe('f16', () => {
   it('round-trips every finite f16 exactly', () => {

@@ -12,14 +12,9 @@ import { emitValues as emitAll, type EmitOptions, type Emitted, type LeafNames, 
 import { CUDA } from './lang-cuda.ts';
 import { queryTileLoads } from '../passes/mask-intervals.ts';
 import { exp2Feed } from './exp2-feed.ts';
+import { mangle } from './names.ts';
 import { classifier, ctypeOf, planHoists, type Hoist } from './cuda-hoist.ts';
 
-
-/** A C identifier for a user name: `p_tau` when safe, `px_<hex>` otherwise. Never the raw name. */
-export function mangle(prefix: string, name: string): string {
-  if (/^[A-Za-z][A-Za-z0-9_]*$/.test(name) && !name.includes('__')) return `${prefix}_${name}`;
-  return `${prefix}x_${Buffer.from(name, 'utf8').toString('hex')}`;
-}
 
 const TABLE_LEN: Record<string, string> = { heads: 'Hq', batch: 'B', q_len: 'Nq', kv_len: 'Nk' };
 const BUILTIN: Record<string, string> = {

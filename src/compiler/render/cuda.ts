@@ -18,7 +18,8 @@ import type { CompiledKernel, KernelManifest, StorageDType } from '../manifest.t
 import { helpersUsed } from './cstyle.ts';
 import { CUDA } from './lang-cuda.ts';
 import { classifier } from './cuda-hoist.ts';
-import { buildSpecCode, mangle } from './cuda-spec.ts';
+import { buildSpecCode } from './cuda-spec.ts';
+import { mangle } from './names.ts';
 import { PTX_COMMON, ptxMma } from './cuda-ptx.ts';
 import { renderMmaKernel } from './cuda-mma.ts';
 import { renderSimtKernel } from './cuda-simt.ts';

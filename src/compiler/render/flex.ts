@@ -20,11 +20,11 @@ const LEAF: Record<string, string> = {
 const names: LeafNames = {
   leaf(n: Node): string {
     if (n.op === 'dot') return 'score';
-    if (n.op === 'param') return mangle('param', n.name!);
+    if (n.op === 'param') return mangle('p', n.name!);
     if (n.op === 'builtin' && LEAF[n.name!]) return LEAF[n.name!];
     throw new Error(`internal error: leaf ${n.op} ${n.name ?? ''} cannot appear in a flex module`);
   },
-  load: (n, index) => `${mangle('table', n.name!)}[_index(${index}, ${mangle('table', n.name!)}.shape[0])]`,
+  load: (n, index) => `${mangle('t', n.name!)}[_index(${index}, ${mangle('t', n.name!)}.shape[0])]`,
   loadRange: (n) => { throw new Error(`internal error: ${n.op} (tile tests only) in a flex module`); },
 };
 
@@ -87,9 +87,9 @@ export function renderFlex(k: LoweredKernel, opts: { hash: string; version: stri
 
   const py = (xs: unknown) => JSON.stringify(xs);
   const paramLines = program.params.map((p) =>
-    `    ${mangle('param', p.name)} = torch.tensor(params[${py(p.name)}], dtype=${p.type === 'i32' ? 'torch.int32' : 'torch.float32'}, device=device)`);
+    `    ${mangle('p', p.name)} = torch.tensor(params[${py(p.name)}], dtype=${p.type === 'i32' ? 'torch.int32' : 'torch.float32'}, device=device)`);
   const tableLines = program.inputs.map((t) =>
-    `    ${mangle('table', t.name)} = torch.as_tensor(tables[${py(t.name)}]).to(device=device, dtype=${t.elem === 'i32' ? 'torch.int32' : 'torch.float32'})`);
+    `    ${mangle('t', t.name)} = torch.as_tensor(tables[${py(t.name)}]).to(device=device, dtype=${t.elem === 'i32' ? 'torch.int32' : 'torch.float32'})`);
   const hoisted = hoistPerCall(hasMask && !maskReadsScore ? [logit, mask] : [logit]);
   const scoreBody = body(logit, '        ', hoisted.known);
   const maskBody = hasMask && !maskReadsScore ? body(mask, '        ', hoisted.known) : ['        return kv_idx >= 0'];

@@ -3,7 +3,7 @@
 // WGSL declarations that match it. One source of truth for both.
 import type { InputInfo, ParamInfo } from '../ir/program.ts';
 import type { TableAxis } from '../syntax/ast.ts';
-import { mangle } from './wgsl-plan.ts';
+import { mangle } from './names.ts';
 
 export type BindingRole = 'uniform' | 'q' | 'k' | 'v' | 'o' | 'lse' | 'table';
 

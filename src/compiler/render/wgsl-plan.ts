@@ -129,12 +129,3 @@ export function planHoisting(k: LoweredKernel): HoistPlan {
   return { roots, scopeOf, frontier, maskFree };
 }
 
-/** Identifiers that are safe to paste after a prefix; anything else is hex-encoded. */
-const PLAIN_NAME = /^[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*$/;
-
-/** A user name as a WGSL identifier: never raw, so `var`, `fn` or `__x` cannot clash. */
-export function mangle(prefix: string, name: string): string {
-  if (PLAIN_NAME.test(name)) return `${prefix}_${name}`;
-  const hex = Array.from(new TextEncoder().encode(name), (b) => b.toString(16).padStart(2, '0')).join('');
-  return `${prefix}x_${hex}`;
-}

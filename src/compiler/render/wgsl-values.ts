@@ -7,7 +7,8 @@ import type { AttentionProgram } from '../ir/program.ts';
 import { emitValues, type LeafNames } from './cstyle.ts';
 import { WGSL } from './lang-wgsl.ts';
 import { axisLengthExpr } from './wgsl-abi.ts';
-import { mangle, type HoistPlan } from './wgsl-plan.ts';
+import type { HoistPlan } from './wgsl-plan.ts';
+import { mangle } from './names.ts';
 
 export type EmitScope = 'head' | 'row' | 'col' | 'diag' | 'elem' | 'tile';
 
