@@ -5,7 +5,7 @@
 // architectures into one nvcc call, compiled two at a time: about a minute
 // on 2 cores. Also: golden CUDA files (bf16, D=128), rewritten with
 // UPDATE_GOLDEN=1, and user names never appear raw in the code.
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,18 +17,8 @@ import { loadExamples, type Spec } from './suite.ts';
 import { parseSpec } from '../../src/compiler/syntax/parse.ts';
 import { lowerBlock } from '../../src/compiler/passes/lower.ts';
 import { analyzeProgram } from '../../src/compiler/passes/analyze.ts';
+import { findNvcc } from '../../src/cli/cubin.ts';
 
-function findNvcc(): string | null {
-  for (const c of ['nvcc', join(process.env.CUDA_HOME ?? '/usr/local/cuda', 'bin', 'nvcc')]) {
-    try {
-      execFileSync(c, ['--version'], { stdio: 'ignore' });
-      return c;
-    } catch {
-      // try the next
-    }
-  }
-  return null;
-}
 const nvcc = findNvcc();
 if (!nvcc) console.warn('tests/cuda/nvcc.test.ts: skipped: nvcc not found (PATH, CUDA_HOME/bin)');
 
