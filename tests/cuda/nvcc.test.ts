@@ -6,7 +6,7 @@
 // on 2 cores. Also: golden CUDA files (bf16, D=128), rewritten with
 // UPDATE_GOLDEN=1, and user names never appear raw in the code.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, existsSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +18,7 @@ import { parseSpec } from '../../src/compiler/syntax/parse.ts';
 import { lowerBlock } from '../../src/compiler/passes/lower.ts';
 import { analyzeProgram } from '../../src/compiler/passes/analyze.ts';
 import { findNvcc } from '../../src/cli/cubin.ts';
+import { expectGolden } from '../golden-file.ts';
 
 const nvcc = findNvcc();
 if (!nvcc) console.warn('tests/cuda/nvcc.test.ts: skipped: nvcc not found (PATH, CUDA_HOME/bin)');
@@ -91,11 +92,7 @@ describe('CUDA source', () => {
     it(`golden ${spec.name}.cu (bf16, D=128)`, () => {
       const { source } = renderCuda(spec.lowered, { dtype: 'bf16', headDim: 128, hash: 'golden', version: 'golden' });
       const file = join(goldenDir, `${spec.name}.cu`);
-      if (process.env.UPDATE_GOLDEN === '1' || !existsSync(file)) {
-        mkdirSync(goldenDir, { recursive: true });
-        writeFileSync(file, source);
-      }
-      expect(source).toBe(readFileSync(file, 'utf8'));
+      expectGolden(file, source);
     });
   }
 

@@ -2,11 +2,12 @@
 // limits; rewrite with UPDATE_GOLDEN=1 and review the diff), Dawn's shader
 // compiler on every example x dtype x head dim, and user names never
 // reaching the code raw.
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { nodeGpu } from '../../src/runtime/webgpu-node.ts';
 import { compileWgsl, GOLDEN_LIMITS, loadExample, loadSpecText } from './wgsl-harness.ts';
+import { expectGolden } from '../golden-file.ts';
 
 const EXAMPLES = join(import.meta.dirname, '../../examples');
 const GOLDEN = join(import.meta.dirname, '../golden/wgsl');
@@ -18,11 +19,7 @@ describe('WGSL golden files (f32, D = 64, lavapipe limits)', () => {
       const ex = loadExample(join(EXAMPLES, file));
       const source = compileWgsl(ex, 'f32', 64, GOLDEN_LIMITS).source;
       const path = join(GOLDEN, file.replace(/\.attn$/, '.wgsl'));
-      if (process.env.UPDATE_GOLDEN === '1' || !existsSync(path)) {
-        mkdirSync(GOLDEN, { recursive: true });
-        writeFileSync(path, source);
-      }
-      expect(source).toBe(readFileSync(path, 'utf8'));
+      expectGolden(path, source);
     });
   }
 });

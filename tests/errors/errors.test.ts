@@ -5,7 +5,7 @@
 // A first line `// entry: NAME` (or `// entry:` for none) also runs block
 // selection, as `--entry` does.
 import { describe, expect, it } from 'vitest';
-import { readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseSpec, MAX_FILE_BYTES } from '../../src/compiler/syntax/parse.ts';
@@ -13,9 +13,9 @@ import { checkSpec, selectBlock } from '../../src/compiler/check/check.ts';
 import { formatDiagnostic, formatDiagnostics } from '../../src/compiler/diagnostics/format.ts';
 import { CATALOG, UNREACHABLE_CODES, type DiagnosticCode } from '../../src/compiler/diagnostics/catalog.ts';
 import type { Diagnostic } from '../../src/compiler/diagnostics/diagnostic.ts';
+import { expectGolden } from '../golden-file.ts';
 
 const DIR = dirname(fileURLToPath(import.meta.url));
-const UPDATE = process.env.UPDATE_GOLDEN === '1';
 
 function diagnose(path: string, text: string): Diagnostic[] {
   const { file, diagnostics } = parseSpec(path, text);
@@ -42,9 +42,8 @@ function golden(name: string, text: string) {
   for (const d of diagnostics) seenCodes.add(d.code);
   const actual = formatDiagnostics(diagnostics, { path: name, text });
   const file = join(DIR, name.replace(/\.attn$/, '.expected'));
-  if (UPDATE || !existsSync(file)) writeFileSync(file, actual);
   expect(diagnostics.length, 'a spec in tests/errors must fail').toBeGreaterThan(0);
-  expect(actual).toBe(readFileSync(file, 'utf8'));
+  expectGolden(file, actual);
   for (const d of diagnostics) expect(d.message, 'unfilled placeholder in a catalog message').not.toMatch(/\{\w+\}/);
 }
 

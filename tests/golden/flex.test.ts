@@ -2,11 +2,12 @@
 // UPDATE_GOLDEN=1), valid Python, and none of the things FlexAttention's
 // compiler cannot lower inside score_mod (tensor constructors).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { frontEnd, lowerAndAnalyze } from '../../src/compiler/compile.ts';
 import { renderFlex } from '../../src/compiler/render/flex.ts';
+import { expectGolden } from '../golden-file.ts';
 
 const dir = 'tests/golden/flex';
 const examples = readdirSync('examples').filter((f) => f.endsWith('.attn')).sort();
@@ -31,11 +32,7 @@ describe('flex target', () => {
     it(`golden ${name}_flex.py`, () => {
       const py = render(file);
       const path = join(dir, `${name}_flex.py`);
-      if (process.env.UPDATE_GOLDEN === '1' || !existsSync(path)) {
-        mkdirSync(dir, { recursive: true });
-        writeFileSync(path, py);
-      }
-      expect(py).toBe(readFileSync(path, 'utf8'));
+      expectGolden(path, py);
     });
 
     it(`${name}: score_mod and mask_mod create no tensors`, () => {
