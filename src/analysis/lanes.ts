@@ -11,7 +11,7 @@
 // Booleans are stored as 0/1; applyOp treats them the same way as true/false
 // (and/or/not/select test truthiness, a cast from 0/1 gives 0/1).
 import { applyOp } from '../compiler/ir/eval.ts';
-import type { Node } from '../compiler/ir/nodes.ts';
+import { topoOrder, type Node } from '../compiler/ir/nodes.ts';
 import { vecOp, type VecOp } from './vecops.ts';
 
 export type LaneValue = Float64Array | number;
@@ -28,25 +28,7 @@ export interface LaneEnv {
 
 /** Nodes reachable from `roots` without passing through a `given` node, arguments first. */
 function order(roots: readonly Node[], given: ReadonlyMap<Node, Float64Array> | undefined): Node[] {
-  const seen = new Set<Node>();
-  const out: Node[] = [];
-  for (const root of roots) {
-    const stack: Array<{ node: Node; next: number }> = [{ node: root, next: 0 }];
-    while (stack.length) {
-      const top = stack[stack.length - 1];
-      if (seen.has(top.node)) { stack.pop(); continue; }
-      const stop = given?.has(top.node) ?? false;
-      if (!stop && top.next < top.node.args.length) {
-        const child = top.node.args[top.next++];
-        if (!seen.has(child)) stack.push({ node: child, next: 0 });
-      } else {
-        seen.add(top.node);
-        out.push(top.node);
-        stack.pop();
-      }
-    }
-  }
-  return out;
+  return topoOrder(roots, given ? (n) => given.has(n) : undefined);
 }
 
 const fill = (n: number, v: number) => new Float64Array(n).fill(v);

@@ -100,8 +100,11 @@ export class IrFactory {
   }
 }
 
-/** All nodes reachable from `roots`, each once, arguments before users. */
-export function topoOrder(roots: readonly Node[]): Node[] {
+/**
+ * All nodes reachable from `roots`, each once, arguments before users.
+ * Nodes for which `stopAt` holds are listed but not descended into.
+ */
+export function topoOrder(roots: readonly Node[], stopAt?: (n: Node) => boolean): Node[] {
   const seen = new Set<Node>();
   const out: Node[] = [];
   const visit = (root: Node) => {
@@ -110,7 +113,7 @@ export function topoOrder(roots: readonly Node[]): Node[] {
     while (stack.length) {
       const top = stack[stack.length - 1];
       if (seen.has(top.node)) { stack.pop(); continue; }
-      if (top.next < top.node.args.length) {
+      if (top.next < top.node.args.length && !stopAt?.(top.node)) {
         const child = top.node.args[top.next++];
         if (!seen.has(child)) stack.push({ node: child, next: 0 });
       } else {
