@@ -3,8 +3,8 @@
 // bench/run.py. Rendered headless to SVG the way src/analysis/plot.ts does.
 //   npx tsx bench/plot.ts bench/results/h100-YYYY-MM-DD.json [-o out.svg]
 import { readFileSync, writeFileSync } from 'node:fs';
-import * as vega from 'vega';
-import * as vl from 'vega-lite';
+import type * as vl from 'vega-lite';
+import { vegaLiteToSvg } from '../src/analysis/svg.ts';
 
 interface ResultRow {
   spec: string;
@@ -68,13 +68,7 @@ export function plotSpec(res: Results): vl.TopLevelSpec {
 }
 
 export async function plotSvg(res: Results): Promise<string> {
-  const compiled = vl.compile(plotSpec(res)).spec;
-  const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
-  try {
-    return await view.toSVG();
-  } finally {
-    view.finalize();
-  }
+  return vegaLiteToSvg(plotSpec(res));
 }
 
 async function main(): Promise<void> {

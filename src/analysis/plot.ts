@@ -1,8 +1,8 @@
 // The two-panel plot of `analyze --svg`: E[Z_t] and the expected within-range
 // entropy against the range start t (log axis), one line per spec. A vega-lite
 // spec, compiled to vega and rendered headless to SVG (no canvas, no DOM).
-import * as vega from 'vega';
-import * as vl from 'vega-lite';
+import type * as vl from 'vega-lite';
+import { vegaLiteToSvg } from './svg.ts';
 import type { SpecAnalysis } from './analyze.ts';
 
 /** E[Z_t] below this is drawn off the bottom of the log axis (ALiBi's total attention underflows to 1e-200 and 0). */
@@ -80,11 +80,5 @@ export function plotSpec(analyses: readonly SpecAnalysis[]): vl.TopLevelSpec {
 }
 
 export async function plotSvg(analyses: readonly SpecAnalysis[]): Promise<string> {
-  const compiled = vl.compile(plotSpec(analyses)).spec;
-  const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
-  try {
-    return await view.toSVG();
-  } finally {
-    view.finalize();
-  }
+  return vegaLiteToSvg(plotSpec(analyses));
 }
