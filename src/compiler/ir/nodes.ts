@@ -126,3 +126,8 @@ export function topoOrder(roots: readonly Node[], stopAt?: (n: Node) => boolean)
   roots.forEach(visit);
   return out;
 }
+
+/** Whether evaluating `roots` reads a table (nodes for which `given` holds are already computed). */
+export function readsTable(roots: readonly Node[], given?: (n: Node) => boolean): boolean {
+  return topoOrder(roots, given).some((n) => (n.op === 'load' || n.op === 'load_min' || n.op === 'load_max') && !given?.(n));
+}

@@ -7,7 +7,7 @@
 //   element:     i (row slot), lr/lc (row/col in the tile), qi, kvi, stage, dotv
 //   tile tests:  q_lo, q_hi, kv_lo, kv_hi
 import type { LoweredKernel } from '../ir/program.ts';
-import { IrFactory, topoOrder, type Node } from '../ir/nodes.ts';
+import { IrFactory, readsTable, topoOrder, type Node } from '../ir/nodes.ts';
 import { emitValues as emitAll, type EmitOptions, type Emitted, type LeafNames, type CLanguage } from './cstyle.ts';
 import { CUDA } from './lang-cuda.ts';
 import { queryTileLoads } from '../passes/mask-intervals.ts';
@@ -193,7 +193,7 @@ export function buildSpecCode(k: LoweredKernel): SpecCode {
  */
 function shortCircuit(root: Node, op: 'and' | 'or', names: LeafNames, known: ReadonlyMap<Node, string>, prefix: string): Piece {
   const operands = (n: Node): Node[] => (n.op === op ? n.args.flatMap(operands) : [n]);
-  const scans = (n: Node) => topoOrder([n]).some((x) => (x.op === 'load' || x.op === 'load_min' || x.op === 'load_max') && !known.has(x));
+  const scans = (n: Node) => readsTable([n], (x) => known.has(x));
   const parts = operands(root).sort((a, b) => Number(scans(a)) - Number(scans(b)));
   const lines: string[] = [];
   parts.forEach((part, i) => {

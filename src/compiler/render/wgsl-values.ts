@@ -2,7 +2,6 @@
 // leaf names each scope sees, and how a later scope refers to a value an
 // earlier scope computed (a `let`, or an element of a workgroup table).
 import type { Node } from '../ir/nodes.ts';
-import { topoOrder } from '../ir/nodes.ts';
 import type { AttentionProgram } from '../ir/program.ts';
 import { emitValues, type LeafNames } from './cstyle.ts';
 import { WGSL } from './lang-wgsl.ts';
@@ -137,6 +136,3 @@ export function writeTable(t: WgTable, index: string, value: string): string {
   return `${t.variable}[${index}] = ${t.storeType === 'u32' ? `select(0u, 1u, ${value})` : value};`;
 }
 
-export function readsTable(roots: readonly Node[]): boolean {
-  return topoOrder(roots).some((n) => n.op === 'load' || n.op === 'load_min' || n.op === 'load_max');
-}

@@ -13,7 +13,7 @@
 //      row's running max / sum and its slice of the O accumulator (registers).
 //   3. O = acc / sum in the storage dtype, LSE = (max + log2 sum) * ln 2.
 import type { CompiledKernel, KernelManifest } from '../manifest.ts';
-import type { Node } from '../ir/nodes.ts';
+import { readsTable, type Node } from '../ir/nodes.ts';
 import type { LoweredKernel } from '../ir/program.ts';
 import type { DeviceLimits } from '../../runtime/device.ts';
 import { chooseWgslTiles, type TileLimits, type WgslTiles } from '../schedule/wgsl-tiles.ts';
@@ -21,7 +21,7 @@ import { helpersUsed } from './cstyle.ts';
 import { WGSL } from './lang-wgsl.ts';
 import { abiDeclarations, axisLengthExpr, buildAbi, ioHelpers, type WgslAbi } from './wgsl-abi.ts';
 import { planHoisting, type HoistPlan } from './wgsl-plan.ts';
-import { emitScope, readsTable, readTable, tableRangeHelpers, tablesFor, writeTable, type WgTable } from './wgsl-values.ts';
+import { emitScope, readTable, tableRangeHelpers, tablesFor, writeTable, type WgTable } from './wgsl-values.ts';
 import { queryTileLoads } from '../passes/mask-intervals.ts';
 
 export interface WgslOptions {
