@@ -3,6 +3,21 @@
 // keeps full f32 accuracy; the softmax itself uses exp2 explicitly (cuda.ts).
 import { f32Digits, INFIX, type CLanguage } from './cstyle.ts';
 
+/** min or max of t[clamp(i, 0, n - 1)] over i in lo..hi, for tile tests only. */
+function tableRange(name: 'tmin' | 'tmax', op: 'min' | 'max'): string {
+  return `template <typename T>
+__device__ __forceinline__ T attnc_${name}(const T* __restrict__ t, int lo, int hi, int n) {
+  // ${op} of t[clamp(i, 0, n - 1)] over i in lo..hi (hi < lo: t[clamp(lo)]); tile tests only.
+  // Warp-cooperative: every lane of the warp calls it with the same range (tile
+  // tests are uniform per block), reads a strided share, and the warp reduces.
+  const int a = attnc_clampi(lo, n), b = attnc_clampi(max(lo, hi), n);
+  T v = t[a];
+  for (int i = a + (int)(threadIdx.x & 31u); i <= b; i += 32) v = ${op}(v, t[i]);
+  for (int o = 16; o > 0; o >>= 1) v = ${op}(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}`;
+}
+
 const helpers: Record<string, string> = {
   attnc_idiv: `__device__ __forceinline__ int attnc_idiv(int a, int b) {
   // Truncated division; a zero divisor gives 0 (the DSL's rule).
@@ -12,28 +27,8 @@ const helpers: Record<string, string> = {
   // Remainder with the sign of the dividend; a zero divisor gives 0.
   return (b == 0 || b == -1) ? 0 : a % b;
 }`,
-  attnc_tmin: `template <typename T>
-__device__ __forceinline__ T attnc_tmin(const T* __restrict__ t, int lo, int hi, int n) {
-  // min of t[clamp(i, 0, n - 1)] over i in lo..hi (hi < lo: t[clamp(lo)]); tile tests only.
-  // Warp-cooperative: every lane of the warp calls it with the same range (tile
-  // tests are uniform per block), reads a strided share, and the warp reduces.
-  const int a = attnc_clampi(lo, n), b = attnc_clampi(max(lo, hi), n);
-  T v = t[a];
-  for (int i = a + (int)(threadIdx.x & 31u); i <= b; i += 32) v = min(v, t[i]);
-  for (int o = 16; o > 0; o >>= 1) v = min(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}`,
-  attnc_tmax: `template <typename T>
-__device__ __forceinline__ T attnc_tmax(const T* __restrict__ t, int lo, int hi, int n) {
-  // max of t[clamp(i, 0, n - 1)] over i in lo..hi (hi < lo: t[clamp(lo)]); tile tests only.
-  // Warp-cooperative: every lane of the warp calls it with the same range (tile
-  // tests are uniform per block), reads a strided share, and the warp reduces.
-  const int a = attnc_clampi(lo, n), b = attnc_clampi(max(lo, hi), n);
-  T v = t[a];
-  for (int i = a + (int)(threadIdx.x & 31u); i <= b; i += 32) v = max(v, t[i]);
-  for (int o = 16; o > 0; o >>= 1) v = max(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}`,
+  attnc_tmin: tableRange('tmin', 'min'),
+  attnc_tmax: tableRange('tmax', 'max'),
   attnc_sigmoid: `__device__ __forceinline__ float attnc_sigmoid(float x) {
   return 1.0f / (1.0f + expf(-x));
 }`,
