@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { lowerAndAnalyze, UsageError } from '../compiler/compile.ts';
 import type { StorageDType } from '../compiler/manifest.ts';
-import { readNpy, writeNpy } from '../runtime/npy.ts';
+import { readNpy, toFloat32, toInt32, writeNpy } from '../runtime/npy.ts';
 import { completeCall, runKernel, runReference } from '../runtime/execute.ts';
 import {
   BACKENDS, checkDtype, collectInput, collectParam, DTYPES, loadSpec, openBackend, parseChoice, readBytes, runCommand,
@@ -45,15 +45,15 @@ export function registerRun(program: Command): void {
 function readTensor(path: string, what: string, rank: number) {
   const arr = readNpy(readBytes(path, what), path);
   if (arr.shape.length !== rank) throw new UsageError(`${what} '${path}' must have rank ${rank}, has shape [${arr.shape.join(', ')}]`);
-  if (arr.dtype !== 'f32' && arr.dtype !== 'f64' && arr.dtype !== 'f16') throw new UsageError(`${what} '${path}' must be float32, is ${arr.dtype}`);
-  return { shape: arr.shape, data: Float32Array.from(arr.data as ArrayLike<number>) };
+  return { shape: arr.shape, data: toFloat32(arr, `${what} '${path}'`) };
 }
 
 function readTable(path: string, name: string): Int32Array | Float32Array {
   const arr = readNpy(readBytes(path, `input '${name}'`), path);
   if (arr.shape.length !== 1) throw new UsageError(`input '${name}' ('${path}') must be 1-D, has shape [${arr.shape.join(', ')}]`);
-  if (arr.dtype === 'i32' || arr.dtype === 'i64') return Int32Array.from(arr.data as ArrayLike<number>, Number);
-  return Float32Array.from(arr.data as ArrayLike<number>, Number);
+  // int64 (numpy's default integer) is range-checked, never silently wrapped.
+  const what = `input '${name}' ('${path}')`;
+  return arr.dtype === 'i32' || arr.dtype === 'i64' ? toInt32(arr, what) : toFloat32(arr, what);
 }
 
 async function runCommandBody(specPath: string, flags: RunFlags): Promise<void> {
