@@ -80,7 +80,7 @@ async function compileCommand(specPath: string, flags: CompileFlags): Promise<vo
 }
 
 function writeFlex(text: string, name: string, lowered: ReturnType<typeof lowerAndAnalyze>, flags: CompileFlags): void {
-  const hash = artifactHash(text, name, { target: 'cuda', dtype: 'f32', headDim: 0 });
+  const hash = artifactHash(text, name, { target: 'flex' });
   const source = renderFlex(lowered, { hash, version: VERSION });
   if (!flags.out) {
     process.stdout.write(source);

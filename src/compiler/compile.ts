@@ -54,11 +54,14 @@ export function lowerAndAnalyze(block: AttentionBlock): LoweredKernel {
 }
 
 /** Names a compiled artifact: the spec text, the entry, and every option that changes the code. */
-export function artifactHash(text: string, blockName: string, opts: CompileOptions): string {
+/** Options that change an artifact; the flex module depends on none but the target. */
+export type HashOptions = Partial<Omit<CompileOptions, 'target' | 'entry'>> & { target: Target | 'flex' };
+
+export function artifactHash(text: string, blockName: string, opts: HashOptions): string {
   const limits = opts.limits
     ? [opts.limits.maxWorkgroupStorageBytes, opts.limits.maxInvocationsPerWorkgroup, opts.limits.maxWorkgroupSizeX]
     : [];
-  const key = JSON.stringify([VERSION, text, blockName, opts.target, opts.dtype, opts.headDim, opts.arch ?? '', limits]);
+  const key = JSON.stringify([VERSION, text, blockName, opts.target, opts.dtype ?? '', opts.headDim ?? 0, opts.arch ?? '', limits]);
   return createHash('sha256').update(key).digest('hex').slice(0, 16);
 }
 
