@@ -91,6 +91,3 @@ export function compileSpec(path: string, text: string, opts: CompileOptions): {
 export class UsageError extends Error {
   override name = 'UsageError';
 }
-
-/** Head dims the kernels are built and tested for. */
-export const HEAD_DIMS = [32, 64, 96, 128] as const;
