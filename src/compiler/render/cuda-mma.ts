@@ -19,24 +19,6 @@ export function renderMmaKernel(entry: string, spec: SpecCode, t: CudaTiles, hea
   const wr = 16 * mt; // rows per warp
   // Q fragments stay in registers unless that would not fit next to O and S.
   const qRegs = mt === 1 || headDim <= 64;
-  const elemLoop = (masked: boolean) => {
-    const e = spec.elem(masked, bn);
-    return `      #pragma unroll
-      for (int mi = 0; mi < ${mt}; ++mi)
-      #pragma unroll
-      for (int n = 0; n < ${nt}; ++n) {
-        #pragma unroll
-        for (int r = 0; r < 4; ++r) {
-          const int i = 2 * mi + (r >> 1);
-          const int lr = warp * ${wr} + mi * 16 + g + 8 * (r >> 1), lc = n * 8 + 2 * t4 + (r & 1);
-          const int qi = q0 + lr, kvi = kv0 + lc;
-          const float dotv = s[mi][n][r];
-          (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
-${e.lines.join('\n')}
-          ${masked ? `s[mi][n][r] = ${e.keep} ? ${e.logit2} : ATTNC_NEG_INF;` : `s[mi][n][r] = ${e.logit2};`}
-        }
-      }`;
-  };
   return `extern "C" __global__ void __launch_bounds__(${threads}, 1) ${entry}(${sig}) {
   constexpr int HEAD_DIM = ${headDim}, BM = ${bm}, BN = ${bn}, STRIDE = ${stride}, NTHREADS = ${threads};
   constexpr int CHUNKS = HEAD_DIM / 8;  // 16-byte chunks per row
@@ -137,34 +119,12 @@ ${qRegs ? '' : `        unsigned qf[${mt}][1][4];
 
     // logits in the log2 domain; the mask only where the tile test says partial
     if (tile_partial(j)) {
-${elemLoop(true)}
+${elemLoopCode(spec, true, mt, nt, wr, bn)}
     } else {
-${elemLoop(false)}
+${elemLoopCode(spec, false, mt, nt, wr, bn)}
     }
 
-    // online softmax (each row is spread over the 4 lanes of a quad)
-    #pragma unroll
-    for (int i = 0; i < ${2 * mt}; ++i) {
-      const int mi = i >> 1, h = i & 1;
-      float mx = m_i[i];
-      #pragma unroll
-      for (int n = 0; n < ${nt}; ++n) mx = fmaxf(mx, fmaxf(s[mi][n][2 * h], s[mi][n][2 * h + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_use = mx == ATTNC_NEG_INF ? 0.f : mx;  // no (-inf) - (-inf)
-      const float alpha = attnc_ex2(m_i[i] - m_use);
-      m_i[i] = mx;
-      float rs = 0.f;
-      #pragma unroll
-      for (int n = 0; n < ${nt}; ++n) {
-        s[mi][n][2 * h] = attnc_ex2(s[mi][n][2 * h] - m_use);
-        s[mi][n][2 * h + 1] = attnc_ex2(s[mi][n][2 * h + 1] - m_use);
-        rs += s[mi][n][2 * h] + s[mi][n][2 * h + 1];
-      }
-      l_i[i] = l_i[i] * alpha + rs;
-      #pragma unroll
-      for (int n = 0; n < ${nd}; ++n) { o[mi][n][2 * h] *= alpha; o[mi][n][2 * h + 1] *= alpha; }
-    }
+${softmaxCode(mt, nt, nd)}
 
     // O += P V: the S accumulators of two n8 tiles are the A fragment of one k16 step
     {
@@ -194,7 +154,61 @@ ${elemLoop(false)}
     stage ^= 1;
   }
 
-  // ---- epilogue: normalize, LSE, stage O through this warp's Q rows, 16-byte stores ----
+${epilogueCode(mt, nd, wr)}
+}
+`;
+}
+
+/** Logits (log2 domain) of the S accumulators s[mi][n][r], masked on partial tiles. Shared with the wgmma kernel (same fragment layout). */
+export function elemLoopCode(spec: SpecCode, masked: boolean, mt: number, nt: number, wr: number, bn: number): string {
+  const e = spec.elem(masked, bn);
+  return `      #pragma unroll
+      for (int mi = 0; mi < ${mt}; ++mi)
+      #pragma unroll
+      for (int n = 0; n < ${nt}; ++n) {
+        #pragma unroll
+        for (int r = 0; r < 4; ++r) {
+          const int i = 2 * mi + (r >> 1);
+          const int lr = warp * ${wr} + mi * 16 + g + 8 * (r >> 1), lc = n * 8 + 2 * t4 + (r & 1);
+          const int qi = q0 + lr, kvi = kv0 + lc;
+          const float dotv = s[mi][n][r];
+          (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
+${e.lines.join('\n')}
+          ${masked ? `s[mi][n][r] = ${e.keep} ? ${e.logit2} : ATTNC_NEG_INF;` : `s[mi][n][r] = ${e.logit2};`}
+        }
+      }`;
+}
+
+/** Online softmax over the S accumulators (each row spread over the 4 lanes of a quad); rescales O. */
+export function softmaxCode(mt: number, nt: number, nd: number): string {
+  return `    // online softmax (each row is spread over the 4 lanes of a quad)
+    #pragma unroll
+    for (int i = 0; i < ${2 * mt}; ++i) {
+      const int mi = i >> 1, h = i & 1;
+      float mx = m_i[i];
+      #pragma unroll
+      for (int n = 0; n < ${nt}; ++n) mx = fmaxf(mx, fmaxf(s[mi][n][2 * h], s[mi][n][2 * h + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float m_use = mx == ATTNC_NEG_INF ? 0.f : mx;  // no (-inf) - (-inf)
+      const float alpha = attnc_ex2(m_i[i] - m_use);
+      m_i[i] = mx;
+      float rs = 0.f;
+      #pragma unroll
+      for (int n = 0; n < ${nt}; ++n) {
+        s[mi][n][2 * h] = attnc_ex2(s[mi][n][2 * h] - m_use);
+        s[mi][n][2 * h + 1] = attnc_ex2(s[mi][n][2 * h + 1] - m_use);
+        rs += s[mi][n][2 * h] + s[mi][n][2 * h + 1];
+      }
+      l_i[i] = l_i[i] * alpha + rs;
+      #pragma unroll
+      for (int n = 0; n < ${nd}; ++n) { o[mi][n][2 * h] *= alpha; o[mi][n][2 * h + 1] *= alpha; }
+    }`;
+}
+
+/** Normalizes O, writes LSE, stages O through shared memory (sQ, row stride STRIDE) and stores 16-byte chunks. */
+export function epilogueCode(mt: number, nd: number, wr: number): string {
+  return `  // ---- epilogue: normalize, LSE, stage O through this warp's Q rows, 16-byte stores ----
   #pragma unroll
   for (int i = 0; i < ${2 * mt}; ++i) {
     const int mi = i >> 1, h = i & 1;
@@ -215,7 +229,5 @@ ${elemLoop(false)}
     const int r = warp * ${wr} + x / CHUNKS, c = x % CHUNKS;
     if (row0 + r < Nq)
       *(uint4*)(gO + (size_t)(row0 + r) * HEAD_DIM + c * 8) = *(const uint4*)(sQ + r * STRIDE + c * 8);
-  }
-}
-`;
+  }`;
 }
