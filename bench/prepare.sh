@@ -14,7 +14,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
-BUILD="$ROOT/bench/build"
+BUILD="${BUILD:-$ROOT/bench/build}"
 ARCH="${ARCH:-sm_90a}"
 DTYPES="${DTYPES:-bf16 f16}"
 DIMS="${DIMS:-64 128}"

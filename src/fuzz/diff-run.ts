@@ -76,8 +76,7 @@ export async function runCase(backend: Backend, c: Compiled, dc: DiffCase): Prom
   const params: Record<string, number> = {};
   for (const p of c.spec.params) params[p.name] = dc.params[p.name] ?? p.def;
   const call: AttentionCall = { ...shape, q, k, v, params, tables: makeTables(c.spec.tables, shape, dc.seed) };
-  const target = backend.name === 'webgpu' ? 'wgsl' : 'cuda';
-  const kernel = renderKernel(c.text, c.fe.block, c.lowered, { target, dtype, headDim: shape.D, limits: backend.limits() });
+  const kernel = renderKernel(c.text, c.fe.block, c.lowered, { ...backend.codegen(), dtype, headDim: shape.D, limits: backend.limits() });
   const got = await backend.run(kernel, call);
   const want = referenceAttention(c.fe.block, call);
   const cmp = compareOutputs(got, want, shape);

@@ -12,7 +12,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { CompiledKernel } from '../compiler/manifest.ts';
 import type { CudaArg } from '../compiler/render/cuda.ts';
-import { DeviceError, NoDeviceError, type AttentionCall, type AttentionResult, type Backend, type DeviceLimits } from './device.ts';
+import { DeviceError, NoDeviceError, type AttentionCall, type AttentionResult, type Backend, type Codegen, type DeviceLimits } from './device.ts';
 import { check, checkNvrtc, loadCudaLibs, type CudaLibs } from './cuda-ffi.ts';
 import { fromBf16Array, fromF16Array, toBf16Array, toF16Array } from './half.ts';
 
@@ -41,6 +41,16 @@ export class CudaBackend implements Backend {
   }
 
   get arch(): string { return this.info.arch; }
+
+  /**
+   * Hopper (compute 9.0) gets the wgmma kernels; every other GPU the mma.sync
+   * ones (built for sm_80, which runs on later archs too). ATTNC_CUDA_KERNEL=mma
+   * keeps Hopper on the mma.sync kernels (for comparing the two there).
+   */
+  codegen(): Codegen {
+    const hopper = this.info.cc === 90 && process.env.ATTNC_CUDA_KERNEL !== 'mma';
+    return { target: 'cuda', arch: hopper ? 'sm_90a' : 'sm_80' };
+  }
 
   limits(): DeviceLimits {
     return {

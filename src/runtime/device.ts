@@ -39,11 +39,15 @@ export interface DeviceLimits {
   maxComputeWorkgroupsPerDimension: number;
 }
 
+export type Codegen = { target: 'wgsl' } | { target: 'cuda'; arch: 'sm_80' | 'sm_90a' };
+
 export interface Backend {
   readonly name: 'webgpu' | 'cuda';
   /** One line naming the adapter or GPU actually used. */
   describe(): string;
   limits(): DeviceLimits;
+  /** What the compiler renders for this device: WGSL, or CUDA-C for an architecture. */
+  codegen(): Codegen;
   /** Storage dtypes this backend can run. */
   dtypes(): StorageDType[];
   run(kernel: CompiledKernel, call: AttentionCall): Promise<AttentionResult>;

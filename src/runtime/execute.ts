@@ -48,8 +48,7 @@ function checkShape(c: Omit<AttentionCall, 'params'>): void {
 
 /** Compiles for the backend and runs. */
 export async function runKernel(backend: Backend, text: string, block: AttentionBlock, lowered: LoweredKernel, call: AttentionCall, dtype: StorageDType): Promise<AttentionResult> {
-  const target = backend.name === 'webgpu' ? 'wgsl' : 'cuda';
-  const kernel = renderKernel(text, block, lowered, { target, dtype, headDim: call.D, limits: backend.limits() });
+  const kernel = renderKernel(text, block, lowered, { ...backend.codegen(), dtype, headDim: call.D, limits: backend.limits() });
   return backend.run(kernel, call);
 }
 

@@ -4,7 +4,7 @@
 // compiler's internals.
 import type { CompiledKernel, StorageDType } from '../compiler/manifest.ts';
 import type { WgslAbi } from '../compiler/render/wgsl-abi.ts';
-import { DeviceError, NoDeviceError, type AttentionCall, type AttentionResult, type Backend, type DeviceLimits } from './device.ts';
+import { DeviceError, NoDeviceError, type AttentionCall, type AttentionResult, type Backend, type Codegen, type DeviceLimits } from './device.ts';
 import { fromF16Array, toF16Array } from './half.ts';
 
 export interface OpenWebGpuOptions {
@@ -56,6 +56,10 @@ class WebGpuBackend implements Backend {
 
   describe(): string {
     return `WebGPU: ${this.description}`;
+  }
+
+  codegen(): Codegen {
+    return { target: 'wgsl' };
   }
 
   limits(): DeviceLimits {

@@ -28,11 +28,15 @@ const specs = loadExamples();
 const work = mkdtempSync(join(tmpdir(), 'attnc-nvcc-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-function combinedSource(spec: Spec, dims: number[]): { source: string; entries: string[] } {
+type Arch = 'sm_80' | 'sm_90a';
+const ARCHS: Arch[] = ['sm_80', 'sm_90a'];
+
+/** Each arch gets its own kernels (sm_90a: wgmma for f16/bf16 at D 64 and 128), so its own source. */
+function combinedSource(spec: Spec, dims: number[], arch: Arch): { source: string; entries: string[] } {
   const parts: string[] = [];
   const entries: string[] = [];
   for (const D of dims) for (const dtype of DTYPES) {
-    const k = renderCuda(spec.lowered, { dtype, headDim: D, hash: 'test', version: 'test' });
+    const k = renderCuda(spec.lowered, { dtype, headDim: D, hash: 'test', version: 'test', arch });
     entries.push(k.manifest.entryPoint);
     parts.push(`namespace attnc_${dtype}_${D} {\n${k.source}\n}  // namespace`);
   }
@@ -40,8 +44,8 @@ function combinedSource(spec: Spec, dims: number[]): { source: string; entries: 
 }
 
 interface Compiled { ok: boolean; log: string }
-const run = (file: string) => new Promise<Compiled>((resolve) => {
-  execFile(nvcc!, ['-c', '-o', '/dev/null', '-gencode=arch=compute_80,code=sm_80', '-gencode=arch=compute_90a,code=sm_90a', '-Xptxas', '-v', file],
+const run = (file: string, arch: Arch) => new Promise<Compiled>((resolve) => {
+  execFile(nvcc!, ['-c', '-o', '/dev/null', `-gencode=arch=compute_${arch.slice(3)},code=${arch}`, '-Xptxas', '-v', file],
     { maxBuffer: 1 << 24 }, (err, stdout, stderr) => resolve({ ok: !err, log: stdout + stderr }));
 });
 
@@ -63,25 +67,27 @@ function parsePtxas(log: string): Array<{ entry: string; arch: string; regs: num
 }
 
 describe.skipIf(!nvcc)('nvcc: every example, sm_80 + sm_90a, f16/bf16/f32, no spills', () => {
-  const jobs = specs.map((spec, i) => {
+  const jobs = specs.flatMap((spec, i) => ARCHS.map((arch) => {
     const dims = i === 0 ? [32, 64, 96, 128] : [64, 128];
-    const { source, entries } = combinedSource(spec, dims);
-    const file = join(work, `${spec.name}.cu`);
+    const { source, entries } = combinedSource(spec, dims, arch);
+    const file = join(work, `${spec.name}.${arch}.cu`);
     writeFileSync(file, source);
-    return { spec, entries, file, result: null as Promise<Compiled> | null };
-  });
+    return { spec, arch, entries, file, result: null as Promise<Compiled> | null };
+  }));
   // Start every compile at once (two at a time) only when these tests run.
-  beforeAll(() => { for (const j of jobs) j.result = pooled(() => run(j.file)); });
+  beforeAll(() => { for (const j of jobs) j.result = pooled(() => run(j.file, j.arch)); });
   for (const job of jobs) {
-    it(`${job.spec.name}`, async () => {
+    it(`${job.spec.name} (${job.arch})`, async () => {
       const r = await job.result!;
-      if (!r.ok) throw new Error(`nvcc failed for ${job.spec.name}:\n${r.log.slice(0, 4000)}`);
+      if (!r.ok) throw new Error(`nvcc failed for ${job.spec.name} (${job.arch}):\n${r.log.slice(0, 4000)}`);
       const infos = parsePtxas(r.log);
-      for (const entry of job.entries) for (const arch of ['sm_80', 'sm_90a']) {
-        const hit = infos.find((x) => x.entry === entry && x.arch === arch);
-        expect(hit, `${entry} for ${arch} in the ptxas report`).toBeDefined();
-        expect(hit!.spills, `${entry} ${arch}: spill bytes (${hit!.regs} registers)`).toBe(0);
+      for (const entry of job.entries) {
+        const hit = infos.find((x) => x.entry === entry && x.arch === job.arch);
+        expect(hit, `${entry} for ${job.arch} in the ptxas report`).toBeDefined();
+        expect(hit!.spills, `${entry} ${job.arch}: spill bytes (${hit!.regs} registers)`).toBe(0);
       }
+      // wgmma issued with registers still being written gets serialized by ptxas (a silent slowdown)
+      expect(r.log, `${job.spec.name} (${job.arch}): ptxas serialized or fenced wgmma`).not.toMatch(/wgmma\.mma_async instructions are serialized|warpgroup\.arrive is injected/);
     }, 300_000);
   }
 });
@@ -93,6 +99,13 @@ describe('CUDA source', () => {
       const { source } = renderCuda(spec.lowered, { dtype: 'bf16', headDim: 128, hash: 'golden', version: 'golden' });
       const file = join(goldenDir, `${spec.name}.cu`);
       expectGolden(file, source);
+    });
+  }
+  // The Hopper (wgmma) kernels of three specs: plain, position-dependent logit, table-driven mask.
+  for (const spec of specs.filter((x) => ['causal', 'scale_invariant', 'document'].includes(x.name))) {
+    it(`golden ${spec.name}.sm90a.cu (bf16, D=128, wgmma)`, () => {
+      const { source } = renderCuda(spec.lowered, { dtype: 'bf16', headDim: 128, hash: 'golden', version: 'golden', arch: 'sm_90a' });
+      expectGolden(join(goldenDir, `${spec.name}.sm90a.cu`), source);
     });
   }
 

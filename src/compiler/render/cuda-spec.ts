@@ -234,7 +234,9 @@ ${spec.tilePartialMask.lines.join('\n')}
  * the tensor-core and CUDA-core kernels but for the element type and how
  * many elements one 16-byte copy moves.
  */
-export function kvStaging(spec: SpecCode, elem: 'unsigned short' | 'float', perChunk: 8 | 4, bm: number, bn: number, threads: number): string {
+/** `kvDst(tile)`: where 16-byte chunk c of row r of stage st lands (default: padded rows of STRIDE elements). */
+export function kvStaging(spec: SpecCode, elem: 'unsigned short' | 'float', perChunk: 8 | 4, bm: number, bn: number, threads: number,
+  kvDst: (tile: 'sK' | 'sV') => string = (tile) => `${tile} + (st * BN + r) * STRIDE + c * ${perChunk}`): string {
   return `  const ${elem}* gQ = Q + (size_t)(bb * Hq + hq) * Nq * HEAD_DIM;
   const ${elem}* gK = K + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
   const ${elem}* gV = V + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
@@ -248,8 +250,8 @@ ${tileClassifier(spec)}
       const int r = x / CHUNKS, c = x % CHUNKS, kr = j * BN + r;
       const bool ok = kr < Nk;
       const size_t off = ok ? (size_t)kr * HEAD_DIM + c * ${perChunk} : 0;
-      attnc_cp_async16(attnc_smem_addr(sK + (st * BN + r) * STRIDE + c * ${perChunk}), gK + off, ok);
-      attnc_cp_async16(attnc_smem_addr(sV + (st * BN + r) * STRIDE + c * ${perChunk}), gV + off, ok);
+      attnc_cp_async16(attnc_smem_addr(${kvDst('sK')}), gK + off, ok);
+      attnc_cp_async16(attnc_smem_addr(${kvDst('sV')}), gV + off, ok);
     }
   };
   auto fill_tables = [&](int j, int buf) {

@@ -10,7 +10,7 @@
 import type { StorageDType } from '../manifest.ts';
 
 export interface CudaTiles {
-  kind: 'mma' | 'simt';
+  kind: 'wgmma' | 'mma' | 'simt';
   bm: number;
   bn: number;
   warps: number;
@@ -24,7 +24,8 @@ export interface CudaTiles {
   smemBytes: number;
 }
 
-export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides: { warps?: number; bn?: number; mt?: number } = {}): CudaTiles {
+export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides: { warps?: number; bn?: number; mt?: number } = {}, arch: 'sm_80' | 'sm_90a' = 'sm_80'): CudaTiles {
+  if (arch === 'sm_90a' && dtype !== 'f32' && (headDim === 64 || headDim === 128)) return wgmmaTiles(headDim, overrides.bn);
   if (dtype === 'f32') {
     if (headDim % 16 !== 0 || headDim > 256) throw new Error(`cuda f32: head_dim ${headDim} must be a multiple of 16 and at most 256`);
     const bm = 32, bn = 32, stages = 2, stride = headDim + 4;
@@ -47,4 +48,19 @@ export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides:
   const bm = 16 * mt * warps, stages = 2, stride = headDim + 8;
   const smemBytes = 2 * (bm * stride + 2 * stages * bn * stride);
   return { kind: 'mma', bm, bn, warps, mt, threads: 32 * warps, stages, stride, smemBytes };
+}
+
+/**
+ * Hopper (sm_90a) warpgroup-MMA path: two warpgroups of 64 query rows
+ * (BM = 128, 256 threads), BN keys per tile; Q, K and V live in shared memory
+ * as 128-byte-swizzled atoms (1 KiB of slack to align them), plus an O staging
+ * area of BM rows of STRIDE elements that reuses Q's space at the end.
+ * Head dims that are not a multiple of 64 keep the mma.sync kernel.
+ */
+function wgmmaTiles(headDim: number, bnOverride?: number): CudaTiles {
+  const bm = 128, bn = bnOverride ?? 128, stages = 2, stride = headDim + 8;
+  if (![64, 128, 192, 256].includes(bn)) throw new Error(`cuda sm_90a: BN ${bn} must be 64, 128, 192 or 256`);
+  const tiles = 2 * (bm * headDim + 2 * stages * bn * headDim);
+  const smemBytes = Math.max(tiles, 2 * bm * stride) + 1024;
+  return { kind: 'wgmma', bm, bn, warps: 8, mt: 1, threads: 256, stages, stride, smemBytes };
 }

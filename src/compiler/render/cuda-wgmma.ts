@@ -1,0 +1,135 @@
+// The Hopper kernel skeleton (sm_90a, f16/bf16 storage, f32 math): the
+// FlashAttention-2 loop of cuda-mma.ts with its two matrix products on the
+// warpgroup tensor-core path instead of mma.sync:
+//   S = Q K^T   wgmma m64nBNk16, Q and K straight from shared memory
+//   O += P V    wgmma m64n64k16 per 64 columns of D, P from registers
+// A block is two warpgroups (8 warps, 256 threads) of 64 query rows each;
+// every warp owns 16 rows exactly as in the 8-warp mma.sync kernel, because
+// the wgmma accumulator fragment of a warp is the mma.sync one. That is why
+// the element loop (mask, logit), the online softmax and the epilogue are
+// the same code (exported by cuda-mma.ts).
+//
+// Shared memory: Q, K and V as 128-byte-swizzled atoms (rows of 64 elements,
+// 16-byte chunk c of row r stored at chunk c ^ (r % 8), 8-row groups of 1 KiB),
+// the layout wgmma's descriptors read without bank conflicts. K/V are double
+// buffered through cp.async, one tile ahead, as in the mma.sync kernel.
+import type { CudaTiles } from '../schedule/cuda-tiles.ts';
+import { kvStaging, type SpecCode } from './cuda-spec.ts';
+import { elemLoopCode, epilogueCode, softmaxCode } from './cuda-mma.ts';
+
+/** Element offset of 16-byte chunk `c` of row `r` in a swizzled [halves][rows][64] tile. */
+const swizzled = (rows: string, r: string, c: string) => `((${c}) >> 3) * (${rows} * 64) + (${r}) * 64 + ((((${c}) & 7) ^ ((${r}) & 7)) << 3)`;
+
+export function renderWgmmaKernel(entry: string, spec: SpecCode, t: CudaTiles, headDim: number, sig: string): string {
+  const { bm, bn, threads, stride } = t;
+  const nt = bn / 8, nd = headDim / 8, halves = headDim / 64;
+  const kvDst = (tile: 'sK' | 'sV') => `${tile} + st * (BN * HEAD_DIM) + ${swizzled('BN', 'r', 'c')}`;
+  return `extern "C" __global__ void __launch_bounds__(${threads}, 1) ${entry}(${sig}) {
+  constexpr int HEAD_DIM = ${headDim}, BM = ${bm}, BN = ${bn}, STRIDE = ${stride}, NTHREADS = ${threads};
+  constexpr int CHUNKS = HEAD_DIM / 8;  // 16-byte chunks per row
+  extern __shared__ __align__(16) unsigned char attnc_smem_raw[];  // one type in every kernel: a TU may hold several
+  // Swizzle atoms must start on 1 KiB boundaries: the base is rounded up (1 KiB of slack is allocated).
+  unsigned short* const attnc_smem = reinterpret_cast<unsigned short*>(attnc_smem_raw + ((1024u - (attnc_smem_addr(attnc_smem_raw) & 1023u)) & 1023u));
+  unsigned short* sQ = attnc_smem;              // [HEAD_DIM / 64][BM][64], swizzled; O staging [BM][STRIDE] at the end
+  unsigned short* sK = sQ + BM * HEAD_DIM;      // [2][HEAD_DIM / 64][BN][64], swizzled
+  unsigned short* sV = sK + 2 * BN * HEAD_DIM;  // [2][HEAD_DIM / 64][BN][64], swizzled
+${spec.tableDecls(bm, bn).join('\n')}
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+  // Heaviest query blocks (causal: the last ones) first.
+  const int m_block = gridDim.x - 1 - blockIdx.x;
+  const int hq = blockIdx.y, bb = blockIdx.z, hk = hq / (Hq / Hkv);
+  const int row0 = m_block * BM;
+  const int q0 = row0 + (Nk - Nq);  // q_idx of the block's first row (bottom-right aligned)
+${kvStaging(spec, 'unsigned short', 8, bm, bn, threads, kvDst)}
+  // ---- values per query row (row slot i: rows g and g + 8 of the warp's 16) ----
+${spec.rowDecls(2).join('\n')}
+  #pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    (void)i;
+${spec.rowFill('q0 + warp * 16 + g + 8 * (i & 1)').join('\n')}
+  }
+
+  // ---- prologue: Q tile and the first live KV tile ----
+  for (int x = tid; x < BM * CHUNKS; x += NTHREADS) {
+    const int r = x / CHUNKS, c = x % CHUNKS;
+    const bool ok = row0 + r < Nq;
+    attnc_cp_async16(attnc_smem_addr(sQ + ${swizzled('BM', 'r', 'c')}), gQ + (ok ? (size_t)(row0 + r) * HEAD_DIM + c * 8 : 0), ok);
+  }
+  attnc_cp_commit();
+  int j = next_live(0);
+  if (j < n_tiles) { load_kv(j, 0); fill_tables(j, 0); }
+  attnc_cp_commit();
+
+  // Descriptors of this warpgroup's 64 Q rows and of the K/V tiles (stage 0);
+  // per-step offsets below are compile-time constants added to the address field.
+  const unsigned long long q_desc = attnc_wg_desc(attnc_smem_addr(sQ) + (warp >> 2) * (64 * 128), 16, 1024);
+  const unsigned long long k_desc0 = attnc_wg_desc(attnc_smem_addr(sK), 16, 1024);
+  const unsigned long long v_desc0 = attnc_wg_desc(attnc_smem_addr(sV), 1024, 1024);
+
+  float o[1][${nd}][4];
+  #pragma unroll
+  for (int n = 0; n < ${nd}; ++n) o[0][n][0] = o[0][n][1] = o[0][n][2] = o[0][n][3] = 0.f;
+  float m_i[2], l_i[2];
+  #pragma unroll
+  for (int i = 0; i < 2; ++i) { m_i[i] = ATTNC_NEG_INF; l_i[i] = 0.f; }
+  int stage = 0;
+
+  // ---- main loop over the live KV tiles ----
+  while (j < n_tiles) {
+    attnc_cp_wait<0>();
+    attnc_fence_async_smem();
+    __syncthreads();  // tile j visible to the tensor cores; everyone is done with the other stage
+    const int jn = next_live(j + 1);
+    if (jn < n_tiles) { load_kv(jn, stage ^ 1); fill_tables(jn, stage ^ 1); }
+    attnc_cp_commit();
+    const int kv0 = j * BN;
+    const unsigned long long k_desc = k_desc0 + stage * (BN * HEAD_DIM * 2 / 16);
+    const unsigned long long v_desc = v_desc0 + stage * (BN * HEAD_DIM * 2 / 16);
+
+    // S = Q K^T (raw dot products, f32): k16 steps walk 32 bytes along a 128-byte atom row, then the next 64 columns
+    float s[1][${nt}][4];
+    attnc_wg_fence();
+    #pragma unroll
+    for (int kk = 0; kk < HEAD_DIM / 16; ++kk)
+      attnc_wgmma_ss(&s[0][0][0], q_desc + ((kk >> 2) * (BM * 128) + (kk & 3) * 32) / 16,
+                     k_desc + ((kk >> 2) * (BN * 128) + (kk & 3) * 32) / 16, kk > 0);
+    attnc_wg_commit();
+    attnc_wg_wait<0>();
+
+    // logits in the log2 domain; the mask only where the tile test says partial
+    if (tile_partial(j)) {
+${elemLoopCode(spec, true, 1, nt, 16, bn)}
+    } else {
+${elemLoopCode(spec, false, 1, nt, 16, bn)}
+    }
+
+${softmaxCode(1, nt, nd)}
+
+    // O += P V: the S accumulators of two n8 tiles are the A fragment of one k16 step
+    // (all packed before the fence, so no register the MMAs read changes under them);
+    // V rows kk*16.. are two 8-row groups (1 KiB apart) of each 64-column half
+    unsigned a[${bn / 16}][4];
+    #pragma unroll
+    for (int kk = 0; kk < ${bn / 16}; ++kk) {
+      a[kk][0] = attnc_pack(s[0][2 * kk][0], s[0][2 * kk][1]);
+      a[kk][1] = attnc_pack(s[0][2 * kk][2], s[0][2 * kk][3]);
+      a[kk][2] = attnc_pack(s[0][2 * kk + 1][0], s[0][2 * kk + 1][1]);
+      a[kk][3] = attnc_pack(s[0][2 * kk + 1][2], s[0][2 * kk + 1][3]);
+    }
+    attnc_wg_fence();
+    #pragma unroll
+    for (int kk = 0; kk < ${bn / 16}; ++kk)
+      #pragma unroll
+      for (int h = 0; h < ${halves}; ++h)
+        attnc_wgmma_rs(&o[0][8 * h][0], a[kk], v_desc + (h * (BN * 128) + kk * 2048) / 16);
+    attnc_wg_commit();
+    attnc_wg_wait<0>();
+    j = jn;
+    stage ^= 1;
+  }
+  __syncthreads();  // every warpgroup is done with Q before O is staged over it
+
+${epilogueCode(1, nd, 16)}
+}
+`;
+}
