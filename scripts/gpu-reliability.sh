@@ -136,7 +136,7 @@ else
     webgpu_pid=$!
   else
     cat "$logs/fuzz-webgpu.log"
-    note "webgpu: $(grep -m1 SKIPPED "$logs/fuzz-webgpu.log")"
+    note "$(grep -m1 SKIPPED "$logs/fuzz-webgpu.log")"
   fi
 fi
 
