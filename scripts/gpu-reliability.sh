@@ -17,11 +17,12 @@
 # Knobs (environment), defaults sized for ~6 minutes on 16 cores:
 #   FUZZ_SECONDS=240   fuzzing budget (both backends run during the same window)
 #   FUZZ_SEED=<time>   first seed (printed; the spec seeds of a failure are in the logs)
-#   CUDA_JOBS=12  WEBGPU_JOBS=4  FUZZ_GRACE=45 (s a worker may overrun before it is killed)
+#   CUDA_JOBS=12  WEBGPU_JOBS=4  FUZZ_GRACE=30 (s a worker may overrun before it is killed)
 #   FUZZ_ARGS=''       more `npm run fuzz` flags for both, e.g. '--max-len 300 --d 1,1,1'
 #   SAN_TOOLS='memcheck racecheck initcheck'  SAN_DTYPES=bf16,f32  SAN_MAX_N=300
 #   SAN_SHARDS=4       processes per tool (all tools run at once: tools x shards processes)
-#   SAN_TIMEOUT=150    s per sanitizer process (rc 124 = timed out)
+#   SAN_TIMEOUT=120    s per sanitizer (and prewarm) process (rc 124 = timed out)
+# Worst case wall time: FUZZ_SECONDS + FUZZ_GRACE + 2 * SAN_TIMEOUT + ~20 s (530 s with the defaults).
 #   SKIP_CUDA_FUZZ=1 SKIP_WEBGPU=1 SKIP_SAN=1   leave a part out
 #   WEBGPU_ALLOW_ANY=1 accept an adapter that is not NVIDIA's (a local trial on lavapipe)
 # Exit status 1 when anything failed (a mismatch, a worker that died, a sanitizer error).
@@ -38,13 +39,13 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-240}
 FUZZ_SEED=${FUZZ_SEED:-$(( $(date +%s) % 1000000 ))}
 CUDA_JOBS=${CUDA_JOBS:-12}
 WEBGPU_JOBS=${WEBGPU_JOBS:-4}
-FUZZ_GRACE=${FUZZ_GRACE:-45}
+FUZZ_GRACE=${FUZZ_GRACE:-30}
 FUZZ_ARGS=${FUZZ_ARGS:-}
 SAN_TOOLS=${SAN_TOOLS:-memcheck racecheck initcheck}
 SAN_DTYPES=${SAN_DTYPES:-bf16,f32}
 SAN_MAX_N=${SAN_MAX_N:-300}
 SAN_SHARDS=${SAN_SHARDS:-4}
-SAN_TIMEOUT=${SAN_TIMEOUT:-150}
+SAN_TIMEOUT=${SAN_TIMEOUT:-120}
 regdir=$(mktemp -d -t attnc-regressions-XXXXXX)
 status=0
 t_start=$(date +%s)
