@@ -1,7 +1,10 @@
 // The differential fuzzing loop shared by the CI test and `npm run fuzz --
-// --kind diff`: one random spec -> one kernel per (dtype, D) -> several random
-// shapes (compiling dominates on lavapipe, so each kernel runs several
-// shapes). A failure is shrunk and saved under tests/regressions/.
+// --kind diff`: one random spec -> one kernel (one dtype, one head dim) ->
+// several random shapes (compiling dominates, so each kernel runs several
+// shapes). A "program" is one such kernel checked on at least one shape; a
+// "case" is one shape of it. A failure is shrunk and saved under
+// tests/regressions/. `--jobs N` (src/fuzz/parallel.ts) runs N of these
+// loops in worker processes, worker k taking spec indices k, k+N, k+2N, ...
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StorageDType } from '../compiler/manifest.ts';
@@ -15,6 +18,9 @@ export interface DiffLoopOptions {
   /** Stop after this many seconds (checked between kernels). */
   seconds: number;
   maxSpecs?: number;
+  /** Spec indices offset, offset+stride, ... (a worker's share of the seed's stream; default 0, 1). */
+  offset?: number;
+  stride?: number;
   shapesPerKernel?: number;
   maxLen?: number;
   /** Max B*Hq*Nq*Nk of one case (the reference costs O(that * D)). */
@@ -24,12 +30,18 @@ export interface DiffLoopOptions {
   /** Where failing cases are written (null: not written). */
   saveDir?: string | null;
   log?: (line: string) => void;
+  /** Called before each spec is compiled (the parallel driver reports the spec a crashed worker was on). */
+  onSpec?: (specSeed: number, stats: DiffLoopStats) => void;
 }
 
 export interface DiffLoopStats {
   backend: string;
   specs: number;
   kernels: number;
+  /** Kernels (spec x dtype x head dim) that ran at least one shape to a verdict (pass, mismatch or a backend error). */
+  programs: number;
+  /** Programs by `dtype/D<head dim>`. */
+  programsBy: Record<string, number>;
   cases: number;
   mismatches: number;
   worstRatio: number;
@@ -39,11 +51,14 @@ export interface DiffLoopStats {
 
 export async function diffLoop(backend: Backend, o: DiffLoopOptions): Promise<DiffLoopStats> {
   const t0 = performance.now();
-  const stats: DiffLoopStats = { backend: backend.describe(), specs: 0, kernels: 0, cases: 0, mismatches: 0, worstRatio: 0, failures: [], seconds: 0 };
+  const stats: DiffLoopStats = { backend: backend.describe(), specs: 0, kernels: 0, programs: 0, programsBy: {}, cases: 0, mismatches: 0, worstRatio: 0, failures: [], seconds: 0 };
   const dtypes = backend.dtypes();
   const log = o.log ?? (() => {});
-  for (let i = 0; (o.maxSpecs === undefined || i < o.maxSpecs) && performance.now() - t0 < o.seconds * 1000; i++) {
+  const offset = o.offset ?? 0, stride = o.stride ?? 1;
+  for (let n = 0; (o.maxSpecs === undefined || n < o.maxSpecs) && performance.now() - t0 < o.seconds * 1000; n++) {
+    const i = offset + n * stride;
     const specSeed = (o.seed * 100_003 + i) >>> 0;
+    o.onSpec?.(specSeed, stats);
     const r = makeRng(specSeed ^ 0x5bd1e995);
     // Extreme magnitudes: tiny logits (near-uniform attention) and large ones (near-argmax).
     const qScale = weighted(r, [[8, 1], [1, 1e-3], [1, 3]]);
@@ -53,6 +68,11 @@ export async function diffLoop(backend: Backend, o: DiffLoopOptions): Promise<Di
     const D = weighted(r, [[o.dWeights?.[0] ?? 6, 32], [o.dWeights?.[1] ?? 3, 64], [o.dWeights?.[2] ?? 1, 128]]);
     const dtype: StorageDType = weighted(r, dtypes.map((d) => [d === 'f32' ? 3 : 1, d] as const));
     stats.kernels++;
+    const program = () => {
+      stats.programs++;
+      const key = `${dtype}/D${D}`;
+      stats.programsBy[key] = (stats.programsBy[key] ?? 0) + 1;
+    };
     for (let j = 0; j < (o.shapesPerKernel ?? 4); j++) {
       const shape = randomShape(r, D, o.maxLen ?? 600, o.maxWork ?? 400_000);
       const dc = { shape, dtype, seed: r.int(1, 1 << 30), qScale, params: randomParams(r, spec.params) };
@@ -63,9 +83,11 @@ export async function diffLoop(backend: Backend, o: DiffLoopOptions): Promise<Di
         log(`spec ${specSeed}: the backend threw: ${(e as Error).message.split("\n")[0]}\n${spec.text}`);
         stats.mismatches++;
         stats.failures.push({ file: null, spec: spec.text, outcome: { case: dc, cmp: null as never, pass: false, tolerance: 0 } });
+        if (j === 0) program();
         break;
       }
       stats.cases++;
+      if (j === 0) program();
       stats.worstRatio = Math.max(stats.worstRatio, Math.max(out.cmp.maxAbsErrO, out.cmp.maxAbsErrLse) / out.tolerance);
       if (!out.pass) {
         stats.mismatches++;
@@ -76,7 +98,7 @@ export async function diffLoop(backend: Backend, o: DiffLoopOptions): Promise<Di
         break;
       }
     }
-    if (stats.specs % 10 === 0) log(`${stats.specs} specs, ${stats.cases} cases, ${stats.mismatches} mismatches, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+    if (stats.specs % 10 === 0) log(`${stats.specs} specs, ${stats.programs} programs, ${stats.cases} cases, ${stats.mismatches} mismatches, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   }
   stats.seconds = (performance.now() - t0) / 1000;
   return stats;

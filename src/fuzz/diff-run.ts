@@ -2,7 +2,7 @@
 // random shapes, with compare.ts's tolerances (never loosened), and shrinks
 // a failing shape. Backend-agnostic: WebGPU (WGSL) and CUDA alike.
 import { frontEnd, lowerAndAnalyze, renderKernel } from '../compiler/compile.ts';
-import type { StorageDType } from '../compiler/manifest.ts';
+import type { CompiledKernel, StorageDType } from '../compiler/manifest.ts';
 import type { AttentionCall, AttentionShape, Backend } from '../runtime/device.ts';
 import { referenceAttention } from '../runtime/reference.ts';
 import { compareOutputs, TOLERANCE, withinTolerance, type Comparison } from '../runtime/compare.ts';
@@ -59,12 +59,16 @@ export function makeTables(decls: TableDecl[], s: AttentionShape, seed: number):
   return out;
 }
 
-export interface Compiled { text: string; spec: DiffSpec; fe: Extract<ReturnType<typeof frontEnd>, { ok: true }>; lowered: ReturnType<typeof lowerAndAnalyze> }
+export interface Compiled {
+  text: string; spec: DiffSpec; fe: Extract<ReturnType<typeof frontEnd>, { ok: true }>; lowered: ReturnType<typeof lowerAndAnalyze>;
+  /** Rendered kernels by target/dtype/D: the shapes of one program share one render (the same source the backend caches its module by). */
+  kernels: Map<string, CompiledKernel>;
+}
 
 export function compileDiff(spec: DiffSpec): Compiled {
   const fe = frontEnd('fuzz.attn', spec.text);
   if (!fe.ok) throw new Error(`generator produced an invalid spec:\n${spec.text}\n${fe.diagnostics.map((d) => `${d.code} ${d.message}`).join('\n')}`);
-  return { text: spec.text, spec, fe, lowered: lowerAndAnalyze(fe.block) };
+  return { text: spec.text, spec, fe, lowered: lowerAndAnalyze(fe.block), kernels: new Map() };
 }
 
 export async function runCase(backend: Backend, c: Compiled, dc: DiffCase): Promise<DiffOutcome> {
@@ -76,7 +80,10 @@ export async function runCase(backend: Backend, c: Compiled, dc: DiffCase): Prom
   const params: Record<string, number> = {};
   for (const p of c.spec.params) params[p.name] = dc.params[p.name] ?? p.def;
   const call: AttentionCall = { ...shape, q, k, v, params, tables: makeTables(c.spec.tables, shape, dc.seed) };
-  const kernel = renderKernel(c.text, c.fe.block, c.lowered, { ...backend.codegen(), dtype, headDim: shape.D, limits: backend.limits() });
+  const codegen = backend.codegen();
+  const key = `${JSON.stringify(codegen)}/${dtype}/${shape.D}`;
+  let kernel = c.kernels.get(key);
+  if (!kernel) c.kernels.set(key, (kernel = renderKernel(c.text, c.fe.block, c.lowered, { ...codegen, dtype, headDim: shape.D, limits: backend.limits() })));
   const got = await backend.run(kernel, call);
   const want = referenceAttention(c.fe.block, call);
   const cmp = compareOutputs(got, want, shape);

@@ -27,7 +27,18 @@ export function exampleCorpus(): string[] {
   return readdirSync(dir).filter((f) => f.endsWith('.attn')).sort().map((f) => readFileSync(join(dir, f), 'utf8'));
 }
 
-export function frontLoop(o: { seed: number; seconds: number; maxSpecs?: number; pathological?: boolean; log?: (l: string) => void }): FrontLoopStats {
+export interface FrontLoopOptions {
+  seed: number;
+  seconds: number;
+  maxSpecs?: number;
+  pathological?: boolean;
+  log?: (l: string) => void;
+  /** Round indices offset, offset+stride, ... (a `--jobs` worker's share; default 0, 1). */
+  offset?: number;
+  stride?: number;
+}
+
+export function frontLoop(o: FrontLoopOptions): FrontLoopStats {
   const t0 = performance.now();
   const corpus = exampleCorpus();
   const s: FrontLoopStats = { specs: 0, kernels: 0, diagnostics: 0, crashes: 0, overBudget: 0, worstMsPerKb: 0, worstMs: 0, seconds: 0, failures: [] };
@@ -49,8 +60,11 @@ export function frontLoop(o: { seed: number; seconds: number; maxSpecs?: number;
   if (o.pathological !== false) {
     for (const p of pathological()) { const text = p.make(); record(text, checkFront(text), p.name); }
   }
-  const r = makeRng(o.seed);
-  for (let i = 0; (o.maxSpecs === undefined || s.specs < o.maxSpecs) && performance.now() - t0 < o.seconds * 1000; i++) {
+  const offset = o.offset ?? 0, stride = o.stride ?? 1;
+  // The choice of round kind: the seed's own stream for a single loop, a stream of the worker's own otherwise.
+  const r = makeRng(offset === 0 ? o.seed : (o.seed ^ Math.imul(offset, 0x9e3779b1)) >>> 0);
+  for (let n = 0; (o.maxSpecs === undefined || s.specs < o.maxSpecs) && performance.now() - t0 < o.seconds * 1000; n++) {
+    const i = offset + n * stride;
     const seed = (o.seed * 1_000_003 + i) >>> 0;
     let text: string;
     let label: string;
