@@ -22,8 +22,11 @@ const BUILTIN: Record<string, string> = {
   q_lo: 'q_lo', q_hi: 'q_hi', kv_lo: 'kv_lo', kv_hi: 'kv_hi',
 };
 
-function leafNames(k: LoweredKernel, over: Record<string, string> = {}): LeafNames {
+function leafNames(k: LoweredKernel, over: Record<string, string> = {}, perThread = false): LeafNames {
   const axis = new Map(k.program.inputs.map((t) => [t.name, t.axis]));
+  // Range reads: warp-cooperative (attnc_tmin: every lane the same range) or,
+  // in the per-thread tile test, by one thread (attnc_tmin1: lanes differ).
+  const suffix = perThread ? '1' : '';
   return {
     leaf(n: Node): string {
       if (n.op === 'dot') return 'dotv';
@@ -33,7 +36,7 @@ function leafNames(k: LoweredKernel, over: Record<string, string> = {}): LeafNam
     },
     load: (n, index) => `${mangle('t', n.name!)}[attnc_clampi(${index}, ${TABLE_LEN[axis.get(n.name!)!]})]`,
     loadRange: (n, lo, hi) =>
-      `${n.op === 'load_min' ? 'attnc_tmin' : 'attnc_tmax'}(${mangle('t', n.name!)}, ${lo}, ${hi}, ${TABLE_LEN[axis.get(n.name!)!]})`,
+      `${n.op === 'load_min' ? 'attnc_tmin' : 'attnc_tmax'}${suffix}(${mangle('t', n.name!)}, ${lo}, ${hi}, ${TABLE_LEN[axis.get(n.name!)!]})`,
   };
 }
 
@@ -89,6 +92,14 @@ export interface SpecCode {
   tileQueryLines: string[];
   tileLive: Piece;
   tilePartialMask: Piece;
+  /**
+   * When the live test reads tables over the key range (beyond the per-query-tile
+   * scans above): the body of `tile_live(j, part)` for ONE thread (per-thread
+   * range scans, no warp collectives), which returns whether tile j is live and,
+   * for a live tile, sets `part` (initially true) to whether it is partial.
+   * Null for tests that read no such table (causal, windows): those stay as they were.
+   */
+  tilePerThread: string[] | null;
   helpers: string[];
 }
 
@@ -171,6 +182,8 @@ export function buildSpecCode(k: LoweredKernel): SpecCode {
   }
   const live = shortCircuit(an.tile.canBeTrue, 'and', tn, tqKnown, 'v_tl');
   const part = shortCircuit(an.tile.canBeFalse, 'or', tn, tqKnown, 'v_tp');
+  const tilePerThread = readsTable([an.tile.canBeTrue], (x) => tqKnown.has(x))
+    ? perThreadTest(an.tile.canBeTrue, an.tile.canBeFalse, k, tqKnown) : null;
 
   const paramDecls = [
     ...p.params.map((q) => `${q.type === 'f32' ? 'float' : 'int'} ${mangle('p', q.name)}`),
@@ -183,6 +196,7 @@ export function buildSpecCode(k: LoweredKernel): SpecCode {
     tileQueryLines,
     tileLive: live,
     tilePartialMask: part,
+    tilePerThread,
     helpers: [],
   };
 }
@@ -206,26 +220,124 @@ function shortCircuit(root: Node, op: 'and' | 'or', names: LeafNames, known: Rea
 }
 
 /**
+ * The body of the per-thread `tile_live(j, part)` (see SpecCode.tilePerThread):
+ * the live test's operands that read no table first (a causal bound returns
+ * before any scan), then one min+max pass per (table, key range) that the
+ * remaining operands read, then those operands; for a live tile the partial
+ * test, from the same scans (a range only it reads is scanned inline).
+ */
+function perThreadTest(liveRoot: Node, partRoot: Node, k: LoweredKernel, tqKnown: ReadonlyMap<Node, string>): string[] {
+  const names = leafNames(k, {}, true);
+  const axis = new Map(k.program.inputs.map((t) => [t.name, t.axis]));
+  const known = new Map(tqKnown);
+  const lines: string[] = [];
+  let serial = 0;
+  const emit = (n: Node) => {
+    const e = emitValues([n], CUDA, names, { known, prefix: `v_t1${serial++}_`, indent: '    ' });
+    lines.push(...e.lines);
+    return e.values[0];
+  };
+  const operands = (n: Node, op: 'and' | 'or'): Node[] => (n.op === op ? n.args.flatMap((a) => operands(a, op)) : [n]);
+  const scans = (n: Node) => readsTable([n], (x) => known.has(x));
+
+  const liveOps = operands(liveRoot, 'and');
+  const cheap = liveOps.filter((n) => !scans(n)), tabled = liveOps.filter(scans);
+  for (const n of cheap) lines.push(`    if (!${emit(n)}) return false;`);
+  // Range reads of the table operands, in dependency order (a range whose
+  // bounds read a table comes after that table's scan), min and max together.
+  const ranges = topoOrder(tabled, (x) => known.has(x)).filter((n) => (n.op === 'load_min' || n.op === 'load_max') && !known.has(n));
+  let scanned = 0;
+  for (const n of ranges) {
+    if (known.has(n)) continue;
+    const [lo, hi] = n.args;
+    const pair = ranges.filter((m) => m.name === n.name && m.args[0] === lo && m.args[1] === hi);
+    const r = `tr${scanned++}`;
+    const e = emitValues([lo, hi], CUDA, names, { known, prefix: `v_t1${serial++}_`, indent: '    ' });
+    lines.push(...e.lines, `    int ${r}_min, ${r}_max;`,
+      `    attnc_trange1(${mangle('t', n.name!)}, ${e.values[0]}, ${e.values[1]}, ${TABLE_LEN[axis.get(n.name!)!]}, BN / 4, ${r}_min, ${r}_max);`);
+    for (const m of pair) known.set(m, m.op === 'load_min' ? `${r}_min` : `${r}_max`);
+  }
+  for (const n of tabled) lines.push(`    if (!${emit(n)}) return false;`);
+
+  // Live: the partial test (as tile_partial: the ragged last tile always is).
+  lines.push('    if (kv_lo + BN > Nk) return true;');
+  const partOps = operands(partRoot, 'or').sort((a, b) => Number(scans(a)) - Number(scans(b)));
+  partOps.forEach((n, i) => {
+    const v = emit(n);
+    lines.push(i < partOps.length - 1 ? `    if (${v}) return true;` : `    part = ${v};`);
+  });
+  lines.push('    return true;');
+  return lines;
+}
+
+/**
  * The per-tile interval tests as device lambdas, shared by the tensor-core
  * and CUDA-core kernels: `tile_live(j)` is false when no pair of KV tile j is
  * kept, `tile_partial(j)` when the mask must be evaluated per element.
  */
 export function tileClassifier(spec: SpecCode): string {
-  return `  // ---- tile classification (interval tests over the tile's index ranges) ----
+  const head = `  // ---- tile classification (interval tests over the tile's index ranges) ----
   const int q_lo = q0, q_hi = min(row0 + BM, Nq) - 1 + (Nk - Nq);
   const int n_tiles = (Nk + BN - 1) / BN;
-${spec.tileQueryLines.map((l) => l + '\n').join('')}  auto tile_live = [&](int j) -> bool {
-    const int kv_lo = j * BN, kv_hi = min(kv_lo + BN, Nk) - 1;
-${spec.tileLive.lines.join('\n')}
-    return ${spec.tileLive.value};
-  };
-  auto tile_partial = [&](int j) -> bool {
+${spec.tileQueryLines.map((l) => l + '\n').join('')}`;
+  const partial = (name: string) => `  auto ${name} = [&](int j) -> bool {
     const int kv_lo = j * BN, kv_hi = min(kv_lo + BN, Nk) - 1;
     if (kv_lo + BN > Nk) return true;
 ${spec.tilePartialMask.lines.join('\n')}
     return ${spec.tilePartialMask.value};
+  };`;
+  if (!spec.tilePerThread) {
+    return `${head}  auto tile_live = [&](int j) -> bool {
+    const int kv_lo = j * BN, kv_hi = min(kv_lo + BN, Nk) - 1;
+${spec.tileLive.lines.join('\n')}
+    return ${spec.tileLive.value};
   };
+${partial('tile_partial')}
   auto next_live = [&](int j) -> int { while (j < n_tiles && !tile_live(j)) ++j; return j; };`;
+  }
+  // The live test scans tables over each tile's keys: walking dead tiles one
+  // by one would cost a dependent global round trip each. Instead thread t of
+  // the block classifies tile j0 + t of a window of NTHREADS tiles (its own
+  // scans: independent loads whose latencies overlap), ballots make one word
+  // per warp, and the words go through shared memory (double-buffered: one
+  // barrier per window) so that every thread sees the same window. Calls of
+  // next_live / tile_partial are block-uniform, so the barrier is too.
+  return `${head}  // Per thread (no warp collectives): is tile j live; for a live tile, part = partial.
+  auto tile_live = [&](int j, bool& part) -> bool {
+    const int kv_lo = j * BN, kv_hi = min(kv_lo + BN, Nk) - 1;
+${spec.tilePerThread.join('\n')}
+  };
+${partial('tile_partial_scan')}
+  // Window [tw_base, tw_base + NTHREADS): bit t of tw_bits[tw_buf][0] (word t / 32)
+  // says tile tw_base + t is live, of tw_bits[tw_buf][1] that it is partial.
+  __shared__ unsigned tw_bits[2][2][NTHREADS / 32];
+  int tw_base = -NTHREADS, tw_buf = 1;
+  auto tile_window = [&](int j0) {
+    tw_base = j0;
+    tw_buf ^= 1;
+    const int j = j0 + tid;
+    bool part = true;
+    const bool live = j < n_tiles && tile_live(j, part);
+    const unsigned live_w = __ballot_sync(0xffffffffu, live), part_w = __ballot_sync(0xffffffffu, part);
+    if ((tid & 31) == 0) { tw_bits[tw_buf][0][tid >> 5] = live_w; tw_bits[tw_buf][1][tid >> 5] = part_w; }
+    __syncthreads();
+  };
+  auto next_live = [&](int j) -> int {
+    while (j < n_tiles) {
+      if (j < tw_base || j - tw_base >= NTHREADS) tile_window(j);
+      for (int o = j - tw_base; o < NTHREADS; o = (o | 31) + 1) {
+        const unsigned m = tw_bits[tw_buf][0][o >> 5] >> (o & 31);
+        if (m) return tw_base + o + __ffs(m) - 1;
+      }
+      j = min(tw_base + NTHREADS, n_tiles);
+    }
+    return j;
+  };
+  auto tile_partial = [&](int j) -> bool {
+    // In the window: its bit; otherwise (the window moved on past j) the scan.
+    const unsigned o = (unsigned)(j - tw_base);
+    return o < (unsigned)NTHREADS ? ((tw_bits[tw_buf][1][o >> 5] >> (o & 31)) & 1u) != 0u : tile_partial_scan(j);
+  };`;
 }
 
 /**

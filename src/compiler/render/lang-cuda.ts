@@ -18,6 +18,60 @@ __device__ __forceinline__ T attnc_${name}(const T* __restrict__ t, int lo, int 
 }`;
 }
 
+/**
+ * min and max of t[clamp(i, 0, n - 1)] over i in lo..hi by ONE thread (the
+ * per-thread tile test: lanes scan different tiles). Same values as attnc_tmin
+ * / attnc_tmax over the same range. The loads of a batch are unconditional
+ * (indices clamped into the range, so a repeated element changes nothing) and
+ * come before their first use, so their latencies overlap: one round trip per
+ * batch of g (a constant after inlining, at most 16) 16-byte loads when t is
+ * 16-byte aligned (the aligned groups of 4 inside the range; the up to 3 + 3
+ * elements outside them scalar), 16 scalar loads per batch otherwise.
+ */
+const TRANGE1 = `__device__ __forceinline__ void attnc_trange1(const int* __restrict__ t, int lo, int hi, int n, int g, int& mn, int& mx) {
+  // min and max of t[clamp(i, 0, n - 1)] over i in lo..hi (hi < lo: t[clamp(lo)]), by one thread.
+  const int a = attnc_clampi(lo, n), b = attnc_clampi(max(lo, hi), n);
+  g = min(max(g, 1), 16);  // 16-byte loads per batch
+  int vmin = t[a], vmax = vmin;
+  if ((reinterpret_cast<unsigned long long>(t) & 15ull) == 0ull) {
+    const int a4 = (a + 3) & ~3, ng = max(b + 1 - a4, 0) >> 2;  // groups t[a4 + 4k .. a4 + 4k + 3], k < ng, inside a..b
+    const int4* __restrict__ p = reinterpret_cast<const int4*>(t + a4);
+    for (int k0 = 0; k0 < ng; k0 += g) {
+      int4 v[16];
+      #pragma unroll
+      for (int k = 0; k < 16; ++k) if (k < g) v[k] = p[min(k0 + k, ng - 1)];
+      #pragma unroll
+      for (int k = 0; k < 16; ++k) if (k < g) {
+        vmin = min(vmin, min(min(v[k].x, v[k].y), min(v[k].z, v[k].w)));
+        vmax = max(vmax, max(max(v[k].x, v[k].y), max(v[k].z, v[k].w)));
+      }
+    }
+    if (((a | (b + 1)) & 3) != 0) {  // a..a4-1 and a4+4*ng..b: at most 3 each (ng == 0: a..b, at most 6)
+      int x[6];
+      #pragma unroll
+      for (int k = 0; k < 3; ++k) { x[k] = t[min(a + k, b)]; x[3 + k] = t[max(b - k, a)]; }
+      #pragma unroll
+      for (int k = 0; k < 6; ++k) { vmin = min(vmin, x[k]); vmax = max(vmax, x[k]); }
+    }
+  } else {
+    for (int i0 = a; i0 <= b; i0 += 16) {
+      int x[16];
+      #pragma unroll
+      for (int k = 0; k < 16; ++k) x[k] = t[min(i0 + k, b)];
+      #pragma unroll
+      for (int k = 0; k < 16; ++k) { vmin = min(vmin, x[k]); vmax = max(vmax, x[k]); }
+    }
+  }
+  mn = vmin;
+  mx = vmax;
+}`;
+
+const tableRange1 = (name: 'tmin1' | 'tmax1', which: 'mn' | 'mx') => `__device__ __forceinline__ int attnc_${name}(const int* __restrict__ t, int lo, int hi, int n) {
+  int mn, mx;
+  attnc_trange1(t, lo, hi, n, 8, mn, mx);
+  return ${which};
+}`;
+
 const helpers: Record<string, string> = {
   attnc_idiv: `__device__ __forceinline__ int attnc_idiv(int a, int b) {
   // Truncated division; a zero divisor gives 0 (the DSL's rule).
@@ -29,6 +83,9 @@ const helpers: Record<string, string> = {
 }`,
   attnc_tmin: tableRange('tmin', 'min'),
   attnc_tmax: tableRange('tmax', 'max'),
+  attnc_trange1: TRANGE1,
+  attnc_tmin1: tableRange1('tmin1', 'mn'),
+  attnc_tmax1: tableRange1('tmax1', 'mx'),
   attnc_sigmoid: `__device__ __forceinline__ float attnc_sigmoid(float x) {
   return 1.0f / (1.0f + expf(-x));
 }`,

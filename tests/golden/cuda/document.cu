@@ -69,6 +69,43 @@ __device__ __forceinline__ T attnc_tmax(const T* __restrict__ t, int lo, int hi,
   for (int o = 16; o > 0; o >>= 1) v = max(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
 }
+__device__ __forceinline__ void attnc_trange1(const int* __restrict__ t, int lo, int hi, int n, int g, int& mn, int& mx) {
+  // min and max of t[clamp(i, 0, n - 1)] over i in lo..hi (hi < lo: t[clamp(lo)]), by one thread.
+  const int a = attnc_clampi(lo, n), b = attnc_clampi(max(lo, hi), n);
+  g = min(max(g, 1), 16);  // 16-byte loads per batch
+  int vmin = t[a], vmax = vmin;
+  if ((reinterpret_cast<unsigned long long>(t) & 15ull) == 0ull) {
+    const int a4 = (a + 3) & ~3, ng = max(b + 1 - a4, 0) >> 2;  // groups t[a4 + 4k .. a4 + 4k + 3], k < ng, inside a..b
+    const int4* __restrict__ p = reinterpret_cast<const int4*>(t + a4);
+    for (int k0 = 0; k0 < ng; k0 += g) {
+      int4 v[16];
+      #pragma unroll
+      for (int k = 0; k < 16; ++k) if (k < g) v[k] = p[min(k0 + k, ng - 1)];
+      #pragma unroll
+      for (int k = 0; k < 16; ++k) if (k < g) {
+        vmin = min(vmin, min(min(v[k].x, v[k].y), min(v[k].z, v[k].w)));
+        vmax = max(vmax, max(max(v[k].x, v[k].y), max(v[k].z, v[k].w)));
+      }
+    }
+    if (((a | (b + 1)) & 3) != 0) {  // a..a4-1 and a4+4*ng..b: at most 3 each (ng == 0: a..b, at most 6)
+      int x[6];
+      #pragma unroll
+      for (int k = 0; k < 3; ++k) { x[k] = t[min(a + k, b)]; x[3 + k] = t[max(b - k, a)]; }
+      #pragma unroll
+      for (int k = 0; k < 6; ++k) { vmin = min(vmin, x[k]); vmax = max(vmax, x[k]); }
+    }
+  } else {
+    for (int i0 = a; i0 <= b; i0 += 16) {
+      int x[16];
+      #pragma unroll
+      for (int k = 0; k < 16; ++k) x[k] = t[min(i0 + k, b)];
+      #pragma unroll
+      for (int k = 0; k < 16; ++k) { vmin = min(vmin, x[k]); vmax = max(vmax, x[k]); }
+    }
+  }
+  mn = vmin;
+  mx = vmax;
+}
 
 extern "C" __global__ void __launch_bounds__(256, 1) attnc_document_bf16_d128(const unsigned short* __restrict__ Q,
     const unsigned short* __restrict__ K,
@@ -109,14 +146,20 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_document_bf16_d128(co
   const int n_tiles = (Nk + BN - 1) / BN;
   const int tq_23 = attnc_tmin(t_doc, q_lo, q_hi, Nk);
   const int tq_24 = attnc_tmax(t_doc, q_lo, q_hi, Nk);
-  auto tile_live = [&](int j) -> bool {
+  // Per thread (no warp collectives): is tile j live; for a live tile, part = partial.
+  auto tile_live = [&](int j, bool& part) -> bool {
     const int kv_lo = j * BN, kv_hi = min(kv_lo + BN, Nk) - 1;
     if (!(kv_lo <= q_hi)) return false;
-    if (!(tq_23 <= attnc_tmax(t_doc, kv_lo, kv_hi, Nk))) return false;
-    const bool v_tl_last = (attnc_tmin(t_doc, kv_lo, kv_hi, Nk) <= tq_24);
-    return v_tl_last;
+    int tr0_min, tr0_max;
+    attnc_trange1(t_doc, kv_lo, kv_hi, Nk, BN / 4, tr0_min, tr0_max);
+    if (!(tq_23 <= tr0_max)) return false;
+    if (!(tr0_min <= tq_24)) return false;
+    if (kv_lo + BN > Nk) return true;
+    if ((kv_hi > q_lo)) return true;
+    part = (!(((tq_23 == tq_24) && (tr0_min == tr0_max)) && (tq_23 == tr0_min)));
+    return true;
   };
-  auto tile_partial = [&](int j) -> bool {
+  auto tile_partial_scan = [&](int j) -> bool {
     const int kv_lo = j * BN, kv_hi = min(kv_lo + BN, Nk) - 1;
     if (kv_lo + BN > Nk) return true;
     if ((kv_hi > q_lo)) return true;
@@ -125,7 +168,36 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_document_bf16_d128(co
     const bool v_tp_last = (!v_tp1_12);
     return v_tp_last;
   };
-  auto next_live = [&](int j) -> int { while (j < n_tiles && !tile_live(j)) ++j; return j; };
+  // Window [tw_base, tw_base + NTHREADS): bit t of tw_bits[tw_buf][0] (word t / 32)
+  // says tile tw_base + t is live, of tw_bits[tw_buf][1] that it is partial.
+  __shared__ unsigned tw_bits[2][2][NTHREADS / 32];
+  int tw_base = -NTHREADS, tw_buf = 1;
+  auto tile_window = [&](int j0) {
+    tw_base = j0;
+    tw_buf ^= 1;
+    const int j = j0 + tid;
+    bool part = true;
+    const bool live = j < n_tiles && tile_live(j, part);
+    const unsigned live_w = __ballot_sync(0xffffffffu, live), part_w = __ballot_sync(0xffffffffu, part);
+    if ((tid & 31) == 0) { tw_bits[tw_buf][0][tid >> 5] = live_w; tw_bits[tw_buf][1][tid >> 5] = part_w; }
+    __syncthreads();
+  };
+  auto next_live = [&](int j) -> int {
+    while (j < n_tiles) {
+      if (j < tw_base || j - tw_base >= NTHREADS) tile_window(j);
+      for (int o = j - tw_base; o < NTHREADS; o = (o | 31) + 1) {
+        const unsigned m = tw_bits[tw_buf][0][o >> 5] >> (o & 31);
+        if (m) return tw_base + o + __ffs(m) - 1;
+      }
+      j = min(tw_base + NTHREADS, n_tiles);
+    }
+    return j;
+  };
+  auto tile_partial = [&](int j) -> bool {
+    // In the window: its bit; otherwise (the window moved on past j) the scan.
+    const unsigned o = (unsigned)(j - tw_base);
+    return o < (unsigned)NTHREADS ? ((tw_bits[tw_buf][1][o >> 5] >> (o & 31)) & 1u) != 0u : tile_partial_scan(j);
+  };
   auto load_kv = [&](int j, int st) {
     for (int x = tid; x < BN * CHUNKS; x += NTHREADS) {
       const int r = x / CHUNKS, c = x % CHUNKS, kr = j * BN + r;
