@@ -66,6 +66,14 @@ __device__ __forceinline__ void attnc_wg_commit() { asm volatile("wgmma.commit_g
 template <int N> __device__ __forceinline__ void attnc_wg_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;" :: "n"(N) : "memory"); }
 // Shared memory written by cp.async is read next by the tensor cores (async proxy).
 __device__ __forceinline__ void attnc_fence_async_smem() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
+// Shared-memory barriers (mbarrier): arrivals by every thread, waits by phase parity.
+__device__ __forceinline__ void attnc_mbar_init(unsigned bar, unsigned count) { asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" :: "r"(bar), "r"(count) : "memory"); }
+__device__ __forceinline__ void attnc_mbar_arrive(unsigned bar) { asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" :: "r"(bar) : "memory"); }
+// The barrier's current phase also waits for this thread's earlier cp.async copies to land.
+__device__ __forceinline__ void attnc_mbar_track_cp(unsigned bar) { asm volatile("cp.async.mbarrier.arrive.shared::cta.b64 [%0];" :: "r"(bar) : "memory"); }
+__device__ __forceinline__ void attnc_mbar_wait(unsigned bar, unsigned parity) {
+  asm volatile("{\\n.reg .pred done;\\nLAB_WAIT:\\nmbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\\n@!done bra LAB_WAIT;\\n}\\n" :: "r"(bar), "r"(parity) : "memory");
+}
 // Matrix descriptor: start address, leading and stride byte offsets (all >> 4), 128-byte swizzle.
 __device__ __forceinline__ unsigned long long attnc_wg_desc(unsigned addr, unsigned lbo, unsigned sbo) {
   return (unsigned long long)((addr & 0x3FFFFu) >> 4) | ((unsigned long long)(lbo >> 4) << 16) |

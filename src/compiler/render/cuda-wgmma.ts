@@ -12,7 +12,8 @@
 // Shared memory: Q, K and V as 128-byte-swizzled atoms (rows of 64 elements,
 // 16-byte chunk c of row r stored at chunk c ^ (r % 8), 8-row groups of 1 KiB),
 // the layout wgmma's descriptors read without bank conflicts. K/V are double
-// buffered through cp.async, one tile ahead, as in the mma.sync kernel.
+// buffered through cp.async, one tile ahead; mbarriers (not __syncthreads)
+// say when a stage is loaded and when everyone is done with it.
 import type { CudaTiles } from '../schedule/cuda-tiles.ts';
 import { kvStaging, type SpecCode } from './cuda-spec.ts';
 import { elemLoopCode, epilogueCode, softmaxCode } from './cuda-mma.ts';
@@ -49,16 +50,27 @@ ${spec.rowDecls(2).join('\n')}
 ${spec.rowFill('q0 + warp * 16 + g + 8 * (i & 1)').join('\n')}
   }
 
-  // ---- prologue: Q tile and the first live KV tile ----
+  // ---- barriers: full[s] = stage s loaded (every thread's copies and table stores), empty[s] = stage s read by everyone ----
+  // They replace a block-wide __syncthreads per tile, so the two warpgroups can drift apart by up to a
+  // tile and one's softmax overlaps the other's matrix products.
+  __shared__ __align__(8) unsigned long long attnc_bar[4];
+  const unsigned bar_full = attnc_smem_addr(&attnc_bar[0]), bar_empty = attnc_smem_addr(&attnc_bar[2]);
+  if (tid == 0) for (int b = 0; b < 4; ++b) attnc_mbar_init(bar_full + 8 * b, NTHREADS);
+  __syncthreads();
+  auto publish = [&](int st) { attnc_mbar_track_cp(bar_full + 8 * st); attnc_mbar_arrive(bar_full + 8 * st); };
+
+  // ---- prologue: Q tile and the first two live KV tiles ----
   for (int x = tid; x < BM * CHUNKS; x += NTHREADS) {
     const int r = x / CHUNKS, c = x % CHUNKS;
     const bool ok = row0 + r < Nq;
     attnc_cp_async16(attnc_smem_addr(sQ + ${swizzled('BM', 'r', 'c')}), gQ + (ok ? (size_t)(row0 + r) * HEAD_DIM + c * 8 : 0), ok);
   }
-  attnc_cp_commit();
   int j = next_live(0);
   if (j < n_tiles) { load_kv(j, 0); fill_tables(j, 0); }
-  attnc_cp_commit();
+  publish(0);
+  int jn = j < n_tiles ? next_live(j + 1) : n_tiles;
+  if (jn < n_tiles) { load_kv(jn, 1); fill_tables(jn, 1); }
+  publish(1);
 
   // Descriptors of this warpgroup's 64 Q rows and of the K/V tiles (stage 0);
   // per-step offsets below are compile-time constants added to the address field.
@@ -72,16 +84,12 @@ ${spec.rowFill('q0 + warp * 16 + g + 8 * (i & 1)').join('\n')}
   float m_i[2], l_i[2];
   #pragma unroll
   for (int i = 0; i < 2; ++i) { m_i[i] = ATTNC_NEG_INF; l_i[i] = 0.f; }
-  int stage = 0;
 
-  // ---- main loop over the live KV tiles ----
-  while (j < n_tiles) {
-    attnc_cp_wait<0>();
-    attnc_fence_async_smem();
-    __syncthreads();  // tile j visible to the tensor cores; everyone is done with the other stage
-    const int jn = next_live(j + 1);
-    if (jn < n_tiles) { load_kv(jn, stage ^ 1); fill_tables(jn, stage ^ 1); }
-    attnc_cp_commit();
+  // ---- main loop over the live KV tiles: tile number k (0, 1, ...) sits in stage k & 1 ----
+  for (int k = 0; j < n_tiles; ++k) {
+    const int stage = k & 1;
+    attnc_mbar_wait(bar_full + 8 * stage, (k >> 1) & 1);
+    attnc_fence_async_smem();  // the copies are seen by the tensor cores (async proxy) too
     const int kv0 = j * BN;
     const unsigned long long k_desc = k_desc0 + stage * (BN * HEAD_DIM * 2 / 16);
     const unsigned long long v_desc = v_desc0 + stage * (BN * HEAD_DIM * 2 / 16);
@@ -94,6 +102,14 @@ ${spec.rowFill('q0 + warp * 16 + g + 8 * (i & 1)').join('\n')}
       attnc_wgmma_ss(&s[0][0][0], q_desc + ((kk >> 2) * (BM * 128) + (kk & 3) * 32) / 16,
                      k_desc + ((kk >> 2) * (BN * 128) + (kk & 3) * 32) / 16, kk > 0);
     attnc_wg_commit();
+
+    // While S runs: refill the other stage (tile k - 1's, once everyone is done with it) with tile k + 1.
+    // Tile 1 came with the prologue.
+    if (k > 0) {
+      attnc_mbar_wait(bar_empty + 8 * (stage ^ 1), ((k - 1) >> 1) & 1);
+      if (jn < n_tiles) { load_kv(jn, stage ^ 1); fill_tables(jn, stage ^ 1); }
+      publish(stage ^ 1);
+    }
     attnc_wg_wait<0>();
 
     // logits in the log2 domain; the mask only where the tile test says partial
@@ -124,8 +140,9 @@ ${softmaxCode(1, nt, nd)}
         attnc_wgmma_rs(&o[0][8 * h][0], a[kk], v_desc + (h * (BN * 128) + kk * 2048) / 16);
     attnc_wg_commit();
     attnc_wg_wait<0>();
+    attnc_mbar_arrive(bar_empty + 8 * stage);  // this thread is done with the stage
     j = jn;
-    stage ^= 1;
+    jn = jn < n_tiles ? next_live(jn + 1) : n_tiles;
   }
   __syncthreads();  // every warpgroup is done with Q before O is staged over it
 

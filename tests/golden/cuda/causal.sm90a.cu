@@ -56,6 +56,14 @@ __device__ __forceinline__ void attnc_wg_commit() { asm volatile("wgmma.commit_g
 template <int N> __device__ __forceinline__ void attnc_wg_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;" :: "n"(N) : "memory"); }
 // Shared memory written by cp.async is read next by the tensor cores (async proxy).
 __device__ __forceinline__ void attnc_fence_async_smem() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
+// Shared-memory barriers (mbarrier): arrivals by every thread, waits by phase parity.
+__device__ __forceinline__ void attnc_mbar_init(unsigned bar, unsigned count) { asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" :: "r"(bar), "r"(count) : "memory"); }
+__device__ __forceinline__ void attnc_mbar_arrive(unsigned bar) { asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" :: "r"(bar) : "memory"); }
+// The barrier's current phase also waits for this thread's earlier cp.async copies to land.
+__device__ __forceinline__ void attnc_mbar_track_cp(unsigned bar) { asm volatile("cp.async.mbarrier.arrive.shared::cta.b64 [%0];" :: "r"(bar) : "memory"); }
+__device__ __forceinline__ void attnc_mbar_wait(unsigned bar, unsigned parity) {
+  asm volatile("{\n.reg .pred done;\nLAB_WAIT:\nmbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n@!done bra LAB_WAIT;\n}\n" :: "r"(bar), "r"(parity) : "memory");
+}
 // Matrix descriptor: start address, leading and stride byte offsets (all >> 4), 128-byte swizzle.
 __device__ __forceinline__ unsigned long long attnc_wg_desc(unsigned addr, unsigned lbo, unsigned sbo) {
   return (unsigned long long)((addr & 0x3FFFFu) >> 4) | ((unsigned long long)(lbo >> 4) << 16) |
@@ -149,16 +157,27 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_causal_bf16_d128(cons
 
   }
 
-  // ---- prologue: Q tile and the first live KV tile ----
+  // ---- barriers: full[s] = stage s loaded (every thread's copies and table stores), empty[s] = stage s read by everyone ----
+  // They replace a block-wide __syncthreads per tile, so the two warpgroups can drift apart by up to a
+  // tile and one's softmax overlaps the other's matrix products.
+  __shared__ __align__(8) unsigned long long attnc_bar[4];
+  const unsigned bar_full = attnc_smem_addr(&attnc_bar[0]), bar_empty = attnc_smem_addr(&attnc_bar[2]);
+  if (tid == 0) for (int b = 0; b < 4; ++b) attnc_mbar_init(bar_full + 8 * b, NTHREADS);
+  __syncthreads();
+  auto publish = [&](int st) { attnc_mbar_track_cp(bar_full + 8 * st); attnc_mbar_arrive(bar_full + 8 * st); };
+
+  // ---- prologue: Q tile and the first two live KV tiles ----
   for (int x = tid; x < BM * CHUNKS; x += NTHREADS) {
     const int r = x / CHUNKS, c = x % CHUNKS;
     const bool ok = row0 + r < Nq;
     attnc_cp_async16(attnc_smem_addr(sQ + ((c) >> 3) * (BM * 64) + (r) * 64 + ((((c) & 7) ^ ((r) & 7)) << 3)), gQ + (ok ? (size_t)(row0 + r) * HEAD_DIM + c * 8 : 0), ok);
   }
-  attnc_cp_commit();
   int j = next_live(0);
   if (j < n_tiles) { load_kv(j, 0); fill_tables(j, 0); }
-  attnc_cp_commit();
+  publish(0);
+  int jn = j < n_tiles ? next_live(j + 1) : n_tiles;
+  if (jn < n_tiles) { load_kv(jn, 1); fill_tables(jn, 1); }
+  publish(1);
 
   // Descriptors of this warpgroup's 64 Q rows and of the K/V tiles (stage 0);
   // per-step offsets below are compile-time constants added to the address field.
@@ -172,16 +191,12 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_causal_bf16_d128(cons
   float m_i[2], l_i[2];
   #pragma unroll
   for (int i = 0; i < 2; ++i) { m_i[i] = ATTNC_NEG_INF; l_i[i] = 0.f; }
-  int stage = 0;
 
-  // ---- main loop over the live KV tiles ----
-  while (j < n_tiles) {
-    attnc_cp_wait<0>();
-    attnc_fence_async_smem();
-    __syncthreads();  // tile j visible to the tensor cores; everyone is done with the other stage
-    const int jn = next_live(j + 1);
-    if (jn < n_tiles) { load_kv(jn, stage ^ 1); fill_tables(jn, stage ^ 1); }
-    attnc_cp_commit();
+  // ---- main loop over the live KV tiles: tile number k (0, 1, ...) sits in stage k & 1 ----
+  for (int k = 0; j < n_tiles; ++k) {
+    const int stage = k & 1;
+    attnc_mbar_wait(bar_full + 8 * stage, (k >> 1) & 1);
+    attnc_fence_async_smem();  // the copies are seen by the tensor cores (async proxy) too
     const int kv0 = j * BN;
     const unsigned long long k_desc = k_desc0 + stage * (BN * HEAD_DIM * 2 / 16);
     const unsigned long long v_desc = v_desc0 + stage * (BN * HEAD_DIM * 2 / 16);
@@ -194,6 +209,14 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_causal_bf16_d128(cons
       attnc_wgmma_ss(&s[0][0][0], q_desc + ((kk >> 2) * (BM * 128) + (kk & 3) * 32) / 16,
                      k_desc + ((kk >> 2) * (BN * 128) + (kk & 3) * 32) / 16, kk > 0);
     attnc_wg_commit();
+
+    // While S runs: refill the other stage (tile k - 1's, once everyone is done with it) with tile k + 1.
+    // Tile 1 came with the prologue.
+    if (k > 0) {
+      attnc_mbar_wait(bar_empty + 8 * (stage ^ 1), ((k - 1) >> 1) & 1);
+      if (jn < n_tiles) { load_kv(jn, stage ^ 1); fill_tables(jn, stage ^ 1); }
+      publish(stage ^ 1);
+    }
     attnc_wg_wait<0>();
 
     // logits in the log2 domain; the mask only where the tile test says partial
@@ -274,8 +297,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_causal_bf16_d128(cons
         attnc_wgmma_rs(&o[0][8 * h][0], a[kk], v_desc + (h * (BN * 128) + kk * 2048) / 16);
     attnc_wg_commit();
     attnc_wg_wait<0>();
+    attnc_mbar_arrive(bar_empty + 8 * stage);  // this thread is done with the stage
     j = jn;
-    stage ^= 1;
+    jn = jn < n_tiles ? next_live(jn + 1) : n_tiles;
   }
   __syncthreads();  // every warpgroup is done with Q before O is staged over it
 

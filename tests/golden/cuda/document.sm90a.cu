@@ -56,6 +56,14 @@ __device__ __forceinline__ void attnc_wg_commit() { asm volatile("wgmma.commit_g
 template <int N> __device__ __forceinline__ void attnc_wg_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;" :: "n"(N) : "memory"); }
 // Shared memory written by cp.async is read next by the tensor cores (async proxy).
 __device__ __forceinline__ void attnc_fence_async_smem() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
+// Shared-memory barriers (mbarrier): arrivals by every thread, waits by phase parity.
+__device__ __forceinline__ void attnc_mbar_init(unsigned bar, unsigned count) { asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" :: "r"(bar), "r"(count) : "memory"); }
+__device__ __forceinline__ void attnc_mbar_arrive(unsigned bar) { asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" :: "r"(bar) : "memory"); }
+// The barrier's current phase also waits for this thread's earlier cp.async copies to land.
+__device__ __forceinline__ void attnc_mbar_track_cp(unsigned bar) { asm volatile("cp.async.mbarrier.arrive.shared::cta.b64 [%0];" :: "r"(bar) : "memory"); }
+__device__ __forceinline__ void attnc_mbar_wait(unsigned bar, unsigned parity) {
+  asm volatile("{\n.reg .pred done;\nLAB_WAIT:\nmbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n@!done bra LAB_WAIT;\n}\n" :: "r"(bar), "r"(parity) : "memory");
+}
 // Matrix descriptor: start address, leading and stride byte offsets (all >> 4), 128-byte swizzle.
 __device__ __forceinline__ unsigned long long attnc_wg_desc(unsigned addr, unsigned lbo, unsigned sbo) {
   return (unsigned long long)((addr & 0x3FFFFu) >> 4) | ((unsigned long long)(lbo >> 4) << 16) |
@@ -98,6 +106,43 @@ __device__ __forceinline__ T attnc_tmax(const T* __restrict__ t, int lo, int hi,
   for (int o = 16; o > 0; o >>= 1) v = max(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
 }
+__device__ __forceinline__ void attnc_trange1(const int* __restrict__ t, int lo, int hi, int n, int g, int& mn, int& mx) {
+  // min and max of t[clamp(i, 0, n - 1)] over i in lo..hi (hi < lo: t[clamp(lo)]), by one thread.
+  const int a = attnc_clampi(lo, n), b = attnc_clampi(max(lo, hi), n);
+  g = min(max(g, 1), 16);  // 16-byte loads per batch
+  int vmin = t[a], vmax = vmin;
+  if ((reinterpret_cast<unsigned long long>(t) & 15ull) == 0ull) {
+    const int a4 = (a + 3) & ~3, ng = max(b + 1 - a4, 0) >> 2;  // groups t[a4 + 4k .. a4 + 4k + 3], k < ng, inside a..b
+    const int4* __restrict__ p = reinterpret_cast<const int4*>(t + a4);
+    for (int k0 = 0; k0 < ng; k0 += g) {
+      int4 v[16];
+      #pragma unroll
+      for (int k = 0; k < 16; ++k) if (k < g) v[k] = p[min(k0 + k, ng - 1)];
+      #pragma unroll
+      for (int k = 0; k < 16; ++k) if (k < g) {
+        vmin = min(vmin, min(min(v[k].x, v[k].y), min(v[k].z, v[k].w)));
+        vmax = max(vmax, max(max(v[k].x, v[k].y), max(v[k].z, v[k].w)));
+      }
+    }
+    if (((a | (b + 1)) & 3) != 0) {  // a..a4-1 and a4+4*ng..b: at most 3 each (ng == 0: a..b, at most 6)
+      int x[6];
+      #pragma unroll
+      for (int k = 0; k < 3; ++k) { x[k] = t[min(a + k, b)]; x[3 + k] = t[max(b - k, a)]; }
+      #pragma unroll
+      for (int k = 0; k < 6; ++k) { vmin = min(vmin, x[k]); vmax = max(vmax, x[k]); }
+    }
+  } else {
+    for (int i0 = a; i0 <= b; i0 += 16) {
+      int x[16];
+      #pragma unroll
+      for (int k = 0; k < 16; ++k) x[k] = t[min(i0 + k, b)];
+      #pragma unroll
+      for (int k = 0; k < 16; ++k) { vmin = min(vmin, x[k]); vmax = max(vmax, x[k]); }
+    }
+  }
+  mn = vmin;
+  mx = vmax;
+}
 
 extern "C" __global__ void __launch_bounds__(256, 1) attnc_document_bf16_d128(const unsigned short* __restrict__ Q,
     const unsigned short* __restrict__ K,
@@ -139,14 +184,20 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_document_bf16_d128(co
   const int n_tiles = (Nk + BN - 1) / BN;
   const int tq_23 = attnc_tmin(t_doc, q_lo, q_hi, Nk);
   const int tq_24 = attnc_tmax(t_doc, q_lo, q_hi, Nk);
-  auto tile_live = [&](int j) -> bool {
+  // Per thread (no warp collectives): is tile j live; for a live tile, part = partial.
+  auto tile_live = [&](int j, bool& part) -> bool {
     const int kv_lo = j * BN, kv_hi = min(kv_lo + BN, Nk) - 1;
     if (!(kv_lo <= q_hi)) return false;
-    if (!(tq_23 <= attnc_tmax(t_doc, kv_lo, kv_hi, Nk))) return false;
-    const bool v_tl_last = (attnc_tmin(t_doc, kv_lo, kv_hi, Nk) <= tq_24);
-    return v_tl_last;
+    int tr0_min, tr0_max;
+    attnc_trange1(t_doc, kv_lo, kv_hi, Nk, BN / 4, tr0_min, tr0_max);
+    if (!(tq_23 <= tr0_max)) return false;
+    if (!(tr0_min <= tq_24)) return false;
+    if (kv_lo + BN > Nk) return true;
+    if ((kv_hi > q_lo)) return true;
+    part = (!(((tq_23 == tq_24) && (tr0_min == tr0_max)) && (tq_23 == tr0_min)));
+    return true;
   };
-  auto tile_partial = [&](int j) -> bool {
+  auto tile_partial_scan = [&](int j) -> bool {
     const int kv_lo = j * BN, kv_hi = min(kv_lo + BN, Nk) - 1;
     if (kv_lo + BN > Nk) return true;
     if ((kv_hi > q_lo)) return true;
@@ -155,7 +206,36 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_document_bf16_d128(co
     const bool v_tp_last = (!v_tp1_12);
     return v_tp_last;
   };
-  auto next_live = [&](int j) -> int { while (j < n_tiles && !tile_live(j)) ++j; return j; };
+  // Window [tw_base, tw_base + NTHREADS): bit t of tw_bits[tw_buf][0] (word t / 32)
+  // says tile tw_base + t is live, of tw_bits[tw_buf][1] that it is partial.
+  __shared__ unsigned tw_bits[2][2][NTHREADS / 32];
+  int tw_base = -NTHREADS, tw_buf = 1;
+  auto tile_window = [&](int j0) {
+    tw_base = j0;
+    tw_buf ^= 1;
+    const int j = j0 + tid;
+    bool part = true;
+    const bool live = j < n_tiles && tile_live(j, part);
+    const unsigned live_w = __ballot_sync(0xffffffffu, live), part_w = __ballot_sync(0xffffffffu, part);
+    if ((tid & 31) == 0) { tw_bits[tw_buf][0][tid >> 5] = live_w; tw_bits[tw_buf][1][tid >> 5] = part_w; }
+    __syncthreads();
+  };
+  auto next_live = [&](int j) -> int {
+    while (j < n_tiles) {
+      if (j < tw_base || j - tw_base >= NTHREADS) tile_window(j);
+      for (int o = j - tw_base; o < NTHREADS; o = (o | 31) + 1) {
+        const unsigned m = tw_bits[tw_buf][0][o >> 5] >> (o & 31);
+        if (m) return tw_base + o + __ffs(m) - 1;
+      }
+      j = min(tw_base + NTHREADS, n_tiles);
+    }
+    return j;
+  };
+  auto tile_partial = [&](int j) -> bool {
+    // In the window: its bit; otherwise (the window moved on past j) the scan.
+    const unsigned o = (unsigned)(j - tw_base);
+    return o < (unsigned)NTHREADS ? ((tw_bits[tw_buf][1][o >> 5] >> (o & 31)) & 1u) != 0u : tile_partial_scan(j);
+  };
   auto load_kv = [&](int j, int st) {
     for (int x = tid; x < BN * CHUNKS; x += NTHREADS) {
       const int r = x / CHUNKS, c = x % CHUNKS, kr = j * BN + r;
@@ -183,16 +263,27 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_document_bf16_d128(co
     rw_10[i] = t_doc[attnc_clampi(qi, Nk)];
   }
 
-  // ---- prologue: Q tile and the first live KV tile ----
+  // ---- barriers: full[s] = stage s loaded (every thread's copies and table stores), empty[s] = stage s read by everyone ----
+  // They replace a block-wide __syncthreads per tile, so the two warpgroups can drift apart by up to a
+  // tile and one's softmax overlaps the other's matrix products.
+  __shared__ __align__(8) unsigned long long attnc_bar[4];
+  const unsigned bar_full = attnc_smem_addr(&attnc_bar[0]), bar_empty = attnc_smem_addr(&attnc_bar[2]);
+  if (tid == 0) for (int b = 0; b < 4; ++b) attnc_mbar_init(bar_full + 8 * b, NTHREADS);
+  __syncthreads();
+  auto publish = [&](int st) { attnc_mbar_track_cp(bar_full + 8 * st); attnc_mbar_arrive(bar_full + 8 * st); };
+
+  // ---- prologue: Q tile and the first two live KV tiles ----
   for (int x = tid; x < BM * CHUNKS; x += NTHREADS) {
     const int r = x / CHUNKS, c = x % CHUNKS;
     const bool ok = row0 + r < Nq;
     attnc_cp_async16(attnc_smem_addr(sQ + ((c) >> 3) * (BM * 64) + (r) * 64 + ((((c) & 7) ^ ((r) & 7)) << 3)), gQ + (ok ? (size_t)(row0 + r) * HEAD_DIM + c * 8 : 0), ok);
   }
-  attnc_cp_commit();
   int j = next_live(0);
   if (j < n_tiles) { load_kv(j, 0); fill_tables(j, 0); }
-  attnc_cp_commit();
+  publish(0);
+  int jn = j < n_tiles ? next_live(j + 1) : n_tiles;
+  if (jn < n_tiles) { load_kv(jn, 1); fill_tables(jn, 1); }
+  publish(1);
 
   // Descriptors of this warpgroup's 64 Q rows and of the K/V tiles (stage 0);
   // per-step offsets below are compile-time constants added to the address field.
@@ -206,16 +297,12 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_document_bf16_d128(co
   float m_i[2], l_i[2];
   #pragma unroll
   for (int i = 0; i < 2; ++i) { m_i[i] = ATTNC_NEG_INF; l_i[i] = 0.f; }
-  int stage = 0;
 
-  // ---- main loop over the live KV tiles ----
-  while (j < n_tiles) {
-    attnc_cp_wait<0>();
-    attnc_fence_async_smem();
-    __syncthreads();  // tile j visible to the tensor cores; everyone is done with the other stage
-    const int jn = next_live(j + 1);
-    if (jn < n_tiles) { load_kv(jn, stage ^ 1); fill_tables(jn, stage ^ 1); }
-    attnc_cp_commit();
+  // ---- main loop over the live KV tiles: tile number k (0, 1, ...) sits in stage k & 1 ----
+  for (int k = 0; j < n_tiles; ++k) {
+    const int stage = k & 1;
+    attnc_mbar_wait(bar_full + 8 * stage, (k >> 1) & 1);
+    attnc_fence_async_smem();  // the copies are seen by the tensor cores (async proxy) too
     const int kv0 = j * BN;
     const unsigned long long k_desc = k_desc0 + stage * (BN * HEAD_DIM * 2 / 16);
     const unsigned long long v_desc = v_desc0 + stage * (BN * HEAD_DIM * 2 / 16);
@@ -228,6 +315,14 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_document_bf16_d128(co
       attnc_wgmma_ss(&s[0][0][0], q_desc + ((kk >> 2) * (BM * 128) + (kk & 3) * 32) / 16,
                      k_desc + ((kk >> 2) * (BN * 128) + (kk & 3) * 32) / 16, kk > 0);
     attnc_wg_commit();
+
+    // While S runs: refill the other stage (tile k - 1's, once everyone is done with it) with tile k + 1.
+    // Tile 1 came with the prologue.
+    if (k > 0) {
+      attnc_mbar_wait(bar_empty + 8 * (stage ^ 1), ((k - 1) >> 1) & 1);
+      if (jn < n_tiles) { load_kv(jn, stage ^ 1); fill_tables(jn, stage ^ 1); }
+      publish(stage ^ 1);
+    }
     attnc_wg_wait<0>();
 
     // logits in the log2 domain; the mask only where the tile test says partial
@@ -308,8 +403,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_document_bf16_d128(co
         attnc_wgmma_rs(&o[0][8 * h][0], a[kk], v_desc + (h * (BN * 128) + kk * 2048) / 16);
     attnc_wg_commit();
     attnc_wg_wait<0>();
+    attnc_mbar_arrive(bar_empty + 8 * stage);  // this thread is done with the stage
     j = jn;
-    stage ^= 1;
+    jn = jn < n_tiles ? next_live(jn + 1) : n_tiles;
   }
   __syncthreads();  // every warpgroup is done with Q before O is staged over it
 
