@@ -6,7 +6,7 @@
 // on 2 cores. Also: golden CUDA files (bf16, D=128), rewritten with
 // UPDATE_GOLDEN=1, and user names never appear raw in the code.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -89,6 +89,25 @@ describe.skipIf(!nvcc)('nvcc: every example, sm_80 + sm_90a, f16/bf16/f32, no sp
       // wgmma issued with registers still being written gets serialized by ptxas (a silent slowdown)
       expect(r.log, `${job.spec.name} (${job.arch}): ptxas serialized or fenced wgmma`).not.toMatch(/wgmma\.mma_async instructions are serialized|warpgroup\.arrive is injected/);
     }, 300_000);
+  }
+});
+
+// Every saved fuzz regression renders to CUDA that nvcc accepts, for both archs
+// (one of them once failed to compile: two head values with one name).
+describe.skipIf(!nvcc)('nvcc: saved regression specs', () => {
+  const regDir = fileURLToPath(new URL('../regressions/', import.meta.url));
+  for (const f of readdirSync(regDir).filter((x) => x.endsWith('.attn')).sort()) {
+    for (const arch of ARCHS) {
+      it(`${f} (${arch})`, async () => {
+        const { file: parsed } = parseSpec(f, readFileSync(join(regDir, f), 'utf8'));
+        const program = lowerBlock(parsed.blocks[0]);
+        const k = renderCuda({ program, analysis: analyzeProgram(program) }, { dtype: 'bf16', headDim: 64, hash: 'r', version: 'r', arch });
+        const cu = join(work, `reg-${arch}-${f}.cu`);
+        writeFileSync(cu, k.source);
+        const r = await pooled(() => run(cu, arch));
+        expect(r.ok, r.log.slice(0, 2000)).toBe(true);
+      }, 120_000);
+    }
   }
 });
 

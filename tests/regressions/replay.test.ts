@@ -1,5 +1,7 @@
 // Replays every saved failing case (NAME.attn + NAME.json, written by the
-// differential fuzzer, src/fuzz/diff-loop.ts) on the WebGPU adapter.
+// differential fuzzer, src/fuzz/diff-loop.ts) on every backend present: the
+// WebGPU adapter and, on a GPU machine, CUDA (the case's own dtype there;
+// WebGPU runs it too).
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -12,9 +14,10 @@ import { frontEnd, lowerAndAnalyze } from '../../src/compiler/compile.ts';
 const dir = import.meta.dirname;
 const cases = readdirSync(dir).filter((f) => f.endsWith('.attn') && existsSync(join(dir, f.replace(/\.attn$/, '.json')))).sort();
 
-let backend: Backend | null = null;
-try { backend = await openWebGpu(); } catch { /* skipped below */ }
-afterAll(() => backend?.dispose());
+const backends: Backend[] = [];
+try { backends.push(await openWebGpu()); } catch { /* skipped below */ }
+try { backends.push(await (await import('../../src/runtime/cuda.ts')).openCuda()); } catch { /* no CUDA here */ }
+afterAll(() => backends.forEach((b) => b.dispose()));
 
 /** Declarations of a saved spec, from its own front end (params and tables with the generator's bounds). */
 function specOf(text: string): DiffSpec {
@@ -26,12 +29,12 @@ function specOf(text: string): DiffSpec {
   return { text, params, tables, scoreBound: 7 };
 }
 
-(backend && cases.length ? describe : describe.skip)('saved regressions', () => {
-  for (const file of cases) {
-    it(file, async () => {
+(backends.length && cases.length ? describe : describe.skip)('saved regressions', () => {
+  for (const backend of backends) for (const file of cases) {
+    it(`${file} (${backend.name})`, async () => {
       const text = readFileSync(join(dir, file), 'utf8');
       const dc = JSON.parse(readFileSync(join(dir, file.replace(/\.attn$/, '.json')), 'utf8')) as DiffCase;
-      const out = await runCase(backend!, compileDiff(specOf(text)), dc);
+      const out = await runCase(backend, compileDiff(specOf(text)), dc);
       expect(out.cmp.nanCount).toBe(0);
       expect(out.cmp.maxAbsErrO).toBeLessThanOrEqual(out.tolerance);
       expect(out.cmp.maxAbsErrLse).toBeLessThanOrEqual(out.tolerance);

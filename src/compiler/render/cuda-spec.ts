@@ -117,12 +117,13 @@ export function buildSpecCode(k: LoweredKernel): SpecCode {
   const names = leafNames(k);
 
   // Head values, once per block.
+  // One emission for all of them: separate ones would each number their temporaries from scratch.
   const headKnown = new Map<Node, string>();
   const headLines: string[] = [];
-  for (const h of plan.head) {
-    const e = emitValues([h.node], CUDA, names, { known: headKnown, prefix: 'v_h', indent: '  ' });
-    headLines.push(...e.lines, `  const ${h.ctype} hv_${h.node.id} = ${e.values[0]};`);
-    headKnown.set(h.node, `hv_${h.node.id}`);
+  if (plan.head.length) {
+    const e = emitValues(plan.head.map((h) => h.node), CUDA, names, { prefix: 'v_h', indent: '  ' });
+    headLines.push(...e.lines, ...plan.head.map((h, j) => `  const ${h.ctype} hv_${h.node.id} = ${e.values[j]};`));
+    for (const h of plan.head) headKnown.set(h.node, `hv_${h.node.id}`);
   }
 
   const rowDecls = (rows: number) => plan.row.map((h) => `  ${h.ctype} rw_${h.node.id}[${rows}];`);

@@ -144,7 +144,10 @@ ${softmaxCode(1, nt, nd)}
     j = jn;
     jn = jn < n_tiles ? next_live(jn + 1) : n_tiles;
   }
-  __syncthreads();  // every warpgroup is done with Q before O is staged over it
+  // Every warpgroup is done with Q, and every copy has landed (with no live tile, Q's are still
+  // in flight here), before O is staged over Q.
+  attnc_cp_wait<0>();
+  __syncthreads();
 
 ${epilogueCode(1, nd, 16)}
 }

@@ -309,7 +309,10 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_scale_invariant_bf16_
     j = jn;
     jn = jn < n_tiles ? next_live(jn + 1) : n_tiles;
   }
-  __syncthreads();  // every warpgroup is done with Q before O is staged over it
+  // Every warpgroup is done with Q, and every copy has landed (with no live tile, Q's are still
+  // in flight here), before O is staged over Q.
+  attnc_cp_wait<0>();
+  __syncthreads();
 
   // ---- epilogue: normalize, LSE, stage O through this warp's Q rows, 16-byte stores ----
   #pragma unroll
