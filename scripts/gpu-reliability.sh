@@ -97,25 +97,25 @@ fi
 # ---- b. WebGPU differential fuzzing on the NVIDIA Vulkan driver (background)
 webgpu_pid=
 webgpu_ready() {
+  # The NVIDIA Vulkan ICD needs the GL vendor-neutral libraries too (libglvnd...), not only
+  # the loader: unpack every .gl/*.deb that is there.
+  if compgen -G '.gl/*.deb' >/dev/null; then
+    for f in .gl/*.deb; do dpkg -x "$f" /; done
+    ldconfig
+  fi
   if ! ldconfig -p 2>/dev/null | grep -q libvulkan; then
-    if compgen -G '.gl/*.deb' >/dev/null; then
-      echo "webgpu: no Vulkan loader on the machine; unpacking .gl/*.deb"
-      for f in .gl/*.deb; do dpkg -x "$f" /; done
-      ldconfig
-    else
-      echo "webgpu: SKIPPED: no Vulkan loader (libvulkan.so.1) and no .gl/*.deb to unpack"
-      return 1
-    fi
+    echo "webgpu: SKIPPED: no Vulkan loader (libvulkan.so.1) and no .gl/*.deb to unpack"
+    return 1
   fi
   local adapter
-  adapter=$(node scripts/probe-webgpu.mjs 2>/dev/null)
+  adapter=$(node scripts/probe-webgpu.mjs 2>"$logs/webgpu-probe.err")
   if [ -z "$adapter" ] && [ -z "${VK_DRIVER_FILES:-}" ] && [ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ]; then
     echo "webgpu: no adapter with the default ICD search; trying VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json"
     export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-    adapter=$(node scripts/probe-webgpu.mjs 2>/dev/null)
+    adapter=$(node scripts/probe-webgpu.mjs 2>>"$logs/webgpu-probe.err")
   fi
   if [ -z "$adapter" ]; then
-    echo "webgpu: SKIPPED: Dawn found no WebGPU adapter"
+    echo "webgpu: SKIPPED: Dawn found no WebGPU adapter ($(tail -c 300 "$logs/webgpu-probe.err" | tr '\n' ' '))"
     return 1
   fi
   echo "webgpu: Dawn picked: $adapter"

@@ -124,7 +124,7 @@ ${elemLoopCode(spec, true, mt, nt, wr, bn)}
 ${elemLoopCode(spec, false, mt, nt, wr, bn)}
     }
 
-${softmaxCode(mt, nt, nd)}
+${softmaxCode(mt, nt, nd, t.lazyRescale)}
 
     // O += P V: the S accumulators of two n8 tiles are the A fragment of one k16 step
     {
@@ -179,31 +179,64 @@ ${e.lines.join('\n')}
       }`;
 }
 
-/** Online softmax over the S accumulators (each row spread over the 4 lanes of a quad); rescales O. */
-export function softmaxCode(mt: number, nt: number, nd: number): string {
-  return `    // online softmax (each row is spread over the 4 lanes of a quad)
+/**
+ * Online softmax over the S accumulators (each row spread over the 4 lanes of a quad); rescales O.
+ * `lazyRescale`: O is multiplied by alpha only when some row of the warp changed its max
+ * (alpha is exactly 1 otherwise, so skipping is exact); late in a long row that is the rare case.
+ */
+export function softmaxCode(mt: number, nt: number, nd: number, lazyRescale = false): string {
+  const scaleO = (indent: string) => `${indent}#pragma unroll
+${indent}for (int n = 0; n < ${nd}; ++n) { o[mi][n][2 * h] *= alpha; o[mi][n][2 * h + 1] *= alpha; }`;
+  if (!lazyRescale) {
+    return `    // online softmax (each row is spread over the 4 lanes of a quad)
     #pragma unroll
     for (int i = 0; i < ${2 * mt}; ++i) {
       const int mi = i >> 1, h = i & 1;
-      float mx = m_i[i];
-      #pragma unroll
-      for (int n = 0; n < ${nt}; ++n) mx = fmaxf(mx, fmaxf(s[mi][n][2 * h], s[mi][n][2 * h + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_use = mx == ATTNC_NEG_INF ? 0.f : mx;  // no (-inf) - (-inf)
-      const float alpha = attnc_ex2(m_i[i] - m_use);
-      m_i[i] = mx;
-      float rs = 0.f;
-      #pragma unroll
-      for (int n = 0; n < ${nt}; ++n) {
-        s[mi][n][2 * h] = attnc_ex2(s[mi][n][2 * h] - m_use);
-        s[mi][n][2 * h + 1] = attnc_ex2(s[mi][n][2 * h + 1] - m_use);
-        rs += s[mi][n][2 * h] + s[mi][n][2 * h + 1];
-      }
+${rowMaxAndExp('      ', nt)}
       l_i[i] = l_i[i] * alpha + rs;
-      #pragma unroll
-      for (int n = 0; n < ${nd}; ++n) { o[mi][n][2 * h] *= alpha; o[mi][n][2 * h + 1] *= alpha; }
+${scaleO('      ')}
     }`;
+  }
+  return `    // online softmax (each row is spread over the 4 lanes of a quad); O rescaled only if a max moved
+    float alphas[${2 * mt}];
+    #pragma unroll
+    for (int i = 0; i < ${2 * mt}; ++i) {
+      const int mi = i >> 1, h = i & 1;
+      (void)mi; (void)h;
+${rowMaxAndExp('      ', nt)}
+      l_i[i] = l_i[i] * alpha + rs;
+      alphas[i] = alpha;
+    }
+    bool moved = false;
+    #pragma unroll
+    for (int i = 0; i < ${2 * mt}; ++i) moved |= alphas[i] != 1.f;
+    if (__any_sync(0xffffffffu, moved)) {
+      #pragma unroll
+      for (int i = 0; i < ${2 * mt}; ++i) {
+        const int mi = i >> 1, h = i & 1;
+        const float alpha = alphas[i];
+${scaleO('        ')}
+      }
+    }`;
+}
+
+/** Row max over the tile and the old max (quad shuffles), alpha, P = exp2(logit - max) in place, and the row sum rs. */
+function rowMaxAndExp(ind: string, nt: number): string {
+  return `${ind}float mx = m_i[i];
+${ind}#pragma unroll
+${ind}for (int n = 0; n < ${nt}; ++n) mx = fmaxf(mx, fmaxf(s[mi][n][2 * h], s[mi][n][2 * h + 1]));
+${ind}mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+${ind}mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+${ind}const float m_use = mx == ATTNC_NEG_INF ? 0.f : mx;  // no (-inf) - (-inf)
+${ind}const float alpha = attnc_ex2(m_i[i] - m_use);
+${ind}m_i[i] = mx;
+${ind}float rs = 0.f;
+${ind}#pragma unroll
+${ind}for (int n = 0; n < ${nt}; ++n) {
+${ind}  s[mi][n][2 * h] = attnc_ex2(s[mi][n][2 * h] - m_use);
+${ind}  s[mi][n][2 * h + 1] = attnc_ex2(s[mi][n][2 * h + 1] - m_use);
+${ind}  rs += s[mi][n][2 * h] + s[mi][n][2 * h + 1];
+${ind}}`;
 }
 
 /** Normalizes O, writes LSE, stages O through shared memory (sQ, row stride STRIDE) and stores 16-byte chunks. */

@@ -24,7 +24,7 @@ import { PTX_COMMON, ptxMma, ptxWgmma } from './cuda-ptx.ts';
 import { renderMmaKernel } from './cuda-mma.ts';
 import { renderWgmmaKernel } from './cuda-wgmma.ts';
 import { renderSimtKernel } from './cuda-simt.ts';
-import { chooseCudaTiles } from '../schedule/cuda-tiles.ts';
+import { chooseCudaTiles, type TileOverrides } from '../schedule/cuda-tiles.ts';
 
 export interface CudaRenderOptions {
   dtype: StorageDType;
@@ -33,7 +33,7 @@ export interface CudaRenderOptions {
   version: string;
   arch?: 'sm_80' | 'sm_90a';
   /** Tile overrides for tuning (warps per block, keys per tile); defaults from schedule/cuda-tiles.ts. */
-  tiles?: { warps?: number; bn?: number; mt?: number };
+  tiles?: TileOverrides;
 }
 
 const SKELETONS = { wgmma: renderWgmmaKernel, mma: renderMmaKernel, simt: renderSimtKernel } as const;

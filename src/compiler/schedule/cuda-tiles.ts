@@ -22,15 +22,19 @@ export interface CudaTiles {
   stride: number;
   /** Dynamic shared memory in bytes (the static tables come on top, see the manifest). */
   smemBytes: number;
+  /** Rescale O only when a row max moved (warp vote); see softmaxCode. */
+  lazyRescale: boolean;
 }
 
-export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides: { warps?: number; bn?: number; mt?: number } = {}, arch: 'sm_80' | 'sm_90a' = 'sm_80'): CudaTiles {
-  if (arch === 'sm_90a' && dtype !== 'f32' && (headDim === 64 || headDim === 128)) return wgmmaTiles(headDim, overrides.bn);
+export interface TileOverrides { warps?: number; bn?: number; mt?: number; lazy?: boolean }
+
+export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides: TileOverrides = {}, arch: 'sm_80' | 'sm_90a' = 'sm_80'): CudaTiles {
+  if (arch === 'sm_90a' && dtype !== 'f32' && (headDim === 64 || headDim === 128)) return wgmmaTiles(headDim, overrides);
   if (dtype === 'f32') {
     if (headDim % 16 !== 0 || headDim > 256) throw new Error(`cuda f32: head_dim ${headDim} must be a multiple of 16 and at most 256`);
     const bm = 32, bn = 32, stages = 2, stride = headDim + 4;
     const smemBytes = 4 * (bm * stride + 2 * stages * bn * stride + bm * (bn + 1));
-    return { kind: 'simt', bm, bn, warps: 4, mt: 1, threads: 128, stages, stride, smemBytes };
+    return { kind: 'simt', bm, bn, warps: 4, mt: 1, threads: 128, stages, stride, smemBytes, lazyRescale: false };
   }
   if (headDim % 16 !== 0 || headDim > 256) throw new Error(`cuda ${dtype}: head_dim ${headDim} must be a multiple of 16 and at most 256`);
   // Measured on an H100 (causal, bf16, B2 H16 N16384; scripts/cuda-bench.ts):
@@ -47,20 +51,22 @@ export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides:
   const bn = overrides.bn ?? (headDim <= 128 ? 64 : 32);
   const bm = 16 * mt * warps, stages = 2, stride = headDim + 8;
   const smemBytes = 2 * (bm * stride + 2 * stages * bn * stride);
-  return { kind: 'mma', bm, bn, warps, mt, threads: 32 * warps, stages, stride, smemBytes };
+  return { kind: 'mma', bm, bn, warps, mt, threads: 32 * warps, stages, stride, smemBytes, lazyRescale: overrides.lazy ?? false };
 }
 
 /**
- * Hopper (sm_90a) warpgroup-MMA path: two warpgroups of 64 query rows
- * (BM = 128, 256 threads), BN keys per tile; Q, K and V live in shared memory
+ * Hopper (sm_90a) warpgroup-MMA path: warpgroups of 64 query rows (default 2:
+ * BM = 128, 256 threads), BN keys per tile; Q, K and V live in shared memory
  * as 128-byte-swizzled atoms (1 KiB of slack to align them), plus an O staging
  * area of BM rows of STRIDE elements that reuses Q's space at the end.
  * Head dims that are not a multiple of 64 keep the mma.sync kernel.
  */
-function wgmmaTiles(headDim: number, bnOverride?: number): CudaTiles {
-  const bm = 128, bn = bnOverride ?? 128, stages = 2, stride = headDim + 8;
+function wgmmaTiles(headDim: number, o: TileOverrides): CudaTiles {
+  const warps = o.warps ?? 8, bn = o.bn ?? 128, stages = 2, stride = headDim + 8;
+  if (![4, 8, 12].includes(warps)) throw new Error(`cuda sm_90a: ${warps} warps: must be 4, 8 or 12 (whole warpgroups)`);
   if (![64, 128, 192, 256].includes(bn)) throw new Error(`cuda sm_90a: BN ${bn} must be 64, 128, 192 or 256`);
+  const bm = 16 * warps;
   const tiles = 2 * (bm * headDim + 2 * stages * bn * headDim);
   const smemBytes = Math.max(tiles, 2 * bm * stride) + 1024;
-  return { kind: 'wgmma', bm, bn, warps: 8, mt: 1, threads: 256, stages, stride, smemBytes };
+  return { kind: 'wgmma', bm, bn, warps, mt: 1, threads: 32 * warps, stages, stride, smemBytes, lazyRescale: o.lazy ?? true };
 }
