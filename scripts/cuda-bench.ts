@@ -2,8 +2,8 @@
 // launch, median of 20 after 3 warm-ups). FLOPs counted as KERNELS.md does:
 // 4*B*H*N*N*D, halved for causal masks.
 //   npx tsx scripts/cuda-bench.ts [--specs causal,scale_invariant] [--dtype bf16] [--D 128]
-//     [--shapes 2x16384,8x4096] [--H 16] [--variants 4x64,8x64x1,4x64x2,8x128x1x0]
-//     (warps x BN x m16-tiles per warp x lazy O rescale 0/1); on Hopper these tile the wgmma kernel
+//     [--shapes 2x16384,8x4096] [--H 16] [--variants 4x64,8x64x1,4x64x2,12x128]
+//     (warps x BN x m16-tiles per warp); on Hopper these tile the wgmma kernel
 //     (ATTNC_CUDA_KERNEL=mma: the mma.sync one)
 import { loadExamples } from '../tests/cuda/suite.ts';
 import { renderCuda } from '../src/compiler/render/cuda.ts';
@@ -30,15 +30,15 @@ try {
     const { q, k, v } = randomInputs(shape, 7);
     for (const spec of loadExamples(specs)) {
       const params = Object.fromEntries(spec.lowered.program.params.map((p) => [p.name, p.default]));
-      for (const [warps, bn, mt = 1, lazy] of variants) {
+      for (const [warps, bn, mt = 1] of variants) {
         const cg = be.codegen();
         const arch = cg.target === 'cuda' ? cg.arch : undefined;
-        const tiles = { warps, bn, mt, lazy: lazy === undefined ? undefined : lazy === 1 };
+        const tiles = { warps, bn, mt };
         const kernel = renderCuda(spec.lowered, { dtype, headDim: D, hash: 'bench', version: 'bench', tiles, arch });
         const t = await be.time(kernel, { ...shape, q, k, v, params, tables: {} }, 20, 3);
         const causal = !kernel.manifest.analysis.maskFree;
         const flops = (4 * B * H * N * N * D) / (causal ? 2 : 1);
-        console.log(`${spec.name.padEnd(20)} ${dtype} B${B} H${H} N${N} D${D} ${kernel.manifest.abi.kernel} warps${warps} BN${bn} MT${mt} lazy${kernel.source.includes('__any_sync(0xffffffffu, moved)') ? 1 : 0}: median ${t.medianMs.toFixed(3)} ms  ${(flops / t.medianMs / 1e9).toFixed(1)} TFLOP/s (min ${t.minMs.toFixed(3)} ms)`);
+        console.log(`${spec.name.padEnd(20)} ${dtype} B${B} H${H} N${N} D${D} ${kernel.manifest.abi.kernel} warps${warps} BN${bn} MT${mt}: median ${t.medianMs.toFixed(3)} ms  ${(flops / t.medianMs / 1e9).toFixed(1)} TFLOP/s (min ${t.minMs.toFixed(3)} ms)`);
       }
     }
   }

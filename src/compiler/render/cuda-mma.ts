@@ -124,7 +124,7 @@ ${elemLoopCode(spec, true, mt, nt, wr, bn)}
 ${elemLoopCode(spec, false, mt, nt, wr, bn)}
     }
 
-${softmaxCode(mt, nt, nd, t.lazyRescale)}
+${softmaxCode(mt, nt, nd)}
 
     // O += P V: the S accumulators of two n8 tiles are the A fragment of one k16 step
     {
@@ -179,44 +179,16 @@ ${e.lines.join('\n')}
       }`;
 }
 
-/**
- * Online softmax over the S accumulators (each row spread over the 4 lanes of a quad); rescales O.
- * `lazyRescale`: O is multiplied by alpha only when some row of the warp changed its max
- * (alpha is exactly 1 otherwise, so skipping is exact); late in a long row that is the rare case.
- */
-export function softmaxCode(mt: number, nt: number, nd: number, lazyRescale = false): string {
-  const scaleO = (indent: string) => `${indent}#pragma unroll
-${indent}for (int n = 0; n < ${nd}; ++n) { o[mi][n][2 * h] *= alpha; o[mi][n][2 * h + 1] *= alpha; }`;
-  if (!lazyRescale) {
-    return `    // online softmax (each row is spread over the 4 lanes of a quad)
+/** Online softmax over the S accumulators (each row spread over the 4 lanes of a quad); rescales O. */
+export function softmaxCode(mt: number, nt: number, nd: number): string {
+  return `    // online softmax (each row is spread over the 4 lanes of a quad)
     #pragma unroll
     for (int i = 0; i < ${2 * mt}; ++i) {
       const int mi = i >> 1, h = i & 1;
 ${rowMaxAndExp('      ', nt)}
       l_i[i] = l_i[i] * alpha + rs;
-${scaleO('      ')}
-    }`;
-  }
-  return `    // online softmax (each row is spread over the 4 lanes of a quad); O rescaled only if a max moved
-    float alphas[${2 * mt}];
-    #pragma unroll
-    for (int i = 0; i < ${2 * mt}; ++i) {
-      const int mi = i >> 1, h = i & 1;
-      (void)mi; (void)h;
-${rowMaxAndExp('      ', nt)}
-      l_i[i] = l_i[i] * alpha + rs;
-      alphas[i] = alpha;
-    }
-    bool moved = false;
-    #pragma unroll
-    for (int i = 0; i < ${2 * mt}; ++i) moved |= alphas[i] != 1.f;
-    if (__any_sync(0xffffffffu, moved)) {
       #pragma unroll
-      for (int i = 0; i < ${2 * mt}; ++i) {
-        const int mi = i >> 1, h = i & 1;
-        const float alpha = alphas[i];
-${scaleO('        ')}
-      }
+      for (int n = 0; n < ${nd}; ++n) { o[mi][n][2 * h] *= alpha; o[mi][n][2 * h + 1] *= alpha; }
     }`;
 }
 

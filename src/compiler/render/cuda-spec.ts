@@ -134,9 +134,16 @@ export function buildSpecCode(k: LoweredKernel): SpecCode {
   };
 
   const tableName = (h: Hoist) => `st_${h.cls === 'col' ? 'c' : 'd'}${h.node.id}`;
+  // Two or four f32 diagonal values (an affine logit's a and c) share one table, interleaved
+  // and aligned, so an element reads them with one vector load instead of one load each.
+  const diagPacked = (plan.diag.length === 2 || plan.diag.length === 4) && plan.diag.every((h) => h.ctype === 'float');
+  const diagSlot = (h: Hoist, index: string, buf: string) =>
+    diagPacked ? `st_dv[${buf}][${index}][${plan.diag.indexOf(h)}]` : `${tableName(h)}[${buf}][${index}]`;
   const tableDecls = (bm: number, bn: number) => [
     ...plan.col.map((h) => `  __shared__ ${h.ctype} ${tableName(h)}[2][${bn}];`),
-    ...plan.diag.map((h) => `  __shared__ ${h.ctype} ${tableName(h)}[2][${bm + bn - 1}];`),
+    ...(diagPacked
+      ? [`  __shared__ __align__(${4 * plan.diag.length}) float st_dv[2][${bm + bn - 1}][${plan.diag.length}];`]
+      : plan.diag.map((h) => `  __shared__ ${h.ctype} ${tableName(h)}[2][${bm + bn - 1}];`)),
   ];
   const tableFill = (bm: number, bn: number, threads: number) => {
     const out: string[] = [];
@@ -151,7 +158,7 @@ export function buildSpecCode(k: LoweredKernel): SpecCode {
       const dn = leafNames(k, { q_idx: 'dq', kv_idx: 'dk' });
       const e = emitValues(plan.diag.map((h) => h.node), CUDA, dn, { known: headKnown, prefix: 'v_d', indent: '      ' });
       out.push(`    for (int x = tid; x < ${bm + bn - 1}; x += ${threads}) {`, `      const int dq = q0 + x, dk = kv0 + ${bn - 1};`, ...e.lines,
-        ...plan.diag.map((h, j) => `      ${tableName(h)}[buf][x] = ${e.values[j]};`), '    }');
+        ...plan.diag.map((h, j) => `      ${diagSlot(h, 'x', 'buf')} = ${e.values[j]};`), '    }');
     }
     return out;
   };
@@ -160,7 +167,7 @@ export function buildSpecCode(k: LoweredKernel): SpecCode {
     const known = new Map(headKnown);
     for (const h of plan.row) known.set(h.node, `rw_${h.node.id}[i]`);
     for (const h of plan.col) known.set(h.node, `${tableName(h)}[stage][lc]`);
-    for (const h of plan.diag) known.set(h.node, `${tableName(h)}[stage][lr - lc + ${bn - 1}]`);
+    for (const h of plan.diag) known.set(h.node, diagSlot(h, `lr - lc + ${bn - 1}`, 'stage'));
     const roots = masked && !maskFree ? [...valueRoots, p.mask] : valueRoots;
     const e = emitValues(roots, CUDA, names, { known, prefix: masked ? 'v_m' : 'v_e', indent: '          ' });
     const logit2 = affine ? `fmaf(${e.values[0]}, dotv, ${e.values[1]})` : e.values[0];

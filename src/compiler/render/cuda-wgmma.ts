@@ -119,7 +119,7 @@ ${elemLoopCode(spec, true, 1, nt, 16, bn)}
 ${elemLoopCode(spec, false, 1, nt, 16, bn)}
     }
 
-${softmaxCode(1, nt, nd, t.lazyRescale)}
+${softmaxCode(1, nt, nd)}
 
     // O += P V: the S accumulators of two n8 tiles are the A fragment of one k16 step
     // (all packed before the fence, so no register the MMAs read changes under them);

@@ -22,11 +22,9 @@ export interface CudaTiles {
   stride: number;
   /** Dynamic shared memory in bytes (the static tables come on top, see the manifest). */
   smemBytes: number;
-  /** Rescale O only when a row max moved (warp vote); see softmaxCode. */
-  lazyRescale: boolean;
 }
 
-export interface TileOverrides { warps?: number; bn?: number; mt?: number; lazy?: boolean }
+export interface TileOverrides { warps?: number; bn?: number; mt?: number }
 
 export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides: TileOverrides = {}, arch: 'sm_80' | 'sm_90a' = 'sm_80'): CudaTiles {
   if (arch === 'sm_90a' && dtype !== 'f32' && (headDim === 64 || headDim === 128)) return wgmmaTiles(headDim, overrides);
@@ -34,7 +32,7 @@ export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides:
     if (headDim % 16 !== 0 || headDim > 256) throw new Error(`cuda f32: head_dim ${headDim} must be a multiple of 16 and at most 256`);
     const bm = 32, bn = 32, stages = 2, stride = headDim + 4;
     const smemBytes = 4 * (bm * stride + 2 * stages * bn * stride + bm * (bn + 1));
-    return { kind: 'simt', bm, bn, warps: 4, mt: 1, threads: 128, stages, stride, smemBytes, lazyRescale: false };
+    return { kind: 'simt', bm, bn, warps: 4, mt: 1, threads: 128, stages, stride, smemBytes };
   }
   if (headDim % 16 !== 0 || headDim > 256) throw new Error(`cuda ${dtype}: head_dim ${headDim} must be a multiple of 16 and at most 256`);
   // Measured on an H100 (causal, bf16, B2 H16 N16384; scripts/cuda-bench.ts):
@@ -51,7 +49,7 @@ export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides:
   const bn = overrides.bn ?? (headDim <= 128 ? 64 : 32);
   const bm = 16 * mt * warps, stages = 2, stride = headDim + 8;
   const smemBytes = 2 * (bm * stride + 2 * stages * bn * stride);
-  return { kind: 'mma', bm, bn, warps, mt, threads: 32 * warps, stages, stride, smemBytes, lazyRescale: overrides.lazy ?? false };
+  return { kind: 'mma', bm, bn, warps, mt, threads: 32 * warps, stages, stride, smemBytes };
 }
 
 /**
@@ -61,12 +59,17 @@ export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides:
  * area of BM rows of STRIDE elements that reuses Q's space at the end.
  * Head dims that are not a multiple of 64 keep the mma.sync kernel.
  */
+//
+// Measured on an H200 (bf16, B2 H16 N16384; scripts/cuda-bench.ts, TFLOP/s causal / scale_invariant):
+//   D=128: 8 warps BN 128: 455 / 384;  12 warps BN 64: 443 / 398;  8 warps BN 64: 402 / 327;  4 warps: 274 / 206.
+//   D=64:  8 warps BN 192: 331 / 267;  8 warps BN 128: 326 / 254;  12 warps BN 128: 334 / 279 (spills for
+//          some specs at 168 registers);  12 warps BN 64: 303 / 267.
 function wgmmaTiles(headDim: number, o: TileOverrides): CudaTiles {
-  const warps = o.warps ?? 8, bn = o.bn ?? 128, stages = 2, stride = headDim + 8;
+  const warps = o.warps ?? 8, bn = o.bn ?? (headDim <= 64 ? 192 : 128), stages = 2, stride = headDim + 8;
   if (![4, 8, 12].includes(warps)) throw new Error(`cuda sm_90a: ${warps} warps: must be 4, 8 or 12 (whole warpgroups)`);
   if (![64, 128, 192, 256].includes(bn)) throw new Error(`cuda sm_90a: BN ${bn} must be 64, 128, 192 or 256`);
   const bm = 16 * warps;
   const tiles = 2 * (bm * headDim + 2 * stages * bn * headDim);
   const smemBytes = Math.max(tiles, 2 * bm * stride) + 1024;
-  return { kind: 'wgmma', bm, bn, warps, mt: 1, threads: 32 * warps, stages, stride, smemBytes, lazyRescale: o.lazy ?? true };
+  return { kind: 'wgmma', bm, bn, warps, mt: 1, threads: 32 * warps, stages, stride, smemBytes };
 }

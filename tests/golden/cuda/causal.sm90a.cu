@@ -254,12 +254,10 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_causal_bf16_d128(cons
       }
     }
 
-    // online softmax (each row is spread over the 4 lanes of a quad); O rescaled only if a max moved
-    float alphas[2];
+    // online softmax (each row is spread over the 4 lanes of a quad)
     #pragma unroll
     for (int i = 0; i < 2; ++i) {
       const int mi = i >> 1, h = i & 1;
-      (void)mi; (void)h;
       float mx = m_i[i];
       #pragma unroll
       for (int n = 0; n < 16; ++n) mx = fmaxf(mx, fmaxf(s[mi][n][2 * h], s[mi][n][2 * h + 1]));
@@ -276,19 +274,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_causal_bf16_d128(cons
         rs += s[mi][n][2 * h] + s[mi][n][2 * h + 1];
       }
       l_i[i] = l_i[i] * alpha + rs;
-      alphas[i] = alpha;
-    }
-    bool moved = false;
-    #pragma unroll
-    for (int i = 0; i < 2; ++i) moved |= alphas[i] != 1.f;
-    if (__any_sync(0xffffffffu, moved)) {
       #pragma unroll
-      for (int i = 0; i < 2; ++i) {
-        const int mi = i >> 1, h = i & 1;
-        const float alpha = alphas[i];
-        #pragma unroll
-        for (int n = 0; n < 16; ++n) { o[mi][n][2 * h] *= alpha; o[mi][n][2 * h + 1] *= alpha; }
-      }
+      for (int n = 0; n < 16; ++n) { o[mi][n][2 * h] *= alpha; o[mi][n][2 * h + 1] *= alpha; }
     }
 
     // O += P V: the S accumulators of two n8 tiles are the A fragment of one k16 step

@@ -66,8 +66,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_scale_invariant_bf16_
   unsigned short* sQ = attnc_smem;              // [BM][STRIDE]
   unsigned short* sK = sQ + BM * STRIDE;        // [2][BN][STRIDE]
   unsigned short* sV = sK + 2 * BN * STRIDE;    // [2][BN][STRIDE]
-  __shared__ float st_d42[2][191];
-  __shared__ float st_d45[2][191];
+  __shared__ __align__(8) float st_dv[2][191][2];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   // Heaviest query blocks (causal: the last ones) first.
   const int m_block = gridDim.x - 1 - blockIdx.x;
@@ -114,8 +113,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_scale_invariant_bf16_
       const float v_d18 = ((hv_4 * sqrtf((v_d13 + 1.0f))) * 1.442695f);
       const float v_d21 = ((v_d18 > 1.0e38f) ? 1.0e38f : v_d18);
       const float v_d26 = ((-v_d13) * 1.442695f);
-      st_d42[buf][x] = ((v_d21 < (-1.0e38f)) ? (-1.0e38f) : v_d21);
-      st_d45[buf][x] = ((v_d26 > 1.0e38f) ? 1.0e38f : v_d26);
+      st_dv[buf][x][0] = ((v_d21 < (-1.0e38f)) ? (-1.0e38f) : v_d21);
+      st_dv[buf][x][1] = ((v_d26 > 1.0e38f) ? 1.0e38f : v_d26);
     }
   };
 
@@ -212,7 +211,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_scale_invariant_bf16_
           const float dotv = s[mi][n][r];
           (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
 
-          s[mi][n][r] = ((kvi < Nk) && (kvi <= qi)) ? fmaf(st_d42[stage][lr - lc + 63], dotv, st_d45[stage][lr - lc + 63]) : ATTNC_NEG_INF;
+          s[mi][n][r] = ((kvi < Nk) && (kvi <= qi)) ? fmaf(st_dv[stage][lr - lc + 63][0], dotv, st_dv[stage][lr - lc + 63][1]) : ATTNC_NEG_INF;
         }
       }
     } else {
@@ -228,7 +227,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_scale_invariant_bf16_
           const float dotv = s[mi][n][r];
           (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
 
-          s[mi][n][r] = fmaf(st_d42[stage][lr - lc + 63], dotv, st_d45[stage][lr - lc + 63]);
+          s[mi][n][r] = fmaf(st_dv[stage][lr - lc + 63][0], dotv, st_dv[stage][lr - lc + 63][1]);
         }
       }
     }

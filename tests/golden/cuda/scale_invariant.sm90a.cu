@@ -104,8 +104,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_scale_invariant_bf16_
   unsigned short* sQ = attnc_smem;              // [HEAD_DIM / 64][BM][64], swizzled; O staging [BM][STRIDE] at the end
   unsigned short* sK = sQ + BM * HEAD_DIM;      // [2][HEAD_DIM / 64][BN][64], swizzled
   unsigned short* sV = sK + 2 * BN * HEAD_DIM;  // [2][HEAD_DIM / 64][BN][64], swizzled
-  __shared__ float st_d42[2][255];
-  __shared__ float st_d45[2][255];
+  __shared__ __align__(8) float st_dv[2][255][2];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   // Heaviest query blocks (causal: the last ones) first.
   const int m_block = gridDim.x - 1 - blockIdx.x;
@@ -152,8 +151,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_scale_invariant_bf16_
       const float v_d18 = ((hv_4 * sqrtf((v_d13 + 1.0f))) * 1.442695f);
       const float v_d21 = ((v_d18 > 1.0e38f) ? 1.0e38f : v_d18);
       const float v_d26 = ((-v_d13) * 1.442695f);
-      st_d42[buf][x] = ((v_d21 < (-1.0e38f)) ? (-1.0e38f) : v_d21);
-      st_d45[buf][x] = ((v_d26 > 1.0e38f) ? 1.0e38f : v_d26);
+      st_dv[buf][x][0] = ((v_d21 < (-1.0e38f)) ? (-1.0e38f) : v_d21);
+      st_dv[buf][x][1] = ((v_d26 > 1.0e38f) ? 1.0e38f : v_d26);
     }
   };
 
@@ -241,7 +240,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_scale_invariant_bf16_
           const float dotv = s[mi][n][r];
           (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
 
-          s[mi][n][r] = ((kvi < Nk) && (kvi <= qi)) ? fmaf(st_d42[stage][lr - lc + 127], dotv, st_d45[stage][lr - lc + 127]) : ATTNC_NEG_INF;
+          s[mi][n][r] = ((kvi < Nk) && (kvi <= qi)) ? fmaf(st_dv[stage][lr - lc + 127][0], dotv, st_dv[stage][lr - lc + 127][1]) : ATTNC_NEG_INF;
         }
       }
     } else {
@@ -257,17 +256,15 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_scale_invariant_bf16_
           const float dotv = s[mi][n][r];
           (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
 
-          s[mi][n][r] = fmaf(st_d42[stage][lr - lc + 127], dotv, st_d45[stage][lr - lc + 127]);
+          s[mi][n][r] = fmaf(st_dv[stage][lr - lc + 127][0], dotv, st_dv[stage][lr - lc + 127][1]);
         }
       }
     }
 
-    // online softmax (each row is spread over the 4 lanes of a quad); O rescaled only if a max moved
-    float alphas[2];
+    // online softmax (each row is spread over the 4 lanes of a quad)
     #pragma unroll
     for (int i = 0; i < 2; ++i) {
       const int mi = i >> 1, h = i & 1;
-      (void)mi; (void)h;
       float mx = m_i[i];
       #pragma unroll
       for (int n = 0; n < 16; ++n) mx = fmaxf(mx, fmaxf(s[mi][n][2 * h], s[mi][n][2 * h + 1]));
@@ -284,19 +281,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_scale_invariant_bf16_
         rs += s[mi][n][2 * h] + s[mi][n][2 * h + 1];
       }
       l_i[i] = l_i[i] * alpha + rs;
-      alphas[i] = alpha;
-    }
-    bool moved = false;
-    #pragma unroll
-    for (int i = 0; i < 2; ++i) moved |= alphas[i] != 1.f;
-    if (__any_sync(0xffffffffu, moved)) {
       #pragma unroll
-      for (int i = 0; i < 2; ++i) {
-        const int mi = i >> 1, h = i & 1;
-        const float alpha = alphas[i];
-        #pragma unroll
-        for (int n = 0; n < 16; ++n) { o[mi][n][2 * h] *= alpha; o[mi][n][2 * h + 1] *= alpha; }
-      }
+      for (int n = 0; n < 16; ++n) { o[mi][n][2 * h] *= alpha; o[mi][n][2 * h + 1] *= alpha; }
     }
 
     // O += P V: the S accumulators of two n8 tiles are the A fragment of one k16 step

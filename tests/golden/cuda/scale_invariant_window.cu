@@ -67,8 +67,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_scale_invariant_windo
   unsigned short* sQ = attnc_smem;              // [BM][STRIDE]
   unsigned short* sK = sQ + BM * STRIDE;        // [2][BN][STRIDE]
   unsigned short* sV = sK + 2 * BN * STRIDE;    // [2][BN][STRIDE]
-  __shared__ float st_d52[2][191];
-  __shared__ float st_d55[2][191];
+  __shared__ __align__(8) float st_dv[2][191][2];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   // Heaviest query blocks (causal: the last ones) first.
   const int m_block = gridDim.x - 1 - blockIdx.x;
@@ -117,8 +116,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_scale_invariant_windo
       const float v_d18 = ((hv_4 * sqrtf((v_d13 + 1.0f))) * 1.442695f);
       const float v_d21 = ((v_d18 > 1.0e38f) ? 1.0e38f : v_d18);
       const float v_d26 = ((-v_d13) * 1.442695f);
-      st_d52[buf][x] = ((v_d21 < (-1.0e38f)) ? (-1.0e38f) : v_d21);
-      st_d55[buf][x] = ((v_d26 > 1.0e38f) ? 1.0e38f : v_d26);
+      st_dv[buf][x][0] = ((v_d21 < (-1.0e38f)) ? (-1.0e38f) : v_d21);
+      st_dv[buf][x][1] = ((v_d26 > 1.0e38f) ? 1.0e38f : v_d26);
     }
   };
 
@@ -215,7 +214,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_scale_invariant_windo
           const float dotv = s[mi][n][r];
           (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
 
-          s[mi][n][r] = ((kvi < Nk) && ((kvi <= qi) && ((qi - kvi) < p_window))) ? fmaf(st_d52[stage][lr - lc + 63], dotv, st_d55[stage][lr - lc + 63]) : ATTNC_NEG_INF;
+          s[mi][n][r] = ((kvi < Nk) && ((kvi <= qi) && ((qi - kvi) < p_window))) ? fmaf(st_dv[stage][lr - lc + 63][0], dotv, st_dv[stage][lr - lc + 63][1]) : ATTNC_NEG_INF;
         }
       }
     } else {
@@ -231,7 +230,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_scale_invariant_windo
           const float dotv = s[mi][n][r];
           (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
 
-          s[mi][n][r] = fmaf(st_d52[stage][lr - lc + 63], dotv, st_d55[stage][lr - lc + 63]);
+          s[mi][n][r] = fmaf(st_dv[stage][lr - lc + 63][0], dotv, st_dv[stage][lr - lc + 63][1]);
         }
       }
     }
