@@ -66,6 +66,8 @@ __device__ __forceinline__ void attnc_wg_commit() { asm volatile("wgmma.commit_g
 template <int N> __device__ __forceinline__ void attnc_wg_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;" :: "n"(N) : "memory"); }
 // Shared memory written by cp.async is read next by the tensor cores (async proxy).
 __device__ __forceinline__ void attnc_fence_async_smem() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
+// Every cp.async of this thread has landed, committed to a group or not (the mbarrier path commits none).
+__device__ __forceinline__ void attnc_cp_wait_all() { asm volatile("cp.async.wait_all;" ::: "memory"); }
 // Shared-memory barriers (mbarrier): arrivals by every thread, waits by phase parity.
 __device__ __forceinline__ void attnc_mbar_init(unsigned bar, unsigned count) { asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" :: "r"(bar), "r"(count) : "memory"); }
 __device__ __forceinline__ void attnc_mbar_arrive(unsigned bar) { asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" :: "r"(bar) : "memory"); }

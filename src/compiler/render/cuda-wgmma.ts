@@ -145,8 +145,9 @@ ${softmaxCode(1, nt, nd)}
     jn = jn < n_tiles ? next_live(jn + 1) : n_tiles;
   }
   // Every warpgroup is done with Q, and every copy has landed (with no live tile, Q's are still
-  // in flight here), before O is staged over Q.
-  attnc_cp_wait<0>();
+  // in flight here: no barrier waited for them; wait_group would not either, as none was committed),
+  // before O is staged over Q.
+  attnc_cp_wait_all();
   __syncthreads();
 
 ${epilogueCode(1, nd, 16)}

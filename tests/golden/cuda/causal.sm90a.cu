@@ -56,6 +56,8 @@ __device__ __forceinline__ void attnc_wg_commit() { asm volatile("wgmma.commit_g
 template <int N> __device__ __forceinline__ void attnc_wg_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;" :: "n"(N) : "memory"); }
 // Shared memory written by cp.async is read next by the tensor cores (async proxy).
 __device__ __forceinline__ void attnc_fence_async_smem() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
+// Every cp.async of this thread has landed, committed to a group or not (the mbarrier path commits none).
+__device__ __forceinline__ void attnc_cp_wait_all() { asm volatile("cp.async.wait_all;" ::: "memory"); }
 // Shared-memory barriers (mbarrier): arrivals by every thread, waits by phase parity.
 __device__ __forceinline__ void attnc_mbar_init(unsigned bar, unsigned count) { asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" :: "r"(bar), "r"(count) : "memory"); }
 __device__ __forceinline__ void attnc_mbar_arrive(unsigned bar) { asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" :: "r"(bar) : "memory"); }
@@ -302,8 +304,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_causal_bf16_d128(cons
     jn = jn < n_tiles ? next_live(jn + 1) : n_tiles;
   }
   // Every warpgroup is done with Q, and every copy has landed (with no live tile, Q's are still
-  // in flight here), before O is staged over Q.
-  attnc_cp_wait<0>();
+  // in flight here: no barrier waited for them; wait_group would not either, as none was committed),
+  // before O is staged over Q.
+  attnc_cp_wait_all();
   __syncthreads();
 
   // ---- epilogue: normalize, LSE, stage O through this warp's Q rows, 16-byte stores ----
