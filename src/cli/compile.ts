@@ -35,7 +35,7 @@ export function registerCompile(program: Command): void {
     .option('--head-dim <D>', 'head dimension', parseIntArg('--head-dim'), 64)
     .option('--entry <name>', 'the attention block to compile when the file has several')
     .option('--limits <which>', 'WGSL tile sizes for the WebGPU default limits (portable) or this machine\'s adapter', parseChoice(['default', 'device'] as const), 'default')
-    .option('--arch <arch>', 'CUDA architecture', parseChoice(['sm_80', 'sm_90a'] as const), 'sm_90a')
+    .option('--arch <arch>', 'CUDA kernels for: sm_90a (Hopper, wgmma; runs only there) or sm_80 (mma.sync; Ampere and later)', parseChoice(['sm_80', 'sm_90a'] as const), 'sm_90a')
     .option('-o, --out <dir>', 'output folder (default: print the source to stdout)')
     .option('--cubin <arch>', 'with --target cuda and -o: also build a cubin with nvcc (e.g. sm_90a)')
     .option('--json', 'print the manifest as JSON')
@@ -45,6 +45,9 @@ export function registerCompile(program: Command): void {
 
 async function compileCommand(specPath: string, flags: CompileFlags): Promise<void> {
   if (flags.cubin && (flags.target !== 'cuda' || !flags.out)) throw new UsageError('--cubin needs --target cuda and -o DIR');
+  if (flags.cubin && flags.arch === 'sm_90a' && flags.cubin !== 'sm_90a') {
+    throw new UsageError(`--cubin ${flags.cubin}: the sm_90a kernels (wgmma) build only for sm_90a; add --arch sm_80 for other GPUs`);
+  }
   if (flags.target === 'wgsl' && flags.dtype === 'bf16') throw new UsageError('--target wgsl takes --dtype f32 or f16 (bf16 is CUDA only)');
   const { text, block } = loadSpec(specPath, flags.entry);
   let limits = DEFAULT_WEBGPU_LIMITS;

@@ -1,0 +1,38 @@
+// `attnc compile --target cuda` picks the kernel family by --arch, and a cubin
+// for another GPU than the kernels were generated for is refused in one line.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { findNvcc } from '../../src/cli/cubin.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const attnc = (...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'bin/attnc.js'), 'compile', ...args], { cwd: ROOT, encoding: 'utf8' });
+const dir = mkdtempSync(join(tmpdir(), 'attnc-cuda-cli-'));
+const manifest = (D: number) => JSON.parse(readFileSync(join(dir, `causal.bf16.d${D}.manifest.json`), 'utf8'));
+
+describe('attnc compile --target cuda', () => {
+  it('sm_90a (the default) renders the wgmma kernel at D 64/128 and mma.sync at D 96; sm_80 renders mma.sync', () => {
+    for (const D of [64, 96]) expect(attnc('examples/causal.attn', '--target', 'cuda', '--dtype', 'bf16', '--head-dim', String(D), '-o', dir).status).toBe(0);
+    expect(manifest(64).abi).toMatchObject({ kernel: 'wgmma', arch: 'sm_90a', block: [256, 1, 1] });
+    expect(manifest(96).abi).toMatchObject({ kernel: 'mma', arch: 'sm_90a' });
+    expect(attnc('examples/causal.attn', '--target', 'cuda', '--dtype', 'bf16', '--arch', 'sm_80', '-o', dir).status).toBe(0);
+    expect(manifest(64).abi).toMatchObject({ kernel: 'mma', arch: 'sm_80' });
+  }, 60_000);
+
+  it('refuses --cubin sm_80 for sm_90a kernels with one line and exit 2', () => {
+    const r = attnc('examples/causal.attn', '--target', 'cuda', '--dtype', 'bf16', '-o', dir, '--cubin', 'sm_80');
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/--arch sm_80/);
+  }, 30_000);
+
+  it.skipIf(!findNvcc())('builds an sm_80 cubin with --arch sm_80', () => {
+    const r = attnc('examples/causal.attn', '--target', 'cuda', '--dtype', 'bf16', '--arch', 'sm_80', '-o', dir, '--cubin', 'sm_80');
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(readFileSync(join(dir, 'causal.bf16.d64.sm_80.cubin')).length).toBeGreaterThan(1000);
+  }, 120_000);
+});
