@@ -15,6 +15,7 @@ interface ExplainFlags {
   backend?: BackendName;
   dtype: StorageDType;
   headDim: number;
+  arch: 'sm_80' | 'sm_90a';
   param: Record<string, number>;
   json?: boolean;
 }
@@ -31,6 +32,7 @@ export function registerExplain(program: Command): void {
     .option('--backend <name>', 'use the tile sizes of this backend\'s kernel (webgpu: portable default limits)', parseChoice(BACKENDS))
     .option('--dtype <dtype>', 'with --backend: the storage dtype of the kernel', parseChoice(DTYPES), 'f16')
     .option('--head-dim <D>', 'with --backend: the head dimension of the kernel', parseIntArg('--head-dim'), 64)
+    .option('--arch <arch>', 'with --backend cuda: sm_90a (Hopper, wgmma) or sm_80 (mma.sync)', parseChoice(['sm_80', 'sm_90a'] as const), 'sm_90a')
     .option('--param <name=value>', 'param value for the sample tiling (repeatable)', collectParam, {})
     .option('--json', 'print as JSON')
     .action((spec: string, flags: ExplainFlags) => runCommand(() => explainCommand(spec, flags)));
@@ -46,9 +48,11 @@ function explainCommand(specPath: string, flags: ExplainFlags): void {
     // The tiling the backend's kernel really uses (rendering needs no device).
     if (flags.backend === 'webgpu' && flags.dtype === 'bf16') throw new UsageError('--backend webgpu takes --dtype f32 or f16');
     const target = flags.backend === 'webgpu' ? 'wgsl' : 'cuda';
-    const { manifest } = renderKernel(text, block, lowered, { target, dtype: flags.dtype, headDim: flags.headDim, limits: DEFAULT_WEBGPU_LIMITS });
+    const arch = target === 'cuda' ? flags.arch : undefined;
+    const { manifest } = renderKernel(text, block, lowered, { target, dtype: flags.dtype, headDim: flags.headDim, limits: DEFAULT_WEBGPU_LIMITS, arch });
     tile = { bm: flags.tile ?? manifest.tile.bm, bn: flags.tile ?? manifest.tile.bn };
-    if (!flags.json) process.stdout.write(`${flags.backend} kernel (${flags.dtype}, D=${flags.headDim}): ${manifest.tile.bm}x${manifest.tile.bn} tiles, ${manifest.tile.threads} threads, grid ${manifest.grid}\n\n`);
+    const family = manifest.abi && 'kernel' in manifest.abi ? ` ${String(manifest.abi.kernel)}` : '';
+    if (!flags.json) process.stdout.write(`${flags.backend}${family} kernel (${flags.dtype}, D=${flags.headDim}${arch ? `, ${arch}` : ''}): ${manifest.tile.bm}x${manifest.tile.bn} tiles, ${manifest.tile.threads} threads, grid ${manifest.grid}\n\n`);
   }
   const opts = { tile, sample: { q_len: flags.qLen ?? flags.len, kv_len: flags.len, params } };
   if (flags.json) process.stdout.write(JSON.stringify(explainJson(program, analysis, opts), null, 2) + '\n');

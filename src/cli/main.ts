@@ -7,6 +7,14 @@ import { registerCheck } from './check.ts';
 import { registerExplain } from './explain.ts';
 import { registerAnalyze } from './analyze.ts';
 
+// A reader that stops early (`attnc explain ... | head`) closes the pipe: that ends the output, not in a crash.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
+}
+
 const program = new Command('attnc')
   .description('Compile attention variants (.attn specs) to fused flash-attention kernels for WebGPU and CUDA')
   .version(VERSION)

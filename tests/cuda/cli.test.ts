@@ -1,5 +1,6 @@
-// `attnc compile --target cuda` picks the kernel family by --arch, and a cubin
-// for another GPU than the kernels were generated for is refused in one line.
+// `attnc compile --target cuda` picks the kernel family by --arch, a cubin for
+// another GPU than the kernels were generated for is refused in one line, and
+// a reader that closes the pipe early ends the output without a stack trace.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,4 +36,11 @@ describe('attnc compile --target cuda', () => {
     expect(r.status).toBe(0);
     expect(readFileSync(join(dir, 'causal.bf16.d64.sm_80.cubin')).length).toBeGreaterThan(1000);
   }, 120_000);
+
+  it('ends quietly when the reader closes the pipe early (| head)', () => {
+    const r = spawnSync('bash', ['-c', `set -o pipefail; "${process.execPath}" bin/attnc.js explain examples/scale_invariant.attn --len 65536 --json | head -c 10 >/dev/null`],
+      { cwd: ROOT, encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  }, 30_000);
 });
