@@ -3,8 +3,8 @@
 // warpgroup tensor-core path instead of mma.sync:
 //   S = Q K^T   wgmma m64nBNk16, Q and K straight from shared memory
 //   O += P V    wgmma m64n64k16 per 64 columns of D, P from registers
-// A block is two warpgroups (8 warps, 256 threads) of 64 query rows each;
-// every warp owns 16 rows exactly as in the 8-warp mma.sync kernel, because
+// A block is warpgroups of 64 query rows (two by default: 8 warps, 256
+// threads, BM = 128; schedule/cuda-tiles.ts); every warp owns 16 rows exactly as in the 8-warp mma.sync kernel, because
 // the wgmma accumulator fragment of a warp is the mma.sync one. That is why
 // the element loop (mask, logit), the online softmax and the epilogue are
 // the same code (exported by cuda-mma.ts).
@@ -13,7 +13,9 @@
 // 16-byte chunk c of row r stored at chunk c ^ (r % 8), 8-row groups of 1 KiB),
 // the layout wgmma's descriptors read without bank conflicts. K/V are double
 // buffered through cp.async, one tile ahead; mbarriers (not __syncthreads)
-// say when a stage is loaded and when everyone is done with it.
+// say when a stage is loaded and when everyone is done with it. next_live()
+// may hold a block barrier (table-driven tile tests classify a window of
+// tiles per block): every thread calls it at the same points, in order.
 import type { CudaTiles } from '../schedule/cuda-tiles.ts';
 import { kvStaging, type SpecCode } from './cuda-spec.ts';
 import { elemLoopCode, epilogueCode, softmaxCode } from './cuda-mma.ts';
@@ -74,6 +76,8 @@ ${spec.rowFill('q0 + warp * 16 + g + 8 * (i & 1)').join('\n')}
 
   // Descriptors of this warpgroup's 64 Q rows and of the K/V tiles (stage 0);
   // per-step offsets below are compile-time constants added to the address field.
+  // Q and K are K-major (stride 1 KiB between 8-row groups); V is read N-major, one
+  // 64-column atom per instruction, so only its 8-row-group stride (1 KiB) is used.
   const unsigned long long q_desc = attnc_wg_desc(attnc_smem_addr(sQ) + (warp >> 2) * (64 * 128), 16, 1024);
   const unsigned long long k_desc0 = attnc_wg_desc(attnc_smem_addr(sK), 16, 1024);
   const unsigned long long v_desc0 = attnc_wg_desc(attnc_smem_addr(sV), 1024, 1024);

@@ -289,6 +289,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_document_bf16_d128(co
 
   // Descriptors of this warpgroup's 64 Q rows and of the K/V tiles (stage 0);
   // per-step offsets below are compile-time constants added to the address field.
+  // Q and K are K-major (stride 1 KiB between 8-row groups); V is read N-major, one
+  // 64-column atom per instruction, so only its 8-row-group stride (1 KiB) is used.
   const unsigned long long q_desc = attnc_wg_desc(attnc_smem_addr(sQ) + (warp >> 2) * (64 * 128), 16, 1024);
   const unsigned long long k_desc0 = attnc_wg_desc(attnc_smem_addr(sK), 16, 1024);
   const unsigned long long v_desc0 = attnc_wg_desc(attnc_smem_addr(sV), 1024, 1024);
