@@ -76,6 +76,7 @@ export function loadCudaLibs(): CudaLibs {
     cuCtxSynchronize: c.func('int cuCtxSynchronize()'),
     cuMemAlloc: c.func('int cuMemAlloc_v2(_Out_ uint64_t *dptr, size_t bytes)'),
     cuMemFree: c.func('int cuMemFree_v2(uint64_t dptr)'),
+    cuMemGetInfo: c.func('int cuMemGetInfo_v2(_Out_ size_t *free, _Out_ size_t *total)'),
     cuMemcpyHtoD: c.func('int cuMemcpyHtoD_v2(uint64_t dst, const void *src, size_t bytes)'),
     cuMemcpyDtoH: c.func('int cuMemcpyDtoH_v2(_Out_ uint8_t *dst, uint64_t src, size_t bytes)'),
     cuMemsetD8: c.func('int cuMemsetD8_v2(uint64_t dst, uint8_t value, size_t n)'),

@@ -100,6 +100,14 @@ export class CudaBackend implements Backend {
     return extra!;
   }
 
+  /** Free and total device memory in bytes (cuMemGetInfo), for leak checks. */
+  memoryInfo(): { free: number; total: number } {
+    check(this.libs, this.libs.cu.cuCtxSetCurrent(this.ctx), 'cuCtxSetCurrent');
+    const free = [0], total = [0];
+    check(this.libs, this.libs.cu.cuMemGetInfo(free, total), 'cuMemGetInfo');
+    return { free: Number(free[0]), total: Number(total[0]) };
+  }
+
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;

@@ -5,6 +5,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { CudaBackend } from '../../src/runtime/cuda.ts';
 import { formatResult, loadExamples, runCase, shortShapes } from './suite.ts';
+import { renderCuda } from '../../src/compiler/render/cuda.ts';
+import { randomInputs } from '../../src/runtime/random.ts';
 
 let backend: CudaBackend | null = null;
 let reason = '';
@@ -28,4 +30,21 @@ describe.skipIf(!backend)(`CUDA vs float64 reference${reason ? ` (skipped: ${rea
       }, 120_000);
     }
   }
+});
+
+describe.skipIf(!backend)('CUDA: 1 000 runs in one process', () => {
+  it('leave device memory where it was (every buffer freed after each run)', async () => {
+    const spec = loadExamples(['causal'])[0];
+    const cg = backend!.codegen();
+    const kernel = renderCuda(spec.lowered, { dtype: 'bf16', headDim: 64, hash: 'leak', version: 'leak', arch: cg.target === 'cuda' ? cg.arch : undefined });
+    const shape = { B: 1, Hq: 2, Hkv: 1, Nq: 300, Nk: 300, D: 64 };
+    const call = { ...shape, ...randomInputs(shape, 3), params: {}, tables: {} };
+    for (let i = 0; i < 5; i++) await backend!.run(kernel, call);  // module loaded, allocator warm
+    const before = backend!.memoryInfo().free;
+    for (let i = 0; i < 1000; i++) await backend!.run(kernel, call);
+    const after = backend!.memoryInfo().free;
+    console.log(`CUDA leak test: free device memory ${before} -> ${after} bytes over 1000 runs`);
+    // One run allocates about 0.3 MB (Q, K, V, O, LSE); a leak of even one buffer a run would show as >= 16 MB.
+    expect(before - after).toBeLessThanOrEqual(2 * 1024 * 1024);
+  }, 300_000);
 });
