@@ -15,19 +15,22 @@ import { DeviceError, type Backend } from '../../src/runtime/device.ts';
 import { openWebGpu } from '../../src/runtime/webgpu.ts';
 
 /** A backend that renders nothing and fails every run: counts specs and programs without a GPU. */
+// Typed as a Backend (no cast), so a method added to the interface must be added here too.
 const failingBackend: Backend = {
   name: 'webgpu',
   describe: () => 'fake',
   limits: () => ({ maxWorkgroupStorageBytes: 32768, maxInvocationsPerWorkgroup: 256, maxWorkgroupSizeX: 256, maxStorageBufferBindingSize: 2 ** 27, maxBufferSize: 2 ** 28, maxComputeWorkgroupsPerDimension: 65535 }),
+  codegen: () => ({ target: 'wgsl' }),
   dtypes: () => ['f32', 'f16'],
   run: async () => { throw new DeviceError('Fake', 'no device'); },
   dispose: () => {},
-} as unknown as Backend;
+};
 
-async function seedsOf(o: { offset?: number; stride?: number; maxSpecs?: number }): Promise<{ seeds: number[]; stats: DiffLoopStats }> {
-  const seeds: number[] = [];
-  const stats = await diffLoop(failingBackend, { seed: 5, seconds: 600, ...o, saveDir: null, onSpec: (s) => seeds.push(s) });
-  return { seeds, stats };
+async function seedsOf(o: { offset?: number; stride?: number; maxSpecs?: number }): Promise<{ seeds: number[]; stats: DiffLoopStats; threw: string[] }> {
+  const seeds: number[] = [], threw: string[] = [];
+  const log = (l: string) => { if (l.includes('the backend threw')) threw.push(l.split('\n')[0]); };
+  const stats = await diffLoop(failingBackend, { seed: 5, seconds: 600, ...o, saveDir: null, onSpec: (s) => seeds.push(s), log });
+  return { seeds, stats, threw };
 }
 
 describe('--jobs: shares of the seed stream', () => {
@@ -44,6 +47,8 @@ describe('--jobs: shares of the seed stream', () => {
     // A backend error on the first shape still counts the program (checked, and failed).
     expect(whole.stats.programs).toBe(9);
     expect(whole.stats.mismatches).toBe(9);
+    expect(whole.threw).toHaveLength(9);
+    for (const line of whole.threw) expect(line).toMatch(/the backend threw: Fake: no device$/);
   });
 
   it('splits --max-specs over the workers', () => {
