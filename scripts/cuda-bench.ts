@@ -31,10 +31,7 @@ try {
     for (const spec of loadExamples(specs)) {
       const params = Object.fromEntries(spec.lowered.program.params.map((p) => [p.name, p.default]));
       for (const [warps, bn, mt = 1] of variants) {
-        const cg = be.codegen();
-        const arch = cg.target === 'cuda' ? cg.arch : undefined;
-        const tiles = { warps, bn, mt };
-        const kernel = renderCuda(spec.lowered, { dtype, headDim: D, hash: 'bench', version: 'bench', tiles, arch });
+        const kernel = renderCuda(spec.lowered, { dtype, headDim: D, hash: 'bench', version: 'bench', tiles: { warps, bn, mt }, arch: be.codegen().arch });
         const t = await be.time(kernel, { ...shape, q, k, v, params, tables: {} }, 20, 3);
         const causal = !kernel.manifest.analysis.maskFree;
         const flops = (4 * B * H * N * N * D) / (causal ? 2 : 1);

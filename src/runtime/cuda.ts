@@ -47,7 +47,7 @@ export class CudaBackend implements Backend {
    * ones (built for sm_80, which runs on later archs too). ATTNC_CUDA_KERNEL=mma
    * keeps Hopper on the mma.sync kernels (for comparing the two there).
    */
-  codegen(): Codegen {
+  codegen(): Extract<Codegen, { target: 'cuda' }> {
     const hopper = this.info.cc === 90 && process.env.ATTNC_CUDA_KERNEL !== 'mma';
     return { target: 'cuda', arch: hopper ? 'sm_90a' : 'sm_80' };
   }

@@ -63,9 +63,8 @@ export async function runCase(be: CudaBackend, spec: Spec, dtype: StorageDType, 
   const t0 = performance.now();
   // ATTNC_CUDA_TILES=warps,bn,mt checks a non-default tiling of the tensor-core kernel.
   const [warps, bn, mt] = (process.env.ATTNC_CUDA_TILES ?? '').split(',').map((x) => (x ? Number(x) : undefined));
-  const cg = be.codegen();
-  const arch = cg.target === 'cuda' ? cg.arch : undefined;  // Hopper: the wgmma kernels (unless ATTNC_CUDA_KERNEL=mma)
-  const kernel = renderCuda(spec.lowered, { dtype, headDim: shape.D, hash: 'test', version: 'test', tiles: { warps, bn, mt }, arch });
+  // Hopper: the wgmma kernels (unless ATTNC_CUDA_KERNEL=mma)
+  const kernel = renderCuda(spec.lowered, { dtype, headDim: shape.D, hash: 'test', version: 'test', tiles: { warps, bn, mt }, arch: be.codegen().arch });
   const { q, k, v } = randomInputs(shape, seed);
   const params = Object.fromEntries(spec.lowered.program.params.map((p) => [p.name, p.default]));
   // Short windows/prefixes so that masks actually cut inside short sequences too.

@@ -185,30 +185,25 @@ export function softmaxCode(mt: number, nt: number, nd: number): string {
     #pragma unroll
     for (int i = 0; i < ${2 * mt}; ++i) {
       const int mi = i >> 1, h = i & 1;
-${rowMaxAndExp('      ', nt)}
+      float mx = m_i[i];
+      #pragma unroll
+      for (int n = 0; n < ${nt}; ++n) mx = fmaxf(mx, fmaxf(s[mi][n][2 * h], s[mi][n][2 * h + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float m_use = mx == ATTNC_NEG_INF ? 0.f : mx;  // no (-inf) - (-inf)
+      const float alpha = attnc_ex2(m_i[i] - m_use);
+      m_i[i] = mx;
+      float rs = 0.f;
+      #pragma unroll
+      for (int n = 0; n < ${nt}; ++n) {
+        s[mi][n][2 * h] = attnc_ex2(s[mi][n][2 * h] - m_use);
+        s[mi][n][2 * h + 1] = attnc_ex2(s[mi][n][2 * h + 1] - m_use);
+        rs += s[mi][n][2 * h] + s[mi][n][2 * h + 1];
+      }
       l_i[i] = l_i[i] * alpha + rs;
       #pragma unroll
       for (int n = 0; n < ${nd}; ++n) { o[mi][n][2 * h] *= alpha; o[mi][n][2 * h + 1] *= alpha; }
     }`;
-}
-
-/** Row max over the tile and the old max (quad shuffles), alpha, P = exp2(logit - max) in place, and the row sum rs. */
-function rowMaxAndExp(ind: string, nt: number): string {
-  return `${ind}float mx = m_i[i];
-${ind}#pragma unroll
-${ind}for (int n = 0; n < ${nt}; ++n) mx = fmaxf(mx, fmaxf(s[mi][n][2 * h], s[mi][n][2 * h + 1]));
-${ind}mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-${ind}mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-${ind}const float m_use = mx == ATTNC_NEG_INF ? 0.f : mx;  // no (-inf) - (-inf)
-${ind}const float alpha = attnc_ex2(m_i[i] - m_use);
-${ind}m_i[i] = mx;
-${ind}float rs = 0.f;
-${ind}#pragma unroll
-${ind}for (int n = 0; n < ${nt}; ++n) {
-${ind}  s[mi][n][2 * h] = attnc_ex2(s[mi][n][2 * h] - m_use);
-${ind}  s[mi][n][2 * h + 1] = attnc_ex2(s[mi][n][2 * h + 1] - m_use);
-${ind}  rs += s[mi][n][2 * h] + s[mi][n][2 * h + 1];
-${ind}}`;
 }
 
 /** Normalizes O, writes LSE, stages O through shared memory (sQ, row stride STRIDE) and stores 16-byte chunks. */
