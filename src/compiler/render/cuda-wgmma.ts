@@ -4,10 +4,10 @@
 //   S = Q K^T   wgmma m64nBNk16, Q and K straight from shared memory
 //   O += P V    wgmma m64n64k16 per 64 columns of D, P from registers
 // A block is warpgroups of 64 query rows (two by default: 8 warps, 256
-// threads, BM = 128; schedule/cuda-tiles.ts); every warp owns 16 rows exactly as in the 8-warp mma.sync kernel, because
-// the wgmma accumulator fragment of a warp is the mma.sync one. That is why
-// the element loop (mask, logit), the online softmax and the epilogue are
-// the same code (exported by cuda-mma.ts).
+// threads, BM = 128; schedule/cuda-tiles.ts); every warp owns 16 rows exactly
+// as in the 8-warp mma.sync kernel, because the wgmma accumulator fragment of
+// a warp is the mma.sync one. That is why the element loop (mask, logit), the
+// online softmax and the epilogue are the same code (exported by cuda-mma.ts).
 //
 // Shared memory: Q, K and V as 128-byte-swizzled atoms (rows of 64 elements,
 // 16-byte chunk c of row r stored at chunk c ^ (r % 8), 8-row groups of 1 KiB),

@@ -58,12 +58,14 @@ export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides:
  * as 128-byte-swizzled atoms (1 KiB of slack to align them), plus an O staging
  * area of BM rows of STRIDE elements that reuses Q's space at the end.
  * Head dims that are not a multiple of 64 keep the mma.sync kernel.
+ *
+ * Measured on an H200 (bf16, B2 H16 N16384, TFLOP/s causal / scale_invariant;
+ * `npx tsx scripts/cuda-bench.ts --variants ...`, tests/cuda/results/h200-2026-11-29-tile-sweep.txt):
+ *   D=128: 8 warps BN 128: 458 / 400;  12 warps BN 64: 464 / 400 (within run-to-run noise; 8 warps
+ *          kept);  earlier build: 8 warps BN 64: 402 / 327;  4 warps BN 128: 274 / 206.
+ *   D=64:  8 warps BN 192: 341 / 276;  8 warps BN 128: 324 / 263;  earlier build: 12 warps BN 128:
+ *          334 / 279 (spills for some specs at 168 registers);  12 warps BN 64: 303 / 267.
  */
-//
-// Measured on an H200 (bf16, B2 H16 N16384; scripts/cuda-bench.ts, TFLOP/s causal / scale_invariant):
-//   D=128: 8 warps BN 128: 455 / 384;  12 warps BN 64: 443 / 398;  8 warps BN 64: 402 / 327;  4 warps: 274 / 206.
-//   D=64:  8 warps BN 192: 331 / 267;  8 warps BN 128: 326 / 254;  12 warps BN 128: 334 / 279 (spills for
-//          some specs at 168 registers);  12 warps BN 64: 303 / 267.
 function wgmmaTiles(headDim: number, o: TileOverrides): CudaTiles {
   const warps = o.warps ?? 8, bn = o.bn ?? (headDim <= 64 ? 192 : 128), stages = 2, stride = headDim + 8;
   if (![4, 8, 12].includes(warps)) throw new Error(`cuda sm_90a: ${warps} warps: must be 4, 8 or 12 (whole warpgroups)`);
