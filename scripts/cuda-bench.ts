@@ -8,7 +8,7 @@
 import { loadExamples } from '../tests/cuda/suite.ts';
 import { renderCuda } from '../src/compiler/render/cuda.ts';
 import { openCuda } from '../src/runtime/cuda.ts';
-import { randomInputs } from '../src/runtime/random.ts';
+import { defaultTables, randomInputs } from '../src/runtime/random.ts';
 import type { StorageDType } from '../src/compiler/manifest.ts';
 
 const arg = (name: string, dflt: string) => {
@@ -32,7 +32,8 @@ try {
       const params = Object.fromEntries(spec.lowered.program.params.map((p) => [p.name, p.default]));
       for (const [warps, bn, mt = 1] of variants) {
         const kernel = renderCuda(spec.lowered, { dtype, headDim: D, hash: 'bench', version: 'bench', tiles: { warps, bn, mt }, arch: be.codegen().arch });
-        const t = await be.time(kernel, { ...shape, q, k, v, params, tables: {} }, 20, 3);
+        const tables = defaultTables(spec.lowered.program.inputs, shape, 7);  // ALiBi slopes, document ids, ...
+        const t = await be.time(kernel, { ...shape, q, k, v, params, tables }, 20, 3);
         const causal = !kernel.manifest.analysis.maskFree;
         const flops = (4 * B * H * N * N * D) / (causal ? 2 : 1);
         console.log(`${spec.name.padEnd(20)} ${dtype} B${B} H${H} N${N} D${D} ${kernel.manifest.abi.kernel} warps${warps} BN${bn} MT${mt}: median ${t.medianMs.toFixed(3)} ms  ${(flops / t.medianMs / 1e9).toFixed(1)} TFLOP/s (min ${t.minMs.toFixed(3)} ms)`);

@@ -10,6 +10,7 @@
 import type { LoweredKernel } from '../ir/program.ts';
 import type { Node } from '../ir/nodes.ts';
 import { foldNode } from '../passes/fold.ts';
+import { hoistInvariantFactors } from '../passes/invariant-factors.ts';
 
 const LOG2E = Math.LOG2E;
 const CAP = 1e38;
@@ -22,7 +23,9 @@ export function exp2Feed(k: LoweredKernel): Exp2Feed {
   const upTo = (x: Node, bound: number, above: boolean) =>
     f.make('select', 'f32', [f.make(above ? 'gt' : 'lt', 'bool', [x, f.num(bound, 'f32')]), f.num(bound, 'f32'), x]);
   const cap = (x: Node) => upTo(x, CAP, true);
-  const scaled = (x: Node) => f.make('mul', 'f32', [x, f.num(LOG2E, 'f32')]);
+  // Invariant factors gathered (passes/invariant-factors.ts): log2(e) joins the
+  // user's own scales, and a division by a per-head value becomes a multiply.
+  const scaled = (x: Node) => hoistInvariantFactors(f.make('mul', 'f32', [x, f.num(LOG2E, 'f32')]), f);
   const affine = k.analysis.affine;
   if (affine) {
     // |a| capped too, so that a * dot stays finite for any sane dot product.

@@ -205,7 +205,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_alibi_bf16_d128(const
           const int qi = q0 + lr, kvi = kv0 + lc;
           const float dotv = s[mi][n][r];
           (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
-          const float v_m21 = ((-(hv_8 * (float)((qi - kvi)))) * 1.442695f);
+          const float v_m21 = ((-((float)((qi - kvi)) * hv_8)) * 1.442695f);
           s[mi][n][r] = ((kvi < Nk) && (kvi <= qi)) ? fmaf(hv_33, dotv, ((v_m21 > 1.0e38f) ? 1.0e38f : v_m21)) : ATTNC_NEG_INF;
         }
       }
@@ -221,7 +221,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_alibi_bf16_d128(const
           const int qi = q0 + lr, kvi = kv0 + lc;
           const float dotv = s[mi][n][r];
           (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
-          const float v_e21 = ((-(hv_8 * (float)((qi - kvi)))) * 1.442695f);
+          const float v_e21 = ((-((float)((qi - kvi)) * hv_8)) * 1.442695f);
           s[mi][n][r] = fmaf(hv_33, dotv, ((v_e21 > 1.0e38f) ? 1.0e38f : v_e21));
         }
       }

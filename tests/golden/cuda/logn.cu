@@ -78,8 +78,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_logn_bf16_d128(const 
   const unsigned short* gV = V + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
 
   // ---- values per (batch, head) ----
-  const float hv_4 = (1.0f / sqrtf((float)(HEAD_DIM)));
-  const float hv_14 = logf(p_train_len);
+  const float hv_32 = (1.0f / logf(p_train_len));
+  const float hv_36 = ((1.0f / sqrtf((float)(HEAD_DIM))) * 1.442695f);
 
   // ---- tile classification (interval tests over the tile's index ranges) ----
   const int q_lo = q0, q_hi = min(row0 + BM, Nq) - 1 + (Nk - Nq);
@@ -112,14 +112,14 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_logn_bf16_d128(const 
   };
 
   // ---- values per query row (row slot i: rows g and g + 8 of each m16 tile of the warp) ----
-  float rw_37[2];
+  float rw_43[2];
   #pragma unroll
   for (int i = 0; i < 2; ++i) {
     (void)i;
     const int qi = q0 + warp * 16 + (i >> 1) * 16 + g + 8 * (i & 1);
-    const float v_r16 = ((hv_4 * fmaxf(1.0f, (logf((float)((qi + 1))) / hv_14))) * 1.442695f);
-    const float v_r19 = ((v_r16 > 1.0e38f) ? 1.0e38f : v_r16);
-    rw_37[i] = ((v_r19 < (-1.0e38f)) ? (-1.0e38f) : v_r19);
+    const float v_r17 = (fmaxf(1.0f, (logf((float)((qi + 1))) * hv_32)) * hv_36);
+    const float v_r20 = ((v_r17 > 1.0e38f) ? 1.0e38f : v_r17);
+    rw_43[i] = ((v_r20 < (-1.0e38f)) ? (-1.0e38f) : v_r20);
   }
 
   // ---- prologue: Q tile and the first live KV tile ----
@@ -207,7 +207,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_logn_bf16_d128(const 
           const float dotv = s[mi][n][r];
           (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
 
-          s[mi][n][r] = ((kvi < Nk) && (kvi <= qi)) ? fmaf(rw_37[i], dotv, 0.0f) : ATTNC_NEG_INF;
+          s[mi][n][r] = ((kvi < Nk) && (kvi <= qi)) ? fmaf(rw_43[i], dotv, 0.0f) : ATTNC_NEG_INF;
         }
       }
     } else {
@@ -223,7 +223,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_logn_bf16_d128(const 
           const float dotv = s[mi][n][r];
           (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
 
-          s[mi][n][r] = fmaf(rw_37[i], dotv, 0.0f);
+          s[mi][n][r] = fmaf(rw_43[i], dotv, 0.0f);
         }
       }
     }

@@ -78,7 +78,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_scale_invariant_bf16_
   const unsigned short* gV = V + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
 
   // ---- values per (batch, head) ----
-  const float hv_4 = (1.0f / sqrtf((float)(HEAD_DIM)));
+  const float hv_37 = (1.0f / p_tau);
+  const float hv_44 = ((1.0f / sqrtf((float)(HEAD_DIM))) * 1.442695f);
 
   // ---- tile classification (interval tests over the tile's index ranges) ----
   const int q_lo = q0, q_hi = min(row0 + BM, Nq) - 1 + (Nk - Nq);
@@ -109,12 +110,12 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_scale_invariant_bf16_
     (void)kv0; (void)buf;
     for (int x = tid; x < 191; x += 256) {
       const int dq = q0 + x, dk = kv0 + 63;
-      const float v_d13 = (2.0f * log1pf(((float)((dq - dk)) / p_tau)));
-      const float v_d18 = ((hv_4 * sqrtf((v_d13 + 1.0f))) * 1.442695f);
-      const float v_d21 = ((v_d18 > 1.0e38f) ? 1.0e38f : v_d18);
-      const float v_d26 = ((-v_d13) * 1.442695f);
-      st_dv[buf][x][0] = ((v_d21 < (-1.0e38f)) ? (-1.0e38f) : v_d21);
-      st_dv[buf][x][1] = ((v_d26 > 1.0e38f) ? 1.0e38f : v_d26);
+      const float v_d10 = (log1pf(((float)((dq - dk)) * hv_37)) * 2.0f);
+      const float v_d19 = (sqrtf((v_d10 + 1.0f)) * hv_44);
+      const float v_d22 = ((v_d19 > 1.0e38f) ? 1.0e38f : v_d19);
+      const float v_d27 = ((-v_d10) * 1.442695f);
+      st_dv[buf][x][0] = ((v_d22 < (-1.0e38f)) ? (-1.0e38f) : v_d22);
+      st_dv[buf][x][1] = ((v_d27 > 1.0e38f) ? 1.0e38f : v_d27);
     }
   };
 

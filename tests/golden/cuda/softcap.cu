@@ -78,7 +78,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_softcap_bf16_d128(con
   const unsigned short* gV = V + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
 
   // ---- values per (batch, head) ----
-  const float hv_4 = (1.0f / sqrtf((float)(HEAD_DIM)));
+  const float hv_28 = ((1.0f / sqrtf((float)(HEAD_DIM))) * (1.0f / p_cap));
+  const float hv_32 = (p_cap * 1.442695f);
 
   // ---- tile classification (interval tests over the tile's index ranges) ----
   const int q_lo = q0, q_hi = min(row0 + BM, Nq) - 1 + (Nk - Nq);
@@ -202,8 +203,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_softcap_bf16_d128(con
           const int qi = q0 + lr, kvi = kv0 + lc;
           const float dotv = s[mi][n][r];
           (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
-          const float v_m12 = ((p_cap * tanhf(((dotv * hv_4) / p_cap))) * 1.442695f);
-          s[mi][n][r] = ((kvi < Nk) && (kvi <= qi)) ? ((v_m12 > 1.0e38f) ? 1.0e38f : v_m12) : ATTNC_NEG_INF;
+          const float v_m13 = (tanhf((dotv * hv_28)) * hv_32);
+          s[mi][n][r] = ((kvi < Nk) && (kvi <= qi)) ? ((v_m13 > 1.0e38f) ? 1.0e38f : v_m13) : ATTNC_NEG_INF;
         }
       }
     } else {
@@ -218,8 +219,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_softcap_bf16_d128(con
           const int qi = q0 + lr, kvi = kv0 + lc;
           const float dotv = s[mi][n][r];
           (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
-          const float v_e12 = ((p_cap * tanhf(((dotv * hv_4) / p_cap))) * 1.442695f);
-          s[mi][n][r] = ((v_e12 > 1.0e38f) ? 1.0e38f : v_e12);
+          const float v_e13 = (tanhf((dotv * hv_28)) * hv_32);
+          s[mi][n][r] = ((v_e13 > 1.0e38f) ? 1.0e38f : v_e13);
         }
       }
     }

@@ -49,7 +49,7 @@ var<workgroup> wg_q: array<vec4<f32>, BM * D4>;
 var<workgroup> wg_k: array<vec4<f32>, BN * D4>;
 var<workgroup> wg_v: array<vec4<f32>, BN * D4>;
 var<workgroup> wg_s: array<f32, BM * BN>;
-var<workgroup> wg_diag36: array<f32, BM + BN - 1u>; // per diagonal of the tile
+var<workgroup> wg_diag39: array<f32, BM + BN - 1u>; // per diagonal of the tile
 
 fn load_q(i: u32) -> vec4<f32> { return q_in[i]; }
 fn load_k(i: u32) -> vec4<f32> { return k_in[i]; }
@@ -138,9 +138,9 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
     for (var e = tid; e < BM + BN - 1u; e += THREADS) {
       let dk = kv0;
       let dq = q_lo + i32(e) - i32(BN - 1u);
-      let g34 = ((-(h8 * f32((dq - dk)))) * 1.442695);
-      let g36 = select(g34, 1.0e38, (g34 > 1.0e38));
-      wg_diag36[e] = g36;
+      let g37 = ((-(f32((dq - dk)) * h8)) * 1.442695);
+      let g39 = select(g37, 1.0e38, (g37 > 1.0e38));
+      wg_diag39[e] = g39;
     }
     workgroupBarrier();
 
@@ -158,7 +158,7 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
         if (keep) {
           var qk = 0.0;
           for (var c = 0u; c < D4; c++) { qk += dot(wg_q[r * D4 + c], wg_k[jj * D4 + c]); }
-          s = fma(h33, qk, wg_diag36[de]);
+          s = fma(h33, qk, wg_diag39[de]);
         }
       }
       wg_s[r * BN + jj] = s;

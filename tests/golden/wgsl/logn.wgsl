@@ -66,8 +66,8 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
   let kv_base = u32(batch * u.Hkv + kv_head) * u32(u.Nk);
 
   // Values per (batch, head): computed once.
-  let h4 = (1.0 / sqrt(f32(64i)));
-  let h14 = log(u.p_train_len);
+  let h32 = (1.0 / log(u.p_train_len));
+  let h36 = ((1.0 / sqrt(f32(64i))) * 1.442695);
 
   // This invocation serves row r of the tile, lane `lane` of its TPR lanes.
   let r = tid / TPR;
@@ -75,9 +75,9 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
   let row = q0 + i32(r);
   let q_idx = row + pos_off;
   // Values per query row: computed once, outside the KV loop.
-  let r31 = ((h4 * max(1.0, (log(f32((q_idx + 1i))) / h14))) * 1.442695);
-  let r34 = select(r31, 1.0e38, (r31 > 1.0e38));
-  let r37 = select(r34, (-1.0e38), (r34 < (-1.0e38)));
+  let r37 = (max(1.0, (log(f32((q_idx + 1i))) * h32)) * h36);
+  let r40 = select(r37, 1.0e38, (r37 > 1.0e38));
+  let r43 = select(r40, (-1.0e38), (r40 < (-1.0e38)));
 
   // Stage the Q tile (rows past Nq read as zeros; they are never stored).
   for (var i = tid; i < BM * D4; i += THREADS) {
@@ -148,7 +148,7 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
         if (keep) {
           var qk = 0.0;
           for (var c = 0u; c < D4; c++) { qk += dot(wg_q[r * D4 + c], wg_k[jj * D4 + c]); }
-          s = fma(r37, qk, 0.0);
+          s = fma(r43, qk, 0.0);
         }
       }
       wg_s[r * BN + jj] = s;

@@ -48,8 +48,8 @@ var<workgroup> wg_q: array<vec4<f32>, BM * D4>;
 var<workgroup> wg_k: array<vec4<f32>, BN * D4>;
 var<workgroup> wg_v: array<vec4<f32>, BN * D4>;
 var<workgroup> wg_s: array<f32, BM * BN>;
-var<workgroup> wg_diag42: array<f32, BM + BN - 1u>; // per diagonal of the tile
-var<workgroup> wg_diag45: array<f32, BM + BN - 1u>; // per diagonal of the tile
+var<workgroup> wg_diag51: array<f32, BM + BN - 1u>; // per diagonal of the tile
+var<workgroup> wg_diag56: array<f32, BM + BN - 1u>; // per diagonal of the tile
 
 fn load_q(i: u32) -> vec4<f32> { return q_in[i]; }
 fn load_k(i: u32) -> vec4<f32> { return k_in[i]; }
@@ -77,7 +77,8 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
   let kv_base = u32(batch * u.Hkv + kv_head) * u32(u.Nk);
 
   // Values per (batch, head): computed once.
-  let h4 = (1.0 / sqrt(f32(64i)));
+  let h37 = (1.0 / u.p_tau);
+  let h44 = ((1.0 / sqrt(f32(64i))) * 1.442695);
 
   // This invocation serves row r of the tile, lane `lane` of its TPR lanes.
   let r = tid / TPR;
@@ -144,14 +145,14 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
     for (var e = tid; e < BM + BN - 1u; e += THREADS) {
       let dk = kv0;
       let dq = q_lo + i32(e) - i32(BN - 1u);
-      let g17 = (2.0 * attnc_log1p((f32((dq - dk)) / u.p_tau)));
-      let g36 = ((h4 * sqrt((g17 + 1.0))) * 1.442695);
-      let g39 = select(g36, 1.0e38, (g36 > 1.0e38));
-      let g43 = ((-g17) * 1.442695);
-      let g42 = select(g39, (-1.0e38), (g39 < (-1.0e38)));
-      let g45 = select(g43, 1.0e38, (g43 > 1.0e38));
-      wg_diag42[e] = g42;
-      wg_diag45[e] = g45;
+      let g40 = (attnc_log1p((f32((dq - dk)) * h37)) * 2.0);
+      let g45 = (sqrt((g40 + 1.0)) * h44);
+      let g48 = select(g45, 1.0e38, (g45 > 1.0e38));
+      let g54 = ((-g40) * 1.442695);
+      let g51 = select(g48, (-1.0e38), (g48 < (-1.0e38)));
+      let g56 = select(g54, 1.0e38, (g54 > 1.0e38));
+      wg_diag51[e] = g51;
+      wg_diag56[e] = g56;
     }
     workgroupBarrier();
 
@@ -169,7 +170,7 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
         if (keep) {
           var qk = 0.0;
           for (var c = 0u; c < D4; c++) { qk += dot(wg_q[r * D4 + c], wg_k[jj * D4 + c]); }
-          s = fma(wg_diag42[de], qk, wg_diag45[de]);
+          s = fma(wg_diag51[de], qk, wg_diag56[de]);
         }
       }
       wg_s[r * BN + jj] = s;

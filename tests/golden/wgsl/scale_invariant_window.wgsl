@@ -49,8 +49,8 @@ var<workgroup> wg_q: array<vec4<f32>, BM * D4>;
 var<workgroup> wg_k: array<vec4<f32>, BN * D4>;
 var<workgroup> wg_v: array<vec4<f32>, BN * D4>;
 var<workgroup> wg_s: array<f32, BM * BN>;
-var<workgroup> wg_diag52: array<f32, BM + BN - 1u>; // per diagonal of the tile
-var<workgroup> wg_diag55: array<f32, BM + BN - 1u>; // per diagonal of the tile
+var<workgroup> wg_diag61: array<f32, BM + BN - 1u>; // per diagonal of the tile
+var<workgroup> wg_diag66: array<f32, BM + BN - 1u>; // per diagonal of the tile
 
 fn load_q(i: u32) -> vec4<f32> { return q_in[i]; }
 fn load_k(i: u32) -> vec4<f32> { return k_in[i]; }
@@ -78,7 +78,8 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
   let kv_base = u32(batch * u.Hkv + kv_head) * u32(u.Nk);
 
   // Values per (batch, head): computed once.
-  let h4 = (1.0 / sqrt(f32(64i)));
+  let h47 = (1.0 / u.p_tau);
+  let h54 = ((1.0 / sqrt(f32(64i))) * 1.442695);
 
   // This invocation serves row r of the tile, lane `lane` of its TPR lanes.
   let r = tid / TPR;
@@ -145,14 +146,14 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
     for (var e = tid; e < BM + BN - 1u; e += THREADS) {
       let dk = kv0;
       let dq = q_lo + i32(e) - i32(BN - 1u);
-      let g19 = (2.0 * attnc_log1p((f32((dq - dk)) / u.p_tau)));
-      let g46 = ((h4 * sqrt((g19 + 1.0))) * 1.442695);
-      let g49 = select(g46, 1.0e38, (g46 > 1.0e38));
-      let g53 = ((-g19) * 1.442695);
-      let g52 = select(g49, (-1.0e38), (g49 < (-1.0e38)));
-      let g55 = select(g53, 1.0e38, (g53 > 1.0e38));
-      wg_diag52[e] = g52;
-      wg_diag55[e] = g55;
+      let g50 = (attnc_log1p((f32((dq - dk)) * h47)) * 2.0);
+      let g55 = (sqrt((g50 + 1.0)) * h54);
+      let g58 = select(g55, 1.0e38, (g55 > 1.0e38));
+      let g64 = ((-g50) * 1.442695);
+      let g61 = select(g58, (-1.0e38), (g58 < (-1.0e38)));
+      let g66 = select(g64, 1.0e38, (g64 > 1.0e38));
+      wg_diag61[e] = g61;
+      wg_diag66[e] = g66;
     }
     workgroupBarrier();
 
@@ -170,7 +171,7 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
         if (keep) {
           var qk = 0.0;
           for (var c = 0u; c < D4; c++) { qk += dot(wg_q[r * D4 + c], wg_k[jj * D4 + c]); }
-          s = fma(wg_diag52[de], qk, wg_diag55[de]);
+          s = fma(wg_diag61[de], qk, wg_diag66[de]);
         }
       }
       wg_s[r * BN + jj] = s;

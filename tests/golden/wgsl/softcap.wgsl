@@ -72,7 +72,8 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
   let kv_base = u32(batch * u.Hkv + kv_head) * u32(u.Nk);
 
   // Values per (batch, head): computed once.
-  let h4 = (1.0 / sqrt(f32(64i)));
+  let h28 = ((1.0 / sqrt(f32(64i))) * (1.0 / u.p_cap));
+  let h32 = (u.p_cap * 1.442695);
 
   // This invocation serves row r of the tile, lane `lane` of its TPR lanes.
   let r = tid / TPR;
@@ -149,9 +150,9 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
         if (keep) {
           var qk = 0.0;
           for (var c = 0u; c < D4; c++) { qk += dot(wg_q[r * D4 + c], wg_k[jj * D4 + c]); }
-          let e26 = ((u.p_cap * attnc_tanh(((qk * h4) / u.p_cap))) * 1.442695);
-          let e29 = select(e26, 1.0e38, (e26 > 1.0e38));
-          s = e29;
+          let e33 = (attnc_tanh((qk * h28)) * h32);
+          let e36 = select(e33, 1.0e38, (e33 > 1.0e38));
+          s = e36;
         }
       }
       wg_s[r * BN + jj] = s;
