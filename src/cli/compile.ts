@@ -1,9 +1,11 @@
-// `attnc compile SPEC --target wgsl|cuda -o DIR`: writes the kernel source and its manifest.
+// `attnc compile SPEC --target wgsl|cuda|flex|ts -o DIR`: writes the kernel source and its manifest
+// (the ts module embeds its WGSL kernel and manifest).
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Command } from 'commander';
 import { artifactHash, lowerAndAnalyze, renderKernel, UsageError, type Target } from '../compiler/compile.ts';
 import { renderFlex } from '../compiler/render/flex.ts';
+import { renderTsModule } from '../compiler/render/ts-module.ts';
 import { printBlock } from '../compiler/syntax/print.ts';
 import { printProgram } from '../compiler/ir/print.ts';
 import { VERSION } from '../version.ts';
@@ -13,7 +15,7 @@ import { DEFAULT_WEBGPU_LIMITS } from '../runtime/device.ts';
 import { DTYPES, loadSpec, openBackend, parseChoice, parseIntArg, runCommand } from './common.ts';
 
 interface CompileFlags {
-  target: Target | 'flex';
+  target: Target | 'flex' | 'ts';
   dtype: StorageDType;
   headDim: number;
   entry?: string;
@@ -30,7 +32,7 @@ export function registerCompile(program: Command): void {
     .command('compile')
     .description('compile a spec to a kernel (source + manifest.json)')
     .argument('<spec>', 'the .attn file')
-    .option('--target <target>', 'wgsl, cuda, or flex (a PyTorch FlexAttention module)', parseChoice(['wgsl', 'cuda', 'flex'] as const), 'wgsl')
+    .option('--target <target>', 'wgsl, cuda, flex (a PyTorch FlexAttention module) or ts (a TypeScript module that runs the WGSL kernel on a GPUDevice)', parseChoice(['wgsl', 'cuda', 'flex', 'ts'] as const), 'wgsl')
     .option('--dtype <dtype>', 'storage dtype: f32, f16 (WGSL and CUDA) or bf16 (CUDA)', parseChoice(DTYPES), 'f32')
     .option('--head-dim <D>', 'head dimension', parseIntArg('--head-dim'), 64)
     .option('--entry <name>', 'the attention block to compile when the file has several')
@@ -48,10 +50,10 @@ async function compileCommand(specPath: string, flags: CompileFlags): Promise<vo
   if (flags.cubin && flags.arch === 'sm_90a' && flags.cubin !== 'sm_90a') {
     throw new UsageError(`--cubin ${flags.cubin}: the sm_90a kernels (wgmma) build only for sm_90a; add --arch sm_80 for other GPUs`);
   }
-  if (flags.target === 'wgsl' && flags.dtype === 'bf16') throw new UsageError('--target wgsl takes --dtype f32 or f16 (bf16 is CUDA only)');
+  if ((flags.target === 'wgsl' || flags.target === 'ts') && flags.dtype === 'bf16') throw new UsageError(`--target ${flags.target} takes --dtype f32 or f16 (bf16 is CUDA only)`);
   const { text, block } = loadSpec(specPath, flags.entry);
   let limits = DEFAULT_WEBGPU_LIMITS;
-  if (flags.target === 'wgsl' && flags.limits === 'device') {
+  if ((flags.target === 'wgsl' || flags.target === 'ts') && flags.limits === 'device') {
     const backend = await openBackend('webgpu');
     limits = backend.limits();
     backend.dispose();
@@ -62,15 +64,22 @@ async function compileCommand(specPath: string, flags: CompileFlags): Promise<vo
   if (flags.dump === 'analysis') return void process.stdout.write(printProgram(lowered.program, lowered.analysis.classOf) + '\n');
   if (flags.target === 'flex') return writeFlex(text, block.name, lowered, flags);
   const kernel = renderKernel(text, block, lowered, {
-    target: flags.target, dtype: flags.dtype, headDim: flags.headDim, entry: flags.entry, limits, arch: flags.arch,
+    target: flags.target === 'ts' ? 'wgsl' : flags.target, dtype: flags.dtype, headDim: flags.headDim, entry: flags.entry, limits, arch: flags.arch,
   });
-  const ext = flags.target === 'wgsl' ? 'wgsl' : 'cu';
+  if (flags.target === 'ts') {
+    // The header's regeneration command: the file's base name only, in characters that cannot end a comment line.
+    const file = basename(specPath).replace(/[^\w.-]/g, '_');
+    const command = `npx attnc compile ${file} --target ts --dtype ${flags.dtype} --head-dim ${flags.headDim}${flags.entry ? ` --entry ${block.name}` : ''}${flags.limits === 'device' ? ' --limits device' : ''}`;
+    kernel.source = await renderTsModule(kernel, { command });
+  }
+  const ext = { wgsl: 'wgsl', cuda: 'cu', ts: 'ts' }[flags.target];
   if (flags.out) {
     mkdirSync(flags.out, { recursive: true });
     const base = `${block.name}.${flags.dtype}.d${flags.headDim}`;
     writeFileSync(join(flags.out, `${base}.${ext}`), kernel.source);
-    writeFileSync(join(flags.out, `${base}.manifest.json`), JSON.stringify(kernel.manifest, null, 2) + '\n');
-    if (!flags.json) process.stdout.write(`wrote ${join(flags.out, `${base}.${ext}`)} and ${base}.manifest.json\n`);
+    // The ts module embeds its manifest.
+    if (flags.target !== 'ts') writeFileSync(join(flags.out, `${base}.manifest.json`), JSON.stringify(kernel.manifest, null, 2) + '\n');
+    if (!flags.json) process.stdout.write(`wrote ${join(flags.out, `${base}.${ext}`)}${flags.target === 'ts' ? '' : ` and ${base}.manifest.json`}\n`);
     if (flags.cubin) {
       const cubin = join(flags.out, `${base}.${flags.cubin}.cubin`);
       buildCubin(join(flags.out, `${base}.${ext}`), cubin, flags.cubin);

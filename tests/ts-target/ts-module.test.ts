@@ -1,0 +1,160 @@
+// The `ts` target: every example's module type-checks under `strict` against
+// the WebGPU types alone, runs on the WebGPU adapter (lavapipe in CI) through
+// its own exported class, and matches the float64 reference; golden files for
+// two of them; its errors are the ones it documents.
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { Project, ts } from 'ts-morph';
+import { afterAll, describe, expect, it } from 'vitest';
+import { renderTsModule, pascalCase } from '../../src/compiler/render/ts-module.ts';
+import { renderWgsl } from '../../src/compiler/render/wgsl.ts';
+import { DEFAULT_WEBGPU_LIMITS } from '../../src/runtime/device.ts';
+import { nodeGpu } from '../../src/runtime/webgpu-node.ts';
+import { referenceAttention } from '../../src/runtime/reference.ts';
+import { compareOutputs, TOLERANCE, withinTolerance } from '../../src/runtime/compare.ts';
+import { defaultTables, randomInputs } from '../../src/runtime/random.ts';
+import { roundThrough } from '../../src/runtime/half.ts';
+import { loadExample, TEST_PARAMS, type Example } from '../diff/wgsl-harness.ts';
+import { expectGolden } from '../golden-file.ts';
+
+const EXAMPLES = join(import.meta.dirname, '../../examples');
+const OUT = join(import.meta.dirname, 'generated');  // git-ignored
+const examples = readdirSync(EXAMPLES).filter((f) => f.endsWith('.attn')).sort().map((f) => loadExample(join(EXAMPLES, f)));
+
+async function moduleFor(ex: Example, dtype: 'f32' | 'f16', D: number): Promise<string> {
+  const kernel = renderWgsl(ex.lowered, { dtype, headDim: D, limits: DEFAULT_WEBGPU_LIMITS, hash: `test-${ex.name}`, version: 'test' });
+  return renderTsModule(kernel, { command: `npx attnc compile ${ex.name}.attn --target ts --dtype ${dtype} --head-dim ${D}` });
+}
+
+// One f32 module per example at D = 32 (lavapipe compiles a kernel in seconds), f16 for two.
+const F16 = new Set(['alibi', 'document']);
+const modules = new Map<string, string>();
+mkdirSync(OUT, { recursive: true });
+for (const ex of examples) {
+  for (const dtype of F16.has(ex.name) ? ['f32', 'f16'] as const : ['f32'] as const) {
+    const path = join(OUT, `${ex.name}.${dtype}.ts`);
+    const source = await moduleFor(ex, dtype, 32);
+    writeFileSync(path, source);
+    modules.set(`${ex.name}.${dtype}`, path);
+  }
+}
+
+describe('ts target: the modules', () => {
+  // Two set-ups users have: a browser project (TypeScript's DOM library, which declares WebGPU), and
+  // a Node project with @webgpu/types and no DOM library (as this repository is).
+  const setups = {
+    'lib.dom': { lib: ['lib.es2022.d.ts', 'lib.dom.d.ts'], extra: [] as string[] },
+    '@webgpu/types without the DOM': { lib: ['lib.es2022.d.ts'], extra: [createRequire(import.meta.url).resolve('@webgpu/types/dist/index.d.ts')] },
+  };
+  for (const [what, setup] of Object.entries(setups)) {
+    it(`type-check under strict (${what})`, () => {
+      const project = new Project({
+        compilerOptions: { strict: true, noEmit: true, noUnusedLocals: true, noUnusedParameters: true, skipLibCheck: true, target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext, lib: setup.lib, types: [] },
+        skipAddingFilesFromTsConfig: true,
+      });
+      for (const path of [...setup.extra, ...modules.values()]) project.addSourceFileAtPath(path);
+      const messages = project.getPreEmitDiagnostics().map((d) => `${d.getSourceFile()?.getBaseName()}:${d.getLineNumber()}: ${ts.flattenDiagnosticMessageText(d.getMessageText() as string | ts.DiagnosticMessageChain, ' ')}`);
+      expect(messages).toEqual([]);
+    });
+  }
+
+  it('are golden for scale_invariant (params) and document (a table, f16)', async () => {
+    const byName = new Map(examples.map((e) => [e.name, e]));
+    expectGolden(join(import.meta.dirname, '../golden/ts/scale_invariant.f32.d64.ts'), await moduleFor(byName.get('scale_invariant')!, 'f32', 64));
+    expectGolden(join(import.meta.dirname, '../golden/ts/document.f16.d64.ts'), await moduleFor(byName.get('document')!, 'f16', 64));
+  });
+
+  it('embed the WGSL source exactly, readable line for line', async () => {
+    const ex = examples.find((e) => e.name === 'softcap')!;
+    const kernel = renderWgsl(ex.lowered, { dtype: 'f32', headDim: 32, limits: DEFAULT_WEBGPU_LIMITS, hash: `test-${ex.name}`, version: 'test' });
+    const mod = await import(modules.get('softcap.f32')!);
+    expect(mod.WGSL).toBe(kernel.source);
+    expect(mod.MANIFEST.spec).toBe('softcap');
+    expect(readFileSync(modules.get('softcap.f32')!, 'utf8')).toContain('\nfn attend(');
+  });
+
+  it('name their classes after the spec', () => {
+    expect(pascalCase('scale_invariant')).toBe('ScaleInvariant');
+    expect(pascalCase('_x__y')).toBe('XY');
+    expect(pascalCase('_9')).toBe('Spec9');
+  });
+});
+
+const adapter = await nodeGpu().requestAdapter().catch(() => null);
+const device = adapter ? await adapter.requestDevice() : null;
+if (!device) console.warn('tests/ts-target/ts-module.test.ts: the GPU runs are skipped: no WebGPU adapter');
+afterAll(() => device?.destroy());
+const gpu = device ? describe : describe.skip;
+
+interface Shape { B: number; Hq: number; Hkv: number; Nq: number; Nk: number }
+const SHAPES: Shape[] = [
+  { B: 1, Hq: 2, Hkv: 1, Nq: 17, Nk: 300 },   // GQA, q_len < kv_len, not multiples of the tiles
+  { B: 2, Hq: 2, Hkv: 2, Nq: 70, Nk: 70 },
+];
+
+gpu('ts target: the modules run on WebGPU and match the float64 reference', () => {
+  for (const [id, path] of modules) {
+    const [name, dtype] = id.split('.') as [string, 'f32' | 'f16'];
+    const ex = examples.find((e) => e.name === name)!;
+    it(`${id}`, async () => {
+      const mod = await import(path);
+      const Kernel = mod[`${pascalCase(name)}Attention`];
+      const kernel = await Kernel.create(device!);
+      for (const [i, s] of SHAPES.entries()) {
+        const shape = { ...s, D: 32 };
+        let { q, k, v } = randomInputs(shape, 7 + i);
+        if (dtype === 'f16') [q, k, v] = [q, k, v].map((x) => roundThrough('f16', x));
+        const tables = defaultTables(ex.lowered.program.inputs, shape, 7 + i);
+        const params: Record<string, number> = {};
+        for (const p of ex.lowered.program.params) params[p.name] = TEST_PARAMS[p.name] ?? p.default;
+        const got = await (Object.keys(tables).length ? kernel.run({ q, k, v }, s, params, tables) : kernel.run({ q, k, v }, s, params));
+        const want = referenceAttention(ex.block, { ...shape, q, k, v, params, tables });
+        const c = compareOutputs(got, want, shape);
+        expect(withinTolerance(c, TOLERANCE[dtype]), `${id} ${JSON.stringify(s)}: max|dO| ${c.maxAbsErrO}, max|dLSE| ${c.maxAbsErrLse}`).toBe(true);
+      }
+    });
+  }
+
+  it('refuses bad calls with the errors it documents', async () => {
+    const mod = await import(modules.get('document.f32')!);
+    const kernel = await mod.DocumentAttention.create(device!);
+    const s = { B: 1, Hq: 2, Hkv: 1, Nq: 4, Nk: 4 };
+    const x = new Float32Array(2 * 4 * 32), kv = new Float32Array(4 * 32);
+    const doc = new Int32Array(4);
+    await expect(kernel.run({ q: x, k: kv, v: kv }, { ...s, Hkv: 3 }, {}, { doc })).rejects.toThrow(/Hq \(2\) must be a multiple of Hkv \(3\)/);
+    await expect(kernel.run({ q: x, k: kv, v: kv }, { ...s, Nq: 0 }, {}, { doc })).rejects.toThrow(/Nq must be a positive 32-bit integer/);
+    await expect(kernel.run({ q: kv, k: kv, v: kv }, s, {}, { doc })).rejects.toThrow(/Q must hold B\*Hq\*Nq\*32 = 256 values, got 128/);
+    await expect(kernel.run({ q: x, k: kv, v: kv }, s, {}, { doc: new Int32Array(3) })).rejects.toThrow(/table doc is i32\[kv_len\], so it needs 4 values, got 3/);
+    const sw = await (await import(modules.get('sliding_window.f32')!)).SlidingWindowAttention.create(device!);
+    await expect(sw.run({ q: x, k: kv, v: kv }, s, { window: 2.5 })).rejects.toThrow(/param window is an integer, got 2.5/);
+  });
+
+  it('bind() + encode() with the caller\'s buffers give what run() gives', async () => {
+    const mod = await import(modules.get('causal.f32')!);
+    const kernel = await mod.CausalAttention.create(device!);
+    const s = { B: 1, Hq: 2, Hkv: 2, Nq: 33, Nk: 33 };
+    const { q, k, v } = randomInputs({ ...s, D: 32 }, 3);
+    const viaRun = await kernel.run({ q, k, v }, s);
+    const sizes = mod.CausalAttention.byteSizes(s);
+    const d = device!;
+    const make = (data: Float32Array | null, bytes: number, usage: number) => {
+      const b = d.createBuffer({ size: bytes, usage });
+      if (data) d.queue.writeBuffer(b, 0, data.buffer, data.byteOffset, data.byteLength);
+      return b;
+    };
+    const S = GPUBufferUsage.STORAGE, C = GPUBufferUsage.COPY_DST;
+    const buffers = { q: make(q, sizes.q, S | C), k: make(k, sizes.k, S | C), v: make(v, sizes.v, S | C), o: make(null, sizes.o, S | GPUBufferUsage.COPY_SRC), lse: make(null, sizes.lse, S | GPUBufferUsage.COPY_SRC) };
+    const read = make(null, sizes.o, GPUBufferUsage.MAP_READ | C);
+    const call = kernel.bind(buffers, s);
+    expect(call.workgroups).toEqual([Math.ceil(33 / mod.MANIFEST.tile.bm), 2, 1]);
+    const enc = d.createCommandEncoder();
+    call.encode(enc);
+    enc.copyBufferToBuffer(buffers.o, 0, read, 0, sizes.o);
+    d.queue.submit([enc.finish()]);
+    await read.mapAsync(GPUMapMode.READ);
+    expect(Array.from(new Float32Array(read.getMappedRange()))).toEqual(Array.from(viaRun.o));
+    call.destroy();
+    for (const b of [...Object.values(buffers), read]) b.destroy();
+  });
+});
