@@ -5,7 +5,7 @@ import { basename, join } from 'node:path';
 import type { Command } from 'commander';
 import { artifactHash, lowerAndAnalyze, renderKernel, UsageError, type Target } from '../compiler/compile.ts';
 import { renderFlex } from '../compiler/render/flex.ts';
-import { renderTsModule } from '../compiler/render/ts-module.ts';
+import { emitJavaScript, renderTsModule } from '../compiler/render/ts-module.ts';
 import { printBlock } from '../compiler/syntax/print.ts';
 import { printProgram } from '../compiler/ir/print.ts';
 import { VERSION } from '../version.ts';
@@ -77,9 +77,16 @@ async function compileCommand(specPath: string, flags: CompileFlags): Promise<vo
     mkdirSync(flags.out, { recursive: true });
     const base = `${block.name}.${flags.dtype}.d${flags.headDim}`;
     writeFileSync(join(flags.out, `${base}.${ext}`), kernel.source);
-    // The ts module embeds its manifest.
-    if (flags.target !== 'ts') writeFileSync(join(flags.out, `${base}.manifest.json`), JSON.stringify(kernel.manifest, null, 2) + '\n');
-    if (!flags.json) process.stdout.write(`wrote ${join(flags.out, `${base}.${ext}`)}${flags.target === 'ts' ? '' : ` and ${base}.manifest.json`}\n`);
+    if (flags.target === 'ts') {
+      // The module embeds its manifest; the JavaScript and its declarations serve pages without a TypeScript tool chain.
+      const { js, dts } = await emitJavaScript(kernel.source, base);
+      writeFileSync(join(flags.out, `${base}.js`), js);
+      writeFileSync(join(flags.out, `${base}.d.ts`), dts);
+      if (!flags.json) process.stdout.write(`wrote ${join(flags.out, `${base}.ts`)}, ${base}.js and ${base}.d.ts\n`);
+    } else {
+      writeFileSync(join(flags.out, `${base}.manifest.json`), JSON.stringify(kernel.manifest, null, 2) + '\n');
+      if (!flags.json) process.stdout.write(`wrote ${join(flags.out, `${base}.${ext}`)} and ${base}.manifest.json\n`);
+    }
     if (flags.cubin) {
       const cubin = join(flags.out, `${base}.${flags.cubin}.cubin`);
       buildCubin(join(flags.out, `${base}.${ext}`), cubin, flags.cubin);

@@ -1,5 +1,5 @@
 // `attnc compile --target ts`: writes one self-contained module (its manifest
-// inside), prints it without -o, refuses bf16 in one line, and a spec path that
+// inside) with its JavaScript and declarations, prints it without -o, refuses bf16 in one line, and a spec path that
 // could break out of the header comment never reaches the module.
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -13,11 +13,13 @@ const attnc = (...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'bi
 const dir = mkdtempSync(join(tmpdir(), 'attnc-ts-cli-'));
 
 describe('attnc compile --target ts', () => {
-  it('writes <spec>.<dtype>.d<D>.ts and nothing else', () => {
+  it('writes <spec>.<dtype>.d<D>.ts, and .js + .d.ts beside it', () => {
     const r = attnc('examples/alibi.attn', '--target', 'ts', '--dtype', 'f16', '--head-dim', '32', '-o', dir);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
-    expect(r.stdout.trim()).toBe(`wrote ${join(dir, 'alibi.f16.d32.ts')}`);
+    expect(r.stdout.trim()).toBe(`wrote ${join(dir, 'alibi.f16.d32.ts')}, alibi.f16.d32.js and alibi.f16.d32.d.ts`);
+    expect(readFileSync(join(dir, 'alibi.f16.d32.d.ts'), 'utf8')).toContain('export declare class AlibiAttention {');
+    expect(readFileSync(join(dir, 'alibi.f16.d32.js'), 'utf8')).toContain('export class AlibiAttention {');
     const text = readFileSync(join(dir, 'alibi.f16.d32.ts'), 'utf8');
     expect(text).toContain('export class AlibiAttention {');
     expect(text).toContain('//   npx attnc compile alibi.attn --target ts --dtype f16 --head-dim 32\n');

@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { Project, ts } from 'ts-morph';
 import { afterAll, describe, expect, it } from 'vitest';
-import { renderTsModule, pascalCase } from '../../src/compiler/render/ts-module.ts';
+import { emitJavaScript, renderTsModule, pascalCase } from '../../src/compiler/render/ts-module.ts';
 import { renderWgsl } from '../../src/compiler/render/wgsl.ts';
 import { DEFAULT_WEBGPU_LIMITS } from '../../src/runtime/device.ts';
 import { nodeGpu } from '../../src/runtime/webgpu-node.ts';
@@ -128,6 +128,22 @@ gpu('ts target: the modules run on WebGPU and match the float64 reference', () =
     await expect(kernel.run({ q: x, k: kv, v: kv }, s, {}, { doc: new Int32Array(3) })).rejects.toThrow(/table doc is i32\[kv_len\], so it needs 4 values, got 3/);
     const sw = await (await import(modules.get('sliding_window.f32')!)).SlidingWindowAttention.create(device!);
     await expect(sw.run({ q: x, k: kv, v: kv }, s, { window: 2.5 })).rejects.toThrow(/param window is an integer, got 2.5/);
+  });
+
+  it('the emitted JavaScript runs as well (f16 document, as a plain ES module)', async () => {
+    const ex = examples.find((e) => e.name === 'document')!;
+    const { js } = await emitJavaScript(readFileSync(modules.get('document.f16')!, 'utf8'), 'document.f16');
+    const path = join(OUT, 'document.f16.plain.js');
+    writeFileSync(path, js);
+    const mod = await import(path);
+    const kernel = await mod.DocumentAttention.create(device!);
+    const s = { B: 1, Hq: 2, Hkv: 1, Nq: 40, Nk: 90 }, shape = { ...s, D: 32 };
+    const { q, k, v } = randomInputs(shape, 5);
+    const [qh, kh, vh] = [q, k, v].map((x) => roundThrough('f16', x));
+    const tables = defaultTables(ex.lowered.program.inputs, shape, 5);
+    const got = await kernel.run({ q: qh, k: kh, v: vh }, s, {}, tables);
+    const c = compareOutputs(got, referenceAttention(ex.block, { ...shape, q: qh, k: kh, v: vh, params: {}, tables }), shape);
+    expect(withinTolerance(c, TOLERANCE.f16), `max|dO| ${c.maxAbsErrO}`).toBe(true);
   });
 
   it('bind() + encode() with the caller\'s buffers give what run() gives', async () => {

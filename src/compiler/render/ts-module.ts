@@ -312,3 +312,23 @@ export async function renderTsModule(kernel: CompiledKernel, opts: TsModuleOptio
   file.formatText({ indentSize: 2, convertTabsToSpaces: true });
   return file.getFullText();
 }
+
+/**
+ * The module as plain JavaScript (ES2022 modules) and its declarations, for a web
+ * page without a TypeScript tool chain (`<script type="module">`).
+ */
+export async function emitJavaScript(tsSource: string, baseName: string): Promise<{ js: string; dts: string }> {
+  const { Project, ts } = await import('ts-morph');
+  const project = new Project({
+    useInMemoryFileSystem: true,
+    compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext, declaration: true, strict: true, removeComments: false, lib: ['lib.es2022.d.ts', 'lib.dom.d.ts'] },
+  });
+  project.createSourceFile(`/${baseName}.ts`, tsSource);
+  const out = project.emitToMemory();
+  const text = (ext: string) => {
+    const f = out.getFiles().find((x) => x.filePath.endsWith(`${baseName}${ext}`));
+    if (!f) throw new Error(`internal error: no ${ext} emitted for ${baseName}`);
+    return f.text;
+  };
+  return { js: text('.js'), dts: text('.d.ts') };
+}
