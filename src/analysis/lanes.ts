@@ -13,6 +13,7 @@
 import { applyOp } from '../compiler/ir/eval.ts';
 import { topoOrder, type Node } from '../compiler/ir/nodes.ts';
 import { vecOp, type VecOp } from './vecops.ts';
+import { own } from '../runtime/own.ts';
 
 export type LaneValue = Float64Array | number;
 
@@ -49,14 +50,14 @@ export function evalLanes(roots: readonly Node[], env: LaneEnv): Map<Node, Float
     const out = new Float64Array(n);
     const argv = node.args.map((a) => values.get(a)!);
     if (node.op === 'load') {
-      const table = env.tables[node.name!];
+      const table = own(env.tables, node.name!);
       if (!table) throw new Error(`internal error: analyze has no table '${node.name}'`);
       const idx = argv[0];
       const last = table.length - 1;
       // Index clamped to the table, as the DSL says; an empty table reads 0.
       for (let i = 0; i < n; i++) out[i] = last < 0 ? 0 : table[Math.max(0, Math.min(last, idx[i]))];
     } else if (node.op === 'load_min' || node.op === 'load_max') {
-      const table = env.tables[node.name!];
+      const table = own(env.tables, node.name!);
       if (!table) throw new Error(`internal error: analyze has no table '${node.name}'`);
       const [lo, hi] = argv;
       const last = table.length - 1;

@@ -14,6 +14,7 @@ import type { Node } from '../compiler/ir/nodes.ts';
 import { lowerAndAnalyze, UsageError } from '../compiler/compile.ts';
 import { lowerBlock } from '../compiler/passes/lower.ts';
 import { dependsOnDot, evalLanes, type LaneValue } from './lanes.ts';
+import { nameRecord, own } from '../runtime/own.ts';
 
 export const HEAD_DIM = 64;
 /** Heads assumed when a `heads` table gets its default (ALiBi-style slopes for 8 heads). */
@@ -54,7 +55,7 @@ export class SpecModel {
     this.params = resolveParams(program, opts.params ?? {});
     this.tables = opts.tables ?? {};
     for (const input of program.inputs) {
-      if (!this.tables[input.name]) throw new UsageError(`input '${input.name}' (${input.elem}[${input.axis}]) is missing: pass --input ${input.name}=FILE.npy`);
+      if (!own(this.tables, input.name)) throw new UsageError(`input '${input.name}' (${input.elem}[${input.axis}]) is missing: pass --input ${input.name}=FILE.npy`);
     }
     // Dropping every `score =` leaves `score` = dot*scale with the spec's own
     // `scale =` (or the default), so that program's logit at dot = 1 is the scale.
@@ -75,7 +76,7 @@ export class SpecModel {
     return (node: Node): LaneValue => {
       switch (node.op) {
         case 'const': return Number(node.value);
-        case 'param': return this.params[node.name!];
+        case 'param': return own(this.params, node.name!)!;
         case 'dot':
           if (!dot) throw new Error('internal error: analyze evaluated the score without samples');
           return dot;
@@ -179,9 +180,9 @@ function resolveParams(program: AttentionProgram, given: Record<string, number>)
   for (const name of Object.keys(given)) {
     if (!known.has(name)) throw new UsageError(`spec '${program.name}' has no param '${name}' (params: ${[...known].join(', ') || 'none'})`);
   }
-  const out: Record<string, number> = {};
+  const out = nameRecord<number>();
   for (const p of program.params) {
-    const v = given[p.name] ?? p.default;
+    const v = own(given, p.name) ?? p.default;
     if (p.type === 'i32' && !Number.isInteger(v)) throw new UsageError(`param '${p.name}' is i32: ${v} is not an integer`);
     out[p.name] = v;
   }

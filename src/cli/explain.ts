@@ -6,6 +6,7 @@ import type { StorageDType } from '../compiler/manifest.ts';
 import { DEFAULT_WEBGPU_LIMITS } from '../runtime/device.ts';
 import { explain, explainJson } from '../compiler/explain.ts';
 import { BACKENDS, collectParam, DTYPES, loadSpec, parseChoice, parseIntArg, runCommand, type BackendName } from './common.ts';
+import { own } from '../runtime/own.ts';
 
 interface ExplainFlags {
   entry?: string;
@@ -42,7 +43,7 @@ function explainCommand(specPath: string, flags: ExplainFlags): void {
   const { text, block } = loadSpec(specPath, flags.entry);
   const lowered = lowerAndAnalyze(block);
   const { program, analysis } = lowered;
-  const params = Object.fromEntries(program.params.map((p) => [p.name, flags.param[p.name] ?? p.default]));
+  const params = Object.fromEntries(program.params.map((p) => [p.name, own(flags.param, p.name) ?? p.default]));
   let tile = { bm: flags.tile ?? 64, bn: flags.tile ?? 64 };
   if (flags.backend) {
     // The tiling the backend's kernel really uses (rendering needs no device).

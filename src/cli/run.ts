@@ -6,6 +6,7 @@ import { lowerAndAnalyze, UsageError } from '../compiler/compile.ts';
 import type { StorageDType } from '../compiler/manifest.ts';
 import { readNpy, toFloat32, toInt32, writeNpy } from '../runtime/npy.ts';
 import { completeCall, runKernel, runReference } from '../runtime/execute.ts';
+import { nameRecord } from '../runtime/own.ts';
 import {
   BACKENDS, checkDtype, collectInput, collectParam, DTYPES, loadSpec, openBackend, parseChoice, readBytes, runCommand,
   type BackendName,
@@ -69,7 +70,7 @@ async function runCommandBody(specPath: string, flags: RunFlags): Promise<void> 
   if (Dk !== D) throw new UsageError(`Q has head dim ${D} but K has ${Dk}`);
   if (Hq % Hkv !== 0) throw new UsageError(`Q has ${Hq} heads, not a multiple of K's ${Hkv}`);
   const lowered = lowerAndAnalyze(block);
-  const tables: Record<string, Int32Array | Float32Array> = {};
+  const tables = nameRecord<Int32Array | Float32Array>();
   for (const [name, path] of Object.entries(flags.input)) tables[name] = readTable(path, name);
   const call = completeCall(lowered, { B, Hq, Hkv, Nq, Nk, D, q: q.data, k: k.data, v: v.data, params: flags.param, tables });
 

@@ -15,6 +15,7 @@ import { topoOrder } from './ir/nodes.ts';
 import { exprString, printNodes } from './ir/print.ts';
 import type { Analysis, AttentionProgram } from './ir/program.ts';
 import { classifyTile, type TileClass } from './passes/mask-intervals.ts';
+import { own } from '../runtime/own.ts';
 
 export interface ExplainOptions {
   tile?: { bm: number; bn: number };
@@ -48,7 +49,7 @@ const CHAR: Record<TileClass, string> = { all: '#', none: '.', partial: '~' };
 export function tileMap(program: AttentionProgram, analysis: Analysis, opts: ExplainOptions = {}): TileMap {
   const { bm, bn } = opts.tile ?? { bm: 64, bn: 64 };
   const q_len = opts.sample?.q_len ?? 512, kv_len = opts.sample?.kv_len ?? 512;
-  const params = Object.fromEntries(program.params.map((p) => [p.name, opts.sample?.params?.[p.name] ?? p.default]));
+  const params = Object.fromEntries(program.params.map((p) => [p.name, (opts.sample?.params && own(opts.sample.params, p.name)) ?? p.default]));
   const offset = kv_len - q_len; // q_idx = row + (kv_len - q_len)
   const base = { head: 0, batch: 0, q_len, kv_len, head_dim: opts.sample?.head_dim ?? 64 };
   const tables = opts.sample?.tables ?? defaultTables(program.inputs, { B: 1, Hq: 1, Nq: q_len, Nk: kv_len }, 0);

@@ -10,6 +10,7 @@ import { randomInputs, subSeed } from '../runtime/random.ts';
 import { roundThrough } from '../runtime/half.ts';
 import { makeRng, weighted, type Rng } from './rng.ts';
 import type { DiffSpec, ParamDecl, TableDecl } from './diff-gen.ts';
+import { nameRecord, own } from '../runtime/own.ts';
 
 export interface DiffCase {
   shape: AttentionShape;
@@ -36,7 +37,7 @@ export function randomShape(r: Rng, D: number, maxLen: number, maxWork: number):
 }
 
 export function randomParams(r: Rng, params: ParamDecl[]): Record<string, number> {
-  const out: Record<string, number> = {};
+  const out = nameRecord<number>();
   for (const p of params) {
     if (r.chance(0.3)) continue; // the default
     out[p.name] = p.type === 'i32' ? r.int(p.lo, p.hi) : Math.fround(p.lo + (p.hi - p.lo) * r.next());
@@ -77,8 +78,8 @@ export async function runCase(backend: Backend, c: Compiled, dc: DiffCase): Prom
   if (dc.qScale !== 1) q = q.map((x) => Math.fround(x * dc.qScale));
   // The kernel sees the inputs rounded to its storage dtype; so does the reference.
   if (dtype !== 'f32') [q, k, v] = [q, k, v].map((x) => roundThrough(dtype, x));
-  const params: Record<string, number> = {};
-  for (const p of c.spec.params) params[p.name] = dc.params[p.name] ?? p.def;
+  const params = nameRecord<number>();
+  for (const p of c.spec.params) params[p.name] = own(dc.params, p.name) ?? p.def;
   const call: AttentionCall = { ...shape, q, k, v, params, tables: makeTables(c.spec.tables, shape, dc.seed) };
   const codegen = backend.codegen();
   const key = `${JSON.stringify(codegen)}/${dtype}/${shape.D}`;

@@ -15,6 +15,7 @@ import type { CudaArg } from '../compiler/render/cuda.ts';
 import { DeviceError, NoDeviceError, type AttentionCall, type AttentionResult, type Backend, type Codegen, type DeviceLimits } from './device.ts';
 import { check, checkNvrtc, loadCudaLibs, type CudaLibs } from './cuda-ffi.ts';
 import { fromBf16Array, fromF16Array, toBf16Array, toF16Array } from './half.ts';
+import { own } from './own.ts';
 
 const ATTR = { maxThreadsPerBlock: 1, maxBlockDimX: 2, maxGridDimY: 6, smCount: 16, ccMajor: 75, ccMinor: 76, smemOptin: 97 };
 const FUNC_ATTR_MAX_DYNAMIC_SMEM = 8;
@@ -155,11 +156,11 @@ export class CudaBackend implements Backend {
         if (a.role === 'tensor') buf.writeBigUInt64LE(BigInt(ptrs[a.name]));
         else if (a.role === 'size') buf.writeInt32LE(sizes[a.name]);
         else if (a.role === 'param') {
-          const v = call.params[a.name];
+          const v = own(call.params, a.name);
           if (v === undefined) throw new DeviceError('ATTNC_MISSING_PARAM', `param '${a.name}' has no value`);
           if (a.kind === 'i32') buf.writeInt32LE(v | 0); else buf.writeFloatLE(v);
         } else {
-          const t = call.tables[a.name];
+          const t = own(call.tables, a.name);
           if (!t) throw new DeviceError('ATTNC_MISSING_INPUT', `table '${a.name}' was not given`);
           const data = a.elem === 'i32' ? Int32Array.from(t) : Float32Array.from(t);
           buf.writeBigUInt64LE(BigInt(upload(data)));

@@ -6,6 +6,7 @@ import type { StorageDType } from '../compiler/manifest.ts';
 import { renderKernel, UsageError } from '../compiler/compile.ts';
 import { referenceAttention } from './reference.ts';
 import type { AttentionCall, AttentionResult, Backend } from './device.ts';
+import { nameRecord, own } from './own.ts';
 
 const AXIS_SIZE = { heads: 'Hq', batch: 'B', q_len: 'Nq', kv_len: 'Nk' } as const;
 
@@ -16,9 +17,9 @@ export function completeCall(lowered: LoweredKernel, call: Omit<AttentionCall, '
   for (const name of Object.keys(call.params)) {
     if (!known.has(name)) throw new UsageError(`spec '${program.name}' has no param '${name}' (params: ${[...known].join(', ') || 'none'})`);
   }
-  const params: Record<string, number> = {};
+  const params = nameRecord<number>();
   for (const p of program.params) {
-    const v = call.params[p.name] ?? p.default;
+    const v = own(call.params, p.name) ?? p.default;
     if (p.type === 'i32' && (!Number.isInteger(v) || v < -2147483648 || v > 2147483647)) {
       throw new UsageError(`param '${p.name}' is i32: ${v} is not a 32-bit integer`);
     }
@@ -29,7 +30,7 @@ export function completeCall(lowered: LoweredKernel, call: Omit<AttentionCall, '
     if (!tableNames.has(name)) throw new UsageError(`spec '${program.name}' has no input '${name}' (inputs: ${[...tableNames].join(', ') || 'none'})`);
   }
   for (const input of program.inputs) {
-    const table = call.tables[input.name];
+    const table = own(call.tables, input.name);
     if (!table) throw new UsageError(`input '${input.name}' (${input.elem}[${input.axis}]) is missing: pass --input ${input.name}=FILE.npy`);
     const want = call[AXIS_SIZE[input.axis]];
     if (table.length !== want) throw new UsageError(`input '${input.name}' is ${input.elem}[${input.axis}] so it needs ${want} values, got ${table.length}`);

@@ -7,6 +7,7 @@
 import type { AttentionBlock, BinaryOp, Expr, Stmt, TableAxis, ValueType } from '../compiler/syntax/ast.ts';
 import { BUILTIN_TYPES, FUNCTION_ARITY, assertNever } from '../compiler/syntax/ast.ts';
 import { binaryType, callType, ifType, unaryType } from '../compiler/syntax/typing.ts';
+import { own } from './own.ts';
 
 export type Table = Int32Array | Float32Array | Float64Array;
 export const enum Cls { PerHead = 0, PerRow = 1, PerPair = 2 }
@@ -329,7 +330,7 @@ export function bindParams(cb: CompiledBlock, c: Ctx, given: Record<string, numb
   }
   bump(c, Cls.PerHead);
   cb.params.forEach((p, i) => {
-    let v = given[p.name];
+    let v = own(given, p.name);
     if (v === undefined) v = p.default(c);
     else if (p.type === 'i32' && !Number.isInteger(v)) throw new Error(`${who}: param '${p.name}' is i32 but was given ${v}`);
     c.params[i] = p.type === 'i32' ? v | 0 : v;
@@ -342,7 +343,7 @@ const AXIS_SIZE: Record<TableAxis, (s: { B: number; Hq: number; Nq: number; Nk: 
 
 export function bindTables(cb: CompiledBlock, c: Ctx, given: Record<string, Table>, sizes: { B: number; Hq: number; Nq: number; Nk: number } | null, who: string): void {
   c.tables = cb.tables.map((t) => {
-    const arr = given[t.name];
+    const arr = own(given, t.name);
     if (!arr) throw new Error(`${who}: missing table '${t.name}' (${t.elem}[${t.axis}])`);
     if (t.elem === 'i32' && !(arr instanceof Int32Array)) throw new Error(`${who}: table '${t.name}' is i32 but was given a ${arr.constructor.name}`);
     if (arr.length === 0) throw new Error(`${who}: table '${t.name}' is empty`);

@@ -6,6 +6,7 @@ import type { CompiledKernel, StorageDType } from '../compiler/manifest.ts';
 import type { WgslAbi } from '../compiler/render/wgsl-abi.ts';
 import { DeviceError, NoDeviceError, type AttentionCall, type AttentionResult, type Backend, type Codegen, type DeviceLimits } from './device.ts';
 import { fromF16Array, toF16Array } from './half.ts';
+import { own } from './own.ts';
 
 export interface OpenWebGpuOptions {
   adapter?: GPUAdapter;
@@ -114,7 +115,7 @@ class WebGpuBackend implements Backend {
       const lseBytes = call.B * call.Hq * call.Nq * 4;
 
       for (const b of abi.bindings) {
-        if (b.role === 'table' && !call.tables[b.name!]) throw new DeviceError('MissingInput', `table input '${b.name}' was not given`);
+        if (b.role === 'table' && !own(call.tables, b.name!)) throw new DeviceError('MissingInput', `table input '${b.name}' was not given`);
       }
       const [oRead, lseRead] = await withScopes(d, 'dispatch', async () => {
       const byRole: Record<string, GPUBuffer> = {
@@ -129,7 +130,7 @@ class WebGpuBackend implements Backend {
       const entries: GPUBindGroupEntry[] = abi.bindings.map((b) => {
         let buf = byRole[b.role];
         if (b.role === 'table') {
-          const t = call.tables[b.name!];
+          const t = own(call.tables, b.name!)!;
           buf = input(`table ${b.name}`, b.elem === 'i32' ? Int32Array.from(t) : Float32Array.from(t));
         }
         return { binding: b.binding, resource: { buffer: buf } };
@@ -256,7 +257,7 @@ function uniformBytes(abi: WgslAbi, c: AttentionCall): ArrayBuffer {
   const bytes = new ArrayBuffer(abi.uniform.size);
   const view = new DataView(bytes);
   for (const f of abi.uniform.fields) {
-    const value = 'size' in f.source ? c[f.source.size] : c.params[f.source.param];
+    const value = 'size' in f.source ? c[f.source.size] : own(c.params, f.source.param);
     if (value === undefined || !Number.isFinite(value) && f.type === 'i32') {
       throw new DeviceError('InvalidCall', `param ${'param' in f.source ? `'${f.source.param}'` : f.member} has no usable value`);
     }

@@ -11,6 +11,9 @@ import { frontEnd, lowerAndAnalyze, renderKernel } from '../../src/compiler/comp
 import { renderFlex } from '../../src/compiler/render/flex.ts';
 import { FUZZ_LIMITS } from '../../src/fuzz/front.ts';
 import { findNvcc } from '../../src/cli/cubin.ts';
+import { completeCall } from '../../src/runtime/execute.ts';
+import { referenceAttention } from '../../src/runtime/reference.ts';
+import { randomInputs } from '../../src/runtime/random.ts';
 
 const nvcc = findNvcc();
 
@@ -117,4 +120,42 @@ describe('generated-code safety', () => {
       expect(r.status, r.stderr).toBe(0);
     }
   }, 120_000);
+});
+
+// Names JavaScript objects answer from Object.prototype (or cannot hold at all:
+// `__proto__`), as params, tables and lets: the runtime's records and lookups
+// treat them as ordinary names (src/runtime/own.ts).
+describe('names of Object.prototype members', () => {
+  const text = [
+    'attention proto_names {',
+    '  param constructor = 0.5',
+    '  param __proto__: i32 = 3',
+    '  input toString: f32[kv_len]',
+    '  let valueOf = q_idx - kv_idx',
+    '  score = score * constructor + toString[kv_idx]',
+    '  mask valueOf >= 0 && valueOf < __proto__ * 5',
+    '}',
+  ].join('\n');
+  const fe = frontEnd('proto.attn', text);
+  if (!fe.ok) throw new Error(fe.diagnostics.map((d) => d.message).join('; '));
+  const lowered = lowerAndAnalyze(fe.block);
+  const shape = { B: 1, Hq: 1, Hkv: 1, Nq: 9, Nk: 12, D: 8 };
+  const { q, k, v } = randomInputs(shape, 2);
+  const tables = { ['toString']: Float32Array.from({ length: 12 }, (_, i) => i / 10) };
+
+  it('take their defaults when not given, and given values when given', () => {
+    const dflt = completeCall(lowered, { ...shape, q, k, v, params: {}, tables });
+    expect([dflt.params['constructor'], dflt.params['__proto__']]).toEqual([0.5, 3]);
+    const given = completeCall(lowered, { ...shape, q, k, v, params: { ['__proto__']: 1, ['constructor']: 2 }, tables });
+    expect([given.params['constructor'], given.params['__proto__']]).toEqual([2, 1]);
+  });
+
+  it('run on the float64 reference, and the mask reads the given __proto__', () => {
+    const call = completeCall(lowered, { ...shape, q, k, v, params: { ['__proto__']: 1 }, tables });
+    const r = referenceAttention(fe.block, call);
+    // With __proto__ = 1 a row keeps keys at distances 0..4 only: row 0 of 9 (q_idx 3) keeps kv 0..3.
+    expect(r.lse.every((x) => Number.isFinite(x))).toBe(true);
+    const wide = referenceAttention(fe.block, completeCall(lowered, { ...shape, q, k, v, params: {}, tables }));
+    expect(Array.from(r.lse)).not.toEqual(Array.from(wide.lse));
+  });
 });

@@ -15,7 +15,7 @@ import { referenceAttention } from '../../src/runtime/reference.ts';
 import { compareOutputs, TOLERANCE, withinTolerance } from '../../src/runtime/compare.ts';
 import { defaultTables, randomInputs } from '../../src/runtime/random.ts';
 import { roundThrough } from '../../src/runtime/half.ts';
-import { loadExample, TEST_PARAMS, type Example } from '../diff/wgsl-harness.ts';
+import { loadExample, loadSpecText, TEST_PARAMS, type Example } from '../diff/wgsl-harness.ts';
 import { expectGolden } from '../golden-file.ts';
 
 const EXAMPLES = join(import.meta.dirname, '../../examples');
@@ -87,6 +87,22 @@ if (!device) console.warn('tests/ts-target/ts-module.test.ts: the GPU runs are s
 afterAll(() => device?.destroy());
 const gpu = device ? describe : describe.skip;
 
+// Names that mean something to JavaScript or to the module itself, as params (left at their
+// defaults: a plain `params[name]` would read Object.prototype's `constructor`, `toString`...),
+// tables and lets.
+const JS_NAMES = ['function', 'new', 'this', 'typeof', 'await', 'async', 'interface', 'enum', 'delete', 'instanceof', 'export', 'default', 'switch',
+  'constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf', 'WGSL', 'MANIFEST', 'USAGE', 'checkShape', 'u32', 'bitsOf', 'Object', 'Math'];
+function jsNamesSpec(): Example {
+  const lines: string[] = [];
+  JS_NAMES.forEach((n, i) => {
+    if (i % 3 === 0) lines.push(`param ${n} = ${(i + 1) / 4}`, `score = score + ${n} * 0.1`);
+    else if (i % 3 === 1) lines.push(`input ${n}: f32[kv_len]`, `score = score + ${n}[kv_idx]`);
+    else lines.push(`let ${n} = q_idx - kv_idx`, `mask ${n} >= ${-i}`);
+  });
+  const text = `attention js_names {\n${lines.map((l) => `  ${l}`).join('\n')}\n}\n`;
+  return loadSpecText('js_names.attn', text);
+}
+
 interface Shape { B: number; Hq: number; Hkv: number; Nq: number; Nk: number }
 const SHAPES: Shape[] = [
   { B: 1, Hq: 2, Hkv: 1, Nq: 17, Nk: 300 },   // GQA, q_len < kv_len, not multiples of the tiles
@@ -115,6 +131,28 @@ gpu('ts target: the modules run on WebGPU and match the float64 reference', () =
       }
     });
   }
+
+  it('a spec whose names are JavaScript keywords and built-ins: type-checks, and runs with its params at their defaults', async () => {
+    const ex = jsNamesSpec();
+    const path = join(OUT, 'js_names.f32.ts');
+    writeFileSync(path, await moduleFor(ex, 'f32', 32));
+    const project = new Project({ compilerOptions: { strict: true, noEmit: true, skipLibCheck: true, target: ts.ScriptTarget.ES2022, lib: ['lib.es2022.d.ts', 'lib.dom.d.ts'], types: [] }, skipAddingFilesFromTsConfig: true });
+    project.addSourceFileAtPath(path);
+    expect(project.getPreEmitDiagnostics().map((d) => ts.flattenDiagnosticMessageText(d.getMessageText() as string | ts.DiagnosticMessageChain, ' '))).toEqual([]);
+    const { JsNamesAttention } = await import(path);
+    // 5 + 9 storage buffers: more than a default device allows, which create() says in one sentence.
+    await expect(JsNamesAttention.create(device!)).rejects.toThrow(/binds 14 storage buffers \(Q, K, V, O, LSE and 9 tables\) and this device allows 8 per shader stage: request requiredLimits: \{ maxStorageBuffersPerShaderStage: 14 \}/);
+    const big = await (await nodeGpu().requestAdapter())!.requestDevice({ requiredLimits: { maxStorageBuffersPerShaderStage: 14 } });
+    const kernel = await JsNamesAttention.create(big);
+    const s = { B: 1, Hq: 2, Hkv: 1, Nq: 20, Nk: 50 }, shape = { ...s, D: 32 };
+    const { q, k, v } = randomInputs(shape, 11);
+    const tables = defaultTables(ex.lowered.program.inputs, shape, 11);
+    const defaults = Object.fromEntries(ex.lowered.program.params.map((p) => [p.name, p.default]));
+    const got = await kernel.run({ q, k, v }, s, {}, tables);
+    const c = compareOutputs(got, referenceAttention(ex.block, { ...shape, q, k, v, params: defaults, tables }), shape);
+    expect(withinTolerance(c, TOLERANCE.f32), `max|dO| ${c.maxAbsErrO} max|dLSE| ${c.maxAbsErrLse}`).toBe(true);
+    big.destroy();
+  });
 
   it('refuses bad calls with the errors it documents', async () => {
     const mod = await import(modules.get('document.f32')!);

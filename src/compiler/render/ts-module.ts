@@ -141,10 +141,11 @@ export async function renderTsModule(kernel: CompiledKernel, opts: TsModuleOptio
   const byRole: Record<string, string> = { uniform: 'uniforms', q: 'buffers.q', k: 'buffers.k', v: 'buffers.v', o: 'buffers.o', lse: 'buffers.lse' };
   const bindEntries = abi.bindings.map((b) => `{ binding: ${b.binding}, resource: { buffer: ${b.role === 'table' ? `tableBuffers[${key(b.name!)}]` : byRole[b.role]} } }`);
   const uniformWrites = abi.uniform.fields.map((f) => {
-    const value = 'size' in f.source ? (f.source.size === 'D' ? `${D}` : `shape.${f.source.size}`) : `p[${key(f.source.param)}] ?? ${m.params.find((p) => p.name === (f.source as { param: string }).param)!.default}`;
+    const source = f.source;
+    const value = 'size' in source ? (source.size === 'D' ? `${D}` : `shape.${source.size}`) : `values[${m.params.findIndex((p) => p.name === source.param)}]`;
     return `view.set${f.type === 'i32' ? 'Int32' : 'Float32'}(${f.offset}, ${value}, true);`;
   });
-  const i32Params = m.params.filter((p) => p.type === 'i32');
+  const numberText = (v: number) => (Object.is(v, -0) ? '-0' : String(v));
   const label = key(m.spec);
 
   file.addClass({
@@ -165,9 +166,12 @@ export async function renderTsModule(kernel: CompiledKernel, opts: TsModuleOptio
     methods: [
       {
         name: 'create', isStatic: true, isAsync: true, returnType: `Promise<${cls}>`,
-        docs: ['Compiles the kernel for `device`; throws with the WGSL compiler\'s messages if the device refuses it.'],
+        docs: [`Compiles the kernel for \`device\`; throws with the WGSL compiler's messages if the device refuses it.${5 + tables.length > 8 ? ` The device needs maxStorageBuffersPerShaderStage >= ${5 + tables.length} (the default is 8).` : ''}`],
         parameters: [{ name: 'device', type: 'GPUDevice' }],
         statements: [
+          ...(5 + tables.length > 8
+            ? [`if (device.limits.maxStorageBuffersPerShaderStage < ${5 + tables.length}) throw new Error(\`attention ${m.spec}: the kernel binds ${5 + tables.length} storage buffers (Q, K, V, O, LSE and ${tables.length} tables) and this device allows \${device.limits.maxStorageBuffersPerShaderStage} per shader stage: request requiredLimits: { maxStorageBuffersPerShaderStage: ${5 + tables.length} } (up to the adapter's limit) when creating the device\`);`]
+            : []),
           `const module = device.createShaderModule({ label: ${label}, code: WGSL });`,
           'const errors = (await module.getCompilationInfo()).messages.filter((msg) => msg.type === \'error\');',
           `if (errors.length) throw new Error(\`attention ${m.spec}: WGSL compilation failed: \${errors.map((e) => \`\${e.lineNum}:\${e.linePos} \${e.message}\`).join('; ')}\`);`,
@@ -196,14 +200,15 @@ export async function renderTsModule(kernel: CompiledKernel, opts: TsModuleOptio
         parameters: [
           { name: 'buffers', type: 'AttentionBuffers' },
           { name: 'shape', type: 'AttentionShape' },
-          { name: 'params', type: paramsType, initializer: '{}' },
+          { name: 'params', type: `${paramsType} | undefined`, initializer: 'undefined' },
           ...(tables.length ? [{ name: 'tableBuffers', type: tableBuffersType }] : []),
         ],
         returnType: 'BoundCall',
         statements: [
           `checkShape(shape, this.device.limits.maxComputeWorkgroupsPerDimension);`,
-          ...(m.params.length ? [`const p: ${paramsType} = params;`] : ['void params;']),
-          ...i32Params.map((pi) => `if (p[${key(pi.name)}] !== undefined && !Number.isInteger(p[${key(pi.name)}])) throw new RangeError(\`attention ${m.spec}: param ${pi.name} is an integer, got \${p[${key(pi.name)}]}\`);`),
+          ...(m.params.length
+            ? [`const values = [${m.params.map((pi) => `paramOr(params, ${key(pi.name)}, ${numberText(pi.default)}, ${pi.type === 'i32'})`).join(', ')}];`]
+            : ['void params;']),
           `const uniforms = this.device.createBuffer({ label: ${key(`${m.spec} uniforms`)}, size: ${abi.uniform.size}, usage: USAGE.UNIFORM | USAGE.COPY_DST });`,
           `const view = new DataView(new ArrayBuffer(${abi.uniform.size}));`,
           ...uniformWrites,
@@ -230,7 +235,7 @@ export async function renderTsModule(kernel: CompiledKernel, opts: TsModuleOptio
         parameters: [
           { name: 'inputs', type: '{ readonly q: Float32Array; readonly k: Float32Array; readonly v: Float32Array }' },
           { name: 'shape', type: 'AttentionShape' },
-          { name: 'params', type: paramsType, initializer: '{}' },
+          { name: 'params', type: `${paramsType} | undefined`, initializer: 'undefined' },
           ...(tables.length ? [{ name: 'tables', type: tablesType }] : []),
         ],
         returnType: 'Promise<{ o: Float32Array; lse: Float32Array }>',
@@ -298,6 +303,19 @@ export async function renderTsModule(kernel: CompiledKernel, opts: TsModuleOptio
     ],
   });
 
+  if (m.params.length) {
+    file.addFunction({
+      name: 'paramOr', returnType: 'number',
+      docs: ['A param\'s value: the caller\'s own property (never an inherited one such as `toString`), else the spec\'s default.'],
+      parameters: [{ name: 'params', type: 'object | undefined' }, { name: 'name', type: 'string' }, { name: 'fallback', type: 'number' }, { name: 'integer', type: 'boolean' }],
+      statements: [
+        'const v: unknown = params !== undefined && Object.hasOwn(params, name) ? (params as Record<string, unknown>)[name] : undefined;',
+        'if (v === undefined) return fallback;',
+        `if (typeof v !== 'number' || (integer && !Number.isInteger(v))) throw new RangeError(\`attention ${m.spec}: param \${name} is \${integer ? 'an integer' : 'a number'}, got \${String(v)}\`);`,
+        'return v;',
+      ],
+    });
+  }
   if (half) {
     file.addStatements(await halfHelpers());
     file.addFunction({

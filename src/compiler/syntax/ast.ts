@@ -55,8 +55,16 @@ export interface SpecFile {
   blocks: AttentionBlock[];
 }
 
+/**
+ * A frozen lookup table with no prototype: user names are looked up in these
+ * tables, and `'constructor' in {}` is true for an ordinary object.
+ */
+function table<T>(entries: Record<string, T>): Readonly<Record<string, T>> {
+  return Object.freeze(Object.assign(Object.create(null) as Record<string, T>, entries));
+}
+
 /** Names the DSL defines in every block (DSL.md "Built-in names"). */
-export const BUILTIN_TYPES: Readonly<Record<string, ValueType>> = Object.freeze({
+export const BUILTIN_TYPES: Readonly<Record<string, ValueType>> = table({
   score: 'f32',
   q_idx: 'i32',
   kv_idx: 'i32',
@@ -69,7 +77,7 @@ export const BUILTIN_TYPES: Readonly<Record<string, ValueType>> = Object.freeze(
 });
 
 /** Built-in functions: name -> arity (DSL.md "Functions"). */
-export const FUNCTION_ARITY: Readonly<Record<string, number>> = Object.freeze({
+export const FUNCTION_ARITY: Readonly<Record<string, number>> = table({
   exp: 1, exp2: 1, log: 1, log2: 1, log1p: 1, sqrt: 1, rsqrt: 1, tanh: 1, sigmoid: 1,
   abs: 1, sign: 1, floor: 1, ceil: 1,
   min: 2, max: 2, pow: 2, idiv: 2,

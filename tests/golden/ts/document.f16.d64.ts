@@ -442,7 +442,7 @@ export class DocumentAttention {
   }
 
   /** Binds one call: checks the shape and params, writes them into a uniform buffer, and makes the bind group. */
-  bind(buffers: AttentionBuffers, shape: AttentionShape, params: DocumentParams = {}, tableBuffers: DocumentTableBuffers): BoundCall {
+  bind(buffers: AttentionBuffers, shape: AttentionShape, params: DocumentParams | undefined = undefined, tableBuffers: DocumentTableBuffers): BoundCall {
     checkShape(shape, this.device.limits.maxComputeWorkgroupsPerDimension);
     void params;
     const uniforms = this.device.createBuffer({ label: "document uniforms", size: 32, usage: USAGE.UNIFORM | USAGE.COPY_DST });
@@ -481,7 +481,7 @@ export class DocumentAttention {
   }
 
   /** Uploads Q, K and V (f32 arrays, stored as f16), runs, and reads O (f32, [B, Hq, Nq, 64]) and LSE back; frees what it created. */
-  async run(inputs: { readonly q: Float32Array; readonly k: Float32Array; readonly v: Float32Array }, shape: AttentionShape, params: DocumentParams = {}, tables: DocumentTables): Promise<{ o: Float32Array; lse: Float32Array }> {
+  async run(inputs: { readonly q: Float32Array; readonly k: Float32Array; readonly v: Float32Array }, shape: AttentionShape, params: DocumentParams | undefined = undefined, tables: DocumentTables): Promise<{ o: Float32Array; lse: Float32Array }> {
     checkShape(shape, this.device.limits.maxComputeWorkgroupsPerDimension);
     const sizes = DocumentAttention.byteSizes(shape);
     if (inputs.q.length !== sizes.q / 2) throw new RangeError(`attention document: Q must hold B*Hq*Nq*64 = ${sizes.q / 2} values, got ${inputs.q.length}`);

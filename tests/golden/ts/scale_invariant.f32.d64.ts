@@ -435,9 +435,9 @@ export class ScaleInvariantAttention {
   }
 
   /** Binds one call: checks the shape and params, writes them into a uniform buffer, and makes the bind group. */
-  bind(buffers: AttentionBuffers, shape: AttentionShape, params: ScaleInvariantParams = {}): BoundCall {
+  bind(buffers: AttentionBuffers, shape: AttentionShape, params: ScaleInvariantParams | undefined = undefined): BoundCall {
     checkShape(shape, this.device.limits.maxComputeWorkgroupsPerDimension);
-    const p: ScaleInvariantParams = params;
+    const values = [paramOr(params, "tau", 10, false)];
     const uniforms = this.device.createBuffer({ label: "scale_invariant uniforms", size: 32, usage: USAGE.UNIFORM | USAGE.COPY_DST });
     const view = new DataView(new ArrayBuffer(32));
     view.setInt32(0, shape.B, true);
@@ -446,7 +446,7 @@ export class ScaleInvariantAttention {
     view.setInt32(12, shape.Nq, true);
     view.setInt32(16, shape.Nk, true);
     view.setInt32(20, 64, true);
-    view.setFloat32(24, p["tau"] ?? 10, true);
+    view.setFloat32(24, values[0], true);
     this.device.queue.writeBuffer(uniforms, 0, view.buffer);
     const bindGroup = this.device.createBindGroup({
       label: "scale_invariant", layout: this.layout, entries: [
@@ -474,7 +474,7 @@ export class ScaleInvariantAttention {
   }
 
   /** Uploads Q, K and V (f32 arrays), runs, and reads O (f32, [B, Hq, Nq, 64]) and LSE back; frees what it created. */
-  async run(inputs: { readonly q: Float32Array; readonly k: Float32Array; readonly v: Float32Array }, shape: AttentionShape, params: ScaleInvariantParams = {}): Promise<{ o: Float32Array; lse: Float32Array }> {
+  async run(inputs: { readonly q: Float32Array; readonly k: Float32Array; readonly v: Float32Array }, shape: AttentionShape, params: ScaleInvariantParams | undefined = undefined): Promise<{ o: Float32Array; lse: Float32Array }> {
     checkShape(shape, this.device.limits.maxComputeWorkgroupsPerDimension);
     const sizes = ScaleInvariantAttention.byteSizes(shape);
     if (inputs.q.length !== sizes.q / 4) throw new RangeError(`attention scale_invariant: Q must hold B*Hq*Nq*64 = ${sizes.q / 4} values, got ${inputs.q.length}`);
@@ -527,4 +527,12 @@ function checkShape(shape: AttentionShape, maxWorkgroups: number): void {
   if (shape.Hq % shape.Hkv !== 0) throw new RangeError(`attention scale_invariant: Hq (${shape.Hq}) must be a multiple of Hkv (${shape.Hkv})`);
   const grid = [Math.ceil(shape.Nq / 16), shape.Hq, shape.B];
   if (grid.some((g) => g > maxWorkgroups)) throw new RangeError(`attention scale_invariant: ${grid.join(' x ')} workgroups exceed this device's maxComputeWorkgroupsPerDimension (${maxWorkgroups}); split the call`);
+}
+
+/** A param's value: the caller's own property (never an inherited one such as `toString`), else the spec's default. */
+function paramOr(params: object | undefined, name: string, fallback: number, integer: boolean): number {
+  const v: unknown = params !== undefined && Object.hasOwn(params, name) ? (params as Record<string, unknown>)[name] : undefined;
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || (integer && !Number.isInteger(v))) throw new RangeError(`attention scale_invariant: param ${name} is ${integer ? 'an integer' : 'a number'}, got ${String(v)}`);
+  return v;
 }
