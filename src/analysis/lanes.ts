@@ -13,7 +13,7 @@
 import { applyOp } from '../compiler/ir/eval.ts';
 import { topoOrder, type Node } from '../compiler/ir/nodes.ts';
 import { vecOp, type VecOp } from './vecops.ts';
-import { own } from '../runtime/own.ts';
+import { own } from '../compiler/own.ts';
 
 export type LaneValue = Float64Array | number;
 

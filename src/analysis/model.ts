@@ -14,7 +14,7 @@ import type { Node } from '../compiler/ir/nodes.ts';
 import { lowerAndAnalyze, UsageError } from '../compiler/compile.ts';
 import { lowerBlock } from '../compiler/passes/lower.ts';
 import { dependsOnDot, evalLanes, type LaneValue } from './lanes.ts';
-import { nameRecord, own } from '../runtime/own.ts';
+import { nameRecord, own } from '../compiler/own.ts';
 
 export const HEAD_DIM = 64;
 /** Heads assumed when a `heads` table gets its default (ALiBi-style slopes for 8 heads). */

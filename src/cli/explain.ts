@@ -6,7 +6,7 @@ import type { StorageDType } from '../compiler/manifest.ts';
 import { DEFAULT_WEBGPU_LIMITS } from '../runtime/device.ts';
 import { explain, explainJson } from '../compiler/explain.ts';
 import { BACKENDS, collectParam, DTYPES, loadSpec, parseChoice, parseIntArg, runCommand, type BackendName } from './common.ts';
-import { own } from '../runtime/own.ts';
+import { own } from '../compiler/own.ts';
 
 interface ExplainFlags {
   entry?: string;

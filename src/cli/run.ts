@@ -6,7 +6,7 @@ import { lowerAndAnalyze, UsageError } from '../compiler/compile.ts';
 import type { StorageDType } from '../compiler/manifest.ts';
 import { readNpy, toFloat32, toInt32, writeNpy } from '../runtime/npy.ts';
 import { completeCall, runKernel, runReference } from '../runtime/execute.ts';
-import { nameRecord } from '../runtime/own.ts';
+import { nameRecord } from '../compiler/own.ts';
 import {
   BACKENDS, checkDtype, collectInput, collectParam, DTYPES, loadSpec, openBackend, parseChoice, readBytes, runCommand,
   type BackendName,

@@ -15,7 +15,7 @@ import { topoOrder } from './ir/nodes.ts';
 import { exprString, printNodes } from './ir/print.ts';
 import type { Analysis, AttentionProgram } from './ir/program.ts';
 import { classifyTile, type TileClass } from './passes/mask-intervals.ts';
-import { own } from '../runtime/own.ts';
+import { own } from './own.ts';
 
 export interface ExplainOptions {
   tile?: { bm: number; bn: number };

@@ -10,7 +10,7 @@ import { randomInputs, subSeed } from '../runtime/random.ts';
 import { roundThrough } from '../runtime/half.ts';
 import { makeRng, weighted, type Rng } from './rng.ts';
 import type { DiffSpec, ParamDecl, TableDecl } from './diff-gen.ts';
-import { nameRecord, own } from '../runtime/own.ts';
+import { nameRecord, own } from '../compiler/own.ts';
 
 export interface DiffCase {
   shape: AttentionShape;

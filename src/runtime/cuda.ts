@@ -15,7 +15,7 @@ import type { CudaArg } from '../compiler/render/cuda.ts';
 import { DeviceError, NoDeviceError, type AttentionCall, type AttentionResult, type Backend, type Codegen, type DeviceLimits } from './device.ts';
 import { check, checkNvrtc, loadCudaLibs, type CudaLibs } from './cuda-ffi.ts';
 import { fromBf16Array, fromF16Array, toBf16Array, toF16Array } from './half.ts';
-import { own } from './own.ts';
+import { own } from '../compiler/own.ts';
 
 const ATTR = { maxThreadsPerBlock: 1, maxBlockDimX: 2, maxGridDimY: 6, smCount: 16, ccMajor: 75, ccMinor: 76, smemOptin: 97 };
 const FUNC_ATTR_MAX_DYNAMIC_SMEM = 8;

@@ -6,7 +6,7 @@ import type { StorageDType } from '../compiler/manifest.ts';
 import { renderKernel, UsageError } from '../compiler/compile.ts';
 import { referenceAttention } from './reference.ts';
 import type { AttentionCall, AttentionResult, Backend } from './device.ts';
-import { nameRecord, own } from './own.ts';
+import { nameRecord, own } from '../compiler/own.ts';
 
 const AXIS_SIZE = { heads: 'Hq', batch: 'B', q_len: 'Nq', kv_len: 'Nk' } as const;
 

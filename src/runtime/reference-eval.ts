@@ -7,7 +7,7 @@
 import type { AttentionBlock, BinaryOp, Expr, Stmt, TableAxis, ValueType } from '../compiler/syntax/ast.ts';
 import { BUILTIN_TYPES, FUNCTION_ARITY, assertNever } from '../compiler/syntax/ast.ts';
 import { binaryType, callType, ifType, unaryType } from '../compiler/syntax/typing.ts';
-import { own } from './own.ts';
+import { own } from '../compiler/own.ts';
 
 export type Table = Int32Array | Float32Array | Float64Array;
 export const enum Cls { PerHead = 0, PerRow = 1, PerPair = 2 }

@@ -6,7 +6,7 @@ import type { CompiledKernel, StorageDType } from '../compiler/manifest.ts';
 import type { WgslAbi } from '../compiler/render/wgsl-abi.ts';
 import { DeviceError, NoDeviceError, type AttentionCall, type AttentionResult, type Backend, type Codegen, type DeviceLimits } from './device.ts';
 import { fromF16Array, toF16Array } from './half.ts';
-import { own } from './own.ts';
+import { own } from '../compiler/own.ts';
 
 export interface OpenWebGpuOptions {
   adapter?: GPUAdapter;

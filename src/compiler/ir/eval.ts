@@ -17,6 +17,7 @@ import { assertNever } from '../syntax/ast.ts';
 import type { ValueType } from '../syntax/ast.ts';
 import type { BuiltinLeaf, Node, Op } from './nodes.ts';
 import { topoOrder } from './nodes.ts';
+import { own } from '../own.ts';
 
 export type Value = number | boolean;
 export type Arith = 'f32' | 'f64';
@@ -112,7 +113,7 @@ function leafValue(node: Node, env: EvalEnv): Value {
       return v;
     }
     case 'param': {
-      const v = env.params?.[node.name!];
+      const v = env.params && own(env.params, node.name!);
       if (v === undefined) throw new Error(`internal error: eval needs param ${node.name}`);
       return v;
     }
@@ -121,7 +122,7 @@ function leafValue(node: Node, env: EvalEnv): Value {
 }
 
 function loadValue(node: Node, index: number, env: EvalEnv, arith: Arith): Value {
-  const table = env.tables?.[node.name!];
+  const table = env.tables && own(env.tables, node.name!);
   if (!table) throw new Error(`internal error: eval needs table ${node.name}`);
   if (table.length === 0) return toType(0, node.type, arith);
   const i = Math.max(0, Math.min(table.length - 1, index));
@@ -130,7 +131,7 @@ function loadValue(node: Node, index: number, env: EvalEnv, arith: Arith): Value
 
 /** `load_min` / `load_max`: over the clamped indices clamp(lo)..clamp(max(lo, hi)). */
 function loadRangeValue(node: Node, lo: number, hi: number, env: EvalEnv, arith: Arith): Value {
-  const table = env.tables?.[node.name!];
+  const table = env.tables && own(env.tables, node.name!);
   if (!table) throw new Error(`internal error: eval needs table ${node.name}`);
   if (table.length === 0) return toType(0, node.type, arith);
   const last = table.length - 1;
