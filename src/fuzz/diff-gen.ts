@@ -51,12 +51,22 @@ export const MAX_LEN = 600;
 
 const int = (text: string, lo: number, hi: number): Val => ({ text, t: 'i32', lo, hi, score: false, slope: 0, exact: true });
 
+/**
+ * Legal DSL names that mean something to a language the spec reaches (WGSL,
+ * CUDA, Python, JavaScript, the generated code's own names), drawn now and
+ * then so that every run also checks the renderers' mangling and the
+ * runtime's name lookups (`constructor` once broke the float64 reference).
+ */
+const HOST_NAMES = ['constructor', 'toString', '__proto__', 'valueOf', 'hasOwnProperty', 'fn', 'var', 'float', 'lambda', 'None', 'self', 'class', 'u', 'q', 'p_x', 'WGSL'];
+
 class Gen {
   vars: Val[] = [];
   nameCount = 0;
+  private readonly hostNamesLeft = [...HOST_NAMES];
   constructor(readonly r: Rng, public scoreVal: Val) {}
 
   fresh(prefix: string): string {
+    if (this.hostNamesLeft.length && this.r.chance(0.15)) return this.hostNamesLeft.splice(Math.floor(this.r.next() * this.hostNamesLeft.length), 1)[0];
     return `${prefix}${this.nameCount++}`;
   }
 

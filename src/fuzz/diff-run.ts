@@ -47,7 +47,7 @@ export function randomParams(r: Rng, params: ParamDecl[]): Record<string, number
 
 /** Tables within the bounds the generator assumed: f32 in [-1, 1], i32 ids 0..7 (sorted for sequence axes). */
 export function makeTables(decls: TableDecl[], s: AttentionShape, seed: number): Record<string, Int32Array | Float32Array> {
-  const out: Record<string, Int32Array | Float32Array> = {};
+  const out = nameRecord<Int32Array | Float32Array>();
   for (const t of decls) {
     const n = { heads: s.Hq, batch: s.B, q_len: s.Nq, kv_len: s.Nk }[t.axis];
     const r = makeRng(subSeed(seed, t.name));

@@ -12,7 +12,7 @@ const FUNCS2 = ['min', 'max', 'pow', 'idiv'];
 const AXES = ['heads', 'batch', 'q_len', 'kv_len'];
 const I32_BUILTINS = ['q_idx', 'kv_idx', 'head', 'batch', 'q_len', 'kv_len', 'head_dim'];
 /** Odd but legal-looking names, some of them keywords elsewhere. */
-const NAMES = ['tau', 'w', 'x1', 'fn', 'var', 'float', 'lambda', 'None', 'a_b', 'Z', 'def', 'int', 'long_name_' + 'x'.repeat(40)];
+const NAMES = ['tau', 'w', 'x1', 'fn', 'var', 'float', 'lambda', 'None', 'a_b', 'Z', 'def', 'int', 'constructor', '__proto__', 'toString', 'long_name_' + 'x'.repeat(40)];
 
 interface Scope { vars: Map<string, T>; tables: Map<string, T>; mistakes: number; r: Rng }
 

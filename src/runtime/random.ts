@@ -1,6 +1,7 @@
 // Seeded random inputs for `attnc check`, tests and benchmarks: the same seed
 // gives the same Q, K, V and tables on every machine (no Math.random).
 import type { TableAxis } from '../compiler/syntax/ast.ts';
+import { nameRecord } from '../compiler/own.ts';
 
 /** mulberry32: a small, fast 32-bit PRNG; returns floats in [0, 1). */
 export function mulberry32(seed: number): () => number {
@@ -77,7 +78,7 @@ export function defaultTables(
   sizes: { B: number; Hq: number; Nq: number; Nk: number },
   seed: number,
 ): Record<string, Int32Array | Float32Array> {
-  const out: Record<string, Int32Array | Float32Array> = {};
+  const out = nameRecord<Int32Array | Float32Array>();
   for (const t of inputs) {
     const n = axisLength(t.axis, sizes);
     const rand = mulberry32(subSeed(seed, `table:${t.name}`));
