@@ -7,10 +7,10 @@ import { lowerAndAnalyze, UsageError } from '../compiler/compile.ts';
 import type { StorageDType } from '../compiler/manifest.ts';
 import { checkCases, defaultCases, type CheckCase, type CheckResult } from '../runtime/check.ts';
 import { NoDeviceError, type Backend } from '../runtime/device.ts';
-import { BACKENDS, collectParam, DTYPES, ExitError, loadSpec, openBackend, parseChoice, runCommand, type BackendName } from './common.ts';
+import { BACKENDS, collectParam, DTYPES, ExitError, loadSpec, openBackend, parseChoice, RUNNERS, runCommand, type RunnerName } from './common.ts';
 
 interface CheckFlags {
-  backend: BackendName | 'all';
+  backend: RunnerName | 'all';
   shape?: CheckCase[];
   dtype: StorageDType[];
   param: Record<string, number>;
@@ -40,7 +40,7 @@ export function registerCheck(program: Command): void {
     .command('check')
     .description('run random inputs on a device and compare with the float64 reference')
     .argument('<spec>', 'the .attn file')
-    .option('--backend <name>', 'webgpu, cuda, or all (every backend present)', parseChoice([...BACKENDS, 'all'] as const), 'webgpu')
+    .option('--backend <name>', 'webgpu, cuda, ts (the --target ts module, on WebGPU) or all (webgpu and cuda, those present)', parseChoice([...RUNNERS, 'all'] as const), 'webgpu')
     .option('--shape <B,H,N,D>', 'a shape to check (repeatable; also B,Hq,Hkv,N,D and B,Hq,Hkv,Nq,Nk,D); default: several lengths, GQA and decode', parseShape)
     .option('--dtype <list>', 'storage dtypes, comma separated, or all', parseDtypes, ['f32'] as StorageDType[])
     .option('--param <name=value>', 'set a runtime param (repeatable)', collectParam, {})

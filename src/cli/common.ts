@@ -64,6 +64,9 @@ export function parseChoice<T extends string>(choices: readonly T[]) {
 export const DTYPES = ['f32', 'f16', 'bf16'] as const;
 export const BACKENDS = ['webgpu', 'cuda'] as const;
 export type BackendName = (typeof BACKENDS)[number];
+/** Where a kernel can run: the backends, and `ts` (the `--target ts` module of the WGSL kernel, on WebGPU). */
+export const RUNNERS = [...BACKENDS, 'ts'] as const;
+export type RunnerName = (typeof RUNNERS)[number];
 
 /** `--param NAME=VALUE`, repeatable. */
 export function collectParam(v: string, acc: Record<string, number>): Record<string, number> {
@@ -80,13 +83,14 @@ export function collectInput(v: string, acc: Record<string, string>): Record<str
 }
 
 /** Opens a backend by name; the CUDA runtime is loaded only when asked for. */
-export async function openBackend(name: BackendName): Promise<Backend> {
+export async function openBackend(name: RunnerName): Promise<Backend> {
   if (name === 'webgpu') return (await import('../runtime/webgpu.ts')).openWebGpu();
+  if (name === 'ts') return (await import('../runtime/ts-module-backend.ts')).openTsModuleBackend();
   return (await import('../runtime/cuda.ts')).openCuda();
 }
 
-export function checkDtype(backend: BackendName, dtype: StorageDType): void {
-  if (backend === 'webgpu' && dtype === 'bf16') throw new UsageError('--dtype bf16 needs --backend cuda (WebGPU kernels take f32 or f16)');
+export function checkDtype(backend: RunnerName, dtype: StorageDType): void {
+  if (backend !== 'cuda' && dtype === 'bf16') throw new UsageError('--dtype bf16 needs --backend cuda (WebGPU kernels take f32 or f16)');
 }
 
 /** Runs a command body, turning every expected failure into one line and an exit code. */

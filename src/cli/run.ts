@@ -8,12 +8,12 @@ import { readNpy, toFloat32, toInt32, writeNpy } from '../runtime/npy.ts';
 import { completeCall, runKernel, runReference } from '../runtime/execute.ts';
 import { nameRecord } from '../compiler/own.ts';
 import {
-  BACKENDS, checkDtype, collectInput, collectParam, DTYPES, loadSpec, openBackend, parseChoice, readBytes, runCommand,
-  type BackendName,
+  checkDtype, collectInput, collectParam, DTYPES, loadSpec, openBackend, parseChoice, readBytes, runCommand,
+  RUNNERS, type RunnerName,
 } from './common.ts';
 
 interface RunFlags {
-  backend: BackendName | 'reference';
+  backend: RunnerName | 'reference';
   q: string; k: string; v: string;
   param: Record<string, number>;
   input: Record<string, string>;
@@ -34,7 +34,7 @@ export function registerRun(program: Command): void {
     .requiredOption('--v <file>', 'values, float32 .npy [B, Hkv, Nk, D]')
     .requiredOption('-o, --out <file>', 'output O, float32 .npy [B, Hq, Nq, D]')
     .option('--lse <file>', 'also write LSE, float32 .npy [B, Hq, Nq]')
-    .option('--backend <name>', 'webgpu, cuda or reference (float64 on the CPU)', parseChoice([...BACKENDS, 'reference'] as const), 'webgpu')
+    .option('--backend <name>', 'webgpu, cuda, ts (the --target ts module, on WebGPU) or reference (float64 on the CPU)', parseChoice([...RUNNERS, 'reference'] as const), 'webgpu')
     .option('--param <name=value>', 'set a runtime param (repeatable)', collectParam, {})
     .option('--input <name=file>', 'a table input from a .npy file, float32 or int32 (repeatable)', collectInput, {})
     .option('--dtype <dtype>', 'storage dtype of the kernel: inputs are converted before the call', parseChoice(DTYPES), 'f32')

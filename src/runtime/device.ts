@@ -42,7 +42,8 @@ export interface DeviceLimits {
 export type Codegen = { target: 'wgsl' } | { target: 'cuda'; arch: 'sm_80' | 'sm_90a' };
 
 export interface Backend {
-  readonly name: 'webgpu' | 'cuda';
+  /** ts: the `--target ts` module of the kernel, on a WebGPU device. */
+  readonly name: 'webgpu' | 'cuda' | 'ts';
   /** One line naming the adapter or GPU actually used. */
   describe(): string;
   limits(): DeviceLimits;

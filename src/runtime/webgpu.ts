@@ -30,6 +30,12 @@ async function defaultGpu(): Promise<GPU> {
 }
 
 export async function openWebGpu(opts: OpenWebGpuOptions = {}): Promise<Backend> {
+  const { device, description } = await requestWebGpuDevice(opts);
+  return new WebGpuBackend(device, description);
+}
+
+/** A device with as much of the adapter's limits as the kernels can use, and a line naming the adapter. */
+export async function requestWebGpuDevice(opts: OpenWebGpuOptions = {}): Promise<{ device: GPUDevice; description: string }> {
   let adapter = opts.adapter ?? null;
   if (!adapter) {
     const gpu = opts.gpu ?? await defaultGpu();
@@ -41,42 +47,53 @@ export async function openWebGpu(opts: OpenWebGpuOptions = {}): Promise<Backend>
   const device = await adapter.requestDevice({ requiredLimits });
   const info = adapter.info;
   const description = [info?.vendor, info?.architecture, info?.description].filter((s) => s).join(' / ') || 'unknown WebGPU adapter';
-  return new WebGpuBackend(device, description);
+  return { device, description };
+}
+
+/** The limits the compiler sizes WGSL kernels by, from a device. */
+export function deviceLimits(device: GPUDevice): DeviceLimits {
+  const l = device.limits;
+  return {
+    maxWorkgroupStorageBytes: l.maxComputeWorkgroupStorageSize,
+    maxInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+    maxWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
+    maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+    maxBufferSize: l.maxBufferSize,
+    maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
+  };
 }
 
 type Pipeline = { source: string; pipeline: GPUComputePipeline };
 
-class WebGpuBackend implements Backend {
-  readonly name = 'webgpu' as const;
-  private readonly pipelines = new Map<string, Pipeline>();
-  private lost: string | null = null;
-
-  constructor(private readonly device: GPUDevice, private readonly description: string) {
-    device.lost.then((info) => { this.lost = `${info.reason}: ${info.message}`; });
-  }
-
-  describe(): string {
-    return `WebGPU: ${this.description}`;
-  }
+/** What every backend on a WebGPU device shares: WGSL sized by the device's limits, f32 and f16 storage. */
+export abstract class WebGpuDeviceBackend {
+  constructor(protected readonly device: GPUDevice, protected readonly description: string) {}
 
   codegen(): Codegen {
     return { target: 'wgsl' };
   }
 
   limits(): DeviceLimits {
-    const l = this.device.limits;
-    return {
-      maxWorkgroupStorageBytes: l.maxComputeWorkgroupStorageSize,
-      maxInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
-      maxWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
-      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
-      maxBufferSize: l.maxBufferSize,
-      maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
-    };
+    return deviceLimits(this.device);
   }
 
   dtypes(): StorageDType[] {
     return ['f32', 'f16'];
+  }
+}
+
+class WebGpuBackend extends WebGpuDeviceBackend implements Backend {
+  readonly name = 'webgpu' as const;
+  private readonly pipelines = new Map<string, Pipeline>();
+  private lost: string | null = null;
+
+  constructor(device: GPUDevice, description: string) {
+    super(device, description);
+    device.lost.then((info) => { this.lost = `${info.reason}: ${info.message}`; });
+  }
+
+  describe(): string {
+    return `WebGPU: ${this.description}`;
   }
 
   dispose(): void {

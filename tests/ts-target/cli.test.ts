@@ -49,4 +49,13 @@ describe('attnc compile --target ts', () => {
     expect(r.stdout).not.toContain('\nexport const pwned');
     expect(r.stdout).toContain('//   npx attnc compile x_export_const_pwned___1__.attn --target ts');
   }, 30_000);
+
+  it('check --backend ts runs the module on WebGPU against the reference (skipped without an adapter)', () => {
+    const r = spawnSync(process.execPath, [join(ROOT, 'bin/attnc.js'), 'check', 'examples/alibi.attn', '--backend', 'ts', '--dtype', 'f16', '--shape', '1,2,40,32'], { cwd: ROOT, encoding: 'utf8' });
+    if (r.status === 2 && /no WebGPU adapter/.test(r.stderr)) return;
+    expect(r.stderr).not.toMatch(/^attnc:/m);  // Dawn's own warnings on lavapipe may be there
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^ {2}ok {3}ts f16 /m);
+    expect(r.stdout.trim().split('\n').at(-1)).toMatch(/^\d+ passed, 0 failed$/);
+  }, 120_000);
 });

@@ -17,6 +17,8 @@ import { defaultTables, randomInputs } from '../../src/runtime/random.ts';
 import { roundThrough } from '../../src/runtime/half.ts';
 import { loadExample, loadSpecText, TEST_PARAMS, type Example } from '../diff/wgsl-harness.ts';
 import { expectGolden } from '../golden-file.ts';
+import { openTsModuleBackend } from '../../src/runtime/ts-module-backend.ts';
+import { diffLoop } from '../../src/fuzz/diff-loop.ts';
 
 const EXAMPLES = join(import.meta.dirname, '../../examples');
 const OUT = join(import.meta.dirname, 'generated');  // git-ignored
@@ -211,4 +213,17 @@ gpu('ts target: the modules run on WebGPU and match the float64 reference', () =
     call.destroy();
     for (const b of [...Object.values(buffers), read]) b.destroy();
   });
+});
+
+// The differential fuzzer through the module itself (`--backend ts`): random specs, random names
+// (host-language ones included), params and tables, at random shapes, against float64.
+const tsBackend = device ? await openTsModuleBackend() : null;
+afterAll(() => tsBackend?.dispose());
+(tsBackend ? describe : describe.skip)('ts target: differential fuzzing through the module', () => {
+  it('random specs match the float64 reference (fixed seed, 6 specs)', async () => {
+    const s = await diffLoop(tsBackend!, { seed: 21, seconds: 600, maxSpecs: 6, maxLen: 150, maxWork: 40_000, dWeights: [1, 0, 0], shapesPerKernel: 3, saveDir: null });
+    expect(s.failures.map((f) => f.spec)).toEqual([]);
+    expect(s.specs).toBe(6);
+    expect(s.cases).toBeGreaterThanOrEqual(6);
+  }, 600_000);
 });
