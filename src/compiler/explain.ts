@@ -16,6 +16,7 @@ import { exprString, printNodes } from './ir/print.ts';
 import type { Analysis, AttentionProgram } from './ir/program.ts';
 import { classifyTile, type TileClass } from './passes/mask-intervals.ts';
 import { own } from './own.ts';
+import { inLog2Units } from './render/exp2-feed.ts';
 
 export interface ExplainOptions {
   tile?: { bm: number; bn: number };
@@ -40,6 +41,8 @@ export interface ExplainData {
   logit: number;
   mask: number;
   affine: { a: string; c: string } | null;
+  /** Not affine: what the kernels evaluate per element (log2 units, invariant factors hoisted; then capped at 1e38). */
+  kernelLogit2: string | null;
   tileTest: { canBeTrue: string; canBeFalse: string };
   tiles: TileMap;
 }
@@ -84,6 +87,7 @@ export function explainJson(program: AttentionProgram, analysis: Analysis, opts:
     logit: program.logit.id,
     mask: program.mask.id,
     affine: analysis.affine && { a: exprString(analysis.affine.a), c: exprString(analysis.affine.c) },
+    kernelLogit2: analysis.affine ? null : kernelLogit2(program),
     tileTest: { canBeTrue: exprString(analysis.tile.canBeTrue), canBeFalse: exprString(analysis.tile.canBeFalse) },
     tiles: tileMap(program, analysis, opts),
   };
@@ -103,7 +107,9 @@ export function explain(program: AttentionProgram, analysis: Analysis, opts: Exp
     `  logit = %${d.logit}   (${analysis.classOf.get(program.logit) ?? '?'})`,
     `  mask  = %${d.mask}   (${analysis.classOf.get(program.mask) ?? '?'})`,
     '',
-    d.affine ? `affine logit: logit = a * dot + c\n  a = ${d.affine.a}   (${analysis.classOf.get(analysis.affine!.a) ?? '?'})\n  c = ${d.affine.c}   (${analysis.classOf.get(analysis.affine!.c) ?? '?'})` : 'not affine: the logit is evaluated per element',
+    d.affine
+      ? `affine logit: logit = a * dot + c\n  a = ${d.affine.a}   (${analysis.classOf.get(analysis.affine!.a) ?? '?'})\n  c = ${d.affine.c}   (${analysis.classOf.get(analysis.affine!.c) ?? '?'})`
+      : `not affine: the logit is evaluated per element; the kernels compute, in log2 units (capped at 1e38,\ninvariant factors and divisions hoisted out of the element loop):\n  ${d.kernelLogit2}`,
     '',
     'tile test (per tile, over q_lo..q_hi x kv_lo..kv_hi):',
     `  can be true:  ${d.tileTest.canBeTrue}`,
@@ -126,4 +132,9 @@ export function tileTestValues(analysis: Analysis, builtins: Record<string, numb
   tables?: Record<string, ArrayLike<number>>): [boolean, boolean] {
   const v = evalNodes([analysis.tile.canBeTrue, analysis.tile.canBeFalse], { builtins, params, tables });
   return [v.get(analysis.tile.canBeTrue) as boolean, v.get(analysis.tile.canBeFalse) as boolean];
+}
+
+/** What the kernels evaluate per element when the logit is not affine, before the cap (render/exp2-feed.ts). */
+function kernelLogit2(program: AttentionProgram): string {
+  return exprString(inLog2Units(program.logit, program.factory));
 }

@@ -45,7 +45,19 @@ describe('print and explain', () => {
     const text = explain(p, a, {});
     expect(text).toContain('a = 1.0 / sqrt(f32(head_dim))');
     expect(text).toContain('# all kept: 28');
+    expect(j.kernelLogit2).toBeNull();
     const sc = lowerBlock(EXAMPLES.softcap());
-    expect(explain(sc, analyzeProgram(sc), {})).toContain('not affine');
+    const scText = explain(sc, analyzeProgram(sc), {});
+    expect(scText).toContain('not affine');
+    // What the kernels evaluate: score / cap became a multiply by a hoisted reciprocal, log2(e) joined cap.
+    expect(scText).toContain('  tanh(dot * (1.0 / sqrt(f32(head_dim)) * (1.0 / cap))) * (cap * 1.4426950216293335)\n');
+  });
+
+  it('prints f32 constants in exponent form without a stray .0', () => {
+    const f = new IrFactory();
+    const p = lowerBlock(EXAMPLES.causal());
+    const big = f.make('mul', 'f32', [f.dot(), f.num(1e38, 'f32')]);
+    expect(printProgram({ ...p, logit: big })).toMatch(/const f32 9\.999999680285692e\+37$/m);
+    expect(printProgram({ ...p, logit: f.make('mul', 'f32', [f.dot(), f.num(3, 'f32')]) })).toMatch(/const f32 3\.0$/m);
   });
 });

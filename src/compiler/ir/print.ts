@@ -11,7 +11,7 @@ import type { AttentionProgram, DepClass } from './program.ts';
 function constText(n: Node): string {
   const v = n.value!;
   if (typeof v === 'boolean') return String(v);
-  if (n.type === 'f32' && Number.isInteger(v) && !Object.is(v, -0)) return `${v}.0`;
+  if (n.type === 'f32' && Number.isInteger(v) && !Object.is(v, -0) && !/e/.test(String(v))) return `${v}.0`;  // not 1e+38.0
   return Object.is(v, -0) ? '-0.0' : String(v);
 }
 

@@ -8,7 +8,7 @@
 // logits win as they do in float64. -inf is left alone: it means "no weight",
 // and a row whose logits are all -inf stays empty (O = 0, LSE = -inf).
 import type { LoweredKernel } from '../ir/program.ts';
-import type { Node } from '../ir/nodes.ts';
+import type { IrFactory, Node } from '../ir/nodes.ts';
 import { foldNode } from '../passes/fold.ts';
 import { hoistInvariantFactors } from '../passes/invariant-factors.ts';
 
@@ -23,9 +23,7 @@ export function exp2Feed(k: LoweredKernel): Exp2Feed {
   const upTo = (x: Node, bound: number, above: boolean) =>
     f.make('select', 'f32', [f.make(above ? 'gt' : 'lt', 'bool', [x, f.num(bound, 'f32')]), f.num(bound, 'f32'), x]);
   const cap = (x: Node) => upTo(x, CAP, true);
-  // Invariant factors gathered (passes/invariant-factors.ts): log2(e) joins the
-  // user's own scales, and a division by a per-head value becomes a multiply.
-  const scaled = (x: Node) => hoistInvariantFactors(f.make('mul', 'f32', [x, f.num(LOG2E, 'f32')]), f);
+  const scaled = (x: Node) => inLog2Units(x, f);
   const affine = k.analysis.affine;
   if (affine) {
     // |a| capped too, so that a * dot stays finite for any sane dot product.
@@ -34,4 +32,13 @@ export function exp2Feed(k: LoweredKernel): Exp2Feed {
     return { affine: true, a2: foldNode(a2, f), c2: foldNode(cap(scaled(affine.c)), f) };
   }
   return { affine: false, logit2: foldNode(cap(scaled(k.program.logit)), f) };
+}
+
+/**
+ * `x * log2(e)` with invariant factors gathered (passes/invariant-factors.ts):
+ * log2(e) joins the user's own scales, and a division by a per-head value
+ * becomes a multiply. Not capped (`explain` prints it as the kernels' logit).
+ */
+export function inLog2Units(x: Node, f: IrFactory): Node {
+  return foldNode(hoistInvariantFactors(f.make('mul', 'f32', [x, f.num(LOG2E, 'f32')]), f), f);
 }
