@@ -19,6 +19,7 @@ import { loadExample, loadSpecText, TEST_PARAMS, type Example } from '../diff/wg
 import { expectGolden } from '../golden-file.ts';
 import { openTsModuleBackend } from '../../src/runtime/ts-module-backend.ts';
 import { diffLoop } from '../../src/fuzz/diff-loop.ts';
+import { genDiffSpec } from '../../src/fuzz/diff-gen.ts';
 
 const EXAMPLES = join(import.meta.dirname, '../../examples');
 const OUT = join(import.meta.dirname, 'generated');  // git-ignored
@@ -60,6 +61,20 @@ describe('ts target: the modules', () => {
       expect(messages).toEqual([]);
     });
   }
+
+  it('of 40 random specs (the differential generator: all functions, params, tables, host-language names) type-check too', async () => {
+    const project = new Project({
+      compilerOptions: { strict: true, noEmit: true, noUnusedLocals: true, noUnusedParameters: true, skipLibCheck: true, target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext, lib: ['lib.es2022.d.ts', 'lib.dom.d.ts'], types: [] },
+      useInMemoryFileSystem: true,
+    });
+    for (let i = 0; i < 40; i++) {
+      const spec = genDiffSpec(1000 + i);
+      const ex = loadSpecText(`r${i}.attn`, spec.text);
+      project.createSourceFile(`/r${i}.ts`, await moduleFor(ex, i % 2 ? 'f16' : 'f32', 32));
+    }
+    const messages = project.getPreEmitDiagnostics().map((d) => `${d.getSourceFile()?.getBaseName()}:${d.getLineNumber()}: ${ts.flattenDiagnosticMessageText(d.getMessageText() as string | ts.DiagnosticMessageChain, ' ')}`);
+    expect(messages).toEqual([]);
+  }, 120_000);
 
   it('are golden for scale_invariant (params) and document (a table, f16)', async () => {
     const byName = new Map(examples.map((e) => [e.name, e]));
