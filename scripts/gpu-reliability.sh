@@ -18,6 +18,7 @@
 #   FUZZ_SECONDS=240   fuzzing budget (both backends run during the same window)
 #   FUZZ_SEED=<time>   first seed (printed; the spec seeds of a failure are in the logs)
 #   CUDA_JOBS=12  WEBGPU_JOBS=4  FUZZ_GRACE=30 (s a worker may overrun before it is killed)
+#   WEBGPU_BACKEND=webgpu  (ts: part b runs every kernel through its --target ts module instead)
 #   FUZZ_ARGS=''       more `npm run fuzz` flags for both, e.g. '--max-len 300 --d 1,1,1'
 #   SAN_TOOLS='memcheck racecheck initcheck'  SAN_DTYPES=bf16,f32  SAN_MAX_N=300
 #   SAN_SHARDS=4       processes per tool (all tools run at once: tools x shards processes)
@@ -39,6 +40,7 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-240}
 FUZZ_SEED=${FUZZ_SEED:-$(( $(date +%s) % 1000000 ))}
 CUDA_JOBS=${CUDA_JOBS:-12}
 WEBGPU_JOBS=${WEBGPU_JOBS:-4}
+WEBGPU_BACKEND=${WEBGPU_BACKEND:-webgpu}
 FUZZ_GRACE=${FUZZ_GRACE:-30}
 FUZZ_ARGS=${FUZZ_ARGS:-}
 SAN_TOOLS=${SAN_TOOLS:-memcheck racecheck initcheck}
@@ -132,7 +134,7 @@ else
   if webgpu_ready >"$logs/fuzz-webgpu.log" 2>&1; then
     cat "$logs/fuzz-webgpu.log"
     # shellcheck disable=SC2086
-    tsnode scripts/fuzz.ts --kind diff --backend webgpu --jobs "$WEBGPU_JOBS" --seconds "$FUZZ_SECONDS" --seed "$FUZZ_SEED" \
+    tsnode scripts/fuzz.ts --kind diff --backend "$WEBGPU_BACKEND" --jobs "$WEBGPU_JOBS" --seconds "$FUZZ_SECONDS" --seed "$FUZZ_SEED" \
       --grace "$FUZZ_GRACE" --save-dir "$regdir" $FUZZ_ARGS >>"$logs/fuzz-webgpu.log" 2>&1 &
     webgpu_pid=$!
   else
@@ -151,7 +153,7 @@ fi
 if [ -n "$webgpu_pid" ]; then
   wait "$webgpu_pid" || status=1
   grep -a -E '^(\[w[0-9]+\] )?(MISMATCH|spec [0-9]+: the backend threw)|^worker [0-9]+:|not available' "$logs/fuzz-webgpu.log" | head -20
-  line=$(fuzz_line webgpu "$logs/fuzz-webgpu.log")
+  line=$(fuzz_line "$WEBGPU_BACKEND" "$logs/fuzz-webgpu.log")
   grep -q ': FAILED' <<<"$line" && status=1
   grep -qi nvidia <<<"$line" || [ "${WEBGPU_ALLOW_ANY:-}" = 1 ] || { line="$line [NOT the NVIDIA adapter]"; status=1; }
   note "$line"
