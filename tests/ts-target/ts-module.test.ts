@@ -181,6 +181,8 @@ gpu('ts target: the modules run on WebGPU and match the float64 reference', () =
     await expect(kernel.run({ q: x, k: kv, v: kv }, { ...s, Nq: 0 }, {}, { doc })).rejects.toThrow(/Nq must be a positive 32-bit integer/);
     await expect(kernel.run({ q: kv, k: kv, v: kv }, s, {}, { doc })).rejects.toThrow(/Q must hold B\*Hq\*Nq\*32 = 256 values, got 128/);
     await expect(kernel.run({ q: x, k: kv, v: kv }, s, {}, { doc: new Int32Array(3) })).rejects.toThrow(/table doc is i32\[kv_len\], so it needs 4 values, got 3/);
+    await expect(kernel.run({ q: Array.from(x), k: kv, v: kv }, s, {}, { doc })).rejects.toThrow(/Q must be a Float32Array/);
+    await expect(kernel.run({ q: x, k: kv, v: kv }, s, {}, { doc: [0, 0, 1, 1] })).rejects.toThrow(/table doc must be an Int32Array/);
     const sw = await (await import(modules.get('sliding_window.f32')!)).SlidingWindowAttention.create(device!);
     await expect(sw.run({ q: x, k: kv, v: kv }, s, { window: 2.5 })).rejects.toThrow(/param window is an integer, got 2.5/);
   });

@@ -88,6 +88,9 @@ export function runStatements(c: ModuleContext): string[] {
   return [
     'checkShape(shape, this.device.limits.maxComputeWorkgroupsPerDimension);',
     `const sizes = ${cls}.byteSizes(shape);`,
+    '// Typed arrays are checked too: a plain array would reach writeBuffer and fail there, unexplained.',
+    `for (const [name, x] of [['Q', inputs.q], ['K', inputs.k], ['V', inputs.v]] as const) if (!(x instanceof Float32Array)) throw new TypeError(\`attention ${m.spec}: \${name} must be a Float32Array\`);`,
+    ...tables.map((t) => `if (!(tables[${key(t.name!)}] instanceof ${t.elem === 'i32' ? 'Int32Array' : 'Float32Array'})) throw new TypeError(\`attention ${m.spec}: table ${t.name} must be a${t.elem === 'i32' ? 'n Int32Array' : ' Float32Array'}\`);`),
     `if (inputs.q.length !== sizes.q / ${bytesPerElem}) throw new RangeError(\`attention ${m.spec}: Q must hold B*Hq*Nq*${D} = \${sizes.q / ${bytesPerElem}} values, got \${inputs.q.length}\`);`,
     `if (inputs.k.length !== sizes.k / ${bytesPerElem} || inputs.v.length !== sizes.k / ${bytesPerElem}) throw new RangeError(\`attention ${m.spec}: K and V must hold B*Hkv*Nk*${D} = \${sizes.k / ${bytesPerElem}} values each\`);`,
     ...tables.map((t) => `if (tables[${key(t.name!)}].length !== ${AXIS_SIZE[t.axis!]}) throw new RangeError(\`attention ${m.spec}: table ${t.name} is ${t.elem}[${t.axis}], so it needs \${${AXIS_SIZE[t.axis!]}} values, got \${tables[${key(t.name!)}].length}\`);`),

@@ -484,6 +484,9 @@ export class DocumentAttention {
   async run(inputs: { readonly q: Float32Array; readonly k: Float32Array; readonly v: Float32Array }, shape: AttentionShape, params: DocumentParams | undefined = undefined, tables: DocumentTables): Promise<{ o: Float32Array; lse: Float32Array }> {
     checkShape(shape, this.device.limits.maxComputeWorkgroupsPerDimension);
     const sizes = DocumentAttention.byteSizes(shape);
+    // Typed arrays are checked too: a plain array would reach writeBuffer and fail there, unexplained.
+    for (const [name, x] of [['Q', inputs.q], ['K', inputs.k], ['V', inputs.v]] as const) if (!(x instanceof Float32Array)) throw new TypeError(`attention document: ${name} must be a Float32Array`);
+    if (!(tables["doc"] instanceof Int32Array)) throw new TypeError(`attention document: table doc must be an Int32Array`);
     if (inputs.q.length !== sizes.q / 2) throw new RangeError(`attention document: Q must hold B*Hq*Nq*64 = ${sizes.q / 2} values, got ${inputs.q.length}`);
     if (inputs.k.length !== sizes.k / 2 || inputs.v.length !== sizes.k / 2) throw new RangeError(`attention document: K and V must hold B*Hkv*Nk*64 = ${sizes.k / 2} values each`);
     if (tables["doc"].length !== shape.Nk) throw new RangeError(`attention document: table doc is i32[kv_len], so it needs ${shape.Nk} values, got ${tables["doc"].length}`);

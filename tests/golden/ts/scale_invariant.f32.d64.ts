@@ -477,6 +477,8 @@ export class ScaleInvariantAttention {
   async run(inputs: { readonly q: Float32Array; readonly k: Float32Array; readonly v: Float32Array }, shape: AttentionShape, params: ScaleInvariantParams | undefined = undefined): Promise<{ o: Float32Array; lse: Float32Array }> {
     checkShape(shape, this.device.limits.maxComputeWorkgroupsPerDimension);
     const sizes = ScaleInvariantAttention.byteSizes(shape);
+    // Typed arrays are checked too: a plain array would reach writeBuffer and fail there, unexplained.
+    for (const [name, x] of [['Q', inputs.q], ['K', inputs.k], ['V', inputs.v]] as const) if (!(x instanceof Float32Array)) throw new TypeError(`attention scale_invariant: ${name} must be a Float32Array`);
     if (inputs.q.length !== sizes.q / 4) throw new RangeError(`attention scale_invariant: Q must hold B*Hq*Nq*64 = ${sizes.q / 4} values, got ${inputs.q.length}`);
     if (inputs.k.length !== sizes.k / 4 || inputs.v.length !== sizes.k / 4) throw new RangeError(`attention scale_invariant: K and V must hold B*Hkv*Nk*64 = ${sizes.k / 4} values each`);
     const d = this.device;
