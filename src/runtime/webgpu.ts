@@ -50,19 +50,6 @@ export async function requestWebGpuDevice(opts: OpenWebGpuOptions = {}): Promise
   return { device, description };
 }
 
-/** The limits the compiler sizes WGSL kernels by, from a device. */
-export function deviceLimits(device: GPUDevice): DeviceLimits {
-  const l = device.limits;
-  return {
-    maxWorkgroupStorageBytes: l.maxComputeWorkgroupStorageSize,
-    maxInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
-    maxWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
-    maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
-    maxBufferSize: l.maxBufferSize,
-    maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
-  };
-}
-
 type Pipeline = { source: string; pipeline: GPUComputePipeline };
 
 /** What every backend on a WebGPU device shares: WGSL sized by the device's limits, f32 and f16 storage. */
@@ -73,8 +60,17 @@ export abstract class WebGpuDeviceBackend {
     return { target: 'wgsl' };
   }
 
+  /** The limits the compiler sizes WGSL kernels by. */
   limits(): DeviceLimits {
-    return deviceLimits(this.device);
+    const l = this.device.limits;
+    return {
+      maxWorkgroupStorageBytes: l.maxComputeWorkgroupStorageSize,
+      maxInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+      maxWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
+      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+      maxBufferSize: l.maxBufferSize,
+      maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
+    };
   }
 
   dtypes(): StorageDType[] {
