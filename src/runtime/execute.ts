@@ -7,8 +7,8 @@ import { renderKernel, UsageError } from '../compiler/compile.ts';
 import { referenceAttention } from './reference.ts';
 import type { AttentionCall, AttentionResult, Backend } from './device.ts';
 import { nameRecord, own } from '../compiler/own.ts';
+import { AXIS_SIZE } from '../compiler/syntax/ast.ts';
 
-const AXIS_SIZE = { heads: 'Hq', batch: 'B', q_len: 'Nq', kv_len: 'Nk' } as const;
 
 /** Fills in param defaults and checks that every param and table the call names exists and fits. */
 export function completeCall(lowered: LoweredKernel, call: Omit<AttentionCall, 'params'> & { params: Record<string, number> }): AttentionCall {

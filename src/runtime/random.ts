@@ -1,6 +1,6 @@
 // Seeded random inputs for `attnc check`, tests and benchmarks: the same seed
 // gives the same Q, K, V and tables on every machine (no Math.random).
-import type { TableAxis } from '../compiler/syntax/ast.ts';
+import { AXIS_SIZE, type TableAxis } from '../compiler/syntax/ast.ts';
 import { nameRecord } from '../compiler/own.ts';
 
 /** mulberry32: a small, fast 32-bit PRNG; returns floats in [0, 1). */
@@ -60,12 +60,7 @@ export function randomInputs(s: Shape, seed: number): { q: Float32Array; k: Floa
 export interface TableSpec { name: string; elem: 'f32' | 'i32'; axis: TableAxis }
 
 export function axisLength(axis: TableAxis, s: { B: number; Hq: number; Nq: number; Nk: number }): number {
-  switch (axis) {
-    case 'heads': return s.Hq;
-    case 'batch': return s.B;
-    case 'q_len': return s.Nq;
-    case 'kv_len': return s.Nk;
-  }
+  return s[AXIS_SIZE[axis]];
 }
 
 /** Plausible tables for a spec's `input`s:

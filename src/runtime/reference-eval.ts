@@ -5,7 +5,7 @@
 // divisor, table indices are clamped, everything "f32" is float64.
 // It deliberately does not use the IR (see reference.ts).
 import type { AttentionBlock, BinaryOp, Expr, Stmt, TableAxis, ValueType } from '../compiler/syntax/ast.ts';
-import { BUILTIN_TYPES, FUNCTION_ARITY, assertNever } from '../compiler/syntax/ast.ts';
+import { AXIS_SIZE, BUILTIN_TYPES, FUNCTION_ARITY, assertNever } from '../compiler/syntax/ast.ts';
 import { binaryType, callType, ifType, unaryType } from '../compiler/syntax/typing.ts';
 import { own } from '../compiler/own.ts';
 
@@ -337,10 +337,6 @@ export function bindParams(cb: CompiledBlock, c: Ctx, given: Record<string, numb
   });
 }
 
-const AXIS_SIZE: Record<TableAxis, (s: { B: number; Hq: number; Nq: number; Nk: number }) => number> = {
-  heads: (s) => s.Hq, batch: (s) => s.B, q_len: (s) => s.Nq, kv_len: (s) => s.Nk,
-};
-
 export function bindTables(cb: CompiledBlock, c: Ctx, given: Record<string, Table>, sizes: { B: number; Hq: number; Nq: number; Nk: number } | null, who: string): void {
   c.tables = cb.tables.map((t) => {
     const arr = own(given, t.name);
@@ -348,7 +344,7 @@ export function bindTables(cb: CompiledBlock, c: Ctx, given: Record<string, Tabl
     if (t.elem === 'i32' && !(arr instanceof Int32Array)) throw new Error(`${who}: table '${t.name}' is i32 but was given a ${arr.constructor.name}`);
     if (arr.length === 0) throw new Error(`${who}: table '${t.name}' is empty`);
     if (sizes) {
-      const want = AXIS_SIZE[t.axis](sizes);
+      const want = sizes[AXIS_SIZE[t.axis]];
       if (arr.length !== want) throw new Error(`${who}: table '${t.name}' has length ${arr.length} but its axis ${t.axis} has size ${want}`);
     }
     return arr;

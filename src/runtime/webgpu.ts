@@ -3,7 +3,7 @@
 // the kernel's manifest (`abi`, see compiler/render/wgsl-abi.ts), never the
 // compiler's internals.
 import type { CompiledKernel, StorageDType } from '../compiler/manifest.ts';
-import type { WgslAbi } from '../compiler/render/wgsl-abi.ts';
+import { bufferBindingType, type WgslAbi } from '../compiler/render/wgsl-abi.ts';
 import { DeviceError, NoDeviceError, type AttentionCall, type AttentionResult, type Backend, type Codegen, type DeviceLimits } from './device.ts';
 import { fromF16Array, toF16Array } from './half.ts';
 import { own } from '../compiler/own.ts';
@@ -223,8 +223,7 @@ class WebGpuBackend extends WebGpuDeviceBackend implements Backend {
  * validation (found by the differential fuzzer, src/fuzz/).
  */
 function explicitLayout(d: GPUDevice, abi: WgslAbi): GPUPipelineLayout {
-  const type = (role: string): GPUBufferBindingType => (role === 'uniform' ? 'uniform' : role === 'o' || role === 'lse' ? 'storage' : 'read-only-storage');
-  const entries = abi.bindings.map((b) => ({ binding: b.binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: type(b.role) } }));
+  const entries = abi.bindings.map((b) => ({ binding: b.binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: bufferBindingType(b.role) } }));
   return d.createPipelineLayout({ bindGroupLayouts: [d.createBindGroupLayout({ entries })] });
 }
 

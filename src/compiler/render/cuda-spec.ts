@@ -14,9 +14,9 @@ import { queryTileLoads } from '../passes/mask-intervals.ts';
 import { exp2Feed } from './exp2-feed.ts';
 import { mangle } from './names.ts';
 import { classifier, ctypeOf, planHoists, type Hoist } from './cuda-hoist.ts';
+import { AXIS_SIZE } from '../syntax/ast.ts';
 
 
-const TABLE_LEN: Record<string, string> = { heads: 'Hq', batch: 'B', q_len: 'Nq', kv_len: 'Nk' };
 const BUILTIN: Record<string, string> = {
   q_idx: 'qi', kv_idx: 'kvi', head: 'hq', batch: 'bb', q_len: 'Nq', kv_len: 'Nk', head_dim: 'HEAD_DIM',
   q_lo: 'q_lo', q_hi: 'q_hi', kv_lo: 'kv_lo', kv_hi: 'kv_hi',
@@ -34,9 +34,9 @@ function leafNames(k: LoweredKernel, over: Record<string, string> = {}, perThrea
       if (n.op === 'builtin') return over[n.name!] ?? BUILTIN[n.name!];
       throw new Error(`internal: not a leaf: ${n.op}`);
     },
-    load: (n, index) => `${mangle('t', n.name!)}[attnc_clampi(${index}, ${TABLE_LEN[axis.get(n.name!)!]})]`,
+    load: (n, index) => `${mangle('t', n.name!)}[attnc_clampi(${index}, ${AXIS_SIZE[axis.get(n.name!)!]})]`,
     loadRange: (n, lo, hi) =>
-      `${n.op === 'load_min' ? 'attnc_tmin' : 'attnc_tmax'}${suffix}(${mangle('t', n.name!)}, ${lo}, ${hi}, ${TABLE_LEN[axis.get(n.name!)!]})`,
+      `${n.op === 'load_min' ? 'attnc_tmin' : 'attnc_tmax'}${suffix}(${mangle('t', n.name!)}, ${lo}, ${hi}, ${AXIS_SIZE[axis.get(n.name!)!]})`,
   };
 }
 
@@ -262,7 +262,7 @@ function perThreadTest(liveRoot: Node, partRoot: Node, k: LoweredKernel, tqKnown
     const r = `tr${scanned++}`;
     const e = emitValues([lo, hi], CUDA, names, { known, prefix: `v_t1${serial++}_`, indent: '    ' });
     lines.push(...e.lines, `    int ${r}_min, ${r}_max;`,
-      `    attnc_trange1(${mangle('t', n.name!)}, ${e.values[0]}, ${e.values[1]}, ${TABLE_LEN[axis.get(n.name!)!]}, BN / 4, ${r}_min, ${r}_max);`);
+      `    attnc_trange1(${mangle('t', n.name!)}, ${e.values[0]}, ${e.values[1]}, ${AXIS_SIZE[axis.get(n.name!)!]}, BN / 4, ${r}_min, ${r}_max);`);
     for (const m of pair) known.set(m, m.op === 'load_min' ? `${r}_min` : `${r}_max`);
   }
   for (const n of tabled) lines.push(`    if (!${emit(n)}) return false;`);

@@ -3,8 +3,8 @@
 // single quotes are the generated code's own template literals.
 import { readFileSync } from 'node:fs';
 import type { KernelManifest } from '../manifest.ts';
-import type { TableAxis } from '../syntax/ast.ts';
-import type { WgslAbi, WgslBinding } from './wgsl-abi.ts';
+import { AXIS_SIZE } from '../syntax/ast.ts';
+import { bufferBindingType, type WgslAbi, type WgslBinding } from './wgsl-abi.ts';
 
 export interface ModuleContext {
   m: KernelManifest;
@@ -22,15 +22,13 @@ export interface ModuleContext {
 
 /** A user's name as a string literal: the only form in which names reach the module. */
 export const key = (name: string) => JSON.stringify(name);
-const AXIS_SIZE: Record<TableAxis, string> = { heads: 'shape.Hq', batch: 'shape.B', q_len: 'shape.Nq', kv_len: 'shape.Nk' };
 const numberText = (v: number) => (Object.is(v, -0) ? '-0' : String(v));
 /** Storage buffers of a call: Q, K, V, O, LSE and the tables (WebGPU's default limit is 8 per stage). */
 const storageBuffers = (c: ModuleContext) => 5 + c.tables.length;
 
 export function createStatements(c: ModuleContext): string[] {
   const { m, abi, tables, cls, label } = c;
-  const bindingType = (role: string) => (role === 'uniform' ? 'uniform' : role === 'o' || role === 'lse' ? 'storage' : 'read-only-storage');
-  const layoutEntries = abi.bindings.map((b) => `{ binding: ${b.binding}, visibility: SHADER_STAGE_COMPUTE, buffer: { type: ${key(bindingType(b.role))} } }`);
+  const layoutEntries = abi.bindings.map((b) => `{ binding: ${b.binding}, visibility: SHADER_STAGE_COMPUTE, buffer: { type: ${key(bufferBindingType(b.role))} } }`);
   return [
     ...(storageBuffers(c) > 8
       ? [`if (device.limits.maxStorageBuffersPerShaderStage < ${storageBuffers(c)}) throw new Error(\`attention ${m.spec}: the kernel binds ${storageBuffers(c)} storage buffers (Q, K, V, O, LSE and ${tables.length} tables) and this device allows \${device.limits.maxStorageBuffersPerShaderStage} per shader stage: request requiredLimits: { maxStorageBuffersPerShaderStage: ${storageBuffers(c)} } (up to the adapter's limit) when creating the device\`);`]
@@ -93,7 +91,7 @@ export function runStatements(c: ModuleContext): string[] {
     ...tables.map((t) => `if (!(tables[${key(t.name!)}] instanceof ${t.elem === 'i32' ? 'Int32Array' : 'Float32Array'})) throw new TypeError(\`attention ${m.spec}: table ${t.name} must be a${t.elem === 'i32' ? 'n Int32Array' : ' Float32Array'}\`);`),
     `if (inputs.q.length !== sizes.q / ${bytesPerElem}) throw new RangeError(\`attention ${m.spec}: Q must hold B*Hq*Nq*${D} = \${sizes.q / ${bytesPerElem}} values, got \${inputs.q.length}\`);`,
     `if (inputs.k.length !== sizes.k / ${bytesPerElem} || inputs.v.length !== sizes.k / ${bytesPerElem}) throw new RangeError(\`attention ${m.spec}: K and V must hold B*Hkv*Nk*${D} = \${sizes.k / ${bytesPerElem}} values each\`);`,
-    ...tables.map((t) => `if (tables[${key(t.name!)}].length !== ${AXIS_SIZE[t.axis!]}) throw new RangeError(\`attention ${m.spec}: table ${t.name} is ${t.elem}[${t.axis}], so it needs \${${AXIS_SIZE[t.axis!]}} values, got \${tables[${key(t.name!)}].length}\`);`),
+    ...tables.map((t) => `if (tables[${key(t.name!)}].length !== shape.${AXIS_SIZE[t.axis!]}) throw new RangeError(\`attention ${m.spec}: table ${t.name} is ${t.elem}[${t.axis}], so it needs \${shape.${AXIS_SIZE[t.axis!]}} values, got \${tables[${key(t.name!)}].length}\`);`),
     'const d = this.device;',
     'const created: GPUBuffer[] = [];',
     'let call: BoundCall | undefined;',

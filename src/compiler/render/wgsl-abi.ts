@@ -2,7 +2,7 @@
 // runtime (runtime/webgpu.ts) and embedders read from `manifest.abi`, and the
 // WGSL declarations that match it. One source of truth for both.
 import type { InputInfo, ParamInfo } from '../ir/program.ts';
-import type { TableAxis } from '../syntax/ast.ts';
+import { AXIS_SIZE, type TableAxis } from '../syntax/ast.ts';
 import { mangle } from './names.ts';
 
 export type BindingRole = 'uniform' | 'q' | 'k' | 'v' | 'o' | 'lse' | 'table';
@@ -68,12 +68,12 @@ export function buildAbi(dtype: 'f32' | 'f16', params: ParamInfo[], inputs: Inpu
 
 /** WGSL expression for the length of a table on `axis` (reads are clamped to it). */
 export function axisLengthExpr(axis: TableAxis): string {
-  switch (axis) {
-    case 'heads': return 'u.Hq';
-    case 'batch': return 'u.B';
-    case 'q_len': return 'u.Nq';
-    case 'kv_len': return 'u.Nk';
-  }
+  return `u.${AXIS_SIZE[axis]}`;
+}
+
+/** The buffer binding type of each role: the runtime's explicit layout and the ts module's use it. */
+export function bufferBindingType(role: BindingRole): 'uniform' | 'storage' | 'read-only-storage' {
+  return role === 'uniform' ? 'uniform' : role === 'o' || role === 'lse' ? 'storage' : 'read-only-storage';
 }
 
 /** The module-scope declarations matching the ABI. */

@@ -76,6 +76,9 @@ export const BUILTIN_TYPES: Readonly<Record<string, ValueType>> = table({
   causal: 'bool',
 });
 
+/** The size of a call that is the length of a table on each axis (DSL.md "input"). */
+export const AXIS_SIZE: Readonly<Record<TableAxis, 'Hq' | 'B' | 'Nq' | 'Nk'>> = table({ heads: 'Hq', batch: 'B', q_len: 'Nq', kv_len: 'Nk' });
+
 /** Built-in functions: name -> arity (DSL.md "Functions"). */
 export const FUNCTION_ARITY: Readonly<Record<string, number>> = table({
   exp: 1, exp2: 1, log: 1, log2: 1, log1p: 1, sqrt: 1, rsqrt: 1, tanh: 1, sigmoid: 1,
