@@ -126,6 +126,12 @@ describe('CUDA source', () => {
       const { source } = renderCuda(spec.lowered, { dtype: 'bf16', headDim: 128, hash: 'golden', version: 'golden', arch: 'sm_90a' });
       expectGolden(join(goldenDir, `${spec.name}.sm90a.cu`), source);
     });
+    // D=64: the warp-specialized kernel (producer warpgroup, 3 stages)
+    it(`golden ${spec.name}.sm90a.d64.cu (bf16, D=64, wgmma with a producer warpgroup)`, () => {
+      const { source, manifest } = renderCuda(spec.lowered, { dtype: 'bf16', headDim: 64, hash: 'golden', version: 'golden', arch: 'sm_90a' });
+      expect(manifest.abi.block).toEqual([384, 1, 1]);
+      expectGolden(join(goldenDir, `${spec.name}.sm90a.d64.cu`), source);
+    });
   }
 
   it('never writes user names raw (C keywords and odd names are mangled)', () => {

@@ -61,10 +61,12 @@ export function longShapes(D: number): Shape[] {
 
 export async function runCase(be: CudaBackend, spec: Spec, dtype: StorageDType, shape: Shape, seed = 1): Promise<CaseResult> {
   const t0 = performance.now();
-  // ATTNC_CUDA_TILES=warps,bn,mt checks a non-default tiling of the tensor-core kernel.
-  const [warps, bn, mt] = (process.env.ATTNC_CUDA_TILES ?? '').split(',').map((x) => (x ? Number(x) : undefined));
+  // ATTNC_CUDA_TILES=warps,bn,mt[,producer,stages] checks a non-default tiling of the tensor-core kernel
+  // (producer: 1 adds the wgmma kernel's producer warpgroup, 0 drops it).
+  const [warps, bn, mt, producer, stages] = (process.env.ATTNC_CUDA_TILES ?? '').split(',').map((x) => (x ? Number(x) : undefined));
+  const tiles = { warps, bn, mt, stages, producer: producer === undefined ? undefined : producer === 1 };
   // Hopper: the wgmma kernels (unless ATTNC_CUDA_KERNEL=mma)
-  const kernel = renderCuda(spec.lowered, { dtype, headDim: shape.D, hash: 'test', version: 'test', tiles: { warps, bn, mt }, arch: be.codegen().arch });
+  const kernel = renderCuda(spec.lowered, { dtype, headDim: shape.D, hash: 'test', version: 'test', tiles, arch: be.codegen().arch });
   const { q, k, v } = randomInputs(shape, seed);
   const params = Object.fromEntries(spec.lowered.program.params.map((p) => [p.name, p.default]));
   // Short windows/prefixes so that masks actually cut inside short sequences too.

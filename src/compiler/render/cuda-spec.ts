@@ -82,7 +82,8 @@ export interface SpecCode {
   rowDecls(rows: number): string[];
   /** Body computing row slot `i` (declares `qi` from `qiExpr`). */
   rowFill(qiExpr: string): string[];
-  tableDecls(bm: number, bn: number): string[];
+  /** Shared tables, one buffer per pipeline stage (default 2). */
+  tableDecls(bm: number, bn: number, stages?: number): string[];
   /** Fills buffer `buf` for the tile starting at `kv0`; the caller synchronizes. */
   tableFill(bm: number, bn: number, threads: number): string[];
   hasTables: boolean;
@@ -123,6 +124,8 @@ export function buildSpecCode(k: LoweredKernel): SpecCode {
   if (plan.head.length) {
     const e = emitValues(plan.head.map((h) => h.node), CUDA, names, { prefix: 'v_h', indent: '  ' });
     headLines.push(...e.lines, ...plan.head.map((h, j) => `  const ${h.ctype} hv_${h.node.id} = ${e.values[j]};`));
+    // (void): the warp-specialized kernel pastes these into both roles, and each uses only some.
+    headLines.push(`  ${plan.head.map((h) => `(void)hv_${h.node.id};`).join(' ')}`);
     for (const h of plan.head) headKnown.set(h.node, `hv_${h.node.id}`);
   }
 
@@ -139,11 +142,11 @@ export function buildSpecCode(k: LoweredKernel): SpecCode {
   const diagPacked = (plan.diag.length === 2 || plan.diag.length === 4) && plan.diag.every((h) => h.ctype === 'float');
   const diagSlot = (h: Hoist, index: string, buf: string) =>
     diagPacked ? `st_dv[${buf}][${index}][${plan.diag.indexOf(h)}]` : `${tableName(h)}[${buf}][${index}]`;
-  const tableDecls = (bm: number, bn: number) => [
-    ...plan.col.map((h) => `  __shared__ ${h.ctype} ${tableName(h)}[2][${bn}];`),
+  const tableDecls = (bm: number, bn: number, stages = 2) => [
+    ...plan.col.map((h) => `  __shared__ ${h.ctype} ${tableName(h)}[${stages}][${bn}];`),
     ...(diagPacked
-      ? [`  __shared__ __align__(${4 * plan.diag.length}) float st_dv[2][${bm + bn - 1}][${plan.diag.length}];`]
-      : plan.diag.map((h) => `  __shared__ ${h.ctype} ${tableName(h)}[2][${bm + bn - 1}];`)),
+      ? [`  __shared__ __align__(${4 * plan.diag.length}) float st_dv[${stages}][${bm + bn - 1}][${plan.diag.length}];`]
+      : plan.diag.map((h) => `  __shared__ ${h.ctype} ${tableName(h)}[${stages}][${bm + bn - 1}];`)),
   ];
   const tableFill = (bm: number, bn: number, threads: number) => {
     const out: string[] = [];
@@ -262,7 +265,7 @@ function perThreadTest(liveRoot: Node, partRoot: Node, k: LoweredKernel, tqKnown
     const r = `tr${scanned++}`;
     const e = emitValues([lo, hi], CUDA, names, { known, prefix: `v_t1${serial++}_`, indent: '    ' });
     lines.push(...e.lines, `    int ${r}_min, ${r}_max;`,
-      `    attnc_trange1(${mangle('t', n.name!)}, ${e.values[0]}, ${e.values[1]}, ${AXIS_SIZE[axis.get(n.name!)!]}, BN / 4, ${r}_min, ${r}_max);`);
+      `    attnc_trange1(${mangle('t', n.name!)}, ${e.values[0]}, ${e.values[1]}, ${AXIS_SIZE[axis.get(n.name!)!]}, SCAN_BATCH, ${r}_min, ${r}_max);`);
     for (const m of pair) known.set(m, m.op === 'load_min' ? `${r}_min` : `${r}_max`);
   }
   for (const n of tabled) lines.push(`    if (!${emit(n)}) return false;`);
@@ -283,7 +286,8 @@ function perThreadTest(liveRoot: Node, partRoot: Node, k: LoweredKernel, tqKnown
  * and CUDA-core kernels: `tile_live(j)` is false when no pair of KV tile j is
  * kept, `tile_partial(j)` when the mask must be evaluated per element.
  */
-export function tileClassifier(spec: SpecCode): string {
+export function tileClassifier(spec: SpecCode, o: StagingOptions = {}): string {
+  const sync = o.sync ?? '__syncthreads()';
   const head = `  // ---- tile classification (interval tests over the tile's index ranges) ----
   const int q_lo = q0, q_hi = min(row0 + BM, Nq) - 1 + (Nk - Nq);
   const int n_tiles = (Nk + BN - 1) / BN;
@@ -310,7 +314,8 @@ ${partial('tile_partial')}
   // per warp, and the words go through shared memory (double-buffered: one
   // barrier per window) so that every thread sees the same window. Calls of
   // next_live / tile_partial are block-uniform, so the barrier is too.
-  return `${head}  // Per thread (no warp collectives): is tile j live; for a live tile, part = partial.
+  return `${head}  constexpr int SCAN_BATCH = ${o.scanBatch ?? 'BN / 4'};  // 16-byte loads in flight per thread per table scan (at most 16)
+  // Per thread (no warp collectives): is tile j live; for a live tile, part = partial.
   auto tile_live = [&](int j, bool& part) -> bool {
     const int kv_lo = j * BN, kv_hi = min(kv_lo + BN, Nk) - 1;
 ${spec.tilePerThread.join('\n')}
@@ -328,7 +333,7 @@ ${partial('tile_partial_scan')}
     const bool live = j < n_tiles && tile_live(j, part);
     const unsigned live_w = __ballot_sync(0xffffffffu, live), part_w = __ballot_sync(0xffffffffu, part);
     if ((tid & 31) == 0) { tw_bits[tw_buf][0][tid >> 5] = live_w; tw_bits[tw_buf][1][tid >> 5] = part_w; }
-    __syncthreads();
+    ${sync};
   };
   auto next_live = [&](int j) -> int {
     while (j < n_tiles) {
@@ -354,9 +359,21 @@ ${partial('tile_partial_scan')}
  * the tensor-core and CUDA-core kernels but for the element type and how
  * many elements one 16-byte copy moves.
  */
-/** `kvDst(tile)`: where 16-byte chunk c of row r of stage st lands (default: padded rows of STRIDE elements). */
+export interface StagingOptions {
+  /** Where 16-byte chunk c of row r of stage st lands (default: padded rows of STRIDE elements). */
+  kvDst?: (tile: 'sK' | 'sV') => string;
+  /** The barrier among the threads that classify tiles (default: the whole block). */
+  sync?: string;
+  /** 16-byte loads per thread per batch of a per-thread table scan (default BN / 4; the loads take 4 registers each). */
+  scanBatch?: string;
+  /** `#pragma unroll` of the K/V copy loop (default: the compiler's choice, which unrolls it fully). */
+  copyUnroll?: number;
+}
+
+/** The staging code runs on `tid` 0..NTHREADS-1 of the scope it is pasted in (a producer warpgroup may shadow both). */
 export function kvStaging(spec: SpecCode, elem: 'unsigned short' | 'float', perChunk: 8 | 4, bm: number, bn: number, threads: number,
-  kvDst: (tile: 'sK' | 'sV') => string = (tile) => `${tile} + (st * BN + r) * STRIDE + c * ${perChunk}`): string {
+  o: StagingOptions = {}): string {
+  const kvDst = o.kvDst ?? ((tile: 'sK' | 'sV') => `${tile} + (st * BN + r) * STRIDE + c * ${perChunk}`);
   return `  const ${elem}* gQ = Q + (size_t)(bb * Hq + hq) * Nq * HEAD_DIM;
   const ${elem}* gK = K + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
   const ${elem}* gV = V + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
@@ -364,8 +381,9 @@ export function kvStaging(spec: SpecCode, elem: 'unsigned short' | 'float', perC
   // ---- values per (batch, head) ----
 ${spec.headLines.join('\n')}
 
-${tileClassifier(spec)}
-  auto load_kv = [&](int j, int st) {
+${tileClassifier(spec, o)}
+  auto load_kv = [&](int j, int st) {${o.copyUnroll ? `
+    #pragma unroll ${o.copyUnroll}` : ''}
     for (int x = tid; x < BN * CHUNKS; x += NTHREADS) {
       const int r = x / CHUNKS, c = x % CHUNKS, kr = j * BN + r;
       const bool ok = kr < Nk;

@@ -23,6 +23,44 @@ import { elemLoopCode, epilogueCode, softmaxCode } from './cuda-mma.ts';
 /** Element offset of 16-byte chunk `c` of row `r` in a swizzled [halves][rows][64] tile. */
 const swizzled = (rows: string, r: string, c: string) => `((${c}) >> 3) * (${rows} * 64) + (${r}) * 64 + ((((${c}) & 7) ^ ((${r}) & 7)) << 3)`;
 
+/** S = Q K^T for this warpgroup (issued and committed, not waited for): s[1][nt][4], raw f32 dot products. */
+export function wgmmaQK(nt: number): string {
+  return `    // S = Q K^T (raw dot products, f32): k16 steps walk 32 bytes along a 128-byte atom row, then the next 64 columns
+    float s[1][${nt}][4];
+    attnc_wg_fence();
+    #pragma unroll
+    for (int kk = 0; kk < HEAD_DIM / 16; ++kk)
+      attnc_wgmma_ss(&s[0][0][0], q_desc + ((kk >> 2) * (BM * 128) + (kk & 3) * 32) / 16,
+                     k_desc + ((kk >> 2) * (BN * 128) + (kk & 3) * 32) / 16, kk > 0);
+    attnc_wg_commit();`;
+}
+
+/** O += P V from the softmaxed S accumulators (issued, committed and waited for). */
+export function wgmmaPV(bn: number, halves: number): string {
+  return `    // O += P V: the S accumulators of two n8 tiles are the A fragment of one k16 step
+    // (all packed before the fence, so no register the MMAs read changes under them);
+    // V rows kk*16.. are two 8-row groups (1 KiB apart) of each 64-column half
+    unsigned a[${bn / 16}][4];
+    #pragma unroll
+    for (int kk = 0; kk < ${bn / 16}; ++kk) {
+      a[kk][0] = attnc_pack(s[0][2 * kk][0], s[0][2 * kk][1]);
+      a[kk][1] = attnc_pack(s[0][2 * kk][2], s[0][2 * kk][3]);
+      a[kk][2] = attnc_pack(s[0][2 * kk + 1][0], s[0][2 * kk + 1][1]);
+      a[kk][3] = attnc_pack(s[0][2 * kk + 1][2], s[0][2 * kk + 1][3]);
+    }
+    attnc_wg_fence();
+    #pragma unroll
+    for (int kk = 0; kk < ${bn / 16}; ++kk)
+      #pragma unroll
+      for (int h = 0; h < ${halves}; ++h)
+        attnc_wgmma_rs(&o[0][8 * h][0], a[kk], v_desc + (h * (BN * 128) + kk * 2048) / 16);
+    attnc_wg_commit();
+    attnc_wg_wait<0>();`;
+}
+
+/** Element offset of 16-byte chunk `c` of row `r` in a swizzled [halves][rows][64] tile (`rows` a C expression). */
+export { swizzled };
+
 export function renderWgmmaKernel(entry: string, spec: SpecCode, t: CudaTiles, headDim: number, sig: string): string {
   const { bm, bn, threads, stride } = t;
   const nt = bn / 8, nd = headDim / 8, halves = headDim / 64;
@@ -43,7 +81,7 @@ ${spec.tableDecls(bm, bn).join('\n')}
   const int hq = blockIdx.y, bb = blockIdx.z, hk = hq / (Hq / Hkv);
   const int row0 = m_block * BM;
   const int q0 = row0 + (Nk - Nq);  // q_idx of the block's first row (bottom-right aligned)
-${kvStaging(spec, 'unsigned short', 8, bm, bn, threads, kvDst)}
+${kvStaging(spec, 'unsigned short', 8, bm, bn, threads, { kvDst })}
   // ---- values per query row (row slot i: rows g and g + 8 of the warp's 16) ----
 ${spec.rowDecls(2).join('\n')}
   #pragma unroll
@@ -98,14 +136,7 @@ ${spec.rowFill('q0 + warp * 16 + g + 8 * (i & 1)').join('\n')}
     const unsigned long long k_desc = k_desc0 + stage * (BN * HEAD_DIM * 2 / 16);
     const unsigned long long v_desc = v_desc0 + stage * (BN * HEAD_DIM * 2 / 16);
 
-    // S = Q K^T (raw dot products, f32): k16 steps walk 32 bytes along a 128-byte atom row, then the next 64 columns
-    float s[1][${nt}][4];
-    attnc_wg_fence();
-    #pragma unroll
-    for (int kk = 0; kk < HEAD_DIM / 16; ++kk)
-      attnc_wgmma_ss(&s[0][0][0], q_desc + ((kk >> 2) * (BM * 128) + (kk & 3) * 32) / 16,
-                     k_desc + ((kk >> 2) * (BN * 128) + (kk & 3) * 32) / 16, kk > 0);
-    attnc_wg_commit();
+${wgmmaQK(nt)}
 
     // While S runs: refill the other stage (tile k - 1's, once everyone is done with it) with tile k + 1.
     // Tile 1 came with the prologue.
@@ -125,25 +156,7 @@ ${elemLoopCode(spec, false, 1, nt, 16, bn)}
 
 ${softmaxCode(1, nt, nd)}
 
-    // O += P V: the S accumulators of two n8 tiles are the A fragment of one k16 step
-    // (all packed before the fence, so no register the MMAs read changes under them);
-    // V rows kk*16.. are two 8-row groups (1 KiB apart) of each 64-column half
-    unsigned a[${bn / 16}][4];
-    #pragma unroll
-    for (int kk = 0; kk < ${bn / 16}; ++kk) {
-      a[kk][0] = attnc_pack(s[0][2 * kk][0], s[0][2 * kk][1]);
-      a[kk][1] = attnc_pack(s[0][2 * kk][2], s[0][2 * kk][3]);
-      a[kk][2] = attnc_pack(s[0][2 * kk + 1][0], s[0][2 * kk + 1][1]);
-      a[kk][3] = attnc_pack(s[0][2 * kk + 1][2], s[0][2 * kk + 1][3]);
-    }
-    attnc_wg_fence();
-    #pragma unroll
-    for (int kk = 0; kk < ${bn / 16}; ++kk)
-      #pragma unroll
-      for (int h = 0; h < ${halves}; ++h)
-        attnc_wgmma_rs(&o[0][8 * h][0], a[kk], v_desc + (h * (BN * 128) + kk * 2048) / 16);
-    attnc_wg_commit();
-    attnc_wg_wait<0>();
+${wgmmaPV(bn, halves)}
     attnc_mbar_arrive(bar_empty + 8 * stage);  // this thread is done with the stage
     j = jn;
     jn = jn < n_tiles ? next_live(jn + 1) : n_tiles;

@@ -82,6 +82,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_alibi_bf16_d128(const
   const float v_h30 = ((v_h27 > 1.0e38f) ? 1.0e38f : v_h27);
   const float hv_33 = ((v_h30 < (-1.0e38f)) ? (-1.0e38f) : v_h30);
   const float hv_8 = t_slopes[attnc_clampi(hq, Hq)];
+  (void)hv_33; (void)hv_8;
 
   // ---- tile classification (interval tests over the tile's index ranges) ----
   const int q_lo = q0, q_hi = min(row0 + BM, Nq) - 1 + (Nk - Nq);

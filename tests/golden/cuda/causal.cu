@@ -80,6 +80,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_causal_bf16_d128(cons
   const float v_h20 = ((1.0f / sqrtf((float)(HEAD_DIM))) * 1.442695f);
   const float v_h23 = ((v_h20 > 1.0e38f) ? 1.0e38f : v_h20);
   const float hv_26 = ((v_h23 < (-1.0e38f)) ? (-1.0e38f) : v_h23);
+  (void)hv_26;
 
   // ---- tile classification (interval tests over the tile's index ranges) ----
   const int q_lo = q0, q_hi = min(row0 + BM, Nq) - 1 + (Nk - Nq);

@@ -140,18 +140,20 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_document_bf16_d128(co
   const float v_h39 = ((1.0f / sqrtf((float)(HEAD_DIM))) * 1.442695f);
   const float v_h42 = ((v_h39 > 1.0e38f) ? 1.0e38f : v_h39);
   const float hv_45 = ((v_h42 < (-1.0e38f)) ? (-1.0e38f) : v_h42);
+  (void)hv_45;
 
   // ---- tile classification (interval tests over the tile's index ranges) ----
   const int q_lo = q0, q_hi = min(row0 + BM, Nq) - 1 + (Nk - Nq);
   const int n_tiles = (Nk + BN - 1) / BN;
   const int tq_23 = attnc_tmin(t_doc, q_lo, q_hi, Nk);
   const int tq_24 = attnc_tmax(t_doc, q_lo, q_hi, Nk);
+  constexpr int SCAN_BATCH = BN / 4;  // 16-byte loads in flight per thread per table scan (at most 16)
   // Per thread (no warp collectives): is tile j live; for a live tile, part = partial.
   auto tile_live = [&](int j, bool& part) -> bool {
     const int kv_lo = j * BN, kv_hi = min(kv_lo + BN, Nk) - 1;
     if (!(kv_lo <= q_hi)) return false;
     int tr0_min, tr0_max;
-    attnc_trange1(t_doc, kv_lo, kv_hi, Nk, BN / 4, tr0_min, tr0_max);
+    attnc_trange1(t_doc, kv_lo, kv_hi, Nk, SCAN_BATCH, tr0_min, tr0_max);
     if (!(tq_23 <= tr0_max)) return false;
     if (!(tr0_min <= tq_24)) return false;
     if (kv_lo + BN > Nk) return true;

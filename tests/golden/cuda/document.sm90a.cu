@@ -66,6 +66,11 @@ __device__ __forceinline__ void attnc_mbar_track_cp(unsigned bar) { asm volatile
 __device__ __forceinline__ void attnc_mbar_wait(unsigned bar, unsigned parity) {
   asm volatile("{\n.reg .pred done;\nLAB_WAIT:\nmbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n@!done bra LAB_WAIT;\n}\n" :: "r"(bar), "r"(parity) : "memory");
 }
+// Register budget of this warpgroup (warp-specialized kernel): the producer gives registers back, the consumers take them.
+template <int R> __device__ __forceinline__ void attnc_setmaxnreg_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" :: "n"(R)); }
+template <int R> __device__ __forceinline__ void attnc_setmaxnreg_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" :: "n"(R)); }
+// Named barrier id among n threads (whole warps): one role of a warp-specialized block.
+__device__ __forceinline__ void attnc_bar_sync(int id, int n) { asm volatile("bar.sync %0, %1;" :: "r"(id), "r"(n) : "memory"); }
 // Matrix descriptor: start address, leading and stride byte offsets (all >> 4), 128-byte swizzle.
 __device__ __forceinline__ unsigned long long attnc_wg_desc(unsigned addr, unsigned lbo, unsigned sbo) {
   return (unsigned long long)((addr & 0x3FFFFu) >> 4) | ((unsigned long long)(lbo >> 4) << 16) |
@@ -180,18 +185,20 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_document_bf16_d128(co
   const float v_h39 = ((1.0f / sqrtf((float)(HEAD_DIM))) * 1.442695f);
   const float v_h42 = ((v_h39 > 1.0e38f) ? 1.0e38f : v_h39);
   const float hv_45 = ((v_h42 < (-1.0e38f)) ? (-1.0e38f) : v_h42);
+  (void)hv_45;
 
   // ---- tile classification (interval tests over the tile's index ranges) ----
   const int q_lo = q0, q_hi = min(row0 + BM, Nq) - 1 + (Nk - Nq);
   const int n_tiles = (Nk + BN - 1) / BN;
   const int tq_23 = attnc_tmin(t_doc, q_lo, q_hi, Nk);
   const int tq_24 = attnc_tmax(t_doc, q_lo, q_hi, Nk);
+  constexpr int SCAN_BATCH = BN / 4;  // 16-byte loads in flight per thread per table scan (at most 16)
   // Per thread (no warp collectives): is tile j live; for a live tile, part = partial.
   auto tile_live = [&](int j, bool& part) -> bool {
     const int kv_lo = j * BN, kv_hi = min(kv_lo + BN, Nk) - 1;
     if (!(kv_lo <= q_hi)) return false;
     int tr0_min, tr0_max;
-    attnc_trange1(t_doc, kv_lo, kv_hi, Nk, BN / 4, tr0_min, tr0_max);
+    attnc_trange1(t_doc, kv_lo, kv_hi, Nk, SCAN_BATCH, tr0_min, tr0_max);
     if (!(tq_23 <= tr0_max)) return false;
     if (!(tr0_min <= tq_24)) return false;
     if (kv_lo + BN > Nk) return true;

@@ -80,6 +80,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_logn_bf16_d128(const 
   // ---- values per (batch, head) ----
   const float hv_32 = (1.0f / logf(p_train_len));
   const float hv_36 = ((1.0f / sqrtf((float)(HEAD_DIM))) * 1.442695f);
+  (void)hv_32; (void)hv_36;
 
   // ---- tile classification (interval tests over the tile's index ranges) ----
   const int q_lo = q0, q_hi = min(row0 + BM, Nq) - 1 + (Nk - Nq);

@@ -80,6 +80,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_scale_invariant_bf16_
   // ---- values per (batch, head) ----
   const float hv_37 = (1.0f / p_tau);
   const float hv_44 = ((1.0f / sqrtf((float)(HEAD_DIM))) * 1.442695f);
+  (void)hv_37; (void)hv_44;
 
   // ---- tile classification (interval tests over the tile's index ranges) ----
   const int q_lo = q0, q_hi = min(row0 + BM, Nq) - 1 + (Nk - Nq);

@@ -66,6 +66,11 @@ __device__ __forceinline__ void attnc_mbar_track_cp(unsigned bar) { asm volatile
 __device__ __forceinline__ void attnc_mbar_wait(unsigned bar, unsigned parity) {
   asm volatile("{\n.reg .pred done;\nLAB_WAIT:\nmbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n@!done bra LAB_WAIT;\n}\n" :: "r"(bar), "r"(parity) : "memory");
 }
+// Register budget of this warpgroup (warp-specialized kernel): the producer gives registers back, the consumers take them.
+template <int R> __device__ __forceinline__ void attnc_setmaxnreg_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" :: "n"(R)); }
+template <int R> __device__ __forceinline__ void attnc_setmaxnreg_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" :: "n"(R)); }
+// Named barrier id among n threads (whole warps): one role of a warp-specialized block.
+__device__ __forceinline__ void attnc_bar_sync(int id, int n) { asm volatile("bar.sync %0, %1;" :: "r"(id), "r"(n) : "memory"); }
 // Matrix descriptor: start address, leading and stride byte offsets (all >> 4), 128-byte swizzle.
 __device__ __forceinline__ unsigned long long attnc_wg_desc(unsigned addr, unsigned lbo, unsigned sbo) {
   return (unsigned long long)((addr & 0x3FFFFu) >> 4) | ((unsigned long long)(lbo >> 4) << 16) |
@@ -120,6 +125,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_scale_invariant_bf16_
   // ---- values per (batch, head) ----
   const float hv_37 = (1.0f / p_tau);
   const float hv_44 = ((1.0f / sqrtf((float)(HEAD_DIM))) * 1.442695f);
+  (void)hv_37; (void)hv_44;
 
   // ---- tile classification (interval tests over the tile's index ranges) ----
   const int q_lo = q0, q_hi = min(row0 + BM, Nq) - 1 + (Nk - Nq);

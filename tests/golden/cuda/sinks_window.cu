@@ -82,6 +82,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_sinks_window_bf16_d12
   const float v_h39 = ((1.0f / sqrtf((float)(HEAD_DIM))) * 1.442695f);
   const float v_h42 = ((v_h39 > 1.0e38f) ? 1.0e38f : v_h39);
   const float hv_45 = ((v_h42 < (-1.0e38f)) ? (-1.0e38f) : v_h42);
+  (void)hv_45;
 
   // ---- tile classification (interval tests over the tile's index ranges) ----
   const int q_lo = q0, q_hi = min(row0 + BM, Nq) - 1 + (Nk - Nq);

@@ -81,6 +81,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_sliding_window_bf16_d
   const float v_h31 = ((1.0f / sqrtf((float)(HEAD_DIM))) * 1.442695f);
   const float v_h34 = ((v_h31 > 1.0e38f) ? 1.0e38f : v_h31);
   const float hv_37 = ((v_h34 < (-1.0e38f)) ? (-1.0e38f) : v_h34);
+  (void)hv_37;
 
   // ---- tile classification (interval tests over the tile's index ranges) ----
   const int q_lo = q0, q_hi = min(row0 + BM, Nq) - 1 + (Nk - Nq);

@@ -80,6 +80,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_softcap_bf16_d128(con
   // ---- values per (batch, head) ----
   const float hv_28 = ((1.0f / sqrtf((float)(HEAD_DIM))) * (1.0f / p_cap));
   const float hv_32 = (p_cap * 1.442695f);
+  (void)hv_28; (void)hv_32;
 
   // ---- tile classification (interval tests over the tile's index ranges) ----
   const int q_lo = q0, q_hi = min(row0 + BM, Nq) - 1 + (Nk - Nq);

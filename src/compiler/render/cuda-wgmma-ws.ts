@@ -1,0 +1,158 @@
+// The warp-specialized Hopper kernel (sm_90a, f16/bf16 storage, f32 math):
+// the wgmma loop of cuda-wgmma.ts, with the staging taken off the warps that
+// do the math. A block is `warps / 4` consumer warpgroups of 64 query rows
+// each plus one producer warpgroup (the last 128 threads):
+//   producer   walks the live KV tiles (tile tests, table-driven ones too),
+//              copies each K/V tile into a free stage with cp.async (swizzled
+//              atoms, as cuda-wgmma.ts), fills the stage's per-column and
+//              per-diagonal tables, and posts the tile number (and whether
+//              its mask must be evaluated per element) in the stage's slot;
+//   consumers  wait for a stage, run S = Q K^T, the element loop, the online
+//              softmax and O += P V on it, and hand it back.
+// Stages are handed over by mbarriers: full[s] (the producer's 128 arrivals,
+// each also tracking that thread's cp.async copies) and empty[s] (every
+// consumer thread). A slot of -1 ends the loop. setmaxnreg moves registers
+// from the producer (which holds no accumulators) to the consumers, so S, O,
+// P and the per-row values stay in registers at 384 threads per block.
+//
+// Why: in the kernel of cuda-wgmma.ts every consumer thread issues its share
+// of each tile's copies and, before that, waits until both warpgroups are done
+// with the stage it refills; here that wait and those copies happen in a warp
+// that does nothing else, so a consumer blocks only when its next tile has not
+// landed.
+import type { CudaTiles } from '../schedule/cuda-tiles.ts';
+import { kvStaging, type SpecCode } from './cuda-spec.ts';
+import { elemLoopCode, epilogueCode, softmaxCode } from './cuda-mma.ts';
+import { swizzled, wgmmaPV, wgmmaQK } from './cuda-wgmma.ts';
+
+/** Threads of the producer warpgroup. */
+export const PRODUCER_THREADS = 128;
+
+export function renderWgmmaWsKernel(entry: string, spec: SpecCode, t: CudaTiles, headDim: number, sig: string): string {
+  const { bm, bn, threads, stride, stages } = t;
+  const consumers = threads - PRODUCER_THREADS;
+  const nt = bn / 8, halves = headDim / 64, nd = headDim / 8;
+  const kvDst = (tile: 'sK' | 'sV') => `${tile} + st * (BN * HEAD_DIM) + ${swizzled('BN', 'r', 'c')}`;
+  return `extern "C" __global__ void __launch_bounds__(${threads}, 1) ${entry}(${sig}) {
+  constexpr int HEAD_DIM = ${headDim}, BM = ${bm}, BN = ${bn}, STRIDE = ${stride}, STAGES = ${stages};
+  constexpr int NCONSUMERS = ${consumers};  // consumer threads (warps 0 .. ${consumers / 32 - 1}); the producer warpgroup follows
+  constexpr int CHUNKS = HEAD_DIM / 8;  // 16-byte chunks per row
+  extern __shared__ __align__(16) unsigned char attnc_smem_raw[];  // one type in every kernel: a TU may hold several
+  // Swizzle atoms must start on 1 KiB boundaries: the base is rounded up (1 KiB of slack is allocated).
+  unsigned short* const attnc_smem = reinterpret_cast<unsigned short*>(attnc_smem_raw + ((1024u - (attnc_smem_addr(attnc_smem_raw) & 1023u)) & 1023u));
+  unsigned short* sQ = attnc_smem;                   // [HEAD_DIM / 64][BM][64], swizzled; O staging [BM][STRIDE] at the end
+  unsigned short* sK = sQ + BM * HEAD_DIM;           // [STAGES][HEAD_DIM / 64][BN][64], swizzled
+  unsigned short* sV = sK + STAGES * BN * HEAD_DIM;  // [STAGES][HEAD_DIM / 64][BN][64], swizzled
+${spec.tableDecls(bm, bn, stages).join('\n')}
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+  // Heaviest query blocks (causal: the last ones) first.
+  const int m_block = gridDim.x - 1 - blockIdx.x;
+  const int hq = blockIdx.y, bb = blockIdx.z, hk = hq / (Hq / Hkv);
+  const int row0 = m_block * BM;
+  const int q0 = row0 + (Nk - Nq);  // q_idx of the block's first row (bottom-right aligned)
+
+  // ---- hand-over: full[s] = stage s loaded, empty[s] = stage s read by every consumer, bar_q = Q loaded;
+  // slot[s] = 2 * (tile number) + (1 if its mask is evaluated per element), or -1: no more tiles ----
+  __shared__ __align__(8) unsigned long long attnc_bar[2 * STAGES + 1];
+  __shared__ int attnc_slot[STAGES];
+  const unsigned bar_full = attnc_smem_addr(&attnc_bar[0]), bar_empty = attnc_smem_addr(&attnc_bar[STAGES]);
+  const unsigned bar_q = attnc_smem_addr(&attnc_bar[2 * STAGES]);
+  if (tid == 0) {
+    for (int b = 0; b < STAGES; ++b) { attnc_mbar_init(bar_full + 8 * b, ${PRODUCER_THREADS}); attnc_mbar_init(bar_empty + 8 * b, NCONSUMERS); }
+    attnc_mbar_init(bar_q, ${PRODUCER_THREADS});
+  }
+  __syncthreads();  // the last block-wide barrier: from here on each role synchronizes on its own
+
+  if (warp >= NCONSUMERS / 32) {
+    // ================= producer warpgroup =================
+    attnc_setmaxnreg_dec<${t.producerRegs}>();
+    // The staging code below runs on this warpgroup alone: its thread index and count shadow the block's.
+    const int tid = threadIdx.x - NCONSUMERS;
+    constexpr int NTHREADS = ${PRODUCER_THREADS};
+    // Its budget is small (setmaxnreg): the copy loop is unrolled by 2 and table scans keep 2 loads in flight,
+    // which is enough for a warpgroup that only has to stay a stage ahead (fully unrolled, it spills).
+${indent(kvStaging(spec, 'unsigned short', 8, bm, bn, PRODUCER_THREADS, { kvDst, sync: `attnc_bar_sync(2, ${PRODUCER_THREADS})`, scanBatch: '2', copyUnroll: 2 }))}
+    for (int x = tid; x < BM * CHUNKS; x += NTHREADS) {
+      const int r = x / CHUNKS, c = x % CHUNKS;
+      const bool ok = row0 + r < Nq;
+      attnc_cp_async16(attnc_smem_addr(sQ + ${swizzled('BM', 'r', 'c')}), gQ + (ok ? (size_t)(row0 + r) * HEAD_DIM + c * 8 : 0), ok);
+    }
+    attnc_mbar_track_cp(bar_q);
+    attnc_mbar_arrive(bar_q);
+    // Tile number k (0, 1, ...) goes to stage k % STAGES once the consumers are done with tile k - STAGES.
+    int j = next_live(0);
+    for (int k = 0;; ++k) {
+      const int st = k % STAGES;
+      if (k >= STAGES) attnc_mbar_wait(bar_empty + 8 * st, (k / STAGES - 1) & 1);
+      const bool more = j < n_tiles;
+      const bool part = more && tile_partial(j);  // every producer thread: the test may use warp collectives
+      if (tid == 0) attnc_slot[st] = more ? 2 * j + (part ? 1 : 0) : -1;
+      if (more) { load_kv(j, st); fill_tables(j, st); }
+      attnc_mbar_track_cp(bar_full + 8 * st);
+      attnc_mbar_arrive(bar_full + 8 * st);  // releases the slot and the table stores
+      if (!more) break;
+      j = next_live(j + 1);
+    }
+  } else {
+    // ================= consumer warpgroups =================
+    attnc_setmaxnreg_inc<${t.consumerRegs}>();
+    // ---- values per (batch, head) and per query row (row slot i: rows g and g + 8 of the warp's 16) ----
+${indent(spec.headLines.join('\n'))}
+${indent(spec.rowDecls(2).join('\n'))}
+    #pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      (void)i;
+${indent(spec.rowFill('q0 + warp * 16 + g + 8 * (i & 1)').join('\n'))}
+    }
+    // Descriptors of this warpgroup's 64 Q rows and of the K/V tiles (stage 0); see cuda-wgmma.ts.
+    const unsigned long long q_desc = attnc_wg_desc(attnc_smem_addr(sQ) + (warp >> 2) * (64 * 128), 16, 1024);
+    const unsigned long long k_desc0 = attnc_wg_desc(attnc_smem_addr(sK), 16, 1024);
+    const unsigned long long v_desc0 = attnc_wg_desc(attnc_smem_addr(sV), 1024, 1024);
+
+    float o[1][${nd}][4];
+    #pragma unroll
+    for (int n = 0; n < ${nd}; ++n) o[0][n][0] = o[0][n][1] = o[0][n][2] = o[0][n][3] = 0.f;
+    float m_i[2], l_i[2];
+    #pragma unroll
+    for (int i = 0; i < 2; ++i) { m_i[i] = ATTNC_NEG_INF; l_i[i] = 0.f; }
+    attnc_mbar_wait(bar_q, 0);
+
+    for (int k = 0;; ++k) {
+      const int stage = k % STAGES;
+      attnc_mbar_wait(bar_full + 8 * stage, (k / STAGES) & 1);
+      const int slot = attnc_slot[stage];
+      if (slot < 0) break;
+      attnc_fence_async_smem();  // the copies are seen by the tensor cores (async proxy) too
+      const int kv0 = (slot >> 1) * BN;
+      const unsigned long long k_desc = k_desc0 + stage * (BN * HEAD_DIM * 2 / 16);
+      const unsigned long long v_desc = v_desc0 + stage * (BN * HEAD_DIM * 2 / 16);
+
+${indent(wgmmaQK(nt))}
+      attnc_wg_wait<0>();
+
+      // logits in the log2 domain; the mask only where the producer's tile test said partial
+      if (slot & 1) {
+${indent(elemLoopCode(spec, true, 1, nt, 16, bn))}
+      } else {
+${indent(elemLoopCode(spec, false, 1, nt, 16, bn))}
+      }
+
+${indent(softmaxCode(1, nt, nd))}
+
+${indent(wgmmaPV(bn, halves))}
+      attnc_mbar_arrive(bar_empty + 8 * stage);  // this thread is done with the stage
+    }
+    // Every consumer warpgroup is done with Q (all copies have landed: each stage was waited for)
+    // before O is staged over it.
+    attnc_bar_sync(1, NCONSUMERS);
+
+${indent(epilogueCode(1, nd, 16))}
+  }
+}
+`;
+}
+
+/** Two more spaces on every non-empty line: code pasted one block deeper. */
+function indent(code: string): string {
+  return code.split('\n').map((l) => (l.length ? `  ${l}` : l)).join('\n');
+}
