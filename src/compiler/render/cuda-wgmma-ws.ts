@@ -23,7 +23,7 @@
 import type { CudaTiles } from '../schedule/cuda-tiles.ts';
 import { kvStaging, type SpecCode } from './cuda-spec.ts';
 import { elemLoopCode, epilogueCode, softmaxCode } from './cuda-mma.ts';
-import { swizzled, wgmmaPV, wgmmaQK } from './cuda-wgmma.ts';
+import { wgmmaConsumerInit, wgmmaKvDst, wgmmaPV, wgmmaQK, wgmmaQLoad, wgmmaSmem, wgmmaStageDescs } from './cuda-wgmma.ts';
 
 /** Threads of the producer warpgroup. */
 export const PRODUCER_THREADS = 128;
@@ -32,17 +32,11 @@ export function renderWgmmaWsKernel(entry: string, spec: SpecCode, t: CudaTiles,
   const { bm, bn, threads, stride, stages } = t;
   const consumers = threads - PRODUCER_THREADS;
   const nt = bn / 8, halves = headDim / 64, nd = headDim / 8;
-  const kvDst = (tile: 'sK' | 'sV') => `${tile} + st * (BN * HEAD_DIM) + ${swizzled('BN', 'r', 'c')}`;
   return `extern "C" __global__ void __launch_bounds__(${threads}, 1) ${entry}(${sig}) {
   constexpr int HEAD_DIM = ${headDim}, BM = ${bm}, BN = ${bn}, STRIDE = ${stride}, STAGES = ${stages};
   constexpr int NCONSUMERS = ${consumers};  // consumer threads (warps 0 .. ${consumers / 32 - 1}); the producer warpgroup follows
   constexpr int CHUNKS = HEAD_DIM / 8;  // 16-byte chunks per row
-  extern __shared__ __align__(16) unsigned char attnc_smem_raw[];  // one type in every kernel: a TU may hold several
-  // Swizzle atoms must start on 1 KiB boundaries: the base is rounded up (1 KiB of slack is allocated).
-  unsigned short* const attnc_smem = reinterpret_cast<unsigned short*>(attnc_smem_raw + ((1024u - (attnc_smem_addr(attnc_smem_raw) & 1023u)) & 1023u));
-  unsigned short* sQ = attnc_smem;                   // [HEAD_DIM / 64][BM][64], swizzled; O staging [BM][STRIDE] at the end
-  unsigned short* sK = sQ + BM * HEAD_DIM;           // [STAGES][HEAD_DIM / 64][BN][64], swizzled
-  unsigned short* sV = sK + STAGES * BN * HEAD_DIM;  // [STAGES][HEAD_DIM / 64][BN][64], swizzled
+${wgmmaSmem(stages)}
 ${spec.tableDecls(bm, bn, stages).join('\n')}
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   // Heaviest query blocks (causal: the last ones) first.
@@ -71,12 +65,8 @@ ${spec.tableDecls(bm, bn, stages).join('\n')}
     constexpr int NTHREADS = ${PRODUCER_THREADS};
     // Its budget is small (setmaxnreg): the copy loop is unrolled by 2 and table scans keep 2 loads in flight,
     // which is enough for a warpgroup that only has to stay a stage ahead (fully unrolled, it spills).
-${indent(kvStaging(spec, 'unsigned short', 8, bm, bn, PRODUCER_THREADS, { kvDst, sync: `attnc_bar_sync(2, ${PRODUCER_THREADS})`, scanBatch: '2', copyUnroll: 2 }))}
-    for (int x = tid; x < BM * CHUNKS; x += NTHREADS) {
-      const int r = x / CHUNKS, c = x % CHUNKS;
-      const bool ok = row0 + r < Nq;
-      attnc_cp_async16(attnc_smem_addr(sQ + ${swizzled('BM', 'r', 'c')}), gQ + (ok ? (size_t)(row0 + r) * HEAD_DIM + c * 8 : 0), ok);
-    }
+${indent(kvStaging(spec, 'unsigned short', 8, bm, bn, PRODUCER_THREADS, { kvDst: wgmmaKvDst, sync: `attnc_bar_sync(2, ${PRODUCER_THREADS})`, scanBatch: '2', copyUnroll: 2 }))}
+${indent(wgmmaQLoad())}
     attnc_mbar_track_cp(bar_q);
     attnc_mbar_arrive(bar_q);
     // Tile number k (0, 1, ...) goes to stage k % STAGES once the consumers are done with tile k - STAGES.
@@ -104,17 +94,7 @@ ${indent(spec.rowDecls(2).join('\n'))}
       (void)i;
 ${indent(spec.rowFill('q0 + warp * 16 + g + 8 * (i & 1)').join('\n'))}
     }
-    // Descriptors of this warpgroup's 64 Q rows and of the K/V tiles (stage 0); see cuda-wgmma.ts.
-    const unsigned long long q_desc = attnc_wg_desc(attnc_smem_addr(sQ) + (warp >> 2) * (64 * 128), 16, 1024);
-    const unsigned long long k_desc0 = attnc_wg_desc(attnc_smem_addr(sK), 16, 1024);
-    const unsigned long long v_desc0 = attnc_wg_desc(attnc_smem_addr(sV), 1024, 1024);
-
-    float o[1][${nd}][4];
-    #pragma unroll
-    for (int n = 0; n < ${nd}; ++n) o[0][n][0] = o[0][n][1] = o[0][n][2] = o[0][n][3] = 0.f;
-    float m_i[2], l_i[2];
-    #pragma unroll
-    for (int i = 0; i < 2; ++i) { m_i[i] = ATTNC_NEG_INF; l_i[i] = 0.f; }
+${indent(wgmmaConsumerInit(nd))}
     attnc_mbar_wait(bar_q, 0);
 
     for (int k = 0;; ++k) {
@@ -124,8 +104,7 @@ ${indent(spec.rowFill('q0 + warp * 16 + g + 8 * (i & 1)').join('\n'))}
       if (slot < 0) break;
       attnc_fence_async_smem();  // the copies are seen by the tensor cores (async proxy) too
       const int kv0 = (slot >> 1) * BN;
-      const unsigned long long k_desc = k_desc0 + stage * (BN * HEAD_DIM * 2 / 16);
-      const unsigned long long v_desc = v_desc0 + stage * (BN * HEAD_DIM * 2 / 16);
+${indent(wgmmaStageDescs)}
 
 ${indent(wgmmaQK(nt))}
       attnc_wg_wait<0>();

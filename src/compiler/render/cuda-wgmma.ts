@@ -58,22 +58,60 @@ export function wgmmaPV(bn: number, halves: number): string {
     attnc_wg_wait<0>();`;
 }
 
-/** Element offset of 16-byte chunk `c` of row `r` in a swizzled [halves][rows][64] tile (`rows` a C expression). */
-export { swizzled };
+// Pieces of the Hopper kernels shared by this skeleton and the warp-specialized one
+// (cuda-wgmma-ws.ts), written at this kernel's indentation.
+
+/** Dynamic shared memory: Q, then `stages` K and V tiles, as 1 KiB-aligned swizzle atoms. */
+export function wgmmaSmem(stages: number): string {
+  return `  extern __shared__ __align__(16) unsigned char attnc_smem_raw[];  // one type in every kernel: a TU may hold several
+  // Swizzle atoms must start on 1 KiB boundaries: the base is rounded up (1 KiB of slack is allocated).
+  unsigned short* const attnc_smem = reinterpret_cast<unsigned short*>(attnc_smem_raw + ((1024u - (attnc_smem_addr(attnc_smem_raw) & 1023u)) & 1023u));
+  unsigned short* sQ = attnc_smem;              // [HEAD_DIM / 64][BM][64], swizzled; O staging [BM][STRIDE] at the end
+  unsigned short* sK = sQ + BM * HEAD_DIM;      // [${stages}][HEAD_DIM / 64][BN][64], swizzled
+  unsigned short* sV = sK + ${stages} * BN * HEAD_DIM;  // [${stages}][HEAD_DIM / 64][BN][64], swizzled`;
+}
+
+/** Where load_kv puts 16-byte chunk c of row r of stage st: swizzled atoms (kvStaging's kvDst). */
+export const wgmmaKvDst = (tile: 'sK' | 'sV') => `${tile} + st * (BN * HEAD_DIM) + ${swizzled('BN', 'r', 'c')}`;
+
+/** The block's Q tile through cp.async into swizzled atoms (rows past Nq zero-filled); run by tid 0..NTHREADS-1. */
+export function wgmmaQLoad(): string {
+  return `  for (int x = tid; x < BM * CHUNKS; x += NTHREADS) {
+    const int r = x / CHUNKS, c = x % CHUNKS;
+    const bool ok = row0 + r < Nq;
+    attnc_cp_async16(attnc_smem_addr(sQ + ${swizzled('BM', 'r', 'c')}), gQ + (ok ? (size_t)(row0 + r) * HEAD_DIM + c * 8 : 0), ok);
+  }`;
+}
+
+/** Matrix descriptors of this warpgroup's Q rows and of stage 0's K and V, then the zeroed accumulators. */
+export function wgmmaConsumerInit(nd: number): string {
+  return `  // Descriptors of this warpgroup's 64 Q rows and of the K/V tiles (stage 0);
+  // per-step offsets below are compile-time constants added to the address field.
+  // Q and K are K-major (stride 1 KiB between 8-row groups); V is read N-major, one
+  // 64-column atom per instruction, so only its 8-row-group stride (1 KiB) is used.
+  const unsigned long long q_desc = attnc_wg_desc(attnc_smem_addr(sQ) + (warp >> 2) * (64 * 128), 16, 1024);
+  const unsigned long long k_desc0 = attnc_wg_desc(attnc_smem_addr(sK), 16, 1024);
+  const unsigned long long v_desc0 = attnc_wg_desc(attnc_smem_addr(sV), 1024, 1024);
+
+  float o[1][${nd}][4];
+  #pragma unroll
+  for (int n = 0; n < ${nd}; ++n) o[0][n][0] = o[0][n][1] = o[0][n][2] = o[0][n][3] = 0.f;
+  float m_i[2], l_i[2];
+  #pragma unroll
+  for (int i = 0; i < 2; ++i) { m_i[i] = ATTNC_NEG_INF; l_i[i] = 0.f; }`;
+}
+
+/** The descriptors of stage \`stage\`'s K and V tiles. */
+export const wgmmaStageDescs = `    const unsigned long long k_desc = k_desc0 + stage * (BN * HEAD_DIM * 2 / 16);
+    const unsigned long long v_desc = v_desc0 + stage * (BN * HEAD_DIM * 2 / 16);`;
 
 export function renderWgmmaKernel(entry: string, spec: SpecCode, t: CudaTiles, headDim: number, sig: string): string {
   const { bm, bn, threads, stride } = t;
   const nt = bn / 8, nd = headDim / 8, halves = headDim / 64;
-  const kvDst = (tile: 'sK' | 'sV') => `${tile} + st * (BN * HEAD_DIM) + ${swizzled('BN', 'r', 'c')}`;
   return `extern "C" __global__ void __launch_bounds__(${threads}, 1) ${entry}(${sig}) {
   constexpr int HEAD_DIM = ${headDim}, BM = ${bm}, BN = ${bn}, STRIDE = ${stride}, NTHREADS = ${threads};
   constexpr int CHUNKS = HEAD_DIM / 8;  // 16-byte chunks per row
-  extern __shared__ __align__(16) unsigned char attnc_smem_raw[];  // one type in every kernel: a TU may hold several
-  // Swizzle atoms must start on 1 KiB boundaries: the base is rounded up (1 KiB of slack is allocated).
-  unsigned short* const attnc_smem = reinterpret_cast<unsigned short*>(attnc_smem_raw + ((1024u - (attnc_smem_addr(attnc_smem_raw) & 1023u)) & 1023u));
-  unsigned short* sQ = attnc_smem;              // [HEAD_DIM / 64][BM][64], swizzled; O staging [BM][STRIDE] at the end
-  unsigned short* sK = sQ + BM * HEAD_DIM;      // [2][HEAD_DIM / 64][BN][64], swizzled
-  unsigned short* sV = sK + 2 * BN * HEAD_DIM;  // [2][HEAD_DIM / 64][BN][64], swizzled
+${wgmmaSmem(2)}
 ${spec.tableDecls(bm, bn).join('\n')}
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   // Heaviest query blocks (causal: the last ones) first.
@@ -81,7 +119,7 @@ ${spec.tableDecls(bm, bn).join('\n')}
   const int hq = blockIdx.y, bb = blockIdx.z, hk = hq / (Hq / Hkv);
   const int row0 = m_block * BM;
   const int q0 = row0 + (Nk - Nq);  // q_idx of the block's first row (bottom-right aligned)
-${kvStaging(spec, 'unsigned short', 8, bm, bn, threads, { kvDst })}
+${kvStaging(spec, 'unsigned short', 8, bm, bn, threads, { kvDst: wgmmaKvDst })}
   // ---- values per query row (row slot i: rows g and g + 8 of the warp's 16) ----
 ${spec.rowDecls(2).join('\n')}
   #pragma unroll
@@ -100,11 +138,7 @@ ${spec.rowFill('q0 + warp * 16 + g + 8 * (i & 1)').join('\n')}
   auto publish = [&](int st) { attnc_mbar_track_cp(bar_full + 8 * st); attnc_mbar_arrive(bar_full + 8 * st); };
 
   // ---- prologue: Q tile and the first two live KV tiles ----
-  for (int x = tid; x < BM * CHUNKS; x += NTHREADS) {
-    const int r = x / CHUNKS, c = x % CHUNKS;
-    const bool ok = row0 + r < Nq;
-    attnc_cp_async16(attnc_smem_addr(sQ + ${swizzled('BM', 'r', 'c')}), gQ + (ok ? (size_t)(row0 + r) * HEAD_DIM + c * 8 : 0), ok);
-  }
+${wgmmaQLoad()}
   int j = next_live(0);
   if (j < n_tiles) { load_kv(j, 0); fill_tables(j, 0); }
   publish(0);
@@ -112,20 +146,7 @@ ${spec.rowFill('q0 + warp * 16 + g + 8 * (i & 1)').join('\n')}
   if (jn < n_tiles) { load_kv(jn, 1); fill_tables(jn, 1); }
   publish(1);
 
-  // Descriptors of this warpgroup's 64 Q rows and of the K/V tiles (stage 0);
-  // per-step offsets below are compile-time constants added to the address field.
-  // Q and K are K-major (stride 1 KiB between 8-row groups); V is read N-major, one
-  // 64-column atom per instruction, so only its 8-row-group stride (1 KiB) is used.
-  const unsigned long long q_desc = attnc_wg_desc(attnc_smem_addr(sQ) + (warp >> 2) * (64 * 128), 16, 1024);
-  const unsigned long long k_desc0 = attnc_wg_desc(attnc_smem_addr(sK), 16, 1024);
-  const unsigned long long v_desc0 = attnc_wg_desc(attnc_smem_addr(sV), 1024, 1024);
-
-  float o[1][${nd}][4];
-  #pragma unroll
-  for (int n = 0; n < ${nd}; ++n) o[0][n][0] = o[0][n][1] = o[0][n][2] = o[0][n][3] = 0.f;
-  float m_i[2], l_i[2];
-  #pragma unroll
-  for (int i = 0; i < 2; ++i) { m_i[i] = ATTNC_NEG_INF; l_i[i] = 0.f; }
+${wgmmaConsumerInit(nd)}
 
   // ---- main loop over the live KV tiles: tile number k (0, 1, ...) sits in stage k & 1 ----
   for (int k = 0; j < n_tiles; ++k) {
@@ -133,8 +154,7 @@ ${spec.rowFill('q0 + warp * 16 + g + 8 * (i & 1)').join('\n')}
     attnc_mbar_wait(bar_full + 8 * stage, (k >> 1) & 1);
     attnc_fence_async_smem();  // the copies are seen by the tensor cores (async proxy) too
     const int kv0 = j * BN;
-    const unsigned long long k_desc = k_desc0 + stage * (BN * HEAD_DIM * 2 / 16);
-    const unsigned long long v_desc = v_desc0 + stage * (BN * HEAD_DIM * 2 / 16);
+${wgmmaStageDescs}
 
 ${wgmmaQK(nt)}
 

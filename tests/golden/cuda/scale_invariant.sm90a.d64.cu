@@ -109,9 +109,9 @@ extern "C" __global__ void __launch_bounds__(384, 1) attnc_scale_invariant_bf16_
   extern __shared__ __align__(16) unsigned char attnc_smem_raw[];  // one type in every kernel: a TU may hold several
   // Swizzle atoms must start on 1 KiB boundaries: the base is rounded up (1 KiB of slack is allocated).
   unsigned short* const attnc_smem = reinterpret_cast<unsigned short*>(attnc_smem_raw + ((1024u - (attnc_smem_addr(attnc_smem_raw) & 1023u)) & 1023u));
-  unsigned short* sQ = attnc_smem;                   // [HEAD_DIM / 64][BM][64], swizzled; O staging [BM][STRIDE] at the end
-  unsigned short* sK = sQ + BM * HEAD_DIM;           // [STAGES][HEAD_DIM / 64][BN][64], swizzled
-  unsigned short* sV = sK + STAGES * BN * HEAD_DIM;  // [STAGES][HEAD_DIM / 64][BN][64], swizzled
+  unsigned short* sQ = attnc_smem;              // [HEAD_DIM / 64][BM][64], swizzled; O staging [BM][STRIDE] at the end
+  unsigned short* sK = sQ + BM * HEAD_DIM;      // [3][HEAD_DIM / 64][BN][64], swizzled
+  unsigned short* sV = sK + 3 * BN * HEAD_DIM;  // [3][HEAD_DIM / 64][BN][64], swizzled
   __shared__ __align__(8) float st_dv[3][319][2];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   // Heaviest query blocks (causal: the last ones) first.
@@ -222,7 +222,10 @@ extern "C" __global__ void __launch_bounds__(384, 1) attnc_scale_invariant_bf16_
       (void)i;
 
     }
-    // Descriptors of this warpgroup's 64 Q rows and of the K/V tiles (stage 0); see cuda-wgmma.ts.
+    // Descriptors of this warpgroup's 64 Q rows and of the K/V tiles (stage 0);
+    // per-step offsets below are compile-time constants added to the address field.
+    // Q and K are K-major (stride 1 KiB between 8-row groups); V is read N-major, one
+    // 64-column atom per instruction, so only its 8-row-group stride (1 KiB) is used.
     const unsigned long long q_desc = attnc_wg_desc(attnc_smem_addr(sQ) + (warp >> 2) * (64 * 128), 16, 1024);
     const unsigned long long k_desc0 = attnc_wg_desc(attnc_smem_addr(sK), 16, 1024);
     const unsigned long long v_desc0 = attnc_wg_desc(attnc_smem_addr(sV), 1024, 1024);
