@@ -83,6 +83,9 @@ export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides:
  *          document 8x192 1.734, 8x192p3 1.685, 8x128p3 1.615;  sliding_window 0.716 -> 0.642 / 0.633 (8x128p3)
  *   D=128  causal   8x128 4.750, 8x128p 5.223, 8x64p3 5.687;  scale_invariant 8x128 5.472, 8x128p 5.496
  *          alibi 5.224 / 5.496 (p);  document 2.174 / 2.294 (p);  softcap 7.922 / 7.893 (p)
+ * (That sweep's build unrolled the producer's copy loop fully, kept 4 loads in flight per table scan and
+ * gave every producer 40 registers; it spilled a few bytes for some specs, hence the budgets below and
+ * the producer's staging options in cuda-wgmma-ws.ts. bench/results/h200-2026-12-02.json measured these.)
  * Earlier (2026-11-29, tile-sweep.txt): D=128 12 warps BN 64 within noise of 8 warps BN 128; 4 warps
  * BN 128 far slower; D=64 12 warps spills.
  */
