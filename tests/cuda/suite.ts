@@ -61,10 +61,11 @@ export function longShapes(D: number): Shape[] {
 
 export async function runCase(be: CudaBackend, spec: Spec, dtype: StorageDType, shape: Shape, seed = 1): Promise<CaseResult> {
   const t0 = performance.now();
-  // ATTNC_CUDA_TILES=warps,bn,mt[,producer,stages] checks a non-default tiling of the tensor-core kernel
-  // (producer: 1 adds the wgmma kernel's producer warpgroup, 0 drops it).
-  const [warps, bn, mt, producer, stages] = (process.env.ATTNC_CUDA_TILES ?? '').split(',').map((x) => (x ? Number(x) : undefined));
-  const tiles = { warps, bn, mt, stages, producer: producer === undefined ? undefined : producer === 1 };
+  // ATTNC_CUDA_TILES=warps,bn,mt[,producer,stages,overlap] checks a non-default tiling of the tensor-core kernel
+  // (producer: 1 adds the wgmma kernel's producer warpgroup, 0 drops it; overlap: 1 overlaps softmax and P V).
+  const [warps, bn, mt, producer, stages, overlap] = (process.env.ATTNC_CUDA_TILES ?? '').split(',').map((x) => (x ? Number(x) : undefined));
+  const flag = (x: number | undefined) => (x === undefined ? undefined : x === 1);
+  const tiles = { warps, bn, mt, stages, producer: flag(producer), overlap: flag(overlap) };
   // Hopper: the wgmma kernels (unless ATTNC_CUDA_KERNEL=mma)
   const kernel = renderCuda(spec.lowered, { dtype, headDim: shape.D, hash: 'test', version: 'test', tiles, arch: be.codegen().arch });
   const { q, k, v } = randomInputs(shape, seed);
@@ -97,6 +98,8 @@ async function main(): Promise<void> {
   const dtArg = argv.indexOf('--dtypes');
   const maxArg = argv.indexOf('--max-n');
   const maxN = maxArg >= 0 ? Number(argv[maxArg + 1]) : Infinity;
+  const dimArg = argv.indexOf('--dims');
+  const dims = dimArg >= 0 ? argv[dimArg + 1].split(',').map(Number) : [64, 128];
   const dtypes = (dtArg >= 0 ? argv[dtArg + 1].split(',') : ['f32', 'f16', 'bf16']) as StorageDType[];
   const { openCuda } = await import('../../src/runtime/cuda.ts');
   const be = await openCuda();
@@ -104,7 +107,7 @@ async function main(): Promise<void> {
   let pass = 0, fail = 0;
   try {
     for (const spec of loadExamples(only)) {
-      for (const D of [64, 128]) for (const dtype of dtypes) {
+      for (const D of dims) for (const dtype of dtypes) {
         const shapes = [...shortShapes(D), ...(long ? longShapes(D) : [])].filter((s) => Math.max(s.Nq, s.Nk) <= maxN);
         for (const shape of shapes) {
           try {

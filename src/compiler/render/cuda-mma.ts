@@ -180,7 +180,13 @@ ${e.lines.join('\n')}
 }
 
 /** Online softmax over the S accumulators (each row spread over the 4 lanes of a quad); rescales O. */
-export function softmaxCode(mt: number, nt: number, nd: number): string {
+export function softmaxCode(mt: number, nt: number, nd: number, deferRescale = false): string {
+  // deferRescale: O is still being accumulated by an in-flight P V (cuda-wgmma-ws.ts, overlapped
+  // loop); the factors go to alpha_i[] and rescaleCode() applies them once that product is done.
+  const rescale = deferRescale
+    ? 'alpha_i[i] = alpha;'
+    : `#pragma unroll
+      for (int n = 0; n < ${nd}; ++n) { o[mi][n][2 * h] *= alpha; o[mi][n][2 * h + 1] *= alpha; }`;
   return `    // online softmax (each row is spread over the 4 lanes of a quad)
     #pragma unroll
     for (int i = 0; i < ${2 * mt}; ++i) {
@@ -201,8 +207,17 @@ export function softmaxCode(mt: number, nt: number, nd: number): string {
         rs += s[mi][n][2 * h] + s[mi][n][2 * h + 1];
       }
       l_i[i] = l_i[i] * alpha + rs;
+      ${rescale}
+    }`;
+}
+
+/** O *= alpha_i[] per row slot (the deferred half of softmaxCode(..., true)). */
+export function rescaleCode(mt: number, nd: number): string {
+  return `    #pragma unroll
+    for (int i = 0; i < ${2 * mt}; ++i) {
+      const int mi = i >> 1, h = i & 1;
       #pragma unroll
-      for (int n = 0; n < ${nd}; ++n) { o[mi][n][2 * h] *= alpha; o[mi][n][2 * h + 1] *= alpha; }
+      for (int n = 0; n < ${nd}; ++n) { o[mi][n][2 * h] *= alpha_i[i]; o[mi][n][2 * h + 1] *= alpha_i[i]; }
     }`;
 }
 

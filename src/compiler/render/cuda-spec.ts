@@ -84,9 +84,13 @@ export interface SpecCode {
   rowFill(qiExpr: string): string[];
   /** Shared tables, one buffer per pipeline stage (default 2). */
   tableDecls(bm: number, bn: number, stages?: number): string[];
+  /** Bytes of static shared memory that tableDecls(bm, bn, stages) declares. */
+  tableBytes(bm: number, bn: number, stages: number): number;
   /** Fills buffer `buf` for the tile starting at `kv0`; the caller synchronizes. */
   tableFill(bm: number, bn: number, threads: number): string[];
   hasTables: boolean;
+  /** Some per-element value depends on q_idx - kv_idx only and is read from a per-diagonal table. */
+  diagTables: boolean;
   /** Per-element code; `value` is the log2-domain logit; `keep` the mask (masked variant only). */
   elem(masked: boolean, bn: number): { lines: string[]; logit2: string; keep: string };
   /** Table range reads of the tile tests that depend on the query tile only: once per block, before the lambdas. */
@@ -148,6 +152,9 @@ export function buildSpecCode(k: LoweredKernel): SpecCode {
       ? [`  __shared__ __align__(${4 * plan.diag.length}) float st_dv[${stages}][${bm + bn - 1}][${plan.diag.length}];`]
       : plan.diag.map((h) => `  __shared__ ${h.ctype} ${tableName(h)}[${stages}][${bm + bn - 1}];`)),
   ];
+  const bytesOf = (h: Hoist) => (h.ctype === 'bool' ? 1 : 4);
+  const tableBytes = (bm: number, bn: number, stages: number) => stages * (
+    plan.col.reduce((n, h) => n + bytesOf(h) * bn, 0) + plan.diag.reduce((n, h) => n + bytesOf(h) * (bm + bn - 1), 0));
   const tableFill = (bm: number, bn: number, threads: number) => {
     const out: string[] = [];
     if (plan.col.length) {
@@ -201,8 +208,9 @@ export function buildSpecCode(k: LoweredKernel): SpecCode {
     ...p.inputs.map((t) => `const ${ctypeOf(t.elem)}* __restrict__ ${mangle('t', t.name)}`),
   ];
   return {
-    affine, maskFree, paramDecls, headLines, rowDecls, rowFill, tableDecls, tableFill,
+    affine, maskFree, paramDecls, headLines, rowDecls, rowFill, tableDecls, tableBytes, tableFill,
     hasTables: plan.col.length + plan.diag.length > 0,
+    diagTables: plan.diag.length > 0,
     elem,
     tileQueryLines,
     tileLive: live,

@@ -22,8 +22,8 @@
 // landed.
 import type { CudaTiles } from '../schedule/cuda-tiles.ts';
 import { kvStaging, type SpecCode } from './cuda-spec.ts';
-import { elemLoopCode, epilogueCode, softmaxCode } from './cuda-mma.ts';
-import { wgmmaConsumerInit, wgmmaKvDst, wgmmaPV, wgmmaQK, wgmmaQLoad, wgmmaSmem, wgmmaStageDescs } from './cuda-wgmma.ts';
+import { elemLoopCode, epilogueCode, rescaleCode, softmaxCode } from './cuda-mma.ts';
+import { wgmmaConsumerInit, wgmmaKvDst, wgmmaPack, wgmmaPV, wgmmaPVIssue, wgmmaQK, wgmmaQLoad, wgmmaSmem, wgmmaStageDescs } from './cuda-wgmma.ts';
 
 /** Threads of the producer warpgroup. */
 export const PRODUCER_THREADS = 128;
@@ -97,7 +97,20 @@ ${indent(spec.rowFill('q0 + warp * 16 + g + 8 * (i & 1)').join('\n'))}
 ${indent(wgmmaConsumerInit(nd))}
     attnc_mbar_wait(bar_q, 0);
 
-    for (int k = 0;; ++k) {
+${t.overlap ? overlappedLoop(spec, nt, nd, bn, halves) : serialLoop(spec, nt, nd, bn, halves)}
+    // Every consumer warpgroup is done with Q (all copies have landed: each stage was waited for)
+    // before O is staged over it.
+    attnc_bar_sync(1, NCONSUMERS);
+
+${indent(epilogueCode(1, nd, 16))}
+  }
+}
+`;
+}
+
+/** One tile at a time: S = Q K^T, softmax, O += P V, each waited for before the next. */
+function serialLoop(spec: SpecCode, nt: number, nd: number, bn: number, halves: number): string {
+  return `    for (int k = 0;; ++k) {
       const int stage = k % STAGES;
       attnc_mbar_wait(bar_full + 8 * stage, (k / STAGES) & 1);
       const int slot = attnc_slot[stage];
@@ -109,29 +122,84 @@ ${indent(wgmmaStageDescs)}
 ${indent(wgmmaQK(nt))}
       attnc_wg_wait<0>();
 
-      // logits in the log2 domain; the mask only where the producer's tile test said partial
-      if (slot & 1) {
-${indent(elemLoopCode(spec, true, 1, nt, 16, bn))}
-      } else {
-${indent(elemLoopCode(spec, false, 1, nt, 16, bn))}
-      }
+${indent(logitsCode(spec, nt, bn, 'slot'))}
 
 ${indent(softmaxCode(1, nt, nd))}
 
 ${indent(wgmmaPV(bn, halves))}
       attnc_mbar_arrive(bar_empty + 8 * stage);  // this thread is done with the stage
-    }
-    // Every consumer warpgroup is done with Q (all copies have landed: each stage was waited for)
-    // before O is staged over it.
-    attnc_bar_sync(1, NCONSUMERS);
-
-${indent(epilogueCode(1, nd, 16))}
-  }
+    }`;
 }
-`;
+
+/**
+ * FlashAttention-3's GEMM-softmax overlap within a warpgroup: tile k+1's S = Q K^T
+ * and tile k's O += P V are issued together, and tile k+1's logits and softmax run
+ * while P V is still on the tensor cores; O's rescale waits for it. P of tile k
+ * lives in a[][] across the iteration, S of tile k+1 in s[][]: BN/16*4 + BN/2
+ * registers on top of O, which is why this needs the consumers' setmaxnreg budget.
+ */
+function overlappedLoop(spec: SpecCode, nt: number, nd: number, bn: number, halves: number): string {
+  return `    unsigned a[${bn / 16}][4];  // P of tile k (the A fragments of its P V)
+    float alpha_i[2];
+    // Tile 0: S, logits and softmax, packed into a[][].
+    attnc_mbar_wait(bar_full, 0);
+    int slot = attnc_slot[0];
+    if (slot >= 0) {
+      attnc_fence_async_smem();  // the copies are seen by the tensor cores (async proxy) too
+      {
+        const int stage = 0, kv0 = (slot >> 1) * BN;
+${indent(wgmmaStageDescs, 4)}
+${indent(wgmmaQK(nt), 4)}
+        attnc_wg_wait<0>();
+${indent(logitsCode(spec, nt, bn, 'slot'), 4)}
+${indent(softmaxCode(1, nt, nd), 4)}
+${indent(wgmmaPack(bn), 4)}
+      }
+      int k = 0;
+      for (;; ++k) {
+        const int stage = k % STAGES, nstage = (k + 1) % STAGES;
+        attnc_mbar_wait(bar_full + 8 * nstage, ((k + 1) / STAGES) & 1);
+        const int nslot = attnc_slot[nstage];
+        if (nslot < 0) break;
+        attnc_fence_async_smem();
+        const unsigned long long k_desc = k_desc0 + nstage * (BN * HEAD_DIM * 2 / 16);
+        const unsigned long long v_desc = v_desc0 + stage * (BN * HEAD_DIM * 2 / 16);
+        // S of tile k + 1, then O += P V of tile k behind it: issued, not waited for
+${indent(wgmmaQK(nt), 2)}
+${indent(wgmmaPVIssue(bn, halves), 2)}
+        attnc_wg_wait<1>();  // S of tile k + 1 is in; P V of tile k may still run
+        {
+          const int kv0 = (nslot >> 1) * BN;
+          const int slot = nslot, stage = nstage;  // the element loop reads tile k + 1's tables
+${indent(logitsCode(spec, nt, bn, 'slot'), 4)}
+${indent(softmaxCode(1, nt, nd, true), 4)}
+        }
+        attnc_wg_wait<0>();  // P V of tile k is done: its stage goes back, O can be rescaled, a[][] rewritten
+        attnc_mbar_arrive(bar_empty + 8 * stage);
+${indent(rescaleCode(1, nd), 2)}
+${indent(wgmmaPack(bn), 2)}
+      }
+      // The last tile's O += P V.
+      const int stage = k % STAGES;
+      const unsigned long long v_desc = v_desc0 + stage * (BN * HEAD_DIM * 2 / 16);
+${indent(wgmmaPVIssue(bn, halves), 1)}
+      attnc_wg_wait<0>();
+      attnc_mbar_arrive(bar_empty + 8 * stage);
+    }`;
+}
+
+/** The element loop: the mask per element only where the producer's tile test said partial (slot & 1). */
+function logitsCode(spec: SpecCode, nt: number, bn: number, slot: string): string {
+  return `    // logits in the log2 domain; the mask only where the producer's tile test said partial
+    if (${slot} & 1) {
+${elemLoopCode(spec, true, 1, nt, 16, bn)}
+    } else {
+${elemLoopCode(spec, false, 1, nt, 16, bn)}
+    }`;
 }
 
 /** Two more spaces on every non-empty line: code pasted one block deeper. */
-function indent(code: string): string {
-  return code.split('\n').map((l) => (l.length ? `  ${l}` : l)).join('\n');
+function indent(code: string, levels = 1): string {
+  const pad = '  '.repeat(levels);
+  return code.split('\n').map((l) => (l.length ? pad + l : l)).join('\n');
 }

@@ -24,10 +24,9 @@ import { elemLoopCode, epilogueCode, softmaxCode } from './cuda-mma.ts';
 const swizzled = (rows: string, r: string, c: string) => `((${c}) >> 3) * (${rows} * 64) + (${r}) * 64 + ((((${c}) & 7) ^ ((${r}) & 7)) << 3)`;
 
 /** S = Q K^T for this warpgroup (issued and committed, not waited for): s[1][nt][4], raw f32 dot products. */
-export function wgmmaQK(nt: number): string {
+export function wgmmaQK(nt: number, declare = true): string {
   return `    // S = Q K^T (raw dot products, f32): k16 steps walk 32 bytes along a 128-byte atom row, then the next 64 columns
-    float s[1][${nt}][4];
-    attnc_wg_fence();
+${declare ? `    float s[1][${nt}][4];\n` : ''}    attnc_wg_fence();
     #pragma unroll
     for (int kk = 0; kk < HEAD_DIM / 16; ++kk)
       attnc_wgmma_ss(&s[0][0][0], q_desc + ((kk >> 2) * (BM * 128) + (kk & 3) * 32) / 16,
@@ -41,21 +40,31 @@ export function wgmmaPV(bn: number, halves: number): string {
     // (all packed before the fence, so no register the MMAs read changes under them);
     // V rows kk*16.. are two 8-row groups (1 KiB apart) of each 64-column half
     unsigned a[${bn / 16}][4];
-    #pragma unroll
+${wgmmaPack(bn)}
+${wgmmaPVIssue(bn, halves)}
+    attnc_wg_wait<0>();`;
+}
+
+/** Packs the softmaxed S accumulators into a[][] (bf16/f16 pairs): the A fragments of P V. */
+export function wgmmaPack(bn: number): string {
+  return `    #pragma unroll
     for (int kk = 0; kk < ${bn / 16}; ++kk) {
       a[kk][0] = attnc_pack(s[0][2 * kk][0], s[0][2 * kk][1]);
       a[kk][1] = attnc_pack(s[0][2 * kk][2], s[0][2 * kk][3]);
       a[kk][2] = attnc_pack(s[0][2 * kk + 1][0], s[0][2 * kk + 1][1]);
       a[kk][3] = attnc_pack(s[0][2 * kk + 1][2], s[0][2 * kk + 1][3]);
-    }
-    attnc_wg_fence();
+    }`;
+}
+
+/** O += P V from a[][] against v_desc: issued and committed, not waited for. */
+export function wgmmaPVIssue(bn: number, halves: number): string {
+  return `    attnc_wg_fence();
     #pragma unroll
     for (int kk = 0; kk < ${bn / 16}; ++kk)
       #pragma unroll
       for (int h = 0; h < ${halves}; ++h)
         attnc_wgmma_rs(&o[0][8 * h][0], a[kk], v_desc + (h * (BN * 128) + kk * 2048) / 16);
-    attnc_wg_commit();
-    attnc_wg_wait<0>();`;
+    attnc_wg_commit();`;
 }
 
 // Pieces of the Hopper kernels shared by this skeleton and the warp-specialized one

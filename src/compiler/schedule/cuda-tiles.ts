@@ -29,14 +29,23 @@ export interface CudaTiles {
    */
   producerRegs: number;
   consumerRegs: number;
+  /**
+   * Warp-specialized wgmma kernel only: tile k+1's S = Q K^T is issued with tile k's O += P V and its
+   * softmax runs while that product is on the tensor cores (FlashAttention-3's intra-warpgroup overlap).
+   */
+  overlap: boolean;
 }
 
-export interface TileOverrides { warps?: number; bn?: number; mt?: number; producer?: boolean; stages?: number }
+export interface TileOverrides { warps?: number; bn?: number; mt?: number; producer?: boolean; stages?: number; overlap?: boolean }
 
 /** What the schedule needs to know about the spec. */
 export interface TileHints {
   /** The tile-live test reads tables over each tile's keys (per-thread scans at run time, e.g. document ids). */
   tableTileTest?: boolean;
+  /** The element loop reads per-diagonal tables (scale_invariant's a_t and m_t). */
+  diagTables?: boolean;
+  /** Static shared memory of the spec's tables for a tiling (they sit next to the dynamic K/V stages). */
+  tableBytes?: (bm: number, bn: number, stages: number) => number;
 }
 
 export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides: TileOverrides = {}, arch: 'sm_80' | 'sm_90a' = 'sm_80', hints: TileHints = {}): CudaTiles {
@@ -45,7 +54,7 @@ export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides:
     if (headDim % 16 !== 0 || headDim > 256) throw new Error(`cuda f32: head_dim ${headDim} must be a multiple of 16 and at most 256`);
     const bm = 32, bn = 32, stages = 2, stride = headDim + 4;
     const smemBytes = 4 * (bm * stride + 2 * stages * bn * stride + bm * (bn + 1));
-    return { kind: 'simt', bm, bn, warps: 4, mt: 1, threads: 128, stages, stride, smemBytes, producerRegs: 0, consumerRegs: 0 };
+    return { kind: 'simt', bm, bn, warps: 4, mt: 1, threads: 128, stages, stride, smemBytes, producerRegs: 0, consumerRegs: 0, overlap: false };
   }
   if (headDim % 16 !== 0 || headDim > 256) throw new Error(`cuda ${dtype}: head_dim ${headDim} must be a multiple of 16 and at most 256`);
   // Measured on an H100 (causal, bf16, B2 H16 N16384; scripts/cuda-bench.ts):
@@ -62,7 +71,7 @@ export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides:
   const bn = overrides.bn ?? (headDim <= 128 ? 64 : 32);
   const bm = 16 * mt * warps, stages = 2, stride = headDim + 8;
   const smemBytes = 2 * (bm * stride + 2 * stages * bn * stride);
-  return { kind: 'mma', bm, bn, warps, mt, threads: 32 * warps, stages, stride, smemBytes, producerRegs: 0, consumerRegs: 0 };
+  return { kind: 'mma', bm, bn, warps, mt, threads: 32 * warps, stages, stride, smemBytes, producerRegs: 0, consumerRegs: 0, overlap: false };
 }
 
 /**
@@ -72,42 +81,54 @@ export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides:
  * area of BM rows of STRIDE elements that reuses Q's space at the end.
  * Head dims that are not a multiple of 64 keep the mma.sync kernel.
  *
- * D=64 adds a producer warpgroup (render/cuda-wgmma-ws.ts: 384 threads, 3
- * stages); D=128 keeps the consumers' own copies (256 threads, 2 stages: a
- * third stage does not fit next to BN 128, and BN 64 is slower).
+ * Default: a producer warpgroup (render/cuda-wgmma-ws.ts: 384 threads) and,
+ * where a third K/V stage fits next to the spec's tables, 3 stages with the
+ * softmax of tile k+1 overlapped with tile k's P V; otherwise 2 stages, one
+ * tile at a time (D=128 with scale_invariant's diagonal tables or wider).
  *
- * Measured on an H200 (bf16, B2 H16 N16384, milliseconds; `npx tsx scripts/cuda-bench.ts --variants ...`,
- * tests/cuda/results/h200-2026-12-02-producer-sweep.txt), "p" = producer warpgroup, "p3" = with 3 stages:
- *   D=64   causal   8x192 3.184, 8x192p 3.061, 8x192p3 3.007, 8x128p3 3.045
- *          scale_invariant 8x192 3.953, 8x192p3 3.466, 8x128p3 3.617;  alibi 3.678 -> 3.417 (8x192p3)
- *          document 8x192 1.734, 8x192p3 1.685, 8x128p3 1.615;  sliding_window 0.716 -> 0.642 / 0.633 (8x128p3)
- *   D=128  causal   8x128 4.750, 8x128p 5.223, 8x64p3 5.687;  scale_invariant 8x128 5.472, 8x128p 5.496
- *          alibi 5.224 / 5.496 (p);  document 2.174 / 2.294 (p);  softcap 7.922 / 7.893 (p)
- * (That sweep's build unrolled the producer's copy loop fully, kept 4 loads in flight per table scan and
- * gave every producer 40 registers; it spilled a few bytes for some specs, hence the budgets below and
- * the producer's staging options in cuda-wgmma-ws.ts. bench/results/h200-2026-12-02.json measured these.)
+ * Measured on an H200 (bf16, milliseconds; `npx tsx scripts/cuda-bench.ts --variants ...`, suffix p =
+ * producer, p3 = 3 stages, o = overlap; tests/cuda/results/h200-2026-12-02-overlap-sweep.txt):
+ *   D=64  B2 N16384  causal 8x192p3 3.029, 8x128p3o 2.743, 8x160p3o 2.685;  softcap 6.627 / 5.840 / 5.766
+ *                    scale_invariant 3.552 / 3.751 / 3.455;  document 1.628 / 1.469 / 1.526
+ *         B8 N4096   causal 0.907 / 0.808 / 0.825;  sliding_window 0.574 / 0.488 / 0.543;  scale_invariant 1.059 / 1.065 / 1.028
+ *         B32 N1024  causal 0.361 / 0.308 / 0.335;  scale_invariant 0.414 / 0.368 / 0.393
+ *   D=128 B2 N16384  causal 8x128 4.854, 8x128p3o 4.453;  softcap 7.959 / 7.204;  alibi 5.090 / 4.969
+ *                    scale_invariant 8x128 5.427, 8x128p 5.212 (3 stages do not fit), 8x96p3o 5.995
+ *                    document 8x128 2.185, 8x128p 2.045, 8x128p3o 2.071;  8x128po (2 stages) 25% slower than 8x128
  * Earlier (2026-11-29, tile-sweep.txt): D=128 12 warps BN 64 within noise of 8 warps BN 128; 4 warps
  * BN 128 far slower; D=64 12 warps spills.
  */
 function wgmmaTiles(headDim: number, o: TileOverrides, hints: TileHints): CudaTiles {
-  const small = headDim <= 64;
-  const producer = o.producer ?? small;
-  // A table-driven tile test (document ids) costs the producer registers; those masks keep BN 128
-  // at D=64 (also the faster tile there: 1.615 vs 1.685 ms for document).
-  const warps = o.warps ?? 8, bn = o.bn ?? (small && !hints.tableTileTest ? 192 : 128);
-  const stages = o.stages ?? (producer ? 3 : 2), stride = headDim + 8;
+  const producer = o.producer ?? true;
+  const warps = o.warps ?? 8;
   if (![4, 8, 12].includes(warps)) throw new Error(`cuda sm_90a: ${warps} warps: must be 4, 8 or 12 (whole warpgroups)`);
-  if (![64, 128, 192, 256].includes(bn)) throw new Error(`cuda sm_90a: BN ${bn} must be 64, 128, 192 or 256`);
-  if (stages !== 2 && !(producer && stages === 3)) throw new Error(`cuda sm_90a: ${stages} stages: 2, or 3 with a producer warpgroup`);
-  const bm = 16 * warps;
-  const tiles = 2 * (bm * headDim + 2 * stages * bn * headDim);
-  const smemBytes = Math.max(tiles, 2 * bm * stride) + 1024;
-  if (smemBytes > 227 * 1024) throw new Error(`cuda sm_90a: ${smemBytes} bytes of shared memory for BM ${bm}, BN ${bn}, ${stages} stages: more than 227 KiB`);
+  const bm = 16 * warps, stride = headDim + 8;
+  // BN 128, or 160 at D=64 for per-diagonal tables (each tile's table fill covers BM + BN - 1
+  // diagonals, so wider tiles amortize it). The overlapped loop holds tile k's P and tile k+1's S at
+  // once: at D=64 BN 192 no longer fits the consumers' registers (it spills).
+  const bn = o.bn ?? (headDim <= 64 && hints.diagTables ? 160 : 128);
+  if (bn % 32 !== 0 || bn < 64 || bn > 256) throw new Error(`cuda sm_90a: BN ${bn} must be a multiple of 32 from 64 to 256`);
+  const staticBytes = (stages: number) => (hints.tableBytes?.(bm, bn, stages) ?? 0) + STATIC_SLACK;
+  const dynamicBytes = (stages: number) => Math.max(2 * (bm * headDim + 2 * stages * bn * headDim), 2 * bm * stride) + 1024;
+  const fits = (stages: number) => dynamicBytes(stages) + staticBytes(stages) <= SMEM_LIMIT;
   // 64 K registers per SM, one block. The producer keeps 40 (copy addresses, tile tests, table fills; 56 when
   // its tile test scans tables, which at 40 spills), the consumers share the rest in multiples of 8
   // (setmaxnreg's granularity), at most 240.
   const consumerThreads = 32 * warps;
   const producerRegs = producer ? (hints.tableTileTest ? 56 : 40) : 0;
   const consumerRegs = producer ? Math.min(240, Math.floor((65536 - 128 * producerRegs) / consumerThreads / 8) * 8) : 0;
-  return { kind: 'wgmma', bm, bn, warps, mt: 1, threads: consumerThreads + (producer ? 128 : 0), stages, stride, smemBytes, producerRegs, consumerRegs };
+  // The overlap needs a third stage (the consumers hold two at once; with two, the producer cannot run
+  // ahead: measured 25% slower), which at D=128 fits only next to small tables, and at D=128 the
+  // consumers' 232 registers (224, with a table-scanning producer, spills).
+  const overlapFits = producer && fits(3) && (headDim <= 64 || consumerRegs >= 232);
+  const stages = o.stages ?? (overlapFits || (producer && headDim <= 64 && fits(3)) ? 3 : 2);
+  if (stages !== 2 && !(producer && stages === 3)) throw new Error(`cuda sm_90a: ${stages} stages: 2, or 3 with a producer warpgroup`);
+  const overlap = producer && stages === 3 && (o.overlap ?? overlapFits);
+  const smemBytes = dynamicBytes(stages);
+  if (smemBytes > 227 * 1024) throw new Error(`cuda sm_90a: ${smemBytes} bytes of shared memory for BM ${bm}, BN ${bn}, ${stages} stages: more than 227 KiB`);
+  return { kind: 'wgmma', bm, bn, warps, mt: 1, threads: consumerThreads + (producer ? 128 : 0), stages, stride, smemBytes, producerRegs, consumerRegs, overlap };
 }
+
+/** Shared memory per block on sm_90 (227 KiB), and what the kernel declares besides the tables (barriers, slots, scan bits). */
+const SMEM_LIMIT = 227 * 1024;
+const STATIC_SLACK = 512;
