@@ -93,8 +93,8 @@ export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides:
  *         B8 N4096   causal 0.907 / 0.808 / 0.825;  sliding_window 0.574 / 0.488 / 0.543;  scale_invariant 1.059 / 1.065 / 1.028
  *         B32 N1024  causal 0.361 / 0.308 / 0.335;  scale_invariant 0.414 / 0.368 / 0.393
  *   D=128 B2 N16384  causal 8x128 4.854, 8x128p3o 4.453;  softcap 7.959 / 7.204;  alibi 5.090 / 4.969
- *                    scale_invariant 8x128 5.427, 8x128p 5.212 (3 stages do not fit), 8x96p3o 5.995
- *                    document 8x128 2.185, 8x128p 2.045, 8x128p3o 2.071;  8x128po (2 stages) 25% slower than 8x128
+ *                    scale_invariant 8x128 5.431, 8x128p 5.212 (first run), 8x96p3o 5.995; 3 stages at BN 128 do not fit
+ *                    document 8x128 2.186, 8x128p 2.045 (first run), 8x128p3o 2.071;  8x128po (2 stages) 25% slower than 8x128
  * Earlier (2026-11-29, tile-sweep.txt): D=128 12 warps BN 64 within noise of 8 warps BN 128; 4 warps
  * BN 128 far slower; D=64 12 warps spills.
  */
