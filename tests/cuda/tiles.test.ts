@@ -1,0 +1,59 @@
+// The Hopper tile schedule (src/compiler/schedule/cuda-tiles.ts): which
+// kernel shape each spec gets, and that what it picks fits the SM.
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { chooseCudaTiles, type TileHints } from '../../src/compiler/schedule/cuda-tiles.ts';
+import { renderCuda } from '../../src/compiler/render/cuda.ts';
+import { loadExamples } from './suite.ts';
+
+const SMEM_LIMIT = 227 * 1024;
+const hopper = (headDim: number, hints: TileHints = {}, overrides = {}) => chooseCudaTiles('bf16', headDim, overrides, 'sm_90a', hints);
+
+describe('cuda tiles: sm_90a defaults', () => {
+  it('D=64: producer, 3 stages, softmax overlapped with P V, BN 128 (160 for per-diagonal tables)', () => {
+    const t = hopper(64);
+    expect([t.kind, t.threads, t.stages, t.bn, t.overlap, t.producerRegs, t.consumerRegs]).toEqual(['wgmma', 384, 3, 128, true, 40, 232]);
+    expect(hopper(64, { diagTables: true, tableBytes: (bm, bn, s) => s * 8 * (bm + bn - 1) }).bn).toBe(160);
+  });
+
+  it('D=128: 3 stages and the overlap only where they fit next to the tables and the consumers keep 232 registers', () => {
+    const plain = hopper(128);
+    expect([plain.stages, plain.overlap, plain.bn]).toEqual([3, true, 128]);
+    // scale_invariant: two f32 per-diagonal tables per stage
+    const diag = hopper(128, { diagTables: true, tableBytes: (bm, bn, s) => s * 8 * (bm + bn - 1) });
+    expect([diag.stages, diag.overlap, diag.producerRegs]).toEqual([2, false, 40]);
+    // document: the producer scans a table (56 registers), which leaves the consumers 224
+    const scan = hopper(128, { tableTileTest: true, tableBytes: (_bm, bn, s) => s * 4 * bn });
+    expect([scan.stages, scan.overlap, scan.producerRegs, scan.consumerRegs]).toEqual([2, false, 56, 224]);
+  });
+
+  it('overrides: no producer means 2 stages and no overlap; a BN wgmma cannot tile is refused', () => {
+    const t = hopper(128, {}, { producer: false });
+    expect([t.threads, t.stages, t.overlap, t.producerRegs]).toEqual([256, 2, false, 0]);
+    expect(hopper(64, {}, { overlap: false }).overlap).toBe(false);
+    expect(() => hopper(64, {}, { bn: 100 })).toThrow(/BN 100 must be a multiple of 32/);
+    expect(() => hopper(64, {}, { producer: false, stages: 3 })).toThrow(/3 stages/);
+  });
+
+  it('property: dynamic plus table shared memory always fits, and the overlap always has a third stage', () => {
+    fc.assert(fc.property(
+      fc.constantFrom(64, 128), fc.nat({ max: 4 }), fc.nat({ max: 4 }), fc.boolean(), fc.boolean(),
+      (headDim, cols, diags, scan, diagHint) => {
+        const tableBytes = (bm: number, bn: number, s: number) => s * 4 * (cols * bn + diags * (bm + bn - 1));
+        const t = hopper(headDim, { tableTileTest: scan, diagTables: diagHint && diags > 0, tableBytes });
+        expect(t.smemBytes + tableBytes(t.bm, t.bn, t.stages)).toBeLessThanOrEqual(SMEM_LIMIT);
+        if (t.overlap) expect(t.stages).toBe(3);
+        expect(128 * t.producerRegs + (t.threads - 128) * t.consumerRegs).toBeLessThanOrEqual(65536);
+      }));
+  });
+
+  it('every example: the rendered header says what the schedule chose', () => {
+    for (const spec of loadExamples()) for (const D of [64, 128]) {
+      const k = renderCuda(spec.lowered, { dtype: 'bf16', headDim: D, hash: 't', version: 't', arch: 'sm_90a' });
+      const tilesLine = k.source.split('\n').find((l) => l.startsWith('// Tiles:'))!;
+      const overlapped = k.source.includes('attnc_wg_wait<1>();');
+      expect(tilesLine.includes('softmax overlapped with P V'), `${spec.name} D=${D}: ${tilesLine}`).toBe(overlapped);
+      if (D === 64) expect(overlapped, `${spec.name} D=64 is overlapped`).toBe(true);
+    }
+  });
+});
