@@ -92,6 +92,40 @@ describe.skipIf(!nvcc)('nvcc: every example, sm_80 + sm_90a, f16/bf16/f32, no sp
   }
 });
 
+// The Hopper tilings that are not defaults but that scripts/cuda-bench.ts sweeps
+// and ATTNC_CUDA_TILES tests on the GPU: the kernel without a producer, the
+// producer one tile at a time, BN 160 and 96 (overlapped where the schedule allows it). They build
+// for sm_90a, and the ones the schedule would pick for some spec shape do so
+// without spills or serialized wgmma.
+describe.skipIf(!nvcc)('nvcc: non-default sm_90a tilings', () => {
+  const variants = [
+    { label: 'no producer, D=128', D: 128, tiles: { producer: false } },
+    { label: 'no producer, D=64 BN 192', D: 64, tiles: { producer: false, bn: 192 } },
+    { label: 'producer, 3 stages, one tile at a time, D=64 BN 192', D: 64, tiles: { bn: 192, overlap: false } },
+    { label: 'producer, 2 stages, D=128', D: 128, tiles: { stages: 2 } },
+    { label: 'BN 160, D=64', D: 64, tiles: { bn: 160 } },
+    { label: 'BN 96, D=128', D: 128, tiles: { bn: 96 } },
+  ];
+  for (const spec of specs.filter((x) => ['causal', 'scale_invariant', 'document'].includes(x.name))) {
+    it(`${spec.name}: ${variants.map((v) => v.label).join('; ')}`, async () => {
+      const parts = variants.map((v, i) => {
+        const k = renderCuda(spec.lowered, { dtype: 'bf16', headDim: v.D, hash: 'v', version: 'v', arch: 'sm_90a', tiles: v.tiles });
+        // one translation unit: each extern "C" entry gets its own name
+        const entry = k.manifest.entryPoint;
+        return { entry, code: `namespace attnc_v${i} {\n${k.source.split(`${entry}(`).join(`${entry}_v${i}(`)}\n}  // namespace` };
+      });
+      const cu = join(work, `variants-${spec.name}.cu`);
+      writeFileSync(cu, parts.map((x) => x.code).join('\n'));
+      const r = await pooled(() => run(cu, 'sm_90a'));
+      if (!r.ok) throw new Error(`nvcc failed for ${spec.name} variants:\n${r.log.slice(0, 4000)}`);
+      const infos = parsePtxas(r.log);
+      expect(infos.length, r.log.slice(0, 2000)).toBe(variants.length);
+      for (const info of infos) expect(info.spills, `${info.entry}: spill bytes (${info.regs} registers)`).toBe(0);
+      expect(r.log).not.toMatch(/wgmma\.mma_async instructions are serialized|warpgroup\.arrive is injected/);
+    }, 300_000);
+  }
+});
+
 // Every saved fuzz regression renders to CUDA that nvcc accepts, for both archs
 // (one of them once failed to compile: two head values with one name).
 describe.skipIf(!nvcc)('nvcc: saved regression specs', () => {
@@ -126,7 +160,7 @@ describe('CUDA source', () => {
       const { source } = renderCuda(spec.lowered, { dtype: 'bf16', headDim: 128, hash: 'golden', version: 'golden', arch: 'sm_90a' });
       expectGolden(join(goldenDir, `${spec.name}.sm90a.cu`), source);
     });
-    // D=64: the warp-specialized kernel (producer warpgroup, 3 stages)
+    // D=64: the warp-specialized kernel (producer warpgroup, 3 stages, softmax overlapped with P V)
     it(`golden ${spec.name}.sm90a.d64.cu (bf16, D=64, wgmma with a producer warpgroup)`, () => {
       const { source, manifest } = renderCuda(spec.lowered, { dtype: 'bf16', headDim: 64, hash: 'golden', version: 'golden', arch: 'sm_90a' });
       expect(manifest.abi.block).toEqual([384, 1, 1]);
