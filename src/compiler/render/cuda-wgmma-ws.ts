@@ -8,7 +8,9 @@
 //              per-diagonal tables, and posts the tile number (and whether
 //              its mask must be evaluated per element) in the stage's slot;
 //   consumers  wait for a stage, run S = Q K^T, the element loop, the online
-//              softmax and O += P V on it, and hand it back.
+//              softmax and O += P V on it, and hand it back; with 3 stages
+//              (t.overlap) tile k+1's softmax runs while tile k's P V is on
+//              the tensor cores (overlappedLoop below).
 // Stages are handed over by mbarriers: full[s] (the producer's 128 arrivals,
 // each also tracking that thread's cp.async copies) and empty[s] (every
 // consumer thread). A slot of -1 ends the loop. setmaxnreg moves registers

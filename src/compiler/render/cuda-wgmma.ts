@@ -1,4 +1,6 @@
-// The Hopper kernel skeleton (sm_90a, f16/bf16 storage, f32 math): the
+// The Hopper kernel skeleton without a producer warpgroup (sm_90a, f16/bf16
+// storage, f32 math; the defaults are warp-specialized, cuda-wgmma-ws.ts, and
+// this one is the `producer: false` tiling the bench sweeps compare with): the
 // FlashAttention-2 loop of cuda-mma.ts with its two matrix products on the
 // warpgroup tensor-core path instead of mma.sync:
 //   S = Q K^T   wgmma m64nBNk16, Q and K straight from shared memory
