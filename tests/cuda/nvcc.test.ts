@@ -88,6 +88,8 @@ describe.skipIf(!nvcc)('nvcc: every example, sm_80 + sm_90a, f16/bf16/f32, no sp
       }
       // wgmma issued with registers still being written gets serialized by ptxas (a silent slowdown)
       expect(r.log, `${job.spec.name} (${job.arch}): ptxas serialized or fenced wgmma`).not.toMatch(/wgmma\.mma_async instructions are serialized|warpgroup\.arrive is injected/);
+      // users build these with nvcc too: no warnings (an unused variable, a narrowing)
+      expect(r.log.split('\n').filter((l) => /warning/i.test(l)), `${job.spec.name} (${job.arch}): nvcc warnings`).toEqual([]);
     }, 300_000);
   }
 });

@@ -149,8 +149,9 @@ function overlappedLoop(spec: SpecCode, nt: number, nd: number, bn: number, halv
     if (slot >= 0) {
       attnc_fence_async_smem();  // the copies are seen by the tensor cores (async proxy) too
       {
-        const int stage = 0, kv0 = (slot >> 1) * BN;
-${indent(wgmmaStageDescs, 4)}
+        const int stage = 0, kv0 = (slot >> 1) * BN;  // stage: what the element loop's table reads index
+        (void)stage;
+        const unsigned long long k_desc = k_desc0;
 ${indent(wgmmaQK(nt), 4)}
         attnc_wg_wait<0>();
 ${indent(logitsCode(spec, nt, bn, 'slot'), 4)}
@@ -173,6 +174,7 @@ ${indent(wgmmaPVIssue(bn, halves), 2)}
         {
           const int kv0 = (nslot >> 1) * BN;
           const int slot = nslot, stage = nstage;  // the element loop reads tile k + 1's tables
+          (void)stage;
 ${indent(logitsCode(spec, nt, bn, 'slot'), 4)}
 ${indent(softmaxCode(1, nt, nd, true), 4)}
         }

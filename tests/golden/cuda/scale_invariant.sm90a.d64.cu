@@ -246,9 +246,9 @@ extern "C" __global__ void __launch_bounds__(384, 1) attnc_scale_invariant_bf16_
     if (slot >= 0) {
       attnc_fence_async_smem();  // the copies are seen by the tensor cores (async proxy) too
       {
-        const int stage = 0, kv0 = (slot >> 1) * BN;
-            const unsigned long long k_desc = k_desc0 + stage * (BN * HEAD_DIM * 2 / 16);
-            const unsigned long long v_desc = v_desc0 + stage * (BN * HEAD_DIM * 2 / 16);
+        const int stage = 0, kv0 = (slot >> 1) * BN;  // stage: what the element loop's table reads index
+        (void)stage;
+        const unsigned long long k_desc = k_desc0;
             // S = Q K^T (raw dot products, f32): k16 steps walk 32 bytes along a 128-byte atom row, then the next 64 columns
             float s[1][20][4];
             attnc_wg_fence();
@@ -352,6 +352,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) attnc_scale_invariant_bf16_
         {
           const int kv0 = (nslot >> 1) * BN;
           const int slot = nslot, stage = nstage;  // the element loop reads tile k + 1's tables
+          (void)stage;
             // logits in the log2 domain; the mask only where the producer's tile test said partial
             if (slot & 1) {
               #pragma unroll
