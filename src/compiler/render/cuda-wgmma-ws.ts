@@ -25,7 +25,7 @@
 import type { CudaTiles } from '../schedule/cuda-tiles.ts';
 import { kvStaging, type SpecCode } from './cuda-spec.ts';
 import { elemLoopCode, epilogueCode, rescaleCode, softmaxCode } from './cuda-mma.ts';
-import { wgmmaConsumerInit, wgmmaKvDst, wgmmaPack, wgmmaPV, wgmmaPVIssue, wgmmaQK, wgmmaQLoad, wgmmaSmem, wgmmaStageDescs } from './cuda-wgmma.ts';
+import { stageDesc, wgmmaConsumerInit, wgmmaKvDst, wgmmaPack, wgmmaPV, wgmmaPVIssue, wgmmaQK, wgmmaQLoad, wgmmaSmem, wgmmaStageDescs } from './cuda-wgmma.ts';
 
 /** Threads of the producer warpgroup. */
 export const PRODUCER_THREADS = 128;
@@ -165,8 +165,8 @@ ${indent(wgmmaPack(bn), 4)}
         const int nslot = attnc_slot[nstage];
         if (nslot < 0) break;
         attnc_fence_async_smem();
-        const unsigned long long k_desc = k_desc0 + nstage * (BN * HEAD_DIM * 2 / 16);
-        const unsigned long long v_desc = v_desc0 + stage * (BN * HEAD_DIM * 2 / 16);
+        const unsigned long long k_desc = ${stageDesc('k', 'nstage')};
+        const unsigned long long v_desc = ${stageDesc('v', 'stage')};
         // S of tile k + 1, then O += P V of tile k behind it: issued, not waited for
 ${indent(wgmmaQK(nt), 2)}
 ${indent(wgmmaPVIssue(bn, halves), 2)}
@@ -185,7 +185,7 @@ ${indent(wgmmaPack(bn), 2)}
       }
       // The last tile's O += P V.
       const int stage = k % STAGES;
-      const unsigned long long v_desc = v_desc0 + stage * (BN * HEAD_DIM * 2 / 16);
+      const unsigned long long v_desc = ${stageDesc('v', 'stage')};
 ${indent(wgmmaPVIssue(bn, halves), 1)}
       attnc_wg_wait<0>();
       attnc_mbar_arrive(bar_empty + 8 * stage);

@@ -113,8 +113,13 @@ export function wgmmaConsumerInit(nd: number): string {
 }
 
 /** The descriptors of stage \`stage\`'s K and V tiles. */
-export const wgmmaStageDescs = `    const unsigned long long k_desc = k_desc0 + stage * (BN * HEAD_DIM * 2 / 16);
-    const unsigned long long v_desc = v_desc0 + stage * (BN * HEAD_DIM * 2 / 16);`;
+export const wgmmaStageDescs = `    const unsigned long long k_desc = ${stageDesc('k', 'stage')};
+    const unsigned long long v_desc = ${stageDesc('v', 'stage')};`;
+
+/** The descriptor of K's or V's tile in stage `stage` (stage 0's plus the stage offset, in 16-byte units). */
+export function stageDesc(operand: 'k' | 'v', stage: string): string {
+  return `${operand}_desc0 + ${stage} * (BN * HEAD_DIM * 2 / 16)`;
+}
 
 export function renderWgmmaKernel(entry: string, spec: SpecCode, t: CudaTiles, headDim: number, sig: string): string {
   const { bm, bn, threads, stride } = t;

@@ -121,11 +121,11 @@ function wgmmaTiles(headDim: number, o: TileOverrides, hints: TileHints): CudaTi
   // ahead: measured 25% slower), which at D=128 fits only next to small tables, and at D=128 the
   // consumers' 232 registers (224, with a table-scanning producer, spills).
   const overlapFits = producer && fits(3) && (headDim <= 64 || consumerRegs >= 232);
-  const stages = o.stages ?? (overlapFits || (producer && headDim <= 64 && fits(3)) ? 3 : 2);
+  const stages = o.stages ?? (overlapFits ? 3 : 2);
   if (stages !== 2 && !(producer && stages === 3)) throw new Error(`cuda sm_90a: ${stages} stages: 2, or 3 with a producer warpgroup`);
   const overlap = producer && stages === 3 && (o.overlap ?? overlapFits);
   const smemBytes = dynamicBytes(stages);
-  if (smemBytes > 227 * 1024) throw new Error(`cuda sm_90a: ${smemBytes} bytes of shared memory for BM ${bm}, BN ${bn}, ${stages} stages: more than 227 KiB`);
+  if (smemBytes > SMEM_LIMIT) throw new Error(`cuda sm_90a: ${smemBytes} bytes of shared memory for BM ${bm}, BN ${bn}, ${stages} stages: more than 227 KiB`);
   return { kind: 'wgmma', bm, bn, warps, mt: 1, threads: consumerThreads + (producer ? 128 : 0), stages, stride, smemBytes, producerRegs, consumerRegs, overlap };
 }
 
