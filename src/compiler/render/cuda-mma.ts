@@ -186,7 +186,7 @@ export function softmaxCode(mt: number, nt: number, nd: number, deferRescale = f
   const rescale = deferRescale
     ? 'alpha_i[i] = alpha;'
     : `#pragma unroll
-      for (int n = 0; n < ${nd}; ++n) { o[mi][n][2 * h] *= alpha; o[mi][n][2 * h + 1] *= alpha; }`;
+      ${scaleO(nd, 'alpha')}`;
   return `    // online softmax (each row is spread over the 4 lanes of a quad)
     #pragma unroll
     for (int i = 0; i < ${2 * mt}; ++i) {
@@ -217,9 +217,13 @@ export function rescaleCode(mt: number, nd: number): string {
     for (int i = 0; i < ${2 * mt}; ++i) {
       const int mi = i >> 1, h = i & 1;
       #pragma unroll
-      for (int n = 0; n < ${nd}; ++n) { o[mi][n][2 * h] *= alpha_i[i]; o[mi][n][2 * h + 1] *= alpha_i[i]; }
+      ${scaleO(nd, 'alpha_i[i]')}
     }`;
 }
+
+/** Row slot (mi, h) of O times `factor`. */
+const scaleO = (nd: number, factor: string) =>
+  `for (int n = 0; n < ${nd}; ++n) { o[mi][n][2 * h] *= ${factor}; o[mi][n][2 * h + 1] *= ${factor}; }`;
 
 /** Normalizes O, writes LSE, stages O through shared memory (sQ, row stride STRIDE) and stores 16-byte chunks. */
 export function epilogueCode(mt: number, nd: number, wr: number): string {
