@@ -2,9 +2,9 @@
 // launch, median of 20 after 3 warm-ups). FLOPs counted as KERNELS.md does:
 // 4*B*H*N*N*D, halved for causal masks.
 //   npx tsx scripts/cuda-bench.ts [--specs causal,scale_invariant] [--dtype bf16] [--D 128]
-//     [--shapes 2x16384,8x4096] [--H 16] [--variants 4x64,8x64x1,4x64x2,12x128,8x128p,8x192p3]
+//     [--shapes 2x16384,8x4096] [--H 16] [--bench-docs] [--variants 4x64,8x64x1,4x64x2,12x128,8x128p,8x192p3]
 //     (warps x BN x m16-tiles per warp; on Hopper these tile the wgmma kernel, where a
-//     suffix p adds a producer warpgroup, p3 with 3 stages, p3o (po) overlaps softmax with P V; ATTNC_CUDA_KERNEL=mma: the mma.sync one)
+//     suffix p adds a producer warpgroup, p3 with 3 stages, p3o (po) overlaps softmax with P V, @2 builds for 2 blocks per SM; ATTNC_CUDA_KERNEL=mma: the mma.sync one)
 import { loadExamples } from '../tests/cuda/suite.ts';
 import { renderCuda } from '../src/compiler/render/cuda.ts';
 import { openCuda } from '../src/runtime/cuda.ts';
@@ -20,11 +20,22 @@ const dtype = arg('dtype', 'bf16') as StorageDType;
 const D = Number(arg('D', '128'));
 const H = Number(arg('H', '16'));
 const shapes = arg('shapes', '2x16384').split(',').map((s) => s.split('x').map(Number));
+// Document ids as bench/run.py makes them (lengths uniform in N/16..N/4) rather than defaultTables' 1-4 boundaries.
+const benchDocs = process.argv.includes('--bench-docs');
 const variants = arg('variants', '4x64').split(',').map((s) => {
-  const m = /^(\d+)x(\d+)(?:x(\d+))?(?:p(\d)?(o)?)?$/.exec(s);
-  if (!m) throw new Error(`--variants: ${s}: expected WARPSxBN[xMT][p[STAGES][o]]`);
-  return { warps: Number(m[1]), bn: Number(m[2]), mt: Number(m[3] ?? 1), producer: s.includes('p'), stages: Number(m[4] ?? 2), overlap: m[5] === 'o', label: s };
+  const m = /^(\d+)x(\d+)(?:x(\d+))?(p(\d)?(o)?)?(?:@(\d))?$/.exec(s);
+  if (!m) throw new Error(`--variants: ${s}: expected WARPSxBN[xMT][p[STAGES][o]][@CTAS]`);
+  return { warps: Number(m[1]), bn: Number(m[2]), mt: Number(m[3] ?? 1), producer: m[4] !== undefined, stages: Number(m[5] ?? 2), overlap: m[6] === 'o', ctas: Number(m[7] ?? 1), label: s };
 });
+
+function benchDocIds(n: number, seed: number): Int32Array {
+  let x = seed >>> 0;
+  const rand = () => ((x = (Math.imul(x ^ (x >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0) / 2 ** 32);
+  const lo = Math.max(1, Math.floor(n / 16)), hi = Math.max(2, Math.floor(n / 4));
+  const ids = new Int32Array(n);
+  for (let i = 0, doc = 0; i < n; doc++) for (let len = lo + Math.floor(rand() * (hi - lo + 1)); len > 0 && i < n; len--) ids[i++] = doc;
+  return ids;
+}
 
 const be = await openCuda();
 console.log(be.describe());
@@ -34,11 +45,12 @@ try {
     const { q, k, v } = randomInputs(shape, 7);
     for (const spec of loadExamples(specs)) {
       const params = Object.fromEntries(spec.lowered.program.params.map((p) => [p.name, p.default]));
-      for (const { warps, bn, mt, producer, stages, overlap, label } of variants) {
+      for (const { warps, bn, mt, producer, stages, overlap, ctas, label } of variants) {
         const tables = defaultTables(spec.lowered.program.inputs, shape, 7);  // ALiBi slopes, document ids, ...
+        if (benchDocs) for (const t of spec.lowered.program.inputs) if (t.elem === 'i32' && t.axis === 'kv_len') tables[t.name] = benchDocIds(N, 1000 + N);
         let kernel, t;
         try {
-          kernel = renderCuda(spec.lowered, { dtype, headDim: D, hash: 'bench', version: 'bench', tiles: { warps, bn, mt, producer, stages, overlap }, arch: be.codegen().arch });
+          kernel = renderCuda(spec.lowered, { dtype, headDim: D, hash: 'bench', version: 'bench', tiles: { warps, bn, mt, producer, stages, overlap, ctas }, arch: be.codegen().arch });
           t = await be.time(kernel, { ...shape, q, k, v, params, tables }, 20, 3);
         } catch (e) {
           // One variant that does not fit (shared memory, a tile rule) must not end the sweep.

@@ -19,6 +19,7 @@ import { own } from '../compiler/own.ts';
 
 const ATTR = { maxThreadsPerBlock: 1, maxBlockDimX: 2, maxGridDimY: 6, smCount: 16, ccMajor: 75, ccMinor: 76, smemOptin: 97 };
 const FUNC_ATTR_MAX_DYNAMIC_SMEM = 8;
+const FUNC_ATTR_PREFERRED_SMEM_CARVEOUT = 9;
 
 interface Loaded { module: unknown; fn: unknown }
 
@@ -200,6 +201,10 @@ export class CudaBackend implements Backend {
     const smem = (kernel.manifest.abi as { dynamicSmemBytes: number }).dynamicSmemBytes;
     if (smem > this.info.smemOptin) throw new DeviceError('CUDA_ERROR_INVALID_VALUE', `kernel needs ${smem} bytes of shared memory, device allows ${this.info.smemOptin}`);
     check(this.libs, cu.cuFuncSetAttribute(fn[0], FUNC_ATTR_MAX_DYNAMIC_SMEM, smem), 'cuFuncSetAttribute(max dynamic shared memory)');
+    // A kernel built for 2 blocks per SM needs the whole carveout for shared memory (the driver may pick less).
+    if (((kernel.manifest.abi as { blocksPerSm?: number }).blocksPerSm ?? 1) > 1) {
+      check(this.libs, cu.cuFuncSetAttribute(fn[0], FUNC_ATTR_PREFERRED_SMEM_CARVEOUT, 100), 'cuFuncSetAttribute(preferred shared memory carveout)');
+    }
     const loaded = { module: mod[0], fn: fn[0] };
     this.modules.set(key, loaded);
     return loaded;

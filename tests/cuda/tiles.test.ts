@@ -35,6 +35,18 @@ describe('cuda tiles: sm_90a defaults', () => {
     expect(() => hopper(64, {}, { producer: false, stages: 3 })).toThrow(/3 stages/);
   });
 
+  it('2 blocks per SM: half the register file and of the shared memory each (less 1 KiB)', () => {
+    const t = hopper(64, {}, { warps: 4, ctas: 2 });
+    expect([t.threads, t.stages, t.overlap, t.producerRegs, t.consumerRegs]).toEqual([256, 3, true, 40, 216]);
+    expect(2 * (128 * t.producerRegs + 128 * t.consumerRegs)).toBeLessThanOrEqual(65536);
+    // D=128, BN 64: a third stage (115 712 bytes) plus the 512 bytes of barriers no longer fits in 113 KiB.
+    expect(hopper(128, {}, { warps: 4, bn: 64, ctas: 2 }).stages).toBe(2);
+    expect(() => hopper(128, {}, { warps: 4, bn: 64, ctas: 2, stages: 3 })).toThrow(/more than 113 KiB \(2 blocks per SM\)/);
+    expect(() => hopper(64, {}, { ctas: 3 })).toThrow(/3 blocks per SM/);
+    expect(renderCuda(loadExamples(['causal'])[0].lowered, { dtype: 'bf16', headDim: 64, hash: 'h', version: 'v', arch: 'sm_90a', tiles: { warps: 4, ctas: 2 } }).source)
+      .toContain('__launch_bounds__(256, 2)');
+  });
+
   it('property: dynamic plus table shared memory always fits, and the overlap always has a third stage', () => {
     fc.assert(fc.property(
       fc.constantFrom(64, 128), fc.nat({ max: 4 }), fc.nat({ max: 4 }), fc.boolean(), fc.boolean(),

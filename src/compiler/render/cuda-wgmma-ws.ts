@@ -34,7 +34,7 @@ export function renderWgmmaWsKernel(entry: string, spec: SpecCode, t: CudaTiles,
   const { bm, bn, threads, stride, stages } = t;
   const consumers = threads - PRODUCER_THREADS;
   const nt = bn / 8, halves = headDim / 64, nd = headDim / 8;
-  return `extern "C" __global__ void __launch_bounds__(${threads}, 1) ${entry}(${sig}) {
+  return `extern "C" __global__ void __launch_bounds__(${threads}, ${t.ctas}) ${entry}(${sig}) {
   constexpr int HEAD_DIM = ${headDim}, BM = ${bm}, BN = ${bn}, STRIDE = ${stride}, STAGES = ${stages};
   constexpr int NCONSUMERS = ${consumers};  // consumer threads (warps 0 .. ${consumers / 32 - 1}); the producer warpgroup follows
   constexpr int CHUNKS = HEAD_DIM / 8;  // 16-byte chunks per row

@@ -124,7 +124,7 @@ export function stageDesc(operand: 'k' | 'v', stage: string): string {
 export function renderWgmmaKernel(entry: string, spec: SpecCode, t: CudaTiles, headDim: number, sig: string): string {
   const { bm, bn, threads, stride } = t;
   const nt = bn / 8, nd = headDim / 8, halves = headDim / 64;
-  return `extern "C" __global__ void __launch_bounds__(${threads}, 1) ${entry}(${sig}) {
+  return `extern "C" __global__ void __launch_bounds__(${threads}, ${t.ctas}) ${entry}(${sig}) {
   constexpr int HEAD_DIM = ${headDim}, BM = ${bm}, BN = ${bn}, STRIDE = ${stride}, NTHREADS = ${threads};
   constexpr int CHUNKS = HEAD_DIM / 8;  // 16-byte chunks per row
 ${wgmmaSmem(2)}

@@ -12,7 +12,8 @@
 // where elem is the storage type (unsigned short holding f16/bf16 bits, or
 // float). Launch: grid [ceil(Nq / tile.bm), Hq, B], block [tile.threads, 1, 1],
 // dynamic shared memory abi.dynamicSmemBytes (raise the function's limit
-// above 48 KiB first).
+// above 48 KiB first; where abi.blocksPerSm > 1, also set the preferred
+// shared-memory carveout to 100 so that that many blocks fit).
 import type { LoweredKernel } from '../ir/program.ts';
 import type { CompiledKernel, KernelManifest, StorageDType } from '../manifest.ts';
 import { helpersUsed } from './cstyle.ts';
@@ -102,6 +103,8 @@ export function renderCuda(k: LoweredKernel, opts: CudaRenderOptions): CompiledK
       block: [tiles.threads, 1, 1],
       grid: ['ceil(Nq / tile.bm)', 'Hq', 'B'],
       dynamicSmemBytes: tiles.smemBytes,
+      // Built for this many resident blocks per SM: a loader should then prefer the full shared-memory carveout.
+      blocksPerSm: tiles.ctas,
       arch: opts.arch ?? null,
       kernel: tiles.kind,
     },

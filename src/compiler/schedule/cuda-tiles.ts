@@ -34,9 +34,15 @@ export interface CudaTiles {
    * softmax runs while that product is on the tensor cores (FlashAttention-3's intra-warpgroup overlap).
    */
   overlap: boolean;
+  /**
+   * Blocks per SM the kernel is built for (__launch_bounds__' second argument): with 2, each block gets half
+   * the register file and (less 1 KiB) half of the 228 KiB of shared memory, and one block's prologue and
+   * epilogue overlap the other's loop, which pays off where rows are short.
+   */
+  ctas: number;
 }
 
-export interface TileOverrides { warps?: number; bn?: number; mt?: number; producer?: boolean; stages?: number; overlap?: boolean }
+export interface TileOverrides { warps?: number; bn?: number; mt?: number; producer?: boolean; stages?: number; overlap?: boolean; ctas?: number }
 
 /** What the schedule needs to know about the spec. */
 export interface TileHints {
@@ -54,7 +60,7 @@ export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides:
     if (headDim % 16 !== 0 || headDim > 256) throw new Error(`cuda f32: head_dim ${headDim} must be a multiple of 16 and at most 256`);
     const bm = 32, bn = 32, stages = 2, stride = headDim + 4;
     const smemBytes = 4 * (bm * stride + 2 * stages * bn * stride + bm * (bn + 1));
-    return { kind: 'simt', bm, bn, warps: 4, mt: 1, threads: 128, stages, stride, smemBytes, producerRegs: 0, consumerRegs: 0, overlap: false };
+    return { kind: 'simt', bm, bn, warps: 4, mt: 1, threads: 128, stages, stride, smemBytes, producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1 };
   }
   if (headDim % 16 !== 0 || headDim > 256) throw new Error(`cuda ${dtype}: head_dim ${headDim} must be a multiple of 16 and at most 256`);
   // Measured on an H100 (causal, bf16, B2 H16 N16384; scripts/cuda-bench.ts):
@@ -71,7 +77,7 @@ export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides:
   const bn = overrides.bn ?? (headDim <= 128 ? 64 : 32);
   const bm = 16 * mt * warps, stages = 2, stride = headDim + 8;
   const smemBytes = 2 * (bm * stride + 2 * stages * bn * stride);
-  return { kind: 'mma', bm, bn, warps, mt, threads: 32 * warps, stages, stride, smemBytes, producerRegs: 0, consumerRegs: 0, overlap: false };
+  return { kind: 'mma', bm, bn, warps, mt, threads: 32 * warps, stages, stride, smemBytes, producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1 };
 }
 
 /**
@@ -95,12 +101,19 @@ export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides:
  *   D=128 B2 N16384  causal 8x128 4.854, 8x128p3o 4.453;  softcap 7.959 / 7.204;  alibi 5.090 / 4.969
  *                    scale_invariant 8x128 5.431, 8x128p 5.212 (first run), 8x96p3o 5.995; 3 stages at BN 128 do not fit
  *                    document 8x128 2.186, 8x128p 2.045 (first run), 8x128p3o 2.071;  8x128po (2 stages) 25% slower than 8x128
+ * Two blocks per SM (override ctas: 2, suffix @2; tests/cuda/results/h200-2026-12-02-ctas-sweep.txt) do not pay:
+ *   D=64 B32 N1024 causal 8x128p3o 0.307, 4x128p3o@2 0.311; sliding_window 0.316 / 0.317; B2 N16384 causal
+ *   2.726 / 3.394. Short documents want small tiles and a fast tile scan instead: B32 N1024 document 0.413 /
+ *   4x64p3o@2 0.314 / 4x64 (no producer, every thread scans) 0.247.
  * Earlier (2026-11-29, tile-sweep.txt): D=128 12 warps BN 64 within noise of 8 warps BN 128; 4 warps
  * BN 128 far slower; D=64 12 warps spills.
  */
 function wgmmaTiles(headDim: number, o: TileOverrides, hints: TileHints): CudaTiles {
   const producer = o.producer ?? true;
   const warps = o.warps ?? 8;
+  const ctas = o.ctas ?? 1;
+  if (ctas !== 1 && ctas !== 2) throw new Error(`cuda sm_90a: ${ctas} blocks per SM: 1 or 2`);
+  const smemLimit = ctas === 1 ? SMEM_LIMIT : SMEM_PER_SM / 2 - 1024;
   if (![4, 8, 12].includes(warps)) throw new Error(`cuda sm_90a: ${warps} warps: must be 4, 8 or 12 (whole warpgroups)`);
   const bm = 16 * warps, stride = headDim + 8;
   // BN 128, or 160 at D=64 for per-diagonal tables (each tile's table fill covers BM + BN - 1
@@ -110,13 +123,13 @@ function wgmmaTiles(headDim: number, o: TileOverrides, hints: TileHints): CudaTi
   if (bn % 32 !== 0 || bn < 64 || bn > 256) throw new Error(`cuda sm_90a: BN ${bn} must be a multiple of 32 from 64 to 256`);
   const staticBytes = (stages: number) => (hints.tableBytes?.(bm, bn, stages) ?? 0) + STATIC_SLACK;
   const dynamicBytes = (stages: number) => Math.max(2 * (bm * headDim + 2 * stages * bn * headDim), 2 * bm * stride) + 1024;
-  const fits = (stages: number) => dynamicBytes(stages) + staticBytes(stages) <= SMEM_LIMIT;
-  // 64 K registers per SM, one block. The producer keeps 40 (copy addresses, tile tests, table fills; 56 when
+  const fits = (stages: number) => dynamicBytes(stages) + staticBytes(stages) <= smemLimit;
+  // 64 K registers per SM, shared by `ctas` blocks. The producer keeps 40 (copy addresses, tile tests, table fills; 56 when
   // its tile test scans tables, which at 40 spills), the consumers share the rest in multiples of 8
   // (setmaxnreg's granularity), at most 240.
   const consumerThreads = 32 * warps;
   const producerRegs = producer ? (hints.tableTileTest ? 56 : 40) : 0;
-  const consumerRegs = producer ? Math.min(240, Math.floor((65536 - 128 * producerRegs) / consumerThreads / 8) * 8) : 0;
+  const consumerRegs = producer ? Math.min(240, Math.floor((65536 / ctas - 128 * producerRegs) / consumerThreads / 8) * 8) : 0;
   // The overlap needs a third stage (the consumers hold two at once; with two, the producer cannot run
   // ahead: measured 25% slower), which at D=128 fits only next to small tables, and at D=128 the
   // consumers' 232 registers (224, with a table-scanning producer, spills).
@@ -125,10 +138,11 @@ function wgmmaTiles(headDim: number, o: TileOverrides, hints: TileHints): CudaTi
   if (stages !== 2 && !(producer && stages === 3)) throw new Error(`cuda sm_90a: ${stages} stages: 2, or 3 with a producer warpgroup`);
   const overlap = producer && stages === 3 && (o.overlap ?? overlapFits);
   const smemBytes = dynamicBytes(stages);
-  if (smemBytes > SMEM_LIMIT) throw new Error(`cuda sm_90a: ${smemBytes} bytes of shared memory for BM ${bm}, BN ${bn}, ${stages} stages: more than 227 KiB`);
-  return { kind: 'wgmma', bm, bn, warps, mt: 1, threads: consumerThreads + (producer ? 128 : 0), stages, stride, smemBytes, producerRegs, consumerRegs, overlap };
+  if (smemBytes + staticBytes(stages) > smemLimit) throw new Error(`cuda sm_90a: ${smemBytes} bytes of shared memory (and the tables) for BM ${bm}, BN ${bn}, ${stages} stages: more than ${smemLimit / 1024} KiB${ctas > 1 ? ` (${ctas} blocks per SM)` : ''}`);
+  return { kind: 'wgmma', bm, bn, warps, mt: 1, threads: consumerThreads + (producer ? 128 : 0), stages, stride, smemBytes, producerRegs, consumerRegs, overlap, ctas };
 }
 
 /** Shared memory per block on sm_90 (227 KiB), and what the kernel declares besides the tables (barriers, slots, scan bits). */
 const SMEM_LIMIT = 227 * 1024;
+const SMEM_PER_SM = 228 * 1024;
 const STATIC_SLACK = 512;
