@@ -208,11 +208,16 @@ class Driver:
             self.c.cuGetErrorName(rc, ctypes.byref(name))
             raise RuntimeError(f'{what}: {(name.value or b"CUDA error %d" % rc).decode()}')
 
-    def load(self, cubin, entry):
-        mod, fn = ctypes.c_void_p(), ctypes.c_void_p()
+    def load(self, cubin, entries):
+        """The module and one function per entry point."""
+        mod = ctypes.c_void_p()
         self.check(self.c.cuModuleLoadData(ctypes.byref(mod), cubin), 'cuModuleLoadData')
-        self.check(self.c.cuModuleGetFunction(ctypes.byref(fn), mod, entry.encode()), f'cuModuleGetFunction({entry})')
-        return mod, fn
+        fns = []
+        for entry in entries:
+            fn = ctypes.c_void_p()
+            self.check(self.c.cuModuleGetFunction(ctypes.byref(fn), mod, entry.encode()), f'cuModuleGetFunction({entry})')
+            fns.append(fn)
+        return mod, fns
 
     def set_attr(self, fn, attr, value):
         self.check(self.c.cuFuncSetAttribute(fn, attr, value), 'cuFuncSetAttribute')
@@ -243,6 +248,7 @@ class OursKernel:
             self.m = json.load(f)
         self.abi = self.m['abi']
         self.fn = None
+        self.fns = []
         self.module = None
 
     def cache_file(self, cache_dir, arch, nvrtc_version):
@@ -264,15 +270,33 @@ class OursKernel:
         os.replace(tmp, path)
         return cubin, time.perf_counter() - t0, False
 
+    def launches(self):
+        """Launch configurations of the source: the main kernel, then abi.variants (first with Nk <= maxNk wins)."""
+        main = {'entryPoint': self.m['entryPoint'], 'maxNk': None, 'tile': self.m['tile'], 'block': self.abi['block'],
+                'grid': self.abi['grid'], 'dynamicSmemBytes': self.abi['dynamicSmemBytes'], 'blocksPerSm': self.abi.get('blocksPerSm', 1)}
+        return [main] + list(self.abi.get('variants', []))
+
+    def launch_for(self, Nk):
+        """(index into launches(), that launch) for a call with Nk keys."""
+        cfgs = self.launches()
+        for i, v in enumerate(cfgs[1:], 1):
+            if Nk <= v['maxNk']:
+                return i, v
+        return 0, cfgs[0]
+
     def load(self, cubin):
-        mod, fn = DRIVER.load(bytes(cubin), self.m['entryPoint'])
-        smem = int(self.abi['dynamicSmemBytes'])
-        if smem > 48 * 1024:
-            DRIVER.set_attr(fn, Driver.MAX_DYNAMIC_SMEM, smem)
-        if int(self.abi.get('blocksPerSm', 1)) > 1:  # all of the carveout as shared memory, so that they fit
-            DRIVER.set_attr(fn, Driver.SMEM_CARVEOUT, 100)
-        self.module, self.fn = mod, fn  # the old module stays loaded (a handle may still be in use)
-        return fn
+        cfgs = self.launches()
+        mod, fns = DRIVER.load(bytes(cubin), [c['entryPoint'] for c in cfgs])
+        for cfg, fn in zip(cfgs, fns):
+            smem = int(cfg['dynamicSmemBytes'])
+            if smem > 48 * 1024:
+                DRIVER.set_attr(fn, Driver.MAX_DYNAMIC_SMEM, smem)
+            if int(cfg.get('blocksPerSm', 1)) > 1:  # all of the carveout as shared memory, so that they fit
+                DRIVER.set_attr(fn, Driver.SMEM_CARVEOUT, 100)
+        # The old module stays loaded (a handle may still be in use).
+        self.module, self.fns = mod, fns
+        self.fn = fns[0]
+        return self.fn
 
     @property
     def fn_handle(self):
@@ -281,11 +305,12 @@ class OursKernel:
     def regs(self):
         return DRIVER.get_attr(self.fn, Driver.NUM_REGS), DRIVER.get_attr(self.fn, Driver.LOCAL_BYTES)
 
-    def grid(self, sizes):
+    @staticmethod
+    def grid(cfg, sizes):
         env = dict(sizes)
-        env['tile'] = types.SimpleNamespace(**self.m['tile'])
+        env['tile'] = types.SimpleNamespace(**cfg['tile'])
         env['ceil'] = math.ceil
-        return tuple(int(eval(g, {'__builtins__': {}}, env)) for g in self.abi['grid'])  # noqa: S307 (manifest formulas)
+        return tuple(int(eval(g, {'__builtins__': {}}, env)) for g in cfg['grid'])  # noqa: S307 (manifest formulas)
 
     def launch(self, q, k, v, o, lse, params, tables, stream):
         B, Hq, Nq, D = q.shape
@@ -313,8 +338,9 @@ class OursKernel:
                 args.append(ctypes.c_uint64(t.data_ptr()))
             else:
                 raise ValueError(f'{self.name}: unknown argument role {role}')
-        block = tuple(self.abi['block']) + (1,) * (3 - len(self.abi['block']))
-        DRIVER.launch(self.fn, self.grid(sizes), block, int(self.abi['dynamicSmemBytes']), stream, args)
+        i, cfg = self.launch_for(Nk)
+        block = tuple(cfg['block']) + (1,) * (3 - len(cfg['block']))
+        DRIVER.launch(self.fns[i], self.grid(cfg, sizes), block, int(cfg['dynamicSmemBytes']), stream, args)
 
 
 def device_arch():
@@ -829,6 +855,7 @@ def run_row(a, row, kern, fmod, compiled, patched, q, k, v, stream, dev, comp):
             log(f'FAIL {s} {dt} D={D} N={N}: ours max abs error {row["err_ours"]:.3e} (tolerance {TOL[dt]}), '
                 f'{row["ours_unwritten_or_nan"]} NaN/unwritten outputs: not timed')
         else:
+            row['ours_kernel'] = kern.launch_for(N)[1]['entryPoint']
             row['ours_ms'], row['ours_min_ms'] = time_cuda(lambda: kern.launch(q, k, v, o, lse, P, T, stream), a.warmup, a.repeats)
             row['ours_tflops'] = flops / (row['ours_ms'] * 1e9)
     except Exception as e:  # noqa: BLE001
@@ -875,6 +902,11 @@ def run_row(a, row, kern, fmod, compiled, patched, q, k, v, stream, dev, comp):
         row['flex_new_closure_recompiled'] = None if g0 is None else dynamo_graphs() - g0
         row['flex_ms'], row['flex_min_ms'] = time_cuda(lambda: flex_call(compiled, q, k, v, sm, bm), a.warmup, a.repeats)
         row['flex_tflops'] = flops / (row['flex_ms'] * 1e9)
+        if bm is not None and T:
+            # A mask that reads tables (document ids) needs a new BlockMask whenever they change (each batch
+            # of packed sequences); ours classifies its tiles in the kernel. What a new BlockMask costs:
+            row['flex_block_mask_ms'] = time_cuda(lambda: create_block_mask(
+                mask_mod, B if fmod.MASK_PER_HEAD else None, H if fmod.MASK_PER_HEAD else None, N, N, device=dev), 2, 10)[0]
         if P and 'flex_new_param' not in comp:
             name, p0 = next(iter(P.items()))
             P2 = {**P, name: p0 * 10 if isinstance(p0, float) else max(1, int(p0) // 2)}
@@ -886,6 +918,8 @@ def run_row(a, row, kern, fmod, compiled, patched, q, k, v, stream, dev, comp):
         del fo, flse
     if row.get('ours_ms') and row.get('flex_ms'):
         row['ours_over_flex'] = row['flex_ms'] / row['ours_ms']
+        if row.get('flex_block_mask_ms') is not None:
+            row['ours_over_flex_with_block_mask'] = (row['flex_ms'] + row['flex_block_mask_ms']) / row['ours_ms']
 
 
 if __name__ == '__main__':

@@ -11,7 +11,7 @@ import { mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { CompiledKernel } from '../compiler/manifest.ts';
-import type { CudaArg } from '../compiler/render/cuda.ts';
+import { cudaLaunches, cudaLaunchFor, type CudaArg } from '../compiler/render/cuda.ts';
 import { DeviceError, NoDeviceError, type AttentionCall, type AttentionResult, type Backend, type Codegen, type DeviceLimits } from './device.ts';
 import { check, checkNvrtc, loadCudaLibs, type CudaLibs } from './cuda-ffi.ts';
 import { fromBf16Array, fromF16Array, toBf16Array, toF16Array } from './half.ts';
@@ -21,7 +21,8 @@ const ATTR = { maxThreadsPerBlock: 1, maxBlockDimX: 2, maxGridDimY: 6, smCount: 
 const FUNC_ATTR_MAX_DYNAMIC_SMEM = 8;
 const FUNC_ATTR_PREFERRED_SMEM_CARVEOUT = 9;
 
-interface Loaded { module: unknown; fn: unknown }
+/** A loaded module and its kernels by entry point (the main one and its variants). */
+interface Loaded { module: unknown; fns: Map<string, unknown> }
 
 export interface CudaTiming { medianMs: number; minMs: number; iters: number }
 
@@ -124,9 +125,10 @@ export class CudaBackend implements Backend {
     const ck = (r: unknown, what: string) => check(this.libs, r, what);
     ck(cu.cuCtxSetCurrent(this.ctx), 'cuCtxSetCurrent');
     const m = kernel.manifest;
-    const abi = m.abi as { args: CudaArg[]; block: number[]; dynamicSmemBytes: number };
-    const { fn } = this.load(kernel);
+    const abi = m.abi as { args: CudaArg[] };
     const { B, Hq, Hkv, Nq, Nk, D } = call;
+    const cfg = cudaLaunchFor(m, Nk);  // the main kernel, or a variant of the source for short rows
+    const fn = this.load(kernel).fns.get(cfg.entryPoint);
     if (D !== m.headDim) throw new DeviceError('ATTNC_BAD_SHAPE', `kernel was compiled for head_dim ${m.headDim}, call has ${D}`);
     const dt = m.dtype;
 
@@ -168,13 +170,13 @@ export class CudaBackend implements Backend {
         }
         return buf;
       });
-      const grid = [Math.ceil(Nq / m.tile.bm), Hq, B];
+      const grid = [Math.ceil(Nq / cfg.bm), Hq, B];
       if (grid[1] > 65535 || grid[2] > 65535) throw new DeviceError('ATTNC_GRID_TOO_LARGE', `grid ${grid.join('x')} exceeds 65535 in y/z`);
       const launch = () => {
-        ck(cu.cuLaunchKernel(fn, grid[0], grid[1], grid[2], abi.block[0], abi.block[1] ?? 1, abi.block[2] ?? 1, abi.dynamicSmemBytes, null, argBufs, null), 'cuLaunchKernel');
+        ck(cu.cuLaunchKernel(fn, grid[0], grid[1], grid[2], cfg.block[0], cfg.block[1] ?? 1, cfg.block[2] ?? 1, cfg.dynamicSmemBytes, null, argBufs, null), 'cuLaunchKernel');
       };
       const extra = body(launch);
-      ck(cu.cuCtxSynchronize(), `kernel ${m.entryPoint}`);
+      ck(cu.cuCtxSynchronize(), `kernel ${cfg.entryPoint}`);
       const oRaw = Buffer.alloc(oBytes), lseRaw = Buffer.alloc(lseBytes);
       if (oBytes) ck(cu.cuMemcpyDtoH(oRaw, ptrs.O, oBytes), 'cuMemcpyDtoH');
       if (lseBytes) ck(cu.cuMemcpyDtoH(lseRaw, ptrs.LSE, lseBytes), 'cuMemcpyDtoH');
@@ -196,17 +198,19 @@ export class CudaBackend implements Backend {
     const cubin = compileCubin(this.libs, kernel.source, this.info.arch, this.info.nvrtc);
     const mod: unknown[] = [null];
     check(this.libs, cu.cuModuleLoadData(mod, cubin), 'cuModuleLoadData');
-    const fn: unknown[] = [null];
-    check(this.libs, cu.cuModuleGetFunction(fn, mod[0], kernel.manifest.entryPoint), `cuModuleGetFunction(${kernel.manifest.entryPoint})`);
-    const smem = (kernel.manifest.abi as { dynamicSmemBytes: number }).dynamicSmemBytes;
-    if (smem > this.info.smemOptin) throw new DeviceError('CUDA_ERROR_INVALID_VALUE', `kernel needs ${smem} bytes of shared memory, device allows ${this.info.smemOptin}`);
-    check(this.libs, cu.cuFuncSetAttribute(fn[0], FUNC_ATTR_MAX_DYNAMIC_SMEM, smem), 'cuFuncSetAttribute(max dynamic shared memory)');
-    // A kernel built for 2 blocks per SM needs the whole carveout for shared memory (the driver may pick less).
-    if (((kernel.manifest.abi as { blocksPerSm?: number }).blocksPerSm ?? 1) > 1) {
-      check(this.libs, cu.cuFuncSetAttribute(fn[0], FUNC_ATTR_PREFERRED_SMEM_CARVEOUT, 100), 'cuFuncSetAttribute(preferred shared memory carveout)');
+    const loaded: Loaded = { module: mod[0], fns: new Map() };
+    this.modules.set(key, loaded);  // unloaded by dispose() even if a function below fails
+    // Every kernel of the source (the main one and its variants), each with its shared-memory limits.
+    for (const cfg of cudaLaunches(kernel.manifest)) {
+      const fn: unknown[] = [null];
+      check(this.libs, cu.cuModuleGetFunction(fn, mod[0], cfg.entryPoint), `cuModuleGetFunction(${cfg.entryPoint})`);
+      const smem = cfg.dynamicSmemBytes;
+      if (smem > this.info.smemOptin) throw new DeviceError('CUDA_ERROR_INVALID_VALUE', `kernel ${cfg.entryPoint} needs ${smem} bytes of shared memory, device allows ${this.info.smemOptin}`);
+      check(this.libs, cu.cuFuncSetAttribute(fn[0], FUNC_ATTR_MAX_DYNAMIC_SMEM, smem), 'cuFuncSetAttribute(max dynamic shared memory)');
+      // A kernel built for 2 blocks per SM needs the whole carveout for shared memory (the driver may pick less).
+      if (cfg.blocksPerSm > 1) check(this.libs, cu.cuFuncSetAttribute(fn[0], FUNC_ATTR_PREFERRED_SMEM_CARVEOUT, 100), 'cuFuncSetAttribute(preferred shared memory carveout)');
+      loaded.fns.set(cfg.entryPoint, fn[0]);
     }
-    const loaded = { module: mod[0], fn: fn[0] };
-    this.modules.set(key, loaded);
     return loaded;
   }
 }

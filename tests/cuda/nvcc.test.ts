@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { renderCuda } from '../../src/compiler/render/cuda.ts';
+import { cudaLaunches, renderCuda } from '../../src/compiler/render/cuda.ts';
 import type { StorageDType } from '../../src/compiler/manifest.ts';
 import { loadExamples, type Spec } from './suite.ts';
 import { parseSpec } from '../../src/compiler/syntax/parse.ts';
@@ -37,7 +37,7 @@ function combinedSource(spec: Spec, dims: number[], arch: Arch): { source: strin
   const entries: string[] = [];
   for (const D of dims) for (const dtype of DTYPES) {
     const k = renderCuda(spec.lowered, { dtype, headDim: D, hash: 'test', version: 'test', arch });
-    entries.push(k.manifest.entryPoint);
+    entries.push(...cudaLaunches(k.manifest).map((c) => c.entryPoint));  // the main kernel and its variants
     parts.push(`namespace attnc_${dtype}_${D} {\n${k.source}\n}  // namespace`);
   }
   return { source: parts.join('\n'), entries };

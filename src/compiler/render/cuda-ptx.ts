@@ -53,10 +53,20 @@ __device__ __forceinline__ unsigned attnc_pack(float lo, float hi) {
  * for O += P V (m64 x n64 x k16, V read N-major, i.e. transposed). Shared
  * operands use 128-byte-swizzled atoms described by 64-bit matrix descriptors.
  */
-export function ptxWgmma(dtype: 'f16' | 'bf16', sN: number): string {
+/** The wgmma helpers, with S = Q K^T (attnc_wgmma_ss<N>) for each tile width N that a kernel of the source uses. */
+export function ptxWgmma(dtype: 'f16' | 'bf16', widths: readonly number[]): string {
   const regs = (n: number, from = 0) => Array.from({ length: n }, (_, i) => `%${from + i}`).join(', ');
   const outs = (n: number) => Array.from({ length: n }, (_, i) => `"+f"(d[${i}])`).join(', ');
-  const dS = sN / 2;
+  const ss = (sN: number) => {
+    const dS = sN / 2;
+    return `// d[64 x ${sN}] = (accumulate ? d : 0) + A[64 x 16] B[${sN} x 16]^T; A and B K-major in shared memory.
+template <> __device__ __forceinline__ void attnc_wgmma_ss<${sN}>(float* d, unsigned long long a, unsigned long long b, int accumulate) {
+  asm volatile("{\\n.reg .pred p;\\nsetp.ne.b32 p, %${dS + 2}, 0;\\n"
+               "wgmma.mma_async.sync.aligned.m64n${sN}k16.f32.${dtype}.${dtype} {${regs(dS)}}, %${dS}, %${dS + 1}, p, 1, 1, 0, 0;\\n}\\n"
+               : ${outs(dS)}
+               : "l"(a), "l"(b), "r"(accumulate));
+}`;
+  };
   return `// ---- warpgroup MMA (sm_90a, ${dtype}) ----
 #if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #error "this kernel uses wgmma: build it for sm_90a (or generate it with --arch sm_80)"
@@ -86,13 +96,8 @@ __device__ __forceinline__ unsigned long long attnc_wg_desc(unsigned addr, unsig
   return (unsigned long long)((addr & 0x3FFFFu) >> 4) | ((unsigned long long)(lbo >> 4) << 16) |
          ((unsigned long long)(sbo >> 4) << 32) | (1ull << 62);
 }
-// d[64 x ${sN}] = (accumulate ? d : 0) + A[64 x 16] B[${sN} x 16]^T; A and B K-major in shared memory.
-__device__ __forceinline__ void attnc_wgmma_ss(float* d, unsigned long long a, unsigned long long b, int accumulate) {
-  asm volatile("{\\n.reg .pred p;\\nsetp.ne.b32 p, %${dS + 2}, 0;\\n"
-               "wgmma.mma_async.sync.aligned.m64n${sN}k16.f32.${dtype}.${dtype} {${regs(dS)}}, %${dS}, %${dS + 1}, p, 1, 1, 0, 0;\\n}\\n"
-               : ${outs(dS)}
-               : "l"(a), "l"(b), "r"(accumulate));
-}
+template <int N> __device__ void attnc_wgmma_ss(float* d, unsigned long long a, unsigned long long b, int accumulate);
+${[...new Set(widths)].map(ss).join('\n')}
 // d[64 x 64] += A[64 x 16] (registers, mma.sync A-fragment layout per warp) B[16 x 64]; B N-major in shared memory.
 __device__ __forceinline__ void attnc_wgmma_rs(float* d, const unsigned* a, unsigned long long b) {
   asm volatile("{\\n.reg .pred p;\\nsetp.ne.b32 p, %37, 0;\\n"

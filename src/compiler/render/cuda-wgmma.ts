@@ -31,7 +31,7 @@ export function wgmmaQK(nt: number, declare = true): string {
 ${declare ? `    float s[1][${nt}][4];\n` : ''}    attnc_wg_fence();
     #pragma unroll
     for (int kk = 0; kk < HEAD_DIM / 16; ++kk)
-      attnc_wgmma_ss(&s[0][0][0], q_desc + ((kk >> 2) * (BM * 128) + (kk & 3) * 32) / 16,
+      attnc_wgmma_ss<BN>(&s[0][0][0], q_desc + ((kk >> 2) * (BM * 128) + (kk & 3) * 32) / 16,
                      k_desc + ((kk >> 2) * (BN * 128) + (kk & 3) * 32) / 16, kk > 0);
     attnc_wg_commit();`;
 }
