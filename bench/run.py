@@ -902,7 +902,7 @@ def run_row(a, row, kern, fmod, compiled, patched, q, k, v, stream, dev, comp):
         row['flex_new_closure_recompiled'] = None if g0 is None else dynamo_graphs() - g0
         row['flex_ms'], row['flex_min_ms'] = time_cuda(lambda: flex_call(compiled, q, k, v, sm, bm), a.warmup, a.repeats)
         row['flex_tflops'] = flops / (row['flex_ms'] * 1e9)
-        if bm is not None and T:
+        if bm is not None and kern is not None and kern.m['analysis'].get('tileTestReadsTables'):
             # A mask that reads tables (document ids) needs a new BlockMask whenever they change (each batch
             # of packed sequences); ours classifies its tiles in the kernel. What a new BlockMask costs:
             row['flex_block_mask_ms'] = time_cuda(lambda: create_block_mask(

@@ -26,7 +26,7 @@ export interface KernelManifest {
   /** Target-specific binding layout or argument order (documented by the backend). */
   abi: Record<string, unknown>;
   /** What the analyses found, for people and tools. */
-  analysis: { affine: boolean; maskFree: boolean; classes: Record<string, string> };
+  analysis: { affine: boolean; maskFree: boolean; tileTestReadsTables?: boolean; classes: Record<string, string> };
 }
 
 export interface CompiledKernel {

@@ -4,7 +4,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { cudaLaunches, cudaLaunchFor, renderCuda, type CudaRenderOptions } from '../../src/compiler/render/cuda.ts';
-import { SHORT_ROWS_MAX_NK } from '../../src/compiler/schedule/cuda-tiles.ts';
 import { loadExamples } from './suite.ts';
 
 const render = (name: string, o: Partial<CudaRenderOptions> = {}) =>
@@ -12,8 +11,8 @@ const render = (name: string, o: Partial<CudaRenderOptions> = {}) =>
 const entries = (source: string) => [...source.matchAll(/extern "C" __global__ void __launch_bounds__\(\d+, \d\) (\w+)\(/g)].map((m) => m[1]);
 
 describe('cuda short-row variants', () => {
-  it('document (tile tests read its ids) gets a 64-row kernel for Nk <= 4096 at D=64 and D=128', () => {
-    for (const headDim of [64, 128]) {
+  it('document (tile tests read its ids) gets a 64-row kernel, for Nk <= 8192 at D=64 and <= 4096 at D=128', () => {
+    for (const [headDim, maxNk] of [[64, 8192], [128, 4096]]) {
       const k = render('document', { headDim });
       const [main, short] = cudaLaunches(k.manifest);
       expect(short, `D=${headDim}`).toBeDefined();
@@ -21,14 +20,19 @@ describe('cuda short-row variants', () => {
       expect([main.bm, short.bm]).toEqual([128, 64]);
       // both kernels are in the one source, and only they
       expect(entries(k.source).sort()).toEqual([main.entryPoint, short.entryPoint].sort());
-      expect(k.source).toContain(`// Short rows (Nk <= ${SHORT_ROWS_MAX_NK}): ${short.entryPoint}`);
+      expect(k.source).toContain(`// Short rows (Nk <= ${maxNk}): ${short.entryPoint}`);
+      expect((k.manifest.abi.variants as Array<{ maxNk: number }>)[0].maxNk).toBe(maxNk);
+      expect(k.manifest.analysis.tileTestReadsTables).toBe(true);
     }
     const d128 = cudaLaunches(render('document', { headDim: 128 }).manifest)[1];
     expect([d128.block[0], d128.blocksPerSm]).toEqual([256, 2]);
   });
 
   it('none for specs whose tiles are classified from indices alone, for explicit tiles, sm_80 and f32', () => {
-    for (const name of ['causal', 'sliding_window', 'scale_invariant', 'alibi']) expect(cudaLaunches(render(name).manifest), name).toHaveLength(1);
+    for (const name of ['causal', 'sliding_window', 'scale_invariant', 'alibi']) {
+      expect(cudaLaunches(render(name).manifest), name).toHaveLength(1);
+      expect(render(name).manifest.analysis.tileTestReadsTables, name).toBe(false);
+    }
     expect(cudaLaunches(render('document', { tiles: { warps: 8 } }).manifest)).toHaveLength(1);
     expect(cudaLaunches(render('document', { arch: 'sm_80' }).manifest)).toHaveLength(1);
     expect(cudaLaunches(render('document', { dtype: 'f32' }).manifest)).toHaveLength(1);
@@ -38,7 +42,7 @@ describe('cuda short-row variants', () => {
     const m = render('document').manifest;
     const [main, short] = cudaLaunches(m);
     fc.assert(fc.property(fc.integer({ min: 1, max: 1 << 20 }), (Nk) => {
-      expect(cudaLaunchFor(m, Nk).entryPoint).toBe(Nk <= SHORT_ROWS_MAX_NK ? short.entryPoint : main.entryPoint);
+      expect(cudaLaunchFor(m, Nk).entryPoint).toBe(Nk <= 8192 ? short.entryPoint : main.entryPoint);
     }));
     const causal = render('causal').manifest;
     expect(cudaLaunchFor(causal, 1).entryPoint).toBe(causal.entryPoint);

@@ -147,19 +147,19 @@ function wgmmaTiles(headDim: number, o: TileOverrides, hints: TileHints): CudaTi
  * documents of a few hundred tokens leave each 128-row block two or three live tiles, and one block per SM
  * then spends most of its time starting and finishing. For those specs the source carries a second kernel
  * of 64-row blocks and 64-key tiles that several blocks per SM share (D=64: no producer, 3 blocks; D=128: a
- * producer and 2 blocks), which the loader launches when Nk <= SHORT_ROWS_MAX_NK (manifest abi.variants).
+ * producer and 2 blocks), which the loader launches up to maxNk keys (manifest abi.variants): 8192 at D=64,
+ * 4096 at D=128, where the two cross.
  * Measured on an H200 (bf16, document ids of lengths N/16..N/4 as bench/run.py draws them, milliseconds;
- * tests/cuda/results/h200-2026-12-02-ctas-sweep.txt):
- *   D=64   8x128p3o / 4x64:    N1024 0.413 / 0.247   N4096 0.543 / 0.391   N16384 1.116 / 1.282
- *   D=128  8x128p / 4x64p@2:   N1024 0.493 / 0.380   N4096 0.669 / 0.573   N16384 1.541 / 1.812
+ * tests/cuda/results/h200-2026-12-02-ctas-sweep.txt, -short-rows-crossover.txt):
+ *   D=64   8x128p3o / 4x64:    N1024 0.413 / 0.247   N4096 0.543 / 0.391   N8192 0.744 / 0.692   N16384 1.116 / 1.282
+ *   D=128  8x128p / 4x64p@2:   N1024 0.493 / 0.380   N4096 0.669 / 0.573   N8192 0.981 / 0.986   N16384 1.541 / 1.812
  * For causal, sliding-window and scale_invariant masks the same kernel gains nothing (D=64 N1024 causal
  * 0.307 / 0.311) or loses, so they get none.
  */
-export const SHORT_ROWS_MAX_NK = 4096;
-
-export function shortRowTiles(dtype: StorageDType, headDim: number, arch: 'sm_80' | 'sm_90a', hints: TileHints): CudaTiles | null {
+export function shortRowTiles(dtype: StorageDType, headDim: number, arch: 'sm_80' | 'sm_90a', hints: TileHints): { tiles: CudaTiles; maxNk: number } | null {
   if (arch !== 'sm_90a' || dtype === 'f32' || (headDim !== 64 && headDim !== 128) || !hints.tableTileTest) return null;
-  return wgmmaTiles(headDim, headDim === 64 ? { warps: 4, bn: 64, producer: false } : { warps: 4, bn: 64, ctas: 2 }, hints);
+  if (headDim === 64) return { tiles: wgmmaTiles(64, { warps: 4, bn: 64, producer: false }, hints), maxNk: 8192 };
+  return { tiles: wgmmaTiles(128, { warps: 4, bn: 64, ctas: 2 }, hints), maxNk: 4096 };
 }
 
 /** Shared memory per block on sm_90 (227 KiB), and what the kernel declares besides the tables (barriers, slots, scan bits). */
