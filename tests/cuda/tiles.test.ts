@@ -2,7 +2,7 @@
 // kernel shape each spec gets, and that what it picks fits the SM.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { chooseCudaTiles, type TileHints } from '../../src/compiler/schedule/cuda-tiles.ts';
+import { chooseCudaTiles, launchRegs, type TileHints } from '../../src/compiler/schedule/cuda-tiles.ts';
 import { renderCuda } from '../../src/compiler/render/cuda.ts';
 import { loadExamples } from './suite.ts';
 
@@ -55,8 +55,22 @@ describe('cuda tiles: sm_90a defaults', () => {
         const t = hopper(headDim, { tableTileTest: scan, diagTables: diagHint && diags > 0, tableBytes });
         expect(t.smemBytes + tableBytes(t.bm, t.bn, t.stages)).toBeLessThanOrEqual(SMEM_LIMIT);
         if (t.overlap) expect(t.stages).toBe(3);
-        expect(128 * t.producerRegs + (t.threads - 128) * t.consumerRegs).toBeLessThanOrEqual(65536);
+        expect(128 * t.producerRegs + (t.threads - 128) * t.consumerRegs).toBeLessThanOrEqual(launchRegs(t.threads, t.ctas) * t.threads);
       }));
+  });
+
+  it('property: setmaxnreg never asks for more registers than the block was launched with (an increase past the pool hangs)', () => {
+    fc.assert(fc.property(
+      fc.constantFrom(64, 128), fc.constantFrom(4, 8, 12), fc.constantFrom(1, 2), fc.boolean(), fc.constantFrom(64, 128),
+      (headDim, warps, ctas, scan, bn) => {
+        let t;
+        try { t = hopper(headDim, { tableTileTest: scan }, { warps, ctas, bn }); } catch { return; }  // does not fit: refused, not hung
+        if (!t.producerRegs) return;
+        expect(128 * t.producerRegs + (t.threads - 128) * t.consumerRegs).toBeLessThanOrEqual(launchRegs(t.threads, ctas) * t.threads);
+      }));
+    // The case that hung: 8 consumer warps, a producer, 2 blocks per SM: 80 registers per thread at launch.
+    const hung = hopper(64, {}, { warps: 8, bn: 64, ctas: 2 });
+    expect([launchRegs(384, 2), hung.consumerRegs]).toEqual([80, 96]);
   });
 
   it('every example: the rendered header says what the schedule chose', () => {

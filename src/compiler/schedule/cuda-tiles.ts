@@ -105,6 +105,8 @@ export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides:
  *   D=64 B32 N1024 causal 8x128p3o 0.307, 4x128p3o@2 0.311; sliding_window 0.316 / 0.317; B2 N16384 causal
  *   2.726 / 3.394. Short documents want small tiles and a fast tile scan instead: B32 N1024 document 0.413 /
  *   4x64p3o@2 0.314 / 4x64 (no producer, every thread scans) 0.247.
+ * Per-diagonal tables at D=128 (h200-2026-12-02-paired-diag-sweep.txt): scale_invariant 8x128p / 8x160p
+ *   N16384 5.197 / 5.072, N4096 1.477 / 1.472, N1024 0.516 / 0.546: BN 128 stays.
  * Earlier (2026-11-29, tile-sweep.txt): D=128 12 warps BN 64 within noise of 8 warps BN 128; 4 warps
  * BN 128 far slower; D=64 12 warps spills.
  */
@@ -124,12 +126,16 @@ function wgmmaTiles(headDim: number, o: TileOverrides, hints: TileHints): CudaTi
   const staticBytes = (stages: number) => (hints.tableBytes?.(bm, bn, stages) ?? 0) + STATIC_SLACK;
   const dynamicBytes = (stages: number) => Math.max(2 * (bm * headDim + 2 * stages * bn * headDim), 2 * bm * stride) + 1024;
   const fits = (stages: number) => dynamicBytes(stages) + staticBytes(stages) <= smemLimit;
-  // 64 K registers per SM, shared by `ctas` blocks. The producer keeps 40 (copy addresses, tile tests, table fills; 56 when
-  // its tile test scans tables, which at 40 spills), the consumers share the rest in multiples of 8
-  // (setmaxnreg's granularity), at most 240.
+  // The producer keeps 40 registers (copy addresses, tile tests, table fills; 56 when its tile test scans tables,
+  // which at 40 spills), the consumers share the rest in multiples of 8 (setmaxnreg's granularity), at most 240.
+  // "The rest" is what the block is given at launch: __launch_bounds__(threads, ctas) caps every thread at
+  // 64 K / ctas / threads, rounded down to 8; setmaxnreg only moves registers within that pool, and an
+  // increase the pool cannot cover waits forever (8 warps, a producer and 2 blocks per SM: 80 per thread,
+  // and 104 for the consumers hung on the H200).
   const consumerThreads = 32 * warps;
+  const threads = consumerThreads + (producer ? 128 : 0);
   const producerRegs = producer ? (hints.tableTileTest ? 56 : 40) : 0;
-  const consumerRegs = producer ? Math.min(240, Math.floor((65536 / ctas - 128 * producerRegs) / consumerThreads / 8) * 8) : 0;
+  const consumerRegs = producer ? Math.min(240, Math.floor((launchRegs(threads, ctas) * threads - 128 * producerRegs) / consumerThreads / 8) * 8) : 0;
   // The overlap needs a third stage (the consumers hold two at once; with two, the producer cannot run
   // ahead: measured 25% slower), which at D=128 fits only next to small tables, and at D=128 the
   // consumers' 232 registers (224, with a table-scanning producer, spills).
@@ -139,7 +145,7 @@ function wgmmaTiles(headDim: number, o: TileOverrides, hints: TileHints): CudaTi
   const overlap = producer && stages === 3 && (o.overlap ?? overlapFits);
   const smemBytes = dynamicBytes(stages);
   if (smemBytes + staticBytes(stages) > smemLimit) throw new Error(`cuda sm_90a: ${smemBytes} bytes of shared memory (and the tables) for BM ${bm}, BN ${bn}, ${stages} stages: more than ${smemLimit / 1024} KiB${ctas > 1 ? ` (${ctas} blocks per SM)` : ''}`);
-  return { kind: 'wgmma', bm, bn, warps, mt: 1, threads: consumerThreads + (producer ? 128 : 0), stages, stride, smemBytes, producerRegs, consumerRegs, overlap, ctas };
+  return { kind: 'wgmma', bm, bn, warps, mt: 1, threads, stages, stride, smemBytes, producerRegs, consumerRegs, overlap, ctas };
 }
 
 /**
@@ -160,6 +166,11 @@ export function shortRowTiles(dtype: StorageDType, headDim: number, arch: 'sm_80
   if (arch !== 'sm_90a' || dtype === 'f32' || (headDim !== 64 && headDim !== 128) || !hints.tableTileTest) return null;
   if (headDim === 64) return { tiles: wgmmaTiles(64, { warps: 4, bn: 64, producer: false }, hints), maxNk: 8192 };
   return { tiles: wgmmaTiles(128, { warps: 4, bn: 64, ctas: 2 }, hints), maxNk: 4096 };
+}
+
+/** Registers per thread a block of `threads` starts with under __launch_bounds__(threads, ctas) (64 K per SM, granules of 8). */
+export function launchRegs(threads: number, ctas: number): number {
+  return Math.min(255, Math.floor(65536 / ctas / threads / 8) * 8);
 }
 
 /** Shared memory per block on sm_90 (227 KiB), and what the kernel declares besides the tables (barriers, slots, scan bits). */
