@@ -5,11 +5,14 @@
 //     [--shapes 2x16384,8x4096] [--H 16] [--bench-docs] [--variants 4x64,8x64x1,4x64x2,12x128,8x128p,8x192p3]
 //     (warps x BN x m16-tiles per warp; on Hopper these tile the wgmma kernel, where a
 //     suffix p adds a producer warpgroup, p3 with 3 stages, p3o (po) overlaps softmax with P V, @2 builds for 2 blocks per SM; ATTNC_CUDA_KERNEL=mma: the mma.sync one)
+//     [--timeout-s 60]  each variant in a process of its own, killed after that long: a kernel that
+//     hangs (a tiling under test) costs one line of the sweep instead of the whole device session
 import { loadExamples } from '../tests/cuda/suite.ts';
 import { renderCuda } from '../src/compiler/render/cuda.ts';
 import { openCuda } from '../src/runtime/cuda.ts';
 import { defaultTables, randomInputs } from '../src/runtime/random.ts';
 import type { StorageDType } from '../src/compiler/manifest.ts';
+import { spawnSync } from 'node:child_process';
 
 const arg = (name: string, dflt: string) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -35,6 +38,24 @@ function benchDocIds(n: number, seed: number): Int32Array {
   const ids = new Int32Array(n);
   for (let i = 0, doc = 0; i < n; doc++) for (let len = lo + Math.floor(rand() * (hi - lo + 1)); len > 0 && i < n; len--) ids[i++] = doc;
   return ids;
+}
+
+const timeoutArg = process.argv.indexOf('--timeout-s');
+if (timeoutArg >= 0) {
+  const seconds = Number(process.argv[timeoutArg + 1]);
+  if (!(seconds > 0)) throw new Error('--timeout-s: expected a number of seconds > 0');
+  const rest: string[] = [];  // this command line less --timeout-s and --variants (each with its value)
+  for (let i = 2; i < process.argv.length; i++) {
+    if (process.argv[i] === '--timeout-s' || process.argv[i] === '--variants') i++;
+    else rest.push(process.argv[i]);
+  }
+  let status = 0;
+  for (const { label } of variants) {
+    const child = spawnSync(process.execPath, [...process.execArgv, process.argv[1], ...rest, '--variants', label], { stdio: 'inherit', timeout: seconds * 1000, killSignal: 'SIGKILL' });
+    if (child.error || child.signal) console.log(`${label}: killed after ${seconds} s (${child.signal ?? child.error?.message}): hung or too slow`);
+    if (child.status !== 0) status = 1;
+  }
+  process.exit(status);
 }
 
 const be = await openCuda();
