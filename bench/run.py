@@ -34,6 +34,7 @@ import argparse
 import concurrent.futures
 import ctypes
 import datetime
+import functools
 import hashlib
 import importlib.util
 import json
@@ -273,7 +274,8 @@ class OursKernel:
     def launches(self):
         """Launch configurations of the source: the main kernel, then abi.variants (first with Nk <= maxNk wins)."""
         main = {'entryPoint': self.m['entryPoint'], 'maxNk': None, 'tile': self.m['tile'], 'block': self.abi['block'],
-                'grid': self.abi['grid'], 'dynamicSmemBytes': self.abi['dynamicSmemBytes'], 'blocksPerSm': self.abi.get('blocksPerSm', 1)}
+                'grid': self.abi['grid'], 'dynamicSmemBytes': self.abi['dynamicSmemBytes'], 'blocksPerSm': self.abi.get('blocksPerSm', 1),
+                'persistentGrid': self.abi.get('persistentGrid')}
         return [main] + list(self.abi.get('variants', []))
 
     def launch_for(self, Nk):
@@ -307,10 +309,14 @@ class OursKernel:
 
     @staticmethod
     def grid(cfg, sizes):
+        """The launch grid: a persistent kernel's (one block per SM slot) where the manifest gives one, else the plain one."""
         env = dict(sizes)
         env['tile'] = types.SimpleNamespace(**cfg['tile'])
-        env['ceil'] = math.ceil
-        return tuple(int(eval(g, {'__builtins__': {}}, env)) for g in cfg['grid'])  # noqa: S307 (manifest formulas)
+        env['ceil'], env['min'] = math.ceil, min
+        env['sms'] = sm_count()
+        env['blocksPerSm'] = int(cfg.get('blocksPerSm', 1))
+        formula = cfg.get('persistentGrid') or cfg['grid']
+        return tuple(int(eval(g, {'__builtins__': {}}, env)) for g in formula)  # noqa: S307 (manifest formulas)
 
     def launch(self, q, k, v, o, lse, params, tables, stream):
         B, Hq, Nq, D = q.shape
@@ -341,6 +347,11 @@ class OursKernel:
         i, cfg = self.launch_for(Nk)
         block = tuple(cfg['block']) + (1,) * (3 - len(cfg['block']))
         DRIVER.launch(self.fns[i], self.grid(cfg, sizes), block, int(cfg['dynamicSmemBytes']), stream, args)
+
+
+@functools.lru_cache(maxsize=None)
+def sm_count():
+    return torch.cuda.get_device_properties(0).multi_processor_count
 
 
 def device_arch():

@@ -170,7 +170,7 @@ export class CudaBackend implements Backend {
         }
         return buf;
       });
-      const grid = [Math.ceil(Nq / cfg.bm), Hq, B];
+      const grid = cfg.persistent ? [persistentBlocks(Math.ceil(Nq / cfg.bm) * Hq * B, this.info.sms, cfg.blocksPerSm), 1, 1] : [Math.ceil(Nq / cfg.bm), Hq, B];
       if (grid[1] > 65535 || grid[2] > 65535) throw new DeviceError('ATTNC_GRID_TOO_LARGE', `grid ${grid.join('x')} exceeds 65535 in y/z`);
       const launch = () => {
         ck(cu.cuLaunchKernel(fn, grid[0], grid[1], grid[2], cfg.block[0], cfg.block[1] ?? 1, cfg.block[2] ?? 1, cfg.dynamicSmemBytes, null, argBufs, null), 'cuLaunchKernel');
@@ -213,6 +213,15 @@ export class CudaBackend implements Backend {
     }
     return loaded;
   }
+}
+
+/**
+ * Blocks of a persistent kernel (abi.persistent): one per SM slot, never more than the work items.
+ * ATTNC_CUDA_MAX_BLOCKS caps it lower, so that small test shapes give each block several items in turn.
+ */
+function persistentBlocks(items: number, sms: number, blocksPerSm: number): number {
+  const cap = Number(process.env.ATTNC_CUDA_MAX_BLOCKS ?? 0);
+  return Math.max(1, Math.min(items, sms * blocksPerSm, cap > 0 ? cap : Infinity));
 }
 
 function cacheDir(): string {

@@ -2,7 +2,8 @@
 // kernel shape each spec gets, and that what it picks fits the SM.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { chooseCudaTiles, launchRegs, type TileHints } from '../../src/compiler/schedule/cuda-tiles.ts';
+import { chooseCudaTiles, launchRegs, wgmmaQElems, type TileHints } from '../../src/compiler/schedule/cuda-tiles.ts';
+import { uniformShortRows } from '../../src/compiler/schedule/row-shape.ts';
 import { renderCuda } from '../../src/compiler/render/cuda.ts';
 import { loadExamples } from './suite.ts';
 
@@ -47,14 +48,44 @@ describe('cuda tiles: sm_90a defaults', () => {
       .toContain('__launch_bounds__(256, 2)');
   });
 
+  it('persistent: by default for uniformly short rows, and only where the stages and the overlap stay', () => {
+    const win = hopper(64, { uniformShortRows: true });
+    expect([win.persistent, win.stages, win.overlap, win.producerRegs, win.consumerRegs]).toEqual([true, 3, true, 48, 224]);
+    // two Q buffers sized for the O staging: BM x STRIDE = 128 x 72 elements, 18 KiB each
+    expect(win.smemBytes).toBe(2 * (2 * 128 * 72 + 2 * 3 * 128 * 64) + 1024);
+    expect(hopper(64).persistent).toBe(false);
+    // D=128: two Q buffers next to 3 stages do not fit, and the 3-stage overlap wins over persistence
+    const wide = hopper(128, { uniformShortRows: true });
+    expect([wide.persistent, wide.stages, wide.overlap]).toEqual([false, 3, true]);
+    expect(() => hopper(64, {}, { producer: false, persistent: true })).toThrow(/needs the producer/);
+  });
+
+  it('row shapes: windows are uniformly short, causal-like rows and data-driven ones are not', () => {
+    const rows = Object.fromEntries(loadExamples().map((s) => [s.name, uniformShortRows(s.lowered.program, s.lowered.analysis, s.name === 'document')]));
+    expect(rows).toEqual({
+      alibi: false, causal: false, document: false, logn: false, prefix_lm: false, scale_invariant: false,
+      scale_invariant_window: true, sinks_window: true, sliding_window: true, softcap: false,
+    });
+    const manifest = (name: string, D: number) => renderCuda(loadExamples([name])[0].lowered, { dtype: 'bf16', headDim: D, hash: 'h', version: 'v', arch: 'sm_90a' }).manifest.abi as { persistent?: boolean; persistentGrid?: string[] };
+    expect(manifest('sliding_window', 64).persistentGrid).toEqual(['min(ceil(Nq / tile.bm) * Hq * B, sms * blocksPerSm)', '1', '1']);
+    expect(manifest('causal', 64).persistent).toBeUndefined();
+  });
+
   it('property: dynamic plus table shared memory always fits, and the overlap always has a third stage', () => {
     fc.assert(fc.property(
-      fc.constantFrom(64, 128), fc.nat({ max: 4 }), fc.nat({ max: 4 }), fc.boolean(), fc.boolean(),
-      (headDim, cols, diags, scan, diagHint) => {
+      fc.constantFrom(64, 128), fc.nat({ max: 4 }), fc.nat({ max: 4 }), fc.boolean(), fc.boolean(), fc.boolean(),
+      (headDim, cols, diags, scan, diagHint, rows) => {
         const tableBytes = (bm: number, bn: number, s: number) => s * 4 * (cols * bn + diags * (bm + bn - 1));
-        const t = hopper(headDim, { tableTileTest: scan, diagTables: diagHint && diags > 0, tableBytes });
+        const t = hopper(headDim, { tableTileTest: scan, diagTables: diagHint && diags > 0, tableBytes, uniformShortRows: rows });
         expect(t.smemBytes + tableBytes(t.bm, t.bn, t.stages)).toBeLessThanOrEqual(SMEM_LIMIT);
         if (t.overlap) expect(t.stages).toBe(3);
+        if (t.persistent) {
+          // each Q buffer holds the O staging too (so it never runs over a stage the producer is refilling), in whole KiB
+          const q = wgmmaQElems(t.bm, headDim, t.stride);
+          expect(q).toBeGreaterThanOrEqual(t.bm * t.stride);
+          expect((2 * q) % 1024).toBe(0);
+          expect(t.smemBytes).toBeGreaterThanOrEqual(2 * (2 * q + 2 * t.stages * t.bn * headDim));
+        }
         expect(128 * t.producerRegs + (t.threads - 128) * t.consumerRegs).toBeLessThanOrEqual(launchRegs(t.threads, t.ctas) * t.threads);
       }));
   });

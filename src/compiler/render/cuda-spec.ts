@@ -313,7 +313,17 @@ ${spec.tileLive.lines.join('\n')}
     return ${spec.tileLive.value};
   };
 ${partial('tile_partial')}
-  auto next_live = [&](int j) -> int { while (j < n_tiles && !tile_live(j)) ++j; return j; };`;
+  // 32 tiles per step, lane l testing tile j + l: a window mask's leading dead tiles (block m of a causal
+  // window of W keys skips about m - W / BN of them) cost a couple of steps instead of one test each.
+  // Calls are block-uniform, so every lane of the warp is here.
+  auto next_live = [&](int j) -> int {
+    for (; j < n_tiles; j += 32) {
+      const int jl = j + (int)(threadIdx.x & 31u);
+      const unsigned live = __ballot_sync(0xffffffffu, jl < n_tiles && tile_live(jl));
+      if (live) return j + __ffs(live) - 1;
+    }
+    return n_tiles;
+  };`;
   }
   // The live test scans tables over each tile's keys: walking dead tiles one
   // by one would cost a dependent global round trip each. Instead thread t of

@@ -22,9 +22,9 @@
 // with the stage it refills; here that wait and those copies happen in a warp
 // that does nothing else, so a consumer blocks only when its next tile has not
 // landed.
-import type { CudaTiles } from '../schedule/cuda-tiles.ts';
 import { kvStaging, type SpecCode } from './cuda-spec.ts';
 import { elemLoopCode, epilogueCode, rescaleCode, softmaxCode } from './cuda-mma.ts';
+import { wgmmaQElems, type CudaTiles } from '../schedule/cuda-tiles.ts';
 import { stageDesc, wgmmaConsumerInit, wgmmaKvDst, wgmmaPack, wgmmaPV, wgmmaPVIssue, wgmmaQK, wgmmaQLoad, wgmmaSmem, wgmmaStageDescs } from './cuda-wgmma.ts';
 
 /** Threads of the producer warpgroup. */
@@ -34,89 +34,116 @@ export function renderWgmmaWsKernel(entry: string, spec: SpecCode, t: CudaTiles,
   const { bm, bn, threads, stride, stages } = t;
   const consumers = threads - PRODUCER_THREADS;
   const nt = bn / 8, halves = headDim / 64, nd = headDim / 8;
+  const qBuffers = t.persistent ? 2 : 1;
+  // Not persistent: the block's one item, as a loop the compiler can see run once (the registers stay as they were).
+  const itemLoop = `for (int item = item0; item < n_items; ${t.persistent ? 'item += item_stride, ++item_n' : 'item = n_items'}) {`;
   return `extern "C" __global__ void __launch_bounds__(${threads}, ${t.ctas}) ${entry}(${sig}) {
-  constexpr int HEAD_DIM = ${headDim}, BM = ${bm}, BN = ${bn}, STRIDE = ${stride}, STAGES = ${stages};
+  constexpr int HEAD_DIM = ${headDim}, BM = ${bm}, BN = ${bn}, STRIDE = ${stride}, STAGES = ${stages}, QBUF = ${qBuffers};
   constexpr int NCONSUMERS = ${consumers};  // consumer threads (warps 0 .. ${consumers / 32 - 1}); the producer warpgroup follows
   constexpr int CHUNKS = HEAD_DIM / 8;  // 16-byte chunks per row
-${wgmmaSmem(stages)}
+${wgmmaSmem(stages, { count: qBuffers, elems: t.persistent ? wgmmaQElems(bm, headDim, stride) : bm * headDim })}
 ${spec.tableDecls(bm, bn, stages).join('\n')}
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
-  // Heaviest query blocks (causal: the last ones) first.
-  const int m_block = gridDim.x - 1 - blockIdx.x;
-  const int hq = blockIdx.y, bb = blockIdx.z, hk = hq / (Hq / Hkv);
-  const int row0 = m_block * BM;
-  const int q0 = row0 + (Nk - Nq);  // q_idx of the block's first row (bottom-right aligned)
+  // ---- work items: (query block, head, batch), item i = query block (m_blocks - 1 - i % m_blocks), heaviest
+  // first (causal: the last ones). Block b takes items b, b + G, b + 2G, ... of the G blocks launched: with the
+  // grid [m_blocks, Hq, B] exactly one, ${t.persistent ? 'with fewer (abi.persistent: one per SM slot) several in turn' : 'which this kernel needs (its O staging runs over K\'s first stage)'}. ----
+  const int m_blocks = (Nq + BM - 1) / BM, n_items = m_blocks * Hq * B;
+  const int item0 = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z)${t.persistent ? ', item_stride = gridDim.x * gridDim.y * gridDim.z' : ''};
 
-  // ---- hand-over: full[s] = stage s loaded, empty[s] = stage s read by every consumer, bar_q = Q loaded;
-  // slot[s] = 2 * (tile number) + (1 if its mask is evaluated per element), or -1: no more tiles ----
-  __shared__ __align__(8) unsigned long long attnc_bar[2 * STAGES + 1];
+  // ---- hand-over: full[s] = stage s loaded, empty[s] = stage s read by every consumer; q_full[b] = Q buffer b
+  // loaded, q_empty[b] = every consumer is done with it (O staged and stored);
+  // slot[s] = 2 * (tile number) + (1 if its mask is evaluated per element), or -1: the item has no more tiles ----
+  __shared__ __align__(8) unsigned long long attnc_bar[2 * STAGES + 2 * QBUF];
   __shared__ int attnc_slot[STAGES];
   const unsigned bar_full = attnc_smem_addr(&attnc_bar[0]), bar_empty = attnc_smem_addr(&attnc_bar[STAGES]);
-  const unsigned bar_q = attnc_smem_addr(&attnc_bar[2 * STAGES]);
+  const unsigned bar_q = attnc_smem_addr(&attnc_bar[2 * STAGES]), bar_q_empty = attnc_smem_addr(&attnc_bar[2 * STAGES + QBUF]);
   if (tid == 0) {
     for (int b = 0; b < STAGES; ++b) { attnc_mbar_init(bar_full + 8 * b, ${PRODUCER_THREADS}); attnc_mbar_init(bar_empty + 8 * b, NCONSUMERS); }
-    attnc_mbar_init(bar_q, ${PRODUCER_THREADS});
+    for (int b = 0; b < QBUF; ++b) { attnc_mbar_init(bar_q + 8 * b, ${PRODUCER_THREADS}); attnc_mbar_init(bar_q_empty + 8 * b, NCONSUMERS); }
   }
   __syncthreads();  // the last block-wide barrier: from here on each role synchronizes on its own
 
+  // Both roles walk the same items and count the same stage uses: use k of the block (every tile of every item,
+  // and each item's end marker) is stage k % STAGES for the (k / STAGES)-th time; the block's item_n-th item uses Q buffer item_n % QBUF.
+  int k = 0, item_n = 0;
   if (warp >= NCONSUMERS / 32) {
     // ================= producer warpgroup =================
     attnc_setmaxnreg_dec<${t.producerRegs}>();
     // The staging code below runs on this warpgroup alone: its thread index and count shadow the block's.
     const int tid = threadIdx.x - NCONSUMERS;
     constexpr int NTHREADS = ${PRODUCER_THREADS};
-    // Its budget is small (setmaxnreg): the copy loop is unrolled by 2 and table scans keep 2 loads in flight,
-    // which is enough for a warpgroup that only has to stay a stage ahead (fully unrolled, it spills).
-${indent(kvStaging(spec, 'unsigned short', 8, bm, bn, PRODUCER_THREADS, { kvDst: wgmmaKvDst, sync: `attnc_bar_sync(2, ${PRODUCER_THREADS})`, scanBatch: '2', copyUnroll: 2 }))}
-${indent(wgmmaQLoad())}
-    attnc_mbar_track_cp(bar_q);
-    attnc_mbar_arrive(bar_q);
-    // Tile number k (0, 1, ...) goes to stage k % STAGES once the consumers are done with tile k - STAGES.
-    int j = next_live(0);
-    for (int k = 0;; ++k) {
-      const int st = k % STAGES;
-      if (k >= STAGES) attnc_mbar_wait(bar_empty + 8 * st, (k / STAGES - 1) & 1);
-      const bool more = j < n_tiles;
-      const bool part = more && tile_partial(j);  // every producer thread: the test may use warp collectives
-      if (tid == 0) attnc_slot[st] = more ? 2 * j + (part ? 1 : 0) : -1;
-      if (more) { load_kv(j, st); fill_tables(j, st); }
-      attnc_mbar_track_cp(bar_full + 8 * st);
-      attnc_mbar_arrive(bar_full + 8 * st);  // releases the slot and the table stores
-      if (!more) break;
-      j = next_live(j + 1);
+    ${itemLoop}
+${indent(itemDecode(true, t.persistent), 2)}
+      // Its budget is small (setmaxnreg): the copy loop is unrolled by 2 and table scans keep 2 loads in flight,
+      // which is enough for a warpgroup that only has to stay a stage ahead (fully unrolled, it spills).
+${indent(kvStaging(spec, 'unsigned short', 8, bm, bn, PRODUCER_THREADS, { kvDst: wgmmaKvDst, sync: `attnc_bar_sync(2, ${PRODUCER_THREADS})`, scanBatch: '2', copyUnroll: 2 }), 2)}
+      if (item_n >= QBUF) attnc_mbar_wait(bar_q_empty + 8 * qb, (item_n / QBUF - 1) & 1);  // the O of item item_n - QBUF is out
+${indent(wgmmaQLoad(), 2)}
+      attnc_mbar_track_cp(bar_q + 8 * qb);
+      attnc_mbar_arrive(bar_q + 8 * qb);
+      // The item's live tiles, then its end marker, each in the next stage once the consumers gave it back.
+      for (int j = next_live(0);; ++k) {
+        const int st = k % STAGES;
+        if (k >= STAGES) attnc_mbar_wait(bar_empty + 8 * st, (k / STAGES - 1) & 1);
+        const bool more = j < n_tiles;
+        const bool part = more && tile_partial(j);  // every producer thread: the test may use warp collectives
+        if (tid == 0) attnc_slot[st] = more ? 2 * j + (part ? 1 : 0) : -1;
+        if (more) { load_kv(j, st); fill_tables(j, st); }
+        attnc_mbar_track_cp(bar_full + 8 * st);
+        attnc_mbar_arrive(bar_full + 8 * st);  // releases the slot and the table stores
+        if (!more) { ++k; break; }
+        j = next_live(j + 1);
+      }
     }
   } else {
     // ================= consumer warpgroups =================
     attnc_setmaxnreg_inc<${t.consumerRegs}>();
-    // ---- values per (batch, head) and per query row (row slot i: rows g and g + 8 of the warp's 16) ----
-${indent(spec.headLines.join('\n'))}
-${indent(spec.rowDecls(2).join('\n'))}
-    #pragma unroll
-    for (int i = 0; i < 2; ++i) {
-      (void)i;
-${indent(spec.rowFill('q0 + warp * 16 + g + 8 * (i & 1)').join('\n'))}
+    ${itemLoop}
+${indent(itemDecode(false, t.persistent), 2)}
+      // ---- values per (batch, head) and per query row (row slot i: rows g and g + 8 of the warp's 16) ----
+${indent(spec.headLines.join('\n'), 2)}
+${indent(spec.rowDecls(2).join('\n'), 2)}
+      #pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        (void)i;
+${indent(spec.rowFill('q0 + warp * 16 + g + 8 * (i & 1)').join('\n'), 2)}
+      }
+${indent(wgmmaConsumerInit(nd), 2)}
+      attnc_mbar_wait(bar_q + 8 * qb, (item_n / QBUF) & 1);
+
+${indent(t.overlap ? overlappedLoop(spec, nt, nd, bn, halves) : serialLoop(spec, nt, nd, bn, halves))}
+      // Every consumer warpgroup is done with Q (all copies have landed: each stage was waited for)
+      // before O is staged over it.
+      attnc_bar_sync(1, NCONSUMERS);
+
+${indent(epilogueCode(1, nd, 16), 2)}
+      attnc_mbar_arrive(bar_q_empty + 8 * qb);  // this thread's rows of the buffer are stored
     }
-${indent(wgmmaConsumerInit(nd))}
-    attnc_mbar_wait(bar_q, 0);
-
-${t.overlap ? overlappedLoop(spec, nt, nd, bn, halves) : serialLoop(spec, nt, nd, bn, halves)}
-    // Every consumer warpgroup is done with Q (all copies have landed: each stage was waited for)
-    // before O is staged over it.
-    attnc_bar_sync(1, NCONSUMERS);
-
-${indent(epilogueCode(1, nd, 16))}
   }
 }
 `;
 }
 
+/** Where work item \`item\` points: its query block, head and batch, and its Q buffer. */
+function itemDecode(kvHead: boolean, persistent: boolean): string {
+  // One item per block: read off the block index (the same item, in fewer registers than the division).
+  const where = persistent
+    ? 'm_block = m_blocks - 1 - item % m_blocks, hq = item / m_blocks % Hq, bb = item / (m_blocks * Hq)'
+    : 'm_block = gridDim.x - 1 - blockIdx.x, hq = blockIdx.y, bb = blockIdx.z';
+  return `  const int ${where}${kvHead ? ', hk = hq / (Hq / Hkv)' : ''};
+  const int row0 = m_block * BM;
+  const int q0 = row0 + (Nk - Nq);  // q_idx of the item's first row (bottom-right aligned)
+  const int qb = QBUF > 1 ? item_n % QBUF : 0;
+  unsigned short* const sQ = sQ0 + qb * QELEMS;`;
+}
+
 /** One tile at a time: S = Q K^T, softmax, O += P V, each waited for before the next. */
 function serialLoop(spec: SpecCode, nt: number, nd: number, bn: number, halves: number): string {
-  return `    for (int k = 0;; ++k) {
+  return `    for (;; ++k) {
       const int stage = k % STAGES;
       attnc_mbar_wait(bar_full + 8 * stage, (k / STAGES) & 1);
       const int slot = attnc_slot[stage];
-      if (slot < 0) break;
+      if (slot < 0) { attnc_mbar_arrive(bar_empty + 8 * stage); ++k; break; }  // the end marker's stage goes back too
       attnc_fence_async_smem();  // the copies are seen by the tensor cores (async proxy) too
       const int kv0 = (slot >> 1) * BN;
 ${indent(wgmmaStageDescs)}
@@ -143,22 +170,20 @@ ${indent(wgmmaPV(bn, halves))}
 function overlappedLoop(spec: SpecCode, nt: number, nd: number, bn: number, halves: number): string {
   return `    unsigned a[${bn / 16}][4];  // P of tile k (the A fragments of its P V)
     float alpha_i[2];
-    // Tile 0: S, logits and softmax, packed into a[][].
-    attnc_mbar_wait(bar_full, 0);
-    int slot = attnc_slot[0];
+    // The item's first tile: S, logits and softmax, packed into a[][].
+    attnc_mbar_wait(bar_full + 8 * (k % STAGES), (k / STAGES) & 1);
+    const int slot = attnc_slot[k % STAGES];
     if (slot >= 0) {
       attnc_fence_async_smem();  // the copies are seen by the tensor cores (async proxy) too
       {
-        const int stage = 0, kv0 = (slot >> 1) * BN;  // stage: what the element loop's table reads index
-        (void)stage;
-        const unsigned long long k_desc = k_desc0;
+        const int stage = k % STAGES, kv0 = (slot >> 1) * BN;  // stage: what the element loop's table reads index
+        const unsigned long long k_desc = ${stageDesc('k', 'stage')};
 ${indent(wgmmaQK(nt), 4)}
         attnc_wg_wait<0>();
 ${indent(logitsCode(spec, nt, bn, 'slot'), 4)}
 ${indent(softmaxCode(1, nt, nd), 4)}
 ${indent(wgmmaPack(bn), 4)}
       }
-      int k = 0;
       for (;; ++k) {
         const int stage = k % STAGES, nstage = (k + 1) % STAGES;
         attnc_mbar_wait(bar_full + 8 * nstage, ((k + 1) / STAGES) & 1);
@@ -189,7 +214,10 @@ ${indent(wgmmaPack(bn), 2)}
 ${indent(wgmmaPVIssue(bn, halves), 1)}
       attnc_wg_wait<0>();
       attnc_mbar_arrive(bar_empty + 8 * stage);
-    }`;
+      ++k;  // the end marker's use
+    }
+    attnc_mbar_arrive(bar_empty + 8 * (k % STAGES));  // the end marker's stage goes back too
+    ++k;`;
 }
 
 /** The element loop: the mask per element only where the producer's tile test said partial (slot & 1). */

@@ -73,12 +73,18 @@ export function wgmmaPVIssue(bn: number, halves: number): string {
 // (cuda-wgmma-ws.ts), written at this kernel's indentation.
 
 /** Dynamic shared memory: Q, then `stages` K and V tiles, as 1 KiB-aligned swizzle atoms. */
-export function wgmmaSmem(stages: number): string {
+export function wgmmaSmem(stages: number, qBuffers?: { count: number; elems: number }): string {
+  const q = qBuffers
+    ? `  // ${qBuffers.count} Q buffers of QELEMS elements, one per work item in turn: [HEAD_DIM / 64][BM][64], swizzled; then O staging [BM][STRIDE]
+  constexpr int QELEMS = ${qBuffers.elems};
+  unsigned short* const sQ0 = attnc_smem;
+  unsigned short* sK = sQ0 + ${qBuffers.count} * QELEMS;  // [${stages}][HEAD_DIM / 64][BN][64], swizzled`
+    : `  unsigned short* sQ = attnc_smem;              // [HEAD_DIM / 64][BM][64], swizzled; O staging [BM][STRIDE] at the end
+  unsigned short* sK = sQ + BM * HEAD_DIM;      // [${stages}][HEAD_DIM / 64][BN][64], swizzled`;
   return `  extern __shared__ __align__(16) unsigned char attnc_smem_raw[];  // one type in every kernel: a TU may hold several
   // Swizzle atoms must start on 1 KiB boundaries: the base is rounded up (1 KiB of slack is allocated).
   unsigned short* const attnc_smem = reinterpret_cast<unsigned short*>(attnc_smem_raw + ((1024u - (attnc_smem_addr(attnc_smem_raw) & 1023u)) & 1023u));
-  unsigned short* sQ = attnc_smem;              // [HEAD_DIM / 64][BM][64], swizzled; O staging [BM][STRIDE] at the end
-  unsigned short* sK = sQ + BM * HEAD_DIM;      // [${stages}][HEAD_DIM / 64][BN][64], swizzled
+${q}
   unsigned short* sV = sK + ${stages} * BN * HEAD_DIM;  // [${stages}][HEAD_DIM / 64][BN][64], swizzled`;
 }
 

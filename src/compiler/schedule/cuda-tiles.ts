@@ -40,9 +40,16 @@ export interface CudaTiles {
    * epilogue overlap the other's loop, which pays off where rows are short.
    */
   ctas: number;
+  /**
+   * Warp-specialized wgmma kernel only: the kernel walks the work items (query block, head, batch) with a
+   * grid stride, so a loader may launch one block per SM slot (abi.persistent) and the producer stages the
+   * next item's Q and first K/V tiles while the consumers finish the current one. Q is double-buffered,
+   * each buffer large enough for the O staging of the epilogue (which otherwise runs over K's first stage).
+   */
+  persistent: boolean;
 }
 
-export interface TileOverrides { warps?: number; bn?: number; mt?: number; producer?: boolean; stages?: number; overlap?: boolean; ctas?: number }
+export interface TileOverrides { warps?: number; bn?: number; mt?: number; producer?: boolean; stages?: number; overlap?: boolean; ctas?: number; persistent?: boolean }
 
 /** What the schedule needs to know about the spec. */
 export interface TileHints {
@@ -50,6 +57,11 @@ export interface TileHints {
   tableTileTest?: boolean;
   /** The element loop reads per-diagonal tables (scale_invariant's a_t and m_t). */
   diagTables?: boolean;
+  /**
+   * Every query block past the first few keeps about the same few KV tiles (a window mask: schedule/row-shape.ts),
+   * which a persistent kernel's static round robin balances.
+   */
+  uniformShortRows?: boolean;
   /** Static shared memory of the spec's tables for a tiling (they sit next to the dynamic K/V stages). */
   tableBytes?: (bm: number, bn: number, stages: number) => number;
 }
@@ -60,7 +72,7 @@ export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides:
     if (headDim % 16 !== 0 || headDim > 256) throw new Error(`cuda f32: head_dim ${headDim} must be a multiple of 16 and at most 256`);
     const bm = 32, bn = 32, stages = 2, stride = headDim + 4;
     const smemBytes = 4 * (bm * stride + 2 * stages * bn * stride + bm * (bn + 1));
-    return { kind: 'simt', bm, bn, warps: 4, mt: 1, threads: 128, stages, stride, smemBytes, producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1 };
+    return { kind: 'simt', bm, bn, warps: 4, mt: 1, threads: 128, stages, stride, smemBytes, producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1, persistent: false };
   }
   if (headDim % 16 !== 0 || headDim > 256) throw new Error(`cuda ${dtype}: head_dim ${headDim} must be a multiple of 16 and at most 256`);
   // Measured on an H100 (causal, bf16, B2 H16 N16384; scripts/cuda-bench.ts):
@@ -77,7 +89,7 @@ export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides:
   const bn = overrides.bn ?? (headDim <= 128 ? 64 : 32);
   const bm = 16 * mt * warps, stages = 2, stride = headDim + 8;
   const smemBytes = 2 * (bm * stride + 2 * stages * bn * stride);
-  return { kind: 'mma', bm, bn, warps, mt, threads: 32 * warps, stages, stride, smemBytes, producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1 };
+  return { kind: 'mma', bm, bn, warps, mt, threads: 32 * warps, stages, stride, smemBytes, producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1, persistent: false };
 }
 
 /**
@@ -115,6 +127,7 @@ function wgmmaTiles(headDim: number, o: TileOverrides, hints: TileHints): CudaTi
   const warps = o.warps ?? 8;
   const ctas = o.ctas ?? 1;
   if (ctas !== 1 && ctas !== 2) throw new Error(`cuda sm_90a: ${ctas} blocks per SM: 1 or 2`);
+  if (o.persistent && !producer) throw new Error('cuda sm_90a: a persistent kernel needs the producer warpgroup (it runs ahead into the next work item)');
   const smemLimit = ctas === 1 ? SMEM_LIMIT : SMEM_PER_SM / 2 - 1024;
   if (![4, 8, 12].includes(warps)) throw new Error(`cuda sm_90a: ${warps} warps: must be 4, 8 or 12 (whole warpgroups)`);
   const bm = 16 * warps, stride = headDim + 8;
@@ -124,28 +137,44 @@ function wgmmaTiles(headDim: number, o: TileOverrides, hints: TileHints): CudaTi
   const bn = o.bn ?? (headDim <= 64 && hints.diagTables ? 160 : 128);
   if (bn % 32 !== 0 || bn < 64 || bn > 256) throw new Error(`cuda sm_90a: BN ${bn} must be a multiple of 32 from 64 to 256`);
   const staticBytes = (stages: number) => (hints.tableBytes?.(bm, bn, stages) ?? 0) + STATIC_SLACK;
-  const dynamicBytes = (stages: number) => Math.max(2 * (bm * headDim + 2 * stages * bn * headDim), 2 * bm * stride) + 1024;
-  const fits = (stages: number) => dynamicBytes(stages) + staticBytes(stages) <= smemLimit;
+  // Persistent: two Q buffers of wgmmaQElems elements each (1 KiB multiples: the swizzle atoms behind them stay aligned).
+  const dynamicBytes = (stages: number, persistent: boolean) => persistent
+    ? 2 * (2 * wgmmaQElems(bm, headDim, stride) + 2 * stages * bn * headDim) + 1024
+    : Math.max(2 * (bm * headDim + 2 * stages * bn * headDim), 2 * bm * stride) + 1024;
+  const fits = (stages: number, persistent: boolean) => dynamicBytes(stages, persistent) + staticBytes(stages) <= smemLimit;
   // The producer keeps 40 registers (copy addresses, tile tests, table fills; 56 when its tile test scans tables,
-  // which at 40 spills), the consumers share the rest in multiples of 8 (setmaxnreg's granularity), at most 240.
+  // which at 40 spills; 8 or 16 more for a persistent kernel's item loop), the consumers share the rest in
+  // multiples of 8 (setmaxnreg's granularity), at most 240.
   // "The rest" is what the block is given at launch: __launch_bounds__(threads, ctas) caps every thread at
   // 64 K / ctas / threads, rounded down to 8; setmaxnreg only moves registers within that pool, and an
   // increase the pool cannot cover waits forever (8 warps, a producer and 2 blocks per SM: 80 per thread,
   // and 104 for the consumers hung on the H200).
   const consumerThreads = 32 * warps;
   const threads = consumerThreads + (producer ? 128 : 0);
-  const producerRegs = producer ? (hints.tableTileTest ? 56 : 40) : 0;
-  const consumerRegs = producer ? Math.min(240, Math.floor((launchRegs(threads, ctas) * threads - 128 * producerRegs) / consumerThreads / 8) * 8) : 0;
-  // The overlap needs a third stage (the consumers hold two at once; with two, the producer cannot run
-  // ahead: measured 25% slower), which at D=128 fits only next to small tables, and at D=128 the
-  // consumers' 232 registers (224, with a table-scanning producer, spills).
-  const overlapFits = producer && fits(3) && (headDim <= 64 || consumerRegs >= 232);
-  const stages = o.stages ?? (overlapFits ? 3 : 2);
+  const plan = (persistent: boolean) => {
+    const producerRegs = producer ? (hints.tableTileTest ? 56 : 40) + (persistent ? (hints.tableTileTest ? 16 : 8) : 0) : 0;
+    const consumerRegs = producer ? Math.min(240, Math.floor((launchRegs(threads, ctas) * threads - 128 * producerRegs) / consumerThreads / 8) * 8) : 0;
+    // The overlap needs a third stage (the consumers hold two at once; with two, the producer cannot run
+    // ahead: measured 25% slower), which at D=128 fits only next to small tables, and at D=128 the
+    // consumers' 232 registers (224, with a table-scanning producer, spills).
+    const overlapFits = producer && fits(3, persistent) && (headDim <= 64 || consumerRegs >= 232);
+    return { producerRegs, consumerRegs, overlapFits, stages: o.stages ?? (overlapFits ? 3 : 2) };
+  };
+  // Persistent by default where rows are uniformly short (a window: every query block has about the same few
+  // live tiles, so a static round robin of items stays balanced) and the kernel keeps its stages and overlap.
+  // Measured on an H200 (bf16 D=64, milliseconds, 8x128p3o / 8x128p3oP; tests/cuda/results/h200-2026-12-02-persistent-sweep.txt):
+  //   sliding_window B2 N16384 0.524 / 0.481, B8 N4096 0.485 / 0.458;  document N4096 0.551 / 0.524 (the main
+  //   kernel runs only past Nk 8192 at D=64: N16384 1.129 / 1.115); causal N16384 2.721 / 2.907 and softcap
+  //   5.800 / 6.093 lose (a static round robin of rows of 1 to 128 tiles ends unevenly), scale_invariant too.
+  const plain = plan(false);
+  const persistent = producer && (o.persistent ?? (!!hints.uniformShortRows && plan(true).stages === plain.stages
+    && plan(true).overlapFits === plain.overlapFits));
+  const { producerRegs, consumerRegs, overlapFits, stages } = persistent ? plan(true) : plain;
   if (stages !== 2 && !(producer && stages === 3)) throw new Error(`cuda sm_90a: ${stages} stages: 2, or 3 with a producer warpgroup`);
   const overlap = producer && stages === 3 && (o.overlap ?? overlapFits);
-  const smemBytes = dynamicBytes(stages);
+  const smemBytes = dynamicBytes(stages, persistent);
   if (smemBytes + staticBytes(stages) > smemLimit) throw new Error(`cuda sm_90a: ${smemBytes} bytes of shared memory (and the tables) for BM ${bm}, BN ${bn}, ${stages} stages: more than ${smemLimit / 1024} KiB${ctas > 1 ? ` (${ctas} blocks per SM)` : ''}`);
-  return { kind: 'wgmma', bm, bn, warps, mt: 1, threads, stages, stride, smemBytes, producerRegs, consumerRegs, overlap, ctas };
+  return { kind: 'wgmma', bm, bn, warps, mt: 1, threads, stages, stride, smemBytes, producerRegs, consumerRegs, overlap, ctas, persistent };
 }
 
 /**
@@ -166,6 +195,11 @@ export function shortRowTiles(dtype: StorageDType, headDim: number, arch: 'sm_80
   if (arch !== 'sm_90a' || dtype === 'f32' || (headDim !== 64 && headDim !== 128) || !hints.tableTileTest) return null;
   if (headDim === 64) return { tiles: wgmmaTiles(64, { warps: 4, bn: 64, producer: false }, hints), maxNk: 8192 };
   return { tiles: wgmmaTiles(128, { warps: 4, bn: 64, ctas: 2 }, hints), maxNk: 4096 };
+}
+
+/** Elements of one Q buffer of the persistent kernel: BM rows of Q or of the O staging (STRIDE apart), rounded up to 1 KiB. */
+export function wgmmaQElems(bm: number, headDim: number, stride: number): number {
+  return Math.ceil(Math.max(bm * headDim, bm * stride) / 512) * 512;
 }
 
 /** Registers per thread a block of `threads` starts with under __launch_bounds__(threads, ctas) (64 K per SM, granules of 8). */
