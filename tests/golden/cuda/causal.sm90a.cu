@@ -103,238 +103,353 @@ extern "C" __global__ void __launch_bounds__(384, 1) attnc_causal_bf16_d128(cons
     const int Hkv,
     const int Nq,
     const int Nk) {
-  constexpr int HEAD_DIM = 128, BM = 128, BN = 128, STRIDE = 136, STAGES = 3;
+  constexpr int HEAD_DIM = 128, BM = 128, BN = 128, STRIDE = 136, STAGES = 3, QBUF = 1;
   constexpr int NCONSUMERS = 256;  // consumer threads (warps 0 .. 7); the producer warpgroup follows
   constexpr int CHUNKS = HEAD_DIM / 8;  // 16-byte chunks per row
   extern __shared__ __align__(16) unsigned char attnc_smem_raw[];  // one type in every kernel: a TU may hold several
   // Swizzle atoms must start on 1 KiB boundaries: the base is rounded up (1 KiB of slack is allocated).
   unsigned short* const attnc_smem = reinterpret_cast<unsigned short*>(attnc_smem_raw + ((1024u - (attnc_smem_addr(attnc_smem_raw) & 1023u)) & 1023u));
-  unsigned short* sQ = attnc_smem;              // [HEAD_DIM / 64][BM][64], swizzled; O staging [BM][STRIDE] at the end
-  unsigned short* sK = sQ + BM * HEAD_DIM;      // [3][HEAD_DIM / 64][BN][64], swizzled
+  // 1 Q buffers of QELEMS elements, one per work item in turn: [HEAD_DIM / 64][BM][64], swizzled; then O staging [BM][STRIDE]
+  constexpr int QELEMS = 16384;
+  unsigned short* const sQ0 = attnc_smem;
+  unsigned short* sK = sQ0 + 1 * QELEMS;  // [3][HEAD_DIM / 64][BN][64], swizzled
   unsigned short* sV = sK + 3 * BN * HEAD_DIM;  // [3][HEAD_DIM / 64][BN][64], swizzled
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
-  // Heaviest query blocks (causal: the last ones) first.
-  const int m_block = gridDim.x - 1 - blockIdx.x;
-  const int hq = blockIdx.y, bb = blockIdx.z, hk = hq / (Hq / Hkv);
-  const int row0 = m_block * BM;
-  const int q0 = row0 + (Nk - Nq);  // q_idx of the block's first row (bottom-right aligned)
+  // ---- work items: (query block, head, batch), item i = query block (m_blocks - 1 - i % m_blocks), heaviest
+  // first (causal: the last ones). Block b takes items b, b + G, b + 2G, ... of the G blocks launched: with the
+  // grid [m_blocks, Hq, B] exactly one, which this kernel needs (its O staging runs over K's first stage). ----
+  const int m_blocks = (Nq + BM - 1) / BM, n_items = m_blocks * Hq * B;
+  const int item0 = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
 
-  // ---- hand-over: full[s] = stage s loaded, empty[s] = stage s read by every consumer, bar_q = Q loaded;
-  // slot[s] = 2 * (tile number) + (1 if its mask is evaluated per element), or -1: no more tiles ----
-  __shared__ __align__(8) unsigned long long attnc_bar[2 * STAGES + 1];
+  // ---- hand-over: full[s] = stage s loaded, empty[s] = stage s read by every consumer; q_full[b] = Q buffer b
+  // loaded, q_empty[b] = every consumer is done with it (O staged and stored);
+  // slot[s] = 2 * (tile number) + (1 if its mask is evaluated per element), or -1: the item has no more tiles ----
+  __shared__ __align__(8) unsigned long long attnc_bar[2 * STAGES + 2 * QBUF];
   __shared__ int attnc_slot[STAGES];
   const unsigned bar_full = attnc_smem_addr(&attnc_bar[0]), bar_empty = attnc_smem_addr(&attnc_bar[STAGES]);
-  const unsigned bar_q = attnc_smem_addr(&attnc_bar[2 * STAGES]);
+  const unsigned bar_q = attnc_smem_addr(&attnc_bar[2 * STAGES]), bar_q_empty = attnc_smem_addr(&attnc_bar[2 * STAGES + QBUF]);
   if (tid == 0) {
     for (int b = 0; b < STAGES; ++b) { attnc_mbar_init(bar_full + 8 * b, 128); attnc_mbar_init(bar_empty + 8 * b, NCONSUMERS); }
-    attnc_mbar_init(bar_q, 128);
+    for (int b = 0; b < QBUF; ++b) { attnc_mbar_init(bar_q + 8 * b, 128); attnc_mbar_init(bar_q_empty + 8 * b, NCONSUMERS); }
   }
   __syncthreads();  // the last block-wide barrier: from here on each role synchronizes on its own
 
+  // Both roles walk the same items and count the same stage uses: use k of the block (every tile of every item,
+  // and each item's end marker) is stage k % STAGES for the (k / STAGES)-th time; the block's item_n-th item uses Q buffer item_n % QBUF.
+  int k = 0, item_n = 0;
   if (warp >= NCONSUMERS / 32) {
     // ================= producer warpgroup =================
     attnc_setmaxnreg_dec<40>();
     // The staging code below runs on this warpgroup alone: its thread index and count shadow the block's.
     const int tid = threadIdx.x - NCONSUMERS;
     constexpr int NTHREADS = 128;
-    // Its budget is small (setmaxnreg): the copy loop is unrolled by 2 and table scans keep 2 loads in flight,
-    // which is enough for a warpgroup that only has to stay a stage ahead (fully unrolled, it spills).
-    const unsigned short* gQ = Q + (size_t)(bb * Hq + hq) * Nq * HEAD_DIM;
-    const unsigned short* gK = K + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
-    const unsigned short* gV = V + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
+    for (int item = item0; item < n_items; item = n_items) {
+      const int m_block = gridDim.x - 1 - blockIdx.x, hq = blockIdx.y, bb = blockIdx.z, hk = hq / (Hq / Hkv);
+      const int row0 = m_block * BM;
+      const int q0 = row0 + (Nk - Nq);  // q_idx of the item's first row (bottom-right aligned)
+      const int qb = QBUF > 1 ? item_n % QBUF : 0;
+      unsigned short* const sQ = sQ0 + qb * QELEMS;
+      // Its budget is small (setmaxnreg): the copy loop is unrolled by 2 and table scans keep 2 loads in flight,
+      // which is enough for a warpgroup that only has to stay a stage ahead (fully unrolled, it spills).
+      const unsigned short* gQ = Q + (size_t)(bb * Hq + hq) * Nq * HEAD_DIM;
+      const unsigned short* gK = K + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
+      const unsigned short* gV = V + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
 
-    // ---- values per (batch, head) ----
-    const float v_h20 = ((1.0f / sqrtf((float)(HEAD_DIM))) * 1.442695f);
-    const float v_h23 = ((v_h20 > 1.0e38f) ? 1.0e38f : v_h20);
-    const float hv_26 = ((v_h23 < (-1.0e38f)) ? (-1.0e38f) : v_h23);
-    (void)hv_26;
+      // ---- values per (batch, head) ----
+      const float v_h20 = ((1.0f / sqrtf((float)(HEAD_DIM))) * 1.442695f);
+      const float v_h23 = ((v_h20 > 1.0e38f) ? 1.0e38f : v_h20);
+      const float hv_26 = ((v_h23 < (-1.0e38f)) ? (-1.0e38f) : v_h23);
+      (void)hv_26;
 
-    // ---- tile classification (interval tests over the tile's index ranges) ----
-    const int q_lo = q0, q_hi = min(row0 + BM, Nq) - 1 + (Nk - Nq);
-    const int n_tiles = (Nk + BN - 1) / BN;
-    auto tile_live = [&](int j) -> bool {
-      const int kv_lo = j * BN, kv_hi = min(kv_lo + BN, Nk) - 1;
-      const bool v_tl_last = (kv_lo <= q_hi);
-      return v_tl_last;
-    };
-    auto tile_partial = [&](int j) -> bool {
-      const int kv_lo = j * BN, kv_hi = min(kv_lo + BN, Nk) - 1;
-      if (kv_lo + BN > Nk) return true;
-      const bool v_tp_last = (kv_hi > q_lo);
-      return v_tp_last;
-    };
-    auto next_live = [&](int j) -> int { while (j < n_tiles && !tile_live(j)) ++j; return j; };
-    auto load_kv = [&](int j, int st) {
-      #pragma unroll 2
-      for (int x = tid; x < BN * CHUNKS; x += NTHREADS) {
-        const int r = x / CHUNKS, c = x % CHUNKS, kr = j * BN + r;
-        const bool ok = kr < Nk;
-        const size_t off = ok ? (size_t)kr * HEAD_DIM + c * 8 : 0;
-        attnc_cp_async16(attnc_smem_addr(sK + st * (BN * HEAD_DIM) + ((c) >> 3) * (BN * 64) + (r) * 64 + ((((c) & 7) ^ ((r) & 7)) << 3)), gK + off, ok);
-        attnc_cp_async16(attnc_smem_addr(sV + st * (BN * HEAD_DIM) + ((c) >> 3) * (BN * 64) + (r) * 64 + ((((c) & 7) ^ ((r) & 7)) << 3)), gV + off, ok);
+      // ---- tile classification (interval tests over the tile's index ranges) ----
+      const int q_lo = q0, q_hi = min(row0 + BM, Nq) - 1 + (Nk - Nq);
+      const int n_tiles = (Nk + BN - 1) / BN;
+      auto tile_live = [&](int j) -> bool {
+        const int kv_lo = j * BN, kv_hi = min(kv_lo + BN, Nk) - 1;
+        const bool v_tl_last = (kv_lo <= q_hi);
+        return v_tl_last;
+      };
+      auto tile_partial = [&](int j) -> bool {
+        const int kv_lo = j * BN, kv_hi = min(kv_lo + BN, Nk) - 1;
+        if (kv_lo + BN > Nk) return true;
+        const bool v_tp_last = (kv_hi > q_lo);
+        return v_tp_last;
+      };
+      // 32 tiles per step, lane l testing tile j + l: a window mask's leading dead tiles (block m of a causal
+      // window of W keys skips about m - W / BN of them) cost a couple of steps instead of one test each.
+      // Calls are block-uniform, so every lane of the warp is here.
+      auto next_live = [&](int j) -> int {
+        for (; j < n_tiles; j += 32) {
+          const int jl = j + (int)(threadIdx.x & 31u);
+          const unsigned live = __ballot_sync(0xffffffffu, jl < n_tiles && tile_live(jl));
+          if (live) return j + __ffs(live) - 1;
+        }
+        return n_tiles;
+      };
+      auto load_kv = [&](int j, int st) {
+        #pragma unroll 2
+        for (int x = tid; x < BN * CHUNKS; x += NTHREADS) {
+          const int r = x / CHUNKS, c = x % CHUNKS, kr = j * BN + r;
+          const bool ok = kr < Nk;
+          const size_t off = ok ? (size_t)kr * HEAD_DIM + c * 8 : 0;
+          attnc_cp_async16(attnc_smem_addr(sK + st * (BN * HEAD_DIM) + ((c) >> 3) * (BN * 64) + (r) * 64 + ((((c) & 7) ^ ((r) & 7)) << 3)), gK + off, ok);
+          attnc_cp_async16(attnc_smem_addr(sV + st * (BN * HEAD_DIM) + ((c) >> 3) * (BN * 64) + (r) * 64 + ((((c) & 7) ^ ((r) & 7)) << 3)), gV + off, ok);
+        }
+      };
+      auto fill_tables = [&](int j, int buf) {
+        const int kv0 = j * BN;
+        (void)kv0; (void)buf;
+
+      };
+
+      if (item_n >= QBUF) attnc_mbar_wait(bar_q_empty + 8 * qb, (item_n / QBUF - 1) & 1);  // the O of item item_n - QBUF is out
+      for (int x = tid; x < BM * CHUNKS; x += NTHREADS) {
+        const int r = x / CHUNKS, c = x % CHUNKS;
+        const bool ok = row0 + r < Nq;
+        attnc_cp_async16(attnc_smem_addr(sQ + ((c) >> 3) * (BM * 64) + (r) * 64 + ((((c) & 7) ^ ((r) & 7)) << 3)), gQ + (ok ? (size_t)(row0 + r) * HEAD_DIM + c * 8 : 0), ok);
       }
-    };
-    auto fill_tables = [&](int j, int buf) {
-      const int kv0 = j * BN;
-      (void)kv0; (void)buf;
-
-    };
-
-    for (int x = tid; x < BM * CHUNKS; x += NTHREADS) {
-      const int r = x / CHUNKS, c = x % CHUNKS;
-      const bool ok = row0 + r < Nq;
-      attnc_cp_async16(attnc_smem_addr(sQ + ((c) >> 3) * (BM * 64) + (r) * 64 + ((((c) & 7) ^ ((r) & 7)) << 3)), gQ + (ok ? (size_t)(row0 + r) * HEAD_DIM + c * 8 : 0), ok);
-    }
-    attnc_mbar_track_cp(bar_q);
-    attnc_mbar_arrive(bar_q);
-    // Tile number k (0, 1, ...) goes to stage k % STAGES once the consumers are done with tile k - STAGES.
-    int j = next_live(0);
-    for (int k = 0;; ++k) {
-      const int st = k % STAGES;
-      if (k >= STAGES) attnc_mbar_wait(bar_empty + 8 * st, (k / STAGES - 1) & 1);
-      const bool more = j < n_tiles;
-      const bool part = more && tile_partial(j);  // every producer thread: the test may use warp collectives
-      if (tid == 0) attnc_slot[st] = more ? 2 * j + (part ? 1 : 0) : -1;
-      if (more) { load_kv(j, st); fill_tables(j, st); }
-      attnc_mbar_track_cp(bar_full + 8 * st);
-      attnc_mbar_arrive(bar_full + 8 * st);  // releases the slot and the table stores
-      if (!more) break;
-      j = next_live(j + 1);
+      attnc_mbar_track_cp(bar_q + 8 * qb);
+      attnc_mbar_arrive(bar_q + 8 * qb);
+      // The item's live tiles, then its end marker, each in the next stage once the consumers gave it back.
+      for (int j = next_live(0);; ++k) {
+        const int st = k % STAGES;
+        if (k >= STAGES) attnc_mbar_wait(bar_empty + 8 * st, (k / STAGES - 1) & 1);
+        const bool more = j < n_tiles;
+        const bool part = more && tile_partial(j);  // every producer thread: the test may use warp collectives
+        if (tid == 0) attnc_slot[st] = more ? 2 * j + (part ? 1 : 0) : -1;
+        if (more) { load_kv(j, st); fill_tables(j, st); }
+        attnc_mbar_track_cp(bar_full + 8 * st);
+        attnc_mbar_arrive(bar_full + 8 * st);  // releases the slot and the table stores
+        if (!more) { ++k; break; }
+        j = next_live(j + 1);
+      }
     }
   } else {
     // ================= consumer warpgroups =================
     attnc_setmaxnreg_inc<232>();
-    // ---- values per (batch, head) and per query row (row slot i: rows g and g + 8 of the warp's 16) ----
-    const float v_h20 = ((1.0f / sqrtf((float)(HEAD_DIM))) * 1.442695f);
-    const float v_h23 = ((v_h20 > 1.0e38f) ? 1.0e38f : v_h20);
-    const float hv_26 = ((v_h23 < (-1.0e38f)) ? (-1.0e38f) : v_h23);
-    (void)hv_26;
+    for (int item = item0; item < n_items; item = n_items) {
+      const int m_block = gridDim.x - 1 - blockIdx.x, hq = blockIdx.y, bb = blockIdx.z;
+      const int row0 = m_block * BM;
+      const int q0 = row0 + (Nk - Nq);  // q_idx of the item's first row (bottom-right aligned)
+      const int qb = QBUF > 1 ? item_n % QBUF : 0;
+      unsigned short* const sQ = sQ0 + qb * QELEMS;
+      // ---- values per (batch, head) and per query row (row slot i: rows g and g + 8 of the warp's 16) ----
+      const float v_h20 = ((1.0f / sqrtf((float)(HEAD_DIM))) * 1.442695f);
+      const float v_h23 = ((v_h20 > 1.0e38f) ? 1.0e38f : v_h20);
+      const float hv_26 = ((v_h23 < (-1.0e38f)) ? (-1.0e38f) : v_h23);
+      (void)hv_26;
 
-    #pragma unroll
-    for (int i = 0; i < 2; ++i) {
-      (void)i;
+      #pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        (void)i;
 
-    }
-    // Descriptors of this warpgroup's 64 Q rows and of the K/V tiles (stage 0);
-    // per-step offsets below are compile-time constants added to the address field.
-    // Q and K are K-major (stride 1 KiB between 8-row groups); V is read N-major, one
-    // 64-column atom per instruction, so only its 8-row-group stride (1 KiB) is used.
-    const unsigned long long q_desc = attnc_wg_desc(attnc_smem_addr(sQ) + (warp >> 2) * (64 * 128), 16, 1024);
-    const unsigned long long k_desc0 = attnc_wg_desc(attnc_smem_addr(sK), 16, 1024);
-    const unsigned long long v_desc0 = attnc_wg_desc(attnc_smem_addr(sV), 1024, 1024);
-
-    float o[1][16][4];
-    #pragma unroll
-    for (int n = 0; n < 16; ++n) o[0][n][0] = o[0][n][1] = o[0][n][2] = o[0][n][3] = 0.f;
-    float m_i[2], l_i[2];
-    #pragma unroll
-    for (int i = 0; i < 2; ++i) { m_i[i] = ATTNC_NEG_INF; l_i[i] = 0.f; }
-    attnc_mbar_wait(bar_q, 0);
-
-    unsigned a[8][4];  // P of tile k (the A fragments of its P V)
-    float alpha_i[2];
-    // Tile 0: S, logits and softmax, packed into a[][].
-    attnc_mbar_wait(bar_full, 0);
-    int slot = attnc_slot[0];
-    if (slot >= 0) {
-      attnc_fence_async_smem();  // the copies are seen by the tensor cores (async proxy) too
-      {
-        const int stage = 0, kv0 = (slot >> 1) * BN;  // stage: what the element loop's table reads index
-        (void)stage;
-        const unsigned long long k_desc = k_desc0;
-            // S = Q K^T (raw dot products, f32): k16 steps walk 32 bytes along a 128-byte atom row, then the next 64 columns
-            float s[1][16][4];
-            attnc_wg_fence();
-            #pragma unroll
-            for (int kk = 0; kk < HEAD_DIM / 16; ++kk)
-              attnc_wgmma_ss<BN>(&s[0][0][0], q_desc + ((kk >> 2) * (BM * 128) + (kk & 3) * 32) / 16,
-                             k_desc + ((kk >> 2) * (BN * 128) + (kk & 3) * 32) / 16, kk > 0);
-            attnc_wg_commit();
-        attnc_wg_wait<0>();
-            // logits in the log2 domain; the mask only where the producer's tile test said partial
-            if (slot & 1) {
-              #pragma unroll
-              for (int mi = 0; mi < 1; ++mi)
-              #pragma unroll
-              for (int n = 0; n < 16; ++n) {
-                #pragma unroll
-                for (int r = 0; r < 4; ++r) {
-                  const int i = 2 * mi + (r >> 1);
-                  const int lr = warp * 16 + mi * 16 + g + 8 * (r >> 1), lc = n * 8 + 2 * t4 + (r & 1);
-                  const int qi = q0 + lr, kvi = kv0 + lc;
-                  const float dotv = s[mi][n][r];
-                  (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
-
-                  s[mi][n][r] = ((kvi < Nk) && (kvi <= qi)) ? fmaf(hv_26, dotv, 0.0f) : ATTNC_NEG_INF;
-                }
-              }
-            } else {
-              #pragma unroll
-              for (int mi = 0; mi < 1; ++mi)
-              #pragma unroll
-              for (int n = 0; n < 16; ++n) {
-                #pragma unroll
-                for (int r = 0; r < 4; ++r) {
-                  const int i = 2 * mi + (r >> 1);
-                  const int lr = warp * 16 + mi * 16 + g + 8 * (r >> 1), lc = n * 8 + 2 * t4 + (r & 1);
-                  const int qi = q0 + lr, kvi = kv0 + lc;
-                  const float dotv = s[mi][n][r];
-                  (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
-
-                  s[mi][n][r] = fmaf(hv_26, dotv, 0.0f);
-                }
-              }
-            }
-            // online softmax (each row is spread over the 4 lanes of a quad)
-            #pragma unroll
-            for (int i = 0; i < 2; ++i) {
-              const int mi = i >> 1, h = i & 1;
-              float mx = m_i[i];
-              #pragma unroll
-              for (int n = 0; n < 16; ++n) mx = fmaxf(mx, fmaxf(s[mi][n][2 * h], s[mi][n][2 * h + 1]));
-              mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-              mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-              const float m_use = mx == ATTNC_NEG_INF ? 0.f : mx;  // no (-inf) - (-inf)
-              const float alpha = attnc_ex2(m_i[i] - m_use);
-              m_i[i] = mx;
-              float rs = 0.f;
-              #pragma unroll
-              for (int n = 0; n < 16; ++n) {
-                s[mi][n][2 * h] = attnc_ex2(s[mi][n][2 * h] - m_use);
-                s[mi][n][2 * h + 1] = attnc_ex2(s[mi][n][2 * h + 1] - m_use);
-                rs += s[mi][n][2 * h] + s[mi][n][2 * h + 1];
-              }
-              l_i[i] = l_i[i] * alpha + rs;
-              #pragma unroll
-              for (int n = 0; n < 16; ++n) { o[mi][n][2 * h] *= alpha; o[mi][n][2 * h + 1] *= alpha; }
-            }
-            #pragma unroll
-            for (int kk = 0; kk < 8; ++kk) {
-              a[kk][0] = attnc_pack(s[0][2 * kk][0], s[0][2 * kk][1]);
-              a[kk][1] = attnc_pack(s[0][2 * kk][2], s[0][2 * kk][3]);
-              a[kk][2] = attnc_pack(s[0][2 * kk + 1][0], s[0][2 * kk + 1][1]);
-              a[kk][3] = attnc_pack(s[0][2 * kk + 1][2], s[0][2 * kk + 1][3]);
-            }
       }
-      int k = 0;
-      for (;; ++k) {
-        const int stage = k % STAGES, nstage = (k + 1) % STAGES;
-        attnc_mbar_wait(bar_full + 8 * nstage, ((k + 1) / STAGES) & 1);
-        const int nslot = attnc_slot[nstage];
-        if (nslot < 0) break;
-        attnc_fence_async_smem();
-        const unsigned long long k_desc = k_desc0 + nstage * (BN * HEAD_DIM * 2 / 16);
+      // Descriptors of this warpgroup's 64 Q rows and of the K/V tiles (stage 0);
+      // per-step offsets below are compile-time constants added to the address field.
+      // Q and K are K-major (stride 1 KiB between 8-row groups); V is read N-major, one
+      // 64-column atom per instruction, so only its 8-row-group stride (1 KiB) is used.
+      const unsigned long long q_desc = attnc_wg_desc(attnc_smem_addr(sQ) + (warp >> 2) * (64 * 128), 16, 1024);
+      const unsigned long long k_desc0 = attnc_wg_desc(attnc_smem_addr(sK), 16, 1024);
+      const unsigned long long v_desc0 = attnc_wg_desc(attnc_smem_addr(sV), 1024, 1024);
+
+      float o[1][16][4];
+      #pragma unroll
+      for (int n = 0; n < 16; ++n) o[0][n][0] = o[0][n][1] = o[0][n][2] = o[0][n][3] = 0.f;
+      float m_i[2], l_i[2];
+      #pragma unroll
+      for (int i = 0; i < 2; ++i) { m_i[i] = ATTNC_NEG_INF; l_i[i] = 0.f; }
+      attnc_mbar_wait(bar_q + 8 * qb, (item_n / QBUF) & 1);
+
+      unsigned a[8][4];  // P of tile k (the A fragments of its P V)
+      float alpha_i[2];
+      // The item's first tile: S, logits and softmax, packed into a[][].
+      attnc_mbar_wait(bar_full + 8 * (k % STAGES), (k / STAGES) & 1);
+      const int slot = attnc_slot[k % STAGES];
+      if (slot >= 0) {
+        attnc_fence_async_smem();  // the copies are seen by the tensor cores (async proxy) too
+        {
+          const int stage = k % STAGES, kv0 = (slot >> 1) * BN;  // stage: what the element loop's table reads index
+          const unsigned long long k_desc = k_desc0 + stage * (BN * HEAD_DIM * 2 / 16);
+              // S = Q K^T (raw dot products, f32): k16 steps walk 32 bytes along a 128-byte atom row, then the next 64 columns
+              float s[1][16][4];
+              attnc_wg_fence();
+              #pragma unroll
+              for (int kk = 0; kk < HEAD_DIM / 16; ++kk)
+                attnc_wgmma_ss<BN>(&s[0][0][0], q_desc + ((kk >> 2) * (BM * 128) + (kk & 3) * 32) / 16,
+                               k_desc + ((kk >> 2) * (BN * 128) + (kk & 3) * 32) / 16, kk > 0);
+              attnc_wg_commit();
+          attnc_wg_wait<0>();
+              // logits in the log2 domain; the mask only where the producer's tile test said partial
+              if (slot & 1) {
+                #pragma unroll
+                for (int mi = 0; mi < 1; ++mi)
+                #pragma unroll
+                for (int n = 0; n < 16; ++n) {
+                  #pragma unroll
+                  for (int r = 0; r < 4; ++r) {
+                    const int i = 2 * mi + (r >> 1);
+                    const int lr = warp * 16 + mi * 16 + g + 8 * (r >> 1), lc = n * 8 + 2 * t4 + (r & 1);
+                    const int qi = q0 + lr, kvi = kv0 + lc;
+                    const float dotv = s[mi][n][r];
+                    (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
+
+                    s[mi][n][r] = ((kvi < Nk) && (kvi <= qi)) ? fmaf(hv_26, dotv, 0.0f) : ATTNC_NEG_INF;
+                  }
+                }
+              } else {
+                #pragma unroll
+                for (int mi = 0; mi < 1; ++mi)
+                #pragma unroll
+                for (int n = 0; n < 16; ++n) {
+                  #pragma unroll
+                  for (int r = 0; r < 4; ++r) {
+                    const int i = 2 * mi + (r >> 1);
+                    const int lr = warp * 16 + mi * 16 + g + 8 * (r >> 1), lc = n * 8 + 2 * t4 + (r & 1);
+                    const int qi = q0 + lr, kvi = kv0 + lc;
+                    const float dotv = s[mi][n][r];
+                    (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
+
+                    s[mi][n][r] = fmaf(hv_26, dotv, 0.0f);
+                  }
+                }
+              }
+              // online softmax (each row is spread over the 4 lanes of a quad)
+              #pragma unroll
+              for (int i = 0; i < 2; ++i) {
+                const int mi = i >> 1, h = i & 1;
+                float mx = m_i[i];
+                #pragma unroll
+                for (int n = 0; n < 16; ++n) mx = fmaxf(mx, fmaxf(s[mi][n][2 * h], s[mi][n][2 * h + 1]));
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+                const float m_use = mx == ATTNC_NEG_INF ? 0.f : mx;  // no (-inf) - (-inf)
+                const float alpha = attnc_ex2(m_i[i] - m_use);
+                m_i[i] = mx;
+                float rs = 0.f;
+                #pragma unroll
+                for (int n = 0; n < 16; ++n) {
+                  s[mi][n][2 * h] = attnc_ex2(s[mi][n][2 * h] - m_use);
+                  s[mi][n][2 * h + 1] = attnc_ex2(s[mi][n][2 * h + 1] - m_use);
+                  rs += s[mi][n][2 * h] + s[mi][n][2 * h + 1];
+                }
+                l_i[i] = l_i[i] * alpha + rs;
+                #pragma unroll
+                for (int n = 0; n < 16; ++n) { o[mi][n][2 * h] *= alpha; o[mi][n][2 * h + 1] *= alpha; }
+              }
+              #pragma unroll
+              for (int kk = 0; kk < 8; ++kk) {
+                a[kk][0] = attnc_pack(s[0][2 * kk][0], s[0][2 * kk][1]);
+                a[kk][1] = attnc_pack(s[0][2 * kk][2], s[0][2 * kk][3]);
+                a[kk][2] = attnc_pack(s[0][2 * kk + 1][0], s[0][2 * kk + 1][1]);
+                a[kk][3] = attnc_pack(s[0][2 * kk + 1][2], s[0][2 * kk + 1][3]);
+              }
+        }
+        for (;; ++k) {
+          const int stage = k % STAGES, nstage = (k + 1) % STAGES;
+          attnc_mbar_wait(bar_full + 8 * nstage, ((k + 1) / STAGES) & 1);
+          const int nslot = attnc_slot[nstage];
+          if (nslot < 0) break;
+          attnc_fence_async_smem();
+          const unsigned long long k_desc = k_desc0 + nstage * (BN * HEAD_DIM * 2 / 16);
+          const unsigned long long v_desc = v_desc0 + stage * (BN * HEAD_DIM * 2 / 16);
+          // S of tile k + 1, then O += P V of tile k behind it: issued, not waited for
+          // S = Q K^T (raw dot products, f32): k16 steps walk 32 bytes along a 128-byte atom row, then the next 64 columns
+          float s[1][16][4];
+          attnc_wg_fence();
+          #pragma unroll
+          for (int kk = 0; kk < HEAD_DIM / 16; ++kk)
+            attnc_wgmma_ss<BN>(&s[0][0][0], q_desc + ((kk >> 2) * (BM * 128) + (kk & 3) * 32) / 16,
+                           k_desc + ((kk >> 2) * (BN * 128) + (kk & 3) * 32) / 16, kk > 0);
+          attnc_wg_commit();
+          attnc_wg_fence();
+          #pragma unroll
+          for (int kk = 0; kk < 8; ++kk)
+            #pragma unroll
+            for (int h = 0; h < 2; ++h)
+              attnc_wgmma_rs(&o[0][8 * h][0], a[kk], v_desc + (h * (BN * 128) + kk * 2048) / 16);
+          attnc_wg_commit();
+          attnc_wg_wait<1>();  // S of tile k + 1 is in; P V of tile k may still run
+          {
+            const int kv0 = (nslot >> 1) * BN;
+            const int slot = nslot, stage = nstage;  // the element loop reads tile k + 1's tables
+            (void)stage;
+              // logits in the log2 domain; the mask only where the producer's tile test said partial
+              if (slot & 1) {
+                #pragma unroll
+                for (int mi = 0; mi < 1; ++mi)
+                #pragma unroll
+                for (int n = 0; n < 16; ++n) {
+                  #pragma unroll
+                  for (int r = 0; r < 4; ++r) {
+                    const int i = 2 * mi + (r >> 1);
+                    const int lr = warp * 16 + mi * 16 + g + 8 * (r >> 1), lc = n * 8 + 2 * t4 + (r & 1);
+                    const int qi = q0 + lr, kvi = kv0 + lc;
+                    const float dotv = s[mi][n][r];
+                    (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
+
+                    s[mi][n][r] = ((kvi < Nk) && (kvi <= qi)) ? fmaf(hv_26, dotv, 0.0f) : ATTNC_NEG_INF;
+                  }
+                }
+              } else {
+                #pragma unroll
+                for (int mi = 0; mi < 1; ++mi)
+                #pragma unroll
+                for (int n = 0; n < 16; ++n) {
+                  #pragma unroll
+                  for (int r = 0; r < 4; ++r) {
+                    const int i = 2 * mi + (r >> 1);
+                    const int lr = warp * 16 + mi * 16 + g + 8 * (r >> 1), lc = n * 8 + 2 * t4 + (r & 1);
+                    const int qi = q0 + lr, kvi = kv0 + lc;
+                    const float dotv = s[mi][n][r];
+                    (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
+
+                    s[mi][n][r] = fmaf(hv_26, dotv, 0.0f);
+                  }
+                }
+              }
+              // online softmax (each row is spread over the 4 lanes of a quad)
+              #pragma unroll
+              for (int i = 0; i < 2; ++i) {
+                const int mi = i >> 1, h = i & 1;
+                float mx = m_i[i];
+                #pragma unroll
+                for (int n = 0; n < 16; ++n) mx = fmaxf(mx, fmaxf(s[mi][n][2 * h], s[mi][n][2 * h + 1]));
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+                const float m_use = mx == ATTNC_NEG_INF ? 0.f : mx;  // no (-inf) - (-inf)
+                const float alpha = attnc_ex2(m_i[i] - m_use);
+                m_i[i] = mx;
+                float rs = 0.f;
+                #pragma unroll
+                for (int n = 0; n < 16; ++n) {
+                  s[mi][n][2 * h] = attnc_ex2(s[mi][n][2 * h] - m_use);
+                  s[mi][n][2 * h + 1] = attnc_ex2(s[mi][n][2 * h + 1] - m_use);
+                  rs += s[mi][n][2 * h] + s[mi][n][2 * h + 1];
+                }
+                l_i[i] = l_i[i] * alpha + rs;
+                alpha_i[i] = alpha;
+              }
+          }
+          attnc_wg_wait<0>();  // P V of tile k is done: its stage goes back, O can be rescaled, a[][] rewritten
+          attnc_mbar_arrive(bar_empty + 8 * stage);
+          #pragma unroll
+          for (int i = 0; i < 2; ++i) {
+            const int mi = i >> 1, h = i & 1;
+            #pragma unroll
+            for (int n = 0; n < 16; ++n) { o[mi][n][2 * h] *= alpha_i[i]; o[mi][n][2 * h + 1] *= alpha_i[i]; }
+          }
+          #pragma unroll
+          for (int kk = 0; kk < 8; ++kk) {
+            a[kk][0] = attnc_pack(s[0][2 * kk][0], s[0][2 * kk][1]);
+            a[kk][1] = attnc_pack(s[0][2 * kk][2], s[0][2 * kk][3]);
+            a[kk][2] = attnc_pack(s[0][2 * kk + 1][0], s[0][2 * kk + 1][1]);
+            a[kk][3] = attnc_pack(s[0][2 * kk + 1][2], s[0][2 * kk + 1][3]);
+          }
+        }
+        // The last tile's O += P V.
+        const int stage = k % STAGES;
         const unsigned long long v_desc = v_desc0 + stage * (BN * HEAD_DIM * 2 / 16);
-        // S of tile k + 1, then O += P V of tile k behind it: issued, not waited for
-        // S = Q K^T (raw dot products, f32): k16 steps walk 32 bytes along a 128-byte atom row, then the next 64 columns
-        float s[1][16][4];
-        attnc_wg_fence();
-        #pragma unroll
-        for (int kk = 0; kk < HEAD_DIM / 16; ++kk)
-          attnc_wgmma_ss<BN>(&s[0][0][0], q_desc + ((kk >> 2) * (BM * 128) + (kk & 3) * 32) / 16,
-                         k_desc + ((kk >> 2) * (BN * 128) + (kk & 3) * 32) / 16, kk > 0);
-        attnc_wg_commit();
         attnc_wg_fence();
         #pragma unroll
         for (int kk = 0; kk < 8; ++kk)
@@ -342,122 +457,39 @@ extern "C" __global__ void __launch_bounds__(384, 1) attnc_causal_bf16_d128(cons
           for (int h = 0; h < 2; ++h)
             attnc_wgmma_rs(&o[0][8 * h][0], a[kk], v_desc + (h * (BN * 128) + kk * 2048) / 16);
         attnc_wg_commit();
-        attnc_wg_wait<1>();  // S of tile k + 1 is in; P V of tile k may still run
-        {
-          const int kv0 = (nslot >> 1) * BN;
-          const int slot = nslot, stage = nstage;  // the element loop reads tile k + 1's tables
-          (void)stage;
-            // logits in the log2 domain; the mask only where the producer's tile test said partial
-            if (slot & 1) {
-              #pragma unroll
-              for (int mi = 0; mi < 1; ++mi)
-              #pragma unroll
-              for (int n = 0; n < 16; ++n) {
-                #pragma unroll
-                for (int r = 0; r < 4; ++r) {
-                  const int i = 2 * mi + (r >> 1);
-                  const int lr = warp * 16 + mi * 16 + g + 8 * (r >> 1), lc = n * 8 + 2 * t4 + (r & 1);
-                  const int qi = q0 + lr, kvi = kv0 + lc;
-                  const float dotv = s[mi][n][r];
-                  (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
-
-                  s[mi][n][r] = ((kvi < Nk) && (kvi <= qi)) ? fmaf(hv_26, dotv, 0.0f) : ATTNC_NEG_INF;
-                }
-              }
-            } else {
-              #pragma unroll
-              for (int mi = 0; mi < 1; ++mi)
-              #pragma unroll
-              for (int n = 0; n < 16; ++n) {
-                #pragma unroll
-                for (int r = 0; r < 4; ++r) {
-                  const int i = 2 * mi + (r >> 1);
-                  const int lr = warp * 16 + mi * 16 + g + 8 * (r >> 1), lc = n * 8 + 2 * t4 + (r & 1);
-                  const int qi = q0 + lr, kvi = kv0 + lc;
-                  const float dotv = s[mi][n][r];
-                  (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
-
-                  s[mi][n][r] = fmaf(hv_26, dotv, 0.0f);
-                }
-              }
-            }
-            // online softmax (each row is spread over the 4 lanes of a quad)
-            #pragma unroll
-            for (int i = 0; i < 2; ++i) {
-              const int mi = i >> 1, h = i & 1;
-              float mx = m_i[i];
-              #pragma unroll
-              for (int n = 0; n < 16; ++n) mx = fmaxf(mx, fmaxf(s[mi][n][2 * h], s[mi][n][2 * h + 1]));
-              mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-              mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-              const float m_use = mx == ATTNC_NEG_INF ? 0.f : mx;  // no (-inf) - (-inf)
-              const float alpha = attnc_ex2(m_i[i] - m_use);
-              m_i[i] = mx;
-              float rs = 0.f;
-              #pragma unroll
-              for (int n = 0; n < 16; ++n) {
-                s[mi][n][2 * h] = attnc_ex2(s[mi][n][2 * h] - m_use);
-                s[mi][n][2 * h + 1] = attnc_ex2(s[mi][n][2 * h + 1] - m_use);
-                rs += s[mi][n][2 * h] + s[mi][n][2 * h + 1];
-              }
-              l_i[i] = l_i[i] * alpha + rs;
-              alpha_i[i] = alpha;
-            }
-        }
-        attnc_wg_wait<0>();  // P V of tile k is done: its stage goes back, O can be rescaled, a[][] rewritten
+        attnc_wg_wait<0>();
         attnc_mbar_arrive(bar_empty + 8 * stage);
-        #pragma unroll
-        for (int i = 0; i < 2; ++i) {
-          const int mi = i >> 1, h = i & 1;
-          #pragma unroll
-          for (int n = 0; n < 16; ++n) { o[mi][n][2 * h] *= alpha_i[i]; o[mi][n][2 * h + 1] *= alpha_i[i]; }
-        }
-        #pragma unroll
-        for (int kk = 0; kk < 8; ++kk) {
-          a[kk][0] = attnc_pack(s[0][2 * kk][0], s[0][2 * kk][1]);
-          a[kk][1] = attnc_pack(s[0][2 * kk][2], s[0][2 * kk][3]);
-          a[kk][2] = attnc_pack(s[0][2 * kk + 1][0], s[0][2 * kk + 1][1]);
-          a[kk][3] = attnc_pack(s[0][2 * kk + 1][2], s[0][2 * kk + 1][3]);
-        }
+        ++k;  // the end marker's use
       }
-      // The last tile's O += P V.
-      const int stage = k % STAGES;
-      const unsigned long long v_desc = v_desc0 + stage * (BN * HEAD_DIM * 2 / 16);
-      attnc_wg_fence();
-      #pragma unroll
-      for (int kk = 0; kk < 8; ++kk)
-        #pragma unroll
-        for (int h = 0; h < 2; ++h)
-          attnc_wgmma_rs(&o[0][8 * h][0], a[kk], v_desc + (h * (BN * 128) + kk * 2048) / 16);
-      attnc_wg_commit();
-      attnc_wg_wait<0>();
-      attnc_mbar_arrive(bar_empty + 8 * stage);
-    }
-    // Every consumer warpgroup is done with Q (all copies have landed: each stage was waited for)
-    // before O is staged over it.
-    attnc_bar_sync(1, NCONSUMERS);
+      attnc_mbar_arrive(bar_empty + 8 * (k % STAGES));  // the end marker's stage goes back too
+      ++k;
+      // Every consumer warpgroup is done with Q (all copies have landed: each stage was waited for)
+      // before O is staged over it.
+      attnc_bar_sync(1, NCONSUMERS);
 
-    // ---- epilogue: normalize, LSE, stage O through this warp's Q rows, 16-byte stores ----
-    #pragma unroll
-    for (int i = 0; i < 2; ++i) {
-      const int mi = i >> 1, h = i & 1;
-      float l = l_i[i];
-      l += __shfl_xor_sync(0xffffffffu, l, 1);
-      l += __shfl_xor_sync(0xffffffffu, l, 2);
-      const float inv = l > 0.f ? 1.f / l : 0.f;  // fully masked row: O = 0
-      const int lr = warp * 16 + mi * 16 + g + 8 * h;
+      // ---- epilogue: normalize, LSE, stage O through this warp's Q rows, 16-byte stores ----
       #pragma unroll
-      for (int n = 0; n < 16; ++n)
-        *(unsigned*)(sQ + lr * STRIDE + n * 8 + 2 * t4) = attnc_pack(o[mi][n][2 * h] * inv, o[mi][n][2 * h + 1] * inv);
-      if (t4 == 0 && row0 + lr < Nq)
-        LSE[(size_t)(bb * Hq + hq) * Nq + row0 + lr] = l > 0.f ? (m_i[i] + log2f(l)) * 0.6931471805599453f : ATTNC_NEG_INF;
-    }
-    __syncwarp();
-    unsigned short* gO = O + (size_t)(bb * Hq + hq) * Nq * HEAD_DIM;
-    for (int x = lane; x < 16 * CHUNKS; x += 32) {
-      const int r = warp * 16 + x / CHUNKS, c = x % CHUNKS;
-      if (row0 + r < Nq)
-        *(uint4*)(gO + (size_t)(row0 + r) * HEAD_DIM + c * 8) = *(const uint4*)(sQ + r * STRIDE + c * 8);
+      for (int i = 0; i < 2; ++i) {
+        const int mi = i >> 1, h = i & 1;
+        float l = l_i[i];
+        l += __shfl_xor_sync(0xffffffffu, l, 1);
+        l += __shfl_xor_sync(0xffffffffu, l, 2);
+        const float inv = l > 0.f ? 1.f / l : 0.f;  // fully masked row: O = 0
+        const int lr = warp * 16 + mi * 16 + g + 8 * h;
+        #pragma unroll
+        for (int n = 0; n < 16; ++n)
+          *(unsigned*)(sQ + lr * STRIDE + n * 8 + 2 * t4) = attnc_pack(o[mi][n][2 * h] * inv, o[mi][n][2 * h + 1] * inv);
+        if (t4 == 0 && row0 + lr < Nq)
+          LSE[(size_t)(bb * Hq + hq) * Nq + row0 + lr] = l > 0.f ? (m_i[i] + log2f(l)) * 0.6931471805599453f : ATTNC_NEG_INF;
+      }
+      __syncwarp();
+      unsigned short* gO = O + (size_t)(bb * Hq + hq) * Nq * HEAD_DIM;
+      for (int x = lane; x < 16 * CHUNKS; x += 32) {
+        const int r = warp * 16 + x / CHUNKS, c = x % CHUNKS;
+        if (row0 + r < Nq)
+          *(uint4*)(gO + (size_t)(row0 + r) * HEAD_DIM + c * 8) = *(const uint4*)(sQ + r * STRIDE + c * 8);
+      }
+      attnc_mbar_arrive(bar_q_empty + 8 * qb);  // this thread's rows of the buffer are stored
     }
   }
 }

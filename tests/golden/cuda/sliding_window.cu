@@ -99,7 +99,17 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_sliding_window_bf16_d
     const bool v_tp_last = ((q_hi - kv_lo) >= p_window);
     return v_tp_last;
   };
-  auto next_live = [&](int j) -> int { while (j < n_tiles && !tile_live(j)) ++j; return j; };
+  // 32 tiles per step, lane l testing tile j + l: a window mask's leading dead tiles (block m of a causal
+  // window of W keys skips about m - W / BN of them) cost a couple of steps instead of one test each.
+  // Calls are block-uniform, so every lane of the warp is here.
+  auto next_live = [&](int j) -> int {
+    for (; j < n_tiles; j += 32) {
+      const int jl = j + (int)(threadIdx.x & 31u);
+      const unsigned live = __ballot_sync(0xffffffffu, jl < n_tiles && tile_live(jl));
+      if (live) return j + __ffs(live) - 1;
+    }
+    return n_tiles;
+  };
   auto load_kv = [&](int j, int st) {
     for (int x = tid; x < BN * CHUNKS; x += NTHREADS) {
       const int r = x / CHUNKS, c = x % CHUNKS, kr = j * BN + r;
