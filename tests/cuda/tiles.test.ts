@@ -3,7 +3,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { chooseCudaTiles, launchRegs, wgmmaQElems, type TileHints } from '../../src/compiler/schedule/cuda-tiles.ts';
-import { uniformShortRows } from '../../src/compiler/schedule/row-shape.ts';
 import { renderCuda } from '../../src/compiler/render/cuda.ts';
 import { loadExamples } from './suite.ts';
 
@@ -11,9 +10,12 @@ const SMEM_LIMIT = 227 * 1024;
 const hopper = (headDim: number, hints: TileHints = {}, overrides = {}) => chooseCudaTiles('bf16', headDim, overrides, 'sm_90a', hints);
 
 describe('cuda tiles: sm_90a defaults', () => {
-  it('D=64: producer, 3 stages, softmax overlapped with P V, BN 128 (160 for per-diagonal tables)', () => {
+  it('D=64: producer, 3 stages, softmax overlapped with P V, BN 128 (160 for per-diagonal tables), persistent', () => {
     const t = hopper(64);
-    expect([t.kind, t.threads, t.stages, t.bn, t.overlap, t.producerRegs, t.consumerRegs]).toEqual(['wgmma', 384, 3, 128, true, 40, 232]);
+    // the persistent item loop costs the producer 8 registers
+    expect([t.kind, t.threads, t.stages, t.bn, t.overlap, t.persistent, t.producerRegs, t.consumerRegs]).toEqual(['wgmma', 384, 3, 128, true, true, 48, 224]);
+    const single = hopper(64, {}, { persistent: false });
+    expect([single.producerRegs, single.consumerRegs]).toEqual([40, 232]);
     expect(hopper(64, { diagTables: true, tableBytes: (bm, bn, s) => s * 8 * (bm + bn - 1) }).bn).toBe(160);
   });
 
@@ -48,35 +50,35 @@ describe('cuda tiles: sm_90a defaults', () => {
       .toContain('__launch_bounds__(256, 2)');
   });
 
-  it('persistent: by default for uniformly short rows, and only where the stages and the overlap stay', () => {
-    const win = hopper(64, { uniformShortRows: true });
-    expect([win.persistent, win.stages, win.overlap, win.producerRegs, win.consumerRegs]).toEqual([true, 3, true, 48, 224]);
+  it('persistent: by default where the stages and the overlap stay and the tile test reads no tables', () => {
+    const d64 = hopper(64);
+    expect([d64.persistent, d64.stages, d64.overlap, d64.producerRegs, d64.consumerRegs]).toEqual([true, 3, true, 48, 224]);
     // two Q buffers sized for the O staging: BM x STRIDE = 128 x 72 elements, 18 KiB each
-    expect(win.smemBytes).toBe(2 * (2 * 128 * 72 + 2 * 3 * 128 * 64) + 1024);
-    expect(hopper(64).persistent).toBe(false);
+    expect(d64.smemBytes).toBe(2 * (2 * 128 * 72 + 2 * 3 * 128 * 64) + 1024);
+    // what an item costs is data where the tile test scans a table (document ids): no static round robin
+    expect(hopper(64, { tableTileTest: true }).persistent).toBe(false);
     // D=128: two Q buffers next to 3 stages do not fit, and the 3-stage overlap wins over persistence
-    const wide = hopper(128, { uniformShortRows: true });
+    const wide = hopper(128);
     expect([wide.persistent, wide.stages, wide.overlap]).toEqual([false, 3, true]);
     expect(() => hopper(64, {}, { producer: false, persistent: true })).toThrow(/needs the producer/);
   });
 
-  it('row shapes: windows are uniformly short, causal-like rows and data-driven ones are not', () => {
-    const rows = Object.fromEntries(loadExamples().map((s) => [s.name, uniformShortRows(s.lowered.program, s.lowered.analysis, s.name === 'document')]));
-    expect(rows).toEqual({
-      alibi: false, causal: false, document: false, logn: false, prefix_lm: false, scale_invariant: false,
-      scale_invariant_window: true, sinks_window: true, sliding_window: true, softcap: false,
+  it('manifests: which examples are persistent, with the grid a loader should launch', () => {
+    const abi = (name: string, D: number) => renderCuda(loadExamples([name])[0].lowered, { dtype: 'bf16', headDim: D, hash: 'h', version: 'v', arch: 'sm_90a' }).manifest.abi as { persistent?: boolean; persistentGrid?: string[] };
+    const persistent = Object.fromEntries(loadExamples().map((s) => [s.name, [64, 128].map((D) => abi(s.name, D).persistent ?? false)]));
+    expect(persistent).toEqual({
+      alibi: [true, false], causal: [true, false], document: [false, false], logn: [true, false], prefix_lm: [true, false],
+      scale_invariant: [true, false], scale_invariant_window: [true, false], sinks_window: [true, false], sliding_window: [true, false], softcap: [true, false],
     });
-    const manifest = (name: string, D: number) => renderCuda(loadExamples([name])[0].lowered, { dtype: 'bf16', headDim: D, hash: 'h', version: 'v', arch: 'sm_90a' }).manifest.abi as { persistent?: boolean; persistentGrid?: string[] };
-    expect(manifest('sliding_window', 64).persistentGrid).toEqual(['min(ceil(Nq / tile.bm) * Hq * B, sms * blocksPerSm)', '1', '1']);
-    expect(manifest('causal', 64).persistent).toBeUndefined();
+    expect(abi('sliding_window', 64).persistentGrid).toEqual(['min(ceil(Nq / tile.bm) * Hq * B, sms * blocksPerSm)', '1', '1']);
   });
 
   it('property: dynamic plus table shared memory always fits, and the overlap always has a third stage', () => {
     fc.assert(fc.property(
-      fc.constantFrom(64, 128), fc.nat({ max: 4 }), fc.nat({ max: 4 }), fc.boolean(), fc.boolean(), fc.boolean(),
-      (headDim, cols, diags, scan, diagHint, rows) => {
+      fc.constantFrom(64, 128), fc.nat({ max: 4 }), fc.nat({ max: 4 }), fc.boolean(), fc.boolean(),
+      (headDim, cols, diags, scan, diagHint) => {
         const tableBytes = (bm: number, bn: number, s: number) => s * 4 * (cols * bn + diags * (bm + bn - 1));
-        const t = hopper(headDim, { tableTileTest: scan, diagTables: diagHint && diags > 0, tableBytes, uniformShortRows: rows });
+        const t = hopper(headDim, { tableTileTest: scan, diagTables: diagHint && diags > 0, tableBytes });
         expect(t.smemBytes + tableBytes(t.bm, t.bn, t.stages)).toBeLessThanOrEqual(SMEM_LIMIT);
         if (t.overlap) expect(t.stages).toBe(3);
         if (t.persistent) {

@@ -44,9 +44,11 @@ export function renderWgmmaWsKernel(entry: string, spec: SpecCode, t: CudaTiles,
 ${wgmmaSmem(stages, { count: qBuffers, elems: t.persistent ? wgmmaQElems(bm, headDim, stride) : bm * headDim })}
 ${spec.tableDecls(bm, bn, stages).join('\n')}
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
-  // ---- work items: (query block, head, batch), item i = query block (m_blocks - 1 - i % m_blocks), heaviest
-  // first (causal: the last ones). Block b takes items b, b + G, b + 2G, ... of the G blocks launched: with the
-  // grid [m_blocks, Hq, B] exactly one, ${t.persistent ? 'with fewer (abi.persistent: one per SM slot) several in turn' : 'which this kernel needs (its O staging runs over K\'s first stage)'}. ----
+  // ---- work items: (query block, head, batch). Block b takes items b, b + G, b + 2G, ... of the G blocks launched:
+  // with the grid [m_blocks, Hq, B] exactly one, ${t.persistent ? `with fewer (abi.persistent: one per SM slot) several in turn.
+  // Item i is query block m_blocks - 1 - i / (Hq * B) of every head and batch: the heaviest blocks of a causal
+  // mask first, so that each round of G items costs about the same and the static round robin ends evenly
+  // (longest processing time first); a window's short first blocks come last` : 'which this kernel needs (its O staging runs over K\'s first stage)'}. ----
   const int m_blocks = (Nq + BM - 1) / BM, n_items = m_blocks * Hq * B;
   const int item0 = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z)${t.persistent ? ', item_stride = gridDim.x * gridDim.y * gridDim.z' : ''};
 
@@ -128,7 +130,7 @@ ${indent(epilogueCode(1, nd, 16), 2)}
 function itemDecode(kvHead: boolean, persistent: boolean): string {
   // One item per block: read off the block index (the same item, in fewer registers than the division).
   const where = persistent
-    ? 'm_block = m_blocks - 1 - item % m_blocks, hq = item / m_blocks % Hq, bb = item / (m_blocks * Hq)'
+    ? 'm_block = m_blocks - 1 - item / (Hq * B), hq = item % Hq, bb = item / Hq % B'
     : 'm_block = gridDim.x - 1 - blockIdx.x, hq = blockIdx.y, bb = blockIdx.z';
   return `  const int ${where}${kvHead ? ', hk = hq / (Hq / Hkv)' : ''};
   const int row0 = m_block * BM;

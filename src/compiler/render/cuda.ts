@@ -29,7 +29,6 @@ import { renderMmaKernel } from './cuda-mma.ts';
 import { renderWgmmaKernel } from './cuda-wgmma.ts';
 import { renderWgmmaWsKernel } from './cuda-wgmma-ws.ts';
 import { renderSimtKernel } from './cuda-simt.ts';
-import { uniformShortRows } from '../schedule/row-shape.ts';
 import { chooseCudaTiles, shortRowTiles, type CudaTiles, type TileOverrides } from '../schedule/cuda-tiles.ts';
 
 export interface CudaRenderOptions {
@@ -62,7 +61,7 @@ export function renderCuda(k: LoweredKernel, opts: CudaRenderOptions): CompiledK
   const p = k.program;
   const spec = buildSpecCode(k);
   const tableTileTest = spec.tilePerThread !== null;
-  const hints = { tableTileTest, diagTables: spec.diagTables, tableBytes: spec.tableBytes, uniformShortRows: uniformShortRows(p, k.analysis, tableTileTest) };
+  const hints = { tableTileTest, diagTables: spec.diagTables, tableBytes: spec.tableBytes };
   const tiles = chooseCudaTiles(dtype, headDim, opts.tiles, opts.arch, hints);
   // Explicit tiles (tuning, tests) mean exactly that kernel; otherwise a spec may get a short-row variant too.
   const short = opts.tiles ? null : shortRowTiles(dtype, headDim, opts.arch ?? 'sm_80', hints);

@@ -57,11 +57,6 @@ export interface TileHints {
   tableTileTest?: boolean;
   /** The element loop reads per-diagonal tables (scale_invariant's a_t and m_t). */
   diagTables?: boolean;
-  /**
-   * Every query block past the first few keeps about the same few KV tiles (a window mask: schedule/row-shape.ts),
-   * which a persistent kernel's static round robin balances.
-   */
-  uniformShortRows?: boolean;
   /** Static shared memory of the spec's tables for a tiling (they sit next to the dynamic K/V stages). */
   tableBytes?: (bm: number, bn: number, stages: number) => number;
 }
@@ -160,15 +155,24 @@ function wgmmaTiles(headDim: number, o: TileOverrides, hints: TileHints): CudaTi
     const overlapFits = producer && fits(3, persistent) && (headDim <= 64 || consumerRegs >= 232);
     return { producerRegs, consumerRegs, overlapFits, stages: o.stages ?? (overlapFits ? 3 : 2) };
   };
-  // Persistent by default where rows are uniformly short (a window: every query block has about the same few
-  // live tiles, so a static round robin of items stays balanced) and the kernel keeps its stages and overlap.
-  // Measured on an H200 (bf16 D=64, milliseconds, 8x128p3o / 8x128p3oP; tests/cuda/results/h200-2026-12-02-persistent-sweep.txt):
-  //   sliding_window B2 N16384 0.524 / 0.481, B8 N4096 0.485 / 0.458;  document N4096 0.551 / 0.524 (the main
-  //   kernel runs only past Nk 8192 at D=64: N16384 1.129 / 1.115); causal N16384 2.721 / 2.907 and softcap
-  //   5.800 / 6.093 lose (a static round robin of rows of 1 to 128 tiles ends unevenly), scale_invariant too.
+  // Persistent by default where the kernel keeps its 3 stages and overlap (D=64) and the tile test reads no
+  // tables: the producer loads the next item's Q and first tiles during the current item's last tiles and
+  // epilogue, and items go heaviest first (render/cuda-wgmma-ws.ts), so the static round robin ends evenly.
+  // Where how much an item costs is data (document ids), that order means nothing: not persistent.
+  // Measured on an H200 (bf16 D=64, milliseconds, 8x128p3o / 8x128p3oP, BN 160 for scale_invariant;
+  // tests/cuda/results/h200-2026-12-04-persistent-lpt-sweep.txt):
+  //                     B32 N1024        B8 N4096         B2 N16384
+  //   causal            0.313 / 0.279    0.824 / 0.807    2.740 / 2.861 (the one loss)
+  //   alibi             0.363 / 0.318    0.992 / 0.914    3.337 / 3.251
+  //   softcap           0.555 / 0.507    1.653 / 1.577    5.840 / 5.777
+  //   scale_invariant   0.398 / 0.345    1.048 / 0.977    3.564 / 3.538
+  //   sliding_window    0.328 / 0.287    0.481 / 0.449    0.509 / 0.485
+  // With items in (head, query block) order instead, a causal mask's rows of 1 to 128 tiles ended unevenly
+  // and the persistent kernel lost at N1024 even for windows (h200-2026-12-04-persistent-sweep.txt).
   const plain = plan(false);
-  const persistent = producer && (o.persistent ?? (!!hints.uniformShortRows && plan(true).stages === plain.stages
-    && plan(true).overlapFits === plain.overlapFits));
+  // Only the overlapped 3-stage loop was measured persistent: a 2-stage kernel (D=128 next to per-diagonal tables) stays as it is.
+  const persistent = producer && (o.persistent ?? (!hints.tableTileTest && o.overlap !== false && plain.stages === 3 && plain.overlapFits
+    && plan(true).stages === 3 && plan(true).overlapFits));
   const { producerRegs, consumerRegs, overlapFits, stages } = persistent ? plan(true) : plain;
   if (stages !== 2 && !(producer && stages === 3)) throw new Error(`cuda sm_90a: ${stages} stages: 2, or 3 with a producer warpgroup`);
   const overlap = producer && stages === 3 && (o.overlap ?? overlapFits);

@@ -184,9 +184,8 @@ extern "C" __global__ void __launch_bounds__(384, 1) attnc_document_bf16_d64(con
   unsigned short* sV = sK + 3 * BN * HEAD_DIM;  // [3][HEAD_DIM / 64][BN][64], swizzled
   __shared__ int st_c11[3][128];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
-  // ---- work items: (query block, head, batch), item i = query block (m_blocks - 1 - i % m_blocks), heaviest
-  // first (causal: the last ones). Block b takes items b, b + G, b + 2G, ... of the G blocks launched: with the
-  // grid [m_blocks, Hq, B] exactly one, which this kernel needs (its O staging runs over K's first stage). ----
+  // ---- work items: (query block, head, batch). Block b takes items b, b + G, b + 2G, ... of the G blocks launched:
+  // with the grid [m_blocks, Hq, B] exactly one, which this kernel needs (its O staging runs over K's first stage). ----
   const int m_blocks = (Nq + BM - 1) / BM, n_items = m_blocks * Hq * B;
   const int item0 = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
 
