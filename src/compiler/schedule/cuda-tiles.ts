@@ -160,23 +160,24 @@ function wgmmaTiles(headDim: number, o: TileOverrides, hints: TileHints): CudaTi
     const overlapFits = producer && fits(3, persistent) && (headDim <= 64 || consumerRegs >= 232);
     return { producerRegs, consumerRegs, overlapFits, stages: o.stages ?? (overlapFits ? 3 : 2) };
   };
-  // Persistent by default where the kernel keeps its 3 stages and overlap (D=64) and the tile test reads no
-  // tables: the producer loads the next item's Q and first tiles during the current item's last tiles and
-  // epilogue, and items go heaviest first (render/cuda-wgmma-ws.ts), so the static round robin ends evenly.
-  // Where how much an item costs is data (document ids), that order means nothing: not persistent.
+  // Persistent by default where the kernel keeps its 3 stages and overlap (D=64): the producer loads the next
+  // item's Q, classifies its tiles and loads its first K/V while the consumers finish the current item, and
+  // items go heaviest first (render/cuda-wgmma-ws.ts), so the static round robin ends evenly.
   // Measured on an H200 (bf16 D=64, milliseconds, 8x128p3o / 8x128p3oP, BN 160 for scale_invariant;
-  // tests/cuda/results/h200-2026-12-04-persistent-lpt-sweep.txt):
+  // tests/cuda/results/h200-2026-12-04-persistent-lpt-sweep.txt, document: -scan-sweep.txt, bench's ids):
   //                     B32 N1024        B8 N4096         B2 N16384
   //   causal            0.313 / 0.279    0.824 / 0.807    2.740 / 2.861 (the one loss)
   //   alibi             0.363 / 0.318    0.992 / 0.914    3.337 / 3.251
   //   softcap           0.555 / 0.507    1.653 / 1.577    5.840 / 5.777
   //   scale_invariant   0.398 / 0.345    1.048 / 0.977    3.564 / 3.538
   //   sliding_window    0.328 / 0.287    0.481 / 0.449    0.509 / 0.485
+  //   document                           0.543 / 0.455    1.121 / 1.090  (its short-row kernel runs up to 8192)
   // With items in (head, query block) order instead, a causal mask's rows of 1 to 128 tiles ended unevenly
   // and the persistent kernel lost at N1024 even for windows (h200-2026-12-04-persistent-sweep.txt).
+  // At D=128 (2 stages next to per-diagonal tables; 3 leave no room for a second Q buffer) it lost:
+  // scale_invariant N16384 5.234 / 5.958, causal 4.668 / 4.920 (h200-2026-12-04-persistent-d128.txt).
   const plain = plan(false);
-  // Only the overlapped 3-stage loop was measured persistent: a 2-stage kernel (D=128 next to per-diagonal tables) stays as it is.
-  const persistent = producer && (o.persistent ?? (!hints.tableTileTest && o.overlap !== false && plain.stages === 3 && plain.overlapFits
+  const persistent = producer && (o.persistent ?? (o.overlap !== false && plain.stages === 3 && plain.overlapFits
     && plan(true).stages === 3 && plan(true).overlapFits));
   const { producerRegs, consumerRegs, overlapFits, stages } = persistent ? plan(true) : plain;
   if (stages !== 2 && !(producer && stages === 3)) throw new Error(`cuda sm_90a: ${stages} stages: 2, or 3 with a producer warpgroup`);
