@@ -15,10 +15,10 @@ const dir = mkdtempSync(join(tmpdir(), 'attnc-cuda-cli-'));
 const manifest = (D: number) => JSON.parse(readFileSync(join(dir, `causal.bf16.d${D}.manifest.json`), 'utf8'));
 
 describe('attnc compile --target cuda', () => {
-  it('sm_90a (the default) renders the wgmma kernel at D 64/128 (at D 64 with a producer warpgroup) and mma.sync at D 96; sm_80 renders mma.sync', () => {
+  it('sm_90a (the default) renders the wgmma kernel at D 64/128 (at D 64 with a producer warpgroup, persistent) and mma.sync at D 96; sm_80 renders mma.sync', () => {
     for (const D of [64, 96]) expect(attnc('examples/causal.attn', '--target', 'cuda', '--dtype', 'bf16', '--head-dim', String(D), '-o', dir).status).toBe(0);
-    expect(manifest(64).abi).toMatchObject({ kernel: 'wgmma', arch: 'sm_90a', block: [384, 1, 1] });
-    expect(readFileSync(join(dir, 'causal.bf16.d64.cu'), 'utf8')).toContain('attnc_setmaxnreg_inc<232>');
+    expect(manifest(64).abi).toMatchObject({ kernel: 'wgmma', arch: 'sm_90a', block: [384, 1, 1], persistent: true });
+    expect(readFileSync(join(dir, 'causal.bf16.d64.cu'), 'utf8')).toContain('attnc_setmaxnreg_inc<224>');
     expect(manifest(96).abi).toMatchObject({ kernel: 'mma', arch: 'sm_90a' });
     expect(attnc('examples/causal.attn', '--target', 'cuda', '--dtype', 'bf16', '--arch', 'sm_80', '-o', dir).status).toBe(0);
     expect(manifest(64).abi).toMatchObject({ kernel: 'mma', arch: 'sm_80' });
