@@ -17,6 +17,12 @@
 // from the producer (which holds no accumulators) to the consumers, so S, O,
 // P and the per-row values stay in registers at 384 threads per block.
 //
+// Persistent (t.persistent, the default at D=64): the block walks work items
+// (query block, head, batch) with a grid stride, heaviest first; both roles
+// keep running stage counters across items, and Q is double-buffered so that
+// the producer loads item n+1's Q, classifies its tiles and fills its first
+// stages while the consumers finish item n and stage its O in their buffer.
+//
 // Why: in the kernel of cuda-wgmma.ts every consumer thread issues its share
 // of each tile's copies and, before that, waits until both warpgroups are done
 // with the stage it refills; here that wait and those copies happen in a warp
