@@ -52,9 +52,15 @@ export interface CudaTiles {
    * over a tile's keys (one tile per thread, a window of 128 tiles at once); 0 where there is no producer.
    */
   scanBatch: number;
+  /**
+   * Warp-specialized wgmma kernel only: every k-th n8 column tile of S takes its exponentials on the FMA pipe
+   * (lang-cuda.ts, attnc_ex2_fma) instead of the special-function unit, which at D=64 is as busy as the tensor
+   * cores; 0: none (the default: not yet measured on a GPU).
+   */
+  fmaExpEvery: number;
 }
 
-export interface TileOverrides { warps?: number; bn?: number; mt?: number; producer?: boolean; stages?: number; overlap?: boolean; ctas?: number; persistent?: boolean; scanBatch?: number }
+export interface TileOverrides { warps?: number; bn?: number; mt?: number; producer?: boolean; stages?: number; overlap?: boolean; ctas?: number; persistent?: boolean; scanBatch?: number; fmaExpEvery?: number }
 
 /** What the schedule needs to know about the spec. */
 export interface TileHints {
@@ -72,7 +78,7 @@ export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides:
     if (headDim % 16 !== 0 || headDim > 256) throw new Error(`cuda f32: head_dim ${headDim} must be a multiple of 16 and at most 256`);
     const bm = 32, bn = 32, stages = 2, stride = headDim + 4;
     const smemBytes = 4 * (bm * stride + 2 * stages * bn * stride + bm * (bn + 1));
-    return { kind: 'simt', bm, bn, warps: 4, mt: 1, threads: 128, stages, stride, smemBytes, producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1, persistent: false, scanBatch: 0 };
+    return { kind: 'simt', bm, bn, warps: 4, mt: 1, threads: 128, stages, stride, smemBytes, producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1, persistent: false, scanBatch: 0, fmaExpEvery: 0 };
   }
   if (headDim % 16 !== 0 || headDim > 256) throw new Error(`cuda ${dtype}: head_dim ${headDim} must be a multiple of 16 and at most 256`);
   // Measured on an H100 (causal, bf16, B2 H16 N16384; scripts/cuda-bench.ts):
@@ -89,7 +95,7 @@ export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides:
   const bn = overrides.bn ?? (headDim <= 128 ? 64 : 32);
   const bm = 16 * mt * warps, stages = 2, stride = headDim + 8;
   const smemBytes = 2 * (bm * stride + 2 * stages * bn * stride);
-  return { kind: 'mma', bm, bn, warps, mt, threads: 32 * warps, stages, stride, smemBytes, producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1, persistent: false, scanBatch: 0 };
+  return { kind: 'mma', bm, bn, warps, mt, threads: 32 * warps, stages, stride, smemBytes, producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1, persistent: false, scanBatch: 0, fmaExpEvery: 0 };
 }
 
 /**
@@ -186,7 +192,9 @@ function wgmmaTiles(headDim: number, o: TileOverrides, hints: TileHints): CudaTi
   if (smemBytes + staticBytes(stages) > smemLimit) throw new Error(`cuda sm_90a: ${smemBytes} bytes of shared memory (and the tables) for BM ${bm}, BN ${bn}, ${stages} stages: more than ${smemLimit / 1024} KiB${ctas > 1 ? ` (${ctas} blocks per SM)` : ''}`);
   const scanBatch = producer ? (o.scanBatch ?? 2) : 0;
   if (producer && !(scanBatch >= 1 && scanBatch <= 16)) throw new Error(`cuda sm_90a: ${scanBatch} table-scan loads in flight: 1 to 16`);
-  return { kind: 'wgmma', bm, bn, warps, mt: 1, threads, stages, stride, smemBytes, producerRegs, consumerRegs, overlap, ctas, persistent, scanBatch };
+  const fmaExpEvery = o.fmaExpEvery ?? 0;
+  if (fmaExpEvery && (!producer || !Number.isInteger(fmaExpEvery) || fmaExpEvery < 1 || fmaExpEvery > bn / 8)) throw new Error(`cuda sm_90a: exponentials on the FMA pipe every ${fmaExpEvery} column tiles: 1 to ${bn / 8}, with a producer warpgroup`);
+  return { kind: 'wgmma', bm, bn, warps, mt: 1, threads, stages, stride, smemBytes, producerRegs, consumerRegs, overlap, ctas, persistent, scanBatch, fmaExpEvery };
 }
 
 /**
