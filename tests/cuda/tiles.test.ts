@@ -62,6 +62,9 @@ describe('cuda tiles: sm_90a defaults', () => {
     const wide = hopper(128);
     expect([wide.persistent, wide.stages, wide.overlap]).toEqual([false, 3, true]);
     expect(() => hopper(64, {}, { producer: false, persistent: true })).toThrow(/needs the producer/);
+    // the snake item order: only where asked, and only for a persistent kernel
+    expect([d64.snakeOrder, hopper(64, {}, { snakeOrder: true }).snakeOrder]).toEqual([false, true]);
+    expect(() => hopper(128, {}, { snakeOrder: true })).toThrow(/snake item order is for a persistent kernel/);
   });
 
   it('exp2 on the FMA pipe: off by default, every k-th of the BN / 8 column tiles where asked, refused outside that range', () => {

@@ -42,7 +42,10 @@ export function renderWgmmaWsKernel(entry: string, spec: SpecCode, t: CudaTiles,
   const nt = bn / 8, halves = headDim / 64, nd = headDim / 8;
   const qBuffers = t.persistent ? 2 : 1;
   // Not persistent: the block's one item, as a loop the compiler can see run once (the registers stay as they were).
-  const itemLoop = `for (int item = item0; item < n_items; ${t.persistent ? 'item += item_stride, ++item_n' : 'item = n_items'}) {`;
+  // Snake (t.snakeOrder): round r of G items goes to the blocks in reverse when r is odd, so a block that took a
+  // round's heaviest item takes the next round's lightest.
+  const next = t.snakeOrder ? '++round, ++item_n, item = round * item_stride + ((round & 1) ? item_stride - 1 - item0 : item0)' : 'item += item_stride, ++item_n';
+  const itemLoop = `for (int ${t.snakeOrder ? 'round = 0, ' : ''}item = item0; item < n_items; ${t.persistent ? next : 'item = n_items'}) {`;
   return `extern "C" __global__ void __launch_bounds__(${threads}, ${t.ctas}) ${entry}(${sig}) {
   constexpr int HEAD_DIM = ${headDim}, BM = ${bm}, BN = ${bn}, STRIDE = ${stride}, STAGES = ${stages}, QBUF = ${qBuffers};
   constexpr int NCONSUMERS = ${consumers};  // consumer threads (warps 0 .. ${consumers / 32 - 1}); the producer warpgroup follows
@@ -54,7 +57,7 @@ ${spec.tableDecls(bm, bn, stages).join('\n')}
   // with the grid [m_blocks, Hq, B] exactly one, ${t.persistent ? `with fewer (abi.persistent: one per SM slot) several in turn.
   // Item i is query block m_blocks - 1 - i / (Hq * B) of every head and batch: the heaviest blocks of a causal
   // mask first, so that each round of G items costs about the same and the static round robin ends evenly
-  // (longest processing time first); a window's short first blocks come last` : 'which this kernel needs (its O staging runs over K\'s first stage)'}. ----
+  // (longest processing time first); a window's short first blocks come last${t.snakeOrder ? '. Odd rounds run in reverse (snake)' : ''}` : 'which this kernel needs (its O staging runs over K\'s first stage)'}. ----
   const int m_blocks = (Nq + BM - 1) / BM, n_items = m_blocks * Hq * B;
   const int item0 = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z)${t.persistent ? ', item_stride = gridDim.x * gridDim.y * gridDim.z' : ''};
 
