@@ -59,9 +59,10 @@ export interface CudaTiles {
    */
   fmaExpEvery: number;
   /**
-   * Persistent kernel only: odd rounds of the item walk run in reverse (block b takes item rG + G - 1 - b),
-   * which a static-schedule model of a causal mask puts at 0.1% over the mean load instead of 3% (bench/README);
-   * off by default: not yet measured on a GPU.
+   * Persistent kernel only: odd rounds of the item walk run in reverse (block b takes item rG + G - 1 - b).
+   * A model of the static schedule (`python3 bench/schedule-model.py`) puts causal's busiest SM at 1.001 of the
+   * mean load instead of 1.031 at B2 N16384 and B8 N4096 (document's ids: 1.076 / 1.105 at N16384, but 1.088 /
+   * 1.031 at N4096); off by default: not yet measured on a GPU.
    */
   snakeOrder: boolean;
 }
