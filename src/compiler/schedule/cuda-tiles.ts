@@ -79,13 +79,16 @@ export interface TileHints {
   tableBytes?: (bm: number, bn: number, stages: number) => number;
 }
 
+/** The fields only the warp-specialized wgmma kernel uses, as the other kernels have them. */
+const NO_WGMMA_EXTRAS = { producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1, persistent: false, scanBatch: 0, fmaExpEvery: 0, snakeOrder: false } as const;
+
 export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides: TileOverrides = {}, arch: 'sm_80' | 'sm_90a' = 'sm_80', hints: TileHints = {}): CudaTiles {
   if (arch === 'sm_90a' && dtype !== 'f32' && (headDim === 64 || headDim === 128)) return wgmmaTiles(headDim, overrides, hints);
   if (dtype === 'f32') {
     if (headDim % 16 !== 0 || headDim > 256) throw new Error(`cuda f32: head_dim ${headDim} must be a multiple of 16 and at most 256`);
     const bm = 32, bn = 32, stages = 2, stride = headDim + 4;
     const smemBytes = 4 * (bm * stride + 2 * stages * bn * stride + bm * (bn + 1));
-    return { kind: 'simt', bm, bn, warps: 4, mt: 1, threads: 128, stages, stride, smemBytes, producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1, persistent: false, scanBatch: 0, fmaExpEvery: 0, snakeOrder: false };
+    return { kind: 'simt', bm, bn, warps: 4, mt: 1, threads: 128, stages, stride, smemBytes, ...NO_WGMMA_EXTRAS };
   }
   if (headDim % 16 !== 0 || headDim > 256) throw new Error(`cuda ${dtype}: head_dim ${headDim} must be a multiple of 16 and at most 256`);
   // Measured on an H100 (causal, bf16, B2 H16 N16384; scripts/cuda-bench.ts):
@@ -102,7 +105,7 @@ export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides:
   const bn = overrides.bn ?? (headDim <= 128 ? 64 : 32);
   const bm = 16 * mt * warps, stages = 2, stride = headDim + 8;
   const smemBytes = 2 * (bm * stride + 2 * stages * bn * stride);
-  return { kind: 'mma', bm, bn, warps, mt, threads: 32 * warps, stages, stride, smemBytes, producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1, persistent: false, scanBatch: 0, fmaExpEvery: 0, snakeOrder: false };
+  return { kind: 'mma', bm, bn, warps, mt, threads: 32 * warps, stages, stride, smemBytes, ...NO_WGMMA_EXTRAS };
 }
 
 /**
@@ -189,10 +192,10 @@ function wgmmaTiles(headDim: number, o: TileOverrides, hints: TileHints): CudaTi
   // and the persistent kernel lost at N1024 even for windows (h200-2026-12-04-persistent-sweep.txt).
   // At D=128 (2 stages next to per-diagonal tables; 3 leave no room for a second Q buffer) it lost:
   // scale_invariant N16384 5.234 / 5.958, causal 4.668 / 4.920 (h200-2026-12-04-persistent-d128.txt).
-  const plain = plan(false);
+  const plain = plan(false), walking = plan(true);
   const persistent = producer && (o.persistent ?? (o.overlap !== false && plain.stages === 3 && plain.overlapFits
-    && plan(true).stages === 3 && plan(true).overlapFits));
-  const { producerRegs, consumerRegs, overlapFits, stages } = persistent ? plan(true) : plain;
+    && walking.stages === 3 && walking.overlapFits));
+  const { producerRegs, consumerRegs, overlapFits, stages } = persistent ? walking : plain;
   if (stages !== 2 && !(producer && stages === 3)) throw new Error(`cuda sm_90a: ${stages} stages: 2, or 3 with a producer warpgroup`);
   const overlap = producer && stages === 3 && (o.overlap ?? overlapFits);
   const smemBytes = dynamicBytes(stages, persistent);
