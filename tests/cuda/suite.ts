@@ -61,14 +61,14 @@ export function longShapes(D: number): Shape[] {
 
 export async function runCase(be: CudaBackend, spec: Spec, dtype: StorageDType, shape: Shape, seed = 1): Promise<CaseResult> {
   const t0 = performance.now();
-  // ATTNC_CUDA_TILES=warps,bn,mt[,producer,stages,overlap,ctas,persistent,fmaExpEvery,snake] checks a non-default tiling of the tensor-core
+  // ATTNC_CUDA_TILES=warps,bn,mt[,producer,stages,overlap,ctas,persistent,snake] checks a non-default tiling of the tensor-core
   // kernel (producer: 1 adds the wgmma kernel's producer warpgroup, 0 drops it; overlap: 1 overlaps softmax and P V;
   // ctas: blocks per SM it is built for; persistent: 1 walks work items with a grid stride, which
-  // ATTNC_CUDA_MAX_BLOCKS=3 makes every block of these small shapes do several times; fmaExpEvery: k takes every
-  // k-th column tile's exp2 on the FMA pipe; snake: 1 walks a persistent kernel's items in snake order).
-  const [warps, bn, mt, producer, stages, overlap, ctas, persistent, fmaExpEvery, snake] = (process.env.ATTNC_CUDA_TILES ?? '').split(',').map((x) => (x ? Number(x) : undefined));
+  // ATTNC_CUDA_MAX_BLOCKS=3 makes every block of these small shapes do several times; snake: 0 walks a
+  // persistent kernel's items in plain round robin instead of the default snake order).
+  const [warps, bn, mt, producer, stages, overlap, ctas, persistent, snake] = (process.env.ATTNC_CUDA_TILES ?? '').split(',').map((x) => (x ? Number(x) : undefined));
   const flag = (x: number | undefined) => (x === undefined ? undefined : x === 1);
-  const tiles = { warps, bn, mt, stages, producer: flag(producer), overlap: flag(overlap), ctas, persistent: flag(persistent), fmaExpEvery, snakeOrder: flag(snake) };
+  const tiles = { warps, bn, mt, stages, producer: flag(producer), overlap: flag(overlap), ctas, persistent: flag(persistent), snakeOrder: flag(snake) };
   // Hopper: the wgmma kernels (unless ATTNC_CUDA_KERNEL=mma)
   const kernel = renderCuda(spec.lowered, { dtype, headDim: shape.D, hash: 'test', version: 'test', tiles, arch: be.codegen().arch });
   const { q, k, v } = randomInputs(shape, seed);

@@ -62,21 +62,9 @@ describe('cuda tiles: sm_90a defaults', () => {
     const wide = hopper(128);
     expect([wide.persistent, wide.stages, wide.overlap]).toEqual([false, 3, true]);
     expect(() => hopper(64, {}, { producer: false, persistent: true })).toThrow(/needs the producer/);
-    // the snake item order: only where asked, and only for a persistent kernel
-    expect([d64.snakeOrder, hopper(64, {}, { snakeOrder: true }).snakeOrder]).toEqual([false, true]);
+    // the snake item order: the default of a persistent kernel, plain round robin where asked, refused for one item per block
+    expect([d64.snakeOrder, hopper(64, {}, { snakeOrder: false }).snakeOrder, wide.snakeOrder]).toEqual([true, false, false]);
     expect(() => hopper(128, {}, { snakeOrder: true })).toThrow(/snake item order is for a persistent kernel/);
-  });
-
-  it('exp2 on the FMA pipe: off by default, every k-th of the BN / 8 column tiles where asked, refused outside that range', () => {
-    expect(hopper(64).fmaExpEvery).toBe(0);
-    expect(hopper(64, {}, { fmaExpEvery: 4 }).fmaExpEvery).toBe(4);
-    expect(() => hopper(64, {}, { fmaExpEvery: 17 })).toThrow(/1 to 16/);
-    expect(() => hopper(64, {}, { fmaExpEvery: 4, producer: false })).toThrow(/with a producer warpgroup/);
-    const src = (every?: number) => renderCuda(loadExamples(['causal'])[0].lowered, { dtype: 'bf16', headDim: 64, hash: 'h', version: 'v', arch: 'sm_90a', tiles: { fmaExpEvery: every } }).source;
-    expect(src()).not.toContain('attnc_ex2_fma');
-    // the helper once, and the choice per unrolled column tile in each of the overlapped loop's two softmaxes
-    expect(src(4).match(/float attnc_ex2_fma\(/g)).toHaveLength(1);
-    expect(src(4).match(/n % 4 == 3 \? attnc_ex2_fma/g)).toHaveLength(4);
   });
 
   it('manifests: which examples are persistent, with the grid a loader should launch', () => {

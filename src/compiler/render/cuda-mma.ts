@@ -180,12 +180,9 @@ ${e.lines.join('\n')}
 }
 
 /** Online softmax over the S accumulators (each row spread over the 4 lanes of a quad); rescales O. */
-export function softmaxCode(mt: number, nt: number, nd: number, deferRescale = false, fmaExpEvery = 0): string {
+export function softmaxCode(mt: number, nt: number, nd: number, deferRescale = false): string {
   // deferRescale: O is still being accumulated by an in-flight P V (cuda-wgmma-ws.ts, overlapped
   // loop); the factors go to alpha_i[] and rescaleCode() applies them once that product is done.
-  // fmaExpEvery = k > 0: every k-th n8 column tile's exponentials run on the FMA pipe (attnc_ex2_fma),
-  // the others on the special-function unit; n is unrolled, so the choice costs no branch.
-  const exp = (x: string) => (fmaExpEvery > 0 ? `(n % ${fmaExpEvery} == ${fmaExpEvery - 1} ? attnc_ex2_fma(${x}) : attnc_ex2(${x}))` : `attnc_ex2(${x})`);
   const rescale = deferRescale
     ? 'alpha_i[i] = alpha;'
     : `#pragma unroll
@@ -205,8 +202,8 @@ export function softmaxCode(mt: number, nt: number, nd: number, deferRescale = f
       float rs = 0.f;
       #pragma unroll
       for (int n = 0; n < ${nt}; ++n) {
-        s[mi][n][2 * h] = ${exp('s[mi][n][2 * h] - m_use')};
-        s[mi][n][2 * h + 1] = ${exp('s[mi][n][2 * h + 1] - m_use')};
+        s[mi][n][2 * h] = attnc_ex2(s[mi][n][2 * h] - m_use);
+        s[mi][n][2 * h + 1] = attnc_ex2(s[mi][n][2 * h + 1] - m_use);
         rs += s[mi][n][2 * h] + s[mi][n][2 * h + 1];
       }
       l_i[i] = l_i[i] * alpha + rs;

@@ -122,7 +122,7 @@ ${indent(spec.rowFill('q0 + warp * 16 + g + 8 * (i & 1)').join('\n'), 2)}
 ${indent(wgmmaConsumerInit(nd), 2)}
       attnc_mbar_wait(bar_q + 8 * qb, (item_n / QBUF) & 1);
 
-${indent(t.overlap ? overlappedLoop(spec, nt, nd, bn, halves, t.fmaExpEvery) : serialLoop(spec, nt, nd, bn, halves, t.fmaExpEvery))}
+${indent(t.overlap ? overlappedLoop(spec, nt, nd, bn, halves) : serialLoop(spec, nt, nd, bn, halves))}
       // Every consumer warpgroup is done with Q (all copies have landed: each stage was waited for)
       // before O is staged over it.
       attnc_bar_sync(1, NCONSUMERS);
@@ -149,7 +149,7 @@ function itemDecode(kvHead: boolean, persistent: boolean): string {
 }
 
 /** One tile at a time: S = Q K^T, softmax, O += P V, each waited for before the next. */
-function serialLoop(spec: SpecCode, nt: number, nd: number, bn: number, halves: number, fmaExpEvery: number): string {
+function serialLoop(spec: SpecCode, nt: number, nd: number, bn: number, halves: number): string {
   return `    for (;; ++k) {
       const int stage = k % STAGES;
       attnc_mbar_wait(bar_full + 8 * stage, (k / STAGES) & 1);
@@ -164,7 +164,7 @@ ${indent(wgmmaQK(nt))}
 
 ${indent(logitsCode(spec, nt, bn, 'slot'))}
 
-${indent(softmaxCode(1, nt, nd, false, fmaExpEvery))}
+${indent(softmaxCode(1, nt, nd, false))}
 
 ${indent(wgmmaPV(bn, halves))}
       attnc_mbar_arrive(bar_empty + 8 * stage);  // this thread is done with the stage
@@ -178,7 +178,7 @@ ${indent(wgmmaPV(bn, halves))}
  * lives in a[][] across the iteration, S of tile k+1 in s[][]: BN/16*4 + BN/2
  * registers on top of O, which is why this needs the consumers' setmaxnreg budget.
  */
-function overlappedLoop(spec: SpecCode, nt: number, nd: number, bn: number, halves: number, fmaExpEvery: number): string {
+function overlappedLoop(spec: SpecCode, nt: number, nd: number, bn: number, halves: number): string {
   return `    unsigned a[${bn / 16}][4];  // P of tile k (the A fragments of its P V)
     float alpha_i[2];
     // The item's first tile: S, logits and softmax, packed into a[][].
@@ -192,7 +192,7 @@ function overlappedLoop(spec: SpecCode, nt: number, nd: number, bn: number, halv
 ${indent(wgmmaQK(nt), 4)}
         attnc_wg_wait<0>();
 ${indent(logitsCode(spec, nt, bn, 'slot'), 4)}
-${indent(softmaxCode(1, nt, nd, false, fmaExpEvery), 4)}
+${indent(softmaxCode(1, nt, nd, false), 4)}
 ${indent(wgmmaPack(bn), 4)}
       }
       for (;; ++k) {
@@ -212,7 +212,7 @@ ${indent(wgmmaPVIssue(bn, halves), 2)}
           const int slot = nslot, stage = nstage;  // the element loop reads tile k + 1's tables
           (void)stage;
 ${indent(logitsCode(spec, nt, bn, 'slot'), 4)}
-${indent(softmaxCode(1, nt, nd, true, fmaExpEvery), 4)}
+${indent(softmaxCode(1, nt, nd, true), 4)}
         }
         attnc_wg_wait<0>();  // P V of tile k is done: its stage goes back, O can be rescaled, a[][] rewritten
         attnc_mbar_arrive(bar_empty + 8 * stage);

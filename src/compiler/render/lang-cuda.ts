@@ -72,26 +72,6 @@ const tableRange1 = (name: 'tmin1' | 'tmax1', which: 'mn' | 'mx') => `__device__
   return ${which};
 }`;
 
-/**
- * 2^x on the FMA pipe (FlashAttention-4's trick): the softmax's exp2 and the tensor cores take the same time per
- * tile at D=64, and the special-function unit that computes ex2.approx is the narrower of the two, so the
- * kernel may compute some of its exponentials here instead (CudaTiles.fmaExpEvery). x + (1.5 * 2^23 + 127)
- * rounds x to an integer j in the low mantissa bits, already biased as an exponent, and shifting those bits up
- * makes 2^j; a degree-4 minimax polynomial gives 2^f on f = x - j in [-0.5, 0.5] (relative error 2.7e-6 in f32,
- * tests/cuda/exp2-fma.test.ts). As ex2.approx.ftz: below -126.5 it gives 0 (so -inf gives 0), NaN stays NaN.
- * For x <= 127 (the softmax's exponents are <= 0).
- */
-export const EX2_FMA = `__device__ __forceinline__ float attnc_ex2_fma(float x) {
-  const float t = x < -127.f ? -127.f : x;  // a select, not fmaxf: NaN must stay NaN
-  const float r = t + 12583039.f;           // 1.5 * 2^23 + 127: round(t) + 127 in the low bits
-  const float f = t - (r - 12583039.f);     // in [-0.5, 0.5]
-  float p = fmaf(0.009570102f, f, 0.05591786f);
-  p = fmaf(p, f, 0.24024744f);
-  p = fmaf(p, f, 0.6931218f);
-  p = fmaf(p, f, 0.9999993f);
-  return p * __int_as_float(__float_as_int(r) << 23);  // 2^round(t) (0 for -127), times 2^f
-}`;
-
 const helpers: Record<string, string> = {
   attnc_idiv: `__device__ __forceinline__ int attnc_idiv(int a, int b) {
   // Truncated division; a zero divisor gives 0 (the DSL's rule).
@@ -115,7 +95,6 @@ const helpers: Record<string, string> = {
   attnc_sign_i32: `__device__ __forceinline__ int attnc_sign_i32(int x) {
   return x > 0 ? 1 : (x < 0 ? -1 : 0);
 }`,
-  attnc_ex2_fma: EX2_FMA,
 };
 
 function literal(value: number | boolean, type: string): string {

@@ -53,21 +53,17 @@ export interface CudaTiles {
    */
   scanBatch: number;
   /**
-   * Warp-specialized wgmma kernel only: every k-th n8 column tile of S takes its exponentials on the FMA pipe
-   * (lang-cuda.ts, attnc_ex2_fma) instead of the special-function unit, which at D=64 is as busy as the tensor
-   * cores; 0: none (the default: not yet measured on a GPU).
-   */
-  fmaExpEvery: number;
-  /**
    * Persistent kernel only: odd rounds of the item walk run in reverse (block b takes item rG + G - 1 - b).
    * A model of the static schedule (`python3 bench/schedule-model.py`) puts causal's busiest SM at 1.001 of the
    * mean load instead of 1.031 at B2 N16384 and B8 N4096 (document's ids: 1.076 / 1.105 at N16384, but 1.088 /
-   * 1.031 at N4096); off by default: not yet measured on a GPU.
+   * 1.031 at N4096). On by default for a persistent kernel: on the H200 at D=64, B2 N16384, causal 2.843 -> 2.746 ms,
+   * alibi 3.379 -> 3.184, softcap 5.819 -> 5.687, scale_invariant 3.538 -> 3.444; N1024 unchanged
+   * (tests/cuda/results/h200-2026-12-04-fma-exp2-snake-sweep.txt).
    */
   snakeOrder: boolean;
 }
 
-export interface TileOverrides { warps?: number; bn?: number; mt?: number; producer?: boolean; stages?: number; overlap?: boolean; ctas?: number; persistent?: boolean; scanBatch?: number; fmaExpEvery?: number; snakeOrder?: boolean }
+export interface TileOverrides { warps?: number; bn?: number; mt?: number; producer?: boolean; stages?: number; overlap?: boolean; ctas?: number; persistent?: boolean; scanBatch?: number; snakeOrder?: boolean }
 
 /** What the schedule needs to know about the spec. */
 export interface TileHints {
@@ -80,7 +76,7 @@ export interface TileHints {
 }
 
 /** The fields only the warp-specialized wgmma kernel uses, as the other kernels have them. */
-const NO_WGMMA_EXTRAS = { producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1, persistent: false, scanBatch: 0, fmaExpEvery: 0, snakeOrder: false } as const;
+const NO_WGMMA_EXTRAS = { producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1, persistent: false, scanBatch: 0, snakeOrder: false } as const;
 
 export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides: TileOverrides = {}, arch: 'sm_80' | 'sm_90a' = 'sm_80', hints: TileHints = {}): CudaTiles {
   if (arch === 'sm_90a' && dtype !== 'f32' && (headDim === 64 || headDim === 128)) return wgmmaTiles(headDim, overrides, hints);
@@ -202,11 +198,9 @@ function wgmmaTiles(headDim: number, o: TileOverrides, hints: TileHints): CudaTi
   if (smemBytes + staticBytes(stages) > smemLimit) throw new Error(`cuda sm_90a: ${smemBytes} bytes of shared memory (and the tables) for BM ${bm}, BN ${bn}, ${stages} stages: more than ${smemLimit / 1024} KiB${ctas > 1 ? ` (${ctas} blocks per SM)` : ''}`);
   const scanBatch = producer ? (o.scanBatch ?? 2) : 0;
   if (producer && !(scanBatch >= 1 && scanBatch <= 16)) throw new Error(`cuda sm_90a: ${scanBatch} table-scan loads in flight: 1 to 16`);
-  const fmaExpEvery = o.fmaExpEvery ?? 0;
-  if (fmaExpEvery && (!producer || !Number.isInteger(fmaExpEvery) || fmaExpEvery < 1 || fmaExpEvery > bn / 8)) throw new Error(`cuda sm_90a: exponentials on the FMA pipe every ${fmaExpEvery} column tiles: 1 to ${bn / 8}, with a producer warpgroup`);
   if (o.snakeOrder && !persistent) throw new Error('cuda sm_90a: the snake item order is for a persistent kernel');
-  const snakeOrder = o.snakeOrder ?? false;
-  return { kind: 'wgmma', bm, bn, warps, mt: 1, threads, stages, stride, smemBytes, producerRegs, consumerRegs, overlap, ctas, persistent, scanBatch, fmaExpEvery, snakeOrder };
+  const snakeOrder = o.snakeOrder ?? persistent;
+  return { kind: 'wgmma', bm, bn, warps, mt: 1, threads, stages, stride, smemBytes, producerRegs, consumerRegs, overlap, ctas, persistent, scanBatch, snakeOrder };
 }
 
 /**

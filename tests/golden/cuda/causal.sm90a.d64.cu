@@ -120,7 +120,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) attnc_causal_bf16_d64(const
   // with the grid [m_blocks, Hq, B] exactly one, with fewer (abi.persistent: one per SM slot) several in turn.
   // Item i is query block m_blocks - 1 - i / (Hq * B) of every head and batch: the heaviest blocks of a causal
   // mask first, so that each round of G items costs about the same and the static round robin ends evenly
-  // (longest processing time first); a window's short first blocks come last. ----
+  // (longest processing time first); a window's short first blocks come last. Odd rounds run in reverse (snake). ----
   const int m_blocks = (Nq + BM - 1) / BM, n_items = m_blocks * Hq * B;
   const int item0 = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z), item_stride = gridDim.x * gridDim.y * gridDim.z;
 
@@ -146,7 +146,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) attnc_causal_bf16_d64(const
     // The staging code below runs on this warpgroup alone: its thread index and count shadow the block's.
     const int tid = threadIdx.x - NCONSUMERS;
     constexpr int NTHREADS = 128;
-    for (int item = item0; item < n_items; item += item_stride, ++item_n) {
+    for (int round = 0, item = item0; item < n_items; ++round, ++item_n, item = round * item_stride + ((round & 1) ? item_stride - 1 - item0 : item0)) {
       const int m_block = m_blocks - 1 - item / (Hq * B), hq = item % Hq, bb = item / Hq % B, hk = hq / (Hq / Hkv);
       const int row0 = m_block * BM;
       const int q0 = row0 + (Nk - Nq);  // q_idx of the item's first row (bottom-right aligned)
@@ -230,7 +230,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) attnc_causal_bf16_d64(const
   } else {
     // ================= consumer warpgroups =================
     attnc_setmaxnreg_inc<224>();
-    for (int item = item0; item < n_items; item += item_stride, ++item_n) {
+    for (int round = 0, item = item0; item < n_items; ++round, ++item_n, item = round * item_stride + ((round & 1) ? item_stride - 1 - item0 : item0)) {
       const int m_block = m_blocks - 1 - item / (Hq * B), hq = item % Hq, bb = item / Hq % B;
       const int row0 = m_block * BM;
       const int q0 = row0 + (Nk - Nq);  // q_idx of the item's first row (bottom-right aligned)
