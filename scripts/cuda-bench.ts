@@ -4,7 +4,7 @@
 //   npx tsx scripts/cuda-bench.ts [--specs causal,scale_invariant] [--dtype bf16] [--D 128]
 //     [--shapes 2x16384,8x4096] [--H 16] [--bench-docs] [--variants 4x64,8x64x1,4x64x2,12x128,8x128p,8x192p3]
 //     (warps x BN x m16-tiles per warp; on Hopper these tile the wgmma kernel, where a
-//     suffix p adds a producer warpgroup, p3 with 3 stages, p3o (po) overlaps softmax with P V, P (p3oP) makes it persistent (items in snake order, the default), Pr walks them in plain round robin, s8 (p3os8) keeps 8 table-scan loads in flight per producer thread, @2 builds for 2 blocks per SM; ATTNC_CUDA_KERNEL=mma: the mma.sync one)
+//     suffix p adds a producer warpgroup, p3 with 3 stages, p3o (po) overlaps softmax with P V, P (p3oP) makes it persistent (items in snake order, the default), Pr walks them in plain round robin, s8 (p3os8) keeps 8 table-scan loads in flight per producer thread, -flt (p3oP-fl) turns the softmax's scale fold (f), lazy rescale (l) or two chains (t) off, +flt on, @2 builds for 2 blocks per SM; ATTNC_CUDA_KERNEL=mma: the mma.sync one)
 //     [--timeout-s 60]  each variant in a process of its own, killed after that long: a kernel that
 //     hangs (a tiling under test) costs one line of the sweep instead of the whole device session
 import { loadExamples } from '../tests/cuda/suite.ts';
@@ -25,10 +25,15 @@ const H = Number(arg('H', '16'));
 const shapes = arg('shapes', '2x16384').split(',').map((s) => s.split('x').map(Number));
 // Document ids as bench/run.py makes them (lengths uniform in N/16..N/4) rather than defaultTables' 1-4 boundaries.
 const benchDocs = process.argv.includes('--bench-docs');
+// The softmax diet's pieces a variant turns off (-) or on (+); the others keep their defaults.
+const diet = (sign: string | undefined, letters: string | undefined) => {
+  const set = (c: string) => (letters?.includes(c) ? sign === '+' : undefined);
+  return { foldScale: set('f'), lazyRescale: set('l'), twoChains: set('t') };
+};
 const variants = arg('variants', '4x64').split(',').map((s) => {
-  const m = /^(\d+)x(\d+)(?:x(\d+))?(p(\d)?(o)?(P)?(r)?(?:s(\d+))?)?(?:@(\d))?$/.exec(s);
-  if (!m) throw new Error(`--variants: ${s}: expected WARPSxBN[xMT][p[STAGES][o][P[r]][sSCAN]][@CTAS]`);
-  return { warps: Number(m[1]), bn: Number(m[2]), mt: Number(m[3] ?? 1), producer: m[4] !== undefined, stages: Number(m[5] ?? 2), overlap: m[6] === 'o', persistent: m[7] === 'P', snakeOrder: m[8] === 'r' ? false : undefined, scanBatch: m[9] === undefined ? undefined : Number(m[9]), ctas: Number(m[10] ?? 1), label: s };
+  const m = /^(\d+)x(\d+)(?:x(\d+))?(p(\d)?(o)?(P)?(r)?(?:s(\d+))?(?:([-+])([flt]+))?)?(?:@(\d))?$/.exec(s);
+  if (!m) throw new Error(`--variants: ${s}: expected WARPSxBN[xMT][p[STAGES][o][P[r]][sSCAN][-flt|+flt]][@CTAS]`);
+  return { warps: Number(m[1]), bn: Number(m[2]), mt: Number(m[3] ?? 1), producer: m[4] !== undefined, stages: Number(m[5] ?? 2), overlap: m[6] === 'o', persistent: m[7] === 'P', snakeOrder: m[8] === 'r' ? false : undefined, scanBatch: m[9] === undefined ? undefined : Number(m[9]), ...diet(m[10], m[11]), ctas: Number(m[12] ?? 1), label: s };
 });
 
 function benchDocIds(n: number, seed: number): Int32Array {
@@ -66,12 +71,12 @@ try {
     const { q, k, v } = randomInputs(shape, 7);
     for (const spec of loadExamples(specs)) {
       const params = Object.fromEntries(spec.lowered.program.params.map((p) => [p.name, p.default]));
-      for (const { warps, bn, mt, producer, stages, overlap, ctas, persistent, snakeOrder, scanBatch, label } of variants) {
+      for (const { warps, bn, mt, producer, stages, overlap, ctas, persistent, snakeOrder, scanBatch, foldScale, lazyRescale, twoChains, label } of variants) {
         const tables = defaultTables(spec.lowered.program.inputs, shape, 7);  // ALiBi slopes, document ids, ...
         if (benchDocs) for (const t of spec.lowered.program.inputs) if (t.elem === 'i32' && t.axis === 'kv_len') tables[t.name] = benchDocIds(N, 1000 + N);
         let kernel, t;
         try {
-          kernel = renderCuda(spec.lowered, { dtype, headDim: D, hash: 'bench', version: 'bench', tiles: { warps, bn, mt, producer, stages, overlap, ctas, persistent, snakeOrder, scanBatch }, arch: be.codegen().arch });
+          kernel = renderCuda(spec.lowered, { dtype, headDim: D, hash: 'bench', version: 'bench', tiles: { warps, bn, mt, producer, stages, overlap, ctas, persistent, snakeOrder, scanBatch, foldScale, lazyRescale, twoChains }, arch: be.codegen().arch });
           t = await be.time(kernel, { ...shape, q, k, v, params, tables }, 20, 3);
         } catch (e) {
           // One variant that does not fit (shared memory, a tile rule) must not end the sweep.

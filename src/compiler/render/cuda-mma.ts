@@ -160,8 +160,10 @@ ${epilogueCode(mt, nd, wr)}
 }
 
 /** Logits (log2 domain) of the S accumulators s[mi][n][r], masked on partial tiles. Shared with the wgmma kernel (same fragment layout). */
-export function elemLoopCode(spec: SpecCode, masked: boolean, mt: number, nt: number, wr: number, bn: number): string {
-  const e = spec.elem(masked, bn);
+export function elemLoopCode(spec: SpecCode, masked: boolean, mt: number, nt: number, wr: number, bn: number, raw = false): string {
+  const e = spec.elem(masked, bn, raw);
+  // Raw dot products need no pass over an unmasked tile.
+  if (raw && !masked) return '      // raw dot products: the scale is folded into the softmax';
   return `      #pragma unroll
       for (int mi = 0; mi < ${mt}; ++mi)
       #pragma unroll
@@ -179,45 +181,101 @@ ${e.lines.join('\n')}
       }`;
 }
 
-/** Online softmax over the S accumulators (each row spread over the 4 lanes of a quad); rescales O. */
-export function softmaxCode(mt: number, nt: number, nd: number, deferRescale = false): string {
-  // deferRescale: O is still being accumulated by an in-flight P V (cuda-wgmma-ws.ts, overlapped
-  // loop); the factors go to alpha_i[] and rescaleCode() applies them once that product is done.
+export interface SoftmaxOptions {
+  /**
+   * O is still being accumulated by an in-flight P V (cuda-wgmma-ws.ts, overlapped loop): the factors
+   * go to alpha_i[] and rescaleCode() applies them once that product is done.
+   */
+  deferRescale?: boolean;
+  /** S holds raw dot products and the logit is a * S + c, a > 0 (SpecCode.foldedScale). */
+  fold?: { a: string; c: string } | null;
+  /**
+   * FlashAttention-4's conditional rescale: a row's reference max moves only when the tile's max
+   * passes it by more than 8 (log2 units). Any reference at least the true max - 8 gives the same
+   * softmax, with P <= 2^8 (no overflow in f32, bf16 or f16), so O and l keep their scale and the
+   * rescale is skipped, by warp, on all but the few tiles that raise a row's max that much.
+   */
+  lazyRescale?: boolean;
+  /** Row max and row sum as two interleaved chains (half the dependent latency of one). */
+  twoChains?: boolean;
+}
+
+/** Online softmax over the S accumulators (each row is spread over the 4 lanes of a quad); rescales O. */
+export function softmaxCode(mt: number, nt: number, nd: number, o: SoftmaxOptions = {}): string {
+  const { deferRescale = false, fold = null, lazyRescale = false, twoChains = false } = o;
   const rescale = deferRescale
     ? 'alpha_i[i] = alpha;'
-    : `#pragma unroll
+    : lazyRescale
+      ? `if (__any_sync(0xffffffffu, alpha != 1.f)) {  // warp-uniform: the rows' references moved
+        #pragma unroll
+        ${scaleO(nd, 'alpha')}
+      }`
+      : `#pragma unroll
       ${scaleO(nd, 'alpha')}`;
+  // The tile's own max (the reference joins it after): where raw dot products are in S, or the reference moves lazily.
+  const tileOnly = twoChains || fold !== null || lazyRescale;
+  const rowMax = twoChains
+    ? `float mx = s[mi][0][2 * h], mx1 = s[mi][0][2 * h + 1];
+      #pragma unroll
+      for (int n = 1; n < ${nt}; ++n) { mx = fmaxf(mx, s[mi][n][2 * h]); mx1 = fmaxf(mx1, s[mi][n][2 * h + 1]); }
+      mx = fmaxf(mx, mx1);`
+    : `float mx = ${tileOnly ? 'ATTNC_NEG_INF' : 'm_i[i]'};
+      #pragma unroll
+      for (int n = 0; n < ${nt}; ++n) mx = fmaxf(mx, fmaxf(s[mi][n][2 * h], s[mi][n][2 * h + 1]));`;
+  // The row max in log2 units (fold: a * max(dot) + c, -inf for a row with nothing kept, as a > 0 is finite).
+  const scaledMax = fold ? `
+      mx = fmaf(mx, ${fold.a}, ${fold.c});  // the row's largest logit: a > 0` : '';
+  const newMax = lazyRescale
+    ? 'const float m_new = mx > m_i[i] + 8.f ? mx : m_i[i];  // the reference moves only by more than 2^8'
+    : `const float m_new = ${tileOnly ? 'fmaxf(m_i[i], mx)' : 'mx'};`;
+  const p = (x: string) => (fold ? `attnc_ex2(fmaf(${x}, ${fold.a}, off))` : `attnc_ex2(${x} - m_use)`);
+  const rowSum = twoChains
+    ? `float rs = 0.f, rs1 = 0.f;
+      #pragma unroll
+      for (int n = 0; n < ${nt}; ++n) {
+        s[mi][n][2 * h] = ${p('s[mi][n][2 * h]')};
+        s[mi][n][2 * h + 1] = ${p('s[mi][n][2 * h + 1]')};
+        rs += s[mi][n][2 * h];
+        rs1 += s[mi][n][2 * h + 1];
+      }
+      rs += rs1;`
+    : `float rs = 0.f;
+      #pragma unroll
+      for (int n = 0; n < ${nt}; ++n) {
+        s[mi][n][2 * h] = ${p('s[mi][n][2 * h]')};
+        s[mi][n][2 * h + 1] = ${p('s[mi][n][2 * h + 1]')};
+        rs += s[mi][n][2 * h] + s[mi][n][2 * h + 1];
+      }`;
   return `    // online softmax (each row is spread over the 4 lanes of a quad)
     #pragma unroll
     for (int i = 0; i < ${2 * mt}; ++i) {
       const int mi = i >> 1, h = i & 1;
-      float mx = m_i[i];
-      #pragma unroll
-      for (int n = 0; n < ${nt}; ++n) mx = fmaxf(mx, fmaxf(s[mi][n][2 * h], s[mi][n][2 * h + 1]));
+      ${rowMax}
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_use = mx == ATTNC_NEG_INF ? 0.f : mx;  // no (-inf) - (-inf)
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));${scaledMax}
+      ${newMax}
+      const float m_use = m_new == ATTNC_NEG_INF ? 0.f : m_new;  // no (-inf) - (-inf)
       const float alpha = attnc_ex2(m_i[i] - m_use);
-      m_i[i] = mx;
-      float rs = 0.f;
-      #pragma unroll
-      for (int n = 0; n < ${nt}; ++n) {
-        s[mi][n][2 * h] = attnc_ex2(s[mi][n][2 * h] - m_use);
-        s[mi][n][2 * h + 1] = attnc_ex2(s[mi][n][2 * h + 1] - m_use);
-        rs += s[mi][n][2 * h] + s[mi][n][2 * h + 1];
-      }
+      m_i[i] = m_new;${fold ? `
+      const float off = ${fold.c === '0.0f' ? '-m_use' : `${fold.c} - m_use`};` : ''}
+      ${rowSum}
       l_i[i] = l_i[i] * alpha + rs;
       ${rescale}
     }`;
 }
 
 /** O *= alpha_i[] per row slot (the deferred half of softmaxCode(..., true)). */
-export function rescaleCode(mt: number, nd: number): string {
-  return `    #pragma unroll
+export function rescaleCode(mt: number, nd: number, lazy = false): string {
+  const loop = `    #pragma unroll
     for (int i = 0; i < ${2 * mt}; ++i) {
       const int mi = i >> 1, h = i & 1;
       #pragma unroll
       ${scaleO(nd, 'alpha_i[i]')}
+    }`;
+  if (!lazy) return loop;
+  const moved = Array.from({ length: 2 * mt }, (_, i) => `alpha_i[${i}] != 1.f`).join(' || ');
+  return `    if (__any_sync(0xffffffffu, ${moved})) {  // warp-uniform: some row's reference moved (lazy rescale)
+${loop.split('\n').map((l) => '  ' + l).join('\n')}
     }`;
 }
 

@@ -91,8 +91,18 @@ export interface SpecCode {
   hasTables: boolean;
   /** Some per-element value depends on q_idx - kv_idx only and is read from a per-diagonal table. */
   diagTables: boolean;
-  /** Per-element code; `value` is the log2-domain logit; `keep` the mask (masked variant only). */
-  elem(masked: boolean, bn: number): { lines: string[]; logit2: string; keep: string };
+  /**
+   * The logit is a * dot + c (log2 units) with a and c the same for the whole block and a > 0
+   * (exp2-feed.ts, aPositive): their expressions, which read head values only. A kernel may then
+   * keep raw dot products in S, take each row's max over them, and fold a and c into the exp2's
+   * FMA (one instruction per element fewer). Null for any other logit.
+   */
+  foldedScale: { a: string; c: string } | null;
+  /**
+   * Per-element code; `logit2` is the log2-domain logit (with `raw`, where foldedScale is set: the
+   * dot product itself); `keep` the mask (masked variant only).
+   */
+  elem(masked: boolean, bn: number, raw?: boolean): { lines: string[]; logit2: string; keep: string };
   /** Table range reads of the tile tests that depend on the query tile only: once per block, before the lambdas. */
   tileQueryLines: string[];
   tileLive: Piece;
@@ -173,14 +183,22 @@ export function buildSpecCode(k: LoweredKernel): SpecCode {
     return out;
   };
 
-  const elem = (masked: boolean, bn: number) => {
+  // a and c of the exp2's FMA, when both are block-uniform and a is provably positive.
+  let foldedScale: SpecCode['foldedScale'] = null;
+  if (feed.affine && feed.aPositive && [feed.a2, feed.c2].every((n) => ['const', 'head'].includes(classOf(n)))) {
+    const e = emitValues([feed.a2, feed.c2], CUDA, names, { known: headKnown, prefix: 'v_f', indent: '' });
+    if (!e.lines.length) foldedScale = { a: e.values[0], c: e.values[1] };
+  }
+
+  const elem = (masked: boolean, bn: number, raw = false) => {
+    if (raw && !foldedScale) throw new Error('internal: raw dot products need a folded scale');
     const known = new Map(headKnown);
     for (const h of plan.row) known.set(h.node, `rw_${h.node.id}[i]`);
     for (const h of plan.col) known.set(h.node, `${tableName(h)}[stage][lc]`);
     for (const h of plan.diag) known.set(h.node, diagSlot(h, `lr - lc + ${bn - 1}`, 'stage'));
     const roots = masked && !maskFree ? [...valueRoots, p.mask] : valueRoots;
     const e = emitValues(roots, CUDA, names, { known, prefix: masked ? 'v_m' : 'v_e', indent: '          ' });
-    const logit2 = affine ? `fmaf(${e.values[0]}, dotv, ${e.values[1]})` : e.values[0];
+    const logit2 = raw ? 'dotv' : affine ? `fmaf(${e.values[0]}, dotv, ${e.values[1]})` : e.values[0];
     const keep = !masked ? 'true' : maskFree ? '(kvi < Nk)' : `((kvi < Nk) && ${e.values[roots.length - 1]})`;
     return { lines: e.lines, logit2, keep };
   };
@@ -208,7 +226,7 @@ export function buildSpecCode(k: LoweredKernel): SpecCode {
     ...p.inputs.map((t) => `const ${ctypeOf(t.elem)}* __restrict__ ${mangle('t', t.name)}`),
   ];
   return {
-    affine, maskFree, paramDecls, headLines, rowDecls, rowFill, tableDecls, tableBytes, tableFill,
+    affine, maskFree, foldedScale, paramDecls, headLines, rowDecls, rowFill, tableDecls, tableBytes, tableFill,
     hasTables: plan.col.length + plan.diag.length > 0,
     diagTables: plan.diag.length > 0,
     elem,

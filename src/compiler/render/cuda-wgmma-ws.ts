@@ -29,7 +29,7 @@
 // that does nothing else, so a consumer blocks only when its next tile has not
 // landed.
 import { kvStaging, type SpecCode } from './cuda-spec.ts';
-import { elemLoopCode, epilogueCode, rescaleCode, softmaxCode } from './cuda-mma.ts';
+import { elemLoopCode, epilogueCode, rescaleCode, softmaxCode, type SoftmaxOptions } from './cuda-mma.ts';
 import { wgmmaQElems, type CudaTiles } from '../schedule/cuda-tiles.ts';
 import { stageDesc, wgmmaConsumerInit, wgmmaKvDst, wgmmaPack, wgmmaPV, wgmmaPVIssue, wgmmaQK, wgmmaQLoad, wgmmaSmem, wgmmaStageDescs } from './cuda-wgmma.ts';
 
@@ -41,6 +41,8 @@ export function renderWgmmaWsKernel(entry: string, spec: SpecCode, t: CudaTiles,
   const consumers = threads - PRODUCER_THREADS;
   const nt = bn / 8, halves = headDim / 64, nd = headDim / 8;
   const qBuffers = t.persistent ? 2 : 1;
+  // The softmax's instruction diet (cuda-mma.ts, SoftmaxOptions): at D=64 the loop is bound by FP32/ALU issue.
+  const sm: SoftmaxOptions = { fold: t.foldScale ? spec.foldedScale : null, lazyRescale: t.lazyRescale, twoChains: t.twoChains };
   // Not persistent: the block's one item, as a loop the compiler can see run once (the registers stay as they were).
   // Snake (t.snakeOrder): round r of G items goes to the blocks in reverse when r is odd, so a block that took a
   // round's heaviest item takes the next round's lightest.
@@ -122,7 +124,7 @@ ${indent(spec.rowFill('q0 + warp * 16 + g + 8 * (i & 1)').join('\n'), 2)}
 ${indent(wgmmaConsumerInit(nd), 2)}
       attnc_mbar_wait(bar_q + 8 * qb, (item_n / QBUF) & 1);
 
-${indent(t.overlap ? overlappedLoop(spec, nt, nd, bn, halves) : serialLoop(spec, nt, nd, bn, halves))}
+${indent(t.overlap ? overlappedLoop(spec, nt, nd, bn, halves, sm) : serialLoop(spec, nt, nd, bn, halves, sm))}
       // Every consumer warpgroup is done with Q (all copies have landed: each stage was waited for)
       // before O is staged over it.
       attnc_bar_sync(1, NCONSUMERS);
@@ -149,7 +151,7 @@ function itemDecode(kvHead: boolean, persistent: boolean): string {
 }
 
 /** One tile at a time: S = Q K^T, softmax, O += P V, each waited for before the next. */
-function serialLoop(spec: SpecCode, nt: number, nd: number, bn: number, halves: number): string {
+function serialLoop(spec: SpecCode, nt: number, nd: number, bn: number, halves: number, sm: SoftmaxOptions): string {
   return `    for (;; ++k) {
       const int stage = k % STAGES;
       attnc_mbar_wait(bar_full + 8 * stage, (k / STAGES) & 1);
@@ -162,9 +164,9 @@ ${indent(wgmmaStageDescs)}
 ${indent(wgmmaQK(nt))}
       attnc_wg_wait<0>();
 
-${indent(logitsCode(spec, nt, bn, 'slot'))}
+${indent(logitsCode(spec, nt, bn, 'slot', sm.fold != null))}
 
-${indent(softmaxCode(1, nt, nd, false))}
+${indent(softmaxCode(1, nt, nd, sm))}
 
 ${indent(wgmmaPV(bn, halves))}
       attnc_mbar_arrive(bar_empty + 8 * stage);  // this thread is done with the stage
@@ -178,7 +180,7 @@ ${indent(wgmmaPV(bn, halves))}
  * lives in a[][] across the iteration, S of tile k+1 in s[][]: BN/16*4 + BN/2
  * registers on top of O, which is why this needs the consumers' setmaxnreg budget.
  */
-function overlappedLoop(spec: SpecCode, nt: number, nd: number, bn: number, halves: number): string {
+function overlappedLoop(spec: SpecCode, nt: number, nd: number, bn: number, halves: number, sm: SoftmaxOptions): string {
   return `    unsigned a[${bn / 16}][4];  // P of tile k (the A fragments of its P V)
     float alpha_i[2];
     // The item's first tile: S, logits and softmax, packed into a[][].
@@ -191,8 +193,8 @@ function overlappedLoop(spec: SpecCode, nt: number, nd: number, bn: number, halv
         const unsigned long long k_desc = ${stageDesc('k', 'stage')};
 ${indent(wgmmaQK(nt), 4)}
         attnc_wg_wait<0>();
-${indent(logitsCode(spec, nt, bn, 'slot'), 4)}
-${indent(softmaxCode(1, nt, nd, false), 4)}
+${indent(logitsCode(spec, nt, bn, 'slot', sm.fold != null), 4)}
+${indent(softmaxCode(1, nt, nd, sm), 4)}
 ${indent(wgmmaPack(bn), 4)}
       }
       for (;; ++k) {
@@ -211,12 +213,12 @@ ${indent(wgmmaPVIssue(bn, halves), 2)}
           const int kv0 = (nslot >> 1) * BN;
           const int slot = nslot, stage = nstage;  // the element loop reads tile k + 1's tables
           (void)stage;
-${indent(logitsCode(spec, nt, bn, 'slot'), 4)}
-${indent(softmaxCode(1, nt, nd, true), 4)}
+${indent(logitsCode(spec, nt, bn, 'slot', sm.fold != null), 4)}
+${indent(softmaxCode(1, nt, nd, { ...sm, deferRescale: true }), 4)}
         }
         attnc_wg_wait<0>();  // P V of tile k is done: its stage goes back, O can be rescaled, a[][] rewritten
         attnc_mbar_arrive(bar_empty + 8 * stage);
-${indent(rescaleCode(1, nd), 2)}
+${indent(rescaleCode(1, nd, sm.lazyRescale), 2)}
 ${indent(wgmmaPack(bn), 2)}
       }
       // The last tile's O += P V.
@@ -232,12 +234,12 @@ ${indent(wgmmaPVIssue(bn, halves), 1)}
 }
 
 /** The element loop: the mask per element only where the producer's tile test said partial (slot & 1). */
-function logitsCode(spec: SpecCode, nt: number, bn: number, slot: string): string {
+function logitsCode(spec: SpecCode, nt: number, bn: number, slot: string, raw: boolean): string {
   return `    // logits in the log2 domain; the mask only where the producer's tile test said partial
     if (${slot} & 1) {
-${elemLoopCode(spec, true, 1, nt, 16, bn)}
+${elemLoopCode(spec, true, 1, nt, 16, bn, raw)}
     } else {
-${elemLoopCode(spec, false, 1, nt, 16, bn)}
+${elemLoopCode(spec, false, 1, nt, 16, bn, raw)}
     }`;
 }
 

@@ -61,7 +61,7 @@ export function renderCuda(k: LoweredKernel, opts: CudaRenderOptions): CompiledK
   const p = k.program;
   const spec = buildSpecCode(k);
   const tableTileTest = spec.tilePerThread !== null;
-  const hints = { tableTileTest, diagTables: spec.diagTables, tableBytes: spec.tableBytes };
+  const hints = { tableTileTest, diagTables: spec.diagTables, tableBytes: spec.tableBytes, foldedScale: spec.foldedScale !== null };
   const tiles = chooseCudaTiles(dtype, headDim, opts.tiles, opts.arch, hints);
   // Explicit tiles (tuning, tests) mean exactly that kernel; otherwise a spec may get a short-row variant too.
   const short = opts.tiles ? null : shortRowTiles(dtype, headDim, opts.arch ?? 'sm_80', hints);

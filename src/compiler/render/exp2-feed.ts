@@ -15,7 +15,12 @@ import { hoistInvariantFactors } from '../passes/invariant-factors.ts';
 const LOG2E = Math.LOG2E;
 const CAP = 1e38;
 
-export type Exp2Feed = { affine: true; a2: Node; c2: Node } | { affine: false; logit2: Node };
+/**
+ * aPositive: a2 is > 0 for every head and input (provably, from its expression), so the row's largest
+ * logit is a2 times its largest dot product plus c2, and a kernel may take the row max over raw dot
+ * products and fold a2 into the exp2's FMA (cuda-wgmma-ws.ts).
+ */
+export type Exp2Feed = { affine: true; a2: Node; c2: Node; aPositive: boolean } | { affine: false; logit2: Node };
 
 export function exp2Feed(k: LoweredKernel): Exp2Feed {
   const f = k.program.factory;
@@ -29,7 +34,8 @@ export function exp2Feed(k: LoweredKernel): Exp2Feed {
     // |a| capped too, so that a * dot stays finite for any sane dot product.
     const a2 = upTo(cap(scaled(affine.a)), -CAP, false);
     // Folded, so constant and per-head factors stay literals in the kernel.
-    return { affine: true, a2: foldNode(a2, f), c2: foldNode(cap(scaled(affine.c)), f) };
+    // Both caps keep a positive a2 positive (min(x, 1e38) and max(x, -1e38) of an x > 0), so the sign is read before them.
+    return { affine: true, a2: foldNode(a2, f), c2: foldNode(cap(scaled(affine.c)), f), aPositive: isPositive(foldNode(scaled(affine.a), f)) };
   }
   return { affine: false, logit2: foldNode(cap(scaled(k.program.logit)), f) };
 }
@@ -41,4 +47,40 @@ export function exp2Feed(k: LoweredKernel): Exp2Feed {
  */
 export function inLog2Units(x: Node, f: IrFactory): Node {
   return foldNode(hoistInvariantFactors(f.make('mul', 'f32', [x, f.num(LOG2E, 'f32')]), f), f);
+}
+
+/**
+ * Whether x > 0 for every input, by its form (f32, flushed denormals and NaN included): a lower bound
+ * well above f32's smallest normal, through non-negative literals and head_dim and the casts, square
+ * roots, sums, products, quotients, minima, maxima and selects of them. Conservative: false where it
+ * cannot tell (a parameter; exp, which may underflow to 0).
+ */
+export function isPositive(x: Node): boolean {
+  const r = nonNegativeRange(x);
+  return r !== null && r[0] >= 1e-30;
+}
+
+/** [lo, hi] with 0 <= lo, for the forms isPositive follows; null for any other. */
+function nonNegativeRange(x: Node): [number, number] | null {
+  const two = (): [[number, number], [number, number]] | null => {
+    const a = nonNegativeRange(x.args[0]), b = nonNegativeRange(x.args[1]);
+    return a && b ? [a, b] : null;
+  };
+  switch (x.op) {
+    case 'const': return typeof x.value === 'number' && x.value >= 0 ? [x.value, x.value] : null;
+    case 'builtin': return x.name === 'head_dim' ? [1, 65536] : null;
+    case 'cast': return nonNegativeRange(x.args[0]);
+    case 'sqrt': { const a = nonNegativeRange(x.args[0]); return a && [Math.sqrt(a[0]), Math.sqrt(a[1])]; }
+    case 'rsqrt': { const a = nonNegativeRange(x.args[0]); return a && a[0] > 0 ? [1 / Math.sqrt(a[1]), 1 / Math.sqrt(a[0])] : null; }
+    case 'add': { const t = two(); return t && [t[0][0] + t[1][0], t[0][1] + t[1][1]]; }
+    case 'mul': { const t = two(); return t && [t[0][0] * t[1][0], t[0][1] * t[1][1]]; }
+    case 'div': { const t = two(); return t && t[1][0] > 0 ? [t[0][0] / t[1][1], t[0][1] / t[1][0]] : null; }
+    case 'min': { const t = two(); return t && [Math.min(t[0][0], t[1][0]), Math.min(t[0][1], t[1][1])]; }
+    case 'max': { const t = two(); return t && [Math.max(t[0][0], t[1][0]), Math.max(t[0][1], t[1][1])]; }
+    case 'select': {
+      const a = nonNegativeRange(x.args[1]), b = nonNegativeRange(x.args[2]);
+      return a && b ? [Math.min(a[0], b[0]), Math.max(a[1], b[1])] : null;
+    }
+    default: return null;
+  }
 }

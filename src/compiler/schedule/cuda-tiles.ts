@@ -61,9 +61,18 @@ export interface CudaTiles {
    * (tests/cuda/results/h200-2026-12-04-fma-exp2-snake-sweep.txt).
    */
   snakeOrder: boolean;
+  /**
+   * Warp-specialized wgmma kernel only, the softmax's instruction diet (cuda-mma.ts, SoftmaxOptions):
+   * foldScale keeps raw dot products in S and folds the logit's scale into the exp2's FMA where the spec
+   * allows it (SpecCode.foldedScale); lazyRescale moves a row's reference max only by more than 2^8;
+   * twoChains splits the row max and sum into two dependency chains.
+   */
+  foldScale: boolean;
+  lazyRescale: boolean;
+  twoChains: boolean;
 }
 
-export interface TileOverrides { warps?: number; bn?: number; mt?: number; producer?: boolean; stages?: number; overlap?: boolean; ctas?: number; persistent?: boolean; scanBatch?: number; snakeOrder?: boolean }
+export interface TileOverrides { warps?: number; bn?: number; mt?: number; producer?: boolean; stages?: number; overlap?: boolean; ctas?: number; persistent?: boolean; scanBatch?: number; snakeOrder?: boolean; foldScale?: boolean; lazyRescale?: boolean; twoChains?: boolean }
 
 /** What the schedule needs to know about the spec. */
 export interface TileHints {
@@ -73,10 +82,12 @@ export interface TileHints {
   diagTables?: boolean;
   /** Static shared memory of the spec's tables for a tiling (they sit next to the dynamic K/V stages). */
   tableBytes?: (bm: number, bn: number, stages: number) => number;
+  /** The logit's scale can fold into the exp2 (SpecCode.foldedScale: block-uniform a > 0 and c). */
+  foldedScale?: boolean;
 }
 
 /** The fields only the warp-specialized wgmma kernel uses, as the other kernels have them. */
-const NO_WGMMA_EXTRAS = { producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1, persistent: false, scanBatch: 0, snakeOrder: false } as const;
+const NO_WGMMA_EXTRAS = { producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1, persistent: false, scanBatch: 0, snakeOrder: false, foldScale: false, lazyRescale: false, twoChains: false } as const;
 
 export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides: TileOverrides = {}, arch: 'sm_80' | 'sm_90a' = 'sm_80', hints: TileHints = {}): CudaTiles {
   if (arch === 'sm_90a' && dtype !== 'f32' && (headDim === 64 || headDim === 128)) return wgmmaTiles(headDim, overrides, hints);
@@ -200,7 +211,23 @@ function wgmmaTiles(headDim: number, o: TileOverrides, hints: TileHints): CudaTi
   if (producer && !(scanBatch >= 1 && scanBatch <= 16)) throw new Error(`cuda sm_90a: ${scanBatch} table-scan loads in flight: 1 to 16`);
   if (o.snakeOrder && !persistent) throw new Error('cuda sm_90a: the snake item order is for a persistent kernel');
   const snakeOrder = o.snakeOrder ?? persistent;
-  return { kind: 'wgmma', bm, bn, warps, mt: 1, threads, stages, stride, smemBytes, producerRegs, consumerRegs, overlap, ctas, persistent, scanBatch, snakeOrder };
+  // The softmax's instruction diet, each piece where a same-run A/B on the H200 said it pays (bf16, B2 N16384, ms;
+  // tests/cuda/results/h200-2026-12-04-softmax-diet-sweep.txt):
+  //   fold:        raw dot products in S, the scale in the exp2's FMA. Causal D=64 2.764 -> 2.596 (fold alone),
+  //                sliding_window D=128 0.740 -> 0.725 (with lazy rescale); but document lost with it (D=64
+  //                1.109 -> 1.152, D=128 N4096 0.671 -> 0.719), so not where a table-scanning producer runs.
+  //   lazy:        pays at D=128, where O's rescale is 64 multiplies a row slot: causal 4.552 -> 4.333, alibi
+  //                5.117 -> 4.962, softcap 7.500 -> 7.348; at D=64 it lost (alibi 3.167 -> 3.328, causal
+  //                2.596 -> 2.643), its vote and branch costing more than 32 multiplies.
+  //   two chains:  lost at D=128 (causal 4.333 -> 4.164 without) and for causal at D=64 (2.596 with one chain,
+  //                2.679 with two); won a little at D=64 where the logit does not fold (scale_invariant 3.455 ->
+  //                3.377, alibi 3.192 -> 3.167, softcap 5.694 -> 5.654).
+  // Not kept: FlashAttention-3's pingpong (the consumer warpgroups taking turns at the tensor cores through
+  // named barriers): causal D=128 4.287 -> 4.533, D=64 2.699 -> 2.743.
+  const foldScale = o.foldScale ?? !hints.tableTileTest;
+  const lazyRescale = o.lazyRescale ?? headDim >= 128;
+  const twoChains = o.twoChains ?? (headDim <= 64 && !(foldScale && hints.foldedScale));
+  return { kind: 'wgmma', bm, bn, warps, mt: 1, threads, stages, stride, smemBytes, producerRegs, consumerRegs, overlap, ctas, persistent, scanBatch, snakeOrder, foldScale, lazyRescale, twoChains };
 }
 
 /**

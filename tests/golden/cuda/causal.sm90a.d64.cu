@@ -296,43 +296,32 @@ extern "C" __global__ void __launch_bounds__(384, 1) attnc_causal_bf16_d64(const
                     const float dotv = s[mi][n][r];
                     (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
 
-                    s[mi][n][r] = ((kvi < Nk) && (kvi <= qi)) ? fmaf(hv_26, dotv, 0.0f) : ATTNC_NEG_INF;
+                    s[mi][n][r] = ((kvi < Nk) && (kvi <= qi)) ? dotv : ATTNC_NEG_INF;
                   }
                 }
               } else {
-                #pragma unroll
-                for (int mi = 0; mi < 1; ++mi)
-                #pragma unroll
-                for (int n = 0; n < 16; ++n) {
-                  #pragma unroll
-                  for (int r = 0; r < 4; ++r) {
-                    const int i = 2 * mi + (r >> 1);
-                    const int lr = warp * 16 + mi * 16 + g + 8 * (r >> 1), lc = n * 8 + 2 * t4 + (r & 1);
-                    const int qi = q0 + lr, kvi = kv0 + lc;
-                    const float dotv = s[mi][n][r];
-                    (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
-
-                    s[mi][n][r] = fmaf(hv_26, dotv, 0.0f);
-                  }
-                }
+                // raw dot products: the scale is folded into the softmax
               }
               // online softmax (each row is spread over the 4 lanes of a quad)
               #pragma unroll
               for (int i = 0; i < 2; ++i) {
                 const int mi = i >> 1, h = i & 1;
-                float mx = m_i[i];
+                float mx = ATTNC_NEG_INF;
                 #pragma unroll
                 for (int n = 0; n < 16; ++n) mx = fmaxf(mx, fmaxf(s[mi][n][2 * h], s[mi][n][2 * h + 1]));
                 mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
                 mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-                const float m_use = mx == ATTNC_NEG_INF ? 0.f : mx;  // no (-inf) - (-inf)
+                mx = fmaf(mx, hv_26, 0.0f);  // the row's largest logit: a > 0
+                const float m_new = fmaxf(m_i[i], mx);
+                const float m_use = m_new == ATTNC_NEG_INF ? 0.f : m_new;  // no (-inf) - (-inf)
                 const float alpha = attnc_ex2(m_i[i] - m_use);
-                m_i[i] = mx;
+                m_i[i] = m_new;
+                const float off = -m_use;
                 float rs = 0.f;
                 #pragma unroll
                 for (int n = 0; n < 16; ++n) {
-                  s[mi][n][2 * h] = attnc_ex2(s[mi][n][2 * h] - m_use);
-                  s[mi][n][2 * h + 1] = attnc_ex2(s[mi][n][2 * h + 1] - m_use);
+                  s[mi][n][2 * h] = attnc_ex2(fmaf(s[mi][n][2 * h], hv_26, off));
+                  s[mi][n][2 * h + 1] = attnc_ex2(fmaf(s[mi][n][2 * h + 1], hv_26, off));
                   rs += s[mi][n][2 * h] + s[mi][n][2 * h + 1];
                 }
                 l_i[i] = l_i[i] * alpha + rs;
@@ -390,43 +379,32 @@ extern "C" __global__ void __launch_bounds__(384, 1) attnc_causal_bf16_d64(const
                     const float dotv = s[mi][n][r];
                     (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
 
-                    s[mi][n][r] = ((kvi < Nk) && (kvi <= qi)) ? fmaf(hv_26, dotv, 0.0f) : ATTNC_NEG_INF;
+                    s[mi][n][r] = ((kvi < Nk) && (kvi <= qi)) ? dotv : ATTNC_NEG_INF;
                   }
                 }
               } else {
-                #pragma unroll
-                for (int mi = 0; mi < 1; ++mi)
-                #pragma unroll
-                for (int n = 0; n < 16; ++n) {
-                  #pragma unroll
-                  for (int r = 0; r < 4; ++r) {
-                    const int i = 2 * mi + (r >> 1);
-                    const int lr = warp * 16 + mi * 16 + g + 8 * (r >> 1), lc = n * 8 + 2 * t4 + (r & 1);
-                    const int qi = q0 + lr, kvi = kv0 + lc;
-                    const float dotv = s[mi][n][r];
-                    (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
-
-                    s[mi][n][r] = fmaf(hv_26, dotv, 0.0f);
-                  }
-                }
+                // raw dot products: the scale is folded into the softmax
               }
               // online softmax (each row is spread over the 4 lanes of a quad)
               #pragma unroll
               for (int i = 0; i < 2; ++i) {
                 const int mi = i >> 1, h = i & 1;
-                float mx = m_i[i];
+                float mx = ATTNC_NEG_INF;
                 #pragma unroll
                 for (int n = 0; n < 16; ++n) mx = fmaxf(mx, fmaxf(s[mi][n][2 * h], s[mi][n][2 * h + 1]));
                 mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
                 mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-                const float m_use = mx == ATTNC_NEG_INF ? 0.f : mx;  // no (-inf) - (-inf)
+                mx = fmaf(mx, hv_26, 0.0f);  // the row's largest logit: a > 0
+                const float m_new = fmaxf(m_i[i], mx);
+                const float m_use = m_new == ATTNC_NEG_INF ? 0.f : m_new;  // no (-inf) - (-inf)
                 const float alpha = attnc_ex2(m_i[i] - m_use);
-                m_i[i] = mx;
+                m_i[i] = m_new;
+                const float off = -m_use;
                 float rs = 0.f;
                 #pragma unroll
                 for (int n = 0; n < 16; ++n) {
-                  s[mi][n][2 * h] = attnc_ex2(s[mi][n][2 * h] - m_use);
-                  s[mi][n][2 * h + 1] = attnc_ex2(s[mi][n][2 * h + 1] - m_use);
+                  s[mi][n][2 * h] = attnc_ex2(fmaf(s[mi][n][2 * h], hv_26, off));
+                  s[mi][n][2 * h + 1] = attnc_ex2(fmaf(s[mi][n][2 * h + 1], hv_26, off));
                   rs += s[mi][n][2 * h] + s[mi][n][2 * h + 1];
                 }
                 l_i[i] = l_i[i] * alpha + rs;

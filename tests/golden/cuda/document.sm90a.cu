@@ -424,14 +424,15 @@ extern "C" __global__ void __launch_bounds__(384, 1) attnc_document_bf16_d128(co
         #pragma unroll
         for (int i = 0; i < 2; ++i) {
           const int mi = i >> 1, h = i & 1;
-          float mx = m_i[i];
+          float mx = ATTNC_NEG_INF;
           #pragma unroll
           for (int n = 0; n < 16; ++n) mx = fmaxf(mx, fmaxf(s[mi][n][2 * h], s[mi][n][2 * h + 1]));
           mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
           mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-          const float m_use = mx == ATTNC_NEG_INF ? 0.f : mx;  // no (-inf) - (-inf)
+          const float m_new = mx > m_i[i] + 8.f ? mx : m_i[i];  // the reference moves only by more than 2^8
+          const float m_use = m_new == ATTNC_NEG_INF ? 0.f : m_new;  // no (-inf) - (-inf)
           const float alpha = attnc_ex2(m_i[i] - m_use);
-          m_i[i] = mx;
+          m_i[i] = m_new;
           float rs = 0.f;
           #pragma unroll
           for (int n = 0; n < 16; ++n) {
@@ -440,8 +441,10 @@ extern "C" __global__ void __launch_bounds__(384, 1) attnc_document_bf16_d128(co
             rs += s[mi][n][2 * h] + s[mi][n][2 * h + 1];
           }
           l_i[i] = l_i[i] * alpha + rs;
-          #pragma unroll
-          for (int n = 0; n < 16; ++n) { o[mi][n][2 * h] *= alpha; o[mi][n][2 * h + 1] *= alpha; }
+          if (__any_sync(0xffffffffu, alpha != 1.f)) {  // warp-uniform: the rows' references moved
+            #pragma unroll
+            for (int n = 0; n < 16; ++n) { o[mi][n][2 * h] *= alpha; o[mi][n][2 * h + 1] *= alpha; }
+          }
         }
 
         // O += P V: the S accumulators of two n8 tiles are the A fragment of one k16 step
@@ -760,14 +763,15 @@ extern "C" __global__ void __launch_bounds__(256, 2) attnc_document_bf16_d128_sh
         #pragma unroll
         for (int i = 0; i < 2; ++i) {
           const int mi = i >> 1, h = i & 1;
-          float mx = m_i[i];
+          float mx = ATTNC_NEG_INF;
           #pragma unroll
           for (int n = 0; n < 8; ++n) mx = fmaxf(mx, fmaxf(s[mi][n][2 * h], s[mi][n][2 * h + 1]));
           mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
           mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-          const float m_use = mx == ATTNC_NEG_INF ? 0.f : mx;  // no (-inf) - (-inf)
+          const float m_new = mx > m_i[i] + 8.f ? mx : m_i[i];  // the reference moves only by more than 2^8
+          const float m_use = m_new == ATTNC_NEG_INF ? 0.f : m_new;  // no (-inf) - (-inf)
           const float alpha = attnc_ex2(m_i[i] - m_use);
-          m_i[i] = mx;
+          m_i[i] = m_new;
           float rs = 0.f;
           #pragma unroll
           for (int n = 0; n < 8; ++n) {
@@ -776,8 +780,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) attnc_document_bf16_d128_sh
             rs += s[mi][n][2 * h] + s[mi][n][2 * h + 1];
           }
           l_i[i] = l_i[i] * alpha + rs;
-          #pragma unroll
-          for (int n = 0; n < 16; ++n) { o[mi][n][2 * h] *= alpha; o[mi][n][2 * h + 1] *= alpha; }
+          if (__any_sync(0xffffffffu, alpha != 1.f)) {  // warp-uniform: the rows' references moved
+            #pragma unroll
+            for (int n = 0; n < 16; ++n) { o[mi][n][2 * h] *= alpha; o[mi][n][2 * h + 1] *= alpha; }
+          }
         }
 
         // O += P V: the S accumulators of two n8 tiles are the A fragment of one k16 step

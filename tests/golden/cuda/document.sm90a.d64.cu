@@ -425,21 +425,25 @@ extern "C" __global__ void __launch_bounds__(384, 1) attnc_document_bf16_d64(con
               #pragma unroll
               for (int i = 0; i < 2; ++i) {
                 const int mi = i >> 1, h = i & 1;
-                float mx = m_i[i];
+                float mx = s[mi][0][2 * h], mx1 = s[mi][0][2 * h + 1];
                 #pragma unroll
-                for (int n = 0; n < 16; ++n) mx = fmaxf(mx, fmaxf(s[mi][n][2 * h], s[mi][n][2 * h + 1]));
+                for (int n = 1; n < 16; ++n) { mx = fmaxf(mx, s[mi][n][2 * h]); mx1 = fmaxf(mx1, s[mi][n][2 * h + 1]); }
+                mx = fmaxf(mx, mx1);
                 mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
                 mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-                const float m_use = mx == ATTNC_NEG_INF ? 0.f : mx;  // no (-inf) - (-inf)
+                const float m_new = fmaxf(m_i[i], mx);
+                const float m_use = m_new == ATTNC_NEG_INF ? 0.f : m_new;  // no (-inf) - (-inf)
                 const float alpha = attnc_ex2(m_i[i] - m_use);
-                m_i[i] = mx;
-                float rs = 0.f;
+                m_i[i] = m_new;
+                float rs = 0.f, rs1 = 0.f;
                 #pragma unroll
                 for (int n = 0; n < 16; ++n) {
                   s[mi][n][2 * h] = attnc_ex2(s[mi][n][2 * h] - m_use);
                   s[mi][n][2 * h + 1] = attnc_ex2(s[mi][n][2 * h + 1] - m_use);
-                  rs += s[mi][n][2 * h] + s[mi][n][2 * h + 1];
+                  rs += s[mi][n][2 * h];
+                  rs1 += s[mi][n][2 * h + 1];
                 }
+                rs += rs1;
                 l_i[i] = l_i[i] * alpha + rs;
                 #pragma unroll
                 for (int n = 0; n < 8; ++n) { o[mi][n][2 * h] *= alpha; o[mi][n][2 * h + 1] *= alpha; }
@@ -519,21 +523,25 @@ extern "C" __global__ void __launch_bounds__(384, 1) attnc_document_bf16_d64(con
               #pragma unroll
               for (int i = 0; i < 2; ++i) {
                 const int mi = i >> 1, h = i & 1;
-                float mx = m_i[i];
+                float mx = s[mi][0][2 * h], mx1 = s[mi][0][2 * h + 1];
                 #pragma unroll
-                for (int n = 0; n < 16; ++n) mx = fmaxf(mx, fmaxf(s[mi][n][2 * h], s[mi][n][2 * h + 1]));
+                for (int n = 1; n < 16; ++n) { mx = fmaxf(mx, s[mi][n][2 * h]); mx1 = fmaxf(mx1, s[mi][n][2 * h + 1]); }
+                mx = fmaxf(mx, mx1);
                 mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
                 mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-                const float m_use = mx == ATTNC_NEG_INF ? 0.f : mx;  // no (-inf) - (-inf)
+                const float m_new = fmaxf(m_i[i], mx);
+                const float m_use = m_new == ATTNC_NEG_INF ? 0.f : m_new;  // no (-inf) - (-inf)
                 const float alpha = attnc_ex2(m_i[i] - m_use);
-                m_i[i] = mx;
-                float rs = 0.f;
+                m_i[i] = m_new;
+                float rs = 0.f, rs1 = 0.f;
                 #pragma unroll
                 for (int n = 0; n < 16; ++n) {
                   s[mi][n][2 * h] = attnc_ex2(s[mi][n][2 * h] - m_use);
                   s[mi][n][2 * h + 1] = attnc_ex2(s[mi][n][2 * h + 1] - m_use);
-                  rs += s[mi][n][2 * h] + s[mi][n][2 * h + 1];
+                  rs += s[mi][n][2 * h];
+                  rs1 += s[mi][n][2 * h + 1];
                 }
+                rs += rs1;
                 l_i[i] = l_i[i] * alpha + rs;
                 alpha_i[i] = alpha;
               }
@@ -830,9 +838,10 @@ extern "C" __global__ void __launch_bounds__(128, 1) attnc_document_bf16_d64_sho
       for (int n = 0; n < 8; ++n) mx = fmaxf(mx, fmaxf(s[mi][n][2 * h], s[mi][n][2 * h + 1]));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_use = mx == ATTNC_NEG_INF ? 0.f : mx;  // no (-inf) - (-inf)
+      const float m_new = mx;
+      const float m_use = m_new == ATTNC_NEG_INF ? 0.f : m_new;  // no (-inf) - (-inf)
       const float alpha = attnc_ex2(m_i[i] - m_use);
-      m_i[i] = mx;
+      m_i[i] = m_new;
       float rs = 0.f;
       #pragma unroll
       for (int n = 0; n < 8; ++n) {

@@ -248,9 +248,10 @@ extern "C" __global__ void __launch_bounds__(256, 1) attnc_sliding_window_bf16_d
       for (int n = 0; n < 8; ++n) mx = fmaxf(mx, fmaxf(s[mi][n][2 * h], s[mi][n][2 * h + 1]));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_use = mx == ATTNC_NEG_INF ? 0.f : mx;  // no (-inf) - (-inf)
+      const float m_new = mx;
+      const float m_use = m_new == ATTNC_NEG_INF ? 0.f : m_new;  // no (-inf) - (-inf)
       const float alpha = attnc_ex2(m_i[i] - m_use);
-      m_i[i] = mx;
+      m_i[i] = m_new;
       float rs = 0.f;
       #pragma unroll
       for (int n = 0; n < 8; ++n) {
