@@ -79,3 +79,15 @@ describe('cuda tiles: the diet where it was measured to pay', () => {
     expect(c64).toMatch(/attnc_ex2\(fmaf\(s\[mi\]\[n\]\[2 \* h\], hv_\d+, off\)\)/);
   });
 });
+
+// Not the softmax, but the same kernel: the persistent producer pastes its tile classification once per item.
+describe('persistent producer: the document tile window', () => {
+  it('its buffer index is declared before the item loop and carried across items (a racecheck finding)', () => {
+    const src = cuda(loadExamples(['document'])[0].lowered, 64);
+    const main = src.slice(0, src.indexOf('_short('));
+    const decl = main.indexOf('int tw_buf = 1;'), loop = main.indexOf('for (int round = 0, item = item0;');
+    expect(decl).toBeGreaterThan(0);
+    expect(decl).toBeLessThan(loop);
+    expect(main.match(/tw_buf = 1/g)).toHaveLength(1);
+  });
+});

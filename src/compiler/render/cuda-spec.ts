@@ -360,8 +360,12 @@ ${partial('tile_partial_scan')}
   // Window [tw_base, tw_base + NTHREADS): bit t of tw_bits[tw_buf][0] (word t / 32)
   // says tile tw_base + t is live, of tw_bits[tw_buf][1] that it is partial.
   __shared__ unsigned tw_bits[2][2][NTHREADS / 32];
-  int tw_base = -NTHREADS, tw_buf = 1;
-  auto tile_window = [&](int j0) {
+${o.windowBufferOutside
+    ? `  // tw_buf runs on from the previous item: windows alternate buffers across items too, so a new item's first
+  // window never overwrites the words a slower warp is still reading from the last item's last window.
+  int tw_base = -NTHREADS;
+`
+    : '  int tw_base = -NTHREADS, tw_buf = 1;\n'}  auto tile_window = [&](int j0) {
     tw_base = j0;
     tw_buf ^= 1;
     const int j = j0 + tid;
@@ -404,6 +408,11 @@ export interface StagingOptions {
   scanBatch?: string;
   /** `#pragma unroll` of the K/V copy loop (default: the compiler's choice, which unrolls it fully). */
   copyUnroll?: number;
+  /**
+   * The tile window's buffer index `tw_buf` is declared by the caller, before its loop over work items
+   * (a persistent kernel pastes this code once per item): see tileClassifier.
+   */
+  windowBufferOutside?: boolean;
 }
 
 /** The staging code runs on `tid` 0..NTHREADS-1 of the scope it is pasted in (a producer warpgroup may shadow both). */

@@ -211,6 +211,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) attnc_document_bf16_d128(co
     // The staging code below runs on this warpgroup alone: its thread index and count shadow the block's.
     const int tid = threadIdx.x - NCONSUMERS;
     constexpr int NTHREADS = 128;
+    int tw_buf = 1;  // the tile window's buffer (cuda-spec.ts tileClassifier), carried from item to item
     for (int item = item0; item < n_items; item = n_items) {
       const int m_block = gridDim.x - 1 - blockIdx.x, hq = blockIdx.y, bb = blockIdx.z, hk = hq / (Hq / Hkv);
       const int row0 = m_block * BM;
@@ -260,7 +261,9 @@ extern "C" __global__ void __launch_bounds__(384, 1) attnc_document_bf16_d128(co
       // Window [tw_base, tw_base + NTHREADS): bit t of tw_bits[tw_buf][0] (word t / 32)
       // says tile tw_base + t is live, of tw_bits[tw_buf][1] that it is partial.
       __shared__ unsigned tw_bits[2][2][NTHREADS / 32];
-      int tw_base = -NTHREADS, tw_buf = 1;
+      // tw_buf runs on from the previous item: windows alternate buffers across items too, so a new item's first
+      // window never overwrites the words a slower warp is still reading from the last item's last window.
+      int tw_base = -NTHREADS;
       auto tile_window = [&](int j0) {
         tw_base = j0;
         tw_buf ^= 1;
@@ -550,6 +553,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) attnc_document_bf16_d128_sh
     // The staging code below runs on this warpgroup alone: its thread index and count shadow the block's.
     const int tid = threadIdx.x - NCONSUMERS;
     constexpr int NTHREADS = 128;
+    int tw_buf = 1;  // the tile window's buffer (cuda-spec.ts tileClassifier), carried from item to item
     for (int item = item0; item < n_items; item = n_items) {
       const int m_block = gridDim.x - 1 - blockIdx.x, hq = blockIdx.y, bb = blockIdx.z, hk = hq / (Hq / Hkv);
       const int row0 = m_block * BM;
@@ -599,7 +603,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) attnc_document_bf16_d128_sh
       // Window [tw_base, tw_base + NTHREADS): bit t of tw_bits[tw_buf][0] (word t / 32)
       // says tile tw_base + t is live, of tw_bits[tw_buf][1] that it is partial.
       __shared__ unsigned tw_bits[2][2][NTHREADS / 32];
-      int tw_base = -NTHREADS, tw_buf = 1;
+      // tw_buf runs on from the previous item: windows alternate buffers across items too, so a new item's first
+      // window never overwrites the words a slower warp is still reading from the last item's last window.
+      int tw_base = -NTHREADS;
       auto tile_window = [&](int j0) {
         tw_base = j0;
         tw_buf ^= 1;

@@ -214,6 +214,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) attnc_document_bf16_d64(con
     // The staging code below runs on this warpgroup alone: its thread index and count shadow the block's.
     const int tid = threadIdx.x - NCONSUMERS;
     constexpr int NTHREADS = 128;
+    int tw_buf = 1;  // the tile window's buffer (cuda-spec.ts tileClassifier), carried from item to item
     for (int round = 0, item = item0; item < n_items; ++round, ++item_n, item = round * item_stride + ((round & 1) ? item_stride - 1 - item0 : item0)) {
       const int m_block = m_blocks - 1 - item / (Hq * B), hq = item % Hq, bb = item / Hq % B, hk = hq / (Hq / Hkv);
       const int row0 = m_block * BM;
@@ -263,7 +264,9 @@ extern "C" __global__ void __launch_bounds__(384, 1) attnc_document_bf16_d64(con
       // Window [tw_base, tw_base + NTHREADS): bit t of tw_bits[tw_buf][0] (word t / 32)
       // says tile tw_base + t is live, of tw_bits[tw_buf][1] that it is partial.
       __shared__ unsigned tw_bits[2][2][NTHREADS / 32];
-      int tw_base = -NTHREADS, tw_buf = 1;
+      // tw_buf runs on from the previous item: windows alternate buffers across items too, so a new item's first
+      // window never overwrites the words a slower warp is still reading from the last item's last window.
+      int tw_base = -NTHREADS;
       auto tile_window = [&](int j0) {
         tw_base = j0;
         tw_buf ^= 1;
