@@ -213,15 +213,16 @@ function wgmmaTiles(headDim: number, o: TileOverrides, hints: TileHints): CudaTi
   const snakeOrder = o.snakeOrder ?? persistent;
   // The softmax's instruction diet, each piece where a same-run A/B on the H200 said it pays (bf16, B2 N16384, ms;
   // tests/cuda/results/h200-2026-12-04-softmax-diet-sweep.txt):
-  //   fold:        raw dot products in S, the scale in the exp2's FMA. Causal D=64 2.764 -> 2.596 (fold alone),
+  //   fold:        raw dot products in S, the scale in the exp2's FMA. Causal D=64 2.764 -> 2.596 (fold alone;
+  //                the two figures from two runs of the file),
   //                sliding_window D=128 0.740 -> 0.725 (with lazy rescale); but document lost with it (D=64
-  //                1.109 -> 1.152, D=128 N4096 0.671 -> 0.719), so not where a table-scanning producer runs.
+  //                1.109 -> 1.135, D=128 N4096 0.671 -> 0.719), so not where a table-scanning producer runs.
   //   lazy:        pays at D=128, where O's rescale is 64 multiplies a row slot: causal 4.552 -> 4.333, alibi
-  //                5.117 -> 4.962, softcap 7.500 -> 7.348; at D=64 it lost (alibi 3.167 -> 3.328, causal
+  //                5.117 -> 4.962, softcap 7.500 -> 7.348; at D=64 it lost (alibi 3.192 -> 3.328, causal
   //                2.596 -> 2.643), its vote and branch costing more than 32 multiplies.
   //   two chains:  lost at D=128 (causal 4.333 -> 4.164 without) and for causal at D=64 (2.596 with one chain,
   //                2.679 with two); won a little at D=64 where the logit does not fold (scale_invariant 3.455 ->
-  //                3.377, alibi 3.192 -> 3.167, softcap 5.694 -> 5.654).
+  //                3.377 across two runs, alibi 3.192 -> 3.167, softcap 5.694 -> 5.654).
   // Not kept: FlashAttention-3's pingpong (the consumer warpgroups taking turns at the tensor cores through
   // named barriers): causal D=128 4.287 -> 4.533, D=64 2.699 -> 2.743.
   const foldScale = o.foldScale ?? !hints.tableTileTest;
