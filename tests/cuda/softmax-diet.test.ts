@@ -2,6 +2,7 @@
 // which logits fold their scale into the exp2 (a provably positive, block-uniform a; exp2-feed.ts isPositive),
 // which kernels get which piece, and that the pieces show up in the source where chosen and nowhere else.
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { parseSpec } from '../../src/compiler/syntax/parse.ts';
 import { lowerBlock } from '../../src/compiler/passes/lower.ts';
 import { analyzeProgram } from '../../src/compiler/passes/analyze.ts';
@@ -9,7 +10,8 @@ import { buildSpecCode } from '../../src/compiler/render/cuda-spec.ts';
 import { isPositive } from '../../src/compiler/render/exp2-feed.ts';
 import { renderCuda } from '../../src/compiler/render/cuda.ts';
 import { chooseCudaTiles } from '../../src/compiler/schedule/cuda-tiles.ts';
-import { IrFactory } from '../../src/compiler/ir/nodes.ts';
+import { IrFactory, type Node } from '../../src/compiler/ir/nodes.ts';
+import { evalNode } from '../../src/compiler/ir/eval.ts';
 import type { LoweredKernel } from '../../src/compiler/ir/program.ts';
 import { loadExamples } from './suite.ts';
 
@@ -35,6 +37,49 @@ describe('isPositive', () => {
     // a product that may flush to zero in f32
     expect(isPositive(f.make('mul', 'f32', [f.num(1e-20, 'f32'), f.num(1e-20, 'f32')]))).toBe(false);
     expect(isPositive(f.make('select', 'f32', [f.make('param', 'bool', [], { name: 'c' }), inv, f.num(-1, 'f32')]))).toBe(false);
+  });
+});
+
+// Random f32 expressions over head_dim, a param and literals (zero, negative, tiny, huge, NaN, inf among them).
+type Tree = { op: string; value?: number; kids: Tree[] };
+const treeArb: fc.Arbitrary<Tree> = fc.letrec<{ t: Tree }>((tie) => ({
+  t: fc.oneof(
+    { depthSize: 'small', withCrossShrink: true },
+    fc.constantFrom(0, -1, 0.5, 3, 1e-20, 1e-40, 1e30, Infinity, NaN, 1.4426950408889634).map((value): Tree => ({ op: 'const', value, kids: [] })),
+    fc.constant<Tree>({ op: 'head_dim', kids: [] }),
+    fc.constant<Tree>({ op: 'param', kids: [] }),
+    fc.tuple(fc.constantFrom('sqrt', 'rsqrt', 'exp', 'neg'), tie('t')).map(([op, a]): Tree => ({ op, kids: [a] })),
+    fc.tuple(fc.constantFrom('add', 'sub', 'mul', 'div', 'min', 'max', 'select'), tie('t'), tie('t')).map(([op, a, b]): Tree => ({ op, kids: [a, b] })),
+  ),
+})).t;
+
+function build(t: Tree, f: IrFactory): Node {
+  switch (t.op) {
+    case 'const': return f.num(t.value!, 'f32');
+    case 'head_dim': return f.make('cast', 'f32', [f.make('builtin', 'i32', [], { name: 'head_dim' })]);
+    case 'param': return f.make('param', 'f32', [], { name: 'p' });
+    case 'select': {
+      const cond = f.make('gt', 'bool', [f.make('param', 'f32', [], { name: 'p' }), f.num(0, 'f32')]);
+      return f.make('select', 'f32', [cond, build(t.kids[0], f), build(t.kids[1], f)]);
+    }
+    default: return f.make(t.op as 'add', 'f32', t.kids.map((k) => build(k, f)));
+  }
+}
+
+describe('isPositive: sound on random expressions', () => {
+  it('where it says x > 0, x evaluates (in f32) to more than 0 for any head_dim and param', () => {
+    fc.assert(fc.property(treeArb, fc.integer({ min: 1, max: 65536 }), fc.double({ noNaN: false }), (t, hd, p) => {
+      const f = new IrFactory();
+      const x = build(t, f);
+      if (!isPositive(x)) return true;
+      const v = evalNode(x, { builtins: { head_dim: hd }, params: { p } }) as number;
+      return v > 0;
+    }), { numRuns: 3000 });
+  });
+  it('and it is not vacuous: it accepts some of them', () => {
+    let accepted = 0;
+    fc.assert(fc.property(treeArb, (t) => { if (isPositive(build(t, new IrFactory()))) accepted++; return true; }), { numRuns: 1000 });
+    expect(accepted).toBeGreaterThan(50);
   });
 });
 
