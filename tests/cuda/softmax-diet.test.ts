@@ -36,6 +36,9 @@ describe('isPositive', () => {
     expect(isPositive(f.make('exp', 'f32', [f.num(1, 'f32')]))).toBe(false);
     // a product that may flush to zero in f32
     expect(isPositive(f.make('mul', 'f32', [f.num(1e-20, 'f32'), f.num(1e-20, 'f32')]))).toBe(false);
+    // a quotient that overflows f32 to +inf, whose rsqrt is then 0 (found by the property below)
+    expect(isPositive(f.make('rsqrt', 'f32', [f.make('div', 'f32', [f.num(1.4426950408889634, 'f32'), f.num(1e-40, 'f32')])]))).toBe(false);
+    expect(isPositive(f.make('rsqrt', 'f32', [f.make('div', 'f32', [f.num(1, 'f32'), f.num(1e-20, 'f32')])]))).toBe(true);
     expect(isPositive(f.make('select', 'f32', [f.make('param', 'bool', [], { name: 'c' }), inv, f.num(-1, 'f32')]))).toBe(false);
   });
 });

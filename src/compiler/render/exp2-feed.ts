@@ -50,18 +50,35 @@ export function inLog2Units(x: Node, f: IrFactory): Node {
 }
 
 /**
- * Whether x > 0 for every input, by its form (f32, flushed denormals and NaN included): a lower bound
- * well above f32's smallest normal, through non-negative literals and head_dim and the casts, square
- * roots, sums, products, quotients, minima, maxima and selects of them. Conservative: false where it
- * cannot tell (a parameter; exp, which may underflow to 0).
+ * Whether x > 0 for every input, by its form: a lower bound of at least 1e-30 through non-negative
+ * literals and head_dim and the casts, square roots, sums, products, quotients, minima, maxima and
+ * selects of them, each bound taken as f32 holds it (asF32: overflow to +inf, flushed subnormals).
+ * Conservative: false where it cannot tell (a parameter; exp, which may underflow to 0).
  */
 export function isPositive(x: Node): boolean {
   const r = nonNegativeRange(x);
   return r !== null && r[0] >= 1e-30;
 }
 
-/** [lo, hi] with 0 <= lo, for the forms isPositive follows; null for any other. */
+/**
+ * What an f32 holds of a non-negative bound: past the largest finite f32 it is +inf (so a reciprocal of it is
+ * 0); a lower bound near or below the smallest normal (1.18e-38, with a margin for rounding) counts as 0, as
+ * a kernel may flush it to zero.
+ */
+const MAX_F32 = 3.4028234663852886e38, TINY = 1e-37;
+function asF32([lo, hi]: [number, number]): [number, number] | null {
+  if (Number.isNaN(lo) || Number.isNaN(hi)) return null;
+  return [lo > MAX_F32 ? Infinity : lo < TINY ? 0 : lo, hi > MAX_F32 ? Infinity : hi];
+}
+
+/** [lo, hi] with 0 <= lo, for the forms isPositive follows (as f32 computes them: asF32); null for any other. */
 function nonNegativeRange(x: Node): [number, number] | null {
+  const r = exactRange(x);
+  return r && asF32(r);
+}
+
+/** One op's range from its operands' f32 ranges. */
+function exactRange(x: Node): [number, number] | null {
   const two = (): [[number, number], [number, number]] | null => {
     const a = nonNegativeRange(x.args[0]), b = nonNegativeRange(x.args[1]);
     return a && b ? [a, b] : null;
