@@ -50,10 +50,12 @@ function explainCommand(specPath: string, flags: ExplainFlags): void {
     if (flags.backend === 'webgpu' && flags.dtype === 'bf16') throw new UsageError('--backend webgpu takes --dtype f32 or f16');
     const target = flags.backend === 'webgpu' ? 'wgsl' : 'cuda';
     const arch = target === 'cuda' ? flags.arch : undefined;
-    const { manifest } = renderKernel(text, block, lowered, { target, dtype: flags.dtype, headDim: flags.headDim, limits: DEFAULT_WEBGPU_LIMITS, arch });
+    const { manifest, source } = renderKernel(text, block, lowered, { target, dtype: flags.dtype, headDim: flags.headDim, limits: DEFAULT_WEBGPU_LIMITS, arch });
     tile = { bm: flags.tile ?? manifest.tile.bm, bn: flags.tile ?? manifest.tile.bn };
     const family = manifest.abi && 'kernel' in manifest.abi ? ` ${String(manifest.abi.kernel)}` : '';
-    if (!flags.json) process.stdout.write(`${flags.backend}${family} kernel (${flags.dtype}, D=${flags.headDim}${arch ? `, ${arch}` : ''}): ${manifest.tile.bm}x${manifest.tile.bn} tiles, ${manifest.tile.threads} threads, grid ${manifest.grid}\n\n`);
+    // The CUDA source's own description of its tiling and softmax (its header's Tiles line).
+    const plan = target === 'cuda' ? /^\/\/ Tiles: (.*)$/m.exec(source)?.[1] : undefined;
+    if (!flags.json) process.stdout.write(`${flags.backend}${family} kernel (${flags.dtype}, D=${flags.headDim}${arch ? `, ${arch}` : ''}): ${manifest.tile.bm}x${manifest.tile.bn} tiles, ${manifest.tile.threads} threads, grid ${manifest.grid}\n${plan ? `  ${plan}\n` : ''}\n`);
   }
   const opts = { tile, sample: { q_len: flags.qLen ?? flags.len, kv_len: flags.len, params } };
   if (flags.json) process.stdout.write(JSON.stringify(explainJson(program, analysis, opts), null, 2) + '\n');

@@ -24,6 +24,16 @@ describe('attnc compile --target cuda', () => {
     expect(manifest(64).abi).toMatchObject({ kernel: 'mma', arch: 'sm_80' });
   }, 60_000);
 
+  it('explain --backend cuda says how the kernel is tiled and which softmax shortcuts it takes', () => {
+    const explain = (spec: string, D: number) => spawnSync(process.execPath, [join(ROOT, 'bin/attnc.js'), 'explain', `examples/${spec}.attn`, '--backend', 'cuda', '--dtype', 'bf16', '--head-dim', String(D)], { cwd: ROOT, encoding: 'utf8' });
+    const plan = (spec: string, D: number) => explain(spec, D).stdout.split('\n')[1];
+    expect(plan('causal', 128)).toMatch(/3 cp\.async stages .*softmax: scale folded into exp2 .*, lazy rescale/);
+    expect(plan('causal', 64)).toMatch(/persistent \(Q double-buffered, items in snake order\); softmax: scale folded into exp2 \(row max over raw dot products\)\.$/);
+    expect(plan('alibi', 64)).toMatch(/softmax: row max and sum in two chains\.$/);
+    expect(plan('document', 128)).toMatch(/softmax: lazy rescale/);
+    expect(plan('document', 128)).not.toMatch(/folded/);
+  }, 60_000);
+
   it('refuses --cubin sm_80 for sm_90a kernels with one line and exit 2', () => {
     const r = attnc('examples/causal.attn', '--target', 'cuda', '--dtype', 'bf16', '-o', dir, '--cubin', 'sm_80');
     expect(r.status).toBe(2);
