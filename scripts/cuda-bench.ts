@@ -63,7 +63,10 @@ if (timeoutArg >= 0) {
   process.exit(status);
 }
 
-const be = await openCuda();
+const be = await openCuda().catch((e: Error) => {
+  console.error(`cuda-bench: ${e.message}`);  // no device here: one line, not a stack trace
+  process.exit(2);
+});
 console.log(be.describe());
 try {
   for (const [B, N] of shapes) {
