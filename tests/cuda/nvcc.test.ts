@@ -100,7 +100,7 @@ describe.skipIf(!nvcc)('nvcc: every example, sm_80 + sm_90a, f16/bf16/f32, no sp
 // The Hopper tilings that are not defaults but that scripts/cuda-bench.ts sweeps
 // and ATTNC_CUDA_TILES tests on the GPU: the kernel without a producer, the
 // producer one tile at a time, BN 160 and 96 (overlapped where the schedule allows it), the persistent one (and in plain
-// round-robin order). They build
+// round-robin order), the softmax diet's pieces the other way round. They build
 // for sm_90a, and the ones the schedule would pick for some spec shape do so
 // without spills or serialized wgmma.
 describe.skipIf(!nvcc)('nvcc: non-default sm_90a tilings', () => {
@@ -113,6 +113,8 @@ describe.skipIf(!nvcc)('nvcc: non-default sm_90a tilings', () => {
     { label: 'BN 96, D=128', D: 128, tiles: { bn: 96 } },
     { label: 'persistent, D=64', D: 64, tiles: { persistent: true } },
     { label: 'persistent in round-robin order, D=64', D: 64, tiles: { snakeOrder: false } },
+    { label: 'softmax diet inverted, D=64 (no fold, lazy rescale, two chains)', D: 64, tiles: { foldScale: false, lazyRescale: true, twoChains: true } },
+    { label: 'softmax diet inverted, D=128 (no fold, no lazy rescale, two chains)', D: 128, tiles: { foldScale: false, lazyRescale: false, twoChains: true } },
   ];
   for (const spec of specs.filter((x) => ['causal', 'scale_invariant', 'document'].includes(x.name))) {
     it(`${spec.name}: ${variants.map((v) => v.label).join('; ')}`, async () => {
