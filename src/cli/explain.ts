@@ -45,6 +45,7 @@ function explainCommand(specPath: string, flags: ExplainFlags): void {
   const { program, analysis } = lowered;
   const params = Object.fromEntries(program.params.map((p) => [p.name, own(flags.param, p.name) ?? p.default]));
   let tile = { bm: flags.tile ?? 64, bn: flags.tile ?? 64 };
+  let kernel: Record<string, unknown> | undefined;  // --json: what --backend's kernel is
   if (flags.backend) {
     // The tiling the backend's kernel really uses (rendering needs no device).
     if (flags.backend === 'webgpu' && flags.dtype === 'bf16') throw new UsageError('--backend webgpu takes --dtype f32 or f16');
@@ -55,9 +56,10 @@ function explainCommand(specPath: string, flags: ExplainFlags): void {
     const family = manifest.abi && 'kernel' in manifest.abi ? ` ${String(manifest.abi.kernel)}` : '';
     // The CUDA source's own description of its tiling and softmax (its header's Tiles line).
     const plan = target === 'cuda' ? /^\/\/ Tiles: (.*)$/m.exec(source)?.[1] : undefined;
+    kernel = { backend: flags.backend, family: family.trim() || undefined, dtype: flags.dtype, headDim: flags.headDim, arch, tile: manifest.tile, grid: manifest.grid, plan };
     if (!flags.json) process.stdout.write(`${flags.backend}${family} kernel (${flags.dtype}, D=${flags.headDim}${arch ? `, ${arch}` : ''}): ${manifest.tile.bm}x${manifest.tile.bn} tiles, ${manifest.tile.threads} threads, grid ${manifest.grid}\n${plan ? `  ${plan}\n` : ''}\n`);
   }
   const opts = { tile, sample: { q_len: flags.qLen ?? flags.len, kv_len: flags.len, params } };
-  if (flags.json) process.stdout.write(JSON.stringify(explainJson(program, analysis, opts), null, 2) + '\n');
+  if (flags.json) process.stdout.write(JSON.stringify({ ...explainJson(program, analysis, opts), ...(kernel ? { kernel } : {}) }, null, 2) + '\n');
   else process.stdout.write(explain(program, analysis, opts));
 }

@@ -32,6 +32,9 @@ describe('attnc compile --target cuda', () => {
     expect(plan('alibi', 64)).toMatch(/softmax: row max and sum in two chains\.$/);
     expect(plan('document', 128)).toMatch(/softmax: lazy rescale/);
     expect(plan('document', 128)).not.toMatch(/folded/);
+    // --json carries the same under `kernel`
+    const json = spawnSync(process.execPath, [join(ROOT, 'bin/attnc.js'), 'explain', 'examples/causal.attn', '--backend', 'cuda', '--dtype', 'bf16', '--json'], { cwd: ROOT, encoding: 'utf8' });
+    expect(JSON.parse(json.stdout).kernel).toMatchObject({ backend: 'cuda', family: 'wgmma', headDim: 64, arch: 'sm_90a', tile: { bm: 128, bn: 128, threads: 384 }, plan: plan('causal', 64).trim() });
   }, 60_000);
 
   it('refuses --cubin sm_80 for sm_90a kernels with one line and exit 2', () => {
