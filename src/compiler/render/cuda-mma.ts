@@ -229,23 +229,15 @@ export function softmaxCode(mt: number, nt: number, nd: number, o: SoftmaxOption
     ? 'const float m_new = mx > m_i[i] + 8.f ? mx : m_i[i];  // the reference moves only by more than 2^8'
     : `const float m_new = ${tileOnly ? 'fmaxf(m_i[i], mx)' : 'mx'};`;
   const p = (x: string) => (fold ? `attnc_ex2(fmaf(${x}, ${fold.a}, off))` : `attnc_ex2(${x} - m_use)`);
-  const rowSum = twoChains
-    ? `float rs = 0.f, rs1 = 0.f;
+  const rowSum = `float rs = 0.f${twoChains ? ', rs1 = 0.f' : ''};
       #pragma unroll
       for (int n = 0; n < ${nt}; ++n) {
         s[mi][n][2 * h] = ${p('s[mi][n][2 * h]')};
         s[mi][n][2 * h + 1] = ${p('s[mi][n][2 * h + 1]')};
-        rs += s[mi][n][2 * h];
-        rs1 += s[mi][n][2 * h + 1];
-      }
-      rs += rs1;`
-    : `float rs = 0.f;
-      #pragma unroll
-      for (int n = 0; n < ${nt}; ++n) {
-        s[mi][n][2 * h] = ${p('s[mi][n][2 * h]')};
-        s[mi][n][2 * h + 1] = ${p('s[mi][n][2 * h + 1]')};
-        rs += s[mi][n][2 * h] + s[mi][n][2 * h + 1];
-      }`;
+        ${twoChains ? `rs += s[mi][n][2 * h];
+        rs1 += s[mi][n][2 * h + 1];` : 'rs += s[mi][n][2 * h] + s[mi][n][2 * h + 1];'}
+      }${twoChains ? `
+      rs += rs1;` : ''}`;
   return `    // online softmax (each row is spread over the 4 lanes of a quad)
     #pragma unroll
     for (int i = 0; i < ${2 * mt}; ++i) {
