@@ -103,10 +103,12 @@ describe('foldedScale: the logits whose scale folds into the exp2', () => {
 
 describe('cuda tiles: the diet where it was measured to pay', () => {
   const hopper = (headDim: number, hints = {}) => chooseCudaTiles('bf16', headDim, {}, 'sm_90a', hints);
-  it('fold except beside a table-scanning producer; lazy rescale at D=128; two chains at D=64 where nothing folds', () => {
+  it('fold where the spec allows it, except beside a table-scanning producer; lazy rescale at D=128; two chains at D=64 where nothing folds', () => {
     const pick = (t: ReturnType<typeof hopper>) => [t.foldScale, t.lazyRescale, t.twoChains];
     expect(pick(hopper(64, { foldedScale: true }))).toEqual([true, false, false]);
-    expect(pick(hopper(64, { foldedScale: false }))).toEqual([true, false, true]);
+    expect(pick(hopper(64, { foldedScale: false }))).toEqual([false, false, true]);
+    // asked for, the fold still needs a spec that allows it
+    expect(chooseCudaTiles('bf16', 64, { foldScale: true }, 'sm_90a', { foldedScale: false }).foldScale).toBe(false);
     expect(pick(hopper(64, { foldedScale: true, tableTileTest: true }))).toEqual([false, false, true]);
     expect(pick(hopper(128, { foldedScale: true }))).toEqual([true, true, false]);
     expect(pick(chooseCudaTiles('bf16', 64, {}, 'sm_80', { foldedScale: true }))).toEqual([false, false, false]);

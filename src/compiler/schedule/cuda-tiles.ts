@@ -63,8 +63,8 @@ export interface CudaTiles {
   snakeOrder: boolean;
   /**
    * Warp-specialized wgmma kernel only, the softmax's instruction diet (cuda-mma.ts, SoftmaxOptions):
-   * foldScale keeps raw dot products in S and folds the logit's scale into the exp2's FMA where the spec
-   * allows it (SpecCode.foldedScale); lazyRescale moves a row's reference max only by more than 2^8;
+   * foldScale keeps raw dot products in S and folds the logit's scale into the exp2's FMA (only where the spec
+   * allows it: TileHints.foldedScale); lazyRescale moves a row's reference max only by more than 2^8;
    * twoChains splits the row max and sum into two dependency chains.
    */
   foldScale: boolean;
@@ -225,9 +225,9 @@ function wgmmaTiles(headDim: number, o: TileOverrides, hints: TileHints): CudaTi
   //                3.377 across two runs, alibi 3.192 -> 3.167, softcap 5.694 -> 5.654).
   // Not kept: FlashAttention-3's pingpong (the consumer warpgroups taking turns at the tensor cores through
   // named barriers): causal D=128 4.287 -> 4.533, D=64 2.699 -> 2.743.
-  const foldScale = o.foldScale ?? !hints.tableTileTest;
+  const foldScale = (o.foldScale ?? !hints.tableTileTest) && !!hints.foldedScale;
   const lazyRescale = o.lazyRescale ?? headDim >= 128;
-  const twoChains = o.twoChains ?? (headDim <= 64 && !(foldScale && hints.foldedScale));
+  const twoChains = o.twoChains ?? (headDim <= 64 && !foldScale);
   return { kind: 'wgmma', bm, bn, warps, mt: 1, threads, stages, stride, smemBytes, producerRegs, consumerRegs, overlap, ctas, persistent, scanBatch, snakeOrder, foldScale, lazyRescale, twoChains };
 }
 
