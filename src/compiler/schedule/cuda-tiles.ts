@@ -215,7 +215,7 @@ function wgmmaTiles(headDim: number, o: TileOverrides, hints: TileHints): CudaTi
   // tests/cuda/results/h200-2026-12-04-softmax-diet-sweep.txt):
   //   fold:        raw dot products in S, the scale in the exp2's FMA. Causal D=64 2.764 -> 2.596 (fold alone;
   //                the two figures from two runs of the file),
-  //                sliding_window D=128 0.740 -> 0.725 (with lazy rescale); but document lost with it (D=64
+  //                sliding_window D=128 0.740 -> 0.725 (beside lazy rescale and two chains); but document lost with it (D=64
   //                1.109 -> 1.135, D=128 N4096 0.671 -> 0.719), so not where a table-scanning producer runs.
   //   lazy:        pays at D=128, where O's rescale is 64 multiplies a row slot: causal 4.552 -> 4.333, alibi
   //                5.117 -> 4.962, softcap 7.500 -> 7.348; at D=64 it lost (alibi 3.192 -> 3.328, causal
