@@ -2,7 +2,8 @@
 // launch, median of 20 after 3 warm-ups). FLOPs counted as KERNELS.md does:
 // 4*B*H*N*N*D, halved for causal masks.
 //   npx tsx scripts/cuda-bench.ts [--specs causal,scale_invariant] [--dtype bf16] [--D 128]
-//     [--shapes 2x16384,8x4096] [--H 16] [--bench-docs] [--variants 4x64,8x64x1,4x64x2,12x128,8x128p,8x192p3]
+//     [--shapes 2x16384,8x4096] [--H 16] [--bench-docs] [--variants default,4x64,8x64x1,4x64x2,12x128,8x128p,8x192p3]
+//     (default: the compiler's own tiles for each spec and shape)
 //     (warps x BN x m16-tiles per warp; on Hopper these tile the wgmma kernel, where a
 //     suffix p adds a producer warpgroup, p3 with 3 stages, p3o (po) overlaps softmax with P V, P (p3oP) makes it persistent (items in snake order, the default), Pr walks them in plain round robin, s8 (p3os8) keeps 8 table-scan loads in flight per producer thread, -flt (p3oP-fl) turns the softmax's scale fold (f), lazy rescale (l) or two chains (t) off, +flt on, @2 builds for 2 blocks per SM; ATTNC_CUDA_KERNEL=mma: the mma.sync one)
 //     [--timeout-s 60]  each variant in a process of its own, killed after that long: a kernel that
@@ -31,10 +32,22 @@ const diet = (sign: string | undefined, letters: string | undefined) => {
   return { foldScale: set('f'), lazyRescale: set('l'), twoChains: set('t') };
 };
 const variants = arg('variants', '4x64').split(',').map((s) => {
+  // `default`: the tiles the compiler picks for each spec and shape (cuda-tiles.ts), as `attnc compile` would.
+  if (s === 'default') return { label: s, tiles: undefined, warps: 0, bn: 0, mt: 0 };
   const m = /^(\d+)x(\d+)(?:x(\d+))?(p(\d)?(o)?(P)?(r)?(?:s(\d+))?(?:([-+])([flt]+))?)?(?:@(\d))?$/.exec(s);
   if (!m) throw new Error(`--variants: ${s}: expected WARPSxBN[xMT][p[STAGES][o][P[r]][sSCAN][-flt|+flt]][@CTAS]`);
-  return { warps: Number(m[1]), bn: Number(m[2]), mt: Number(m[3] ?? 1), producer: m[4] !== undefined, stages: Number(m[5] ?? 2), overlap: m[6] === 'o', persistent: m[7] === 'P', snakeOrder: m[8] === 'r' ? false : undefined, scanBatch: m[9] === undefined ? undefined : Number(m[9]), ...diet(m[10], m[11]), ctas: Number(m[12] ?? 1), label: s };
+  const tiles = { warps: Number(m[1]), bn: Number(m[2]), mt: Number(m[3] ?? 1), producer: m[4] !== undefined, stages: Number(m[5] ?? 2), overlap: m[6] === 'o', persistent: m[7] === 'P', snakeOrder: m[8] === 'r' ? false : undefined, scanBatch: m[9] === undefined ? undefined : Number(m[9]), ...diet(m[10], m[11]), ctas: Number(m[12] ?? 1) };
+  return { label: s, tiles, warps: tiles.warps, bn: tiles.bn, mt: tiles.mt };
 });
+
+/** What ran, from the kernel's own header (its Tiles line, and the short-row kernel's bound), so `default` rows say it. */
+function tileLine(source: string, nk: number): string {
+  const short = /Short rows \(Nk <= (\d+)\): \S+, BM=(\d+) query rows x BN=(\d+)/.exec(source);
+  if (short && nk <= Number(short[1])) return `short-row BM${short[2]} BN${short[3]}`;
+  const l = /Tiles: ([^\n]*)/.exec(source)?.[1] ?? '';
+  const num = (re: RegExp) => re.exec(l)?.[1] ?? '?';
+  return `BM${num(/BM=(\d+)/)} BN${num(/BN=(\d+)/)} ${num(/(\d+) cp\.async stages/)}st${/overlapped/.test(l) ? ' overlap' : ''}${/persistent/.test(l) ? ' persistent' : ''}`;
+}
 
 function benchDocIds(n: number, seed: number): Int32Array {
   let x = seed >>> 0;
@@ -74,12 +87,12 @@ try {
     const { q, k, v } = randomInputs(shape, 7);
     for (const spec of loadExamples(specs)) {
       const params = Object.fromEntries(spec.lowered.program.params.map((p) => [p.name, p.default]));
-      for (const { warps, bn, mt, producer, stages, overlap, ctas, persistent, snakeOrder, scanBatch, foldScale, lazyRescale, twoChains, label } of variants) {
+      for (const { tiles, label } of variants) {
         const tables = defaultTables(spec.lowered.program.inputs, shape, 7);  // ALiBi slopes, document ids, ...
         if (benchDocs) for (const t of spec.lowered.program.inputs) if (t.elem === 'i32' && t.axis === 'kv_len') tables[t.name] = benchDocIds(N, 1000 + N);
         let kernel, t;
         try {
-          kernel = renderCuda(spec.lowered, { dtype, headDim: D, hash: 'bench', version: 'bench', tiles: { warps, bn, mt, producer, stages, overlap, ctas, persistent, snakeOrder, scanBatch, foldScale, lazyRescale, twoChains }, arch: be.codegen().arch });
+          kernel = renderCuda(spec.lowered, { dtype, headDim: D, hash: 'bench', version: 'bench', tiles, arch: be.codegen().arch });
           t = await be.time(kernel, { ...shape, q, k, v, params, tables }, 20, 3);
         } catch (e) {
           // One variant that does not fit (shared memory, a tile rule) must not end the sweep.
@@ -88,7 +101,7 @@ try {
         }
         const causal = !kernel.manifest.analysis.maskFree;
         const flops = (4 * B * H * N * N * D) / (causal ? 2 : 1);
-        console.log(`${spec.name.padEnd(20)} ${dtype} B${B} H${H} N${N} D${D} ${kernel.manifest.abi.kernel} ${label.padEnd(9)} warps${warps} BN${bn} MT${mt}: median ${t.medianMs.toFixed(3)} ms  ${(flops / t.medianMs / 1e9).toFixed(1)} TFLOP/s (min ${t.minMs.toFixed(3)} ms)`);
+        console.log(`${spec.name.padEnd(20)} ${dtype} B${B} H${H} N${N} D${D} ${kernel.manifest.abi.kernel} ${label.padEnd(9)} ${tileLine(kernel.source, N)}: median ${t.medianMs.toFixed(3)} ms  ${(flops / t.medianMs / 1e9).toFixed(1)} TFLOP/s (min ${t.minMs.toFixed(3)} ms)`);
       }
     }
   }

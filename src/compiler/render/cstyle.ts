@@ -35,6 +35,13 @@ export interface EmitOptions {
   /** Prefix of the temporaries declared here, e.g. `r` for per-row values. */
   prefix: string;
   indent?: string;
+  /**
+   * Write boolean `and`/`or` as `&`/`|`, evaluating both sides. Only for code whose every operand
+   * is total (no faults: table reads are clamped, integer division is defined for any divisor) and
+   * cheap, such as a kernel's per-element mask: a short-circuit there becomes a branch per element
+   * around a shared-memory load, where straight-line compares and one select cost less.
+   */
+  eagerLogic?: boolean;
 }
 
 export interface Emitted {
@@ -79,7 +86,9 @@ export function emitValues(roots: readonly Node[], lang: CLanguage, names: LeafN
   const text = new Map<Node, string>(known);
   const lines: string[] = [];
   for (const n of order) {
-    const expr = renderNode(n, (a) => text.get(a)!, lang, names);
+    const expr = opts.eagerLogic && (n.op === 'and' || n.op === 'or')
+      ? `(${text.get(n.args[0])!} ${n.op === 'and' ? '&' : '|'} ${text.get(n.args[1])!})`
+      : renderNode(n, (a) => text.get(a)!, lang, names);
     const shared = (uses.get(n) ?? 0) > 1 && !isLeaf(n);
     if (shared || (expr.length > 90 && !isLeaf(n))) {
       const name = `${opts.prefix}${n.id}`;

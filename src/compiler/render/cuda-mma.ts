@@ -11,7 +11,7 @@
 // says "no pair kept" are skipped (next_live); the mask is evaluated per
 // element only on tiles the test calls partial (or at the ragged end).
 import type { CudaTiles } from '../schedule/cuda-tiles.ts';
-import { kvStaging, type SpecCode } from './cuda-spec.ts';
+import { kvStaging, maskedLogit, type SpecCode } from './cuda-spec.ts';
 
 export function renderMmaKernel(entry: string, spec: SpecCode, t: CudaTiles, headDim: number, sig: string): string {
   const { bm, bn, threads, stride } = t;
@@ -176,7 +176,7 @@ export function elemLoopCode(spec: SpecCode, masked: boolean, mt: number, nt: nu
           const float dotv = s[mi][n][r];
           (void)i; (void)lr; (void)lc; (void)qi; (void)kvi; (void)dotv;
 ${e.lines.join('\n')}
-          ${masked ? `s[mi][n][r] = ${e.keep} ? ${e.logit2} : ATTNC_NEG_INF;` : `s[mi][n][r] = ${e.logit2};`}
+          ${masked ? maskedLogit('s[mi][n][r]', e) : `s[mi][n][r] = ${e.logit2};`}
         }
       }`;
 }

@@ -6,7 +6,7 @@
 // shared memory, and accumulates D/4 output columns (float4 chunks t4,
 // t4 + 4, ...) of P V. Same tile classification and hoisting.
 import type { CudaTiles } from '../schedule/cuda-tiles.ts';
-import { kvStaging, type SpecCode } from './cuda-spec.ts';
+import { kvStaging, maskedLogit, type SpecCode } from './cuda-spec.ts';
 
 export function renderSimtKernel(entry: string, spec: SpecCode, t: CudaTiles, headDim: number, sig: string): string {
   const { bm, bn, threads, stride } = t;
@@ -20,7 +20,7 @@ export function renderSimtKernel(entry: string, spec: SpecCode, t: CudaTiles, he
         const float dotv = s[n];
         (void)i; (void)lc; (void)qi; (void)kvi; (void)dotv;
 ${e.lines.join('\n')}
-        ${masked ? `s[n] = ${e.keep} ? ${e.logit2} : ATTNC_NEG_INF;` : `s[n] = ${e.logit2};`}
+        ${masked ? maskedLogit('s[n]', e) : `s[n] = ${e.logit2};`}
       }`;
   };
   return `extern "C" __global__ void __launch_bounds__(${threads}, 1) ${entry}(${sig}) {

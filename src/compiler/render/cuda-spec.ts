@@ -118,6 +118,14 @@ export interface SpecCode {
   helpers: string[];
 }
 
+/**
+ * A partial tile's element: the logit first, then the select. With the logit inside the select's arm,
+ * its table reads (a per-diagonal scale) would sit behind a branch per element.
+ */
+export function maskedLogit(target: string, e: { logit2: string; keep: string }): string {
+  return `{ const float lg2 = ${e.logit2}; ${target} = ${e.keep} ? lg2 : ATTNC_NEG_INF; }`;
+}
+
 export function buildSpecCode(k: LoweredKernel): SpecCode {
   const { program: p, analysis: an } = k;
   const f = p.factory;
@@ -197,9 +205,11 @@ export function buildSpecCode(k: LoweredKernel): SpecCode {
     for (const h of plan.col) known.set(h.node, `${tableName(h)}[stage][lc]`);
     for (const h of plan.diag) known.set(h.node, diagSlot(h, `lr - lc + ${bn - 1}`, 'stage'));
     const roots = masked && !maskFree ? [...valueRoots, p.mask] : valueRoots;
-    const e = emitValues(roots, CUDA, names, { known, prefix: masked ? 'v_m' : 'v_e', indent: '          ' });
+    // A partial tile's mask is evaluated eagerly: `&&` would put a branch around each element's
+    // table read (ptxas keeps the read conditional), where compares and a select are cheaper.
+    const e = emitValues(roots, CUDA, names, { known, prefix: masked ? 'v_m' : 'v_e', indent: '          ', eagerLogic: masked });
     const logit2 = raw ? 'dotv' : affine ? `fmaf(${e.values[0]}, dotv, ${e.values[1]})` : e.values[0];
-    const keep = !masked ? 'true' : maskFree ? '(kvi < Nk)' : `((kvi < Nk) && ${e.values[roots.length - 1]})`;
+    const keep = !masked ? 'true' : maskFree ? '(kvi < Nk)' : `((kvi < Nk) & ${e.values[roots.length - 1]})`;
     return { lines: e.lines, logit2, keep };
   };
 
@@ -406,7 +416,10 @@ export interface StagingOptions {
   sync?: string;
   /** 16-byte loads per thread per batch of a per-thread table scan (default BN / 4; the loads take 4 registers each). */
   scanBatch?: string;
-  /** `#pragma unroll` of the K/V copy loop (default: the compiler's choice, which unrolls it fully). */
+  /**
+   * `#pragma unroll` of the K/V copy loop, for a producer warpgroup (its register budget is small); set, the
+   * loop walks the rows of one chunk column per thread. Unset, threads stride over all chunks, fully unrolled.
+   */
   copyUnroll?: number;
   /**
    * The tile window's buffer index `tw_buf` is declared by the caller, before its loop over work items
@@ -427,15 +440,25 @@ export function kvStaging(spec: SpecCode, elem: 'unsigned short' | 'float', perC
 ${spec.headLines.join('\n')}
 
 ${tileClassifier(spec, o)}
-  auto load_kv = [&](int j, int st) {${o.copyUnroll ? `
-    #pragma unroll ${o.copyUnroll}` : ''}
-    for (int x = tid; x < BN * CHUNKS; x += NTHREADS) {
-      const int r = x / CHUNKS, c = x % CHUNKS, kr = j * BN + r;
+  auto load_kv = [&](int j, int st) {
+    auto copy = [&](int r, int c) {
+      const int kr = j * BN + r;
       const bool ok = kr < Nk;
       const size_t off = ok ? (size_t)kr * HEAD_DIM + c * ${perChunk} : 0;
       attnc_cp_async16(attnc_smem_addr(${kvDst('sK')}), gK + off, ok);
       attnc_cp_async16(attnc_smem_addr(${kvDst('sV')}), gV + off, ok);
-    }
+    };${o.copyUnroll ? `
+    // A thread keeps its chunk column from row to row: no division per copy, and the row's address
+    // terms hoist out of the loop. This producer's address arithmetic competes with the consumers'
+    // softmax for issue slots: causal D=128 ran 20% faster with it (h200-2026-12-04-copy-loop-sweep.txt).
+    constexpr int ROWS_PER_PASS = NTHREADS / CHUNKS;
+    static_assert(NTHREADS % CHUNKS == 0 && BN % ROWS_PER_PASS == 0, "load_kv: a thread keeps one chunk column");
+    const int c = tid % CHUNKS, r0 = tid / CHUNKS;
+    #pragma unroll ${o.copyUnroll}
+    for (int p = 0; p < BN / ROWS_PER_PASS; ++p) copy(r0 + p * ROWS_PER_PASS, c);` : `
+    // Unsigned: the division and remainder by CHUNKS (a power of 2) are a shift and a mask. The producer's
+    // row loop made document's short-row kernel (D=64, N=4096) 15% slower in the same sweep; why is not profiled.
+    for (unsigned x = tid; x < BN * CHUNKS; x += NTHREADS) copy((int)(x / CHUNKS), (int)(x % CHUNKS));`}
   };
   auto fill_tables = [&](int j, int buf) {
     const int kv0 = j * BN;

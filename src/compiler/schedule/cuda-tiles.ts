@@ -166,7 +166,8 @@ function wgmmaTiles(headDim: number, o: TileOverrides, hints: TileHints): CudaTi
     : Math.max(2 * (bm * headDim + 2 * stages * bn * headDim), 2 * bm * stride) + 1024;
   const fits = (stages: number, persistent: boolean) => dynamicBytes(stages, persistent) + staticBytes(stages) <= smemLimit;
   // The producer keeps 40 registers (copy addresses, tile tests, table fills; 56 when its tile test scans tables,
-  // which at 40 spills; 8 or 16 more for a persistent kernel's item loop), the consumers share the rest in
+  // which at 40 spills; 8 or 24 more for a persistent kernel's item loop: 16 spilled 12 bytes in round-robin
+  // order once the copy loop kept its row terms), the consumers share the rest in
   // multiples of 8 (setmaxnreg's granularity), at most 240.
   // "The rest" is what the block is given at launch: __launch_bounds__(threads, ctas) caps every thread at
   // 64 K / ctas / threads, rounded down to 8; setmaxnreg only moves registers within that pool, and an
@@ -175,7 +176,7 @@ function wgmmaTiles(headDim: number, o: TileOverrides, hints: TileHints): CudaTi
   const consumerThreads = 32 * warps;
   const threads = consumerThreads + (producer ? 128 : 0);
   const plan = (persistent: boolean) => {
-    const producerRegs = producer ? (hints.tableTileTest ? 56 : 40) + (persistent ? (hints.tableTileTest ? 16 : 8) : 0) : 0;
+    const producerRegs = producer ? (hints.tableTileTest ? 56 : 40) + (persistent ? (hints.tableTileTest ? 24 : 8) : 0) : 0;
     const consumerRegs = producer ? Math.min(240, Math.floor((launchRegs(threads, ctas) * threads - 128 * producerRegs) / consumerThreads / 8) * 8) : 0;
     // The overlap needs a third stage (the consumers hold two at once; with two, the producer cannot run
     // ahead: measured 25% slower), which at D=128 fits only next to small tables, and at D=128 the
