@@ -11,8 +11,9 @@ const render = (name: string, o: Partial<CudaRenderOptions> = {}) =>
 const entries = (source: string) => [...source.matchAll(/extern "C" __global__ void __launch_bounds__\(\d+, \d\) (\w+)\(/g)].map((m) => m[1]);
 
 describe('cuda short-row variants', () => {
-  it('document (tile tests read its ids) gets a 64-row kernel, for Nk <= 8192 at D=64 and <= 4096 at D=128', () => {
-    for (const [headDim, maxNk] of [[64, 8192], [128, 4096]]) {
+  it('document (tile tests read its ids) gets a 64-row kernel for Nk <= 4096 at D=128; at D=64 its persistent kernel runs every length', () => {
+    expect(cudaLaunches(render('document', { headDim: 64 }).manifest)).toHaveLength(1);
+    for (const [headDim, maxNk] of [[128, 4096]]) {
       const k = render('document', { headDim });
       const [main, short] = cudaLaunches(k.manifest);
       expect(short, `D=${headDim}`).toBeDefined();
@@ -39,10 +40,10 @@ describe('cuda short-row variants', () => {
   });
 
   it('launch rule: the variant up to maxNk, the main kernel above it (property over Nk)', () => {
-    const m = render('document').manifest;
+    const m = render('document', { headDim: 128 }).manifest;
     const [main, short] = cudaLaunches(m);
     fc.assert(fc.property(fc.integer({ min: 1, max: 1 << 20 }), (Nk) => {
-      expect(cudaLaunchFor(m, Nk).entryPoint).toBe(Nk <= 8192 ? short.entryPoint : main.entryPoint);
+      expect(cudaLaunchFor(m, Nk).entryPoint).toBe(Nk <= 4096 ? short.entryPoint : main.entryPoint);
     }));
     const causal = render('causal').manifest;
     expect(cudaLaunchFor(causal, 1).entryPoint).toBe(causal.entryPoint);

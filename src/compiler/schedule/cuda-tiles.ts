@@ -235,20 +235,23 @@ function wgmmaTiles(headDim: number, o: TileOverrides, hints: TileHints): CudaTi
 /**
  * Short rows. Where the tile test reads tables (document ids), how many keys a row keeps is data: packed
  * documents of a few hundred tokens leave each 128-row block two or three live tiles, and one block per SM
- * then spends most of its time starting and finishing. For those specs the source carries a second kernel
- * of 64-row blocks and 64-key tiles that several blocks per SM share (D=64: no producer, 3 blocks; D=128: a
- * producer and 2 blocks), which the loader launches up to maxNk keys (manifest abi.variants): 8192 at D=64,
- * 4096 at D=128, where the two cross.
- * Measured on an H200 (bf16, document ids of lengths N/16..N/4 as bench/run.py draws them, milliseconds;
- * tests/cuda/results/h200-2026-12-02-ctas-sweep.txt, -short-rows-crossover.txt):
- *   D=64   8x128p3o / 4x64:    N1024 0.413 / 0.247   N4096 0.543 / 0.391   N8192 0.744 / 0.692   N16384 1.116 / 1.282
- *   D=128  8x128p / 4x64p@2:   N1024 0.493 / 0.380   N4096 0.669 / 0.573   N8192 0.981 / 0.986   N16384 1.541 / 1.812
+ * then spends most of its time starting and finishing. At D=128 the source carries a second kernel of
+ * 64-row blocks and 64-key tiles, a producer and 2 blocks per SM, which the loader launches up to maxNk =
+ * 4096 keys (manifest abi.variants), where the two cross.
+ * At D=64 the main kernel is persistent (its producer classifies the next item's tiles while the consumers
+ * finish the current one) and, since the eager partial-tile mask and the producer's row copy loop, it beats
+ * the 64-row kernel at every length measured, so D=64 carries none.
+ * Measured on an H200 (bf16, document ids of lengths N/16..N/4 as bench/run.py draws them, milliseconds):
+ *   D=64   default main / short, 2026-12-04 (3766f0e; h200-2026-12-04-short-rows-crossover-d64.txt, one process):
+ *          N1024 0.231 / 0.240   N2048 0.277 / 0.311   N4096 0.336 / 0.395   N8192 0.522 / 0.716
+ *   D=128  8x128p / 4x64p@2, 2026-12-02 (h200-2026-12-02-ctas-sweep.txt, -short-rows-crossover.txt):
+ *          N1024 0.493 / 0.380   N4096 0.669 / 0.573   N8192 0.981 / 0.986   N16384 1.541 / 1.812
+ *          and 2026-12-04 (3766f0e): N4096 0.510 / 0.463
  * For causal, sliding-window and scale_invariant masks the same kernel gains nothing (D=64 N1024 causal
  * 0.307 / 0.311) or loses, so they get none.
  */
 export function shortRowTiles(dtype: StorageDType, headDim: number, arch: 'sm_80' | 'sm_90a', hints: TileHints): { tiles: CudaTiles; maxNk: number } | null {
-  if (arch !== 'sm_90a' || dtype === 'f32' || (headDim !== 64 && headDim !== 128) || !hints.tableTileTest) return null;
-  if (headDim === 64) return { tiles: wgmmaTiles(64, { warps: 4, bn: 64, producer: false }, hints), maxNk: 8192 };
+  if (arch !== 'sm_90a' || dtype === 'f32' || headDim !== 128 || !hints.tableTileTest) return null;
   return { tiles: wgmmaTiles(128, { warps: 4, bn: 64, ctas: 2 }, hints), maxNk: 4096 };
 }
 
