@@ -9,7 +9,8 @@
 //     [--timeout-s 60]  each variant in a process of its own, killed after that long: a kernel that
 //     hangs (a tiling under test) costs one line of the sweep instead of the whole device session
 import { loadExamples } from '../tests/cuda/suite.ts';
-import { renderCuda } from '../src/compiler/render/cuda.ts';
+import { cudaLaunchFor, renderCuda } from '../src/compiler/render/cuda.ts';
+import type { CompiledKernel } from '../src/compiler/manifest.ts';
 import { openCuda } from '../src/runtime/cuda.ts';
 import { defaultTables, randomInputs } from '../src/runtime/random.ts';
 import type { StorageDType } from '../src/compiler/manifest.ts';
@@ -33,20 +34,23 @@ const diet = (sign: string | undefined, letters: string | undefined) => {
 };
 const variants = arg('variants', '4x64').split(',').map((s) => {
   // `default`: the tiles the compiler picks for each spec and shape (cuda-tiles.ts), as `attnc compile` would.
-  if (s === 'default') return { label: s, tiles: undefined, warps: 0, bn: 0, mt: 0 };
+  if (s === 'default') return { label: s, tiles: undefined };
   const m = /^(\d+)x(\d+)(?:x(\d+))?(p(\d)?(o)?(P)?(r)?(?:s(\d+))?(?:([-+])([flt]+))?)?(?:@(\d))?$/.exec(s);
   if (!m) throw new Error(`--variants: ${s}: expected WARPSxBN[xMT][p[STAGES][o][P[r]][sSCAN][-flt|+flt]][@CTAS]`);
   const tiles = { warps: Number(m[1]), bn: Number(m[2]), mt: Number(m[3] ?? 1), producer: m[4] !== undefined, stages: Number(m[5] ?? 2), overlap: m[6] === 'o', persistent: m[7] === 'P', snakeOrder: m[8] === 'r' ? false : undefined, scanBatch: m[9] === undefined ? undefined : Number(m[9]), ...diet(m[10], m[11]), ctas: Number(m[12] ?? 1) };
-  return { label: s, tiles, warps: tiles.warps, bn: tiles.bn, mt: tiles.mt };
+  return { label: s, tiles };
 });
 
-/** What ran, from the kernel's own header (its Tiles line, and the short-row kernel's bound), so `default` rows say it. */
-function tileLine(source: string, nk: number): string {
-  const short = /Short rows \(Nk <= (\d+)\): \S+, BM=(\d+) query rows x BN=(\d+)/.exec(source);
-  if (short && nk <= Number(short[1])) return `short-row BM${short[2]} BN${short[3]}`;
-  const l = /Tiles: ([^\n]*)/.exec(source)?.[1] ?? '';
+/**
+ * What ran at this Nk: the launch rule (cudaLaunchFor) picks the main kernel or a short-row variant, and
+ * that kernel's line of the .cu header (Tiles, or Short rows) says how it is tiled.
+ */
+function tileLine(kernel: CompiledKernel, nk: number): string {
+  const { entryPoint } = cudaLaunchFor(kernel.manifest, nk);
+  const main = entryPoint === kernel.manifest.entryPoint;
+  const l = (main ? /^\/\/ Tiles: (.*)$/m : new RegExp(`^// Short rows \\(Nk <= \\d+\\): ${entryPoint}, (.*)$`, 'm')).exec(kernel.source)?.[1] ?? '';
   const num = (re: RegExp) => re.exec(l)?.[1] ?? '?';
-  return `BM${num(/BM=(\d+)/)} BN${num(/BN=(\d+)/)} ${num(/(\d+) cp\.async stages/)}st${/overlapped/.test(l) ? ' overlap' : ''}${/persistent/.test(l) ? ' persistent' : ''}`;
+  return `${main ? '' : 'short-row '}BM${num(/BM=(\d+)/)} BN${num(/BN=(\d+)/)} ${num(/(\d+) cp\.async stages/)}st${/overlapped/.test(l) ? ' overlap' : ''}${/persistent/.test(l) ? ' persistent' : ''}`;
 }
 
 function benchDocIds(n: number, seed: number): Int32Array {
@@ -101,7 +105,7 @@ try {
         }
         const causal = !kernel.manifest.analysis.maskFree;
         const flops = (4 * B * H * N * N * D) / (causal ? 2 : 1);
-        console.log(`${spec.name.padEnd(20)} ${dtype} B${B} H${H} N${N} D${D} ${kernel.manifest.abi.kernel} ${label.padEnd(9)} ${tileLine(kernel.source, N)}: median ${t.medianMs.toFixed(3)} ms  ${(flops / t.medianMs / 1e9).toFixed(1)} TFLOP/s (min ${t.minMs.toFixed(3)} ms)`);
+        console.log(`${spec.name.padEnd(20)} ${dtype} B${B} H${H} N${N} D${D} ${kernel.manifest.abi.kernel} ${label.padEnd(9)} ${tileLine(kernel, N)}: median ${t.medianMs.toFixed(3)} ms  ${(flops / t.medianMs / 1e9).toFixed(1)} TFLOP/s (min ${t.minMs.toFixed(3)} ms)`);
       }
     }
   }

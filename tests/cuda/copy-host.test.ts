@@ -53,7 +53,7 @@ function dstOf(c: Config, st: number, r: number, ch: number): number {
   return st * c.bn * c.headDim + (ch >> 3) * (c.bn * 64) + r * 64 + (((ch & 7) ^ (r & 7)) << 3);
 }
 
-const program = (c: Config, tiles: Array<[number, number, number]>) => `#include <cstddef>
+const program = (c: Config, tiles: Array<[number, number, number]>, copyLoop = loadKv(c)) => `#include <cstddef>
 #include <cstdio>
 using T = ${c.elem};
 constexpr int HEAD_DIM = ${c.headDim}, BN = ${c.bn}, STRIDE = HEAD_DIM + ${c.perChunk}, NTHREADS = ${c.threads};
@@ -76,7 +76,7 @@ int main() {
 ${tiles.map(([j, st, nk]) => `  std::printf("tile ${j} ${st} ${nk}\\n");
   for (int tid = 0; tid < NTHREADS; ++tid) {
     const int Nk = ${nk};
-${loadKv(c)}
+${copyLoop}
     load_kv(${j}, ${st});
   }`).join('\n')}
 }
