@@ -34,8 +34,10 @@ const configs: Config[] = [
   { label: 'mma.sync D=64 BN=128, 128 threads', elem: 'unsigned short', perChunk: 8, headDim: 64, bn: 128, threads: 128, swizzled: false, opts: {} },
   { label: 'f32 D=64 BN=32, 96 threads', elem: 'float', perChunk: 4, headDim: 64, bn: 32, threads: 96, swizzled: false, opts: {} },
   { label: 'wgmma short rows D=64 BN=64, 128 threads', elem: 'unsigned short', perChunk: 8, headDim: 64, bn: 64, threads: 128, swizzled: true, opts: { kvDst: wgmmaKvDst } },
-  { label: 'wgmma producer D=64 BN=160', elem: 'unsigned short', perChunk: 8, headDim: 64, bn: 160, threads: 128, swizzled: true, opts: { kvDst: wgmmaKvDst, copyUnroll: 2 } },
-  { label: 'wgmma producer D=128 BN=128', elem: 'unsigned short', perChunk: 8, headDim: 128, bn: 128, threads: 128, swizzled: true, opts: { kvDst: wgmmaKvDst, copyUnroll: 2 } },
+  // The producer: whole tiles at immediate offsets (immediateRows), tiles cut short by Nk in its row loop.
+  { label: 'wgmma producer D=64 BN=160', elem: 'unsigned short', perChunk: 8, headDim: 64, bn: 160, threads: 128, swizzled: true, opts: { kvDst: wgmmaKvDst, copyUnroll: 2, immediateRows: { headDim: 64, rowBytes: 128 } } },
+  { label: 'wgmma producer D=128 BN=128', elem: 'unsigned short', perChunk: 8, headDim: 128, bn: 128, threads: 128, swizzled: true, opts: { kvDst: wgmmaKvDst, copyUnroll: 2, immediateRows: { headDim: 128, rowBytes: 128 } } },
+  { label: 'wgmma producer D=64 BN=128, row loop only', elem: 'unsigned short', perChunk: 8, headDim: 64, bn: 128, threads: 128, swizzled: true, opts: { kvDst: wgmmaKvDst, copyUnroll: 2 } },
 ];
 
 /** load_kv's lambda, as the kernel has it. */
@@ -67,6 +69,10 @@ static void attnc_cp_async16(unsigned dst, const void* src, bool valid) {
   const int kv = s >= gmem[1] ? 1 : 0;
   std::printf("%d %u %ld %d\\n", kv, dst / (unsigned)sizeof(T), (long)(s - gmem[kv]), valid ? 1 : 0);
 }
+// The same at immediate byte offsets (the producer's whole tiles).
+template <int DST_OFF, int SRC_OFF> static void attnc_cp_async16_at(unsigned dst, const void* src) {
+  attnc_cp_async16(dst + DST_OFF, (const char*)src + SRC_OFF, true);
+}
 int main() {
   T* const sK = smem;
   T* const sV = smem + ${STAGES} * BN * (HEAD_DIM + ${c.perChunk});
@@ -85,8 +91,10 @@ ${copyLoop}
 describe.skipIf(!cxx)('CUDA K/V copy loop on the host', () => {
   for (const c of configs) {
     it(c.label, () => {
-      // (tile j, stage, Nk): whole tiles, and tiles that Nk cuts short (a partial last tile, one row, none)
-      const tiles: Array<[number, number, number]> = [[0, 0, 4 * c.bn], [1, 2, 4 * c.bn], [2, 1, 2 * c.bn + 5], [3, 0, 3 * c.bn + 1], [1, 1, c.bn]];
+      // (tile j, stage, Nk): whole tiles (one ending exactly at Nk), and tiles that Nk cuts short (by one row, a
+      // partial last tile, one row left, none)
+      const tiles: Array<[number, number, number]> = [[0, 0, 4 * c.bn], [1, 2, 4 * c.bn], [2, 1, 2 * c.bn + 5], [3, 0, 3 * c.bn + 1], [1, 1, c.bn],
+        [1, 0, 2 * c.bn], [1, 2, 2 * c.bn - 1]];
       const src = join(work, `copy-${configs.indexOf(c)}.cpp`), bin = src.replace(/\.cpp$/, '');
       writeFileSync(src, program(c, tiles));
       execFileSync(cxx!, ['-O1', '-std=c++17', '-Wno-unknown-pragmas', '-o', bin, src]);

@@ -426,6 +426,38 @@ export interface StagingOptions {
    * (a persistent kernel pastes this code once per item): see tileClassifier.
    */
   windowBufferOutside?: boolean;
+  /**
+   * With copyUnroll: a tile that Nk does not cut short is copied with no per-row arithmetic at all, each row's
+   * shared and global address an immediate offset from the thread's first (cp.async [reg+imm]). Needs the head
+   * dim (rows per pass, at render time) and the layout's bytes from a row to the next in one chunk column, which
+   * must not depend on the row beyond that step (true of the swizzled atoms for steps of 8 rows).
+   */
+  immediateRows?: { headDim: number; rowBytes: number };
+}
+
+/**
+ * A whole tile's copy as straight-line cp.async with immediate offsets: the producer issued 74 instructions per
+ * 4 cp.async in its row loop (64-bit addresses per row; Nsight Compute, causal D=128,
+ * tests/cuda/results/h200-2026-12-04-ncu-d128.txt), as many warp instructions as the consumers executed.
+ */
+function immediateRowCopy(o: { headDim: number; rowBytes: number }, perChunk: number, bn: number, threads: number, kvDst: (tile: 'sK' | 'sV') => string): string {
+  const rowsPerPass = threads / (o.headDim / perChunk), passes = bn / rowsPerPass, elemBytes = 16 / perChunk;
+  if (!Number.isInteger(rowsPerPass) || !Number.isInteger(passes) || rowsPerPass % 8 !== 0) throw new Error(`load_kv: ${threads} threads, head dim ${o.headDim}, BN ${bn}: no whole passes of 8-row groups`);
+  const lines: string[] = [];
+  for (let p = 0; p < passes; p++) {
+    const d = p * rowsPerPass * o.rowBytes, g = p * rowsPerPass * o.headDim * elemBytes;
+    lines.push(`      attnc_cp_async16_at<${d}, ${g}>(dk, gk); attnc_cp_async16_at<${d}, ${g}>(dv, gv);`);
+  }
+  return `
+    if (j * BN + BN <= Nk) {  // the whole tile is in range: every row of the column at a constant offset
+      const int r = r0;
+      const unsigned dk = attnc_smem_addr(${kvDst('sK')}), dv = attnc_smem_addr(${kvDst('sV')});
+      const size_t off = (size_t)(j * BN + r0) * HEAD_DIM + c * ${perChunk};
+      const void* const gk = gK + off;
+      const void* const gv = gV + off;
+${lines.join('\n')}
+      return;
+    }`;
 }
 
 /** The staging code runs on `tid` 0..NTHREADS-1 of the scope it is pasted in (a producer warpgroup may shadow both). */
@@ -453,7 +485,7 @@ ${tileClassifier(spec, o)}
     // softmax for issue slots: causal D=128 ran 20% faster with it (h200-2026-12-04-copy-loop-sweep.txt).
     constexpr int ROWS_PER_PASS = NTHREADS / CHUNKS;
     static_assert(NTHREADS % CHUNKS == 0 && BN % ROWS_PER_PASS == 0, "load_kv: a thread keeps one chunk column");
-    const int c = tid % CHUNKS, r0 = tid / CHUNKS;
+    const int c = tid % CHUNKS, r0 = tid / CHUNKS;${o.immediateRows ? immediateRowCopy(o.immediateRows, perChunk, bn, threads, kvDst) : ''}
     #pragma unroll ${o.copyUnroll}
     for (int p = 0; p < BN / ROWS_PER_PASS; ++p) copy(r0 + p * ROWS_PER_PASS, c);` : `
     // Unsigned: the division and remainder by CHUNKS (a power of 2) are a shift and a mask. The producer's

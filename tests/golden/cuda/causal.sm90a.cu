@@ -17,6 +17,10 @@ __device__ __forceinline__ unsigned attnc_smem_addr(const void* p) {
 __device__ __forceinline__ void attnc_cp_async16(unsigned dst, const void* src, bool valid) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(dst), "l"(src), "r"(valid ? 16 : 0) : "memory");
 }
+// The same, at immediate byte offsets from both addresses, always in range (no address arithmetic in the copy).
+template <int DST_OFF, int SRC_OFF> __device__ __forceinline__ void attnc_cp_async16_at(unsigned dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0+%2], [%1+%3], 16;" :: "r"(dst), "l"(src), "n"(DST_OFF), "n"(SRC_OFF) : "memory");
+}
 __device__ __forceinline__ void attnc_cp_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
 template <int N> __device__ __forceinline__ void attnc_cp_wait() { asm volatile("cp.async.wait_group %0;" :: "n"(N) : "memory"); }
 __device__ __forceinline__ float attnc_ex2(float x) {
@@ -200,6 +204,30 @@ extern "C" __global__ void __launch_bounds__(384, 1) attnc_causal_bf16_d128(cons
         constexpr int ROWS_PER_PASS = NTHREADS / CHUNKS;
         static_assert(NTHREADS % CHUNKS == 0 && BN % ROWS_PER_PASS == 0, "load_kv: a thread keeps one chunk column");
         const int c = tid % CHUNKS, r0 = tid / CHUNKS;
+        if (j * BN + BN <= Nk) {  // the whole tile is in range: every row of the column at a constant offset
+          const int r = r0;
+          const unsigned dk = attnc_smem_addr(sK + st * (BN * HEAD_DIM) + ((c) >> 3) * (BN * 64) + (r) * 64 + ((((c) & 7) ^ ((r) & 7)) << 3)), dv = attnc_smem_addr(sV + st * (BN * HEAD_DIM) + ((c) >> 3) * (BN * 64) + (r) * 64 + ((((c) & 7) ^ ((r) & 7)) << 3));
+          const size_t off = (size_t)(j * BN + r0) * HEAD_DIM + c * 8;
+          const void* const gk = gK + off;
+          const void* const gv = gV + off;
+          attnc_cp_async16_at<0, 0>(dk, gk); attnc_cp_async16_at<0, 0>(dv, gv);
+          attnc_cp_async16_at<1024, 2048>(dk, gk); attnc_cp_async16_at<1024, 2048>(dv, gv);
+          attnc_cp_async16_at<2048, 4096>(dk, gk); attnc_cp_async16_at<2048, 4096>(dv, gv);
+          attnc_cp_async16_at<3072, 6144>(dk, gk); attnc_cp_async16_at<3072, 6144>(dv, gv);
+          attnc_cp_async16_at<4096, 8192>(dk, gk); attnc_cp_async16_at<4096, 8192>(dv, gv);
+          attnc_cp_async16_at<5120, 10240>(dk, gk); attnc_cp_async16_at<5120, 10240>(dv, gv);
+          attnc_cp_async16_at<6144, 12288>(dk, gk); attnc_cp_async16_at<6144, 12288>(dv, gv);
+          attnc_cp_async16_at<7168, 14336>(dk, gk); attnc_cp_async16_at<7168, 14336>(dv, gv);
+          attnc_cp_async16_at<8192, 16384>(dk, gk); attnc_cp_async16_at<8192, 16384>(dv, gv);
+          attnc_cp_async16_at<9216, 18432>(dk, gk); attnc_cp_async16_at<9216, 18432>(dv, gv);
+          attnc_cp_async16_at<10240, 20480>(dk, gk); attnc_cp_async16_at<10240, 20480>(dv, gv);
+          attnc_cp_async16_at<11264, 22528>(dk, gk); attnc_cp_async16_at<11264, 22528>(dv, gv);
+          attnc_cp_async16_at<12288, 24576>(dk, gk); attnc_cp_async16_at<12288, 24576>(dv, gv);
+          attnc_cp_async16_at<13312, 26624>(dk, gk); attnc_cp_async16_at<13312, 26624>(dv, gv);
+          attnc_cp_async16_at<14336, 28672>(dk, gk); attnc_cp_async16_at<14336, 28672>(dv, gv);
+          attnc_cp_async16_at<15360, 30720>(dk, gk); attnc_cp_async16_at<15360, 30720>(dv, gv);
+          return;
+        }
         #pragma unroll 2
         for (int p = 0; p < BN / ROWS_PER_PASS; ++p) copy(r0 + p * ROWS_PER_PASS, c);
       };

@@ -17,6 +17,10 @@ __device__ __forceinline__ unsigned attnc_smem_addr(const void* p) {
 __device__ __forceinline__ void attnc_cp_async16(unsigned dst, const void* src, bool valid) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(dst), "l"(src), "r"(valid ? 16 : 0) : "memory");
 }
+// The same, at immediate byte offsets from both addresses, always in range (no address arithmetic in the copy).
+template <int DST_OFF, int SRC_OFF> __device__ __forceinline__ void attnc_cp_async16_at(unsigned dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0+%2], [%1+%3], 16;" :: "r"(dst), "l"(src), "n"(DST_OFF), "n"(SRC_OFF) : "memory");
+}
 __device__ __forceinline__ void attnc_cp_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
 template <int N> __device__ __forceinline__ void attnc_cp_wait() { asm volatile("cp.async.wait_group %0;" :: "n"(N) : "memory"); }
 __device__ __forceinline__ float attnc_ex2(float x) {
