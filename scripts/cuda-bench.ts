@@ -9,7 +9,7 @@
 //     [--timeout-s 60]  each variant in a process of its own, killed after that long: a kernel that
 //     hangs (a tiling under test) costs one line of the sweep instead of the whole device session
 import { loadExamples } from '../tests/cuda/suite.ts';
-import { cudaLaunchFor, renderCuda } from '../src/compiler/render/cuda.ts';
+import { cudaLaunchFor, renderCuda, tilesLineOf } from '../src/compiler/render/cuda.ts';
 import type { CompiledKernel } from '../src/compiler/manifest.ts';
 import { openCuda } from '../src/runtime/cuda.ts';
 import { defaultTables, randomInputs } from '../src/runtime/random.ts';
@@ -48,7 +48,7 @@ const variants = arg('variants', '4x64').split(',').map((s) => {
 function tileLine(kernel: CompiledKernel, nk: number): string {
   const { entryPoint } = cudaLaunchFor(kernel.manifest, nk);
   const main = entryPoint === kernel.manifest.entryPoint;
-  const l = (main ? /^\/\/ Tiles: (.*)$/m : new RegExp(`^// Short rows \\(Nk <= \\d+\\): ${entryPoint}, (.*)$`, 'm')).exec(kernel.source)?.[1] ?? '';
+  const l = tilesLineOf(kernel.source, main ? undefined : entryPoint) ?? '';
   const num = (re: RegExp) => re.exec(l)?.[1] ?? '?';
   return `${main ? '' : 'short-row '}BM${num(/BM=(\d+)/)} BN${num(/BN=(\d+)/)} ${num(/(\d+) cp\.async stages/)}st${/overlapped/.test(l) ? ' overlap' : ''}${/persistent/.test(l) ? ' persistent' : ''}`;
 }

@@ -2,6 +2,7 @@
 // form of the logit, and how a sample tiling is classified by the masks.
 import type { Command } from 'commander';
 import { lowerAndAnalyze, renderKernel, UsageError } from '../compiler/compile.ts';
+import { tilesLineOf } from '../compiler/render/cuda.ts';
 import type { StorageDType } from '../compiler/manifest.ts';
 import { DEFAULT_WEBGPU_LIMITS } from '../runtime/device.ts';
 import { explain, explainJson } from '../compiler/explain.ts';
@@ -55,7 +56,7 @@ function explainCommand(specPath: string, flags: ExplainFlags): void {
     tile = { bm: flags.tile ?? manifest.tile.bm, bn: flags.tile ?? manifest.tile.bn };
     const family = manifest.abi && 'kernel' in manifest.abi ? ` ${String(manifest.abi.kernel)}` : '';
     // The CUDA source's own description of its tiling and softmax (its header's Tiles line).
-    const plan = target === 'cuda' ? /^\/\/ Tiles: (.*)$/m.exec(source)?.[1] : undefined;
+    const plan = target === 'cuda' ? tilesLineOf(source) : undefined;
     kernel = { backend: flags.backend, family: family.trim() || undefined, dtype: flags.dtype, headDim: flags.headDim, arch, tile: manifest.tile, grid: manifest.grid, plan };
     if (!flags.json) process.stdout.write(`${flags.backend}${family} kernel (${flags.dtype}, D=${flags.headDim}${arch ? `, ${arch}` : ''}): ${manifest.tile.bm}x${manifest.tile.bn} tiles, ${manifest.tile.threads} threads, grid ${manifest.grid}\n${plan ? `  ${plan}\n` : ''}\n`);
   }

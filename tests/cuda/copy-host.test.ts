@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildSpecCode, kvStaging, type StagingOptions } from '../../src/compiler/render/cuda-spec.ts';
-import { wgmmaKvDst } from '../../src/compiler/render/cuda-wgmma.ts';
+import { WGMMA_KV_ROW_BYTES, wgmmaKvDst } from '../../src/compiler/render/cuda-wgmma.ts';
 import { loadExamples } from './suite.ts';
 
 const cxx = ['g++', 'c++', 'clang++'].find((c) => spawnSync(c, ['--version']).status === 0);
@@ -35,8 +35,8 @@ const configs: Config[] = [
   { label: 'f32 D=64 BN=32, 96 threads', elem: 'float', perChunk: 4, headDim: 64, bn: 32, threads: 96, swizzled: false, opts: {} },
   { label: 'wgmma short rows D=64 BN=64, 128 threads', elem: 'unsigned short', perChunk: 8, headDim: 64, bn: 64, threads: 128, swizzled: true, opts: { kvDst: wgmmaKvDst } },
   // The producer: whole tiles at immediate offsets (immediateRows), tiles cut short by Nk in its row loop.
-  { label: 'wgmma producer D=64 BN=160', elem: 'unsigned short', perChunk: 8, headDim: 64, bn: 160, threads: 128, swizzled: true, opts: { kvDst: wgmmaKvDst, copyUnroll: 2, immediateRows: { headDim: 64, rowBytes: 128 } } },
-  { label: 'wgmma producer D=128 BN=128', elem: 'unsigned short', perChunk: 8, headDim: 128, bn: 128, threads: 128, swizzled: true, opts: { kvDst: wgmmaKvDst, copyUnroll: 2, immediateRows: { headDim: 128, rowBytes: 128 } } },
+  { label: 'wgmma producer D=64 BN=160', elem: 'unsigned short', perChunk: 8, headDim: 64, bn: 160, threads: 128, swizzled: true, opts: { kvDst: wgmmaKvDst, copyUnroll: 2, immediateRows: { headDim: 64, rowBytes: WGMMA_KV_ROW_BYTES } } },
+  { label: 'wgmma producer D=128 BN=128', elem: 'unsigned short', perChunk: 8, headDim: 128, bn: 128, threads: 128, swizzled: true, opts: { kvDst: wgmmaKvDst, copyUnroll: 2, immediateRows: { headDim: 128, rowBytes: WGMMA_KV_ROW_BYTES } } },
   { label: 'wgmma producer D=64 BN=128, row loop only', elem: 'unsigned short', perChunk: 8, headDim: 64, bn: 128, threads: 128, swizzled: true, opts: { kvDst: wgmmaKvDst, copyUnroll: 2 } },
 ];
 

@@ -31,7 +31,7 @@
 import { kvStaging, type SpecCode } from './cuda-spec.ts';
 import { elemLoopCode, epilogueCode, rescaleCode, softmaxCode, type SoftmaxOptions } from './cuda-mma.ts';
 import { wgmmaQElems, type CudaTiles } from '../schedule/cuda-tiles.ts';
-import { stageDesc, wgmmaConsumerInit, wgmmaKvDst, wgmmaPack, wgmmaPV, wgmmaPVIssue, wgmmaQK, wgmmaQLoad, wgmmaSmem, wgmmaStageDescs } from './cuda-wgmma.ts';
+import { stageDesc, WGMMA_KV_ROW_BYTES, wgmmaConsumerInit, wgmmaKvDst, wgmmaPack, wgmmaPV, wgmmaPVIssue, wgmmaQK, wgmmaQLoad, wgmmaSmem, wgmmaStageDescs } from './cuda-wgmma.ts';
 
 /** Threads of the producer warpgroup. */
 export const PRODUCER_THREADS = 128;
@@ -89,7 +89,7 @@ ${spec.tableDecls(bm, bn, stages).join('\n')}
 ${indent(itemDecode(true, t.persistent), 2)}
       // Its budget is small (setmaxnreg): the copy loop is unrolled by 2 and table scans keep 2 loads in flight,
       // which is enough for a warpgroup that only has to stay a stage ahead (fully unrolled, it spills).
-${indent(kvStaging(spec, 'unsigned short', 8, bm, bn, PRODUCER_THREADS, { kvDst: wgmmaKvDst, sync: `attnc_bar_sync(2, ${PRODUCER_THREADS})`, scanBatch: String(t.scanBatch), copyUnroll: 2, windowBufferOutside: true, immediateRows: { headDim, rowBytes: 128 } }), 2)}
+${indent(kvStaging(spec, 'unsigned short', 8, bm, bn, PRODUCER_THREADS, { kvDst: wgmmaKvDst, sync: `attnc_bar_sync(2, ${PRODUCER_THREADS})`, scanBatch: String(t.scanBatch), copyUnroll: 2, windowBufferOutside: true, immediateRows: { headDim, rowBytes: WGMMA_KV_ROW_BYTES } }), 2)}
       if (item_n >= QBUF) attnc_mbar_wait(bar_q_empty + 8 * qb, (item_n / QBUF - 1) & 1);  // the O of item item_n - QBUF is out
 ${indent(wgmmaQLoad(), 2)}
       attnc_mbar_track_cp(bar_q + 8 * qb);

@@ -90,6 +90,8 @@ ${q}
 
 /** Where load_kv puts 16-byte chunk c of row r of stage st: swizzled atoms (kvStaging's kvDst). */
 export const wgmmaKvDst = (tile: 'sK' | 'sV') => `${tile} + st * (BN * HEAD_DIM) + ${swizzled('BN', 'r', 'c')}`;
+/** Bytes from row r to row r + 1 of one chunk column in wgmmaKvDst's layout, for steps of 8 rows (the swizzle repeats every 8). */
+export const WGMMA_KV_ROW_BYTES = 64 * 2;
 
 /** The block's Q tile through cp.async into swizzled atoms (rows past Nq zero-filled); run by tid 0..NTHREADS-1. */
 export function wgmmaQLoad(): string {

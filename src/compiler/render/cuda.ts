@@ -134,6 +134,15 @@ ${short ? `// Short rows (Nk <= ${short.maxNk}): ${shortEntry}, ${tilesLine(shor
   return { source, manifest };
 }
 
+/**
+ * What the source header says of a kernel's tiling: the main kernel's `Tiles` line, or with the entry point of
+ * a short-row variant, that variant's line (renderCuda writes both).
+ */
+export function tilesLineOf(source: string, shortEntry?: string): string | undefined {
+  const line = shortEntry ? new RegExp(`^// Short rows \\(Nk <= \\d+\\): ${shortEntry}, (.*)$`, 'm') : /^\/\/ Tiles: (.*)$/m;
+  return line.exec(source)?.[1];
+}
+
 /** The softmax's instruction diet where the kernel has it (cuda-tiles.ts), for the header's Tiles line. */
 function softmaxLine(t: CudaTiles): string {
   const pieces = [

@@ -32,10 +32,11 @@ export function exp2Feed(k: LoweredKernel): Exp2Feed {
   const affine = k.analysis.affine;
   if (affine) {
     // |a| capped too, so that a * dot stays finite for any sane dot product.
-    const a2 = upTo(cap(scaled(affine.a)), -CAP, false);
+    const aLog2 = scaled(affine.a);
+    const a2 = upTo(cap(aLog2), -CAP, false);
     // Folded, so constant and per-head factors stay literals in the kernel.
     // Both caps keep a positive a2 positive (min(x, 1e38) and max(x, -1e38) of an x > 0), so the sign is read before them.
-    return { affine: true, a2: foldNode(a2, f), c2: foldNode(cap(scaled(affine.c)), f), aPositive: isPositive(foldNode(scaled(affine.a), f)) };
+    return { affine: true, a2: foldNode(a2, f), c2: foldNode(cap(scaled(affine.c)), f), aPositive: isPositive(foldNode(aLog2, f)) };
   }
   return { affine: false, logit2: foldNode(cap(scaled(k.program.logit)), f) };
 }
