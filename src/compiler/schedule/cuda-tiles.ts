@@ -181,8 +181,8 @@ function wgmmaTiles(headDim: number, o: TileOverrides, hints: TileHints): CudaTi
     // The overlap needs a third stage (the consumers hold two at once; with two, the producer cannot run
     // ahead: measured 25% slower), which at D=128 fits only next to small tables, and at D=128 the
     // consumers' 232 registers (224, with a table-scanning producer, spills). Two stagings that let 2 stages
-    // overlap (K and V in rings of their own; a tile's K beside the previous tile's V) lost at N >= 4096 (three
-    // rows within 1%), their producer issuing more per tile; scale_invariant D=128 N16384 4.6 -> 5.4-5.7 ms against its serial loop
+    // overlap (K and V in rings of their own; a tile's K beside the previous tile's V) lost at N >= 4096 but for
+    // four rows within 1%, their producer issuing more per tile; scale_invariant D=128 N16384 4.6 -> 5.4-5.7 ms against its serial loop
     // (tests/cuda/results/h200-2026-12-04-kv-rings-sweep.txt).
     const overlapFits = producer && fits(3, persistent) && (headDim <= 64 || consumerRegs >= 232);
     return { producerRegs, consumerRegs, overlapFits, stages: o.stages ?? (overlapFits ? 3 : 2) };
