@@ -113,8 +113,9 @@ describe.skipIf(!nvcc)('nvcc: non-default sm_90a tilings', () => {
     { label: 'BN 96, D=128', D: 128, tiles: { bn: 96 } },
     { label: 'persistent, D=64', D: 64, tiles: { persistent: true } },
     { label: 'persistent in round-robin order, D=64', D: 64, tiles: { snakeOrder: false } },
-    { label: 'softmax diet inverted, D=64 (no fold, lazy rescale, two chains)', D: 64, tiles: { foldScale: false, lazyRescale: true, twoChains: true } },
-    { label: 'softmax diet inverted, D=128 (no fold, no lazy rescale, two chains)', D: 128, tiles: { foldScale: false, lazyRescale: false, twoChains: true } },
+    { label: 'softmax diet inverted, D=64 (no fold, lazy rescale, two chains, row sums on the tensor cores)', D: 64, tiles: { foldScale: false, lazyRescale: true, twoChains: true, rowSumMma: true } },
+    { label: 'softmax diet inverted, D=128 (no fold, no lazy rescale, two chains, row sums in the softmax)', D: 128, tiles: { foldScale: false, lazyRescale: false, twoChains: true, rowSumMma: false } },
+    { label: 'row sums on the tensor cores, D=128', D: 128, tiles: { rowSumMma: true } },
   ];
   for (const spec of specs.filter((x) => ['causal', 'scale_invariant', 'document'].includes(x.name))) {
     it(`${spec.name}: ${variants.map((v) => v.label).join('; ')}`, async () => {

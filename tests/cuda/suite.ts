@@ -68,9 +68,15 @@ export async function runCase(be: CudaBackend, spec: Spec, dtype: StorageDType, 
   // persistent kernel's items in plain round robin instead of the default snake order).
   const [warps, bn, mt, producer, stages, overlap, ctas, persistent, snake] = (process.env.ATTNC_CUDA_TILES ?? '').split(',').map((x) => (x ? Number(x) : undefined));
   const flag = (x: number | undefined) => (x === undefined ? undefined : x === 1);
-  const tiles = { warps, bn, mt, stages, producer: flag(producer), overlap: flag(overlap), ctas, persistent: flag(persistent), snakeOrder: flag(snake) };
+  // ATTNC_CUDA_DIET=+m (or -flt...): pieces of the wgmma kernel's softmax diet on or off (CudaTiles: f foldScale, l lazyRescale,
+  // t twoChains, m rowSumMma). Either variable set means explicit tiles, which carry no short-row kernel.
+  const diet = /^([-+])([fltm]+)$/.exec(process.env.ATTNC_CUDA_DIET ?? '');
+  const set = (c: string) => (diet?.[2].includes(c) ? diet[1] === '+' : undefined);
+  const tiles = { warps, bn, mt, stages, producer: flag(producer), overlap: flag(overlap), ctas, persistent: flag(persistent), snakeOrder: flag(snake),
+    foldScale: set('f'), lazyRescale: set('l'), twoChains: set('t'), rowSumMma: set('m') };
+  const explicit = !!process.env.ATTNC_CUDA_TILES || !!diet;
   // Hopper: the wgmma kernels (unless ATTNC_CUDA_KERNEL=mma)
-  const kernel = renderCuda(spec.lowered, { dtype, headDim: shape.D, hash: 'test', version: 'test', tiles, arch: be.codegen().arch });
+  const kernel = renderCuda(spec.lowered, { dtype, headDim: shape.D, hash: 'test', version: 'test', tiles: explicit ? tiles : undefined, arch: be.codegen().arch });
   const { q, k, v } = randomInputs(shape, seed);
   const params = Object.fromEntries(spec.lowered.program.params.map((p) => [p.name, p.default]));
   // Short windows/prefixes so that masks actually cut inside short sequences too.

@@ -10,21 +10,31 @@ const SMEM_LIMIT = 227 * 1024;
 const hopper = (headDim: number, hints: TileHints = {}, overrides = {}) => chooseCudaTiles('bf16', headDim, overrides, 'sm_90a', hints);
 
 describe('cuda tiles: sm_90a defaults', () => {
-  it('D=64: producer, 3 stages, softmax overlapped with P V, BN 128 (160 for per-diagonal tables), persistent', () => {
+  it('D=64: producer, 3 stages, softmax overlapped with P V, BN 128, persistent; row sums on the tensor cores for per-diagonal tables', () => {
     const t = hopper(64);
     // the persistent item loop costs the producer 8 registers
     expect([t.kind, t.threads, t.stages, t.bn, t.overlap, t.persistent, t.producerRegs, t.consumerRegs]).toEqual(['wgmma', 384, 3, 128, true, true, 48, 224]);
     const single = hopper(64, {}, { persistent: false });
     expect([single.producerRegs, single.consumerRegs]).toEqual([40, 232]);
-    expect(hopper(64, { diagTables: true, tableBytes: (bm, bn, s) => s * 8 * (bm + bn - 1) }).bn).toBe(160);
+    expect(t.rowSumMma).toBe(false);
+    const diag = hopper(64, { diagTables: true, tableBytes: (bm, bn, s) => s * 8 * (bm + bn - 1) });
+    expect([diag.bn, diag.stages, diag.overlap, diag.persistent, diag.rowSumMma]).toEqual([128, 3, true, true, true]);
   });
 
   it('D=128: 3 stages and the overlap only where they fit next to the tables and the consumers keep 232 registers', () => {
     const plain = hopper(128);
     expect([plain.stages, plain.overlap, plain.bn]).toEqual([3, true, 128]);
     // scale_invariant: two f32 per-diagonal tables per stage
-    const diag = hopper(128, { diagTables: true, tableBytes: (bm, bn, s) => s * 8 * (bm + bn - 1) });
-    expect([diag.stages, diag.overlap, diag.producerRegs]).toEqual([2, false, 40]);
+    expect([plain.persistent, plain.rowSumMma]).toEqual([false, false]);
+    // scale_invariant: two f32 per-diagonal tables per stage fit 3 stages at BN 96 (not persistent at D=128),
+    // its row sums on the tensor cores, whose 256 bytes of ones are counted
+    const diagHints = { diagTables: true, tableBytes: (bm: number, bn: number, s: number) => s * 8 * (bm + bn - 1) };
+    const diag = hopper(128, diagHints);
+    expect([diag.bn, diag.stages, diag.overlap, diag.persistent, diag.producerRegs, diag.rowSumMma]).toEqual([96, 3, true, false, 40, true]);
+    expect(diag.smemBytes - hopper(128, diagHints, { rowSumMma: false }).smemBytes).toBe(256);
+    // twelve times those tables leave room for 2 stages only, one tile at a time
+    const wide = hopper(128, { diagTables: true, tableBytes: (bm, bn, s) => s * 96 * (bm + bn - 1) });
+    expect([wide.bn, wide.stages, wide.overlap]).toEqual([96, 2, false]);
     // document: the producer scans a table (56 registers), which leaves the consumers 224
     const scan = hopper(128, { tableTileTest: true, tableBytes: (_bm, bn, s) => s * 4 * bn });
     expect([scan.stages, scan.overlap, scan.producerRegs, scan.consumerRegs]).toEqual([2, false, 56, 224]);

@@ -198,11 +198,16 @@ export interface SoftmaxOptions {
   lazyRescale?: boolean;
   /** Row max and row sum as two interleaved chains (half the dependent latency of one). */
   twoChains?: boolean;
+  /**
+   * The row sums are taken by the tensor cores into O's extra n8 tile (CudaTiles.rowSumMma): no sum here,
+   * and `nd` counts that tile, so every rescale of O rescales the sums too.
+   */
+  rowSumMma?: boolean;
 }
 
 /** Online softmax over the S accumulators (each row is spread over the 4 lanes of a quad); rescales O. */
 export function softmaxCode(mt: number, nt: number, nd: number, o: SoftmaxOptions = {}): string {
-  const { deferRescale = false, fold = null, lazyRescale = false, twoChains = false } = o;
+  const { deferRescale = false, fold = null, lazyRescale = false, twoChains = false, rowSumMma = false } = o;
   const rescale = deferRescale
     ? 'alpha_i[i] = alpha;'
     : lazyRescale
@@ -229,14 +234,16 @@ export function softmaxCode(mt: number, nt: number, nd: number, o: SoftmaxOption
     ? 'const float m_new = mx > m_i[i] + 8.f ? mx : m_i[i];  // the reference moves only by more than 2^8'
     : `const float m_new = ${tileOnly ? 'fmaxf(m_i[i], mx)' : 'mx'};`;
   const p = (x: string) => (fold ? `attnc_ex2(fmaf(${x}, ${fold.a}, off))` : `attnc_ex2(${x} - m_use)`);
-  const rowSum = `float rs = 0.f${twoChains ? ', rs1 = 0.f' : ''};
-      #pragma unroll
+  const sum = rowSumMma ? '' : twoChains ? `
+        rs += s[mi][n][2 * h];
+        rs1 += s[mi][n][2 * h + 1];` : `
+        rs += s[mi][n][2 * h] + s[mi][n][2 * h + 1];`;
+  const rowSum = `${rowSumMma ? '' : `float rs = 0.f${twoChains ? ', rs1 = 0.f' : ''};
+      `}#pragma unroll
       for (int n = 0; n < ${nt}; ++n) {
         s[mi][n][2 * h] = ${p('s[mi][n][2 * h]')};
-        s[mi][n][2 * h + 1] = ${p('s[mi][n][2 * h + 1]')};
-        ${twoChains ? `rs += s[mi][n][2 * h];
-        rs1 += s[mi][n][2 * h + 1];` : 'rs += s[mi][n][2 * h] + s[mi][n][2 * h + 1];'}
-      }${twoChains ? `
+        s[mi][n][2 * h + 1] = ${p('s[mi][n][2 * h + 1]')};${sum}
+      }${twoChains && !rowSumMma ? `
       rs += rs1;` : ''}`;
   return `    // online softmax (each row is spread over the 4 lanes of a quad)
     #pragma unroll
@@ -250,8 +257,8 @@ export function softmaxCode(mt: number, nt: number, nd: number, o: SoftmaxOption
       const float alpha = attnc_ex2(m_i[i] - m_use);
       m_i[i] = m_new;${fold ? `
       const float off = ${fold.c === '0.0f' ? '-m_use' : `${fold.c} - m_use`};` : ''}
-      ${rowSum}
-      l_i[i] = l_i[i] * alpha + rs;
+      ${rowSum}${rowSumMma ? '' : `
+      l_i[i] = l_i[i] * alpha + rs;`}
       ${rescale}
     }`;
 }
@@ -275,15 +282,19 @@ ${loop.split('\n').map((l) => '  ' + l).join('\n')}
 const scaleO = (nd: number, factor: string) =>
   `for (int n = 0; n < ${nd}; ++n) { o[mi][n][2 * h] *= ${factor}; o[mi][n][2 * h + 1] *= ${factor}; }`;
 
-/** Normalizes O, writes LSE, stages O through shared memory (sQ, row stride STRIDE) and stores 16-byte chunks. */
-export function epilogueCode(mt: number, nd: number, wr: number): string {
+/**
+ * Normalizes O, writes LSE, stages O through shared memory (sQ, row stride STRIDE) and stores 16-byte chunks.
+ * The row sums are l_i's quarters (one per lane of the quad), or with rowSumMma whole in o[mi][nd].
+ */
+export function epilogueCode(mt: number, nd: number, wr: number, rowSumMma = false): string {
   return `  // ---- epilogue: normalize, LSE, stage O through this warp's Q rows, 16-byte stores ----
   #pragma unroll
   for (int i = 0; i < ${2 * mt}; ++i) {
-    const int mi = i >> 1, h = i & 1;
+    const int mi = i >> 1, h = i & 1;${rowSumMma ? `
+    const float l = o[mi][${nd}][2 * h];  // the tensor cores' row sum (every lane of the quad has it)` : `
     float l = l_i[i];
     l += __shfl_xor_sync(0xffffffffu, l, 1);
-    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);`}
     const float inv = l > 0.f ? 1.f / l : 0.f;  // fully masked row: O = 0
     const int lr = warp * ${wr} + mi * 16 + g + 8 * h;
     #pragma unroll

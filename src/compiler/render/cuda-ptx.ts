@@ -58,7 +58,7 @@ __device__ __forceinline__ unsigned attnc_pack(float lo, float hi) {
  * operands use 128-byte-swizzled atoms described by 64-bit matrix descriptors.
  */
 /** The wgmma helpers, with S = Q K^T (attnc_wgmma_ss<N>) for each tile width N that a kernel of the source uses. */
-export function ptxWgmma(dtype: 'f16' | 'bf16', widths: readonly number[]): string {
+export function ptxWgmma(dtype: 'f16' | 'bf16', widths: readonly number[], rowSum = false): string {
   const regs = (n: number, from = 0) => Array.from({ length: n }, (_, i) => `%${from + i}`).join(', ');
   const outs = (n: number) => Array.from({ length: n }, (_, i) => `"+f"(d[${i}])`).join(', ');
   const ss = (sN: number) => {
@@ -109,5 +109,13 @@ __device__ __forceinline__ void attnc_wgmma_rs(float* d, const unsigned* a, unsi
                : ${outs(32)}
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
 }
-`;
+${rowSum ? `__device__ __forceinline__ unsigned attnc_ones_x2() { return ${dtype === 'bf16' ? '0x3F803F80u' : '0x3C003C00u'}; }  // two ${dtype} ones
+// d[64 x 8] += A[64 x 16] (registers) B[16 x 8] with B all ones (no swizzle): every column gets each row's sum of A.
+__device__ __forceinline__ void attnc_wgmma_rs_ones(float* d, const unsigned* a, unsigned long long ones) {
+  asm volatile("{\\n.reg .pred p;\\nsetp.ne.b32 p, %9, 0;\\n"
+               "wgmma.mma_async.sync.aligned.m64n8k16.f32.${dtype}.${dtype} {%0, %1, %2, %3}, {%4, %5, %6, %7}, %8, p, 1, 1, 0;\\n}\\n"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(ones), "r"(1));
+}
+` : ''}`;
 }

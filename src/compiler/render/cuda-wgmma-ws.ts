@@ -30,7 +30,7 @@
 // landed.
 import { kvStaging, type SpecCode } from './cuda-spec.ts';
 import { elemLoopCode, epilogueCode, rescaleCode, softmaxCode, type SoftmaxOptions } from './cuda-mma.ts';
-import { wgmmaQElems, type CudaTiles } from '../schedule/cuda-tiles.ts';
+import { WGMMA_ONES_BYTES, wgmmaQElems, type CudaTiles } from '../schedule/cuda-tiles.ts';
 import { stageDesc, WGMMA_KV_ROW_BYTES, wgmmaConsumerInit, wgmmaKvDst, wgmmaPack, wgmmaPV, wgmmaPVIssue, wgmmaQK, wgmmaQLoad, wgmmaSmem, wgmmaStageDescs } from './cuda-wgmma.ts';
 
 /** Threads of the producer warpgroup. */
@@ -42,7 +42,9 @@ export function renderWgmmaWsKernel(entry: string, spec: SpecCode, t: CudaTiles,
   const nt = bn / 8, halves = headDim / 64, nd = headDim / 8;
   const qBuffers = t.persistent ? 2 : 1;
   // The softmax's instruction diet (cuda-mma.ts, SoftmaxOptions): at D=64 the loop is bound by FP32/ALU issue.
-  const sm: SoftmaxOptions = { fold: t.foldScale ? spec.foldedScale : null, lazyRescale: t.lazyRescale, twoChains: t.twoChains };
+  const sm: SoftmaxOptions = { fold: t.foldScale ? spec.foldedScale : null, lazyRescale: t.lazyRescale, twoChains: t.twoChains, rowSumMma: t.rowSumMma };
+  // With the row sums on the tensor cores they are O's last n8 tile (o[0][nd]), rescaled with O.
+  const rowSumTile = t.rowSumMma ? nd : undefined, ndO = t.rowSumMma ? nd + 1 : nd;
   // Not persistent: the block's one item, as a loop the compiler can see run once (the registers stay as they were).
   // Snake (t.snakeOrder): round r of G items goes to the blocks in reverse when r is odd, so a block that took a
   // round's heaviest item takes the next round's lightest.
@@ -52,7 +54,7 @@ export function renderWgmmaWsKernel(entry: string, spec: SpecCode, t: CudaTiles,
   constexpr int HEAD_DIM = ${headDim}, BM = ${bm}, BN = ${bn}, STRIDE = ${stride}, STAGES = ${stages}, QBUF = ${qBuffers};
   constexpr int NCONSUMERS = ${consumers};  // consumer threads (warps 0 .. ${consumers / 32 - 1}); the producer warpgroup follows
   constexpr int CHUNKS = HEAD_DIM / 8;  // 16-byte chunks per row
-${wgmmaSmem(stages, { count: qBuffers, elems: t.persistent ? wgmmaQElems(bm, headDim, stride) : bm * headDim })}
+${wgmmaSmem(stages, { count: qBuffers, elems: t.persistent ? wgmmaQElems(bm, headDim, stride) : bm * headDim }, t.rowSumMma)}
 ${spec.tableDecls(bm, bn, stages).join('\n')}
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   // ---- work items: (query block, head, batch). Block b takes items b, b + G, b + 2G, ... of the G blocks launched:
@@ -73,7 +75,11 @@ ${spec.tableDecls(bm, bn, stages).join('\n')}
   if (tid == 0) {
     for (int b = 0; b < STAGES; ++b) { attnc_mbar_init(bar_full + 8 * b, ${PRODUCER_THREADS}); attnc_mbar_init(bar_empty + 8 * b, NCONSUMERS); }
     for (int b = 0; b < QBUF; ++b) { attnc_mbar_init(bar_q + 8 * b, ${PRODUCER_THREADS}); attnc_mbar_init(bar_q_empty + 8 * b, NCONSUMERS); }
-  }
+  }${t.rowSumMma ? `
+  if (tid < ${WGMMA_ONES_BYTES / 4}) {  // the tile of ones, two per thread, made visible to the tensor cores (async proxy)
+    reinterpret_cast<unsigned*>(sOnes)[tid] = attnc_ones_x2();
+    attnc_fence_async_smem();
+  }` : ''}
   __syncthreads();  // the last block-wide barrier: from here on each role synchronizes on its own
 
   // Both roles walk the same items and count the same stage uses: use k of the block (every tile of every item,
@@ -121,15 +127,15 @@ ${indent(spec.rowDecls(2).join('\n'), 2)}
         (void)i;
 ${indent(spec.rowFill('q0 + warp * 16 + g + 8 * (i & 1)').join('\n'), 2)}
       }
-${indent(wgmmaConsumerInit(nd), 2)}
+${indent(wgmmaConsumerInit(nd, t.rowSumMma), 2)}
       attnc_mbar_wait(bar_q + 8 * qb, (item_n / QBUF) & 1);
 
-${indent(t.overlap ? overlappedLoop(spec, nt, nd, bn, halves, sm) : serialLoop(spec, nt, nd, bn, halves, sm))}
+${indent(t.overlap ? overlappedLoop(spec, nt, ndO, bn, halves, sm, rowSumTile) : serialLoop(spec, nt, ndO, bn, halves, sm, rowSumTile))}
       // Every consumer warpgroup is done with Q (all copies have landed: each stage was waited for)
       // before O is staged over it.
       attnc_bar_sync(1, NCONSUMERS);
 
-${indent(epilogueCode(1, nd, 16), 2)}
+${indent(epilogueCode(1, nd, 16, t.rowSumMma), 2)}
       attnc_mbar_arrive(bar_q_empty + 8 * qb);  // this thread's rows of the buffer are stored
     }
   }
@@ -150,8 +156,11 @@ function itemDecode(kvHead: boolean, persistent: boolean): string {
   unsigned short* const sQ = sQ0 + qb * QELEMS;`;
 }
 
-/** One tile at a time: S = Q K^T, softmax, O += P V, each waited for before the next. */
-function serialLoop(spec: SpecCode, nt: number, nd: number, bn: number, halves: number, sm: SoftmaxOptions): string {
+/**
+ * One tile at a time: S = Q K^T, softmax, O += P V, each waited for before the next.
+ * (nd counts O's n8 tiles with the row sums' one, rowSumTile, where the tensor cores take them.)
+ */
+function serialLoop(spec: SpecCode, nt: number, nd: number, bn: number, halves: number, sm: SoftmaxOptions, rowSumTile?: number): string {
   return `    for (;; ++k) {
       const int stage = k % STAGES;
       attnc_mbar_wait(bar_full + 8 * stage, (k / STAGES) & 1);
@@ -168,7 +177,7 @@ ${indent(logitsCode(spec, nt, bn, 'slot', sm.fold != null))}
 
 ${indent(softmaxCode(1, nt, nd, sm))}
 
-${indent(wgmmaPV(bn, halves))}
+${indent(wgmmaPV(bn, halves, rowSumTile))}
       attnc_mbar_arrive(bar_empty + 8 * stage);  // this thread is done with the stage
     }`;
 }
@@ -180,7 +189,7 @@ ${indent(wgmmaPV(bn, halves))}
  * lives in a[][] across the iteration, S of tile k+1 in s[][]: BN/16*4 + BN/2
  * registers on top of O, which is why this needs the consumers' setmaxnreg budget.
  */
-function overlappedLoop(spec: SpecCode, nt: number, nd: number, bn: number, halves: number, sm: SoftmaxOptions): string {
+function overlappedLoop(spec: SpecCode, nt: number, nd: number, bn: number, halves: number, sm: SoftmaxOptions, rowSumTile?: number): string {
   return `    unsigned a[${bn / 16}][4];  // P of tile k (the A fragments of its P V)
     float alpha_i[2];
     // The item's first tile: S, logits and softmax, packed into a[][].
@@ -207,7 +216,7 @@ ${indent(wgmmaPack(bn), 4)}
         const unsigned long long v_desc = ${stageDesc('v', 'stage')};
         // S of tile k + 1, then O += P V of tile k behind it: issued, not waited for
 ${indent(wgmmaQK(nt), 2)}
-${indent(wgmmaPVIssue(bn, halves), 2)}
+${indent(wgmmaPVIssue(bn, halves, rowSumTile), 2)}
         attnc_wg_wait<1>();  // S of tile k + 1 is in; P V of tile k may still run
         {
           const int kv0 = (nslot >> 1) * BN;
@@ -224,7 +233,7 @@ ${indent(wgmmaPack(bn), 2)}
       // The last tile's O += P V.
       const int stage = k % STAGES;
       const unsigned long long v_desc = ${stageDesc('v', 'stage')};
-${indent(wgmmaPVIssue(bn, halves), 1)}
+${indent(wgmmaPVIssue(bn, halves, rowSumTile), 1)}
       attnc_wg_wait<0>();
       attnc_mbar_arrive(bar_empty + 8 * stage);
       ++k;  // the end marker's use

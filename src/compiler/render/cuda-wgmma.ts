@@ -37,13 +37,13 @@ ${declare ? `    float s[1][${nt}][4];\n` : ''}    attnc_wg_fence();
 }
 
 /** O += P V from the softmaxed S accumulators (issued, committed and waited for). */
-export function wgmmaPV(bn: number, halves: number): string {
+export function wgmmaPV(bn: number, halves: number, rowSumTile?: number): string {
   return `    // O += P V: the S accumulators of two n8 tiles are the A fragment of one k16 step
     // (all packed before the fence, so no register the MMAs read changes under them);
     // V rows kk*16.. are two 8-row groups (1 KiB apart) of each 64-column half
     unsigned a[${bn / 16}][4];
 ${wgmmaPack(bn)}
-${wgmmaPVIssue(bn, halves)}
+${wgmmaPVIssue(bn, halves, rowSumTile)}
     attnc_wg_wait<0>();`;
 }
 
@@ -58,22 +58,29 @@ export function wgmmaPack(bn: number): string {
     }`;
 }
 
-/** O += P V from a[][] against v_desc: issued and committed, not waited for. */
-export function wgmmaPVIssue(bn: number, halves: number): string {
+/**
+ * O += P V from a[][] against v_desc: issued and committed, not waited for. With rowSumTile, P times the
+ * tile of ones adds each row's sum of P to o[0][rowSumTile] (CudaTiles.rowSumMma), in the same group.
+ */
+export function wgmmaPVIssue(bn: number, halves: number, rowSumTile?: number): string {
+  const pv = `#pragma unroll
+      for (int h = 0; h < ${halves}; ++h)
+        attnc_wgmma_rs(&o[0][8 * h][0], a[kk], v_desc + (h * (BN * 128) + kk * 2048) / 16);`;
   return `    attnc_wg_fence();
     #pragma unroll
-    for (int kk = 0; kk < ${bn / 16}; ++kk)
-      #pragma unroll
-      for (int h = 0; h < ${halves}; ++h)
-        attnc_wgmma_rs(&o[0][8 * h][0], a[kk], v_desc + (h * (BN * 128) + kk * 2048) / 16);
+    for (int kk = 0; kk < ${bn / 16}; ++kk)${rowSumTile === undefined ? `
+      ${pv}` : ` {
+      ${pv}
+      attnc_wgmma_rs_ones(&o[0][${rowSumTile}][0], a[kk], ones_desc);
+    }`}
     attnc_wg_commit();`;
 }
 
 // Pieces of the Hopper kernels shared by this skeleton and the warp-specialized one
 // (cuda-wgmma-ws.ts), written at this kernel's indentation.
 
-/** Dynamic shared memory: Q, then `stages` K and V tiles, as 1 KiB-aligned swizzle atoms. */
-export function wgmmaSmem(stages: number, qBuffers?: { count: number; elems: number }): string {
+/** Dynamic shared memory: Q, then `stages` K and V tiles, as 1 KiB-aligned swizzle atoms (then the tile of ones, where asked). */
+export function wgmmaSmem(stages: number, qBuffers?: { count: number; elems: number }, ones = false): string {
   const q = qBuffers
     ? `  // ${qBuffers.count} Q buffers of QELEMS elements, one per work item in turn: [HEAD_DIM / 64][BM][64], swizzled; then O staging [BM][STRIDE]
   constexpr int QELEMS = ${qBuffers.elems};
@@ -85,7 +92,8 @@ export function wgmmaSmem(stages: number, qBuffers?: { count: number; elems: num
   // Swizzle atoms must start on 1 KiB boundaries: the base is rounded up (1 KiB of slack is allocated).
   unsigned short* const attnc_smem = reinterpret_cast<unsigned short*>(attnc_smem_raw + ((1024u - (attnc_smem_addr(attnc_smem_raw) & 1023u)) & 1023u));
 ${q}
-  unsigned short* sV = sK + ${stages} * BN * HEAD_DIM;  // [${stages}][HEAD_DIM / 64][BN][64], swizzled`;
+  unsigned short* sV = sK + ${stages} * BN * HEAD_DIM;  // [${stages}][HEAD_DIM / 64][BN][64], swizzled${ones ? `
+  unsigned short* const sOnes = sV + ${stages} * BN * HEAD_DIM;  // [16][8] ones, P's row sums on the tensor cores` : ''}`;
 }
 
 /** Where load_kv puts 16-byte chunk c of row r of stage st: swizzled atoms (kvStaging's kvDst). */
@@ -102,22 +110,27 @@ export function wgmmaQLoad(): string {
   }`;
 }
 
-/** Matrix descriptors of this warpgroup's Q rows and of stage 0's K and V, then the zeroed accumulators. */
-export function wgmmaConsumerInit(nd: number): string {
+/**
+ * Matrix descriptors of this warpgroup's Q rows and of stage 0's K and V, then the zeroed accumulators.
+ * With rowSum, O has one more n8 tile, o[0][nd]: the row sums of P (CudaTiles.rowSumMma), where l_i was.
+ */
+export function wgmmaConsumerInit(nd: number, rowSum = false): string {
   return `  // Descriptors of this warpgroup's 64 Q rows and of the K/V tiles (stage 0);
   // per-step offsets below are compile-time constants added to the address field.
   // Q and K are K-major (stride 1 KiB between 8-row groups); V is read N-major, one
   // 64-column atom per instruction, so only its 8-row-group stride (1 KiB) is used.
   const unsigned long long q_desc = attnc_wg_desc(attnc_smem_addr(sQ) + (warp >> 2) * (64 * 128), 16, 1024);
   const unsigned long long k_desc0 = attnc_wg_desc(attnc_smem_addr(sK), 16, 1024);
-  const unsigned long long v_desc0 = attnc_wg_desc(attnc_smem_addr(sV), 1024, 1024);
+  const unsigned long long v_desc0 = attnc_wg_desc(attnc_smem_addr(sV), 1024, 1024);${rowSum ? `
+  // The ones, K-major without swizzle: two 8 x 16-byte core matrices, 128 bytes apart along K.
+  const unsigned long long ones_desc = (unsigned long long)((attnc_smem_addr(sOnes) & 0x3FFFFu) >> 4) | (8ull << 16) | (8ull << 32);` : ''}
 
-  float o[1][${nd}][4];
+  float o[1][${rowSum ? nd + 1 : nd}][4];${rowSum ? `  // o[0][${nd}]: every column holds the row's sum of P` : ''}
   #pragma unroll
-  for (int n = 0; n < ${nd}; ++n) o[0][n][0] = o[0][n][1] = o[0][n][2] = o[0][n][3] = 0.f;
-  float m_i[2], l_i[2];
+  for (int n = 0; n < ${rowSum ? nd + 1 : nd}; ++n) o[0][n][0] = o[0][n][1] = o[0][n][2] = o[0][n][3] = 0.f;
+  float m_i[2]${rowSum ? '' : ', l_i[2]'};
   #pragma unroll
-  for (int i = 0; i < 2; ++i) { m_i[i] = ATTNC_NEG_INF; l_i[i] = 0.f; }`;
+  for (int i = 0; i < 2; ++i) { m_i[i] = ATTNC_NEG_INF;${rowSum ? '' : ' l_i[i] = 0.f;'} }`;
 }
 
 /** The descriptors of stage \`stage\`'s K and V tiles. */

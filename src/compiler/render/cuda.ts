@@ -86,8 +86,9 @@ ${short ? `// Short rows (Nk <= ${short.maxNk}): ${shortEntry}, ${tilesLine(shor
 // ABI: ${entry}(Q, K, V, O, LSE, B, Hq, Hkv, Nq, Nk${p.params.map((q) => `, ${q.name}:${q.type}`).join('')}${p.inputs.map((t) => `, ${t.name}:${t.elem}*`).join('')})
 //      ${launchLine(tiles)}.
 `;
-  const widths = [tiles, ...(short ? [short.tiles] : [])].filter((t) => t.kind === 'wgmma').map((t) => t.bn);
-  const source = [header, PTX_COMMON, tiles.kind === 'simt' ? '' : ptxMma(dtype as 'f16' | 'bf16'), ...(widths.length ? [ptxWgmma(dtype as 'f16' | 'bf16', widths)] : []), ...helpers, '', kernels.join('\n')].join('\n');
+  const wgmmaTiles = [tiles, ...(short ? [short.tiles] : [])].filter((t) => t.kind === 'wgmma');
+  const widths = wgmmaTiles.map((t) => t.bn), rowSums = wgmmaTiles.some((t) => t.rowSumMma);
+  const source = [header, PTX_COMMON, tiles.kind === 'simt' ? '' : ptxMma(dtype as 'f16' | 'bf16'), ...(widths.length ? [ptxWgmma(dtype as 'f16' | 'bf16', widths, rowSums)] : []), ...helpers, '', kernels.join('\n')].join('\n');
 
   const args: CudaArg[] = [
     ...['Q', 'K', 'V', 'O'].map((name): CudaArg => ({ name, kind: 'ptr', elem: dtype, role: 'tensor' })),
@@ -148,7 +149,8 @@ function softmaxLine(t: CudaTiles): string {
   const pieces = [
     ...(t.foldScale ? ['scale folded into exp2 (row max over raw dot products)'] : []),
     ...(t.lazyRescale ? ['lazy rescale (reference max moves by > 2^8)'] : []),
-    ...(t.twoChains ? ['row max and sum in two chains'] : []),
+    ...(t.twoChains ? [t.rowSumMma ? 'row max in two chains' : 'row max and sum in two chains'] : []),
+    ...(t.rowSumMma ? ['row sums on the tensor cores (P times ones, with P V)'] : []),
   ];
   return pieces.length ? `; softmax: ${pieces.join(', ')}` : '';
 }

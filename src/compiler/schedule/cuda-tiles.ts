@@ -70,9 +70,15 @@ export interface CudaTiles {
   foldScale: boolean;
   lazyRescale: boolean;
   twoChains: boolean;
+  /**
+   * Warp-specialized wgmma kernel only: each row's sum of P is taken by the tensor cores with P V (P times a
+   * 16 x 8 tile of ones, one m64n8k16 per k16 step, into an accumulator beside O's) instead of one FADD per
+   * element in the softmax; the sum is of the rounded P that P V uses.
+   */
+  rowSumMma: boolean;
 }
 
-export interface TileOverrides { warps?: number; bn?: number; mt?: number; producer?: boolean; stages?: number; overlap?: boolean; ctas?: number; persistent?: boolean; scanBatch?: number; snakeOrder?: boolean; foldScale?: boolean; lazyRescale?: boolean; twoChains?: boolean }
+export interface TileOverrides { warps?: number; bn?: number; mt?: number; producer?: boolean; stages?: number; overlap?: boolean; ctas?: number; persistent?: boolean; scanBatch?: number; snakeOrder?: boolean; foldScale?: boolean; lazyRescale?: boolean; twoChains?: boolean; rowSumMma?: boolean }
 
 /** What the schedule needs to know about the spec. */
 export interface TileHints {
@@ -87,7 +93,7 @@ export interface TileHints {
 }
 
 /** The fields only the warp-specialized wgmma kernel uses, as the other kernels have them. */
-const NO_WGMMA_EXTRAS = { producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1, persistent: false, scanBatch: 0, snakeOrder: false, foldScale: false, lazyRescale: false, twoChains: false } as const;
+const NO_WGMMA_EXTRAS = { producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1, persistent: false, scanBatch: 0, snakeOrder: false, foldScale: false, lazyRescale: false, twoChains: false, rowSumMma: false } as const;
 
 export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides: TileOverrides = {}, arch: 'sm_80' | 'sm_90a' = 'sm_80', hints: TileHints = {}): CudaTiles {
   if (arch === 'sm_90a' && dtype !== 'f32' && (headDim === 64 || headDim === 128)) return wgmmaTiles(headDim, overrides, hints);
@@ -124,8 +130,9 @@ export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides:
  *
  * Default: a producer warpgroup (render/cuda-wgmma-ws.ts: 384 threads) and,
  * where a third K/V stage fits next to the spec's tables, 3 stages with the
- * softmax of tile k+1 overlapped with tile k's P V; otherwise 2 stages, one
- * tile at a time (D=128 with scale_invariant's diagonal tables or wider).
+ * softmax of tile k+1 overlapped with tile k's P V (at D=128, scale_invariant's
+ * diagonal tables get there with BN 96); otherwise 2 stages, one tile at a time
+ * (wider tables).
  *
  * Measured on an H200 (bf16, milliseconds; `npx tsx scripts/cuda-bench.ts --variants ...`, suffix p =
  * producer, p3 = 3 stages, o = overlap; tests/cuda/results/h200-2026-12-02-overlap-sweep.txt):
@@ -154,16 +161,31 @@ function wgmmaTiles(headDim: number, o: TileOverrides, hints: TileHints): CudaTi
   const smemLimit = ctas === 1 ? SMEM_LIMIT : SMEM_PER_SM / 2 - 1024;
   if (![4, 8, 12].includes(warps)) throw new Error(`cuda sm_90a: ${warps} warps: must be 4, 8 or 12 (whole warpgroups)`);
   const bm = 16 * warps, stride = headDim + 8;
-  // BN 128, or 160 at D=64 for per-diagonal tables (each tile's table fill covers BM + BN - 1
-  // diagonals, so wider tiles amortize it). The overlapped loop holds tile k's P and tile k+1's S at
-  // once: at D=64 BN 192 no longer fits the consumers' registers (it spills).
-  const bn = o.bn ?? (headDim <= 64 && hints.diagTables ? 160 : 128);
+  // BN 128, but 96 at D=128 for per-diagonal tables: 3 stages of BN 128 (and Q) leave no room for three tables,
+  // and at BN 96 they fit with the overlap. Measured on the H200 (bf16 scale_invariant, TFLOP/s at B2 N16384 / B8 N4096,
+  // one run; tests/cuda/results/h200-2026-12-04-rowsum-sweep.txt): 8x128p (2 stages, serial) 485.6 / 420.2,
+  // 8x96p3o 489.5 / 436.0, with row sums on the tensor cores 518.1 / 440.9; BN 64 lost (425.4 / 381.2, 451.8 / 407.1
+  // with the row sums). At D=64 the tables used to want BN 160 (each tile's fill covers BM + BN - 1 diagonals), but
+  // with the row sums on the tensor cores BN 128 is ahead: 341.8 / 310.5 against 339.9 / 300.0 (and 327.7 / 292.6 for
+  // BN 160 without them). The overlapped loop holds tile k's P and tile k+1's S at once: at D=64 BN 192 did not fit
+  // the consumers' registers (it spilled).
+  const bn = o.bn ?? (headDim > 64 && hints.diagTables ? 96 : 128);
   if (bn % 32 !== 0 || bn < 64 || bn > 256) throw new Error(`cuda sm_90a: BN ${bn} must be a multiple of 32 from 64 to 256`);
+  // Row sums on the tensor cores (P times ones beside P V) where the logit reads per-diagonal tables: there
+  // the FP32 pipe carries the table's FMA and the subtraction of the row max per element besides exp2's
+  // feed, and the FADD per element it saves pays for BN/16 more (narrow) wgmmas per tile. Same run, default
+  // tiles then with the row sums (TFLOP/s, B2 N16384 / B8 N4096; h200-2026-12-04-rowsum-sweep.txt):
+  //   scale_invariant D=64 327.7 / 292.6 -> 339.9 / 300.0;  D=128 at 8x96p3o 489.5 / 436.0 -> 518.1 / 440.9
+  //   where the logit folds into exp2 it lost: causal D=64 441.2 / 385.8 -> 408.2 / 364.6, sliding_window
+  //   D=64 -4.8% / -3.0%, alibi D=128 543.0 / 470.9 -> 482.5 / 445.8; other specs within 2% at D=64.
+  const rowSumMma = producer && (o.rowSumMma ?? !!hints.diagTables);
+  if (o.rowSumMma && !producer) throw new Error('cuda sm_90a: row sums on the tensor cores are for the kernel with a producer warpgroup');
   const staticBytes = (stages: number) => (hints.tableBytes?.(bm, bn, stages) ?? 0) + STATIC_SLACK;
   // Persistent: two Q buffers of wgmmaQElems elements each (1 KiB multiples: the swizzle atoms behind them stay aligned).
-  const dynamicBytes = (stages: number, persistent: boolean) => persistent
+  // (+ the 16 x 8 tile of ones behind V where the tensor cores take the row sums.)
+  const dynamicBytes = (stages: number, persistent: boolean) => (persistent
     ? 2 * (2 * wgmmaQElems(bm, headDim, stride) + 2 * stages * bn * headDim) + 1024
-    : Math.max(2 * (bm * headDim + 2 * stages * bn * headDim), 2 * bm * stride) + 1024;
+    : Math.max(2 * (bm * headDim + 2 * stages * bn * headDim), 2 * bm * stride) + 1024) + (rowSumMma ? WGMMA_ONES_BYTES : 0);
   const fits = (stages: number, persistent: boolean) => dynamicBytes(stages, persistent) + staticBytes(stages) <= smemLimit;
   // The producer keeps 40 registers (copy addresses, tile tests, table fills; 56 when its tile test scans tables,
   // which at 40 spills; 8 or 24 more for a persistent kernel's item loop: 16 spilled 12 bytes in round-robin
@@ -202,9 +224,10 @@ function wgmmaTiles(headDim: number, o: TileOverrides, hints: TileHints): CudaTi
   // With items in (head, query block) order instead, a causal mask's rows of 1 to 128 tiles ended unevenly
   // and the persistent kernel lost at N1024 even for windows (h200-2026-12-04-persistent-sweep.txt).
   // At D=128 (2 stages next to per-diagonal tables; 3 leave no room for a second Q buffer) it lost:
-  // scale_invariant N16384 5.234 / 5.958, causal 4.668 / 4.920 (h200-2026-12-04-persistent-d128.txt).
+  // scale_invariant N16384 5.234 / 5.958, causal 4.668 / 4.920 (h200-2026-12-04-persistent-d128.txt), and with
+  // scale_invariant's 3 stages at BN 96 too: 8x96p3o 489.5 / 436.0 TFLOP/s, 8x96p3oP 430.4 / 412.1 (-rowsum-sweep.txt).
   const plain = plan(false), walking = plan(true);
-  const persistent = producer && (o.persistent ?? (o.overlap !== false && plain.stages === 3 && plain.overlapFits
+  const persistent = producer && (o.persistent ?? (headDim <= 64 && o.overlap !== false && plain.stages === 3 && plain.overlapFits
     && walking.stages === 3 && walking.overlapFits));
   const { producerRegs, consumerRegs, overlapFits, stages } = persistent ? walking : plain;
   if (stages !== 2 && !(producer && stages === 3)) throw new Error(`cuda sm_90a: ${stages} stages: 2, or 3 with a producer warpgroup`);
@@ -232,7 +255,7 @@ function wgmmaTiles(headDim: number, o: TileOverrides, hints: TileHints): CudaTi
   const foldScale = (o.foldScale ?? !hints.tableTileTest) && !!hints.foldedScale;
   const lazyRescale = o.lazyRescale ?? headDim >= 128;
   const twoChains = o.twoChains ?? (headDim <= 64 && !foldScale);
-  return { kind: 'wgmma', bm, bn, warps, mt: 1, threads, stages, stride, smemBytes, producerRegs, consumerRegs, overlap, ctas, persistent, scanBatch, snakeOrder, foldScale, lazyRescale, twoChains };
+  return { kind: 'wgmma', bm, bn, warps, mt: 1, threads, stages, stride, smemBytes, producerRegs, consumerRegs, overlap, ctas, persistent, scanBatch, snakeOrder, foldScale, lazyRescale, twoChains, rowSumMma };
 }
 
 /**
@@ -272,3 +295,5 @@ export function launchRegs(threads: number, ctas: number): number {
 const SMEM_LIMIT = 227 * 1024;
 const SMEM_PER_SM = 228 * 1024;
 const STATIC_SLACK = 512;
+/** The tile of ones (16 x 8, 2-byte elements) whose product with P gives the row sums (CudaTiles.rowSumMma). */
+export const WGMMA_ONES_BYTES = 256;
