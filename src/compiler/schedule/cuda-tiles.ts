@@ -254,7 +254,11 @@ function wgmmaTiles(headDim: number, o: TileOverrides, hints: TileHints): CudaTi
   // named barriers): causal D=128 4.287 -> 4.533, D=64 2.699 -> 2.743.
   const foldScale = (o.foldScale ?? !hints.tableTileTest) && !!hints.foldedScale;
   const lazyRescale = o.lazyRescale ?? headDim >= 128;
-  const twoChains = o.twoChains ?? (headDim <= 64 && !foldScale);
+  // With the row sums on the tensor cores only the max is left to split, and one chain was ahead there:
+  // scale_invariant D=64 341.5 / 309.4 -> 346.6 / 312.2 TFLOP/s without two chains; at D=128 two chains
+  // lost (510.3 / 439.9 -> 481.1 / 435.8) and so did turning lazy rescale off (495.8 / 439.2)
+  // (B2 N16384 / B8 N4096, tests/cuda/results/h200-2026-12-04-rowsum-sweep.txt, run 3).
+  const twoChains = o.twoChains ?? (headDim <= 64 && !foldScale && !rowSumMma);
   return { kind: 'wgmma', bm, bn, warps, mt: 1, threads, stages, stride, smemBytes, producerRegs, consumerRegs, overlap, ctas, persistent, scanBatch, snakeOrder, foldScale, lazyRescale, twoChains, rowSumMma };
 }
 
