@@ -25,6 +25,7 @@ interface CompileFlags {
   json?: boolean;
   dump?: 'ast' | 'ir' | 'analysis';
   cubin?: string;
+  exactLse?: boolean;
 }
 
 export function registerCompile(program: Command): void {
@@ -40,6 +41,7 @@ export function registerCompile(program: Command): void {
     .option('--arch <arch>', 'CUDA kernels for: sm_90a (Hopper, wgmma; runs only there) or sm_80 (mma.sync; Ampere and later)', parseChoice(['sm_80', 'sm_90a'] as const), 'sm_90a')
     .option('-o, --out <dir>', 'output folder (default: print the source to stdout)')
     .option('--cubin <arch>', 'with --target cuda and -o: also build a cubin with nvcc (e.g. sm_90a)')
+    .option('--exact-lse', 'CUDA: row sums in f32 in the softmax, for an LSE within ~1e-6 of float64 (by default the sm_90a kernel may take them on the tensor cores: faster, LSE within ~1e-3)')
     .option('--json', 'print the manifest as JSON')
     .option('--dump <stage>', 'print the value after a stage instead of compiling: ast, ir or analysis', parseChoice(['ast', 'ir', 'analysis'] as const))
     .action((spec: string, flags: CompileFlags) => runCommand(() => compileCommand(spec, flags)));
@@ -50,6 +52,7 @@ async function compileCommand(specPath: string, flags: CompileFlags): Promise<vo
   if (flags.cubin && flags.arch === 'sm_90a' && flags.cubin !== 'sm_90a') {
     throw new UsageError(`--cubin ${flags.cubin}: the sm_90a kernels (wgmma) build only for sm_90a; add --arch sm_80 for other GPUs`);
   }
+  if (flags.exactLse && flags.target !== 'cuda') throw new UsageError('--exact-lse is for --target cuda');
   if ((flags.target === 'wgsl' || flags.target === 'ts') && flags.dtype === 'bf16') throw new UsageError(`--target ${flags.target} takes --dtype f32 or f16 (bf16 is CUDA only)`);
   const { text, block } = loadSpec(specPath, flags.entry);
   let limits = DEFAULT_WEBGPU_LIMITS;
@@ -64,7 +67,7 @@ async function compileCommand(specPath: string, flags: CompileFlags): Promise<vo
   if (flags.dump === 'analysis') return void process.stdout.write(printProgram(lowered.program, lowered.analysis.classOf) + '\n');
   if (flags.target === 'flex') return writeFlex(text, block.name, lowered, flags);
   const kernel = renderKernel(text, block, lowered, {
-    target: flags.target === 'ts' ? 'wgsl' : flags.target, dtype: flags.dtype, headDim: flags.headDim, entry: flags.entry, limits, arch: flags.arch,
+    target: flags.target === 'ts' ? 'wgsl' : flags.target, dtype: flags.dtype, headDim: flags.headDim, entry: flags.entry, limits, arch: flags.arch, exactLse: flags.exactLse,
   });
   if (flags.target === 'ts') {
     // The header's regeneration command: the file's base name only, in characters that cannot end a comment line.

@@ -29,6 +29,11 @@ export interface CompileOptions {
   limits?: DeviceLimits;
   /** CUDA: the architecture the code is meant for. */
   arch?: 'sm_80' | 'sm_90a';
+  /**
+   * CUDA: row sums in f32 in the softmax everywhere, for an LSE within ~1e-6 of float64; by default the
+   * Hopper kernel may take them on the tensor cores from the rounded P (faster, LSE within ~1e-3; docs/NUMERICS.md).
+   */
+  exactLse?: boolean;
 }
 
 export type FrontEnd =
@@ -61,7 +66,7 @@ export function artifactHash(text: string, blockName: string, opts: HashOptions)
   const limits = opts.limits
     ? [opts.limits.maxWorkgroupStorageBytes, opts.limits.maxInvocationsPerWorkgroup, opts.limits.maxWorkgroupSizeX]
     : [];
-  const key = JSON.stringify([VERSION, text, blockName, opts.target, opts.dtype ?? '', opts.headDim ?? 0, opts.arch ?? '', limits]);
+  const key = JSON.stringify([VERSION, text, blockName, opts.target, opts.dtype ?? '', opts.headDim ?? 0, opts.arch ?? '', limits, ...(opts.exactLse ? ['exact-lse'] : [])]);
   return createHash('sha256').update(key).digest('hex').slice(0, 16);
 }
 
@@ -75,7 +80,7 @@ export function renderKernel(text: string, block: AttentionBlock, lowered: Lower
       return renderWgsl(lowered, { dtype: opts.dtype, headDim: opts.headDim, limits: opts.limits, hash, version: VERSION });
     }
     case 'cuda':
-      return renderCuda(lowered, { dtype: opts.dtype, headDim: opts.headDim, hash, version: VERSION, arch: opts.arch });
+      return renderCuda(lowered, { dtype: opts.dtype, headDim: opts.headDim, hash, version: VERSION, arch: opts.arch, exactLse: opts.exactLse });
   }
 }
 

@@ -32,9 +32,26 @@ describe('attnc compile --target cuda', () => {
     expect(plan('alibi', 64)).toMatch(/softmax: row max and sum in two chains\.$/);
     expect(plan('document', 128)).toMatch(/softmax: lazy rescale/);
     expect(plan('document', 128)).not.toMatch(/folded/);
+    // scale_invariant: 96-key tiles leave room for 3 stages beside its diagonal tables; the row sums go to the tensor cores
+    expect(plan('scale_invariant', 128)).toMatch(/BN=96 keys, .*3 cp\.async stages .*softmax overlapped with P V; .*row sums on the tensor cores/);
     // --json carries the same under `kernel`
     const json = spawnSync(process.execPath, [join(ROOT, 'bin/attnc.js'), 'explain', 'examples/causal.attn', '--backend', 'cuda', '--dtype', 'bf16', '--json'], { cwd: ROOT, encoding: 'utf8' });
     expect(JSON.parse(json.stdout).kernel).toMatchObject({ backend: 'cuda', family: 'wgmma', headDim: 64, arch: 'sm_90a', tile: { bm: 128, bn: 128, threads: 384 }, plan: plan('causal', 64).trim() });
+  }, 60_000);
+
+  it('scale_invariant takes its row sums on the tensor cores unless --exact-lse (a different artifact hash); --exact-lse is CUDA only', () => {
+    const source = () => readFileSync(join(dir, 'scale_invariant.bf16.d128.cu'), 'utf8');
+    const hash = () => JSON.parse(readFileSync(join(dir, 'scale_invariant.bf16.d128.manifest.json'), 'utf8')).hash;
+    expect(attnc('examples/scale_invariant.attn', '--target', 'cuda', '--dtype', 'bf16', '--head-dim', '128', '-o', dir).status).toBe(0);
+    const fast = hash();
+    expect(source()).toMatch(/attnc_wgmma_rs_ones\(&o\[0\]\[16\]\[0\]/);
+    expect(source()).toMatch(/^\/\/ Tiles: .*row sums on the tensor cores/m);
+    expect(attnc('examples/scale_invariant.attn', '--target', 'cuda', '--dtype', 'bf16', '--head-dim', '128', '--exact-lse', '-o', dir).status).toBe(0);
+    expect(source()).not.toMatch(/attnc_wgmma_rs_ones|row sums on the tensor cores/);
+    expect(source()).toMatch(/l_i\[i\] = l_i\[i\] \* alpha \+ rs;/);
+    expect(hash()).not.toBe(fast);
+    const wgsl = attnc('examples/scale_invariant.attn', '--exact-lse');
+    expect([wgsl.status, wgsl.stderr.trim()]).toEqual([2, 'attnc: --exact-lse is for --target cuda']);
   }, 60_000);
 
   it('refuses --cubin sm_80 for sm_90a kernels with one line and exit 2', () => {

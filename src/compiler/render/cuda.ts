@@ -39,6 +39,8 @@ export interface CudaRenderOptions {
   arch?: 'sm_80' | 'sm_90a';
   /** Tile overrides for tuning (warps per block, keys per tile); defaults from schedule/cuda-tiles.ts. */
   tiles?: TileOverrides;
+  /** Row sums in f32 in the softmax, never on the tensor cores (CompileOptions.exactLse). */
+  exactLse?: boolean;
 }
 
 const SKELETONS = { wgmma: renderWgmmaKernel, mma: renderMmaKernel, simt: renderSimtKernel } as const;
@@ -62,9 +64,10 @@ export function renderCuda(k: LoweredKernel, opts: CudaRenderOptions): CompiledK
   const spec = buildSpecCode(k);
   const tableTileTest = spec.tilePerThread !== null;
   const hints = { tableTileTest, diagTables: spec.diagTables, tableBytes: spec.tableBytes, foldedScale: spec.foldedScale !== null };
-  const tiles = chooseCudaTiles(dtype, headDim, opts.tiles, opts.arch, hints);
+  const exact = opts.exactLse ? { rowSumMma: false } : {};
+  const tiles = chooseCudaTiles(dtype, headDim, { ...opts.tiles, ...exact }, opts.arch, hints);
   // Explicit tiles (tuning, tests) mean exactly that kernel; otherwise a spec may get a short-row variant too.
-  const short = opts.tiles ? null : shortRowTiles(dtype, headDim, opts.arch ?? 'sm_80', hints);
+  const short = opts.tiles ? null : shortRowTiles(dtype, headDim, opts.arch ?? 'sm_80', hints, exact);
   const entry = `${mangle('attnc', p.name)}_${dtype}_d${headDim}`;
   const shortEntry = `${entry}_short`;
   const elemT = dtype === 'f32' ? 'float' : 'unsigned short';

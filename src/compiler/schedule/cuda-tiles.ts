@@ -280,9 +280,9 @@ function wgmmaTiles(headDim: number, o: TileOverrides, hints: TileHints): CudaTi
  * For causal, sliding-window and scale_invariant masks the same kernel gains nothing (D=64 N1024 causal
  * 0.307 / 0.311) or loses, so they get none.
  */
-export function shortRowTiles(dtype: StorageDType, headDim: number, arch: 'sm_80' | 'sm_90a', hints: TileHints): { tiles: CudaTiles; maxNk: number } | null {
+export function shortRowTiles(dtype: StorageDType, headDim: number, arch: 'sm_80' | 'sm_90a', hints: TileHints, overrides: TileOverrides = {}): { tiles: CudaTiles; maxNk: number } | null {
   if (arch !== 'sm_90a' || dtype === 'f32' || headDim !== 128 || !hints.tableTileTest) return null;
-  return { tiles: wgmmaTiles(128, { warps: 4, bn: 64, ctas: 2 }, hints), maxNk: 4096 };
+  return { tiles: wgmmaTiles(128, { ...overrides, warps: 4, bn: 64, ctas: 2 }, hints), maxNk: 4096 };
 }
 
 /** Elements of one Q buffer of the persistent kernel: BM rows of Q or of the O staging (STRIDE apart), rounded up to 1 KiB. */
