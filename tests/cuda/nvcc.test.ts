@@ -116,6 +116,7 @@ describe.skipIf(!nvcc)('nvcc: non-default sm_90a tilings', () => {
     { label: 'softmax diet inverted, D=64 (no fold, lazy rescale, two chains, row sums on the tensor cores)', D: 64, tiles: { foldScale: false, lazyRescale: true, twoChains: true, rowSumMma: true } },
     { label: 'softmax diet inverted, D=128 (no fold, no lazy rescale, two chains, row sums in the softmax)', D: 128, tiles: { foldScale: false, lazyRescale: false, twoChains: true, rowSumMma: false } },
     { label: 'row sums on the tensor cores, D=128', D: 128, tiles: { rowSumMma: true } },
+    { label: 'row sums in the softmax (--exact-lse), D=64', D: 64, tiles: { rowSumMma: false } },
   ];
   for (const spec of specs.filter((x) => ['causal', 'scale_invariant', 'document'].includes(x.name))) {
     it(`${spec.name}: ${variants.map((v) => v.label).join('; ')}`, async () => {
