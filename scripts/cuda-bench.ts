@@ -8,7 +8,7 @@
 //     suffix p adds a producer warpgroup, p3 with 3 stages, p3o (po) overlaps softmax with P V, P (p3oP) makes it persistent (items in snake order, the default), Pr walks them in plain round robin, s8 (p3os8) keeps 8 table-scan loads in flight per producer thread, -flt (p3oP-fl) turns the softmax's scale fold (f), lazy rescale (l) or two chains (t) off, +flt on (m: row sums on the tensor cores), @2 builds for 2 blocks per SM; ATTNC_CUDA_KERNEL=mma: the mma.sync one)
 //     [--timeout-s 60]  each variant in a process of its own, killed after that long: a kernel that
 //     hangs (a tiling under test) costs one line of the sweep instead of the whole device session
-import { loadExamples } from '../tests/cuda/suite.ts';
+import { dietOverrides, loadExamples } from '../tests/cuda/suite.ts';
 import { cudaLaunchFor, renderCuda, tilesLineOf } from '../src/compiler/render/cuda.ts';
 import type { CompiledKernel } from '../src/compiler/manifest.ts';
 import { openCuda } from '../src/runtime/cuda.ts';
@@ -27,20 +27,15 @@ const H = Number(arg('H', '16'));
 const shapes = arg('shapes', '2x16384').split(',').map((s) => s.split('x').map(Number));
 // Document ids as bench/run.py makes them (lengths uniform in N/16..N/4) rather than defaultTables' 1-4 boundaries.
 const benchDocs = process.argv.includes('--bench-docs');
-// The softmax diet's pieces a variant turns off (-) or on (+); the others keep their defaults.
-const diet = (sign: string | undefined, letters: string | undefined) => {
-  const set = (c: string) => (letters?.includes(c) ? sign === '+' : undefined);
-  return { foldScale: set('f'), lazyRescale: set('l'), twoChains: set('t'), rowSumMma: set('m') };
-};
 const variants = arg('variants', '4x64').split(',').map((s) => {
   // `default`: the tiles the compiler picks for each spec and shape (cuda-tiles.ts), as `attnc compile` would.
   if (s === 'default') return { label: s, tiles: undefined };
   // `default+m` (or -flt...): the compiler's tiles with a piece of the softmax diet turned on or off (no short-row kernel then).
   const d = /^default([-+])([fltm]+)$/.exec(s);
-  if (d) return { label: s, tiles: diet(d[1], d[2]) };
+  if (d) return { label: s, tiles: dietOverrides(d[1], d[2]) };
   const m = /^(\d+)x(\d+)(?:x(\d+))?(p(\d)?(o)?(P)?(r)?(?:s(\d+))?(?:([-+])([fltm]+))?)?(?:@(\d))?$/.exec(s);
   if (!m) throw new Error(`--variants: ${s}: expected WARPSxBN[xMT][p[STAGES][o][P[r]][sSCAN][-fltm|+fltm]][@CTAS]`);
-  const tiles = { warps: Number(m[1]), bn: Number(m[2]), mt: Number(m[3] ?? 1), producer: m[4] !== undefined, stages: Number(m[5] ?? 2), overlap: m[6] === 'o', persistent: m[7] === 'P', snakeOrder: m[8] === 'r' ? false : undefined, scanBatch: m[9] === undefined ? undefined : Number(m[9]), ...diet(m[10], m[11]), ctas: Number(m[12] ?? 1) };
+  const tiles = { warps: Number(m[1]), bn: Number(m[2]), mt: Number(m[3] ?? 1), producer: m[4] !== undefined, stages: Number(m[5] ?? 2), overlap: m[6] === 'o', persistent: m[7] === 'P', snakeOrder: m[8] === 'r' ? false : undefined, scanBatch: m[9] === undefined ? undefined : Number(m[9]), ...dietOverrides(m[10], m[11]), ctas: Number(m[12] ?? 1) };
   return { label: s, tiles };
 });
 

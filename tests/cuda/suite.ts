@@ -10,6 +10,7 @@ import { lowerBlock } from '../../src/compiler/passes/lower.ts';
 import { analyzeProgram } from '../../src/compiler/passes/analyze.ts';
 import { renderCuda } from '../../src/compiler/render/cuda.ts';
 import type { StorageDType } from '../../src/compiler/manifest.ts';
+import type { TileOverrides } from '../../src/compiler/schedule/cuda-tiles.ts';
 import type { AttentionBlock } from '../../src/compiler/syntax/ast.ts';
 import type { LoweredKernel } from '../../src/compiler/ir/program.ts';
 import type { CudaBackend } from '../../src/runtime/cuda.ts';
@@ -59,6 +60,16 @@ export function longShapes(D: number): Shape[] {
   ];
 }
 
+/**
+ * The softmax diet's pieces a sign turns on (+) or off (-), by letter (CudaTiles: f foldScale, l lazyRescale,
+ * t twoChains, m rowSumMma); the others keep their defaults (undefined). ATTNC_CUDA_DIET and cuda-bench's
+ * variant suffixes read the same letters.
+ */
+export function dietOverrides(sign: string | undefined, letters: string | undefined): TileOverrides {
+  const set = (c: string) => (letters?.includes(c) ? sign === '+' : undefined);
+  return { foldScale: set('f'), lazyRescale: set('l'), twoChains: set('t'), rowSumMma: set('m') };
+}
+
 export async function runCase(be: CudaBackend, spec: Spec, dtype: StorageDType, shape: Shape, seed = 1): Promise<CaseResult> {
   const t0 = performance.now();
   // ATTNC_CUDA_TILES=warps,bn,mt[,producer,stages,overlap,ctas,persistent,snake] checks a non-default tiling of the tensor-core
@@ -68,12 +79,11 @@ export async function runCase(be: CudaBackend, spec: Spec, dtype: StorageDType, 
   // persistent kernel's items in plain round robin instead of the default snake order).
   const [warps, bn, mt, producer, stages, overlap, ctas, persistent, snake] = (process.env.ATTNC_CUDA_TILES ?? '').split(',').map((x) => (x ? Number(x) : undefined));
   const flag = (x: number | undefined) => (x === undefined ? undefined : x === 1);
-  // ATTNC_CUDA_DIET=+m (or -flt...): pieces of the wgmma kernel's softmax diet on or off (CudaTiles: f foldScale, l lazyRescale,
-  // t twoChains, m rowSumMma). Either variable set means explicit tiles, which carry no short-row kernel.
+  // ATTNC_CUDA_DIET=+m (or -flt...): pieces of the wgmma kernel's softmax diet on or off (dietOverrides).
+  // Either variable set means explicit tiles, which carry no short-row kernel.
   const diet = /^([-+])([fltm]+)$/.exec(process.env.ATTNC_CUDA_DIET ?? '');
-  const set = (c: string) => (diet?.[2].includes(c) ? diet[1] === '+' : undefined);
   const tiles = { warps, bn, mt, stages, producer: flag(producer), overlap: flag(overlap), ctas, persistent: flag(persistent), snakeOrder: flag(snake),
-    foldScale: set('f'), lazyRescale: set('l'), twoChains: set('t'), rowSumMma: set('m') };
+    ...dietOverrides(diet?.[1], diet?.[2]) };
   const explicit = !!process.env.ATTNC_CUDA_TILES || !!diet;
   // Hopper: the wgmma kernels (unless ATTNC_CUDA_KERNEL=mma)
   const kernel = renderCuda(spec.lowered, { dtype, headDim: shape.D, hash: 'test', version: 'test', tiles: explicit ? tiles : undefined, arch: be.codegen().arch });
