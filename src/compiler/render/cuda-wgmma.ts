@@ -115,6 +115,7 @@ export function wgmmaQLoad(): string {
  * With rowSum, O has one more n8 tile, o[0][nd]: the row sums of P (CudaTiles.rowSumMma), where l_i was.
  */
 export function wgmmaConsumerInit(nd: number, rowSum = false): string {
+  const oTiles = rowSum ? nd + 1 : nd;
   return `  // Descriptors of this warpgroup's 64 Q rows and of the K/V tiles (stage 0);
   // per-step offsets below are compile-time constants added to the address field.
   // Q and K are K-major (stride 1 KiB between 8-row groups); V is read N-major, one
@@ -123,11 +124,11 @@ export function wgmmaConsumerInit(nd: number, rowSum = false): string {
   const unsigned long long k_desc0 = attnc_wg_desc(attnc_smem_addr(sK), 16, 1024);
   const unsigned long long v_desc0 = attnc_wg_desc(attnc_smem_addr(sV), 1024, 1024);${rowSum ? `
   // The ones, K-major without swizzle: two 8 x 16-byte core matrices, 128 bytes apart along K.
-  const unsigned long long ones_desc = (unsigned long long)((attnc_smem_addr(sOnes) & 0x3FFFFu) >> 4) | (8ull << 16) | (8ull << 32);` : ''}
+  const unsigned long long ones_desc = attnc_wg_desc(attnc_smem_addr(sOnes), 128, 128, false);` : ''}
 
-  float o[1][${rowSum ? nd + 1 : nd}][4];${rowSum ? `  // o[0][${nd}]: every column holds the row's sum of P` : ''}
+  float o[1][${oTiles}][4];${rowSum ? `  // o[0][${nd}]: every column holds the row's sum of P` : ''}
   #pragma unroll
-  for (int n = 0; n < ${rowSum ? nd + 1 : nd}; ++n) o[0][n][0] = o[0][n][1] = o[0][n][2] = o[0][n][3] = 0.f;
+  for (int n = 0; n < ${oTiles}; ++n) o[0][n][0] = o[0][n][1] = o[0][n][2] = o[0][n][3] = 0.f;
   float m_i[2]${rowSum ? '' : ', l_i[2]'};
   #pragma unroll
   for (int i = 0; i < 2; ++i) { m_i[i] = ATTNC_NEG_INF;${rowSum ? '' : ' l_i[i] = 0.f;'} }`;

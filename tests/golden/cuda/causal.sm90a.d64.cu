@@ -75,10 +75,10 @@ template <int R> __device__ __forceinline__ void attnc_setmaxnreg_dec() { asm vo
 template <int R> __device__ __forceinline__ void attnc_setmaxnreg_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" :: "n"(R)); }
 // Named barrier id among n threads (whole warps): one role of a warp-specialized block.
 __device__ __forceinline__ void attnc_bar_sync(int id, int n) { asm volatile("bar.sync %0, %1;" :: "r"(id), "r"(n) : "memory"); }
-// Matrix descriptor: start address, leading and stride byte offsets (all >> 4), 128-byte swizzle.
-__device__ __forceinline__ unsigned long long attnc_wg_desc(unsigned addr, unsigned lbo, unsigned sbo) {
+// Matrix descriptor: start address, leading and stride byte offsets (all >> 4), 128-byte swizzle (or none).
+__device__ __forceinline__ unsigned long long attnc_wg_desc(unsigned addr, unsigned lbo, unsigned sbo, bool swizzle128 = true) {
   return (unsigned long long)((addr & 0x3FFFFu) >> 4) | ((unsigned long long)(lbo >> 4) << 16) |
-         ((unsigned long long)(sbo >> 4) << 32) | (1ull << 62);
+         ((unsigned long long)(sbo >> 4) << 32) | (swizzle128 ? 1ull << 62 : 0ull);
 }
 template <int N> __device__ void attnc_wgmma_ss(float* d, unsigned long long a, unsigned long long b, int accumulate);
 // d[64 x 128] = (accumulate ? d : 0) + A[64 x 16] B[128 x 16]^T; A and B K-major in shared memory.

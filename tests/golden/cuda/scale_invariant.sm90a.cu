@@ -75,10 +75,10 @@ template <int R> __device__ __forceinline__ void attnc_setmaxnreg_dec() { asm vo
 template <int R> __device__ __forceinline__ void attnc_setmaxnreg_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" :: "n"(R)); }
 // Named barrier id among n threads (whole warps): one role of a warp-specialized block.
 __device__ __forceinline__ void attnc_bar_sync(int id, int n) { asm volatile("bar.sync %0, %1;" :: "r"(id), "r"(n) : "memory"); }
-// Matrix descriptor: start address, leading and stride byte offsets (all >> 4), 128-byte swizzle.
-__device__ __forceinline__ unsigned long long attnc_wg_desc(unsigned addr, unsigned lbo, unsigned sbo) {
+// Matrix descriptor: start address, leading and stride byte offsets (all >> 4), 128-byte swizzle (or none).
+__device__ __forceinline__ unsigned long long attnc_wg_desc(unsigned addr, unsigned lbo, unsigned sbo, bool swizzle128 = true) {
   return (unsigned long long)((addr & 0x3FFFFu) >> 4) | ((unsigned long long)(lbo >> 4) << 16) |
-         ((unsigned long long)(sbo >> 4) << 32) | (1ull << 62);
+         ((unsigned long long)(sbo >> 4) << 32) | (swizzle128 ? 1ull << 62 : 0ull);
 }
 template <int N> __device__ void attnc_wgmma_ss(float* d, unsigned long long a, unsigned long long b, int accumulate);
 // d[64 x 96] = (accumulate ? d : 0) + A[64 x 16] B[96 x 16]^T; A and B K-major in shared memory.
@@ -303,7 +303,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) attnc_scale_invariant_bf16_
       const unsigned long long k_desc0 = attnc_wg_desc(attnc_smem_addr(sK), 16, 1024);
       const unsigned long long v_desc0 = attnc_wg_desc(attnc_smem_addr(sV), 1024, 1024);
       // The ones, K-major without swizzle: two 8 x 16-byte core matrices, 128 bytes apart along K.
-      const unsigned long long ones_desc = (unsigned long long)((attnc_smem_addr(sOnes) & 0x3FFFFu) >> 4) | (8ull << 16) | (8ull << 32);
+      const unsigned long long ones_desc = attnc_wg_desc(attnc_smem_addr(sOnes), 128, 128, false);
 
       float o[1][17][4];  // o[0][16]: every column holds the row's sum of P
       #pragma unroll
