@@ -1,8 +1,9 @@
 // The CUDA kernels' online softmax (src/compiler/render/cuda-mma.ts softmaxCode and rescaleCode), its exact
 // generated source, run on the CPU: one quad of 4 lanes as 4 host threads in lockstep (the shuffles and the
 // warp vote go through a barrier), 2 rows each spread over the quad as in the mma fragment layout, tiles of
-// logits fed one at a time, P V done by the harness. Every combination of the softmax diet (scale fold, lazy
-// rescale, two chains, deferred rescale) against a float64 softmax, on tiles built to stress it: maxima that
+// logits fed one at a time, P V done by the harness (and, with rowSumMma, the tensor cores' row sums: P times
+// ones into O's extra n8 tile). Every combination of the softmax diet (scale fold, lazy rescale, two chains,
+// deferred rescale, row sums on the tensor cores) against a float64 softmax, on tiles built to stress it: maxima that
 // rise a little and a lot, fully masked tiles and rows, huge and tiny logits. No GPU needed, so a change to
 // the softmax's logic fails here, in CI, before it reaches a device.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -25,20 +26,22 @@ for (const fold of [false, true])
   for (const lazyRescale of [false, true])
     for (const twoChains of [false, true])
       for (const deferRescale of [false, true])
-        configs.push({
-          label: [fold && 'fold', lazyRescale && 'lazy', twoChains && 'chains', deferRescale && 'defer'].filter(Boolean).join('+') || 'plain',
-          opts: { fold: fold ? { a: 'A', c: 'C' } : null, lazyRescale, twoChains, deferRescale },
-        });
+        for (const rowSumMma of [false, true])
+          configs.push({
+            label: [fold && 'fold', lazyRescale && 'lazy', twoChains && 'chains', deferRescale && 'defer', rowSumMma && 'rowsum'].filter(Boolean).join('+') || 'plain',
+            opts: { fold: fold ? { a: 'A', c: 'C' } : null, lazyRescale, twoChains, deferRescale, rowSumMma },
+          });
 
+// With the row sums on the tensor cores, O's rescales cover its extra n8 tile (o[0][ND]), as cuda-wgmma-ws.ts passes nd + 1.
 const kernelFns = configs.map(({ opts }, i) => `namespace cfg${i} {
 void step(Lane& L, float A, float C) {
   auto& s = L.s; auto& m_i = L.m_i; auto& l_i = L.l_i; auto& o = L.o; auto& alpha_i = L.alpha_i;
-  (void)A; (void)C; (void)alpha_i;
-${softmaxCode(1, NT, ND, opts)}
+  (void)A; (void)C; (void)alpha_i; (void)l_i;
+${softmaxCode(1, NT, opts.rowSumMma ? ND + 1 : ND, opts)}
 }
 void rescale(Lane& L) {
   auto& o = L.o; auto& alpha_i = L.alpha_i;
-${opts.deferRescale ? rescaleCode(1, ND, opts.lazyRescale) : ''}
+${opts.deferRescale ? rescaleCode(1, opts.rowSumMma ? ND + 1 : ND, opts.lazyRescale) : ''}
   (void)o; (void)alpha_i;
 }
 }  // namespace cfg${i}`);
@@ -64,13 +67,14 @@ static bool __any_sync(unsigned, bool p) {
   quad.arrive_and_wait(); xfer[lane] = p ? 1.f : 0.f; quad.arrive_and_wait();
   bool any = false; for (int l = 0; l < LANES; ++l) any = any || xfer[l] != 0.f; return any;
 }
-struct Lane { float s[1][NT][4]; float m_i[2], l_i[2]; float o[1][ND][4]; float alpha_i[2]; };
+struct Lane { float s[1][NT][4]; float m_i[2], l_i[2]; float o[1][ND + 1][4]; float alpha_i[2]; };  // o[0][ND]: row sums (rowSumMma)
 ${kernelFns.join('\n')}
 using Step = void (*)(Lane&, float, float);
 using Rescale = void (*)(Lane&);
 static const Step steps[] = { ${configs.map((_, i) => `cfg${i}::step`).join(', ')} };
 static const Rescale rescales[] = { ${configs.map((_, i) => `cfg${i}::rescale`).join(', ')} };
 static const bool folds[] = { ${configs.map((c) => (c.opts.fold ? 'true' : 'false')).join(', ')} };
+static const bool rowSums[] = { ${configs.map((c) => (c.opts.rowSumMma ? 'true' : 'false')).join(', ')} };
 
 // Lane t4 holds columns n * 8 + 2 * t4 + c of rows h = 0, 1 (s[0][n][2h + c]) and dims n * 8 + 2 * t4 + c of O.
 int main() {
@@ -99,6 +103,8 @@ int main() {
     for (int ci = 0; ci < ${configs.length}; ++ci) {
       Lane L[LANES];
       for (auto& l : L) { for (int i = 0; i < 2; ++i) { l.m_i[i] = ATTNC_NEG_INF; l.l_i[i] = 0.f; } for (auto& x : l.o[0]) for (auto& y : x) y = 0.f; }
+      // no softmax with its sums on the tensor cores may touch l_i: NaN would show in O and LSE
+      if (rowSums[ci]) for (auto& l : L) l.l_i[0] = l.l_i[1] = NAN;
       for (int t = 0; t < tiles; ++t) {
         for (int t4 = 0; t4 < LANES; ++t4)
           for (int n = 0; n < NT; ++n)
@@ -119,10 +125,21 @@ int main() {
                 for (int c = 0; c < 2; ++c) acc += L[t4].s[0][n][2 * h + c] * v[(t * BN + n * 8 + 2 * t4 + c) * D + dd];
             L[(dd % 8) / 2].o[0][dd / 8][2 * h + dd % 2] += acc;
           }
+        // the tensor cores' row sums (rowSumMma): P times ones, every column of the extra tile gets its row's sum
+        if (rowSums[ci])
+          for (int h = 0; h < 2; ++h) {
+            float sum = 0.f;
+            for (int t4 = 0; t4 < LANES; ++t4)
+              for (int n = 0; n < NT; ++n)
+                for (int c = 0; c < 2; ++c) sum += L[t4].s[0][n][2 * h + c];
+            for (int t4 = 0; t4 < LANES; ++t4) for (int c = 0; c < 2; ++c) L[t4].o[0][ND][2 * h + c] += sum;
+          }
       }
       // epilogue as the kernels do it: l summed over the quad, O / l, LSE = (m + log2 l) ln 2
       for (int h = 0; h < 2; ++h) {
-        float l = 0.f; for (int t4 = 0; t4 < LANES; ++t4) l += L[t4].l_i[h];
+        float l = 0.f;
+        if (rowSums[ci]) l = L[0].o[0][ND][2 * h];  // as epilogueCode reads it
+        else for (int t4 = 0; t4 < LANES; ++t4) l += L[t4].l_i[h];
         double mx = -INFINITY;
         for (int j = 0; j < keys; ++j) if (keep[h * keys + j]) mx = std::fmax(mx, (double)A * dot[h * keys + j] + C);
         double sum = 0; std::vector<double> ref(D, 0.0);
@@ -149,7 +166,7 @@ int main() {
 `;
 
 describe.skipIf(!cxx)('the CUDA online softmax, run on the host', () => {
-  it('every combination of fold, lazy rescale, two chains and deferred rescale matches a float64 softmax', () => {
+  it('every combination of fold, lazy rescale, two chains, deferred rescale and row sums on the tensor cores matches a float64 softmax', () => {
     const src = join(work, 'softmax.cpp'), bin = join(work, 'softmax');
     writeFileSync(src, HARNESS);
     execFileSync(cxx!, ['-O1', '-std=c++20', '-pthread', '-Wno-unknown-pragmas', '-o', bin, src]);
