@@ -5,10 +5,10 @@
 //     [--shapes 2x16384,8x4096] [--H 16] [--bench-docs] [--variants default,4x64,8x64x1,4x64x2,12x128,8x128p,8x192p3]
 //     (default: the compiler's own tiles for each spec and shape; default+m: those with a diet piece on or off, as below)
 //     (warps x BN x m16-tiles per warp; on Hopper these tile the wgmma kernel, where a
-//     suffix p adds a producer warpgroup, p3 with 3 stages, p3o (po) overlaps softmax with P V, P (p3oP) makes it persistent (items in snake order, the default), Pr walks them in plain round robin, s8 (p3os8) keeps 8 table-scan loads in flight per producer thread, -flt (p3oP-fl) turns the softmax's scale fold (f), lazy rescale (l) or two chains (t) off, +flt on (m: row sums on the tensor cores), @2 builds for 2 blocks per SM; ATTNC_CUDA_KERNEL=mma: the mma.sync one)
+//     suffix p adds a producer warpgroup, p3 with 3 stages, p3o (po) overlaps softmax with P V, P (p3oP) makes it persistent (items in snake order, the default), Pr walks them in plain round robin, s8 (p3os8) keeps 8 table-scan loads in flight per producer thread, -flt (p3oP-fl) turns the softmax's scale fold (f), lazy rescale (l) or two chains (t) off, +flt on (m: row sums on the tensor cores, z: zero reference, w: P V waited for before the softmax; groups combine: default-z+w), @2 builds for 2 blocks per SM; ATTNC_CUDA_KERNEL=mma: the mma.sync one)
 //     [--timeout-s 60]  each variant in a process of its own, killed after that long: a kernel that
 //     hangs (a tiling under test) costs one line of the sweep instead of the whole device session
-import { dietOverrides, loadExamples } from '../tests/cuda/suite.ts';
+import { DIET_GROUPS, dietOverrides, loadExamples } from '../tests/cuda/suite.ts';
 import { cudaLaunchFor, renderCuda, tilesLineOf } from '../src/compiler/render/cuda.ts';
 import type { CompiledKernel } from '../src/compiler/manifest.ts';
 import { openCuda } from '../src/runtime/cuda.ts';
@@ -31,11 +31,11 @@ const variants = arg('variants', '4x64').split(',').map((s) => {
   // `default`: the tiles the compiler picks for each spec and shape (cuda-tiles.ts), as `attnc compile` would.
   if (s === 'default') return { label: s, tiles: undefined };
   // `default+m` (or -flt...): the compiler's tiles with a piece of the softmax diet turned on or off (no short-row kernel then).
-  const d = /^default([-+])([fltm]+)$/.exec(s);
-  if (d) return { label: s, tiles: dietOverrides(d[1], d[2]) };
-  const m = /^(\d+)x(\d+)(?:x(\d+))?(p(\d)?(o)?(P)?(r)?(?:s(\d+))?(?:([-+])([fltm]+))?)?(?:@(\d))?$/.exec(s);
-  if (!m) throw new Error(`--variants: ${s}: expected WARPSxBN[xMT][p[STAGES][o][P[r]][sSCAN][-fltm|+fltm]][@CTAS]`);
-  const tiles = { warps: Number(m[1]), bn: Number(m[2]), mt: Number(m[3] ?? 1), producer: m[4] !== undefined, stages: Number(m[5] ?? 2), overlap: m[6] === 'o', persistent: m[7] === 'P', snakeOrder: m[8] === 'r' ? false : undefined, scanBatch: m[9] === undefined ? undefined : Number(m[9]), ...dietOverrides(m[10], m[11]), ctas: Number(m[12] ?? 1) };
+  const d = new RegExp(`^default(${DIET_GROUPS})$`).exec(s);
+  if (d) return { label: s, tiles: dietOverrides(d[1]) };
+  const m = new RegExp(`^(\\d+)x(\\d+)(?:x(\\d+))?(p(\\d)?(o)?(P)?(r)?(?:s(\\d+))?(${DIET_GROUPS})?)?(?:@(\\d))?$`).exec(s);
+  if (!m) throw new Error(`--variants: ${s}: expected WARPSxBN[xMT][p[STAGES][o][P[r]][sSCAN][-fltmzw|+fltmzw...]][@CTAS]`);
+  const tiles = { warps: Number(m[1]), bn: Number(m[2]), mt: Number(m[3] ?? 1), producer: m[4] !== undefined, stages: Number(m[5] ?? 2), overlap: m[6] === 'o', persistent: m[7] === 'P', snakeOrder: m[8] === 'r' ? false : undefined, scanBatch: m[9] === undefined ? undefined : Number(m[9]), ...dietOverrides(m[10]), ctas: Number(m[11] ?? 1) };
   return { label: s, tiles };
 });
 

@@ -3,7 +3,7 @@
 // warp vote go through a barrier), 2 rows each spread over the quad as in the mma fragment layout, tiles of
 // logits fed one at a time, P V done by the harness (and, with rowSumMma, the tensor cores' row sums: P times
 // ones into O's extra n8 tile). Every combination of the softmax diet (scale fold, lazy rescale, two chains,
-// deferred rescale, row sums on the tensor cores) against a float64 softmax, on tiles built to stress it: maxima that
+// deferred rescale, row sums on the tensor cores, the zero reference with bf16's and f16's windows) against a float64 softmax, on tiles built to stress it: maxima that
 // rise a little and a lot, fully masked tiles and rows, huge and tiny logits. No GPU needed, so a change to
 // the softmax's logic fails here, in CI, before it reaches a device.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { rescaleCode, softmaxCode, type SoftmaxOptions } from '../../src/compiler/render/cuda-mma.ts';
+import { zeroRefWindow } from '../../src/compiler/schedule/cuda-tiles.ts';
 
 const cxx = ['g++', 'c++', 'clang++'].find((c) => spawnSync(c, ['--version']).status === 0);
 if (!cxx) console.warn('tests/cuda/softmax-host.test.ts: skipped: no host C++ compiler (g++, c++, clang++)');
@@ -27,10 +28,11 @@ for (const fold of [false, true])
     for (const twoChains of [false, true])
       for (const deferRescale of [false, true])
         for (const rowSumMma of [false, true])
-          configs.push({
-            label: [fold && 'fold', lazyRescale && 'lazy', twoChains && 'chains', deferRescale && 'defer', rowSumMma && 'rowsum'].filter(Boolean).join('+') || 'plain',
-            opts: { fold: fold ? { a: 'A', c: 'C' } : null, lazyRescale, twoChains, deferRescale, rowSumMma },
-          });
+          for (const zeroRef of fold ? [null] : [null, zeroRefWindow('bf16'), zeroRefWindow('f16')])
+            configs.push({
+              label: [fold && 'fold', lazyRescale && 'lazy', twoChains && 'chains', deferRescale && 'defer', rowSumMma && 'rowsum', zeroRef && `zero[${-zeroRef.low},${zeroRef.high}]`].filter(Boolean).join('+') || 'plain',
+              opts: { fold: fold ? { a: 'A', c: 'C' } : null, lazyRescale, twoChains, deferRescale, rowSumMma, zeroRef },
+            });
 
 // With the row sums on the tensor cores, O's rescales cover its extra n8 tile (o[0][ND]), as cuda-wgmma-ws.ts passes nd + 1.
 const kernelFns = configs.map(({ opts }, i) => `namespace cfg${i} {
@@ -67,6 +69,10 @@ static bool __any_sync(unsigned, bool p) {
   quad.arrive_and_wait(); xfer[lane] = p ? 1.f : 0.f; quad.arrive_and_wait();
   bool any = false; for (int l = 0; l < LANES; ++l) any = any || xfer[l] != 0.f; return any;
 }
+static bool __all_sync(unsigned, bool p) {
+  quad.arrive_and_wait(); xfer[lane] = p ? 1.f : 0.f; quad.arrive_and_wait();
+  bool all = true; for (int l = 0; l < LANES; ++l) all = all && xfer[l] != 0.f; return all;
+}
 struct Lane { float s[1][NT][4]; float m_i[2], l_i[2]; float o[1][ND + 1][4]; float alpha_i[2]; };  // o[0][ND]: row sums (rowSumMma)
 ${kernelFns.join('\n')}
 using Step = void (*)(Lane&, float, float);
@@ -92,7 +98,11 @@ int main() {
     for (int h = 0; h < 2; ++h)
       for (int t = 0; t < tiles; ++t) {
         // scenario 4 mod 5: every tile after the first at 300 times the first's scale, so a row's max jumps by ~190 (log2 units)
-        const double scale = (scenario % 5 == 4) ? (t == 0 ? 1.0 : 300.0) : std::exp(normal(rng)), shift = 6.0 * normal(rng) * ((t + scenario) % 3);
+        // scenario 3 mod 8: every logit near -50 (a first max below any zero reference's window);
+        // 6 mod 8: the first tile there, the later ones near 0 (the reference then rises by ~50)
+        const double scale = (scenario % 5 == 4) ? (t == 0 ? 1.0 : 300.0) : std::exp(normal(rng));
+        const double low = (scenario % 8 == 3 || (scenario % 8 == 6 && t == 0)) ? -200.0 : 0.0;
+        const double shift = low + 6.0 * normal(rng) * ((t + scenario) % 3);
         const bool tileMasked = (scenario % 6 == 5) && t % 2 == 1;  // whole tiles with nothing kept
         for (int j = t * BN; j < (t + 1) * BN; ++j) {
           dot[h * keys + j] = (float)(scale * normal(rng) + shift);
@@ -166,7 +176,7 @@ int main() {
 `;
 
 describe.skipIf(!cxx)('the CUDA online softmax, run on the host', () => {
-  it('every combination of fold, lazy rescale, two chains, deferred rescale and row sums on the tensor cores matches a float64 softmax', () => {
+  it('every combination of fold, lazy rescale, two chains, deferred rescale, row sums on the tensor cores and the zero reference matches a float64 softmax', () => {
     const src = join(work, 'softmax.cpp'), bin = join(work, 'softmax');
     writeFileSync(src, HARNESS);
     execFileSync(cxx!, ['-O1', '-std=c++20', '-pthread', '-Wno-unknown-pragmas', '-o', bin, src]);

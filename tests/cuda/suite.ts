@@ -65,9 +65,16 @@ export function longShapes(D: number): Shape[] {
  * t twoChains, m rowSumMma); the others keep their defaults (undefined). ATTNC_CUDA_DIET and cuda-bench's
  * variant suffixes read the same letters.
  */
-export function dietOverrides(sign: string | undefined, letters: string | undefined): TileOverrides {
-  const set = (c: string) => (letters?.includes(c) ? sign === '+' : undefined);
-  return { foldScale: set('f'), lazyRescale: set('l'), twoChains: set('t'), rowSumMma: set('m') };
+/**
+ * Softmax-diet pieces of the wgmma kernel on or off, as signed groups of letters: "+m", "-flt", "-z+w".
+ * f scale fold, l lazy rescale, t two chains, m row sums on the tensor cores, z zero reference,
+ * w P V waited for (and its stage released) before the softmax.
+ */
+export const DIET_GROUPS = '(?:[-+][fltmzw]+)+';
+export function dietOverrides(groups: string | undefined): TileOverrides {
+  const on = new Map<string, boolean>();
+  for (const [, sign, letters] of (groups ?? '').matchAll(/([-+])([fltmzw]+)/g)) for (const c of letters) on.set(c, sign === '+');
+  return { foldScale: on.get('f'), lazyRescale: on.get('l'), twoChains: on.get('t'), rowSumMma: on.get('m'), zeroRef: on.get('z'), earlyPvWait: on.get('w') };
 }
 
 export async function runCase(be: CudaBackend, spec: Spec, dtype: StorageDType, shape: Shape, seed = 1): Promise<CaseResult> {
@@ -79,11 +86,11 @@ export async function runCase(be: CudaBackend, spec: Spec, dtype: StorageDType, 
   // persistent kernel's items in plain round robin instead of the default snake order).
   const [warps, bn, mt, producer, stages, overlap, ctas, persistent, snake] = (process.env.ATTNC_CUDA_TILES ?? '').split(',').map((x) => (x ? Number(x) : undefined));
   const flag = (x: number | undefined) => (x === undefined ? undefined : x === 1);
-  // ATTNC_CUDA_DIET=+m (or -flt...): pieces of the wgmma kernel's softmax diet on or off (dietOverrides).
+  // ATTNC_CUDA_DIET=+m (or -flt, -z+w...): pieces of the wgmma kernel's softmax diet on or off (dietOverrides).
   // Either variable set means explicit tiles, which carry no short-row kernel.
-  const diet = /^([-+])([fltm]+)$/.exec(process.env.ATTNC_CUDA_DIET ?? '');
+  const diet = new RegExp(`^${DIET_GROUPS}$`).exec(process.env.ATTNC_CUDA_DIET ?? '');
   const tiles = { warps, bn, mt, stages, producer: flag(producer), overlap: flag(overlap), ctas, persistent: flag(persistent), snakeOrder: flag(snake),
-    ...dietOverrides(diet?.[1], diet?.[2]) };
+    ...dietOverrides(diet?.[0]) };
   const explicit = !!process.env.ATTNC_CUDA_TILES || !!diet;
   // Hopper: the wgmma kernels (unless ATTNC_CUDA_KERNEL=mma)
   const kernel = renderCuda(spec.lowered, { dtype, headDim: shape.D, hash: 'test', version: 'test', tiles: explicit ? tiles : undefined, arch: be.codegen().arch });

@@ -40,6 +40,27 @@ describe('cuda tiles: sm_90a defaults', () => {
     expect([scan.stages, scan.overlap, scan.producerRegs, scan.consumerRegs]).toEqual([2, false, 56, 224]);
   });
 
+  it('the zero reference for bf16 beside per-diagonal tables at D=128; P V waited for early where the logit does not fold', () => {
+    const diagHints: TileHints = { diagTables: true, tableBytes: (bm, bn, s) => s * 8 * (bm + bn - 1) };
+    const si = hopper(128, diagHints);
+    expect([si.zeroRef, si.earlyPvWait]).toEqual([{ low: 32, high: 32 }, true]);
+    // f16 keeps P below 65504 and its largest weight at 1 or more: its window would be [0, 8], and it is off by default
+    const f16 = chooseCudaTiles('f16', 128, {}, 'sm_90a', diagHints);
+    expect([f16.zeroRef, f16.earlyPvWait]).toEqual([null, true]);
+    expect(chooseCudaTiles('f16', 128, { zeroRef: true }, 'sm_90a', diagHints).zeroRef).toEqual({ low: 0, high: 8 });
+    // D=64 beside the tables: neither
+    const si64 = hopper(64, diagHints);
+    expect([si64.zeroRef, si64.earlyPvWait]).toEqual([null, false]);
+    // a folded logit (causal) has neither, and refuses the zero reference
+    const folded = hopper(128, { foldedScale: true });
+    expect([folded.foldScale, folded.zeroRef, folded.earlyPvWait]).toEqual([true, null, false]);
+    expect(() => hopper(128, { foldedScale: true }, { zeroRef: true })).toThrow(/zero reference/);
+    // a logit that does not fold and reads no tables (alibi, softcap): the early wait at D=64 and 128, no zero reference
+    for (const D of [64, 128]) expect([hopper(D).zeroRef, hopper(D).earlyPvWait]).toEqual([null, true]);
+    // the early wait belongs to the overlapped loop
+    expect(() => hopper(128, {}, { stages: 2, earlyPvWait: true })).toThrow(/overlapped loop/);
+  });
+
   it('overrides: no producer means 2 stages and no overlap; a BN wgmma cannot tile is refused', () => {
     const t = hopper(128, {}, { producer: false });
     expect([t.threads, t.stages, t.overlap, t.producerRegs]).toEqual([256, 2, false, 0]);

@@ -203,11 +203,23 @@ export interface SoftmaxOptions {
    * and `nd` counts that tile, so every rescale of O rescales the sums too.
    */
   rowSumMma?: boolean;
+  /**
+   * A row's first reference max is 0 where its first tile's max (log2 units) lies in [-low, high], and it then
+   * moves only when a tile's max passes it by more than `high` (as lazyRescale, with that threshold). Any
+   * reference r with max - high <= r gives the same softmax; with r = 0, P = 2^x needs no subtraction per element.
+   * While every row of the warp has reference 0 and no logit of the tile is above `high`, the warp takes that
+   * path (a vote per tile): exp2 straight from the logits, no shuffles for the row max, no rescale. It is the
+   * same arithmetic as the general path with a reference of 0, so the two agree bit for bit. The window keeps
+   * P within what the storage type holds at full precision (tiles.ts zeroRefWindow). Not with fold, whose FMA
+   * already subtracts the reference.
+   */
+  zeroRef?: { low: number; high: number } | null;
 }
 
 /** Online softmax over the S accumulators (each row is spread over the 4 lanes of a quad); rescales O. */
 export function softmaxCode(mt: number, nt: number, nd: number, o: SoftmaxOptions = {}): string {
-  const { deferRescale = false, fold = null, lazyRescale = false, twoChains = false, rowSumMma = false } = o;
+  const { deferRescale = false, fold = null, lazyRescale = false, twoChains = false, rowSumMma = false, zeroRef = null } = o;
+  if (fold && zeroRef) throw new Error('softmaxCode: a zero reference is for logits that do not fold into the exp2');
   const rescale = deferRescale
     ? 'alpha_i[i] = alpha;'
     : lazyRescale
@@ -218,7 +230,7 @@ export function softmaxCode(mt: number, nt: number, nd: number, o: SoftmaxOption
       : `#pragma unroll
       ${scaleO(nd, 'alpha')}`;
   // The tile's own max (the reference joins it after): where raw dot products are in S, or the reference moves lazily.
-  const tileOnly = twoChains || fold !== null || lazyRescale;
+  const tileOnly = twoChains || fold !== null || lazyRescale || zeroRef !== null;
   const rowMax = twoChains
     ? `float mx = s[mi][0][2 * h], mx1 = s[mi][0][2 * h + 1];
       #pragma unroll
@@ -230,26 +242,29 @@ export function softmaxCode(mt: number, nt: number, nd: number, o: SoftmaxOption
   // The row max in log2 units (fold: a * max(dot) + c, -inf for a row with nothing kept, as a > 0 is finite).
   const scaledMax = fold ? `
       mx = fmaf(mx, ${fold.a}, ${fold.c});  // the row's largest logit: a > 0` : '';
-  const newMax = lazyRescale
-    ? 'const float m_new = mx > m_i[i] + 8.f ? mx : m_i[i];  // the reference moves only by more than 2^8'
-    : `const float m_new = ${tileOnly ? 'fmaxf(m_i[i], mx)' : 'mx'};`;
+  const newMax = zeroRef
+    ? `const float m_new = m_i[i] == ATTNC_NEG_INF && mx >= ${f32(-zeroRef.low)} && mx <= ${f32(zeroRef.high)} ? 0.f  // zero reference
+                        : mx > m_i[i] + ${f32(zeroRef.high)} ? mx : m_i[i];  // then it moves only by more than 2^${zeroRef.high}`
+    : lazyRescale
+      ? 'const float m_new = mx > m_i[i] + 8.f ? mx : m_i[i];  // the reference moves only by more than 2^8'
+      : `const float m_new = ${tileOnly ? 'fmaxf(m_i[i], mx)' : 'mx'};`;
   const p = (x: string) => (fold ? `attnc_ex2(fmaf(${x}, ${fold.a}, off))` : `attnc_ex2(${x} - m_use)`);
   const sum = rowSumMma ? '' : twoChains ? `
         rs += s[mi][n][2 * h];
         rs1 += s[mi][n][2 * h + 1];` : `
         rs += s[mi][n][2 * h] + s[mi][n][2 * h + 1];`;
-  const rowSum = `${rowSumMma ? '' : `float rs = 0.f${twoChains ? ', rs1 = 0.f' : ''};
+  const rowSum = (px: (x: string) => string) => `${rowSumMma ? '' : `float rs = 0.f${twoChains ? ', rs1 = 0.f' : ''};
       `}#pragma unroll
       for (int n = 0; n < ${nt}; ++n) {
-        s[mi][n][2 * h] = ${p('s[mi][n][2 * h]')};
-        s[mi][n][2 * h + 1] = ${p('s[mi][n][2 * h + 1]')};${sum}
+        s[mi][n][2 * h] = ${px('s[mi][n][2 * h]')};
+        s[mi][n][2 * h + 1] = ${px('s[mi][n][2 * h + 1]')};${sum}
       }${twoChains && !rowSumMma ? `
       rs += rs1;` : ''}`;
-  return `    // online softmax (each row is spread over the 4 lanes of a quad)
-    #pragma unroll
+  // With a zero reference the rows' maxima over this lane's logits are taken before the vote (mx_t[]).
+  const general = `    #pragma unroll
     for (int i = 0; i < ${2 * mt}; ++i) {
       const int mi = i >> 1, h = i & 1;
-      ${rowMax}
+      ${zeroRef ? 'float mx = mx_t[i];' : rowMax}
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));${scaledMax}
       ${newMax}
@@ -257,11 +272,38 @@ export function softmaxCode(mt: number, nt: number, nd: number, o: SoftmaxOption
       const float alpha = attnc_ex2(m_i[i] - m_use);
       m_i[i] = m_new;${fold ? `
       const float off = ${fold.c === '0.0f' ? '-m_use' : `${fold.c} - m_use`};` : ''}
-      ${rowSum}${rowSumMma ? '' : `
+      ${rowSum(p)}${rowSumMma ? '' : `
       l_i[i] = l_i[i] * alpha + rs;`}
       ${rescale}
     }`;
+  if (!zeroRef) return `    // online softmax (each row is spread over the 4 lanes of a quad)
+${general}`;
+  const fast = `    #pragma unroll
+    for (int i = 0; i < ${2 * mt}; ++i) {
+      const int mi = i >> 1, h = i & 1;
+      ${rowSum((x) => `attnc_ex2(${x})`)}${rowSumMma ? '' : `
+      l_i[i] += rs;`}${deferRescale ? `
+      alpha_i[i] = 1.f;` : ''}
+    }`;
+  const deeper = (code: string) => code.split('\n').map((l) => (l.length ? `  ${l}` : l)).join('\n');
+  return `    // online softmax (each row is spread over the 4 lanes of a quad), first the zero reference's path:
+    // every row of the warp at reference 0 and no logit of the tile above ${zeroRef.high}, so P = 2^x as it stands
+    float mx_t[${2 * mt}];
+    #pragma unroll
+    for (int i = 0; i < ${2 * mt}; ++i) {
+      const int mi = i >> 1, h = i & 1;
+      ${rowMax}
+      mx_t[i] = mx;
+    }
+    if (__all_sync(0xffffffffu, ${Array.from({ length: 2 * mt }, (_, i) => `mx_t[${i}] <= ${f32(zeroRef.high)} && m_i[${i}] == 0.f`).join(' && ')})) {
+${deeper(fast)}
+    } else {
+${deeper(general)}
+    }`;
 }
+
+/** A whole number as a CUDA float literal. */
+const f32 = (x: number) => `${x.toFixed(1)}f`;
 
 /** O *= alpha_i[] per row slot (the deferred half of softmaxCode(..., true)). */
 export function rescaleCode(mt: number, nd: number, lazy = false): string {

@@ -42,7 +42,7 @@ export function renderWgmmaWsKernel(entry: string, spec: SpecCode, t: CudaTiles,
   const nt = bn / 8, halves = headDim / 64, nd = headDim / 8;
   const qBuffers = t.persistent ? 2 : 1;
   // The softmax's instruction diet (cuda-mma.ts, SoftmaxOptions): at D=64 the loop is bound by FP32/ALU issue.
-  const sm: SoftmaxOptions = { fold: t.foldScale ? spec.foldedScale : null, lazyRescale: t.lazyRescale, twoChains: t.twoChains, rowSumMma: t.rowSumMma };
+  const sm: SoftmaxOptions = { fold: t.foldScale ? spec.foldedScale : null, lazyRescale: t.lazyRescale, twoChains: t.twoChains, rowSumMma: t.rowSumMma, zeroRef: t.zeroRef };
   // With the row sums on the tensor cores they are O's last n8 tile (o[0][nd]), rescaled with O.
   const rowSumTile = t.rowSumMma ? nd : undefined, ndO = t.rowSumMma ? nd + 1 : nd;
   // Not persistent: the block's one item, as a loop the compiler can see run once (the registers stay as they were).
@@ -130,7 +130,7 @@ ${indent(spec.rowFill('q0 + warp * 16 + g + 8 * (i & 1)').join('\n'), 2)}
 ${indent(wgmmaConsumerInit(nd, t.rowSumMma), 2)}
       attnc_mbar_wait(bar_q + 8 * qb, (item_n / QBUF) & 1);
 
-${indent(t.overlap ? overlappedLoop(spec, nt, ndO, bn, halves, sm, rowSumTile) : serialLoop(spec, nt, ndO, bn, halves, sm, rowSumTile))}
+${indent(t.overlap ? overlappedLoop(spec, nt, ndO, bn, halves, sm, t.earlyPvWait, rowSumTile) : serialLoop(spec, nt, ndO, bn, halves, sm, rowSumTile))}
       // Every consumer warpgroup is done with Q (all copies have landed: each stage was waited for)
       // before O is staged over it.
       attnc_bar_sync(1, NCONSUMERS);
@@ -189,7 +189,7 @@ ${indent(wgmmaPV(bn, halves, rowSumTile))}
  * lives in a[][] across the iteration, S of tile k+1 in s[][]: BN/16*4 + BN/2
  * registers on top of O, which is why this needs the consumers' setmaxnreg budget.
  */
-function overlappedLoop(spec: SpecCode, nt: number, nd: number, bn: number, halves: number, sm: SoftmaxOptions, rowSumTile?: number): string {
+function overlappedLoop(spec: SpecCode, nt: number, nd: number, bn: number, halves: number, sm: SoftmaxOptions, earlyPvWait: boolean, rowSumTile?: number): string {
   return `    unsigned a[${bn / 16}][4];  // P of tile k (the A fragments of its P V)
     float alpha_i[2];
     // The item's first tile: S, logits and softmax, packed into a[][].
@@ -220,13 +220,14 @@ ${indent(wgmmaPVIssue(bn, halves, rowSumTile), 2)}
         attnc_wg_wait<1>();  // S of tile k + 1 is in; P V of tile k may still run
         {
           const int kv0 = (nslot >> 1) * BN;
+          const int pv_stage = stage;
           const int slot = nslot, stage = nstage;  // the element loop reads tile k + 1's tables
-          (void)stage;
-${indent(logitsCode(spec, nt, bn, 'slot', sm.fold != null), 4)}
+          (void)stage; (void)pv_stage;
+${indent(logitsCode(spec, nt, bn, 'slot', sm.fold != null), 4)}${earlyPvWait ? `
+          ${pvDone('pv_stage')}` : ''}
 ${indent(softmaxCode(1, nt, nd, { ...sm, deferRescale: true }), 4)}
-        }
-        attnc_wg_wait<0>();  // P V of tile k is done: its stage goes back, O can be rescaled, a[][] rewritten
-        attnc_mbar_arrive(bar_empty + 8 * stage);
+        }${earlyPvWait ? '' : `
+        ${pvDone('stage')}`}
 ${indent(rescaleCode(1, nd, sm.lazyRescale), 2)}
 ${indent(wgmmaPack(bn), 2)}
       }
@@ -241,6 +242,10 @@ ${indent(wgmmaPVIssue(bn, halves, rowSumTile), 1)}
     attnc_mbar_arrive(bar_empty + 8 * (k % STAGES));  // the end marker's stage goes back too
     ++k;`;
 }
+
+/** Tile k's P V is done: its stage goes back, and O can be rescaled and a[][] rewritten. */
+const pvDone = (stage: string) => `attnc_wg_wait<0>();  // P V of tile k is done: its stage goes back, O can be rescaled, a[][] rewritten
+        attnc_mbar_arrive(bar_empty + 8 * ${stage});`;
 
 /** The element loop: the mask per element only where the producer's tile test said partial (slot & 1). */
 function logitsCode(spec: SpecCode, nt: number, bn: number, slot: string, raw: boolean): string {

@@ -151,9 +151,11 @@ export function tilesLineOf(source: string, shortEntry?: string): string | undef
 function softmaxLine(t: CudaTiles): string {
   const pieces = [
     ...(t.foldScale ? ['scale folded into exp2 (row max over raw dot products)'] : []),
-    ...(t.lazyRescale ? ['lazy rescale (reference max moves by > 2^8)'] : []),
+    ...(t.lazyRescale ? [t.zeroRef ? 'lazy rescale (by warp, where a reference moved)' : 'lazy rescale (reference max moves by > 2^8)'] : []),
     ...(t.twoChains ? [t.rowSumMma ? 'row max in two chains' : 'row max and sum in two chains'] : []),
     ...(t.rowSumMma ? ['row sums on the tensor cores (P times ones, with P V)'] : []),
+    ...(t.earlyPvWait ? ['P V waited for before the softmax'] : []),
+    ...(t.zeroRef ? [`zero reference where the row max is in [${-t.zeroRef.low}, ${t.zeroRef.high}] (P = 2^x, no subtraction)`] : []),
   ];
   return pieces.length ? `; softmax: ${pieces.join(', ')}` : '';
 }

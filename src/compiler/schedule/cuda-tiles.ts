@@ -76,9 +76,31 @@ export interface CudaTiles {
    * element in the softmax; the sum is of the rounded P that P V uses.
    */
   rowSumMma: boolean;
+  /**
+   * Warp-specialized wgmma kernel only, where the logit does not fold into the exp2: a row's reference max starts
+   * at 0 when its first tile allows (cuda-mma.ts SoftmaxOptions.zeroRef, zeroRefWindow), so P = 2^x without a
+   * subtraction per element while the warp's logits stay in the window; null where off.
+   */
+  zeroRef: { low: number; high: number } | null;
+  /**
+   * Overlapped loop only: the consumers wait for tile k's P V and hand its stage back right after tile k + 1's
+   * logits, before its softmax, instead of after the softmax. The producer gets the stage back sooner; the
+   * softmax no longer overlaps P V.
+   */
+  earlyPvWait: boolean;
 }
 
-export interface TileOverrides { warps?: number; bn?: number; mt?: number; producer?: boolean; stages?: number; overlap?: boolean; ctas?: number; persistent?: boolean; scanBatch?: number; snakeOrder?: boolean; foldScale?: boolean; lazyRescale?: boolean; twoChains?: boolean; rowSumMma?: boolean }
+/**
+ * The zero reference's window (log2 units) per storage type. bf16 keeps the f32 exponent range: a reference of 0
+ * for row maxima in [-32, 32] leaves P in [2^-32, 2^32] at the top, every weight within 2^-94 of the largest still
+ * normal, and O's f32 sums far from overflow for any |V| below 2^70. f16's P must stay below 65504 and its largest
+ * weight at 1 or above (below, the small weights turn subnormal and lose digits): [0, 8], as a lazy reference.
+ */
+export function zeroRefWindow(dtype: StorageDType): { low: number; high: number } {
+  return dtype === 'bf16' ? { low: 32, high: 32 } : { low: 0, high: 8 };
+}
+
+export interface TileOverrides { warps?: number; bn?: number; mt?: number; producer?: boolean; stages?: number; overlap?: boolean; ctas?: number; persistent?: boolean; scanBatch?: number; snakeOrder?: boolean; foldScale?: boolean; lazyRescale?: boolean; twoChains?: boolean; rowSumMma?: boolean; zeroRef?: boolean; earlyPvWait?: boolean }
 
 /** What the schedule needs to know about the spec. */
 export interface TileHints {
@@ -93,10 +115,10 @@ export interface TileHints {
 }
 
 /** The fields only the warp-specialized wgmma kernel uses, as the other kernels have them. */
-const NO_WGMMA_EXTRAS = { producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1, persistent: false, scanBatch: 0, snakeOrder: false, foldScale: false, lazyRescale: false, twoChains: false, rowSumMma: false } as const;
+const NO_WGMMA_EXTRAS = { producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1, persistent: false, scanBatch: 0, snakeOrder: false, foldScale: false, lazyRescale: false, twoChains: false, rowSumMma: false, zeroRef: null, earlyPvWait: false } as const;
 
 export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides: TileOverrides = {}, arch: 'sm_80' | 'sm_90a' = 'sm_80', hints: TileHints = {}): CudaTiles {
-  if (arch === 'sm_90a' && dtype !== 'f32' && (headDim === 64 || headDim === 128)) return wgmmaTiles(headDim, overrides, hints);
+  if (arch === 'sm_90a' && dtype !== 'f32' && (headDim === 64 || headDim === 128)) return wgmmaTiles(dtype, headDim, overrides, hints);
   if (dtype === 'f32') {
     if (headDim % 16 !== 0 || headDim > 256) throw new Error(`cuda f32: head_dim ${headDim} must be a multiple of 16 and at most 256`);
     const bm = 32, bn = 32, stages = 2, stride = headDim + 4;
@@ -152,7 +174,7 @@ export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides:
  * Earlier (2026-11-29, tile-sweep.txt): D=128 12 warps BN 64 within noise of 8 warps BN 128; 4 warps
  * BN 128 far slower; D=64 12 warps spills.
  */
-function wgmmaTiles(headDim: number, o: TileOverrides, hints: TileHints): CudaTiles {
+function wgmmaTiles(dtype: StorageDType, headDim: number, o: TileOverrides, hints: TileHints): CudaTiles {
   const producer = o.producer ?? true;
   const warps = o.warps ?? 8;
   const ctas = o.ctas ?? 1;
@@ -259,7 +281,24 @@ function wgmmaTiles(headDim: number, o: TileOverrides, hints: TileHints): CudaTi
   // lost (510.3 / 439.9 -> 481.1 / 435.8) and so did turning lazy rescale off (495.8 / 439.2)
   // (B2 N16384 / B8 N4096, tests/cuda/results/h200-2026-12-04-rowsum-sweep.txt, run 3).
   const twoChains = o.twoChains ?? (headDim <= 64 && !foldScale && !rowSumMma);
-  return { kind: 'wgmma', bm, bn, warps, mt: 1, threads, stages, stride, smemBytes, producerRegs, consumerRegs, overlap, ctas, persistent, scanBatch, snakeOrder, foldScale, lazyRescale, twoChains, rowSumMma };
+  // The zero reference (never beside the fold, whose FMA takes the reference off for free) and the early wait for
+  // P V, each where a same-run A/B on the H200 said it pays (bf16 unless said, TFLOP/s at B2 N16384 / B8 N4096;
+  // tests/cuda/results/h200-2026-12-04-zero-ref-sweep.txt; z: zero reference, w: early wait):
+  //                        neither        z              w              z + w
+  //   scale_invariant D128 493.7 / 440.1  522.2 / 456.1  521.7 / 442.1  563.3 / 466.8
+  //     f16                479.2 / 442.0  448.6 / 406.5  518.9 / 440.2  480.5 / 410.9  (f16's window [0, 8] seldom holds)
+  //   alibi D128           517.8 / 472.6  481.4 / 429.2  536.2 / 471.7  474.3 / 430.6
+  //   alibi D64            347.4 / 313.1  316.7 / 287.7  361.8 / 321.7  314.4 / 288.7
+  //   softcap D128         344.1 / 306.6  333.5 / 294.6  347.1 / 306.3  333.8 / 294.2
+  //   scale_invariant D64  347.6 / 315.4  329.5 / 301.1  339.9 / 309.6  339.1 / 307.2
+  //   causal (folded)      D128 639.3 / 541.4 without w, 626.4 / 540.2 with; D64 440.9 / 384.2, 430.9 / 372.9
+  // Where the zero reference's window seldom holds, its vote and branch cost more than they save: ptxas then
+  // keeps the softmax behind the branch instead of moving it below the P V wait, as it does in plain code.
+  if (o.zeroRef && (foldScale || !producer)) throw new Error('cuda sm_90a: the zero reference is for a kernel with a producer warpgroup whose logit does not fold into the exp2');
+  const zeroRef = producer && !foldScale && (o.zeroRef ?? (dtype === 'bf16' && headDim >= 128 && !!hints.diagTables)) ? zeroRefWindow(dtype) : null;
+  if (o.earlyPvWait && !overlap) throw new Error('cuda sm_90a: waiting for P V before the softmax is for the overlapped loop');
+  const earlyPvWait = overlap && (o.earlyPvWait ?? (!foldScale && !(headDim <= 64 && (!!hints.diagTables || !!hints.tableTileTest))));
+  return { kind: 'wgmma', bm, bn, warps, mt: 1, threads, stages, stride, smemBytes, producerRegs, consumerRegs, overlap, ctas, persistent, scanBatch, snakeOrder, foldScale, lazyRescale, twoChains, rowSumMma, zeroRef, earlyPvWait };
 }
 
 /**
@@ -282,7 +321,7 @@ function wgmmaTiles(headDim: number, o: TileOverrides, hints: TileHints): CudaTi
  */
 export function shortRowTiles(dtype: StorageDType, headDim: number, arch: 'sm_80' | 'sm_90a', hints: TileHints, overrides: TileOverrides = {}): { tiles: CudaTiles; maxNk: number } | null {
   if (arch !== 'sm_90a' || dtype === 'f32' || headDim !== 128 || !hints.tableTileTest) return null;
-  return { tiles: wgmmaTiles(128, { ...overrides, warps: 4, bn: 64, ctas: 2 }, hints), maxNk: 4096 };
+  return { tiles: wgmmaTiles(dtype, 128, { ...overrides, warps: 4, bn: 64, ctas: 2 }, hints), maxNk: 4096 };
 }
 
 /** Elements of one Q buffer of the persistent kernel: BM rows of Q or of the O staging (STRIDE apart), rounded up to 1 KiB. */

@@ -390,8 +390,9 @@ extern "C" __global__ void __launch_bounds__(384, 1) attnc_causal_bf16_d64(const
           attnc_wg_wait<1>();  // S of tile k + 1 is in; P V of tile k may still run
           {
             const int kv0 = (nslot >> 1) * BN;
+            const int pv_stage = stage;
             const int slot = nslot, stage = nstage;  // the element loop reads tile k + 1's tables
-            (void)stage;
+            (void)stage; (void)pv_stage;
               // logits in the log2 domain; the mask only where the producer's tile test said partial
               if (slot & 1) {
                 #pragma unroll
