@@ -6,6 +6,7 @@
 //     (default: the compiler's own tiles for each spec and shape; default+m: those with a diet piece on or off, as below)
 //     (warps x BN x m16-tiles per warp; on Hopper these tile the wgmma kernel, where a
 //     suffix p adds a producer warpgroup, p3 with 3 stages, p3o (po) overlaps softmax with P V, P (p3oP) makes it persistent (items in snake order, the default), Pr walks them in plain round robin, s8 (p3os8) keeps 8 table-scan loads in flight per producer thread, -flt (p3oP-fl) turns the softmax's scale fold (f), lazy rescale (l) or two chains (t) off, +flt on (m: row sums on the tensor cores, z: zero reference, w: P V waited for before the softmax; groups combine: default-z+w), @2 builds for 2 blocks per SM; ATTNC_CUDA_KERNEL=mma: the mma.sync one)
+//     [--queued]  launches back to back as the bench times them (default: each waited for before the next)
 //     [--timeout-s 60]  each variant in a process of its own, killed after that long: a kernel that
 //     hangs (a tiling under test) costs one line of the sweep instead of the whole device session
 import { DIET_GROUPS, dietOverrides, loadExamples } from '../tests/cuda/suite.ts';
@@ -27,6 +28,8 @@ const H = Number(arg('H', '16'));
 const shapes = arg('shapes', '2x16384').split(',').map((s) => s.split('x').map(Number));
 // Document ids as bench/run.py makes them (lengths uniform in N/16..N/4) rather than defaultTables' 1-4 boundaries.
 const benchDocs = process.argv.includes('--bench-docs');
+// --queued: the 20 timed launches back to back, waited for once at the end (as bench/run.py times), not one by one.
+const queued = process.argv.includes('--queued');
 const variants = arg('variants', '4x64').split(',').map((s) => {
   // `default`: the tiles the compiler picks for each spec and shape (cuda-tiles.ts), as `attnc compile` would.
   if (s === 'default') return { label: s, tiles: undefined };
@@ -95,7 +98,7 @@ try {
         let kernel, t;
         try {
           kernel = renderCuda(spec.lowered, { dtype, headDim: D, hash: 'bench', version: 'bench', tiles, arch: be.codegen().arch });
-          t = await be.time(kernel, { ...shape, q, k, v, params, tables }, 20, 3);
+          t = await be.time(kernel, { ...shape, q, k, v, params, tables }, 20, 3, { queued });
         } catch (e) {
           // One variant that does not fit (shared memory, a tile rule) must not end the sweep.
           console.log(`${spec.name.padEnd(20)} ${dtype} B${B} H${H} N${N} D${D} ${label}: failed: ${(e as Error).message.split('\n')[0]}`);

@@ -74,28 +74,45 @@ export class CudaBackend implements Backend {
     return this.withCall(kernel, call, (launch) => { launch(); return null; }).then((r) => r.result);
   }
 
-  /** Times the kernel alone (events around each launch) after `warmup` launches; median of `iters`. */
-  async time(kernel: CompiledKernel, call: AttentionCall, iters = 20, warmup = 3): Promise<CudaTiming> {
+  /**
+   * Times the kernel alone (events around each launch) after `warmup` launches; median of `iters`.
+   * By default each launch is waited for before the next; `queued` records all of them back to back and
+   * waits once at the end, as bench/run.py does (the GPU never idles between launches).
+   */
+  async time(kernel: CompiledKernel, call: AttentionCall, iters = 20, warmup = 3, opts: { queued?: boolean } = {}): Promise<CudaTiming> {
     const { extra } = await this.withCall(kernel, call, (launch) => {
       const cu = this.libs.cu;
       for (let i = 0; i < warmup; i++) launch();
-      const a: unknown[] = [null], b: unknown[] = [null];
-      check(this.libs, cu.cuEventCreate(a, 0), 'cuEventCreate');
-      check(this.libs, cu.cuEventCreate(b, 0), 'cuEventCreate');
+      const pairs = opts.queued ? iters : 1;
+      const events: unknown[][] = [];
       const times: number[] = [];
       try {
+        for (let i = 0; i < 2 * pairs; i++) {
+          const e: unknown[] = [null];
+          check(this.libs, cu.cuEventCreate(e, 0), 'cuEventCreate');
+          events.push(e);
+        }
+        const elapsed = (a: unknown[], b: unknown[]) => {
+          const ms = [0];
+          check(this.libs, cu.cuEventElapsedTime(ms, a[0], b[0]), 'cuEventElapsedTime');
+          return ms[0];
+        };
         for (let i = 0; i < iters; i++) {
+          const [a, b] = [events[2 * (i % pairs)], events[2 * (i % pairs) + 1]];
           check(this.libs, cu.cuEventRecord(a[0], null), 'cuEventRecord');
           launch();
           check(this.libs, cu.cuEventRecord(b[0], null), 'cuEventRecord');
-          check(this.libs, cu.cuEventSynchronize(b[0]), 'cuEventSynchronize');
-          const ms = [0];
-          check(this.libs, cu.cuEventElapsedTime(ms, a[0], b[0]), 'cuEventElapsedTime');
-          times.push(ms[0]);
+          if (!opts.queued) {
+            check(this.libs, cu.cuEventSynchronize(b[0]), 'cuEventSynchronize');
+            times.push(elapsed(a, b));
+          }
+        }
+        if (opts.queued) {
+          check(this.libs, cu.cuEventSynchronize(events[2 * pairs - 1][0]), 'cuEventSynchronize');
+          for (let i = 0; i < pairs; i++) times.push(elapsed(events[2 * i], events[2 * i + 1]));
         }
       } finally {
-        cu.cuEventDestroy(a[0]);
-        cu.cuEventDestroy(b[0]);
+        for (const e of events) cu.cuEventDestroy(e[0]);
       }
       times.sort((x, y) => x - y);
       return { medianMs: times[times.length >> 1], minMs: times[0], iters };

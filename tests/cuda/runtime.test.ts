@@ -47,3 +47,23 @@ describe.skipIf(!backend)('CUDA: 1 000 runs in one process', () => {
     expect(before - after).toBeLessThanOrEqual(2 * 1024 * 1024);
   }, 300_000);
 });
+
+describe.skipIf(!backend)('CUDA: timing', () => {
+  it('one by one and queued back to back: every launch timed, positive, min <= median, and no event or buffer left behind', async () => {
+    const spec = loadExamples(['causal'])[0];
+    const kernel = renderCuda(spec.lowered, { dtype: 'bf16', headDim: 64, hash: 'time', version: 'time', arch: backend!.codegen().arch });
+    const shape = { B: 1, Hq: 4, Hkv: 4, Nq: 2048, Nk: 2048, D: 64 };
+    const call = { ...shape, ...randomInputs(shape, 5), params: {}, tables: {} };
+    const before = backend!.memoryInfo().free;
+    for (const queued of [false, true]) {
+      const t = await backend!.time(kernel, call, 9, 2, { queued });
+      expect(t.iters).toBe(9);
+      expect(t.minMs).toBeGreaterThan(0);
+      expect(t.minMs).toBeLessThanOrEqual(t.medianMs);
+      // a kernel of 2 * 4 * 2048^2 * 64 * 2 flops cannot take a second, nor less than a microsecond
+      expect(t.medianMs).toBeLessThan(1000);
+      expect(t.medianMs).toBeGreaterThan(1e-3);
+    }
+    expect(before - backend!.memoryInfo().free).toBeLessThanOrEqual(2 * 1024 * 1024);
+  }, 120_000);
+});
