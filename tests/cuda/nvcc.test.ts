@@ -119,6 +119,7 @@ describe.skipIf(!nvcc)('nvcc: non-default sm_90a tilings', () => {
     { label: 'row sums in the softmax (--exact-lse), D=64', D: 64, tiles: { rowSumMma: false } },
     { label: 'zero reference and P V waited for before the softmax, D=64', D: 64, tiles: { foldScale: false, zeroRef: true, earlyPvWait: true } },
     { label: 'zero reference, D=128', D: 128, tiles: { foldScale: false, zeroRef: true } },
+    { label: 'pingpong, D=64', D: 64, tiles: { pingpong: true } },
   ];
   for (const spec of specs.filter((x) => ['causal', 'scale_invariant', 'document'].includes(x.name))) {
     it(`${spec.name}: ${variants.map((v) => v.label).join('; ')}`, async () => {

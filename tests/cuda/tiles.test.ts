@@ -61,6 +61,26 @@ describe('cuda tiles: sm_90a defaults', () => {
     expect(() => hopper(128, {}, { stages: 2, earlyPvWait: true })).toThrow(/overlapped loop/);
   });
 
+  it('pingpong: only for the overlapped loop of two consumer warpgroups; each turn syncs before its products and arrives for the other after', () => {
+    expect(hopper(128).pingpong).toBe(false);
+    expect(hopper(128, {}, { pingpong: true }).pingpong).toBe(true);
+    expect(() => hopper(128, {}, { pingpong: true, stages: 2 })).toThrow(/pingpong/);
+    expect(() => hopper(128, {}, { pingpong: true, warps: 12 })).toThrow(/pingpong/);
+    const spec = loadExamples(['scale_invariant'])[0];
+    const src = renderCuda(spec.lowered, { dtype: 'bf16', headDim: 128, hash: 'p', version: 'p', arch: 'sm_90a', tiles: { pingpong: true } }).source;
+    // warpgroup 1 lets warpgroup 0 go first, once, before the item loop
+    expect(src.match(/attnc_bar_arrive\(3, NCONSUMERS\)/g)).toHaveLength(2);  // that one and warpgroup 1's turn in the loop
+    expect(src).toMatch(/if \(wg == 1\) attnc_bar_arrive\(3, NCONSUMERS\);\s+for \(int item = item0/);
+    // in the loop: the turn, S and P V issued, then the other's turn, then the wait for S
+    const loop = src.slice(src.indexOf('for (;; ++k) {', src.indexOf('consumer warpgroups')));
+    const at = (re: RegExp) => loop.search(re);
+    const turn = at(/attnc_bar_sync\(3, NCONSUMERS\); else attnc_bar_sync\(4, NCONSUMERS\)/);
+    const firstIssue = at(/attnc_wgmma_ss</), lastIssue = loop.lastIndexOf('attnc_wgmma_rs_ones', at(/attnc_wg_wait<1>/));
+    const handOver = at(/attnc_bar_arrive\(4, NCONSUMERS\); else attnc_bar_arrive\(3, NCONSUMERS\)/);
+    expect([turn < firstIssue, lastIssue < handOver, handOver < at(/attnc_wg_wait<1>/)]).toEqual([true, true, true]);
+    expect(turn).toBeGreaterThan(0);
+  });
+
   it('overrides: no producer means 2 stages and no overlap; a BN wgmma cannot tile is refused', () => {
     const t = hopper(128, {}, { producer: false });
     expect([t.threads, t.stages, t.overlap, t.producerRegs]).toEqual([256, 2, false, 0]);

@@ -58,7 +58,7 @@ __device__ __forceinline__ unsigned attnc_pack(float lo, float hi) {
  * operands use 128-byte-swizzled atoms described by 64-bit matrix descriptors.
  */
 /** The wgmma helpers, with S = Q K^T (attnc_wgmma_ss<N>) for each tile width N that a kernel of the source uses. */
-export function ptxWgmma(dtype: 'f16' | 'bf16', widths: readonly number[], rowSum = false): string {
+export function ptxWgmma(dtype: 'f16' | 'bf16', widths: readonly number[], rowSum = false, pingpong = false): string {
   const regs = (n: number, from = 0) => Array.from({ length: n }, (_, i) => `%${from + i}`).join(', ');
   const outs = (n: number) => Array.from({ length: n }, (_, i) => `"+f"(d[${i}])`).join(', ');
   const ss = (sN: number) => {
@@ -94,7 +94,9 @@ __device__ __forceinline__ void attnc_mbar_wait(unsigned bar, unsigned parity) {
 template <int R> __device__ __forceinline__ void attnc_setmaxnreg_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" :: "n"(R)); }
 template <int R> __device__ __forceinline__ void attnc_setmaxnreg_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" :: "n"(R)); }
 // Named barrier id among n threads (whole warps): one role of a warp-specialized block.
-__device__ __forceinline__ void attnc_bar_sync(int id, int n) { asm volatile("bar.sync %0, %1;" :: "r"(id), "r"(n) : "memory"); }
+__device__ __forceinline__ void attnc_bar_sync(int id, int n) { asm volatile("bar.sync %0, %1;" :: "r"(id), "r"(n) : "memory"); }${pingpong ? `
+// Arrive at named barrier id without waiting (the other side of a bar.sync among n threads).
+__device__ __forceinline__ void attnc_bar_arrive(int id, int n) { asm volatile("bar.arrive %0, %1;" :: "r"(id), "r"(n) : "memory"); }` : ''}
 // Matrix descriptor: start address, leading and stride byte offsets (all >> 4), 128-byte swizzle (or none).
 __device__ __forceinline__ unsigned long long attnc_wg_desc(unsigned addr, unsigned lbo, unsigned sbo, bool swizzle128 = true) {
   return (unsigned long long)((addr & 0x3FFFFu) >> 4) | ((unsigned long long)(lbo >> 4) << 16) |

@@ -116,7 +116,11 @@ ${indent(wgmmaQLoad(), 2)}
     }
   } else {
     // ================= consumer warpgroups =================
-    attnc_setmaxnreg_inc<${t.consumerRegs}>();
+    attnc_setmaxnreg_inc<${t.consumerRegs}>();${t.pingpong ? `
+    // Pingpong: warpgroup 0 issues first. Each turn ends with an arrive for the other's barrier, and the loops of
+    // both run the same tiles, so the last turn's arrive is the next item's first (one is left at the end).
+    const int wg = warp >> 2;
+    if (wg == 1) attnc_bar_arrive(3, NCONSUMERS);` : ''}
     ${itemLoop}
 ${indent(itemDecode(false, t.persistent), 2)}
       // ---- values per (batch, head) and per query row (row slot i: rows g and g + 8 of the warp's 16) ----
@@ -130,7 +134,7 @@ ${indent(spec.rowFill('q0 + warp * 16 + g + 8 * (i & 1)').join('\n'), 2)}
 ${indent(wgmmaConsumerInit(nd, t.rowSumMma), 2)}
       attnc_mbar_wait(bar_q + 8 * qb, (item_n / QBUF) & 1);
 
-${indent(t.overlap ? overlappedLoop(spec, nt, ndO, bn, halves, sm, t.earlyPvWait, rowSumTile) : serialLoop(spec, nt, ndO, bn, halves, sm, rowSumTile))}
+${indent(t.overlap ? overlappedLoop(spec, nt, ndO, bn, halves, sm, { earlyPvWait: t.earlyPvWait, pingpong: t.pingpong }, rowSumTile) : serialLoop(spec, nt, ndO, bn, halves, sm, rowSumTile))}
       // Every consumer warpgroup is done with Q (all copies have landed: each stage was waited for)
       // before O is staged over it.
       attnc_bar_sync(1, NCONSUMERS);
@@ -189,7 +193,8 @@ ${indent(wgmmaPV(bn, halves, rowSumTile))}
  * lives in a[][] across the iteration, S of tile k+1 in s[][]: BN/16*4 + BN/2
  * registers on top of O, which is why this needs the consumers' setmaxnreg budget.
  */
-function overlappedLoop(spec: SpecCode, nt: number, nd: number, bn: number, halves: number, sm: SoftmaxOptions, earlyPvWait: boolean, rowSumTile?: number): string {
+function overlappedLoop(spec: SpecCode, nt: number, nd: number, bn: number, halves: number, sm: SoftmaxOptions, o: { earlyPvWait: boolean; pingpong: boolean }, rowSumTile?: number): string {
+  const { earlyPvWait, pingpong } = o;
   return `    unsigned a[${bn / 16}][4];  // P of tile k (the A fragments of its P V)
     float alpha_i[2];
     // The item's first tile: S, logits and softmax, packed into a[][].
@@ -214,9 +219,11 @@ ${indent(wgmmaPack(bn), 4)}
         attnc_fence_async_smem();
         const unsigned long long k_desc = ${stageDesc('k', 'nstage')};
         const unsigned long long v_desc = ${stageDesc('v', 'stage')};
-        // S of tile k + 1, then O += P V of tile k behind it: issued, not waited for
+        // S of tile k + 1, then O += P V of tile k behind it: issued, not waited for${pingpong ? `
+        if (wg == 0) attnc_bar_sync(3, NCONSUMERS); else attnc_bar_sync(4, NCONSUMERS);  // this warpgroup's turn at the tensor cores` : ''}
 ${indent(wgmmaQK(nt), 2)}
-${indent(wgmmaPVIssue(bn, halves, rowSumTile), 2)}
+${indent(wgmmaPVIssue(bn, halves, rowSumTile), 2)}${pingpong ? `
+        if (wg == 0) attnc_bar_arrive(4, NCONSUMERS); else attnc_bar_arrive(3, NCONSUMERS);  // the other warpgroup's turn` : ''}
         attnc_wg_wait<1>();  // S of tile k + 1 is in; P V of tile k may still run
         {
           const int kv0 = (nslot >> 1) * BN;

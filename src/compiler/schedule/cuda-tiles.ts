@@ -88,6 +88,13 @@ export interface CudaTiles {
    * softmax no longer overlaps P V.
    */
   earlyPvWait: boolean;
+  /**
+   * Overlapped loop with two consumer warpgroups only: FlashAttention-3's pingpong. The warpgroups take turns
+   * issuing their S and P V (named barriers 3 and 4), so one's softmax runs while the other's products are on
+   * the tensor cores. Off by default: it lost for causal (D=128 4.287 -> 4.533 ms, 2026-12-04 afternoon);
+   * not yet measured where the softmax is heavier (scale_invariant).
+   */
+  pingpong: boolean;
 }
 
 /**
@@ -100,7 +107,7 @@ export function zeroRefWindow(dtype: StorageDType): { low: number; high: number 
   return dtype === 'bf16' ? { low: 32, high: 32 } : { low: 0, high: 8 };
 }
 
-export interface TileOverrides { warps?: number; bn?: number; mt?: number; producer?: boolean; stages?: number; overlap?: boolean; ctas?: number; persistent?: boolean; scanBatch?: number; snakeOrder?: boolean; foldScale?: boolean; lazyRescale?: boolean; twoChains?: boolean; rowSumMma?: boolean; zeroRef?: boolean; earlyPvWait?: boolean }
+export interface TileOverrides { warps?: number; bn?: number; mt?: number; producer?: boolean; stages?: number; overlap?: boolean; ctas?: number; persistent?: boolean; scanBatch?: number; snakeOrder?: boolean; foldScale?: boolean; lazyRescale?: boolean; twoChains?: boolean; rowSumMma?: boolean; zeroRef?: boolean; earlyPvWait?: boolean; pingpong?: boolean }
 
 /** What the schedule needs to know about the spec. */
 export interface TileHints {
@@ -115,7 +122,7 @@ export interface TileHints {
 }
 
 /** The fields only the warp-specialized wgmma kernel uses, as the other kernels have them. */
-const NO_WGMMA_EXTRAS = { producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1, persistent: false, scanBatch: 0, snakeOrder: false, foldScale: false, lazyRescale: false, twoChains: false, rowSumMma: false, zeroRef: null, earlyPvWait: false } as const;
+const NO_WGMMA_EXTRAS = { producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1, persistent: false, scanBatch: 0, snakeOrder: false, foldScale: false, lazyRescale: false, twoChains: false, rowSumMma: false, zeroRef: null, earlyPvWait: false, pingpong: false } as const;
 
 export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides: TileOverrides = {}, arch: 'sm_80' | 'sm_90a' = 'sm_80', hints: TileHints = {}): CudaTiles {
   if (arch === 'sm_90a' && dtype !== 'f32' && (headDim === 64 || headDim === 128)) return wgmmaTiles(dtype, headDim, overrides, hints);
@@ -272,8 +279,8 @@ function wgmmaTiles(dtype: StorageDType, headDim: number, o: TileOverrides, hint
   //   two chains:  lost at D=128 (causal 4.333 -> 4.164 without) and for causal at D=64 (2.596 with one chain,
   //                2.679 with two); won a little at D=64 where the logit does not fold (scale_invariant 3.455 ->
   //                3.377 across two runs, alibi 3.192 -> 3.167, softcap 5.694 -> 5.654).
-  // Not kept: FlashAttention-3's pingpong (the consumer warpgroups taking turns at the tensor cores through
-  // named barriers): causal D=128 4.287 -> 4.533, D=64 2.699 -> 2.743.
+  // FlashAttention-3's pingpong (the consumer warpgroups taking turns at the tensor cores through named
+  // barriers) lost for causal: D=128 4.287 -> 4.533, D=64 2.699 -> 2.743; it is an option (CudaTiles.pingpong).
   const foldScale = (o.foldScale ?? !hints.tableTileTest) && !!hints.foldedScale;
   const lazyRescale = o.lazyRescale ?? headDim >= 128;
   // With the row sums on the tensor cores only the max is left to split, and one chain was ahead there:
@@ -298,7 +305,9 @@ function wgmmaTiles(dtype: StorageDType, headDim: number, o: TileOverrides, hint
   const zeroRef = producer && !foldScale && (o.zeroRef ?? (dtype === 'bf16' && headDim >= 128 && !!hints.diagTables)) ? zeroRefWindow(dtype) : null;
   if (o.earlyPvWait && !overlap) throw new Error('cuda sm_90a: waiting for P V before the softmax is for the overlapped loop');
   const earlyPvWait = overlap && (o.earlyPvWait ?? (!foldScale && !(headDim <= 64 && (!!hints.diagTables || !!hints.tableTileTest))));
-  return { kind: 'wgmma', bm, bn, warps, mt: 1, threads, stages, stride, smemBytes, producerRegs, consumerRegs, overlap, ctas, persistent, scanBatch, snakeOrder, foldScale, lazyRescale, twoChains, rowSumMma, zeroRef, earlyPvWait };
+  if (o.pingpong && !(overlap && warps === 8)) throw new Error('cuda sm_90a: pingpong is for the overlapped loop of two consumer warpgroups (8 warps)');
+  const pingpong = o.pingpong ?? false;
+  return { kind: 'wgmma', bm, bn, warps, mt: 1, threads, stages, stride, smemBytes, producerRegs, consumerRegs, overlap, ctas, persistent, scanBatch, snakeOrder, foldScale, lazyRescale, twoChains, rowSumMma, zeroRef, earlyPvWait, pingpong };
 }
 
 /**
