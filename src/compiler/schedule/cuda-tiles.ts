@@ -95,6 +95,12 @@ export interface CudaTiles {
    * not yet measured where the softmax is heavier (scale_invariant).
    */
   pingpong: boolean;
+  /**
+   * Warp-specialized wgmma kernel only: a quarter of the softmax's exp2s by a polynomial on the FMA pipe
+   * (cuda-mma.ts SoftmaxOptions.exp2Fma), as FlashAttention-4 offloads the MUFU unit. Off by default: not yet
+   * measured on a GPU.
+   */
+  exp2Fma: boolean;
 }
 
 /**
@@ -107,7 +113,7 @@ export function zeroRefWindow(dtype: StorageDType): { low: number; high: number 
   return dtype === 'bf16' ? { low: 32, high: 32 } : { low: 0, high: 8 };
 }
 
-export interface TileOverrides { warps?: number; bn?: number; mt?: number; producer?: boolean; stages?: number; overlap?: boolean; ctas?: number; persistent?: boolean; scanBatch?: number; snakeOrder?: boolean; foldScale?: boolean; lazyRescale?: boolean; twoChains?: boolean; rowSumMma?: boolean; zeroRef?: boolean; earlyPvWait?: boolean; pingpong?: boolean }
+export interface TileOverrides { warps?: number; bn?: number; mt?: number; producer?: boolean; stages?: number; overlap?: boolean; ctas?: number; persistent?: boolean; scanBatch?: number; snakeOrder?: boolean; foldScale?: boolean; lazyRescale?: boolean; twoChains?: boolean; rowSumMma?: boolean; zeroRef?: boolean; earlyPvWait?: boolean; pingpong?: boolean; exp2Fma?: boolean }
 
 /** What the schedule needs to know about the spec. */
 export interface TileHints {
@@ -122,7 +128,7 @@ export interface TileHints {
 }
 
 /** The fields only the warp-specialized wgmma kernel uses, as the other kernels have them. */
-const NO_WGMMA_EXTRAS = { producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1, persistent: false, scanBatch: 0, snakeOrder: false, foldScale: false, lazyRescale: false, twoChains: false, rowSumMma: false, zeroRef: null, earlyPvWait: false, pingpong: false } as const;
+const NO_WGMMA_EXTRAS = { producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1, persistent: false, scanBatch: 0, snakeOrder: false, foldScale: false, lazyRescale: false, twoChains: false, rowSumMma: false, zeroRef: null, earlyPvWait: false, pingpong: false, exp2Fma: false } as const;
 
 export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides: TileOverrides = {}, arch: 'sm_80' | 'sm_90a' = 'sm_80', hints: TileHints = {}): CudaTiles {
   if (arch === 'sm_90a' && dtype !== 'f32' && (headDim === 64 || headDim === 128)) return wgmmaTiles(dtype, headDim, overrides, hints);
@@ -307,7 +313,9 @@ function wgmmaTiles(dtype: StorageDType, headDim: number, o: TileOverrides, hint
   const earlyPvWait = overlap && (o.earlyPvWait ?? (!foldScale && !(headDim <= 64 && (!!hints.diagTables || !!hints.tableTileTest))));
   if (o.pingpong && !(overlap && warps === 8)) throw new Error('cuda sm_90a: pingpong is for the overlapped loop of two consumer warpgroups (8 warps)');
   const pingpong = o.pingpong ?? false;
-  return { kind: 'wgmma', bm, bn, warps, mt: 1, threads, stages, stride, smemBytes, producerRegs, consumerRegs, overlap, ctas, persistent, scanBatch, snakeOrder, foldScale, lazyRescale, twoChains, rowSumMma, zeroRef, earlyPvWait, pingpong };
+  if (o.exp2Fma && !producer) throw new Error('cuda sm_90a: exp2 on the FMA pipe is for the kernel with a producer warpgroup');
+  const exp2Fma = producer && (o.exp2Fma ?? false);
+  return { kind: 'wgmma', bm, bn, warps, mt: 1, threads, stages, stride, smemBytes, producerRegs, consumerRegs, overlap, ctas, persistent, scanBatch, snakeOrder, foldScale, lazyRescale, twoChains, rowSumMma, zeroRef, earlyPvWait, pingpong, exp2Fma };
 }
 
 /**
