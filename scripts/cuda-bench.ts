@@ -5,7 +5,7 @@
 //     [--shapes 2x16384,8x4096] [--H 16] [--bench-docs] [--variants default,4x64,8x64x1,4x64x2,12x128,8x128p,8x192p3]
 //     (default: the compiler's own tiles for each spec and shape; default+m: those with a diet piece on or off, as below)
 //     (warps x BN x m16-tiles per warp; on Hopper these tile the wgmma kernel, where a
-//     suffix p adds a producer warpgroup, p3 with 3 stages, p3o (po) overlaps softmax with P V, P (p3oP) makes it persistent (items in snake order, the default), Pr walks them in plain round robin, s8 (p3os8) keeps 8 table-scan loads in flight per producer thread, -flt (p3oP-fl) turns the softmax's scale fold (f), lazy rescale (l) or two chains (t) off, +flt on (m: row sums on the tensor cores, z: zero reference, w: P V waited for before the softmax, g: pingpong, e: a quarter of the exp2s on the FMA pipe; groups combine: default-z+w), @2 builds for 2 blocks per SM; ATTNC_CUDA_KERNEL=mma: the mma.sync one)
+//     suffix p adds a producer warpgroup, p3 with 3 stages, p3o (po) overlaps softmax with P V, P (p3oP) makes it persistent (items in snake order, the default), Pr walks them in plain round robin, s8 (p3os8) keeps 8 table-scan loads in flight per producer thread, -flt (p3oP-fl) turns the softmax's scale fold (f), lazy rescale (l) or two chains (t) off, +flt on (m: row sums on the tensor cores, z: zero reference, w: P V waited for before the softmax, g: pingpong, e: a quarter of the exp2s on the FMA pipe, E: half; groups combine: default-z+w), @2 builds for 2 blocks per SM; ATTNC_CUDA_KERNEL=mma: the mma.sync one)
 //     [--queued]  launches back to back as the bench times them (default: each waited for before the next)
 //     [--timeout-s 60]  each variant in a process of its own, killed after that long: a kernel that
 //     hangs (a tiling under test) costs one line of the sweep instead of the whole device session
@@ -38,7 +38,7 @@ const variants = arg('variants', '4x64').split(',').map((s) => {
   const d = new RegExp(`^default(${DIET_GROUPS})$`).exec(s);
   if (d) return { label: s, tiles: dietOverrides(d[1]) };
   const m = new RegExp(`^(\\d+)x(\\d+)(?:x(\\d+))?(p(\\d)?(o)?(P)?(r)?(?:s(\\d+))?(${DIET_GROUPS})?)?(?:@(\\d))?$`).exec(s);
-  if (!m) throw new Error(`--variants: ${s}: expected WARPSxBN[xMT][p[STAGES][o][P[r]][sSCAN][-fltmzwge|+fltmzwge...]][@CTAS]`);
+  if (!m) throw new Error(`--variants: ${s}: expected WARPSxBN[xMT][p[STAGES][o][P[r]][sSCAN][-fltmzwgeE|+fltmzwgeE...]][@CTAS]`);
   const tiles = { warps: Number(m[1]), bn: Number(m[2]), mt: Number(m[3] ?? 1), producer: m[4] !== undefined, stages: Number(m[5] ?? 2), overlap: m[6] === 'o', persistent: m[7] === 'P', snakeOrder: m[8] === 'r' ? false : undefined, scanBatch: m[9] === undefined ? undefined : Number(m[9]), ...dietOverrides(m[10]), ctas: Number(m[11] ?? 1) };
   return { label: s, tiles };
 });

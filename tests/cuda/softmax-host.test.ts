@@ -34,12 +34,13 @@ for (const fold of [false, true])
               label: [fold && 'fold', lazyRescale && 'lazy', twoChains && 'chains', deferRescale && 'defer', rowSumMma && 'rowsum', zeroRef && `zero[${-zeroRef.low},${zeroRef.high}]`].filter(Boolean).join('+') || 'plain',
               opts: { fold: fold ? { a: 'A', c: 'C' } : null, lazyRescale, twoChains, deferRescale, rowSumMma, zeroRef },
             });
-// A quarter of the exp2s on the FMA pipe (a polynomial, relative error <= EXP2_FMA_EPS), beside the pieces it meets in kernels.
+// A quarter (and in one config half) of the exp2s on the FMA pipe (a polynomial, relative error <= EXP2_FMA_EPS), beside the pieces it meets in kernels.
 for (const [label, opts] of [
   ['exp2fma', {}],
   ['fold+lazy+defer+exp2fma', { fold: { a: 'A', c: 'C' }, lazyRescale: true, deferRescale: true }],
   ['lazy+defer+rowsum+zero[-32,32]+exp2fma', { lazyRescale: true, deferRescale: true, rowSumMma: true, zeroRef: zeroRefWindow('bf16') }],
-] as const) configs.push({ label, opts: { ...opts, exp2Fma: true } });
+] as const) configs.push({ label, opts: { ...opts, exp2Fma: 4 } });
+configs.push({ label: 'lazy+exp2fma/2', opts: { lazyRescale: true, exp2Fma: 2 } });
 const EXP2_FMA_EPS = 7.6e-5;  // bf16's polynomial (tests/cuda/exp2-fma.test.ts)
 
 // With the row sums on the tensor cores, O's rescales cover its extra n8 tile (o[0][ND]), as cuda-wgmma-ws.ts passes nd + 1.

@@ -96,11 +96,11 @@ export interface CudaTiles {
    */
   pingpong: boolean;
   /**
-   * Warp-specialized wgmma kernel only: a quarter of the softmax's exp2s by a polynomial on the FMA pipe
-   * (cuda-mma.ts SoftmaxOptions.exp2Fma), as FlashAttention-4 offloads the MUFU unit. Off by default: not yet
-   * measured on a GPU.
+   * Warp-specialized wgmma kernel only: k > 0 puts every k-th column tile's exp2s (1/k of them) on the FMA pipe, a
+   * polynomial (cuda-mma.ts SoftmaxOptions.exp2Fma), as FlashAttention-4 offloads the MUFU unit; 0 where off.
+   * Off by default: not yet measured on a GPU.
    */
-  exp2Fma: boolean;
+  exp2Fma: number;
 }
 
 /**
@@ -113,7 +113,7 @@ export function zeroRefWindow(dtype: StorageDType): { low: number; high: number 
   return dtype === 'bf16' ? { low: 32, high: 32 } : { low: 0, high: 8 };
 }
 
-export interface TileOverrides { warps?: number; bn?: number; mt?: number; producer?: boolean; stages?: number; overlap?: boolean; ctas?: number; persistent?: boolean; scanBatch?: number; snakeOrder?: boolean; foldScale?: boolean; lazyRescale?: boolean; twoChains?: boolean; rowSumMma?: boolean; zeroRef?: boolean; earlyPvWait?: boolean; pingpong?: boolean; exp2Fma?: boolean }
+export interface TileOverrides { warps?: number; bn?: number; mt?: number; producer?: boolean; stages?: number; overlap?: boolean; ctas?: number; persistent?: boolean; scanBatch?: number; snakeOrder?: boolean; foldScale?: boolean; lazyRescale?: boolean; twoChains?: boolean; rowSumMma?: boolean; zeroRef?: boolean; earlyPvWait?: boolean; pingpong?: boolean; exp2Fma?: number }
 
 /** What the schedule needs to know about the spec. */
 export interface TileHints {
@@ -128,7 +128,7 @@ export interface TileHints {
 }
 
 /** The fields only the warp-specialized wgmma kernel uses, as the other kernels have them. */
-const NO_WGMMA_EXTRAS = { producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1, persistent: false, scanBatch: 0, snakeOrder: false, foldScale: false, lazyRescale: false, twoChains: false, rowSumMma: false, zeroRef: null, earlyPvWait: false, pingpong: false, exp2Fma: false } as const;
+const NO_WGMMA_EXTRAS = { producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1, persistent: false, scanBatch: 0, snakeOrder: false, foldScale: false, lazyRescale: false, twoChains: false, rowSumMma: false, zeroRef: null, earlyPvWait: false, pingpong: false, exp2Fma: 0 } as const;
 
 export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides: TileOverrides = {}, arch: 'sm_80' | 'sm_90a' = 'sm_80', hints: TileHints = {}): CudaTiles {
   if (arch === 'sm_90a' && dtype !== 'f32' && (headDim === 64 || headDim === 128)) return wgmmaTiles(dtype, headDim, overrides, hints);
@@ -314,7 +314,8 @@ function wgmmaTiles(dtype: StorageDType, headDim: number, o: TileOverrides, hint
   if (o.pingpong && !(overlap && warps === 8)) throw new Error('cuda sm_90a: pingpong is for the overlapped loop of two consumer warpgroups (8 warps)');
   const pingpong = o.pingpong ?? false;
   if (o.exp2Fma && !producer) throw new Error('cuda sm_90a: exp2 on the FMA pipe is for the kernel with a producer warpgroup');
-  const exp2Fma = producer && (o.exp2Fma ?? false);
+  const exp2Fma = producer ? o.exp2Fma ?? 0 : 0;
+  if (!Number.isInteger(exp2Fma) || exp2Fma < 0 || exp2Fma === 1 || exp2Fma > bn / 8) throw new Error(`cuda sm_90a: exp2 on the FMA pipe for every ${exp2Fma}-th column tile: 0 (off) or 2 to ${bn / 8}`);
   return { kind: 'wgmma', bm, bn, warps, mt: 1, threads, stages, stride, smemBytes, producerRegs, consumerRegs, overlap, ctas, persistent, scanBatch, snakeOrder, foldScale, lazyRescale, twoChains, rowSumMma, zeroRef, earlyPvWait, pingpong, exp2Fma };
 }
 
