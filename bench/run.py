@@ -42,6 +42,7 @@ import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -349,6 +350,19 @@ class OursKernel:
         DRIVER.launch(self.fns[i], self.grid(cfg, sizes), block, int(cfg['dynamicSmemBytes']), stream, args)
 
 
+def gpu_state():
+    """Which physical GPU this is and how it runs now (nvidia-smi), for comparing runs: the same model has run the
+    same kernels 10% apart on two sessions' GPUs. None where nvidia-smi is missing or fails."""
+    fields = ['uuid', 'driver_version', 'pstate', 'clocks.sm', 'clocks.max.sm', 'clocks.mem', 'power.draw', 'power.limit',
+              'temperature.gpu', 'clocks_throttle_reasons.active']
+    try:
+        out = subprocess.run(['nvidia-smi', '-i', str(torch.cuda.current_device()), f'--query-gpu={",".join(fields)}',
+                              '--format=csv,noheader'], capture_output=True, text=True, timeout=20, check=True).stdout
+        return dict(zip(fields, (v.strip() for v in out.strip().splitlines()[0].split(','))))
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return None
+
+
 @functools.lru_cache(maxsize=None)
 def sm_count():
     return torch.cuda.get_device_properties(0).multi_processor_count
@@ -583,6 +597,7 @@ def main():
         'timing': 'CUDA events around each call on the current stream; median of repeats after warm-up',
         'flops': '4*D per kept (q, k) pair; kept pairs counted exactly from the mask at each N; SDPA counted over causal pairs',
         'tolerance_max_abs': TOL,
+        'gpu_state_start': gpu_state(),
     }
     res = Results(a.out, meta)
     log(f'{meta["gpu"]} ({arch}, {meta["sms"]} SMs), torch {meta["torch"]}, cupy {meta["cupy"]}, NVRTC {meta["nvrtc"]}, attnc {build_info.get("attnc_rev", "?")[:10]}')
@@ -774,6 +789,7 @@ def main():
     if patched:
         meta['flex_patched_f32_helper'] = sorted(patched)
     meta['wall_s'] = round(time.perf_counter() - T0, 1)
+    meta['gpu_state_end'] = gpu_state()
     res.save()
 
     print()
