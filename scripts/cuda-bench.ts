@@ -38,7 +38,10 @@ const variants = arg('variants', '4x64').split(',').map((s) => {
   const d = new RegExp(`^default(${DIET_GROUPS})$`).exec(s);
   if (d) return { label: s, tiles: dietOverrides(d[1]) };
   const m = new RegExp(`^(\\d+)x(\\d+)(?:x(\\d+))?(p(\\d)?(o)?(P)?(r)?(?:s(\\d+))?(${DIET_GROUPS})?)?(?:@(\\d))?$`).exec(s);
-  if (!m) throw new Error(`--variants: ${s}: expected WARPSxBN[xMT][p[STAGES][o][P[r]][sSCAN][-fltmzwgeE|+fltmzwgeE...]][@CTAS]`);
+  if (!m) {
+    console.error(`cuda-bench: --variants: ${s}: expected default, default+LETTERS (signed groups of fltmzwgeE) or WARPSxBN[xMT][p[STAGES][o][P[r]][sSCAN][-fltmzwgeE|+fltmzwgeE...]][@CTAS]`);
+    process.exit(2);
+  }
   const tiles = { warps: Number(m[1]), bn: Number(m[2]), mt: Number(m[3] ?? 1), producer: m[4] !== undefined, stages: Number(m[5] ?? 2), overlap: m[6] === 'o', persistent: m[7] === 'P', snakeOrder: m[8] === 'r' ? false : undefined, scanBatch: m[9] === undefined ? undefined : Number(m[9]), ...dietOverrides(m[10]), ctas: Number(m[11] ?? 1) };
   return { label: s, tiles };
 });
