@@ -9,7 +9,7 @@
 //     [--queued]  launches back to back as the bench times them (default: each waited for before the next)
 //     [--timeout-s 60]  each variant in a process of its own, killed after that long: a kernel that
 //     hangs (a tiling under test) costs one line of the sweep instead of the whole device session
-import { DIET_GROUPS, dietOverrides, loadExamples } from '../tests/cuda/suite.ts';
+import { DIET_GROUPS, DIET_LETTERS, dietOverrides, loadExamples } from '../tests/cuda/suite.ts';
 import { cudaLaunchFor, renderCuda, tilesLineOf } from '../src/compiler/render/cuda.ts';
 import type { CompiledKernel } from '../src/compiler/manifest.ts';
 import { openCuda } from '../src/runtime/cuda.ts';
@@ -39,7 +39,7 @@ const variants = arg('variants', '4x64').split(',').map((s) => {
   if (d) return { label: s, tiles: dietOverrides(d[1]) };
   const m = new RegExp(`^(\\d+)x(\\d+)(?:x(\\d+))?(p(\\d)?(o)?(P)?(r)?(?:s(\\d+))?(${DIET_GROUPS})?)?(?:@(\\d))?$`).exec(s);
   if (!m) {
-    console.error(`cuda-bench: --variants: ${s}: expected default, default+LETTERS (signed groups of fltmzwgeE) or WARPSxBN[xMT][p[STAGES][o][P[r]][sSCAN][-fltmzwgeE|+fltmzwgeE...]][@CTAS]`);
+    console.error(`cuda-bench: --variants: ${s}: expected default, default+LETTERS (signed groups of ${DIET_LETTERS}) or WARPSxBN[xMT][p[STAGES][o][P[r]][sSCAN][-LETTERS|+LETTERS...]][@CTAS]`);
     process.exit(2);
   }
   const tiles = { warps: Number(m[1]), bn: Number(m[2]), mt: Number(m[3] ?? 1), producer: m[4] !== undefined, stages: Number(m[5] ?? 2), overlap: m[6] === 'o', persistent: m[7] === 'P', snakeOrder: m[8] === 'r' ? false : undefined, scanBatch: m[9] === undefined ? undefined : Number(m[9]), ...dietOverrides(m[10]), ctas: Number(m[11] ?? 1) };

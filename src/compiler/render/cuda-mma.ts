@@ -293,7 +293,6 @@ ${general}`;
       l_i[i] += rs;`}${deferRescale ? `
       alpha_i[i] = 1.f;` : ''}
     }`;
-  const deeper = (code: string) => code.split('\n').map((l) => (l.length ? `  ${l}` : l)).join('\n');
   return `    // online softmax (each row is spread over the 4 lanes of a quad), first the zero reference's path:
     // every row of the warp at reference 0 and no logit of the tile above ${zeroRef.high}, so P = 2^x as it stands
     float mx_t[${2 * mt}];
@@ -304,10 +303,16 @@ ${general}`;
       mx_t[i] = mx;
     }
     if (__all_sync(0xffffffffu, ${Array.from({ length: 2 * mt }, (_, i) => `mx_t[${i}] <= ${f32(zeroRef.high)} && m_i[${i}] == 0.f`).join(' && ')})) {
-${deeper(fast)}
+${indent(fast)}
     } else {
-${deeper(general)}
+${indent(general)}
     }`;
+}
+
+/** Two more spaces on every non-empty line: code pasted one block deeper. */
+export function indent(code: string, levels = 1): string {
+  const pad = '  '.repeat(levels);
+  return code.split('\n').map((l) => (l.length ? pad + l : l)).join('\n');
 }
 
 /** A whole number as a CUDA float literal. */
@@ -324,7 +329,7 @@ export function rescaleCode(mt: number, nd: number, lazy = false): string {
   if (!lazy) return loop;
   const moved = Array.from({ length: 2 * mt }, (_, i) => `alpha_i[${i}] != 1.f`).join(' || ');
   return `    if (__any_sync(0xffffffffu, ${moved})) {  // warp-uniform: some row's reference moved (lazy rescale)
-${loop.split('\n').map((l) => '  ' + l).join('\n')}
+${indent(loop)}
     }`;
 }
 

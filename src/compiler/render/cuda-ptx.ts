@@ -52,12 +52,6 @@ __device__ __forceinline__ unsigned attnc_pack(float lo, float hi) {
 }
 
 /**
- * Hopper warpgroup MMA wrappers (sm_90a only): `wgmma.mma_async` with A and B
- * from shared memory for S = Q K^T (m64 x n`sN` x k16), and A from registers
- * for O += P V (m64 x n64 x k16, V read N-major, i.e. transposed). Shared
- * operands use 128-byte-swizzled atoms described by 64-bit matrix descriptors.
- */
-/**
  * Minimax polynomials for 2^f on [-0.5, 0.5] (relative error, f32 Horner; coefficients from Lawson's iteration
  * on 20 001 points): degree 3 for bf16's P (max relative error 7.5e-5, against bf16's half ulp 2e-3), degree 4
  * for f16's (2.7e-6, against 2.4e-4). tests/cuda/exp2-fma.test.ts checks the bounds.
@@ -85,6 +79,12 @@ __device__ __forceinline__ float attnc_ex2_fma(float x) {
 }`;
 }
 
+/**
+ * Hopper warpgroup MMA wrappers (sm_90a only): `wgmma.mma_async` with A and B
+ * from shared memory for S = Q K^T (m64 x n`sN` x k16), and A from registers
+ * for O += P V (m64 x n64 x k16, V read N-major, i.e. transposed). Shared
+ * operands use 128-byte-swizzled atoms described by 64-bit matrix descriptors.
+ */
 /** The wgmma helpers, with S = Q K^T (attnc_wgmma_ss<N>) for each tile width N that a kernel of the source uses. */
 export function ptxWgmma(dtype: 'f16' | 'bf16', widths: readonly number[], rowSum = false, pingpong = false, exp2Fma = false): string {
   const regs = (n: number, from = 0) => Array.from({ length: n }, (_, i) => `%${from + i}`).join(', ');

@@ -29,7 +29,7 @@
 // that does nothing else, so a consumer blocks only when its next tile has not
 // landed.
 import { kvStaging, type SpecCode } from './cuda-spec.ts';
-import { elemLoopCode, epilogueCode, rescaleCode, softmaxCode, type SoftmaxOptions } from './cuda-mma.ts';
+import { elemLoopCode, epilogueCode, indent, rescaleCode, softmaxCode, type SoftmaxOptions } from './cuda-mma.ts';
 import { WGMMA_ONES_BYTES, wgmmaQElems, type CudaTiles } from '../schedule/cuda-tiles.ts';
 import { stageDesc, WGMMA_KV_ROW_BYTES, wgmmaConsumerInit, wgmmaKvDst, wgmmaPack, wgmmaPV, wgmmaPVIssue, wgmmaQK, wgmmaQLoad, wgmmaSmem, wgmmaStageDescs } from './cuda-wgmma.ts';
 
@@ -262,10 +262,4 @@ ${elemLoopCode(spec, true, 1, nt, 16, bn, raw)}
     } else {
 ${elemLoopCode(spec, false, 1, nt, 16, bn, raw)}
     }`;
-}
-
-/** Two more spaces on every non-empty line: code pasted one block deeper. */
-function indent(code: string, levels = 1): string {
-  const pad = '  '.repeat(levels);
-  return code.split('\n').map((l) => (l.length ? pad + l : l)).join('\n');
 }
