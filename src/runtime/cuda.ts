@@ -24,7 +24,8 @@ const FUNC_ATTR_PREFERRED_SMEM_CARVEOUT = 9;
 /** A loaded module and its kernels by entry point (the main one and its variants). */
 interface Loaded { module: unknown; fns: Map<string, unknown> }
 
-export interface CudaTiming { medianMs: number; minMs: number; iters: number }
+/** Launch times in ms over `iters` timed launches: the median, the fastest and the 90th percentile (a spread between the median and the 90th says the kernel's speed varies from launch to launch). */
+export interface CudaTiming { medianMs: number; minMs: number; p90Ms: number; iters: number }
 
 export class CudaBackend implements Backend {
   readonly name = 'cuda' as const;
@@ -115,7 +116,7 @@ export class CudaBackend implements Backend {
         for (const e of events) cu.cuEventDestroy(e[0]);
       }
       times.sort((x, y) => x - y);
-      return { medianMs: times[times.length >> 1], minMs: times[0], iters };
+      return { medianMs: times[times.length >> 1], minMs: times[0], p90Ms: times[Math.min(times.length - 1, Math.floor(times.length * 0.9))], iters };
     });
     return extra!;
   }

@@ -28,8 +28,9 @@ describe('attnc compile --target cuda', () => {
     const explain = (spec: string, D: number) => spawnSync(process.execPath, [join(ROOT, 'bin/attnc.js'), 'explain', `examples/${spec}.attn`, '--backend', 'cuda', '--dtype', 'bf16', '--head-dim', String(D)], { cwd: ROOT, encoding: 'utf8' });
     const plan = (spec: string, D: number) => explain(spec, D).stdout.split('\n')[1];
     expect(plan('causal', 128)).toMatch(/3 cp\.async stages .*softmax: scale folded into exp2 .*, lazy rescale/);
-    expect(plan('causal', 64)).toMatch(/persistent \(Q double-buffered, items in snake order\); softmax: scale folded into exp2 \(row max over raw dot products\)\.$/);
-    expect(plan('alibi', 64)).toMatch(/softmax: row max and sum in two chains, P V waited for before the softmax\.$/);
+    expect(plan('causal', 64)).toMatch(/persistent \(Q double-buffered, items in snake order\); softmax: scale folded into exp2 \(row max over raw dot products\), warpgroups take turns at the tensor cores \(pingpong\)\.$/);
+    expect(plan('alibi', 64)).toMatch(/softmax: row max and sum in two chains, P V waited for before the softmax, warpgroups take turns at the tensor cores \(pingpong\)\.$/);
+    expect(plan('scale_invariant', 64)).not.toMatch(/pingpong/);  // it lost beside per-diagonal tables
     expect(plan('document', 128)).toMatch(/softmax: lazy rescale/);
     expect(plan('document', 128)).not.toMatch(/folded/);
     // scale_invariant: 96-key tiles leave room for 3 stages beside its diagonal tables; the row sums go to the tensor cores

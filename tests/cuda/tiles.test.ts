@@ -62,8 +62,13 @@ describe('cuda tiles: sm_90a defaults', () => {
   });
 
   it('pingpong: only for the overlapped loop of two consumer warpgroups; each turn syncs before its products and arrives for the other after', () => {
-    expect(hopper(128).pingpong).toBe(false);
-    expect(hopper(128, {}, { pingpong: true }).pingpong).toBe(true);
+    // on by default in the overlapped loop of two consumer warpgroups, but not beside per-diagonal tables (measured)
+    expect(hopper(128).pingpong).toBe(true);
+    expect(hopper(64).pingpong).toBe(true);
+    expect(hopper(128, { diagTables: true }).pingpong).toBe(false);
+    expect(hopper(128, {}, { pingpong: false }).pingpong).toBe(false);
+    expect(hopper(128, {}, { stages: 2 }).pingpong).toBe(false);
+    expect(hopper(128, { diagTables: true }, { pingpong: true }).pingpong).toBe(true);
     expect(() => hopper(128, {}, { pingpong: true, stages: 2 })).toThrow(/pingpong/);
     expect(() => hopper(128, {}, { pingpong: true, warps: 12 })).toThrow(/pingpong/);
     const spec = loadExamples(['scale_invariant'])[0];

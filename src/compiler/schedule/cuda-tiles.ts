@@ -285,8 +285,6 @@ function wgmmaTiles(dtype: StorageDType, headDim: number, o: TileOverrides, hint
   //   two chains:  lost at D=128 (causal 4.333 -> 4.164 without) and for causal at D=64 (2.596 with one chain,
   //                2.679 with two); won a little at D=64 where the logit does not fold (scale_invariant 3.455 ->
   //                3.377 across two runs, alibi 3.192 -> 3.167, softcap 5.694 -> 5.654).
-  // FlashAttention-3's pingpong (the consumer warpgroups taking turns at the tensor cores through named
-  // barriers) lost for causal: D=128 4.287 -> 4.533, D=64 2.699 -> 2.743; it is an option (CudaTiles.pingpong).
   const foldScale = (o.foldScale ?? !hints.tableTileTest) && !!hints.foldedScale;
   const lazyRescale = o.lazyRescale ?? headDim >= 128;
   // With the row sums on the tensor cores only the max is left to split, and one chain was ahead there:
@@ -312,7 +310,17 @@ function wgmmaTiles(dtype: StorageDType, headDim: number, o: TileOverrides, hint
   if (o.earlyPvWait && !overlap) throw new Error('cuda sm_90a: waiting for P V before the softmax is for the overlapped loop');
   const earlyPvWait = overlap && (o.earlyPvWait ?? (!foldScale && !(headDim <= 64 && (!!hints.diagTables || !!hints.tableTileTest))));
   if (o.pingpong && !(overlap && warps === 8)) throw new Error('cuda sm_90a: pingpong is for the overlapped loop of two consumer warpgroups (8 warps)');
-  const pingpong = o.pingpong ?? false;
+  // FlashAttention-3's pingpong (the consumer warpgroups taking turns at the tensor cores through named barriers
+  // 3 and 4), where a same-run A/B on the H200 said it pays: bf16, ms at B2 N16384 / B8 N4096, min of 50 launches
+  // over three interleaved runs (tests/cuda/results/h200-2026-12-04-pingpong-sweep.txt):
+  //   causal D64  2.459 / 0.696 -> 2.392 / 0.684    softcap D64 5.551 / 1.502 -> 5.433 / 1.472
+  //   causal D128 3.383 / 1.002 -> 3.369 / 0.986    alibi D64   3.032 / 0.848 -> 2.997 / 0.827
+  //   alibi and softcap D128: within 0.5% either way
+  //   scale_invariant D64 3.130 / 0.862 -> 3.264 / 0.880, D128 3.872 / 1.156 -> 3.920 / 1.161: lost, so not
+  //   beside per-diagonal tables, whose loads the turns hold back.
+  // The minimum, because this session's medians were bimodal (a fast and a slow mode ~12% apart, the clock at
+  // 1980 MHz in both). An earlier form of the pingpong lost for causal: D=128 4.287 -> 4.533, D=64 2.699 -> 2.743.
+  const pingpong = o.pingpong ?? (overlap && warps === 8 && !hints.diagTables);
   if (o.exp2Fma && !producer) throw new Error('cuda sm_90a: exp2 on the FMA pipe is for the kernel with a producer warpgroup');
   const exp2Fma = producer ? o.exp2Fma ?? 0 : 0;
   if (!Number.isInteger(exp2Fma) || exp2Fma < 0 || exp2Fma === 1 || exp2Fma > bn / 8) throw new Error(`cuda sm_90a: exp2 on the FMA pipe for every ${exp2Fma}-th column tile: 0 (off) or 2 to ${bn / 8}`);
