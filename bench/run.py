@@ -754,10 +754,10 @@ def main():
                 log(f'{dt} D={D} N={N} B={B}')
                 gen.manual_seed(a.seed + N + D)
                 q, k, v = (torch.randn(B, HEADS, N, D, device=dev, dtype=TORCH_DTYPE[dt], generator=gen) for _ in range(3))
-                sdpa_ms = None
+                sdpa_ms = sdpa_min_ms = None
                 if not a.no_sdpa:
                     try:
-                        sdpa_ms, _ = time_cuda(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True), a.warmup, a.repeats)
+                        sdpa_ms, sdpa_min_ms = time_cuda(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True), a.warmup, a.repeats)
                     except Exception as e:  # noqa: BLE001
                         res.doc['failures'].append({'row': f'sdpa/{dt}/D{D}/N{N}', 'error': f'{type(e).__name__}: {e}'[:2000]})
                 causal_pairs = N * (N + 1) // 2
@@ -765,7 +765,7 @@ def main():
                     if time.perf_counter() - T0 > a.budget_s:
                         skipped.append(f'{s}/{dt}/D{D}/N{N}')
                         continue
-                    row = {'spec': s, 'D': D, 'N': N, 'dtype': dt, 'B': B, 'H': HEADS, 'sdpa_ms': sdpa_ms}
+                    row = {'spec': s, 'D': D, 'N': N, 'dtype': dt, 'B': B, 'H': HEADS, 'sdpa_ms': sdpa_ms, 'sdpa_min_ms': sdpa_min_ms}
                     try:
                         run_row(a, row, kernels[(s, dt, D)], flex_mods[s], compiled, patched, q, k, v, stream, dev, comp)
                     except Exception as e:  # noqa: BLE001
