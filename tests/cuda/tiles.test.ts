@@ -61,6 +61,17 @@ describe('cuda tiles: sm_90a defaults', () => {
     expect(() => hopper(128, {}, { stages: 2, earlyPvWait: true })).toThrow(/overlapped loop/);
   });
 
+  it('pingpong by default: not for banded masks (windows), table-scanning tile tests (documents) or per-diagonal tables', () => {
+    const takesTurns = (name: string, D: number) => {
+      const spec = loadExamples([name])[0];
+      return /warpgroups take turns/.test(renderCuda(spec.lowered, { dtype: 'bf16', headDim: D, hash: 'p', version: 'p', arch: 'sm_90a' }).source.split('\n').slice(0, 12).join('\n'));
+    };
+    for (const D of [64, 128]) {
+      expect(['causal', 'alibi', 'softcap', 'prefix_lm'].map((n) => takesTurns(n, D))).toEqual([true, true, true, true]);
+      expect(['sliding_window', 'sinks_window', 'document', 'scale_invariant'].map((n) => takesTurns(n, D))).toEqual([false, false, false, false]);
+    }
+  });
+
   it('pingpong: only for the overlapped loop of two consumer warpgroups; each turn syncs before its products and arrives for the other after', () => {
     // on by default in the overlapped loop of two consumer warpgroups, but not beside per-diagonal tables (measured)
     expect(hopper(128).pingpong).toBe(true);

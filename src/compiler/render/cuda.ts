@@ -18,6 +18,7 @@
 // * Hq * B query blocks) with a grid stride: the grid above stays correct, and
 // abi.persistentGrid, [min(items, SMs * blocksPerSm), 1, 1], is the fast one.
 import type { LoweredKernel } from '../ir/program.ts';
+import { classifyTile } from '../passes/mask-intervals.ts';
 import type { CompiledKernel, KernelManifest, StorageDType } from '../manifest.ts';
 import { helpersUsed } from './cstyle.ts';
 import { CUDA } from './lang-cuda.ts';
@@ -58,12 +59,28 @@ export interface CudaArg {
   role: 'tensor' | 'size' | 'param' | 'table';
 }
 
+/**
+ * Whether the mask, at its params' defaults, leaves the keys far below the diagonal dead, as a sliding window does
+ * (a tile of the last 128 queries of 65536 against 128 keys halfway along, classified by the tile test): then each
+ * row's loop is short. A schedule hint only, so params that differ at run time cost speed, never correctness.
+ */
+function bandedMask(k: LoweredKernel): boolean {
+  const n = 1 << 16;
+  const params = Object.fromEntries(k.program.params.map((p) => [p.name, p.default]));
+  const builtins = { head: 0, batch: 0, q_len: n, kv_len: n, head_dim: 128, q_lo: n - 128, q_hi: n - 1, kv_lo: n / 2, kv_hi: n / 2 + 127 };
+  try {
+    return classifyTile(k.analysis.tile, { builtins, params, tables: {} }) === 'none';
+  } catch {
+    return false;  // a tile test that reads a table (no contents at compile time): not known to be banded
+  }
+}
+
 export function renderCuda(k: LoweredKernel, opts: CudaRenderOptions): CompiledKernel {
   const { dtype, headDim } = opts;
   const p = k.program;
   const spec = buildSpecCode(k);
   const tableTileTest = spec.tilePerThread !== null;
-  const hints = { tableTileTest, diagTables: spec.diagTables, tableBytes: spec.tableBytes, foldedScale: spec.foldedScale !== null };
+  const hints = { tableTileTest, diagTables: spec.diagTables, tableBytes: spec.tableBytes, foldedScale: spec.foldedScale !== null, bandedMask: !tableTileTest && bandedMask(k) };
   const exact = opts.exactLse ? { rowSumMma: false } : {};
   const tiles = chooseCudaTiles(dtype, headDim, { ...opts.tiles, ...exact }, opts.arch, hints);
   // Explicit tiles (tuning, tests) mean exactly that kernel; otherwise a spec may get a short-row variant too.

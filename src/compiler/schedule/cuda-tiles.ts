@@ -125,6 +125,8 @@ export interface TileHints {
   tableBytes?: (bm: number, bn: number, stages: number) => number;
   /** The logit's scale can fold into the exp2 (SpecCode.foldedScale: block-uniform a > 0 and c). */
   foldedScale?: boolean;
+  /** The mask leaves keys far below the diagonal dead (a sliding window): each row's loop is a few tiles. */
+  bandedMask?: boolean;
 }
 
 /** The fields only the warp-specialized wgmma kernel uses, as the other kernels have them. */
@@ -318,9 +320,11 @@ function wgmmaTiles(dtype: StorageDType, headDim: number, o: TileOverrides, hint
   //   alibi and softcap D128: within 0.5% either way
   //   scale_invariant D64 3.130 / 0.862 -> 3.264 / 0.880, D128 3.872 / 1.156 -> 3.920 / 1.161: lost, so not
   //   beside per-diagonal tables, whose loads the turns hold back.
+  //   sliding_window D64 0.426 / 0.394 -> 0.436 / 0.394, document D64 0.815 / 0.316 -> 0.826 / 0.318 (two runs
+  //   each): lost where rows are a few tiles long, so not for banded masks nor table-scanning tile tests.
   // The minimum, because this session's medians were bimodal (a fast and a slow mode ~12% apart, the clock at
   // 1980 MHz in both). An earlier form of the pingpong lost for causal: D=128 4.287 -> 4.533, D=64 2.699 -> 2.743.
-  const pingpong = o.pingpong ?? (overlap && warps === 8 && !hints.diagTables);
+  const pingpong = o.pingpong ?? (overlap && warps === 8 && !hints.diagTables && !hints.tableTileTest && !hints.bandedMask);
   if (o.exp2Fma && !producer) throw new Error('cuda sm_90a: exp2 on the FMA pipe is for the kernel with a producer warpgroup');
   const exp2Fma = producer ? o.exp2Fma ?? 0 : 0;
   if (!Number.isInteger(exp2Fma) || exp2Fma < 0 || exp2Fma === 1 || exp2Fma > bn / 8) throw new Error(`cuda sm_90a: exp2 on the FMA pipe for every ${exp2Fma}-th column tile: 0 (off) or 2 to ${bn / 8}`);
