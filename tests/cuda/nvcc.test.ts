@@ -120,8 +120,6 @@ describe.skipIf(!nvcc)('nvcc: non-default sm_90a tilings', () => {
     { label: 'zero reference and P V waited for before the softmax, D=64', D: 64, tiles: { foldScale: false, zeroRef: true, earlyPvWait: true } },
     { label: 'zero reference, D=128', D: 128, tiles: { foldScale: false, zeroRef: true } },
     { label: 'pingpong, D=64', D: 64, tiles: { pingpong: true } },
-    { label: 'a quarter of the exp2s on the FMA pipe, D=64', D: 64, tiles: { exp2Fma: 4 } },
-    { label: 'half of the exp2s on the FMA pipe, D=128', D: 128, tiles: { exp2Fma: 2 } },
   ];
   for (const spec of specs.filter((x) => ['causal', 'scale_invariant', 'document'].includes(x.name))) {
     it(`${spec.name}: ${variants.map((v) => v.label).join('; ')}`, async () => {

@@ -63,16 +63,15 @@ export function longShapes(D: number): Shape[] {
 /**
  * Softmax-diet pieces of the wgmma kernel on or off, as signed groups of letters: "+m", "-flt", "-z+w".
  * f scale fold, l lazy rescale, t two chains, m row sums on the tensor cores, z zero reference,
- * w P V waited for (and its stage released) before the softmax, g pingpong (CudaTiles.pingpong),
- * e a quarter of the exp2s on the FMA pipe, E half of them (CudaTiles.exp2Fma); the others keep their
- * defaults (undefined). ATTNC_CUDA_DIET and cuda-bench's variant suffixes read the same letters.
+ * w P V waited for (and its stage released) before the softmax, g pingpong (CudaTiles.pingpong); the
+ * others keep their defaults (undefined). ATTNC_CUDA_DIET and cuda-bench's variant suffixes read the same letters.
  */
-export const DIET_LETTERS = 'fltmzwgeE';
+export const DIET_LETTERS = 'fltmzwg';
 export const DIET_GROUPS = `(?:[-+][${DIET_LETTERS}]+)+`;
 export function dietOverrides(groups: string | undefined): TileOverrides {
   const on = new Map<string, boolean>();
   for (const [, sign, letters] of (groups ?? '').matchAll(new RegExp(`([-+])([${DIET_LETTERS}]+)`, 'g'))) for (const c of letters) on.set(c, sign === '+');
-  return { foldScale: on.get('f'), lazyRescale: on.get('l'), twoChains: on.get('t'), rowSumMma: on.get('m'), zeroRef: on.get('z'), earlyPvWait: on.get('w'), pingpong: on.get('g'), exp2Fma: on.has('E') ? (on.get('E') ? 2 : 0) : on.has('e') ? (on.get('e') ? 4 : 0) : undefined };
+  return { foldScale: on.get('f'), lazyRescale: on.get('l'), twoChains: on.get('t'), rowSumMma: on.get('m'), zeroRef: on.get('z'), earlyPvWait: on.get('w'), pingpong: on.get('g') };
 }
 
 export async function runCase(be: CudaBackend, spec: Spec, dtype: StorageDType, shape: Shape, seed = 1): Promise<CaseResult> {

@@ -97,17 +97,6 @@ describe('cuda tiles: sm_90a defaults', () => {
     expect(turn).toBeGreaterThan(0);
   });
 
-  it('exp2 on the FMA pipe: every k-th column tile, k from 2 to BN/8; the helper only in sources that use it', () => {
-    expect(hopper(128).exp2Fma).toBe(0);
-    expect(hopper(128, {}, { exp2Fma: 4 }).exp2Fma).toBe(4);
-    for (const k of [1, -2, 2.5, 17]) expect(() => hopper(128, {}, { exp2Fma: k })).toThrow(/FMA pipe/);
-    const spec = loadExamples(['causal'])[0];
-    const src = (exp2Fma: number) => renderCuda(spec.lowered, { dtype: 'bf16', headDim: 128, hash: 'e', version: 'e', arch: 'sm_90a', tiles: { exp2Fma } }).source;
-    expect(src(0)).not.toMatch(/attnc_ex2_fma/);
-    expect(src(4)).toMatch(/n % 4 == 3 \? attnc_ex2_fma\(/);
-    expect(src(4)).toMatch(/1\/4 of the exp2s on the FMA pipe/);
-  });
-
   it('overrides: no producer means 2 stages and no overlap; a BN wgmma cannot tile is refused', () => {
     const t = hopper(128, {}, { producer: false });
     expect([t.threads, t.stages, t.overlap, t.producerRegs]).toEqual([256, 2, false, 0]);

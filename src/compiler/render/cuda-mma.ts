@@ -214,17 +214,11 @@ export interface SoftmaxOptions {
    * already subtracts the reference.
    */
   zeroRef?: { low: number; high: number } | null;
-  /**
-   * k > 0: every k-th n8 column tile's weights by attnc_ex2_fma (a polynomial on the FMA pipe, cuda-ptx.ts)
-   * instead of the MUFU unit's ex2, which the softmax keeps busy for half the tensor cores' time at D=128 and
-   * all of it at D=64.
-   */
-  exp2Fma?: number;
 }
 
 /** Online softmax over the S accumulators (each row is spread over the 4 lanes of a quad); rescales O. */
 export function softmaxCode(mt: number, nt: number, nd: number, o: SoftmaxOptions = {}): string {
-  const { deferRescale = false, fold = null, lazyRescale = false, twoChains = false, rowSumMma = false, zeroRef = null, exp2Fma = 0 } = o;
+  const { deferRescale = false, fold = null, lazyRescale = false, twoChains = false, rowSumMma = false, zeroRef = null } = o;
   if (fold && zeroRef) throw new Error('softmaxCode: a zero reference is for logits that do not fold into the exp2');
   const rescale = deferRescale
     ? 'alpha_i[i] = alpha;'
@@ -254,9 +248,7 @@ export function softmaxCode(mt: number, nt: number, nd: number, o: SoftmaxOption
     : lazyRescale
       ? 'const float m_new = mx > m_i[i] + 8.f ? mx : m_i[i];  // the reference moves only by more than 2^8'
       : `const float m_new = ${tileOnly ? 'fmaxf(m_i[i], mx)' : 'mx'};`;
-  // exp2 of a weight's exponent: with exp2Fma = k, column tiles n = k - 1, 2k - 1, ... on the FMA pipe (n is a constant once unrolled).
-  const ex2 = (arg: string) => (exp2Fma ? `(n % ${exp2Fma} == ${exp2Fma - 1} ? attnc_ex2_fma(${arg}) : attnc_ex2(${arg}))` : `attnc_ex2(${arg})`);
-  const p = (x: string) => (fold ? ex2(`fmaf(${x}, ${fold.a}, off)`) : ex2(`${x} - m_use`));
+  const p = (x: string) => (fold ? `attnc_ex2(fmaf(${x}, ${fold.a}, off))` : `attnc_ex2(${x} - m_use)`);
   const sum = rowSumMma ? '' : twoChains ? `
         rs += s[mi][n][2 * h];
         rs1 += s[mi][n][2 * h + 1];` : `
@@ -289,7 +281,7 @@ ${general}`;
   const fast = `    #pragma unroll
     for (int i = 0; i < ${2 * mt}; ++i) {
       const int mi = i >> 1, h = i & 1;
-      ${rowSum(ex2)}${rowSumMma ? '' : `
+      ${rowSum((x) => `attnc_ex2(${x})`)}${rowSumMma ? '' : `
       l_i[i] += rs;`}${deferRescale ? `
       alpha_i[i] = 1.f;` : ''}
     }`;

@@ -52,41 +52,13 @@ __device__ __forceinline__ unsigned attnc_pack(float lo, float hi) {
 }
 
 /**
- * Minimax polynomials for 2^f on [-0.5, 0.5] (relative error, f32 Horner; coefficients from Lawson's iteration
- * on 20 001 points): degree 3 for bf16's P (max relative error 7.5e-5, against bf16's half ulp 2e-3), degree 4
- * for f16's (2.7e-6, against 2.4e-4). tests/cuda/exp2-fma.test.ts checks the bounds.
- */
-export const EXP2_POLY: Record<'bf16' | 'f16', readonly number[]> = { bf16: [0.9999281167984009, 0.6932609677314758, 0.24261054396629333, 0.05517132207751274], f16: [0.9999992847442627, 0.6931218504905701, 0.240247443318367, 0.055917806923389435, 0.009570068679749966] };
-
-/**
- * 2^x on the FMA pipe instead of the MUFU unit (FlashAttention-4's offload): x = j + f with j = round(x) (the
- * 1.5 * 2^23 trick: t's low mantissa bits hold j), 2^f by EXP2_POLY, times 2^j built from j's bits. For
- * x < -125 (masked logits are -inf) it gives 0, as ex2.approx.ftz flushes there; NaN stays NaN (p is NaN). The
- * softmax only feeds it x <= 32, where 2^j is a normal float.
- */
-export function exp2FmaHelper(dtype: 'f16' | 'bf16'): string {
-  const c = EXP2_POLY[dtype].map((v) => `${v}f`);
-  let p = c[c.length - 1];
-  for (let i = c.length - 2; i >= 0; i--) p = `fmaf(${p}, f, ${c[i]})`;
-  return `
-// 2^x by a degree-${c.length - 1} polynomial on the FMA pipe (CudaTiles.exp2Fma); 0 below 2^-125, NaN stays NaN.
-__device__ __forceinline__ float attnc_ex2_fma(float x) {
-  const float t = x + 12582912.f;  // 1.5 * 2^23: round(x) in the low mantissa bits
-  const float f = x - (t - 12582912.f);  // in [-0.5, 0.5]
-  const float p = ${p};
-  const float r = p * __int_as_float((int)(((unsigned)__float_as_int(t) + 127u) << 23));  // 2^round(x)
-  return x < -125.f ? 0.f : r;
-}`;
-}
-
-/**
  * Hopper warpgroup MMA wrappers (sm_90a only): `wgmma.mma_async` with A and B
  * from shared memory for S = Q K^T (m64 x n`sN` x k16), and A from registers
  * for O += P V (m64 x n64 x k16, V read N-major, i.e. transposed). Shared
  * operands use 128-byte-swizzled atoms described by 64-bit matrix descriptors.
  */
 /** The wgmma helpers, with S = Q K^T (attnc_wgmma_ss<N>) for each tile width N that a kernel of the source uses. */
-export function ptxWgmma(dtype: 'f16' | 'bf16', widths: readonly number[], rowSum = false, pingpong = false, exp2Fma = false): string {
+export function ptxWgmma(dtype: 'f16' | 'bf16', widths: readonly number[], rowSum = false, pingpong = false): string {
   const regs = (n: number, from = 0) => Array.from({ length: n }, (_, i) => `%${from + i}`).join(', ');
   const outs = (n: number) => Array.from({ length: n }, (_, i) => `"+f"(d[${i}])`).join(', ');
   const ss = (sN: number) => {
@@ -122,7 +94,7 @@ __device__ __forceinline__ void attnc_mbar_wait(unsigned bar, unsigned parity) {
 template <int R> __device__ __forceinline__ void attnc_setmaxnreg_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" :: "n"(R)); }
 template <int R> __device__ __forceinline__ void attnc_setmaxnreg_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" :: "n"(R)); }
 // Named barrier id among n threads (whole warps): one role of a warp-specialized block.
-__device__ __forceinline__ void attnc_bar_sync(int id, int n) { asm volatile("bar.sync %0, %1;" :: "r"(id), "r"(n) : "memory"); }${exp2Fma ? exp2FmaHelper(dtype) : ''}${pingpong ? `
+__device__ __forceinline__ void attnc_bar_sync(int id, int n) { asm volatile("bar.sync %0, %1;" :: "r"(id), "r"(n) : "memory"); }${pingpong ? `
 // Arrive at named barrier id without waiting (the other side of a bar.sync among n threads).
 __device__ __forceinline__ void attnc_bar_arrive(int id, int n) { asm volatile("bar.arrive %0, %1;" :: "r"(id), "r"(n) : "memory"); }` : ''}
 // Matrix descriptor: start address, leading and stride byte offsets (all >> 4), 128-byte swizzle (or none).

@@ -42,7 +42,7 @@ export function renderWgmmaWsKernel(entry: string, spec: SpecCode, t: CudaTiles,
   const nt = bn / 8, halves = headDim / 64, nd = headDim / 8;
   const qBuffers = t.persistent ? 2 : 1;
   // The softmax's instruction diet (cuda-mma.ts, SoftmaxOptions): at D=64 the loop is bound by FP32/ALU issue.
-  const sm: SoftmaxOptions = { fold: t.foldScale ? spec.foldedScale : null, lazyRescale: t.lazyRescale, twoChains: t.twoChains, rowSumMma: t.rowSumMma, zeroRef: t.zeroRef, exp2Fma: t.exp2Fma };
+  const sm: SoftmaxOptions = { fold: t.foldScale ? spec.foldedScale : null, lazyRescale: t.lazyRescale, twoChains: t.twoChains, rowSumMma: t.rowSumMma, zeroRef: t.zeroRef };
   // With the row sums on the tensor cores they are O's last n8 tile (o[0][nd]), rescaled with O.
   const rowSumTile = t.rowSumMma ? nd : undefined, ndO = t.rowSumMma ? nd + 1 : nd;
   // Not persistent: the block's one item, as a loop the compiler can see run once (the registers stay as they were).

@@ -107,8 +107,8 @@ ${short ? `// Short rows (Nk <= ${short.maxNk}): ${shortEntry}, ${tilesLine(shor
 //      ${launchLine(tiles)}.
 `;
   const wgmmaTiles = [tiles, ...(short ? [short.tiles] : [])].filter((t) => t.kind === 'wgmma');
-  const widths = wgmmaTiles.map((t) => t.bn), rowSums = wgmmaTiles.some((t) => t.rowSumMma), pingpong = wgmmaTiles.some((t) => t.pingpong), exp2Fma = wgmmaTiles.some((t) => t.exp2Fma > 0);
-  const source = [header, PTX_COMMON, tiles.kind === 'simt' ? '' : ptxMma(dtype as 'f16' | 'bf16'), ...(widths.length ? [ptxWgmma(dtype as 'f16' | 'bf16', widths, rowSums, pingpong, exp2Fma)] : []), ...helpers, '', kernels.join('\n')].join('\n');
+  const widths = wgmmaTiles.map((t) => t.bn), rowSums = wgmmaTiles.some((t) => t.rowSumMma), pingpong = wgmmaTiles.some((t) => t.pingpong);
+  const source = [header, PTX_COMMON, tiles.kind === 'simt' ? '' : ptxMma(dtype as 'f16' | 'bf16'), ...(widths.length ? [ptxWgmma(dtype as 'f16' | 'bf16', widths, rowSums, pingpong)] : []), ...helpers, '', kernels.join('\n')].join('\n');
 
   const args: CudaArg[] = [
     ...['Q', 'K', 'V', 'O'].map((name): CudaArg => ({ name, kind: 'ptr', elem: dtype, role: 'tensor' })),
@@ -173,7 +173,6 @@ function softmaxLine(t: CudaTiles): string {
     ...(t.rowSumMma ? ['row sums on the tensor cores (P times ones, with P V)'] : []),
     ...(t.earlyPvWait ? ['P V waited for before the softmax'] : []),
     ...(t.pingpong ? ['warpgroups take turns at the tensor cores (pingpong)'] : []),
-    ...(t.exp2Fma ? [`1/${t.exp2Fma} of the exp2s on the FMA pipe`] : []),
     ...(t.zeroRef ? [`zero reference where the row max is in [${-t.zeroRef.low}, ${t.zeroRef.high}] (P = 2^x, no subtraction)`] : []),
   ];
   return pieces.length ? `; softmax: ${pieces.join(', ')}` : '';

@@ -91,16 +91,10 @@ export interface CudaTiles {
   /**
    * Overlapped loop with two consumer warpgroups only: FlashAttention-3's pingpong. The warpgroups take turns
    * issuing their S and P V (named barriers 3 and 4), so one's softmax runs while the other's products are on
-   * the tensor cores. Off by default: it lost for causal (D=128 4.287 -> 4.533 ms, 2026-12-04 afternoon);
-   * not yet measured where the softmax is heavier (scale_invariant).
+   * the tensor cores. On by default except beside per-diagonal tables, banded masks and table-scanning tile
+   * tests, where it lost (the measurements are beside the rule in chooseCudaTiles).
    */
   pingpong: boolean;
-  /**
-   * Warp-specialized wgmma kernel only: k > 0 puts every k-th column tile's exp2s (1/k of them) on the FMA pipe, a
-   * polynomial (cuda-mma.ts SoftmaxOptions.exp2Fma), as FlashAttention-4 offloads the MUFU unit; 0 where off.
-   * Off by default: not yet measured on a GPU.
-   */
-  exp2Fma: number;
 }
 
 /**
@@ -113,7 +107,7 @@ export function zeroRefWindow(dtype: StorageDType): { low: number; high: number 
   return dtype === 'bf16' ? { low: 32, high: 32 } : { low: 0, high: 8 };
 }
 
-export interface TileOverrides { warps?: number; bn?: number; mt?: number; producer?: boolean; stages?: number; overlap?: boolean; ctas?: number; persistent?: boolean; scanBatch?: number; snakeOrder?: boolean; foldScale?: boolean; lazyRescale?: boolean; twoChains?: boolean; rowSumMma?: boolean; zeroRef?: boolean; earlyPvWait?: boolean; pingpong?: boolean; exp2Fma?: number }
+export interface TileOverrides { warps?: number; bn?: number; mt?: number; producer?: boolean; stages?: number; overlap?: boolean; ctas?: number; persistent?: boolean; scanBatch?: number; snakeOrder?: boolean; foldScale?: boolean; lazyRescale?: boolean; twoChains?: boolean; rowSumMma?: boolean; zeroRef?: boolean; earlyPvWait?: boolean; pingpong?: boolean }
 
 /** What the schedule needs to know about the spec. */
 export interface TileHints {
@@ -130,7 +124,7 @@ export interface TileHints {
 }
 
 /** The fields only the warp-specialized wgmma kernel uses, as the other kernels have them. */
-const NO_WGMMA_EXTRAS = { producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1, persistent: false, scanBatch: 0, snakeOrder: false, foldScale: false, lazyRescale: false, twoChains: false, rowSumMma: false, zeroRef: null, earlyPvWait: false, pingpong: false, exp2Fma: 0 } as const;
+const NO_WGMMA_EXTRAS = { producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1, persistent: false, scanBatch: 0, snakeOrder: false, foldScale: false, lazyRescale: false, twoChains: false, rowSumMma: false, zeroRef: null, earlyPvWait: false, pingpong: false } as const;
 
 export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides: TileOverrides = {}, arch: 'sm_80' | 'sm_90a' = 'sm_80', hints: TileHints = {}): CudaTiles {
   if (arch === 'sm_90a' && dtype !== 'f32' && (headDim === 64 || headDim === 128)) return wgmmaTiles(dtype, headDim, overrides, hints);
@@ -325,10 +319,7 @@ function wgmmaTiles(dtype: StorageDType, headDim: number, o: TileOverrides, hint
   // The minimum, because this session's medians were bimodal (a fast and a slow mode ~12% apart, the clock at
   // 1980 MHz in both). An earlier form of the pingpong lost for causal: D=128 4.287 -> 4.533, D=64 2.699 -> 2.743.
   const pingpong = o.pingpong ?? (overlap && warps === 8 && !hints.diagTables && !hints.tableTileTest && !hints.bandedMask);
-  if (o.exp2Fma && !producer) throw new Error('cuda sm_90a: exp2 on the FMA pipe is for the kernel with a producer warpgroup');
-  const exp2Fma = producer ? o.exp2Fma ?? 0 : 0;
-  if (!Number.isInteger(exp2Fma) || exp2Fma < 0 || exp2Fma === 1 || exp2Fma > bn / 8) throw new Error(`cuda sm_90a: exp2 on the FMA pipe for every ${exp2Fma}-th column tile: 0 (off) or 2 to ${bn / 8}`);
-  return { kind: 'wgmma', bm, bn, warps, mt: 1, threads, stages, stride, smemBytes, producerRegs, consumerRegs, overlap, ctas, persistent, scanBatch, snakeOrder, foldScale, lazyRescale, twoChains, rowSumMma, zeroRef, earlyPvWait, pingpong, exp2Fma };
+  return { kind: 'wgmma', bm, bn, warps, mt: 1, threads, stages, stride, smemBytes, producerRegs, consumerRegs, overlap, ctas, persistent, scanBatch, snakeOrder, foldScale, lazyRescale, twoChains, rowSumMma, zeroRef, earlyPvWait, pingpong };
 }
 
 /**
