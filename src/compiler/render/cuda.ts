@@ -64,10 +64,10 @@ export interface CudaArg {
  * (a tile of the last 128 queries of 65536 against 128 keys halfway along, classified by the tile test): then each
  * row's loop is short. A schedule hint only, so params that differ at run time cost speed, never correctness.
  */
-function bandedMask(k: LoweredKernel): boolean {
+function bandedMask(k: LoweredKernel, headDim: number): boolean {
   const n = 1 << 16;
   const params = Object.fromEntries(k.program.params.map((p) => [p.name, p.default]));
-  const builtins = { head: 0, batch: 0, q_len: n, kv_len: n, head_dim: 128, q_lo: n - 128, q_hi: n - 1, kv_lo: n / 2, kv_hi: n / 2 + 127 };
+  const builtins = { head: 0, batch: 0, q_len: n, kv_len: n, head_dim: headDim, q_lo: n - 128, q_hi: n - 1, kv_lo: n / 2, kv_hi: n / 2 + 127 };
   try {
     return classifyTile(k.analysis.tile, { builtins, params, tables: {} }) === 'none';
   } catch {
@@ -80,7 +80,7 @@ export function renderCuda(k: LoweredKernel, opts: CudaRenderOptions): CompiledK
   const p = k.program;
   const spec = buildSpecCode(k);
   const tableTileTest = spec.tilePerThread !== null;
-  const hints = { tableTileTest, diagTables: spec.diagTables, tableBytes: spec.tableBytes, foldedScale: spec.foldedScale !== null, bandedMask: !tableTileTest && bandedMask(k) };
+  const hints = { tableTileTest, diagTables: spec.diagTables, tableBytes: spec.tableBytes, foldedScale: spec.foldedScale !== null, bandedMask: !tableTileTest && bandedMask(k, headDim) };
   const exact = opts.exactLse ? { rowSumMma: false } : {};
   const tiles = chooseCudaTiles(dtype, headDim, { ...opts.tiles, ...exact }, opts.arch, hints);
   // Explicit tiles (tuning, tests) mean exactly that kernel; otherwise a spec may get a short-row variant too.
