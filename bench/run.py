@@ -419,7 +419,7 @@ def flex_call(compiled, q, k, v, score_mod, block_mask):
 # Measuring
 # ---------------------------------------------------------------------------
 def time_cuda(fn, warmup, repeats):
-    """Median / min of per-call CUDA event times (ms), all on the current stream."""
+    """Median, min and every per-call CUDA event time (ms, in launch order), all on the current stream."""
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
@@ -430,7 +430,7 @@ def time_cuda(fn, warmup, repeats):
         e.record()
     torch.cuda.synchronize()
     ts = [s.elapsed_time(e) for s, e in ev]
-    return statistics.median(ts), min(ts)
+    return statistics.median(ts), min(ts), [round(t, 4) for t in ts]
 
 
 def count_kept(mask_fn, N, device, chunk=2048):
@@ -595,7 +595,7 @@ def main():
         'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
         'command': ' '.join(sys.argv), 'tokens': TOKENS, 'heads': HEADS,
         'warmup': a.warmup, 'repeats': a.repeats, 'sampled_rows': a.rows, 'build': build_info,
-        'timing': 'CUDA events around each call on the current stream; median of repeats after warm-up',
+        'timing': 'CUDA events around each call on the current stream; median of repeats after warm-up (min and every launch in *_min_ms, *_launch_ms)',
         'flops': '4*D per kept (q, k) pair; kept pairs counted exactly from the mask at each N; SDPA counted over causal pairs',
         'tolerance_max_abs': TOL,
         'gpu_state_start': gpu_state(),
@@ -755,10 +755,10 @@ def main():
                 log(f'{dt} D={D} N={N} B={B}')
                 gen.manual_seed(a.seed + N + D)
                 q, k, v = (torch.randn(B, HEADS, N, D, device=dev, dtype=TORCH_DTYPE[dt], generator=gen) for _ in range(3))
-                sdpa_ms = sdpa_min_ms = None
+                sdpa_ms = sdpa_min_ms = sdpa_launch_ms = None
                 if not a.no_sdpa:
                     try:
-                        sdpa_ms, sdpa_min_ms = time_cuda(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True), a.warmup, a.repeats)
+                        sdpa_ms, sdpa_min_ms, sdpa_launch_ms = time_cuda(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True), a.warmup, a.repeats)
                     except Exception as e:  # noqa: BLE001
                         res.doc['failures'].append({'row': f'sdpa/{dt}/D{D}/N{N}', 'error': f'{type(e).__name__}: {e}'[:2000]})
                 causal_pairs = N * (N + 1) // 2
@@ -766,7 +766,7 @@ def main():
                     if time.perf_counter() - T0 > a.budget_s:
                         skipped.append(f'{s}/{dt}/D{D}/N{N}')
                         continue
-                    row = {'spec': s, 'D': D, 'N': N, 'dtype': dt, 'B': B, 'H': HEADS, 'sdpa_ms': sdpa_ms, 'sdpa_min_ms': sdpa_min_ms}
+                    row = {'spec': s, 'D': D, 'N': N, 'dtype': dt, 'B': B, 'H': HEADS, 'sdpa_ms': sdpa_ms, 'sdpa_min_ms': sdpa_min_ms, 'sdpa_launch_ms': sdpa_launch_ms}
                     try:
                         run_row(a, row, kernels[(s, dt, D)], flex_mods[s], compiled, patched, q, k, v, stream, dev, comp)
                     except Exception as e:  # noqa: BLE001
@@ -884,7 +884,7 @@ def run_row(a, row, kern, fmod, compiled, patched, q, k, v, stream, dev, comp):
                 f'{row["ours_unwritten_or_nan"]} NaN/unwritten outputs: not timed')
         else:
             row['ours_kernel'] = kern.launch_for(N)[1]['entryPoint']
-            row['ours_ms'], row['ours_min_ms'] = time_cuda(lambda: kern.launch(q, k, v, o, lse, P, T, stream), a.warmup, a.repeats)
+            row['ours_ms'], row['ours_min_ms'], row['ours_launch_ms'] = time_cuda(lambda: kern.launch(q, k, v, o, lse, P, T, stream), a.warmup, a.repeats)
             row['ours_tflops'] = flops / (row['ours_ms'] * 1e9)
     except Exception as e:  # noqa: BLE001
         traceback.print_exc()
@@ -928,7 +928,7 @@ def run_row(a, row, kern, fmod, compiled, patched, q, k, v, stream, dev, comp):
         torch.cuda.synchronize()
         row['flex_new_closure_call_s'] = round(time.perf_counter() - t0, 4)
         row['flex_new_closure_recompiled'] = None if g0 is None else dynamo_graphs() - g0
-        row['flex_ms'], row['flex_min_ms'] = time_cuda(lambda: flex_call(compiled, q, k, v, sm, bm), a.warmup, a.repeats)
+        row['flex_ms'], row['flex_min_ms'], row['flex_launch_ms'] = time_cuda(lambda: flex_call(compiled, q, k, v, sm, bm), a.warmup, a.repeats)
         row['flex_tflops'] = flops / (row['flex_ms'] * 1e9)
         if bm is not None and kern is not None and kern.m['analysis'].get('tileTestReadsTables'):
             # A mask that reads tables (document ids) needs a new BlockMask whenever they change (each batch
