@@ -316,8 +316,8 @@ function wgmmaTiles(dtype: StorageDType, headDim: number, o: TileOverrides, hint
   //   beside per-diagonal tables, whose loads the turns hold back.
   //   sliding_window D64 0.426 / 0.394 -> 0.436 / 0.394, document D64 0.815 / 0.316 -> 0.826 / 0.318 (two runs
   //   each): lost where rows are a few tiles long, so not for banded masks nor table-scanning tile tests.
-  // The minimum, because this session's medians were bimodal (a fast and a slow mode ~12% apart, the clock at
-  // 1980 MHz in both). An earlier form of the pingpong lost for causal: D=128 4.287 -> 4.533, D=64 2.699 -> 2.743.
+  // The minimum, because this session's medians were bimodal (a fast and a slow mode ~12% apart, not explained;
+  // bench/README.md, late night). An earlier form of the pingpong lost for causal: D=128 4.287 -> 4.533, D=64 2.699 -> 2.743.
   const pingpong = o.pingpong ?? (overlap && warps === 8 && !hints.diagTables && !hints.tableTileTest && !hints.bandedMask);
   return { kind: 'wgmma', bm, bn, warps, mt: 1, threads, stages, stride, smemBytes, producerRegs, consumerRegs, overlap, ctas, persistent, scanBatch, snakeOrder, foldScale, lazyRescale, twoChains, rowSumMma, zeroRef, earlyPvWait, pingpong };
 }
