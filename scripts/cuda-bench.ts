@@ -7,6 +7,7 @@
 //     (warps x BN x m16-tiles per warp; on Hopper these tile the wgmma kernel, where a
 //     suffix p adds a producer warpgroup, p3 with 3 stages, p3o (po) overlaps softmax with P V, P (p3oP) makes it persistent (items in snake order, the default), Pr walks them in plain round robin, s8 (p3os8) keeps 8 table-scan loads in flight per producer thread, -flt (p3oP-fl) turns the softmax's scale fold (f), lazy rescale (l) or two chains (t) off, +flt on (m: row sums on the tensor cores, z: zero reference, w: P V waited for before the softmax, g: pingpong; groups combine: default-z+w), @2 builds for 2 blocks per SM; ATTNC_CUDA_KERNEL=mma: the mma.sync one)
 //     [--iters 20]  timed launches per kernel (after 3 warm-ups)
+//     [--clock-probe]  after each launch, the SM clock a probe kernel measures (cuda-clock-probe.ts), per launch
 //     [--queued]  launches back to back as the bench times them (default: each waited for before the next)
 //     [--timeout-s 60]  each variant in a process of its own, killed after that long: a kernel that
 //     hangs (a tiling under test) costs one line of the sweep instead of the whole device session
@@ -33,6 +34,12 @@ const benchDocs = process.argv.includes('--bench-docs');
 // --queued: the 20 timed launches back to back, waited for once at the end (as bench/run.py times), not one by one.
 const queued = process.argv.includes('--queued');
 const iters = Number(arg('iters', '20'));
+// --clock-probe: after each launch, the SM clock a probe kernel measures (src/runtime/cuda-clock-probe.ts), printed per launch.
+const clockProbe = process.argv.includes('--clock-probe');
+if (clockProbe && queued) {
+  console.error('cuda-bench: --clock-probe runs between launches, so not with --queued');
+  process.exit(2);
+}
 if (!(Number.isInteger(iters) && iters >= 1)) {
   console.error('cuda-bench: --iters: expected a whole number of timed launches >= 1');
   process.exit(2);
@@ -108,7 +115,7 @@ try {
         let kernel, t;
         try {
           kernel = renderCuda(spec.lowered, { dtype, headDim: D, hash: 'bench', version: 'bench', tiles, arch: be.codegen().arch });
-          t = await be.time(kernel, { ...shape, q, k, v, params, tables }, iters, 3, { queued });
+          t = await be.time(kernel, { ...shape, q, k, v, params, tables }, iters, 3, { queued, clockProbe });
         } catch (e) {
           // One variant that does not fit (shared memory, a tile rule) must not end the sweep.
           console.log(`${spec.name.padEnd(20)} ${dtype} B${B} H${H} N${N} D${D} ${label}: failed: ${(e as Error).message.split('\n')[0]}`);
@@ -117,6 +124,7 @@ try {
         const causal = !kernel.manifest.analysis.maskFree;
         const flops = (4 * B * H * N * N * D) / (causal ? 2 : 1);
         console.log(`${spec.name.padEnd(20)} ${dtype} B${B} H${H} N${N} D${D} ${kernel.manifest.abi.kernel} ${label.padEnd(9)} ${tileLine(kernel, N)}: median ${t.medianMs.toFixed(3)} ms  ${(flops / t.medianMs / 1e9).toFixed(1)} TFLOP/s (min ${t.minMs.toFixed(3)}, p90 ${t.p90Ms.toFixed(3)} ms)`);
+        if (t.launches) console.log(`  launches in order, ms@MHz: ${t.launches.map((l) => `${l.ms.toFixed(3)}@${l.mhz.toFixed(0)}`).join(' ')}`);
       }
     }
   }

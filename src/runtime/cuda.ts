@@ -16,6 +16,7 @@ import { DeviceError, NoDeviceError, type AttentionCall, type AttentionResult, t
 import { check, checkNvrtc, loadCudaLibs, type CudaLibs } from './cuda-ffi.ts';
 import { fromBf16Array, fromF16Array, toBf16Array, toF16Array } from './half.ts';
 import { own } from '../compiler/own.ts';
+import { CLOCK_PROBE_ENTRY, CLOCK_PROBE_SOURCE, CLOCK_PROBE_SPINS, probeMhz } from './cuda-clock-probe.ts';
 
 const ATTR = { maxThreadsPerBlock: 1, maxBlockDimX: 2, maxGridDimY: 6, smCount: 16, ccMajor: 75, ccMinor: 76, smemOptin: 97 };
 const FUNC_ATTR_MAX_DYNAMIC_SMEM = 8;
@@ -24,8 +25,12 @@ const FUNC_ATTR_PREFERRED_SMEM_CARVEOUT = 9;
 /** A loaded module and its kernels by entry point (the main one and its variants). */
 interface Loaded { module: unknown; fns: Map<string, unknown> }
 
-/** Launch times in ms over `iters` timed launches: the median, the fastest and the 90th percentile (a spread between the median and the 90th says the kernel's speed varies from launch to launch). */
-export interface CudaTiming { medianMs: number; minMs: number; p90Ms: number; iters: number }
+/**
+ * Launch times in ms over `iters` timed launches: the median, the fastest and the 90th percentile (a spread between
+ * the median and the 90th says the kernel's speed varies from launch to launch). With the clock probe: every launch's
+ * time in launch order, each with the SM clock (MHz) the probe measured right after it (cuda-clock-probe.ts).
+ */
+export interface CudaTiming { medianMs: number; minMs: number; p90Ms: number; iters: number; launches?: { ms: number; mhz: number }[] }
 
 export class CudaBackend implements Backend {
   readonly name = 'cuda' as const;
@@ -80,9 +85,12 @@ export class CudaBackend implements Backend {
    * By default each launch is waited for before the next; `queued` records all of them back to back and
    * waits once at the end, as bench/run.py does (the GPU never idles between launches).
    */
-  async time(kernel: CompiledKernel, call: AttentionCall, iters = 20, warmup = 3, opts: { queued?: boolean } = {}): Promise<CudaTiming> {
+  async time(kernel: CompiledKernel, call: AttentionCall, iters = 20, warmup = 3, opts: { queued?: boolean; clockProbe?: boolean } = {}): Promise<CudaTiming> {
+    if (opts.clockProbe && opts.queued) throw new Error('time: the clock probe runs between launches, so not with queued launches');
     const { extra } = await this.withCall(kernel, call, (launch) => {
       const cu = this.libs.cu;
+      const probe = opts.clockProbe ? this.clockProbe() : null;
+      const mhz: number[] = [];
       for (let i = 0; i < warmup; i++) launch();
       const pairs = opts.queued ? iters : 1;
       const events: unknown[][] = [];
@@ -106,6 +114,7 @@ export class CudaBackend implements Backend {
           if (!opts.queued) {
             check(this.libs, cu.cuEventSynchronize(b[0]), 'cuEventSynchronize');
             times.push(elapsed(a, b));
+            if (probe) mhz.push(probe.measure());
           }
         }
         if (opts.queued) {
@@ -114,11 +123,48 @@ export class CudaBackend implements Backend {
         }
       } finally {
         for (const e of events) cu.cuEventDestroy(e[0]);
+        probe?.free();
       }
+      const launches = probe ? times.map((ms, i) => ({ ms, mhz: mhz[i] })) : undefined;
       times.sort((x, y) => x - y);
-      return { medianMs: times[times.length >> 1], minMs: times[0], p90Ms: times[Math.min(times.length - 1, Math.floor(times.length * 0.9))], iters };
+      return { medianMs: times[times.length >> 1], minMs: times[0], p90Ms: times[Math.min(times.length - 1, Math.floor(times.length * 0.9))], iters, launches };
     });
     return extra!;
+  }
+
+  /**
+   * The clock probe (cuda-clock-probe.ts), loaded once per backend, with an output buffer for one block per SM:
+   * measure() launches it, waits and returns the effective SM clock in MHz; free() releases the buffer.
+   */
+  private clockProbe(): { measure: () => number; free: () => void } {
+    const { cu } = this.libs;
+    const ck = (r: unknown, what: string) => check(this.libs, r, what);
+    let loaded = this.modules.get(CLOCK_PROBE_ENTRY);
+    if (!loaded) {
+      const mod: unknown[] = [null], fn: unknown[] = [null];
+      ck(cu.cuModuleLoadData(mod, compileCubin(this.libs, CLOCK_PROBE_SOURCE, this.info.arch, this.info.nvrtc)), 'cuModuleLoadData(clock probe)');
+      loaded = { module: mod[0], fns: new Map() };
+      this.modules.set(CLOCK_PROBE_ENTRY, loaded);  // unloaded by dispose()
+      ck(cu.cuModuleGetFunction(fn, mod[0], CLOCK_PROBE_ENTRY), 'cuModuleGetFunction(clock probe)');
+      loaded.fns.set(CLOCK_PROBE_ENTRY, fn[0]);
+    }
+    const fn = loaded.fns.get(CLOCK_PROBE_ENTRY);
+    const blocks = this.info.sms, bytes = blocks * 16;
+    const out = [0];
+    ck(cu.cuMemAlloc(out, bytes), 'cuMemAlloc(clock probe)');
+    const args = [Buffer.alloc(8), Buffer.alloc(8)];
+    args[0].writeBigUInt64LE(BigInt(out[0]));
+    args[1].writeInt32LE(CLOCK_PROBE_SPINS);
+    const host = Buffer.alloc(bytes);
+    return {
+      measure: () => {
+        ck(cu.cuLaunchKernel(fn, blocks, 1, 1, 32, 1, 1, 0, null, args, null), 'cuLaunchKernel(clock probe)');
+        ck(cu.cuCtxSynchronize(), 'kernel attnc_clock_probe');
+        ck(cu.cuMemcpyDtoH(host, out[0], bytes), 'cuMemcpyDtoH(clock probe)');
+        return probeMhz(new BigUint64Array(host.buffer.slice(host.byteOffset, host.byteOffset + bytes)));
+      },
+      free: () => void cu.cuMemFree(out[0]),
+    };
   }
 
   /** Free and total device memory in bytes (cuMemGetInfo), for leak checks. */

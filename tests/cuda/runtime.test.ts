@@ -67,4 +67,16 @@ describe.skipIf(!backend)('CUDA: timing', () => {
     }
     expect(before - backend!.memoryInfo().free).toBeLessThanOrEqual(2 * 1024 * 1024);
   }, 120_000);
+
+  it('with the clock probe: every launch in order, each with an SM clock a GPU can run at; not with queued launches', async () => {
+    const spec = loadExamples(['causal'])[0];
+    const kernel = renderCuda(spec.lowered, { dtype: 'bf16', headDim: 64, hash: 'time', version: 'time', arch: backend!.codegen().arch });
+    const shape = { B: 1, Hq: 4, Hkv: 4, Nq: 2048, Nk: 2048, D: 64 };
+    const call = { ...shape, ...randomInputs(shape, 5), params: {}, tables: {} };
+    const t = await backend!.time(kernel, call, 7, 1, { clockProbe: true });
+    expect(t.launches).toHaveLength(7);
+    expect(Math.min(...t.launches!.map((l) => l.ms))).toBe(t.minMs);
+    for (const { mhz } of t.launches!) expect(mhz > 200 && mhz < 4000, `probe read ${mhz} MHz`).toBe(true);
+    await expect(backend!.time(kernel, call, 3, 1, { clockProbe: true, queued: true })).rejects.toThrow(/clock probe/);
+  }, 120_000);
 });
