@@ -89,13 +89,13 @@ export class CudaBackend implements Backend {
     if (opts.clockProbe && opts.queued) throw new Error('time: the clock probe runs between launches, so not with queued launches');
     const { extra } = await this.withCall(kernel, call, (launch) => {
       const cu = this.libs.cu;
-      const probe = opts.clockProbe ? this.clockProbe() : null;
-      const mhz: number[] = [];
       for (let i = 0; i < warmup; i++) launch();
       const pairs = opts.queued ? iters : 1;
       const events: unknown[][] = [];
-      const times: number[] = [];
+      const times: number[] = [], mhz: number[] = [];
+      let probe: ReturnType<CudaBackend['clockProbe']> | null = null;
       try {
+        if (opts.clockProbe) probe = this.clockProbe();
         for (let i = 0; i < 2 * pairs; i++) {
           const e: unknown[] = [null];
           check(this.libs, cu.cuEventCreate(e, 0), 'cuEventCreate');
@@ -139,15 +139,7 @@ export class CudaBackend implements Backend {
   private clockProbe(): { measure: () => number; free: () => void } {
     const { cu } = this.libs;
     const ck = (r: unknown, what: string) => check(this.libs, r, what);
-    let loaded = this.modules.get(CLOCK_PROBE_ENTRY);
-    if (!loaded) {
-      const mod: unknown[] = [null], fn: unknown[] = [null];
-      ck(cu.cuModuleLoadData(mod, compileCubin(this.libs, CLOCK_PROBE_SOURCE, this.info.arch, this.info.nvrtc)), 'cuModuleLoadData(clock probe)');
-      loaded = { module: mod[0], fns: new Map() };
-      this.modules.set(CLOCK_PROBE_ENTRY, loaded);  // unloaded by dispose()
-      ck(cu.cuModuleGetFunction(fn, mod[0], CLOCK_PROBE_ENTRY), 'cuModuleGetFunction(clock probe)');
-      loaded.fns.set(CLOCK_PROBE_ENTRY, fn[0]);
-    }
+    const loaded = this.modules.get(CLOCK_PROBE_ENTRY) ?? this.loadModule(CLOCK_PROBE_ENTRY, CLOCK_PROBE_SOURCE, [CLOCK_PROBE_ENTRY]);
     const fn = loaded.fns.get(CLOCK_PROBE_ENTRY);
     const blocks = this.info.sms, bytes = blocks * 16;
     const out = [0];
@@ -259,21 +251,31 @@ export class CudaBackend implements Backend {
     const hit = this.modules.get(key);
     if (hit) return hit;
     const { cu } = this.libs;
-    const cubin = compileCubin(this.libs, kernel.source, this.info.arch, this.info.nvrtc);
-    const mod: unknown[] = [null];
-    check(this.libs, cu.cuModuleLoadData(mod, cubin), 'cuModuleLoadData');
-    const loaded: Loaded = { module: mod[0], fns: new Map() };
-    this.modules.set(key, loaded);  // unloaded by dispose() even if a function below fails
+    const launches = cudaLaunches(kernel.manifest);
+    const loaded = this.loadModule(key, kernel.source, launches.map((cfg) => cfg.entryPoint));
     // Every kernel of the source (the main one and its variants), each with its shared-memory limits.
-    for (const cfg of cudaLaunches(kernel.manifest)) {
-      const fn: unknown[] = [null];
-      check(this.libs, cu.cuModuleGetFunction(fn, mod[0], cfg.entryPoint), `cuModuleGetFunction(${cfg.entryPoint})`);
+    for (const cfg of launches) {
+      const fn = loaded.fns.get(cfg.entryPoint);
       const smem = cfg.dynamicSmemBytes;
       if (smem > this.info.smemOptin) throw new DeviceError('CUDA_ERROR_INVALID_VALUE', `kernel ${cfg.entryPoint} needs ${smem} bytes of shared memory, device allows ${this.info.smemOptin}`);
-      check(this.libs, cu.cuFuncSetAttribute(fn[0], FUNC_ATTR_MAX_DYNAMIC_SMEM, smem), 'cuFuncSetAttribute(max dynamic shared memory)');
+      check(this.libs, cu.cuFuncSetAttribute(fn, FUNC_ATTR_MAX_DYNAMIC_SMEM, smem), 'cuFuncSetAttribute(max dynamic shared memory)');
       // A kernel built for 2 blocks per SM needs the whole carveout for shared memory (the driver may pick less).
-      if (cfg.blocksPerSm > 1) check(this.libs, cu.cuFuncSetAttribute(fn[0], FUNC_ATTR_PREFERRED_SMEM_CARVEOUT, 100), 'cuFuncSetAttribute(preferred shared memory carveout)');
-      loaded.fns.set(cfg.entryPoint, fn[0]);
+      if (cfg.blocksPerSm > 1) check(this.libs, cu.cuFuncSetAttribute(fn, FUNC_ATTR_PREFERRED_SMEM_CARVEOUT, 100), 'cuFuncSetAttribute(preferred shared memory carveout)');
+    }
+    return loaded;
+  }
+
+  /** Source -> cubin (NVRTC, cached on disk) -> a module kept under `key` (unloaded by dispose()), with its kernels by name. */
+  private loadModule(key: string, source: string, entries: string[]): Loaded {
+    const { cu } = this.libs;
+    const mod: unknown[] = [null];
+    check(this.libs, cu.cuModuleLoadData(mod, compileCubin(this.libs, source, this.info.arch, this.info.nvrtc)), 'cuModuleLoadData');
+    const loaded: Loaded = { module: mod[0], fns: new Map() };
+    this.modules.set(key, loaded);  // unloaded by dispose() even if a function below fails
+    for (const entry of entries) {
+      const fn: unknown[] = [null];
+      check(this.libs, cu.cuModuleGetFunction(fn, mod[0], entry), `cuModuleGetFunction(${entry})`);
+      loaded.fns.set(entry, fn[0]);
     }
     return loaded;
   }
