@@ -25,8 +25,8 @@ describe('attnc compile --target cuda', () => {
   }, 60_000);
 
   it('explain --backend cuda says how the kernel is tiled and which softmax shortcuts it takes', () => {
-    const explain = (spec: string, D: number) => spawnSync(process.execPath, [join(ROOT, 'bin/attnc.js'), 'explain', `examples/${spec}.attn`, '--backend', 'cuda', '--dtype', 'bf16', '--head-dim', String(D)], { cwd: ROOT, encoding: 'utf8' });
-    const plan = (spec: string, D: number) => explain(spec, D).stdout.split('\n')[1];
+    const explain = (spec: string, D: number, dtype = 'bf16') => spawnSync(process.execPath, [join(ROOT, 'bin/attnc.js'), 'explain', `examples/${spec}.attn`, '--backend', 'cuda', '--dtype', dtype, '--head-dim', String(D)], { cwd: ROOT, encoding: 'utf8' });
+    const plan = (spec: string, D: number, dtype = 'bf16') => explain(spec, D, dtype).stdout.split('\n')[1];
     expect(plan('causal', 128)).toMatch(/3 cp\.async stages .*softmax: scale folded into exp2 .*, lazy rescale/);
     expect(plan('causal', 64)).toMatch(/persistent \(Q double-buffered, items in snake order\); softmax: scale folded into exp2 \(row max over raw dot products\), warpgroups take turns at the tensor cores \(pingpong\)\.$/);
     expect(plan('alibi', 64)).toMatch(/softmax: row max and sum in two chains, P V waited for before the softmax, warpgroups take turns at the tensor cores \(pingpong\)\.$/);
@@ -37,8 +37,7 @@ describe('attnc compile --target cuda', () => {
     expect(plan('scale_invariant', 128)).toMatch(/BN=96 keys, .*3 cp\.async stages .*softmax overlapped with P V; .*row sums on the tensor cores/);
     // and in bf16 the zero reference, with P V waited for before the softmax; in f16 (its window seldom holds) no zero reference
     expect(plan('scale_invariant', 128)).toMatch(/P V waited for before the softmax, zero reference where the row max is in \[-32, 32\]/);
-    const f16 = spawnSync(process.execPath, [join(ROOT, 'bin/attnc.js'), 'explain', 'examples/scale_invariant.attn', '--backend', 'cuda', '--dtype', 'f16', '--head-dim', '128'], { cwd: ROOT, encoding: 'utf8' }).stdout.split('\n')[1];
-    expect(f16).toMatch(/P V waited for before the softmax\.$/);
+    expect(plan('scale_invariant', 128, 'f16')).toMatch(/P V waited for before the softmax\.$/);
     expect(plan('causal', 128)).not.toMatch(/zero reference|waited/);
     // --json carries the same under `kernel`
     const json = spawnSync(process.execPath, [join(ROOT, 'bin/attnc.js'), 'explain', 'examples/causal.attn', '--backend', 'cuda', '--dtype', 'bf16', '--json'], { cwd: ROOT, encoding: 'utf8' });
