@@ -31,7 +31,7 @@ const H = Number(arg('H', '16'));
 const shapes = arg('shapes', '2x16384').split(',').map((s) => s.split('x').map(Number));
 // Document ids as bench/run.py makes them (lengths uniform in N/16..N/4) rather than defaultTables' 1-4 boundaries.
 const benchDocs = process.argv.includes('--bench-docs');
-// --queued: the 20 timed launches back to back, waited for once at the end (as bench/run.py times), not one by one.
+// --queued: the timed launches back to back, waited for once at the end (as bench/run.py times), not one by one.
 const queued = process.argv.includes('--queued');
 const iters = Number(arg('iters', '20'));
 // --clock-probe: after each launch, the SM clock a probe kernel measures (src/runtime/cuda-clock-probe.ts), printed per launch.

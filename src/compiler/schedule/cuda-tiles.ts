@@ -92,7 +92,7 @@ export interface CudaTiles {
    * Overlapped loop with two consumer warpgroups only: FlashAttention-3's pingpong. The warpgroups take turns
    * issuing their S and P V (named barriers 3 and 4), so one's softmax runs while the other's products are on
    * the tensor cores. On by default except beside per-diagonal tables, banded masks and table-scanning tile
-   * tests, where it lost (the measurements are beside the rule in chooseCudaTiles).
+   * tests, where it lost (the measurements are beside the rule in wgmmaTiles).
    */
   pingpong: boolean;
 }
