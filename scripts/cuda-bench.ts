@@ -5,9 +5,10 @@
 //     [--shapes 2x16384,8x4096] [--H 16] [--bench-docs] [--variants default,4x64,8x64x1,4x64x2,12x128,8x128p,8x192p3]
 //     (default: the compiler's own tiles for each spec and shape; default+m: those with a diet piece on or off, as below)
 //     (warps x BN x m16-tiles per warp; on Hopper these tile the wgmma kernel, where a
-//     suffix p adds a producer warpgroup, p3 with 3 stages, p3o (po) overlaps softmax with P V, P (p3oP) makes it persistent (items in snake order, the default), Pr walks them in plain round robin, s8 (p3os8) keeps 8 table-scan loads in flight per producer thread, -flt (p3oP-fl) turns the softmax's scale fold (f), lazy rescale (l) or two chains (t) off, +flt on (m: row sums on the tensor cores, z: zero reference, w: P V waited for before the softmax, g: pingpong; groups combine: default-z+w), @2 builds for 2 blocks per SM; ATTNC_CUDA_KERNEL=mma: the mma.sync one)
+//     suffix p adds a producer warpgroup, p3 with 3 stages, p3o (po) overlaps softmax with P V, P (p3oP) makes it persistent (items in snake order, the default), Pr walks them in plain round robin, s8 (p3os8) keeps 8 table-scan loads in flight per producer thread, -flt (p3oP-fl) turns the softmax's scale fold (f), lazy rescale (l) or two chains (t) off, +flt on (m: row sums on the tensor cores, z: zero reference, w: P V waited for before the softmax, g: pingpong, c: per-diagonal values carried in the producer's registers, d: per-diagonal values read while S is computed; groups combine: default-z+w), @2 builds for 2 blocks per SM; ATTNC_CUDA_KERNEL=mma: the mma.sync one)
 //     [--iters 20]  timed launches per kernel (after 3 warm-ups)
-//     [--clock-probe]  after each launch, the SM clock a probe kernel measures (cuda-clock-probe.ts), per launch
+//     [--clock-probe]  after each launch, the SM clock a probe kernel measures (cuda-clock-probe.ts), per launch,
+//       and each launch's SM cycles (ms x MHz), which do not depend on the clock the GPU chose
 //     [--queued]  launches back to back as the bench times them (default: each waited for before the next)
 //     [--timeout-s 60]  each variant in a process of its own, killed after that long: a kernel that
 //     hangs (a tiling under test) costs one line of the sweep instead of the whole device session
@@ -124,7 +125,12 @@ try {
         const causal = !kernel.manifest.analysis.maskFree;
         const flops = (4 * B * H * N * N * D) / (causal ? 2 : 1);
         console.log(`${spec.name.padEnd(20)} ${dtype} B${B} H${H} N${N} D${D} ${kernel.manifest.abi.kernel} ${label.padEnd(9)} ${tileLine(kernel, N)}: median ${t.medianMs.toFixed(3)} ms  ${(flops / t.medianMs / 1e9).toFixed(1)} TFLOP/s (min ${t.minMs.toFixed(3)}, p90 ${t.p90Ms.toFixed(3)} ms)`);
-        if (t.launches) console.log(`  launches in order, ms@MHz: ${t.launches.map((l) => `${l.ms.toFixed(3)}@${l.mhz.toFixed(0)}`).join(' ')}`);
+        if (t.launches) {
+          // SM cycles per launch (ms x MHz): what a change to the kernel saves, whatever clock the GPU ran it at.
+          const mcycles = t.launches.map((l) => l.ms * l.mhz / 1e3).sort((a, b) => a - b);
+          console.log(`  SM cycles per launch: median ${mcycles[mcycles.length >> 1].toFixed(3)} M (min ${mcycles[0].toFixed(3)} M)`);
+          console.log(`  launches in order, ms@MHz: ${t.launches.map((l) => `${l.ms.toFixed(3)}@${l.mhz.toFixed(0)}`).join(' ')}`);
+        }
       }
     }
   }

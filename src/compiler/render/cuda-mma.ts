@@ -160,8 +160,9 @@ ${epilogueCode(mt, nd, wr)}
 }
 
 /** Logits (log2 domain) of the S accumulators s[mi][n][r], masked on partial tiles. Shared with the wgmma kernel (same fragment layout). */
-export function elemLoopCode(spec: SpecCode, masked: boolean, mt: number, nt: number, wr: number, bn: number, raw = false): string {
-  const e = spec.elem(masked, bn, raw);
+export function elemLoopCode(spec: SpecCode, masked: boolean, mt: number, nt: number, wr: number, bn: number, raw = false, diagRegs = false): string {
+  if (diagRegs && (mt !== 1 || wr !== 16)) throw new Error('internal: per-diagonal values in registers are laid out for one m16 tile per warp');
+  const e = spec.elem(masked, bn, raw, diagRegs);
   // Raw dot products need no pass over an unmasked tile.
   if (raw && !masked) return '      // raw dot products: the scale is folded into the softmax';
   return `      #pragma unroll

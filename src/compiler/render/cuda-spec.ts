@@ -86,11 +86,17 @@ export interface SpecCode {
   tableDecls(bm: number, bn: number, stages?: number): string[];
   /** Bytes of static shared memory that tableDecls(bm, bn, stages) declares. */
   tableBytes(bm: number, bn: number, stages: number): number;
-  /** Fills buffer `buf` for the tile starting at `kv0`; the caller synchronizes. */
-  tableFill(bm: number, bn: number, threads: number): string[];
+  /**
+   * Fills buffer `buf` for tile `j` (keys from `kv0`); the caller synchronizes. With `carry` (CudaTiles.diagCarry,
+   * threads >= bn) per-diagonal values stay in registers that `decls` declares, in the scope of one work item
+   * around the fill (its calls must come in tile order), and a tile right after the last one filled reuses them.
+   */
+  tableFill(bm: number, bn: number, threads: number, carry?: boolean): { decls: string[]; body: string[] };
   hasTables: boolean;
   /** Some per-element value depends on q_idx - kv_idx only and is read from a per-diagonal table. */
   diagTables: boolean;
+  /** How many such values an element reads (a_t and m_t: 2). */
+  diagValues: number;
   /**
    * The logit is a * dot + c (log2 units) with a and c the same for the whole block and a > 0
    * (exp2-feed.ts, aPositive): their expressions, which read head values only. A kernel may then
@@ -102,7 +108,14 @@ export interface SpecCode {
    * Per-element code; `logit2` is the log2-domain logit (with `raw`, where foldedScale is set: the
    * dot product itself); `keep` the mask (masked variant only).
    */
-  elem(masked: boolean, bn: number, raw?: boolean): { lines: string[]; logit2: string; keep: string };
+  elem(masked: boolean, bn: number, raw?: boolean, diagRegs?: boolean): { lines: string[]; logit2: string; keep: string };
+  /**
+   * Reads this thread's per-diagonal values of the tile in `stage` into registers (dp_*), for an element loop of
+   * wgmma fragments (16 rows a warp, `nt` n8 tiles) that then takes them from there (elem's diagRegs): element
+   * (n, r) is diagonal dbase - 8 * (n - (r >> 1)) - (r & 1), so a thread needs nt + 1 times 2 of them. A kernel
+   * issues these loads before it waits for the tile's S (CudaTiles.diagPrefetch). Empty without diagonal tables.
+   */
+  diagPrefetch(nt: number, bn: number, stage: string): string[];
   /** Table range reads of the tile tests that depend on the query tile only: once per block, before the lambdas. */
   tileQueryLines: string[];
   tileLive: Piece;
@@ -173,22 +186,40 @@ export function buildSpecCode(k: LoweredKernel): SpecCode {
   const bytesOf = (h: Hoist) => (h.ctype === 'bool' ? 1 : 4);
   const tableBytes = (bm: number, bn: number, stages: number) => stages * (
     plan.col.reduce((n, h) => n + bytesOf(h) * bn, 0) + plan.diag.reduce((n, h) => n + bytesOf(h) * (bm + bn - 1), 0));
-  const tableFill = (bm: number, bn: number, threads: number) => {
-    const out: string[] = [];
+  const tableFill = (bm: number, bn: number, threads: number, carry = false) => {
+    const decls: string[] = [], body: string[] = [];
     if (plan.col.length) {
       const e = emitValues(plan.col.map((h) => h.node), CUDA, names, { known: headKnown, prefix: 'v_c', indent: '      ' });
-      out.push(`    for (int x = tid; x < ${bn}; x += ${threads}) {`, `      const int kvi = kv0 + x;`, ...e.lines,
+      body.push(`    for (int x = tid; x < ${bn}; x += ${threads}) {`, `      const int kvi = kv0 + x;`, ...e.lines,
         ...plan.col.map((h, j) => `      ${tableName(h)}[buf][x] = ${e.values[j]};`), '    }');
     }
     if (plan.diag.length) {
       // Values that depend on q_idx - kv_idx only: evaluate diagonal x of the
       // tile at a representative pair (q0 + x, kv0 + BN - 1).
       const dn = leafNames(k, { q_idx: 'dq', kv_idx: 'dk' });
-      const e = emitValues(plan.diag.map((h) => h.node), CUDA, dn, { known: headKnown, prefix: 'v_d', indent: '      ' });
-      out.push(`    for (int x = tid; x < ${bm + bn - 1}; x += ${threads}) {`, `      const int dq = q0 + x, dk = kv0 + ${bn - 1};`, ...e.lines,
-        ...plan.diag.map((h, j) => `      ${diagSlot(h, 'x', 'buf')} = ${e.values[j]};`), '    }');
+      const diagonals = bm + bn - 1;
+      if (carry && threads < bn) throw new Error(`internal: carrying per-diagonal values needs a thread per diagonal of BN ${bn} (${threads} threads)`);
+      const e = emitValues(plan.diag.map((h) => h.node), CUDA, dn, { known: headKnown, prefix: 'v_d', indent: carry ? '          ' : '      ' });
+      if (!carry) {
+        body.push(`    for (int x = tid; x < ${diagonals}; x += ${threads}) {`, `      const int dq = q0 + x, dk = kv0 + ${bn - 1};`, ...e.lines,
+          ...plan.diag.map((h, j) => `      ${diagSlot(h, 'x', 'buf')} = ${e.values[j]};`), '    }');
+      } else {
+        // Diagonal x of tile j is diagonal x + BN of tile j + 1: thread tid < BN keeps the values of x = tid + s * BN
+        // in dc_*[s], and a tile right after the last one filled shifts them by one slot and computes slot 0 alone.
+        const slots = Math.ceil(diagonals / bn);
+        const reg = (h: Hoist) => `dc_${h.node.id}`;
+        decls.push(`  // Per-diagonal values in registers from tile to tile (CudaTiles.diagCarry); dc_tile: the tile they are of.`,
+          `  ${plan.diag.map((h) => `${h.ctype} ${reg(h)}[${slots}] = {};`).join(' ')}`, '  int dc_tile = -2;');
+        body.push(`    if (tid < ${bn}) {`, '      const bool shift = j == dc_tile + 1;', '      #pragma unroll',
+          `      for (int s = ${slots - 1}; s >= 0; --s) {`, `        const int x = tid + s * ${bn};`,
+          `        if (s > 0 && shift) {`, `          ${plan.diag.map((h) => `${reg(h)}[s] = ${reg(h)}[s - 1];`).join(' ')}`,
+          `        } else if (x < ${diagonals}) {`, `          const int dq = q0 + x, dk = kv0 + ${bn - 1};`, ...e.lines,
+          ...plan.diag.map((h, j) => `          ${reg(h)}[s] = ${e.values[j]};`), '        }',
+          `        if (x < ${diagonals}) { ${plan.diag.map((h) => `${diagSlot(h, 'x', 'buf')} = ${reg(h)}[s];`).join(' ')} }`,
+          '      }', '      dc_tile = j;', '    }');
+      }
     }
-    return out;
+    return { decls, body };
   };
 
   // a and c of the exp2's FMA, when both are block-uniform and a is provably positive.
@@ -198,12 +229,27 @@ export function buildSpecCode(k: LoweredKernel): SpecCode {
     if (!e.lines.length) foldedScale = { a: e.values[0], c: e.values[1] };
   }
 
-  const elem = (masked: boolean, bn: number, raw = false) => {
+  const diagReg = (h: Hoist) => `dp_${h.node.id}`;
+  const diagPrefetch = (nt: number, bn: number, stage: string) => !plan.diag.length ? [] : [
+    `// This thread's per-diagonal values of the tile (CudaTiles.diagPrefetch): [n - (r >> 1) + 1][r & 1] is element (n, r)'s.`,
+    `const int dbase = warp * 16 + g - 2 * t4 + ${bn - 1};`,
+    `${plan.diag.map((h) => `${h.ctype} ${diagReg(h)}[${nt + 1}][2];`).join(' ')}`,
+    '#pragma unroll',
+    `for (int u = 0; u <= ${nt}; ++u) {`,
+    '  #pragma unroll',
+    '  for (int b = 0; b < 2; ++b) {',
+    '    const int x = dbase - 8 * (u - 1) - b;',
+    `    ${plan.diag.map((h) => `${diagReg(h)}[u][b] = ${diagSlot(h, 'x', stage)};`).join(' ')}`,
+    '  }',
+    '}',
+  ];
+
+  const elem = (masked: boolean, bn: number, raw = false, diagRegs = false) => {
     if (raw && !foldedScale) throw new Error('internal: raw dot products need a folded scale');
     const known = new Map(headKnown);
     for (const h of plan.row) known.set(h.node, `rw_${h.node.id}[i]`);
     for (const h of plan.col) known.set(h.node, `${tableName(h)}[stage][lc]`);
-    for (const h of plan.diag) known.set(h.node, diagSlot(h, `lr - lc + ${bn - 1}`, 'stage'));
+    for (const h of plan.diag) known.set(h.node, diagRegs ? `${diagReg(h)}[n - (r >> 1) + 1][r & 1]` : diagSlot(h, `lr - lc + ${bn - 1}`, 'stage'));
     const roots = masked && !maskFree ? [...valueRoots, p.mask] : valueRoots;
     // A partial tile's mask is evaluated eagerly: `&&` would put a branch around each element's
     // table read (ptxas keeps the read conditional), where compares and a select are cheaper.
@@ -239,7 +285,9 @@ export function buildSpecCode(k: LoweredKernel): SpecCode {
     affine, maskFree, foldedScale, paramDecls, headLines, rowDecls, rowFill, tableDecls, tableBytes, tableFill,
     hasTables: plan.col.length + plan.diag.length > 0,
     diagTables: plan.diag.length > 0,
+    diagValues: plan.diag.length,
     elem,
+    diagPrefetch,
     tileQueryLines,
     tileLive: live,
     tilePartialMask: part,
@@ -433,6 +481,8 @@ export interface StagingOptions {
    * must not depend on the row beyond that step (true of the swizzled atoms for steps of 8 rows).
    */
   immediateRows?: { headDim: number; rowBytes: number };
+  /** Per-diagonal values carried in registers from tile to tile (CudaTiles.diagCarry; fill_tables in tile order). */
+  diagCarry?: boolean;
 }
 
 /**
@@ -464,6 +514,7 @@ ${lines.join('\n')}
 export function kvStaging(spec: SpecCode, elem: 'unsigned short' | 'float', perChunk: 8 | 4, bm: number, bn: number, threads: number,
   o: StagingOptions = {}): string {
   const kvDst = o.kvDst ?? ((tile: 'sK' | 'sV') => `${tile} + (st * BN + r) * STRIDE + c * ${perChunk}`);
+  const fill = spec.tableFill(bm, bn, threads, o.diagCarry);
   return `  const ${elem}* gQ = Q + (size_t)(bb * Hq + hq) * Nq * HEAD_DIM;
   const ${elem}* gK = K + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
   const ${elem}* gV = V + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
@@ -492,10 +543,10 @@ ${tileClassifier(spec, o)}
     // row loop made document's short-row kernel (D=64, N=4096) 15% slower in the same sweep; why is not profiled.
     for (unsigned x = tid; x < BN * CHUNKS; x += NTHREADS) copy((int)(x / CHUNKS), (int)(x % CHUNKS));`}
   };
-  auto fill_tables = [&](int j, int buf) {
+${fill.decls.join('\n')}${fill.decls.length ? '\n' : ''}  auto fill_tables = [&](int j, int buf) {
     const int kv0 = j * BN;
     (void)kv0; (void)buf;
-${spec.tableFill(bm, bn, threads).join('\n')}
+${fill.body.join('\n')}
   };
 `;
 }

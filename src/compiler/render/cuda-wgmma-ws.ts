@@ -95,7 +95,7 @@ ${spec.tableDecls(bm, bn, stages).join('\n')}
 ${indent(itemDecode(true, t.persistent), 2)}
       // Its budget is small (setmaxnreg): the copy loop is unrolled by 2 and table scans keep 2 loads in flight,
       // which is enough for a warpgroup that only has to stay a stage ahead (fully unrolled, it spills).
-${indent(kvStaging(spec, 'unsigned short', 8, bm, bn, PRODUCER_THREADS, { kvDst: wgmmaKvDst, sync: `attnc_bar_sync(2, ${PRODUCER_THREADS})`, scanBatch: String(t.scanBatch), copyUnroll: 2, windowBufferOutside: true, immediateRows: { headDim, rowBytes: WGMMA_KV_ROW_BYTES } }), 2)}
+${indent(kvStaging(spec, 'unsigned short', 8, bm, bn, PRODUCER_THREADS, { kvDst: wgmmaKvDst, sync: `attnc_bar_sync(2, ${PRODUCER_THREADS})`, scanBatch: String(t.scanBatch), copyUnroll: 2, windowBufferOutside: true, immediateRows: { headDim, rowBytes: WGMMA_KV_ROW_BYTES }, diagCarry: t.diagCarry }), 2)}
       if (item_n >= QBUF) attnc_mbar_wait(bar_q_empty + 8 * qb, (item_n / QBUF - 1) & 1);  // the O of item item_n - QBUF is out
 ${indent(wgmmaQLoad(), 2)}
       attnc_mbar_track_cp(bar_q + 8 * qb);
@@ -134,7 +134,7 @@ ${indent(spec.rowFill('q0 + warp * 16 + g + 8 * (i & 1)').join('\n'), 2)}
 ${indent(wgmmaConsumerInit(nd, t.rowSumMma), 2)}
       attnc_mbar_wait(bar_q + 8 * qb, (item_n / QBUF) & 1);
 
-${indent(t.overlap ? overlappedLoop(spec, nt, ndO, bn, halves, sm, { earlyPvWait: t.earlyPvWait, pingpong: t.pingpong }, rowSumTile) : serialLoop(spec, nt, ndO, bn, halves, sm, rowSumTile))}
+${indent(t.overlap ? overlappedLoop(spec, nt, ndO, bn, halves, sm, { earlyPvWait: t.earlyPvWait, pingpong: t.pingpong, diagPrefetch: t.diagPrefetch }, rowSumTile) : serialLoop(spec, nt, ndO, bn, halves, sm, t.diagPrefetch, rowSumTile))}
       // Every consumer warpgroup is done with Q (all copies have landed: each stage was waited for)
       // before O is staged over it.
       attnc_bar_sync(1, NCONSUMERS);
@@ -164,7 +164,7 @@ function itemDecode(kvHead: boolean, persistent: boolean): string {
  * One tile at a time: S = Q K^T, softmax, O += P V, each waited for before the next.
  * (nd counts O's n8 tiles with the row sums' one, rowSumTile, where the tensor cores take them.)
  */
-function serialLoop(spec: SpecCode, nt: number, nd: number, bn: number, halves: number, sm: SoftmaxOptions, rowSumTile?: number): string {
+function serialLoop(spec: SpecCode, nt: number, nd: number, bn: number, halves: number, sm: SoftmaxOptions, dp: boolean, rowSumTile?: number): string {
   return `    for (;; ++k) {
       const int stage = k % STAGES;
       attnc_mbar_wait(bar_full + 8 * stage, (k / STAGES) & 1);
@@ -174,10 +174,10 @@ function serialLoop(spec: SpecCode, nt: number, nd: number, bn: number, halves: 
       const int kv0 = (slot >> 1) * BN;
 ${indent(wgmmaStageDescs)}
 
-${indent(wgmmaQK(nt))}
+${indent(wgmmaQK(nt))}${prefetch(spec, dp, nt, bn, 'stage', 6)}
       attnc_wg_wait<0>();
 
-${indent(logitsCode(spec, nt, bn, 'slot', sm.fold != null))}
+${indent(logitsCode(spec, nt, bn, 'slot', sm.fold != null, dp))}
 
 ${indent(softmaxCode(1, nt, nd, sm))}
 
@@ -193,8 +193,8 @@ ${indent(wgmmaPV(bn, halves, rowSumTile))}
  * lives in a[][] across the iteration, S of tile k+1 in s[][]: BN/16*4 + BN/2
  * registers on top of O, which is why this needs the consumers' setmaxnreg budget.
  */
-function overlappedLoop(spec: SpecCode, nt: number, nd: number, bn: number, halves: number, sm: SoftmaxOptions, o: { earlyPvWait: boolean; pingpong: boolean }, rowSumTile?: number): string {
-  const { earlyPvWait, pingpong } = o;
+function overlappedLoop(spec: SpecCode, nt: number, nd: number, bn: number, halves: number, sm: SoftmaxOptions, o: { earlyPvWait: boolean; pingpong: boolean; diagPrefetch: boolean }, rowSumTile?: number): string {
+  const { earlyPvWait, pingpong, diagPrefetch: dp } = o;
   return `    unsigned a[${bn / 16}][4];  // P of tile k (the A fragments of its P V)
     float alpha_i[2];
     // The item's first tile: S, logits and softmax, packed into a[][].
@@ -205,9 +205,9 @@ function overlappedLoop(spec: SpecCode, nt: number, nd: number, bn: number, halv
       {
         const int stage = k % STAGES, kv0 = (slot >> 1) * BN;  // stage: what the element loop's table reads index
         const unsigned long long k_desc = ${stageDesc('k', 'stage')};
-${indent(wgmmaQK(nt), 4)}
+${indent(wgmmaQK(nt), 4)}${prefetch(spec, dp, nt, bn, 'stage', 8)}
         attnc_wg_wait<0>();
-${indent(logitsCode(spec, nt, bn, 'slot', sm.fold != null), 4)}
+${indent(logitsCode(spec, nt, bn, 'slot', sm.fold != null, dp), 4)}
 ${indent(softmaxCode(1, nt, nd, sm), 4)}
 ${indent(wgmmaPack(bn), 4)}
       }
@@ -223,14 +223,14 @@ ${indent(wgmmaPack(bn), 4)}
         if (wg == 0) attnc_bar_sync(3, NCONSUMERS); else attnc_bar_sync(4, NCONSUMERS);  // this warpgroup's turn at the tensor cores` : ''}
 ${indent(wgmmaQK(nt), 2)}
 ${indent(wgmmaPVIssue(bn, halves, rowSumTile), 2)}${pingpong ? `
-        if (wg == 0) attnc_bar_arrive(4, NCONSUMERS); else attnc_bar_arrive(3, NCONSUMERS);  // the other warpgroup's turn` : ''}
+        if (wg == 0) attnc_bar_arrive(4, NCONSUMERS); else attnc_bar_arrive(3, NCONSUMERS);  // the other warpgroup's turn` : ''}${prefetch(spec, dp, nt, bn, 'nstage', 8)}
         attnc_wg_wait<1>();  // S of tile k + 1 is in; P V of tile k may still run
         {
           const int kv0 = (nslot >> 1) * BN;
           const int pv_stage = stage;
           const int slot = nslot, stage = nstage;  // the element loop reads tile k + 1's tables
           (void)stage; (void)pv_stage;
-${indent(logitsCode(spec, nt, bn, 'slot', sm.fold != null), 4)}${earlyPvWait ? `
+${indent(logitsCode(spec, nt, bn, 'slot', sm.fold != null, dp), 4)}${earlyPvWait ? `
           ${pvDone('pv_stage')}` : ''}
 ${indent(softmaxCode(1, nt, nd, { ...sm, deferRescale: true }), 4)}
         }${earlyPvWait ? '' : `
@@ -255,11 +255,16 @@ const pvDone = (stage: string) => `attnc_wg_wait<0>();  // P V of tile k is done
         attnc_mbar_arrive(bar_empty + 8 * ${stage});`;
 
 /** The element loop: the mask per element only where the producer's tile test said partial (slot & 1). */
-function logitsCode(spec: SpecCode, nt: number, bn: number, slot: string, raw: boolean): string {
+function logitsCode(spec: SpecCode, nt: number, bn: number, slot: string, raw: boolean, diagRegs: boolean): string {
   return `    // logits in the log2 domain; the mask only where the producer's tile test said partial
     if (${slot} & 1) {
-${elemLoopCode(spec, true, 1, nt, 16, bn, raw)}
+${elemLoopCode(spec, true, 1, nt, 16, bn, raw, diagRegs)}
     } else {
-${elemLoopCode(spec, false, 1, nt, 16, bn, raw)}
+${elemLoopCode(spec, false, 1, nt, 16, bn, raw, diagRegs)}
     }`;
+}
+
+/** With CudaTiles.diagPrefetch, the tile's per-diagonal values for the element loop, read while its S is computed. */
+function prefetch(spec: SpecCode, on: boolean, nt: number, bn: number, stage: string, pad: number): string {
+  return on ? spec.diagPrefetch(nt, bn, stage).map((l) => `\n${' '.repeat(pad)}${l}`).join('') : '';
 }

@@ -95,6 +95,20 @@ export interface CudaTiles {
    * tests, where it lost (the measurements are beside the rule in wgmmaTiles).
    */
   pingpong: boolean;
+  /**
+   * Producer warpgroup only, beside per-diagonal tables: diagonal x of tile j is diagonal x + BN of tile j + 1, so
+   * producer thread t (t < BN) owns the table entries x = t (mod BN) and keeps their values in registers; after an
+   * item's first live tile, each tile that directly follows the one filled before it costs every such thread one
+   * new diagonal (the tiles' BM + BN - 1 in all) instead of ceil((BM + BN - 1) / BN) of them.
+   */
+  diagCarry: boolean;
+  /**
+   * Warp-specialized wgmma kernel only, beside per-diagonal tables: each consumer thread reads its elements'
+   * per-diagonal values of a tile (2 * (BN / 8 + 1) of them per value) into registers right after it issues the
+   * tile's S = Q K^T, so that the loads' latency hides behind the tensor cores instead of stalling the element
+   * loop's FMAs (Nsight Compute: short-scoreboard stalls on them were the most of scale_invariant's extra time at D=64).
+   */
+  diagPrefetch: boolean;
 }
 
 /**
@@ -107,7 +121,7 @@ export function zeroRefWindow(dtype: StorageDType): { low: number; high: number 
   return dtype === 'bf16' ? { low: 32, high: 32 } : { low: 0, high: 8 };
 }
 
-export interface TileOverrides { warps?: number; bn?: number; mt?: number; producer?: boolean; stages?: number; overlap?: boolean; ctas?: number; persistent?: boolean; scanBatch?: number; snakeOrder?: boolean; foldScale?: boolean; lazyRescale?: boolean; twoChains?: boolean; rowSumMma?: boolean; zeroRef?: boolean; earlyPvWait?: boolean; pingpong?: boolean }
+export interface TileOverrides { warps?: number; bn?: number; mt?: number; producer?: boolean; stages?: number; overlap?: boolean; ctas?: number; persistent?: boolean; scanBatch?: number; snakeOrder?: boolean; foldScale?: boolean; lazyRescale?: boolean; twoChains?: boolean; rowSumMma?: boolean; zeroRef?: boolean; earlyPvWait?: boolean; pingpong?: boolean; diagCarry?: boolean; diagPrefetch?: boolean }
 
 /** What the schedule needs to know about the spec. */
 export interface TileHints {
@@ -115,6 +129,8 @@ export interface TileHints {
   tableTileTest?: boolean;
   /** The element loop reads per-diagonal tables (scale_invariant's a_t and m_t). */
   diagTables?: boolean;
+  /** How many per-diagonal values an element reads (2 for scale_invariant); 1 where unsaid. */
+  diagValues?: number;
   /** Static shared memory of the spec's tables for a tiling (they sit next to the dynamic K/V stages). */
   tableBytes?: (bm: number, bn: number, stages: number) => number;
   /** The logit's scale can fold into the exp2 (SpecCode.foldedScale: block-uniform a > 0 and c). */
@@ -124,7 +140,7 @@ export interface TileHints {
 }
 
 /** The fields only the warp-specialized wgmma kernel uses, as the other kernels have them. */
-const NO_WGMMA_EXTRAS = { producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1, persistent: false, scanBatch: 0, snakeOrder: false, foldScale: false, lazyRescale: false, twoChains: false, rowSumMma: false, zeroRef: null, earlyPvWait: false, pingpong: false } as const;
+const NO_WGMMA_EXTRAS = { producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1, persistent: false, scanBatch: 0, snakeOrder: false, foldScale: false, lazyRescale: false, twoChains: false, rowSumMma: false, zeroRef: null, earlyPvWait: false, pingpong: false, diagCarry: false, diagPrefetch: false } as const;
 
 export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides: TileOverrides = {}, arch: 'sm_80' | 'sm_90a' = 'sm_80', hints: TileHints = {}): CudaTiles {
   if (arch === 'sm_90a' && dtype !== 'f32' && (headDim === 64 || headDim === 128)) return wgmmaTiles(dtype, headDim, overrides, hints);
@@ -319,7 +335,14 @@ function wgmmaTiles(dtype: StorageDType, headDim: number, o: TileOverrides, hint
   // The minimum, because this session's medians were bimodal (a fast and a slow mode ~12% apart, not explained;
   // bench/README.md, late night). An earlier form of the pingpong lost for causal: D=128 4.287 -> 4.533, D=64 2.699 -> 2.743.
   const pingpong = o.pingpong ?? (overlap && warps === 8 && !hints.diagTables && !hints.tableTileTest && !hints.bandedMask);
-  return { kind: 'wgmma', bm, bn, warps, mt: 1, threads, stages, stride, smemBytes, producerRegs, consumerRegs, overlap, ctas, persistent, scanBatch, snakeOrder, foldScale, lazyRescale, twoChains, rowSumMma, zeroRef, earlyPvWait, pingpong };
+  // Per-diagonal values carried from tile to tile in the producer's registers (CudaTiles.diagCarry): one thread per
+  // diagonal of a tile's width, so BN must not exceed the producer's 128 threads.
+  if (o.diagCarry && bn > 128) throw new Error('cuda sm_90a: carrying per-diagonal values needs BN <= 128 (one producer thread per diagonal)');
+  const diagCarry = producer && !!hints.diagTables && bn <= 128 && (o.diagCarry ?? true);
+  // Prefetched per-diagonal values take 2 * (BN / 8 + 1) registers each: 68 for scale_invariant at BN 128, which the
+  // consumers' 224 hold at D=64 without spills; at BN 160 (84) they spilled. So on by default up to 68.
+  const diagPrefetch = producer && !!hints.diagTables && (o.diagPrefetch ?? (hints.diagValues ?? 1) * 2 * (bn / 8 + 1) <= 68);
+  return { kind: 'wgmma', bm, bn, warps, mt: 1, threads, stages, stride, smemBytes, producerRegs, consumerRegs, overlap, ctas, persistent, scanBatch, snakeOrder, foldScale, lazyRescale, twoChains, rowSumMma, zeroRef, earlyPvWait, pingpong, diagCarry, diagPrefetch };
 }
 
 /**
