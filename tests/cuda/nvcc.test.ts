@@ -120,6 +120,10 @@ describe.skipIf(!nvcc)('nvcc: non-default sm_90a tilings', () => {
     { label: 'zero reference and P V waited for before the softmax, D=64', D: 64, tiles: { foldScale: false, zeroRef: true, earlyPvWait: true } },
     { label: 'zero reference, D=128', D: 128, tiles: { foldScale: false, zeroRef: true } },
     { label: 'pingpong, D=64', D: 64, tiles: { pingpong: true } },
+    // per-diagonal values carried in the producer's registers and read early by the consumers (scale_invariant's 68 registers at BN 128)
+    { label: 'per-diagonal carry and early reads, D=64', D: 64, tiles: { diagCarry: true, diagPrefetch: true } },
+    { label: 'per-diagonal carry and early reads, D=128', D: 128, tiles: { diagCarry: true, diagPrefetch: true } },
+    { label: 'per-diagonal early reads, serial loop, D=128', D: 128, tiles: { diagPrefetch: true, overlap: false, stages: 2 } },
   ];
   for (const spec of specs.filter((x) => ['causal', 'scale_invariant', 'document'].includes(x.name))) {
     it(`${spec.name}: ${variants.map((v) => v.label).join('; ')}`, async () => {

@@ -40,26 +40,20 @@ describe('cuda tiles: sm_90a defaults', () => {
     expect([scan.stages, scan.overlap, scan.producerRegs, scan.consumerRegs]).toEqual([2, false, 56, 224]);
   });
 
-  it('per-diagonal values carried in the producer\'s registers: beside per-diagonal tables with a producer, BN <= 128', () => {
-    const diagHints: TileHints = { diagTables: true, tableBytes: (bm, bn, s) => s * 8 * (bm + bn - 1) };
-    expect([hopper(64, diagHints).diagCarry, hopper(128, diagHints).diagCarry]).toEqual([true, true]);
-    // nothing to carry without per-diagonal tables, no producer to carry them without a producer
-    expect([hopper(64).diagCarry, hopper(128, diagHints, { producer: false }).diagCarry]).toEqual([false, false]);
-    expect(hopper(64, diagHints, { diagCarry: false }).diagCarry).toBe(false);
-    // one producer thread per diagonal of a tile's width: BN 160 has more diagonals per step than 128 threads
-    expect(hopper(64, diagHints, { bn: 160 }).diagCarry).toBe(false);
-    expect(() => hopper(64, diagHints, { bn: 160, diagCarry: true })).toThrow(/BN <= 128/);
-  });
-
-  it('per-diagonal values read while S is computed: where their registers (2 * (BN / 8 + 1) a value) stay within 68', () => {
+  it('per-diagonal values carried in the producer\'s registers, or read while S is computed: off by default (not yet timed), on where asked and possible', () => {
     const two: TileHints = { diagTables: true, diagValues: 2, tableBytes: (bm, bn, s) => s * 8 * (bm + bn - 1) };
-    // scale_invariant: 68 registers at D=64 (BN 128), 52 at D=128 (BN 96)
-    expect([hopper(64, two).diagPrefetch, hopper(128, two).diagPrefetch]).toEqual([true, true]);
-    // BN 160: 84 (spilled); twelve values at BN 96: 312; no per-diagonal tables, or no producer: nothing to read
-    expect(hopper(64, two, { bn: 160 }).diagPrefetch).toBe(false);
-    expect(hopper(128, { ...two, diagValues: 12, tableBytes: (bm, bn, s) => s * 48 * (bm + bn - 1) }).diagPrefetch).toBe(false);
-    expect([hopper(64).diagPrefetch, hopper(64, two, { producer: false }).diagPrefetch]).toEqual([false, false]);
-    expect([hopper(64, two, { diagPrefetch: false }).diagPrefetch, hopper(64, two, { bn: 160, diagPrefetch: true }).diagPrefetch]).toEqual([false, true]);
+    for (const D of [64, 128]) expect([hopper(D, two).diagCarry, hopper(D, two).diagPrefetch]).toEqual([false, false]);
+    const on = { diagCarry: true, diagPrefetch: true };
+    // scale_invariant: BN 128 at D=64 (68 registers for the early reads), BN 96 at D=128 (52)
+    for (const D of [64, 128]) expect([hopper(D, two, on).diagCarry, hopper(D, two, on).diagPrefetch]).toEqual([true, true]);
+    // nothing to carry or read without per-diagonal tables, no producer to carry them without a producer
+    expect([hopper(64, {}, on).diagCarry, hopper(64, {}, on).diagPrefetch]).toEqual([false, false]);
+    expect([hopper(128, two, { ...on, producer: false }).diagCarry, hopper(128, two, { ...on, producer: false }).diagPrefetch]).toEqual([false, false]);
+    // the carry: one producer thread per diagonal of a tile's width, so BN 160 has more diagonals per step than 128 threads
+    expect(() => hopper(64, two, { bn: 160, diagCarry: true })).toThrow(/BN <= 128/);
+    // the early reads: BN 160 would take 84 registers (it spilled), twelve values at BN 96 312
+    expect(() => hopper(64, two, { bn: 160, diagPrefetch: true })).toThrow(/84 registers/);
+    expect(() => hopper(128, { ...two, diagValues: 12, tableBytes: (bm, bn, s) => s * 48 * (bm + bn - 1) }, { diagPrefetch: true })).toThrow(/312 registers/);
   });
 
   it('the zero reference for bf16 beside per-diagonal tables at D=128; P V waited for early where the logit does not fold', () => {

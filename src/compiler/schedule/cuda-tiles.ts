@@ -338,10 +338,15 @@ function wgmmaTiles(dtype: StorageDType, headDim: number, o: TileOverrides, hint
   // Per-diagonal values carried from tile to tile in the producer's registers (CudaTiles.diagCarry): one thread per
   // diagonal of a tile's width, so BN must not exceed the producer's 128 threads.
   if (o.diagCarry && bn > 128) throw new Error('cuda sm_90a: carrying per-diagonal values needs BN <= 128 (one producer thread per diagonal)');
-  const diagCarry = producer && !!hints.diagTables && bn <= 128 && (o.diagCarry ?? true);
   // Prefetched per-diagonal values take 2 * (BN / 8 + 1) registers each: 68 for scale_invariant at BN 128, which the
-  // consumers' 224 hold at D=64 without spills; at BN 160 (84) they spilled. So on by default up to 68.
-  const diagPrefetch = producer && !!hints.diagTables && (o.diagPrefetch ?? (hints.diagValues ?? 1) * 2 * (bn / 8 + 1) <= 68);
+  // consumers' 224 hold at D=64 without spills (ptxas); at BN 160 (84) they spilled.
+  const prefetchRegs = (hints.diagValues ?? 1) * 2 * (bn / 8 + 1);
+  if (o.diagPrefetch && prefetchRegs > 68) throw new Error(`cuda sm_90a: reading per-diagonal values early takes ${prefetchRegs} registers a consumer thread (more than 68 spill)`);
+  // Both off by default: built after the Nsight Compute profile of scale_invariant at D=64
+  // (tests/cuda/results/h200-2026-12-04-ncu-si-vs-causal-d64.txt) and checked on the host (tests/cuda/diag-carry-host.test.ts,
+  // nvcc without spills), but not yet timed on a GPU: cuda-bench's default+c, default+d and default+cd are that A/B.
+  const diagCarry = producer && !!hints.diagTables && bn <= 128 && (o.diagCarry ?? false);
+  const diagPrefetch = producer && !!hints.diagTables && (o.diagPrefetch ?? false);
   return { kind: 'wgmma', bm, bn, warps, mt: 1, threads, stages, stride, smemBytes, producerRegs, consumerRegs, overlap, ctas, persistent, scanBatch, snakeOrder, foldScale, lazyRescale, twoChains, rowSumMma, zeroRef, earlyPvWait, pingpong, diagCarry, diagPrefetch };
 }
 

@@ -1,9 +1,13 @@
-// The producer's per-diagonal tables (src/compiler/render/cuda-spec.ts tableFill), their exact generated source,
-// run on the CPU: every producer thread in turn through a work item's tiles. With the values carried in
-// registers from tile to tile (CudaTiles.diagCarry), every table entry of every tile must be bit for bit the one
-// the plain fill computes, whether the tiles follow each other (shifted values), skip some (dead tiles: all
-// recomputed) or start a new item (fresh registers), at BN 128 (2 slots per thread) and BN 96 (3, with idle
-// threads). No GPU needed: an off-by-one in the shift fails here, in CI.
+// Per-diagonal values (scale_invariant's a_t and m_t), their exact generated source run on the CPU. No GPU needed:
+// an off-by-one in either fails here, in CI.
+// - The producer's tables (src/compiler/render/cuda-spec.ts tableFill): every producer thread in turn through a work
+//   item's tiles. With the values carried in registers from tile to tile (CudaTiles.diagCarry), every table entry of
+//   every tile must be bit for bit the one the plain fill computes, whether the tiles follow each other (shifted
+//   values), skip some (dead tiles: all recomputed) or start a new item (fresh registers), at BN 128 (2 slots per
+//   thread) and BN 96 (3, with idle threads).
+// - The consumers' early reads (CudaTiles.diagPrefetch, SpecCode.diagPrefetch): for every thread of both consumer
+//   warpgroups and every element of its wgmma fragment, the logit the element loop computes from the registers must
+//   be the one it computes from the table, at BN 128 and 96.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,7 +17,7 @@ import { buildSpecCode, kvStaging } from '../../src/compiler/render/cuda-spec.ts
 import { loadExamples } from './suite.ts';
 
 const cxx = ['g++', 'c++', 'clang++'].find((c) => spawnSync(c, ['--version']).status === 0);
-if (!cxx) console.warn('tests/cuda/diag-carry-host.test.ts: skipped: no host C++ compiler (g++, c++, clang++)');
+if (!cxx) console.warn('tests/cuda/diag-host.test.ts: skipped: no host C++ compiler (g++, c++, clang++)');
 const work = mkdtempSync(join(tmpdir(), 'attnc-diag-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -65,9 +69,9 @@ ${fillCode(bn, carry)}
 }
 `;
 
-function run(bn: number, carry: boolean): string[] {
-  const src = join(work, `fill-${bn}-${carry ? 'carry' : 'plain'}.cpp`), bin = src.replace(/\.cpp$/, '');
-  writeFileSync(src, program(bn, carry));
+function build(name: string, code: string): string[] {
+  const src = join(work, `${name}.cpp`), bin = src.replace(/\.cpp$/, '');
+  writeFileSync(src, code);
   execFileSync(cxx!, ['-O1', '-std=c++17', '-Wno-unknown-pragmas', '-o', bin, src]);
   return execFileSync(bin, { encoding: 'utf8', maxBuffer: 1 << 26 }).trim().split('\n');
 }
@@ -75,7 +79,7 @@ function run(bn: number, carry: boolean): string[] {
 describe.skipIf(!cxx)('per-diagonal values carried from tile to tile, on the host', () => {
   for (const bn of [128, 96]) {
     it(`BN ${bn}: every entry of every tile as the plain fill computes it`, () => {
-      const plain = run(bn, false), carried = run(bn, true);
+      const plain = build(`fill-${bn}-plain`, program(bn, false)), carried = build(`fill-${bn}-carry`, program(bn, true));
       const w = BM + bn - 1, calls = items.reduce((n, it) => n + it.tiles.length, 0);
       expect(plain.length).toBe(calls * w);
       // The plain fill's values: a_t >= 1 (times the scale) and m_t <= 0 for t >= 0, so entries are real numbers.
@@ -87,6 +91,55 @@ describe.skipIf(!cxx)('per-diagonal values carried from tile to tile, on the hos
           expect(carried[i], `q0 ${it.q0} tile ${j} diagonal ${x}`).toBe(plain[i]);
         }
         call++;
+      }
+    }, 60_000);
+  }
+});
+
+// The element loop's logit for element (n, r) of a thread, from the table and from the registers, side by side.
+const prefetchProgram = (bn: number) => {
+  const nt = bn / 8, fromTable = spec.elem(false, bn), fromRegs = spec.elem(false, bn, false, true);
+  return `#include <cmath>
+#include <cstdio>
+constexpr int BN = ${bn}, W = ${BM} + ${bn} - 1;
+static float st_dv[${STAGES}][W][2];
+int main() {
+  for (int st = 0; st < ${STAGES}; ++st) for (int x = 0; x < W; ++x) { st_dv[st][x][0] = 1.0f + st + x / 1024.0f; st_dv[st][x][1] = -x / 64.0f - st; }
+  const int stage = 2;
+  for (int warp = 0; warp < 8; ++warp) for (int lane = 0; lane < 32; ++lane) {
+    const int g = lane >> 2, t4 = lane & 3;
+${spec.diagPrefetch(nt, bn, 'stage').map((l) => `    ${l}`).join('\n')}
+    for (int n = 0; n < ${nt}; ++n) for (int r = 0; r < 4; ++r) {
+      const int lr = warp * 16 + g + 8 * (r >> 1), lc = n * 8 + 2 * t4 + (r & 1);
+      const float dotv = 0.75f + lr - 0.5f * lc;
+      float a, b;
+      {
+${fromTable.lines.join('\n')}
+        a = ${fromTable.logit2};
+      }
+      {
+${fromRegs.lines.join('\n')}
+        b = ${fromRegs.logit2};
+      }
+      std::printf("%d %d %d %d %a %a\\n", warp, lane, n, r, a, b);
+    }
+  }
+}
+`;
+};
+
+describe.skipIf(!cxx)('per-diagonal values read into registers while S is computed, on the host', () => {
+  for (const bn of [128, 96]) {
+    it(`BN ${bn}: every element of every consumer thread gets the logit the table gives it`, () => {
+      const code = prefetchProgram(bn);
+      // the two logits really come from the two places
+      expect(code).toMatch(/a = fmaf\(st_dv\[stage\]\[lr - lc \+ \d+\]\[0\]/);
+      expect(code).toMatch(/b = fmaf\(dp_\d+\[n - \(r >> 1\) \+ 1\]\[r & 1\]/);
+      const out = build(`prefetch-${bn}`, code);
+      expect(out.length).toBe(8 * 32 * (bn / 8) * 4);
+      for (const line of out) {
+        const [warp, lane, n, r, a, b] = line.split(' ');
+        expect(b, `warp ${warp} lane ${lane} element (${n}, ${r})`).toBe(a);
       }
     }, 60_000);
   }
