@@ -1,5 +1,5 @@
 // Times generated CUDA kernels through the Node runtime (events around each
-// launch, median of 20 after 3 warm-ups). FLOPs counted as KERNELS.md does:
+// launch, median of --iters (20) after 3 warm-ups). FLOPs counted as KERNELS.md does:
 // 4*B*H*N*N*D, halved for causal masks.
 //   npx tsx scripts/cuda-bench.ts [--specs causal,scale_invariant] [--dtype bf16] [--D 128]
 //     [--shapes 2x16384,8x4096] [--H 16] [--bench-docs] [--variants default,4x64,8x64x1,4x64x2,12x128,8x128p,8x192p3]

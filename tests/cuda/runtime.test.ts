@@ -49,11 +49,16 @@ describe.skipIf(!backend)('CUDA: 1 000 runs in one process', () => {
 });
 
 describe.skipIf(!backend)('CUDA: timing', () => {
-  it('one by one and queued back to back: every launch timed, positive, min <= median, and no event or buffer left behind', async () => {
+  // causal bf16 D=64 at B1 H4 N2048, as both tests time it
+  const causalCall = () => {
     const spec = loadExamples(['causal'])[0];
     const kernel = renderCuda(spec.lowered, { dtype: 'bf16', headDim: 64, hash: 'time', version: 'time', arch: backend!.codegen().arch });
     const shape = { B: 1, Hq: 4, Hkv: 4, Nq: 2048, Nk: 2048, D: 64 };
-    const call = { ...shape, ...randomInputs(shape, 5), params: {}, tables: {} };
+    return { kernel, call: { ...shape, ...randomInputs(shape, 5), params: {}, tables: {} } };
+  };
+
+  it('one by one and queued back to back: every launch timed, positive, min <= median, and no event or buffer left behind', async () => {
+    const { kernel, call } = causalCall();
     const before = backend!.memoryInfo().free;
     for (const queued of [false, true]) {
       const t = await backend!.time(kernel, call, 9, 2, { queued });
@@ -69,10 +74,7 @@ describe.skipIf(!backend)('CUDA: timing', () => {
   }, 120_000);
 
   it('with the clock probe: every launch in order, each with an SM clock a GPU can run at; not with queued launches', async () => {
-    const spec = loadExamples(['causal'])[0];
-    const kernel = renderCuda(spec.lowered, { dtype: 'bf16', headDim: 64, hash: 'time', version: 'time', arch: backend!.codegen().arch });
-    const shape = { B: 1, Hq: 4, Hkv: 4, Nq: 2048, Nk: 2048, D: 64 };
-    const call = { ...shape, ...randomInputs(shape, 5), params: {}, tables: {} };
+    const { kernel, call } = causalCall();
     const t = await backend!.time(kernel, call, 7, 1, { clockProbe: true });
     expect(t.launches).toHaveLength(7);
     expect(Math.min(...t.launches!.map((l) => l.ms))).toBe(t.minMs);

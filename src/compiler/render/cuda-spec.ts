@@ -93,9 +93,7 @@ export interface SpecCode {
    */
   tableFill(bm: number, bn: number, threads: number, carry?: boolean): { decls: string[]; body: string[] };
   hasTables: boolean;
-  /** Some per-element value depends on q_idx - kv_idx only and is read from a per-diagonal table. */
-  diagTables: boolean;
-  /** How many such values an element reads (a_t and m_t: 2). */
+  /** How many per-element values depend on q_idx - kv_idx only and are read from per-diagonal tables (a_t and m_t: 2). */
   diagValues: number;
   /**
    * The logit is a * dot + c (log2 units) with a and c the same for the whole block and a > 0
@@ -284,7 +282,6 @@ export function buildSpecCode(k: LoweredKernel): SpecCode {
   return {
     affine, maskFree, foldedScale, paramDecls, headLines, rowDecls, rowFill, tableDecls, tableBytes, tableFill,
     hasTables: plan.col.length + plan.diag.length > 0,
-    diagTables: plan.diag.length > 0,
     diagValues: plan.diag.length,
     elem,
     diagPrefetch,

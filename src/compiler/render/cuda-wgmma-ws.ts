@@ -174,7 +174,7 @@ function serialLoop(spec: SpecCode, nt: number, nd: number, bn: number, halves: 
       const int kv0 = (slot >> 1) * BN;
 ${indent(wgmmaStageDescs)}
 
-${indent(wgmmaQK(nt))}${prefetch(spec, dp, nt, bn, 'stage', 6)}
+${indent(wgmmaQK(nt))}${prefetch(spec, dp, nt, bn, 'stage', 3)}
       attnc_wg_wait<0>();
 
 ${indent(logitsCode(spec, nt, bn, 'slot', sm.fold != null, dp))}
@@ -205,7 +205,7 @@ function overlappedLoop(spec: SpecCode, nt: number, nd: number, bn: number, halv
       {
         const int stage = k % STAGES, kv0 = (slot >> 1) * BN;  // stage: what the element loop's table reads index
         const unsigned long long k_desc = ${stageDesc('k', 'stage')};
-${indent(wgmmaQK(nt), 4)}${prefetch(spec, dp, nt, bn, 'stage', 8)}
+${indent(wgmmaQK(nt), 4)}${prefetch(spec, dp, nt, bn, 'stage', 4)}
         attnc_wg_wait<0>();
 ${indent(logitsCode(spec, nt, bn, 'slot', sm.fold != null, dp), 4)}
 ${indent(softmaxCode(1, nt, nd, sm), 4)}
@@ -223,7 +223,7 @@ ${indent(wgmmaPack(bn), 4)}
         if (wg == 0) attnc_bar_sync(3, NCONSUMERS); else attnc_bar_sync(4, NCONSUMERS);  // this warpgroup's turn at the tensor cores` : ''}
 ${indent(wgmmaQK(nt), 2)}
 ${indent(wgmmaPVIssue(bn, halves, rowSumTile), 2)}${pingpong ? `
-        if (wg == 0) attnc_bar_arrive(4, NCONSUMERS); else attnc_bar_arrive(3, NCONSUMERS);  // the other warpgroup's turn` : ''}${prefetch(spec, dp, nt, bn, 'nstage', 8)}
+        if (wg == 0) attnc_bar_arrive(4, NCONSUMERS); else attnc_bar_arrive(3, NCONSUMERS);  // the other warpgroup's turn` : ''}${prefetch(spec, dp, nt, bn, 'nstage', 4)}
         attnc_wg_wait<1>();  // S of tile k + 1 is in; P V of tile k may still run
         {
           const int kv0 = (nslot >> 1) * BN;
@@ -265,6 +265,6 @@ ${elemLoopCode(spec, false, 1, nt, 16, bn, raw, diagRegs)}
 }
 
 /** With CudaTiles.diagPrefetch, the tile's per-diagonal values for the element loop, read while its S is computed. */
-function prefetch(spec: SpecCode, on: boolean, nt: number, bn: number, stage: string, pad: number): string {
-  return on ? spec.diagPrefetch(nt, bn, stage).map((l) => `\n${' '.repeat(pad)}${l}`).join('') : '';
+function prefetch(spec: SpecCode, on: boolean, nt: number, bn: number, stage: string, levels: number): string {
+  return on ? `\n${indent(spec.diagPrefetch(nt, bn, stage).join('\n'), levels)}` : '';
 }

@@ -80,7 +80,7 @@ export function renderCuda(k: LoweredKernel, opts: CudaRenderOptions): CompiledK
   const p = k.program;
   const spec = buildSpecCode(k);
   const tableTileTest = spec.tilePerThread !== null;
-  const hints = { tableTileTest, diagTables: spec.diagTables, diagValues: spec.diagValues, tableBytes: spec.tableBytes, foldedScale: spec.foldedScale !== null, bandedMask: !tableTileTest && bandedMask(k, headDim) };
+  const hints = { tableTileTest, diagTables: spec.diagValues > 0, diagValues: spec.diagValues, tableBytes: spec.tableBytes, foldedScale: spec.foldedScale !== null, bandedMask: !tableTileTest && bandedMask(k, headDim) };
   const exact = opts.exactLse ? { rowSumMma: false } : {};
   const tiles = chooseCudaTiles(dtype, headDim, { ...opts.tiles, ...exact }, opts.arch, hints);
   // Explicit tiles (tuning, tests) mean exactly that kernel; otherwise a spec may get a short-row variant too.

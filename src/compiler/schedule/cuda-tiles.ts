@@ -332,8 +332,8 @@ function wgmmaTiles(dtype: StorageDType, headDim: number, o: TileOverrides, hint
   //   beside per-diagonal tables, whose loads the turns hold back.
   //   sliding_window D64 0.426 / 0.394 -> 0.436 / 0.394, document D64 0.815 / 0.316 -> 0.826 / 0.318 (two runs
   //   each): lost where rows are a few tiles long, so not for banded masks nor table-scanning tile tests.
-  // The minimum, because this session's medians were bimodal (a fast and a slow mode ~12% apart, not explained;
-  // bench/README.md, late night). An earlier form of the pingpong lost for causal: D=128 4.287 -> 4.533, D=64 2.699 -> 2.743.
+  // The minimum, because that session's medians were bimodal (a fast and a slow mode ~12% apart: the SM clock stepping
+  // down from 1980 MHz under load, found later with the clock probe, tests/cuda/results/h200-2026-12-04-clock-probe.txt). An earlier form of the pingpong lost for causal: D=128 4.287 -> 4.533, D=64 2.699 -> 2.743.
   const pingpong = o.pingpong ?? (overlap && warps === 8 && !hints.diagTables && !hints.tableTileTest && !hints.bandedMask);
   // Per-diagonal values carried from tile to tile in the producer's registers (CudaTiles.diagCarry): one thread per
   // diagonal of a tile's width, so BN must not exceed the producer's 128 threads.
@@ -343,7 +343,7 @@ function wgmmaTiles(dtype: StorageDType, headDim: number, o: TileOverrides, hint
   const prefetchRegs = (hints.diagValues ?? 1) * 2 * (bn / 8 + 1);
   if (o.diagPrefetch && prefetchRegs > 68) throw new Error(`cuda sm_90a: reading per-diagonal values early takes ${prefetchRegs} registers a consumer thread (more than 68 spill)`);
   // Both off by default: built after the Nsight Compute profile of scale_invariant at D=64
-  // (tests/cuda/results/h200-2026-12-04-ncu-si-vs-causal-d64.txt) and checked on the host (tests/cuda/diag-carry-host.test.ts,
+  // (tests/cuda/results/h200-2026-12-04-ncu-si-vs-causal-d64.txt) and checked on the host (tests/cuda/diag-host.test.ts,
   // nvcc without spills), but not yet timed on a GPU: cuda-bench's default+c, default+d and default+cd are that A/B.
   const diagCarry = producer && !!hints.diagTables && bn <= 128 && (o.diagCarry ?? false);
   const diagPrefetch = producer && !!hints.diagTables && (o.diagPrefetch ?? false);
