@@ -100,7 +100,7 @@ describe.skipIf(!nvcc)('nvcc: every example, sm_80 + sm_90a, f16/bf16/f32, no sp
 // The Hopper tilings that are not defaults but that scripts/cuda-bench.ts sweeps
 // and ATTNC_CUDA_TILES tests on the GPU: the kernel without a producer, the
 // producer one tile at a time, BN 160 and 96 (overlapped where the schedule allows it), the persistent one (and in plain
-// round-robin order), the softmax diet's pieces the other way round. They build
+// round-robin order), the softmax diet's pieces the other way round, three consumer warpgroups. They build
 // for sm_90a, and the ones the schedule would pick for some spec shape do so
 // without spills or serialized wgmma.
 describe.skipIf(!nvcc)('nvcc: non-default sm_90a tilings', () => {
@@ -124,6 +124,10 @@ describe.skipIf(!nvcc)('nvcc: non-default sm_90a tilings', () => {
     { label: 'per-diagonal carry and early reads, D=64', D: 64, tiles: { diagCarry: true, diagPrefetch: true } },
     { label: 'per-diagonal carry and early reads, D=128', D: 128, tiles: { diagCarry: true, diagPrefetch: true } },
     { label: 'per-diagonal early reads, serial loop, D=128', D: 128, tiles: { diagPrefetch: true, overlap: false, stages: 2 } },
+    // three consumer warpgroups (BM 192, 152 registers a consumer thread): BN 128 spilled at D=64 (causal, overlapped), 96 and 64 do not
+    { label: '3 consumer warpgroups, BN 96, persistent, D=64', D: 64, tiles: { warps: 12, bn: 96, stages: 3, overlap: true, persistent: true } },
+    { label: '3 consumer warpgroups, BN 64, persistent, per-diagonal carry and early reads, D=64', D: 64, tiles: { warps: 12, bn: 64, stages: 3, overlap: true, persistent: true, diagCarry: true, diagPrefetch: true } },
+    { label: '3 consumer warpgroups, BN 64, overlapped, D=128', D: 128, tiles: { warps: 12, bn: 64, stages: 3, overlap: true } },
   ];
   for (const spec of specs.filter((x) => ['causal', 'scale_invariant', 'document'].includes(x.name))) {
     it(`${spec.name}: ${variants.map((v) => v.label).join('; ')}`, async () => {

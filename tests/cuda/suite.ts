@@ -125,7 +125,10 @@ async function main(): Promise<void> {
   const dims = dimArg >= 0 ? argv[dimArg + 1].split(',').map(Number) : [64, 128];
   const dtypes = (dtArg >= 0 ? argv[dtArg + 1].split(',') : ['f32', 'f16', 'bf16']) as StorageDType[];
   const { openCuda } = await import('../../src/runtime/cuda.ts');
-  const be = await openCuda();
+  const be = await openCuda().catch((e: Error) => {
+    console.error(`suite: ${e.message}`);  // no device here: one line, not a stack trace
+    process.exit(2);
+  });
   console.log(be.describe());
   let pass = 0, fail = 0;
   try {

@@ -54,6 +54,11 @@ describe('cuda tiles: sm_90a defaults', () => {
     // the early reads: BN 160 would take 84 registers (it spilled), twelve values at BN 96 312
     expect(() => hopper(64, two, { bn: 160, diagPrefetch: true })).toThrow(/84 registers/);
     expect(() => hopper(128, { ...two, diagValues: 12, tableBytes: (bm, bn, s) => s * 48 * (bm + bn - 1) }, { diagPrefetch: true })).toThrow(/312 registers/);
+    // three consumer warpgroups have 152 registers a thread: BN 96's 52 with S, P and O come to 156 (it spilled), BN 64's 36 to 116
+    const twelve = { warps: 12, stages: 3, overlap: true, persistent: true, diagPrefetch: true };
+    expect(() => hopper(64, two, { ...twelve, bn: 96 })).toThrow(/52 registers .* 156 of its 152/);
+    const t64 = hopper(64, two, { ...twelve, bn: 64 });
+    expect([t64.consumerRegs, t64.diagPrefetch]).toEqual([152, true]);
   });
 
   it('the zero reference for bf16 beside per-diagonal tables at D=128; P V waited for early where the logit does not fold', () => {

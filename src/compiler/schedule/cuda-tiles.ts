@@ -338,10 +338,16 @@ function wgmmaTiles(dtype: StorageDType, headDim: number, o: TileOverrides, hint
   // Per-diagonal values carried from tile to tile in the producer's registers (CudaTiles.diagCarry): one thread per
   // diagonal of a tile's width, so BN must not exceed the producer's 128 threads.
   if (o.diagCarry && bn > 128) throw new Error('cuda sm_90a: carrying per-diagonal values needs BN <= 128 (one producer thread per diagonal)');
-  // Prefetched per-diagonal values take 2 * (BN / 8 + 1) registers each: 68 for scale_invariant at BN 128, which the
-  // consumers' 224 hold at D=64 without spills (ptxas); at BN 160 (84) they spilled.
+  // Prefetched per-diagonal values take 2 * (BN / 8 + 1) registers each, on top of the accumulators a consumer thread
+  // holds while they are live: S (BN / 2), O (D / 2) and, overlapped, the previous tile's P (BN / 4). ptxas (sm_90a,
+  // scale_invariant, bf16) put the edge at 28 registers short of the consumers' budget: 8 warps at D=64 (224) built
+  // without spills at BN 128 (68 + 128 = 196) and spilled at BN 160 (84 + 152 = 236); 12 warps (152) built at BN 64
+  // (36 + 80 = 116) and spilled at BN 96 (52 + 104 = 156); D=128 at BN 96 (232) built (52 + 136 = 188).
   const prefetchRegs = (hints.diagValues ?? 1) * 2 * (bn / 8 + 1);
-  if (o.diagPrefetch && prefetchRegs > 68) throw new Error(`cuda sm_90a: reading per-diagonal values early takes ${prefetchRegs} registers a consumer thread (more than 68 spill)`);
+  const prefetchLive = prefetchRegs + bn / 2 + headDim / 2 + (overlap ? bn / 4 : 0);
+  if (o.diagPrefetch && producer && prefetchLive > consumerRegs - 28) {
+    throw new Error(`cuda sm_90a: reading per-diagonal values early takes ${prefetchRegs} registers a consumer thread; with S, P and O that is ${prefetchLive} of its ${consumerRegs} (more than ${consumerRegs - 28} spill)`);
+  }
   // Both off by default: built after the Nsight Compute profile of scale_invariant at D=64
   // (tests/cuda/results/h200-2026-12-04-ncu-si-vs-causal-d64.txt) and checked on the host (tests/cuda/diag-host.test.ts,
   // nvcc without spills), but not yet timed on a GPU: cuda-bench's default+c, default+d and default+cd are that A/B.

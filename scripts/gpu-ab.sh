@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The open kernel questions of issue 4 on a GPU machine, in one command: first that every candidate is correct
+# (tests/cuda/suite.ts against float64), then a same-run A/B of their SM cycles per launch (scripts/cuda-bench.ts
+# --clock-probe: cycles do not depend on the clock the GPU chose, bench/README.md), each group timed twice, the
+# second time in reverse order, then one table (scripts/cuda-ab-table.py).
+#
+# The candidates (all off by default, built without spills by nvcc here; tests/cuda/nvcc.test.ts):
+#   c   per-diagonal values carried in the producer's registers (CudaTiles.diagCarry)
+#   d   per-diagonal values read by the consumers while S is on the tensor cores (CudaTiles.diagPrefetch)
+#   12xBN...  three consumer warpgroups (BM 192): a third warp per scheduler to hide the element loop's waits
+#
+# Usage: bash scripts/gpu-ab.sh [LOG_DIR]   (LOG_DIR gets suite-*.log, ab-*.log, ab-table.txt, ab.json, summary.txt)
+# Knobs: AB_PARTS='suite bench' (either), AB_GROUPS=0,1,2,3 (which timed groups, by index), AB_TIMEOUT=120 (s per timed variant), AB_ITERS=30, AB_SHAPES=2x16384,8x4096
+# Wall time on an H200: about 2 minutes of suites and 6 of timing (first run not yet made; each variant compiles once
+# through NVRTC, ~5 s). Exit status 1 when a suite case failed or a variant could not be timed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+logs=${1:-/tmp/attnc-ab}
+mkdir -p "$logs"
+logs=$(cd "$logs" && pwd)
+export ATTNC_CACHE_DIR=${ATTNC_CACHE_DIR:-/tmp/attnc-cache}
+AB_PARTS=${AB_PARTS:-suite bench}
+AB_TIMEOUT=${AB_TIMEOUT:-120}
+AB_ITERS=${AB_ITERS:-30}
+AB_SHAPES=${AB_SHAPES:-2x16384,8x4096}
+AB_GROUPS=${AB_GROUPS:-0,1,2,3}
+# One line and exit 2 where there is no CUDA device, rather than a log per part saying so.
+npx tsx -e "import('./src/runtime/cuda.ts').then(async (m) => (await m.openCuda()).dispose()).catch((e) => { console.error('gpu-ab: ' + e.message); process.exit(2); })" || exit 2
+status=0
+summary=()
+t0=$(date +%s)
+elapsed() { echo "$(( $(date +%s) - t0 )) s"; }
+
+# name | environment | suite flags: each a kernel the A/B times, against float64 first (lengths to 1000; the persistent
+# ones with 3 blocks, so that each block walks several items).
+suites=(
+  "diag-cd|ATTNC_CUDA_DIET=+cd|--only scale_invariant,scale_invariant_window --dtypes bf16,f16 --max-n 1000"
+  "12x96-d64|ATTNC_CUDA_TILES=12,96,1,1,3,1,1,1 ATTNC_CUDA_MAX_BLOCKS=3|--dims 64 --dtypes bf16 --max-n 1000"
+  "12x64cd-d64|ATTNC_CUDA_TILES=12,64,1,1,3,1,1,1 ATTNC_CUDA_DIET=+cd ATTNC_CUDA_MAX_BLOCKS=3|--dims 64 --dtypes bf16,f16 --only scale_invariant,scale_invariant_window --max-n 1000"
+  "12x128-d64|ATTNC_CUDA_TILES=12,128,1,1,3,0,1,1 ATTNC_CUDA_MAX_BLOCKS=3|--dims 64 --dtypes bf16 --only scale_invariant,scale_invariant_window --max-n 1000"
+  "12x64-d128|ATTNC_CUDA_TILES=12,64,1,1,3,1,1,0|--dims 128 --dtypes bf16 --max-n 1000"
+)
+# specs | D | variants: the first variant of each group is the baseline of its ratios.
+groups=(
+  "scale_invariant|64|default,default+c,default+d,default+cd,12x96p3oP,12x96p3oP+c,12x64p3oP,12x64p3oP+cd,12x128p3P"
+  "scale_invariant|128|default,default+c,default+d,default+cd,12x64p3o,12x64p3o+cd"
+  "causal,alibi,softcap|64|default,12x96p3oP,12x64p3oP"
+  "causal,alibi|128|default,12x64p3o"
+)
+
+if [[ " $AB_PARTS " == *" suite "* ]]; then
+  for s in "${suites[@]}"; do
+    IFS='|' read -r name envs flags <<<"$s"
+    log="$logs/suite-$name.log"
+    # shellcheck disable=SC2086  # the environment and flags are word lists
+    env $envs npx tsx tests/cuda/suite.ts $flags >"$log" 2>&1
+    rc=$?
+    line=$(grep -oE '[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
+    summary+=("suite $name ($envs): ${line:-no summary line, rc $rc} [$(elapsed)]")
+    [ "$rc" -ne 0 ] && status=1
+  done
+fi
+
+if [[ " $AB_PARTS " == *" bench "* ]]; then
+  abl=()
+  for order in forward reverse; do
+    i=0
+    for g in "${groups[@]}"; do
+      [[ ",$AB_GROUPS," == *",$i,"* ]] || { i=$((i + 1)); continue; }
+      IFS='|' read -r specs D variants <<<"$g"
+      [ "$order" = reverse ] && variants=$(tr ',' '\n' <<<"$variants" | tac | paste -sd,)
+      log="$logs/ab-$i-$order.log"
+      abl+=("$log")
+      npx tsx scripts/cuda-bench.ts --bench-docs --shapes "$AB_SHAPES" --iters "$AB_ITERS" --clock-probe \
+        --timeout-s "$AB_TIMEOUT" --specs "$specs" --D "$D" --variants "$variants" >"$log" 2>&1 || status=1
+      summary+=("timed $specs D=$D $order: $(grep -c 'SM cycles per launch' "$log") variant-shapes, $(grep -c ': failed:\|killed after' "$log") failed [$(elapsed)]")
+      i=$((i + 1))
+    done
+  done
+  # Ratios against each group's first label, whatever order the runs were in: the table lists labels as first seen.
+  python3 scripts/cuda-ab-table.py "${abl[@]}" --json "$logs/ab.json" >"$logs/ab-table.txt" 2>&1 || status=1
+fi
+
+{
+  echo "scripts/gpu-ab.sh on $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1), attnc $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(date -u +%FT%TZ)"
+  printf '%s\n' "${summary[@]}"
+  [ -f "$logs/ab-table.txt" ] && cat "$logs/ab-table.txt"
+  echo "status $status"
+} | tee "$logs/summary.txt"
+exit $status
