@@ -9,8 +9,8 @@
 #   d   per-diagonal values read by the consumers while S is on the tensor cores (CudaTiles.diagPrefetch)
 #   12xBN...  three consumer warpgroups (BM 192): a third warp per scheduler to hide the element loop's waits
 #
-# Usage: bash scripts/gpu-ab.sh [LOG_DIR]   (LOG_DIR gets suite-*.log, ab-*.log, ab-table.txt, ab.json, summary.txt)
-# Knobs: AB_PARTS='suite bench' (either), AB_GROUPS=0,1,2,3 (which timed groups, by index), AB_TIMEOUT=120 (s per timed variant), AB_ITERS=30, AB_SHAPES=2x16384,8x4096
+# Usage: bash scripts/gpu-ab.sh [LOG_DIR]   (LOG_DIR gets suite-*.log, torch.log, ab-*.log, ab-table.txt, ab.json, summary.txt)
+# Knobs: AB_PARTS='suite torch bench' (any of them; torch: the torch target's modules from PyTorch, tests/torch), AB_GROUPS=0,1,2,3 (which timed groups, by index), AB_TIMEOUT=120 (s per timed variant), AB_ITERS=30, AB_SHAPES=2x16384,8x4096
 # Wall time on an H200: about 2 minutes of suites and 6 of timing (first run not yet made; each variant compiles once
 # through NVRTC, ~5 s). Exit status 1 when a suite case failed or a variant could not be timed.
 set -uo pipefail
@@ -19,7 +19,7 @@ logs=${1:-/tmp/attnc-ab}
 mkdir -p "$logs"
 logs=$(cd "$logs" && pwd)
 export ATTNC_CACHE_DIR=${ATTNC_CACHE_DIR:-/tmp/attnc-cache}
-AB_PARTS=${AB_PARTS:-suite bench}
+AB_PARTS=${AB_PARTS:-suite torch bench}
 AB_TIMEOUT=${AB_TIMEOUT:-120}
 AB_ITERS=${AB_ITERS:-30}
 AB_SHAPES=${AB_SHAPES:-2x16384,8x4096}
@@ -59,6 +59,12 @@ if [[ " $AB_PARTS " == *" suite "* ]]; then
     summary+=("suite $name ($envs): ${line:-no summary line, rc $rc} [$(elapsed)]")
     [ "$rc" -ne 0 ] && status=1
   done
+fi
+
+# The torch target's modules, called from PyTorch on this GPU, every example against float64 (tests/torch).
+if [[ " $AB_PARTS " == *" torch "* ]]; then
+  npx vitest run tests/torch >"$logs/torch.log" 2>&1 || status=1
+  summary+=("torch modules (tests/torch): $(grep -E 'Tests ' "$logs/torch.log" | tail -1 | sed 's/\x1b\[[0-9;]*m//g' | xargs)$(grep -q 'GPU runs skipped\|calls skipped' "$logs/torch.log" && echo ' (GPU runs skipped)') [$(elapsed)]")
 fi
 
 if [[ " $AB_PARTS " == *" bench "* ]]; then

@@ -3,7 +3,7 @@
 # the float64 reference through the Node runtime (openCuda), D 64 and 128,
 # f32/f16/bf16, lengths 1, 17, 300, 1000, 4096, 16384 (rows sampled for long
 # ones), GQA and decode shapes (on Hopper: the wgmma kernels, then the
-# mma.sync ones on short shapes); then compute-sanitizer memcheck, racecheck
+# mma.sync ones on short shapes); then the torch target's modules from PyTorch (tests/torch); then compute-sanitizer memcheck, racecheck
 # and initcheck on every example; then a summary. Logs go to $ATTNC_GPU_LOGS (default /tmp/attnc-gpu).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +27,11 @@ if nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | grep -
   mma_line="mma.sync on Hopper: $(grep 'CUDA differential suite' "$logs/suite-mma.log" || echo 'did not finish')"
 fi
 
+echo "== the torch target's modules from PyTorch, every example against float64 (tests/torch)"
+npx vitest run tests/torch >"$logs/torch.log" 2>&1 || status=1
+torch_line="torch modules: $(grep -E 'Tests .*(passed|failed)' "$logs/torch.log" | tail -1 | sed 's/\x1b\[[0-9;]*m//g' | xargs)"
+grep -q 'GPU runs skipped\|calls skipped' "$logs/torch.log" && torch_line="$torch_line (GPU runs skipped: $(grep -o 'torch finds no CUDA device\|has no torch' "$logs/torch.log" | head -1))"
+
 echo "== compute-sanitizer memcheck, racecheck, initcheck on every example (scripts/gpu-reliability.sh part c)"
 san_summary=""
 if command -v compute-sanitizer >/dev/null; then
@@ -40,6 +45,7 @@ echo
 echo "== summary"
 echo "$suite_line"
 [ -n "$mma_line" ] && echo "$mma_line"
+echo "$torch_line"
 echo "sanitizer: $san_summary"
 echo "logs: $logs"
 exit $status

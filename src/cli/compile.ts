@@ -1,10 +1,12 @@
-// `attnc compile SPEC --target wgsl|cuda|flex|ts -o DIR`: writes the kernel source and its manifest
-// (the ts module embeds its WGSL kernel and manifest).
+// `attnc compile SPEC --target wgsl|cuda|flex|ts|torch -o DIR`: writes the kernel source and its manifest
+// (the ts module embeds its WGSL kernel and manifest, the torch module its CUDA kernels and their launches).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { Command } from 'commander';
 import { artifactHash, lowerAndAnalyze, renderKernel, UsageError, type Target } from '../compiler/compile.ts';
 import { renderFlex } from '../compiler/render/flex.ts';
+import { renderTorch, torchModuleName } from '../compiler/render/torch.ts';
+import { cudaHeadDimProblem } from '../compiler/schedule/cuda-tiles.ts';
 import { emitJavaScript, renderTsModule } from '../compiler/render/ts-module.ts';
 import { printBlock } from '../compiler/syntax/print.ts';
 import { printProgram } from '../compiler/ir/print.ts';
@@ -15,7 +17,7 @@ import { DEFAULT_WEBGPU_LIMITS } from '../runtime/device.ts';
 import { DTYPES, loadSpec, openBackend, parseChoice, parseIntArg, runCommand } from './common.ts';
 
 interface CompileFlags {
-  target: Target | 'flex' | 'ts';
+  target: Target | 'flex' | 'ts' | 'torch';
   dtype: StorageDType;
   headDim: number;
   entry?: string;
@@ -33,7 +35,7 @@ export function registerCompile(program: Command): void {
     .command('compile')
     .description('compile a spec to a kernel (source + manifest.json)')
     .argument('<spec>', 'the .attn file')
-    .option('--target <target>', 'wgsl, cuda, flex (a PyTorch FlexAttention module) or ts (a TypeScript module that runs the WGSL kernel on a GPUDevice)', parseChoice(['wgsl', 'cuda', 'flex', 'ts'] as const), 'wgsl')
+    .option('--target <target>', 'wgsl, cuda, flex (a PyTorch FlexAttention module), ts (a TypeScript module that runs the WGSL kernel on a GPUDevice) or torch (a Python module that runs the CUDA kernel from PyTorch)', parseChoice(['wgsl', 'cuda', 'flex', 'ts', 'torch'] as const), 'wgsl')
     .option('--dtype <dtype>', 'storage dtype: f32, f16 (WGSL and CUDA) or bf16 (CUDA)', parseChoice(DTYPES), 'f32')
     .option('--head-dim <D>', 'head dimension', parseIntArg('--head-dim'), 64)
     .option('--entry <name>', 'the attention block to compile when the file has several')
@@ -52,8 +54,10 @@ async function compileCommand(specPath: string, flags: CompileFlags): Promise<vo
   if (flags.cubin && flags.arch === 'sm_90a' && flags.cubin !== 'sm_90a') {
     throw new UsageError(`--cubin ${flags.cubin}: the sm_90a kernels (wgmma) build only for sm_90a; add --arch sm_80 for other GPUs`);
   }
-  if (flags.exactLse && flags.target !== 'cuda') throw new UsageError('--exact-lse is for --target cuda');
+  if (flags.exactLse && flags.target !== 'cuda' && flags.target !== 'torch') throw new UsageError('--exact-lse is for --target cuda or torch');
   if ((flags.target === 'wgsl' || flags.target === 'ts') && flags.dtype === 'bf16') throw new UsageError(`--target ${flags.target} takes --dtype f32 or f16 (bf16 is CUDA only)`);
+  const headDimProblem = flags.target === 'cuda' || flags.target === 'torch' ? cudaHeadDimProblem(flags.dtype, flags.headDim) : null;
+  if (headDimProblem) throw new UsageError(headDimProblem);
   const { text, block } = loadSpec(specPath, flags.entry);
   let limits = DEFAULT_WEBGPU_LIMITS;
   if ((flags.target === 'wgsl' || flags.target === 'ts') && flags.limits === 'device') {
@@ -66,6 +70,7 @@ async function compileCommand(specPath: string, flags: CompileFlags): Promise<vo
   if (flags.dump === 'ir') return void process.stdout.write(printProgram(lowered.program) + '\n');
   if (flags.dump === 'analysis') return void process.stdout.write(printProgram(lowered.program, lowered.analysis.classOf) + '\n');
   if (flags.target === 'flex') return writeFlex(text, block.name, lowered, flags);
+  if (flags.target === 'torch') return writeTorch(text, block.name, lowered, flags);
   const kernel = renderKernel(text, block, lowered, {
     target: flags.target === 'ts' ? 'wgsl' : flags.target, dtype: flags.dtype, headDim: flags.headDim, entry: flags.entry, limits, arch: flags.arch, exactLse: flags.exactLse,
   });
@@ -112,4 +117,17 @@ function writeFlex(text: string, name: string, lowered: ReturnType<typeof lowerA
   const path = join(flags.out, `${name}_flex.py`);
   writeFileSync(path, source);
   process.stdout.write(flags.json ? JSON.stringify({ spec: name, target: 'flex', path, hash }) + '\n' : `wrote ${path}\n`);
+}
+
+function writeTorch(text: string, name: string, lowered: ReturnType<typeof lowerAndAnalyze>, flags: CompileFlags): void {
+  const hash = artifactHash(text, name, { target: 'torch', dtype: flags.dtype, headDim: flags.headDim, exactLse: !!flags.exactLse });
+  const source = renderTorch(lowered, { dtype: flags.dtype, headDim: flags.headDim, hash, version: VERSION, exactLse: flags.exactLse });
+  if (!flags.out) {
+    process.stdout.write(source);
+    return;
+  }
+  mkdirSync(flags.out, { recursive: true });
+  const path = join(flags.out, `${torchModuleName(name, flags.dtype, flags.headDim)}.py`);
+  writeFileSync(path, source);
+  process.stdout.write(flags.json ? JSON.stringify({ spec: name, target: 'torch', path, hash }) + '\n' : `wrote ${path}\n`);
 }

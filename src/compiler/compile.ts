@@ -59,8 +59,8 @@ export function lowerAndAnalyze(block: AttentionBlock): LoweredKernel {
 }
 
 /** Names a compiled artifact: the spec text, the entry, and every option that changes the code. */
-/** Options that change an artifact; the flex module depends on none but the target. */
-export type HashOptions = Partial<Omit<CompileOptions, 'target' | 'entry'>> & { target: Target | 'flex' };
+/** Options that change an artifact; the flex module depends on none but the target (the torch module carries both archs). */
+export type HashOptions = Partial<Omit<CompileOptions, 'target' | 'entry'>> & { target: Target | 'flex' | 'torch' };
 
 export function artifactHash(text: string, blockName: string, opts: HashOptions): string {
   const limits = opts.limits

@@ -56,7 +56,7 @@ describe('attnc compile --target cuda', () => {
     expect(source()).toMatch(/l_i\[i\] = l_i\[i\] \* alpha \+ rs;/);
     expect(hash()).not.toBe(fast);
     const wgsl = attnc('examples/scale_invariant.attn', '--exact-lse');
-    expect([wgsl.status, wgsl.stderr.trim()]).toEqual([2, 'attnc: --exact-lse is for --target cuda']);
+    expect([wgsl.status, wgsl.stderr.trim()]).toEqual([2, 'attnc: --exact-lse is for --target cuda or torch']);
   }, 60_000);
 
   it('refuses --cubin sm_80 for sm_90a kernels with one line and exit 2', () => {

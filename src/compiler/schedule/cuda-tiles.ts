@@ -142,15 +142,22 @@ export interface TileHints {
 /** The fields only the warp-specialized wgmma kernel uses, as the other kernels have them. */
 const NO_WGMMA_EXTRAS = { producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1, persistent: false, scanBatch: 0, snakeOrder: false, foldScale: false, lazyRescale: false, twoChains: false, rowSumMma: false, zeroRef: null, earlyPvWait: false, pingpong: false, diagCarry: false, diagPrefetch: false } as const;
 
+/** Why the CUDA kernels cannot take a head dim (null when they can): every kernel steps through D in k16 slices. */
+export function cudaHeadDimProblem(dtype: StorageDType, headDim: number): string | null {
+  return headDim % 16 === 0 && headDim >= 16 && headDim <= 256 ? null : `cuda ${dtype}: head_dim ${headDim} must be a multiple of 16 from 16 to 256`;
+}
+
 export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides: TileOverrides = {}, arch: 'sm_80' | 'sm_90a' = 'sm_80', hints: TileHints = {}): CudaTiles {
   if (arch === 'sm_90a' && dtype !== 'f32' && (headDim === 64 || headDim === 128)) return wgmmaTiles(dtype, headDim, overrides, hints);
   if (dtype === 'f32') {
-    if (headDim % 16 !== 0 || headDim > 256) throw new Error(`cuda f32: head_dim ${headDim} must be a multiple of 16 and at most 256`);
+    const problem = cudaHeadDimProblem(dtype, headDim);
+    if (problem) throw new Error(problem);
     const bm = 32, bn = 32, stages = 2, stride = headDim + 4;
     const smemBytes = 4 * (bm * stride + 2 * stages * bn * stride + bm * (bn + 1));
     return { kind: 'simt', bm, bn, warps: 4, mt: 1, threads: 128, stages, stride, smemBytes, ...NO_WGMMA_EXTRAS };
   }
-  if (headDim % 16 !== 0 || headDim > 256) throw new Error(`cuda ${dtype}: head_dim ${headDim} must be a multiple of 16 and at most 256`);
+  const problem = cudaHeadDimProblem(dtype, headDim);
+  if (problem) throw new Error(problem);
   // Measured on an H100 (causal, bf16, B2 H16 N16384; scripts/cuda-bench.ts):
   //   D=128: 4 warps x 2 m16 tiles, BN 32: 301 TFLOP/s; 8 warps x 1, BN 64: 270.
   //   D=64:  4 warps x 2 m16 tiles, BN 64: 287 TFLOP/s; 8 warps x 1, BN 64: 232.
@@ -196,8 +203,11 @@ export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides:
  *   4x64p3o@2 0.314 / 4x64 (no producer, every thread scans) 0.247.
  * Per-diagonal tables at D=128 (h200-2026-12-02-paired-diag-sweep.txt): scale_invariant 8x128p / 8x160p
  *   N16384 5.197 / 5.072, N4096 1.477 / 1.472, N1024 0.516 / 0.546: BN 128 stays.
- * Earlier (2026-11-29, tile-sweep.txt): D=128 12 warps BN 64 within noise of 8 warps BN 128; 4 warps
- * BN 128 far slower; D=64 12 warps spills.
+ * Earlier (2026-11-29, tile-sweep.txt, no producer then): D=128 12 warps BN 64 within noise of 8 warps BN 128; 4 warps
+ * BN 128 far slower; at D=64 12 warps BN 128 was ahead (causal 3.295 / 3.374 ms, scale_invariant 3.938 / 4.334).
+ * With the producer, 12 warps leave a consumer thread 152 registers: every example builds at BN 96 and 64 without
+ * spills (overlapped and persistent at D=64, overlapped at D=128), BN 128 overlapped spilled (nvcc, sm_90a). Not yet
+ * timed: scripts/gpu-ab.sh has them (12x96p3oP, 12x64p3oP, 12x64p3o).
  */
 function wgmmaTiles(dtype: StorageDType, headDim: number, o: TileOverrides, hints: TileHints): CudaTiles {
   const producer = o.producer ?? true;

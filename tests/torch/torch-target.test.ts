@@ -1,0 +1,213 @@
+// The torch target (src/compiler/render/torch.ts): one Python module per spec, dtype and head dim that runs the
+// CUDA kernel from PyTorch.
+// - Always (python3): every example's module is valid Python and carries exactly the CUDA sources renderCuda makes
+//   for sm_90a and sm_80; a golden module for the paper's kernel (its sources, goldens of their own, elided).
+// - Where the Python (ATTNC_PYTHON, else python3) has torch: bad calls get one clear error each, before any GPU work.
+// - Where it also finds NVRTC (the nvidia-* wheels, the loader path, $CUDA_HOME): the module's own NVRTC binding
+//   builds cubins for sm_90a and sm_89, then finds them in its disk cache. No GPU needed.
+// - Where torch has a CUDA device: every example, bf16 and f16, D 64 and 128, ragged, GQA and decode shapes, against
+//   the float64 reference (src/runtime/reference.ts) within the dtype's tolerance.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { frontEnd, lowerAndAnalyze } from '../../src/compiler/compile.ts';
+import { renderCuda } from '../../src/compiler/render/cuda.ts';
+import { renderTorch, torchModuleName } from '../../src/compiler/render/torch.ts';
+import type { StorageDType } from '../../src/compiler/manifest.ts';
+import { compareOutputs, sampleRows, TOLERANCE } from '../../src/runtime/compare.ts';
+import { readNpy, toFloat32, writeNpy } from '../../src/runtime/npy.ts';
+import { defaultTables, randomInputs } from '../../src/runtime/random.ts';
+import { referenceAttention } from '../../src/runtime/reference.ts';
+import { expectGolden } from '../golden-file.ts';
+import { loadExamples } from '../cuda/suite.ts';
+
+const PY = process.env.ATTNC_PYTHON ?? 'python3';
+const py = (args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) =>
+  spawnSync(PY, args, { encoding: 'utf8', maxBuffer: 1 << 26, ...opts, env: { ...process.env, ...opts.env } });
+const probe = (code: string) => py(['-c', code]).status === 0;
+const hasPython = probe('pass');
+const hasTorch = hasPython && probe('import torch');
+const hasCudaTorch = hasTorch && probe('import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)');
+if (!hasPython) console.warn(`tests/torch/torch-target.test.ts: skipped: no ${PY}`);
+else if (!hasTorch) console.warn(`tests/torch/torch-target.test.ts: calls skipped: ${PY} has no torch (ATTNC_PYTHON picks another Python)`);
+else if (!hasCudaTorch) console.warn('tests/torch/torch-target.test.ts: GPU runs skipped: torch finds no CUDA device');
+
+const work = mkdtempSync(join(tmpdir(), 'attnc-torch-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+const specs = loadExamples();
+const lowered = (name: string) => specs.find((s) => s.name === name)!.lowered;
+
+function writeModule(name: string, dtype: StorageDType, D: number): string {
+  const path = join(work, `${torchModuleName(name, dtype, D)}.py`);
+  writeFileSync(path, renderTorch(lowered(name), { dtype, headDim: D, hash: 'test', version: 'test' }));
+  return path;
+}
+
+describe.skipIf(!hasPython)('torch target: every example', () => {
+  it('valid Python with both archs\' CUDA sources verbatim, for bf16 D=64, f16 D=128 and f32 D=64', () => {
+    const files: string[] = [];
+    for (const s of specs) for (const [dtype, D] of [['bf16', 64], ['f16', 128], ['f32', 64]] as const) {
+      const text = renderTorch(s.lowered, { dtype, headDim: D, hash: 'test', version: 'test' });
+      for (const arch of ['sm_90a', 'sm_80'] as const) {
+        const { source } = renderCuda(s.lowered, { dtype, headDim: D, hash: 'test', version: 'test', arch });
+        expect(text.includes(`'source': r'''${source}'''`), `${s.name} ${dtype} D${D}: the ${arch} source`).toBe(true);
+      }
+      const path = join(work, `${torchModuleName(s.name, dtype, D)}.py`);
+      writeFileSync(path, text);
+      files.push(path);
+    }
+    const r = py(['-c', 'import ast, sys\nfor p in sys.argv[1:]: ast.parse(open(p).read(), p)', ...files]);
+    expect(r.status, r.stderr).toBe(0);
+  }, 120_000);
+
+  it('golden scale_invariant_bf16_d128.py (the CUDA sources elided: tests/golden/cuda has them)', () => {
+    const text = renderTorch(lowered('scale_invariant'), { dtype: 'bf16', headDim: 128, hash: 'golden', version: 'golden' });
+    expectGolden('tests/golden/torch/scale_invariant_bf16_d128.py', text.replace(/'source': r'''[\s\S]*?'''/g, "'source': r'''<CUDA source>'''"));
+  });
+
+  it('names reach the module only as string literals', () => {
+    const fe = frontEnd('evil.attn', 'attention evil {\n  param lambda = 2.0\n  input None: f32[heads]\n  score = score * lambda + None[head]\n}\n');
+    if (!fe.ok) throw new Error('spec does not compile');
+    const text = renderTorch(lowerAndAnalyze(fe.block), { dtype: 'bf16', headDim: 64, hash: 'x', version: 'x' });
+    expect(text).toMatch(/^PARAMS = \{"lambda": \("f32", 2\.0\)\}$/m);
+    expect(text).toMatch(/^INPUTS = \{"None": \("f32", "heads", "Hq"\)\}$/m);
+    const r = spawnSync(PY, ['-c', 'import ast, sys; ast.parse(sys.stdin.read())'], { input: text, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+  });
+});
+
+/** Runs Python code in the work folder (the modules import by name) and returns its stdout lines. */
+function runPython(code: string, env: NodeJS.ProcessEnv = {}): string[] {
+  const r = py(['-c', code], { cwd: work, env });
+  if (r.status !== 0) throw new Error(`python failed:\n${r.stderr}`);
+  return r.stdout.trim().split('\n');
+}
+
+describe.skipIf(!hasTorch)('torch target: bad calls, on any machine with torch', () => {
+  it('each gets one clear error, before any GPU work', () => {
+    writeModule('scale_invariant', 'bf16', 128);
+    writeModule('alibi', 'f16', 64);
+    writeModule('document', 'bf16', 64);
+    const lines = runPython(`
+import torch
+import scale_invariant_bf16_d128 as m, alibi_f16_d64 as a, document_bf16_d64 as d
+def err(f):
+    try:
+        f()
+        return 'no error'
+    except Exception as e:
+        return f'{type(e).__name__}: {e}'
+q = torch.randn(1, 4, 100, 128, dtype=torch.bfloat16); k = torch.randn(1, 2, 100, 128, dtype=torch.bfloat16)
+print(err(lambda: m.attention(q, k, k)))
+print(err(lambda: m.attention(q.float(), k, k)))
+print(err(lambda: m.attention(q[..., :64], k, k)))
+print(err(lambda: m.attention(q[0], k, k)))
+print(err(lambda: m.attention(q, torch.randn(1, 3, 100, 128, dtype=torch.bfloat16), torch.randn(1, 3, 100, 128, dtype=torch.bfloat16))))
+print(err(lambda: m.attention(q, k, k[:, :, :50])))
+print(err(lambda: m.attention(q, k, k, params={'tua': 1.0})))
+print(err(lambda: m.attention(q, k, k, params={'tau': 'x'})))
+print(err(lambda: m.attention('q', k, k)))
+qh = torch.randn(2, 8, 50, 64, dtype=torch.float16); kh = torch.randn(2, 4, 70, 64, dtype=torch.float16)
+print(err(lambda: a.attention(qh, kh, kh)))
+print(err(lambda: a.attention(qh, kh, kh, tables={'slopes': torch.ones(7)})))
+print(err(lambda: a.attention(qh, kh, kh, tables={'slopes': torch.ones(8), 'extra': torch.ones(8)})))
+qd = torch.randn(1, 2, 30, 64, dtype=torch.bfloat16)
+print(err(lambda: d.attention(qd, qd, qd, tables={'doc': torch.zeros(30)})))
+print(err(lambda: a.attention(qh, kh, kh, tables={'slopes': torch.ones(8)})))
+`);
+    expect(lines).toEqual([
+      'ValueError: scale_invariant: q, k and v must be on one CUDA device; got cpu, cpu, cpu',
+      "TypeError: scale_invariant: this module's kernel takes torch.bfloat16; q is torch.float32 (compile the spec again with --dtype for another)",
+      "ValueError: scale_invariant: this module's kernel has head_dim 128; q has 64 (compile again with --head-dim)",
+      'ValueError: scale_invariant: q must be 4-D ([B, H, N, 128]), got shape (4, 100, 128)',
+      'ValueError: scale_invariant: the query heads (4) must be a multiple of the key/value heads (3)',
+      'ValueError: scale_invariant: k and v must both be [B, Hkv, Nk, D] with the B of q; got q (1, 4, 100, 128), k (1, 2, 100, 128), v (1, 2, 50, 128)',
+      "ValueError: scale_invariant: unknown params ['tua']; the spec has ['tau']",
+      'TypeError: scale_invariant: param tau must be a number, got str',
+      'TypeError: scale_invariant: q must be a torch.Tensor, got str',
+      'ValueError: alibi: table slopes (f32[heads]) was not given',
+      'ValueError: alibi: table slopes is f32[heads], so it needs 8 values (Hq); got shape (7,)',
+      "ValueError: alibi: unknown tables ['extra']; the spec has ['slopes']",
+      'TypeError: document: table doc is i32; got a torch.float32 tensor',
+      'ValueError: alibi: q, k and v must be on one CUDA device; got cpu, cpu, cpu',
+    ]);
+  }, 120_000);
+});
+
+const hasNvrtc = hasTorch && (() => {
+  writeModule('causal', 'bf16', 64);
+  return py(['-c', 'import causal_bf16_d64 as m; m._nvrtc()'], { cwd: work }).status === 0;
+})();
+if (hasTorch && !hasNvrtc) console.warn('tests/torch/torch-target.test.ts: NVRTC build skipped: the module finds no libnvrtc');
+
+describe.skipIf(!hasNvrtc)('torch target: the module\'s own NVRTC binding (no GPU needed)', () => {
+  it('builds cubins for sm_90a and sm_89, then reads them from its disk cache', () => {
+    writeModule('scale_invariant', 'bf16', 128);
+    const cache = join(work, 'cache');
+    const lines = runPython(`
+import time, scale_invariant_bf16_d128 as m
+for arch in ('sm_90a', 'sm_89', 'sm_90a'):
+    t = time.perf_counter(); c = m.compile_cubin(arch)
+    print(arch, c[:4] == b'\\x7fELF', len(c) > 10000, round(time.perf_counter() - t, 3))
+`, { ATTNC_CACHE_DIR: cache });
+    expect(lines.map((l) => l.split(' ').slice(0, 3).join(' '))).toEqual(['sm_90a True True', 'sm_89 True True', 'sm_90a True True']);
+    // the third call is a cache hit: no NVRTC (which takes a fraction of a second or more per build)
+    expect(Number(lines[2].split(' ')[3])).toBeLessThan(0.05);
+  }, 120_000);
+});
+
+describe.skipIf(!hasCudaTorch)('torch target on the GPU: every example against the float64 reference', () => {
+  it('bf16 and f16, D 64 and 128, ragged, GQA and decode shapes', () => {
+    const shapes = [
+      { B: 1, Hq: 2, Hkv: 2, Nq: 17, Nk: 17 },
+      { B: 2, Hq: 4, Hkv: 2, Nq: 300, Nk: 300 },
+      { B: 1, Hq: 4, Hkv: 1, Nq: 1, Nk: 1000 },
+      { B: 1, Hq: 2, Hkv: 2, Nq: 17, Nk: 300 },
+    ];
+    const cases: Array<{ module: string; dir: string; params: Record<string, number>; tables: string[]; spec: string; dtype: StorageDType; shape: (typeof shapes)[number] & { D: number }; seed: number }> = [];
+    for (const s of specs) for (const dtype of ['bf16', 'f16'] as const) for (const D of [64, 128]) {
+      const module = writeModule(s.name, dtype, D);
+      shapes.forEach((sh, i) => {
+        const shape = { ...sh, D }, seed = 7 + i;
+        const dir = join(work, `${s.name}-${dtype}-${D}-${i}`);
+        mkdirSync(dir, { recursive: true });
+        const { q, k, v } = randomInputs(shape, seed);
+        writeFileSync(join(dir, 'q.npy'), writeNpy(q, [shape.B, shape.Hq, shape.Nq, D]));
+        writeFileSync(join(dir, 'k.npy'), writeNpy(k, [shape.B, shape.Hkv, shape.Nk, D]));
+        writeFileSync(join(dir, 'v.npy'), writeNpy(v, [shape.B, shape.Hkv, shape.Nk, D]));
+        const tables = defaultTables(s.lowered.program.inputs, shape, seed);
+        const names = s.lowered.program.inputs.map((t) => t.name);
+        names.forEach((n, ti) => writeFileSync(join(dir, `t${ti}.npy`), writeNpy(tables[n] as Float32Array | Int32Array, [tables[n].length])));
+        const params = Object.fromEntries(s.lowered.program.params.map((p) => [p.name, p.default]));
+        if ('window' in params) params.window = 100;
+        if ('prefix' in params) params.prefix = 40;
+        cases.push({ module, dir, params, tables: names, spec: s.name, dtype, shape, seed });
+      });
+    }
+    const list = join(work, 'cases.json');
+    writeFileSync(list, JSON.stringify(cases.map(({ module, dir, params, tables }) => ({ module, dir, params, tables }))));
+    const r = py(['tests/torch/run_modules.py', list], { env: { ATTNC_CACHE_DIR: join(work, 'cache') } });
+    expect(r.status, r.stderr.slice(-4000)).toBe(0);
+    const failures: string[] = [];
+    for (const c of cases) {
+      const { q, k, v } = randomInputs(c.shape, c.seed);
+      const tables = defaultTables(specs.find((s) => s.name === c.spec)!.lowered.program.inputs, c.shape, c.seed);
+      const call = { ...c.shape, q, k, v, params: c.params, tables };
+      const rows = sampleRows(c.shape.Nq, c.seed, 48, 600);
+      const want = referenceAttention(specs.find((s) => s.name === c.spec)!.block, call, { rows });
+      const got = {
+        o: toFloat32(readNpy(readFileSync(join(c.dir, 'o.npy')), 'o.npy')),
+        lse: toFloat32(readNpy(readFileSync(join(c.dir, 'lse.npy')), 'lse.npy')),
+      };
+      const cmp = compareOutputs(got, { ...want, rows }, c.shape);
+      const tol = TOLERANCE[c.dtype];
+      if (!(cmp.nanCount === 0 && cmp.maxAbsErrO <= tol && cmp.maxAbsErrLse <= tol)) {
+        failures.push(`${c.spec} ${c.dtype} ${JSON.stringify(c.shape)}: errO ${cmp.maxAbsErrO} errLse ${cmp.maxAbsErrLse} nan ${cmp.nanCount} (tol ${tol})`);
+      }
+    }
+    expect(failures).toEqual([]);
+    expect(cases.length).toBe(specs.length * 2 * 2 * shapes.length);
+  }, 600_000);
+});
