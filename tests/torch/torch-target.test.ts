@@ -136,6 +136,31 @@ print(err(lambda: a.attention(qh, kh, kh, tables={'slopes': torch.ones(8)})))
   }, 120_000);
 });
 
+describe.skipIf(!hasTorch)('torch target: one custom operator under tracing, on any machine with torch', () => {
+  it('make_fx over fake CUDA tensors records the kernel as one op with the output shapes', () => {
+    writeModule('alibi', 'bf16', 64);
+    const lines = runPython(`
+import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.fx.experimental.proxy_tensor import make_fx
+import alibi_bf16_d64 as a
+with FakeTensorMode():
+    q = torch.empty(2, 8, 100, 64, dtype=torch.bfloat16, device='cuda')
+    k = torch.empty(2, 4, 120, 64, dtype=torch.bfloat16, device='cuda')
+    s = torch.empty(8, dtype=torch.float32, device='cuda')
+g = make_fx(lambda q, k, v, s: a.attention(q, k, v, tables={'slopes': s}), tracing_mode='fake')(q, k, k.clone(), s)
+ops = [n for n in g.graph.nodes if n.op == 'call_function' and 'attnc' in str(n.target)]
+print(len(ops), str(ops[0].target))
+outputs = list(g.graph.nodes)[-1].args[0]
+print([tuple(x.meta['val'].shape) for x in outputs])
+print([x.meta['val'].dtype for x in outputs])
+`);
+    expect(lines[0]).toMatch(/^1 attnc\.alibi_bf16_d64_test\.default$/);
+    expect(lines[1]).toBe('[(2, 8, 100, 64), (2, 8, 100)]');
+    expect(lines[2]).toBe('[torch.bfloat16, torch.float32]');
+  }, 120_000);
+});
+
 const hasNvrtc = hasTorch && (() => {
   writeModule('causal', 'bf16', 64);
   return py(['-c', 'import causal_bf16_d64 as m; m._nvrtc()'], { cwd: work }).status === 0;

@@ -317,21 +317,57 @@ def _check_inputs(q, k, v, params, tables):
     return sizes, values, out
 
 
+def _run(q, k, v, iparams, fparams, tables):
+    """The kernel on checked, contiguous inputs: params by kind in PARAMS' order, tables in INPUTS' order."""
+    B, Hq, Nq, _ = q.shape
+    sizes = {'B': B, 'Hq': Hq, 'Hkv': k.shape[1], 'Nq': Nq, 'Nk': k.shape[2]}
+    ints, floats = iter(iparams), iter(fparams)
+    values = {name: next(ints) if kind == 'i32' else next(floats) for name, (kind, _) in PARAMS.items()}
+    o = torch.empty((B, Hq, Nq, HEAD_DIM), dtype=DTYPE, device=q.device)
+    lse = torch.empty((B, Hq, Nq), dtype=torch.float32, device=q.device)
+    if o.numel() > 0:
+        with torch.cuda.device(q.device):
+            _launch(q, k, v, o, lse, sizes, values, dict(zip(INPUTS, tables)))
+    return o, lse
+
+
+def _register_op():
+    """The kernel as a PyTorch custom operator (torch >= 2.4), so that torch.compile and FX tracing see one opaque
+    op with known output shapes instead of breaking the graph at ctypes; None on older torch. One name per
+    artifact: a second copy of this module reuses the operator the first registered."""
+    if not hasattr(torch, 'library') or not hasattr(torch.library, 'custom_op'):
+        return None
+    namespace = getattr(torch.ops, 'attnc')
+    if hasattr(namespace, OP_NAME):
+        return getattr(namespace, OP_NAME)
+
+    def impl(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, iparams: list[int], fparams: list[float],
+             tables: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        return _run(q, k, v, iparams, fparams, tables)
+
+    op = torch.library.custom_op(f'attnc::{OP_NAME}', impl, mutates_args=())
+
+    @op.register_fake
+    def _(q, k, v, iparams, fparams, tables):
+        B, Hq, Nq, _ = q.shape
+        return q.new_empty((B, Hq, Nq, HEAD_DIM)), q.new_empty((B, Hq, Nq), dtype=torch.float32)
+    return op
+
+
+_OP = _register_op()
+
+
 def attention(q, k, v, params=None, tables=None):
     """Runs the kernel on torch's current stream; returns (out, lse).
 
     q [B, Hq, Nq, D], k and v [B, Hkv, Nk, D] on one CUDA device, of this module's dtype and head_dim, Hq a multiple
     of Hkv; params and tables by their names in the spec (params default to the spec's values). out is
     [B, Hq, Nq, D] of q's dtype, lse [B, Hq, Nq] float32, the natural-log logsumexp of each row's logits. The first
-    call compiles the kernel with NVRTC for the GPU (then cached on disk) and loads it; later ones only launch."""
-    sizes, values, tabs = _check_inputs(q, k, v, params, tables)
-    q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
-    B, Hq, Nq = sizes['B'], sizes['Hq'], sizes['Nq']
-    o = torch.empty((B, Hq, Nq, HEAD_DIM), dtype=DTYPE, device=q.device)
-    lse = torch.empty((B, Hq, Nq), dtype=torch.float32, device=q.device)
-    if o.numel() == 0:
-        return o, lse
-    with torch.cuda.device(q.device):
-        _launch(q, k, v, o, lse, sizes, values, tabs)
-    return o, lse
+    call compiles the kernel with NVRTC for the GPU (then cached on disk) and loads it; later ones only launch.
+    Traced (torch.compile, make_fx), the kernel is one custom operator (torch.ops.attnc.<OP_NAME>)."""
+    _, values, tabs = _check_inputs(q, k, v, params, tables)
+    iparams = [values[name] for name, (kind, _) in PARAMS.items() if kind == 'i32']
+    fparams = [values[name] for name, (kind, _) in PARAMS.items() if kind != 'i32']
+    run = _OP if _OP is not None else _run
+    return run(q.contiguous(), k.contiguous(), v.contiguous(), iparams, fparams, [tabs[name] for name in INPUTS])
 `;

@@ -95,6 +95,8 @@ import torch
 SPEC = ${JSON.stringify(program.name)}
 DTYPE = ${TORCH_DTYPE[dtype]}
 HEAD_DIM = ${headDim}
+# The custom operator's name (torch.ops.attnc.<OP_NAME>): spec, dtype, head dim and the artifact's hash.
+OP_NAME = ${JSON.stringify(`${name}_${opts.hash.replace(/[^A-Za-z0-9_]/g, '_')}`)}
 # name: (type, default)
 PARAMS = {${program.params.map((p) => `${JSON.stringify(p.name)}: (${JSON.stringify(p.type)}, ${pyNumber(p.default, p.type)})`).join(', ')}}
 # name: (element type, axis, the size its length must equal)
