@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { frontEnd, lowerAndAnalyze, renderKernel } from '../../src/compiler/compile.ts';
 import { renderFlex } from '../../src/compiler/render/flex.ts';
+import { renderTorch } from '../../src/compiler/render/torch.ts';
 import { FUZZ_LIMITS } from '../../src/fuzz/front.ts';
 import { findNvcc } from '../../src/cli/cubin.ts';
 import { completeCall } from '../../src/runtime/execute.ts';
@@ -50,6 +51,7 @@ function outputs(src: string) {
     cuda16: renderKernel(src, fe.block, lowered, { target: 'cuda', dtype: 'f16', headDim: 64 }).source,
     cuda32: renderKernel(src, fe.block, lowered, { target: 'cuda', dtype: 'f32', headDim: 64 }).source,
     flex: renderFlex(lowered, { hash: 'h', version: 'v' }),
+    torch: renderTorch(lowered, { dtype: 'bf16', headDim: 64, hash: 'h', version: 'v' }),
   };
 }
 
@@ -64,7 +66,7 @@ describe('generated-code safety', () => {
     expect(accepted.length).toBeGreaterThan(KEYWORDS.length - 6);
   });
 
-  it('no user name appears raw in WGSL, CUDA or flex code (outside comments and string keys)', () => {
+  it('no user name appears raw in WGSL, CUDA, flex or torch code (outside comments and string keys)', () => {
     for (const [target, src] of Object.entries(out)) {
       const extra = [...words(src)].filter((w) => !words(base[target as keyof typeof base]).has(w));
       // New identifiers are mangled names or compiler temporaries, never a user's name.
@@ -85,12 +87,14 @@ describe('generated-code safety', () => {
     }
   });
 
-  it('the flex module parses as Python', () => {
+  it('the flex and torch modules parse as Python', () => {
     const py = spawnSync('python3', ['--version']);
     if (py.status !== 0) return console.warn('python3 absent: skipped');
     const dir = mkdtempSync(join(tmpdir(), 'attnc-safety-'));
-    writeFileSync(join(dir, 'm.py'), out.flex);
-    execFileSync('python3', ['-c', 'import ast,sys; ast.parse(open(sys.argv[1]).read())', join(dir, 'm.py')]);
+    for (const m of ['flex', 'torch'] as const) {
+      writeFileSync(join(dir, `${m}.py`), out[m]);
+      execFileSync('python3', ['-c', 'import ast,sys; ast.parse(open(sys.argv[1]).read())', join(dir, `${m}.py`)]);
+    }
   });
 
   it('the WGSL compiles in Dawn', async () => {

@@ -6,7 +6,7 @@
     o, lse = attention(q, k, v, params={"tau": 10.0})
 
 q [B, Hq, Nq, 128], k and v [B, Hkv, Nk, 128] (bf16, one CUDA device); o like q, lse [B, Hq, Nq] float32.
-Params: tau=10.0. Tables: none.
+Params: "tau" = 10.0. Tables: none.
 The first call compiles the kernel with NVRTC for the GPU (cached on disk) and loads it. The call is the one of the
 spec's FlexAttention module (attnc compile --target flex), which gives gradients.
 """
