@@ -3,6 +3,7 @@
 # bench/build/ so that the GPU machine needs only Python (torch, cupy):
 #   bench/build/cuda/<spec>.<dtype>.d<D>.cu + .manifest.json   (bf16, f16; D 64, 128)
 #   bench/build/flex/<spec>_flex.py                             (FlexAttention peer)
+#   bench/build/torch/<spec>_<dtype>_d<D>.py                    (our kernel as a PyTorch module; run.py --torch-module)
 #   bench/build/cubin/<spec>.<dtype>.d<D>.sm_90a.cubin          (nvcc, if nvcc is here: a
 #        compile check with the ptxas resource report, and a fallback for run.py --prebuilt)
 #   bench/build/build.json   (git revision, dirty flag, per-spec `attnc compile` wall times)
@@ -32,7 +33,7 @@ if [ -n "${ATTNC_REV:-}" ]; then
 fi
 
 rm -rf "$BUILD"
-mkdir -p "$BUILD/cuda" "$BUILD/flex" "$BUILD/cubin"
+mkdir -p "$BUILD/cuda" "$BUILD/flex" "$BUILD/torch" "$BUILD/cubin"
 now_ms() { date +%s%3N; }
 
 TIMES="$BUILD/compile_times.tsv"
@@ -47,6 +48,7 @@ for spec in "$ROOT"/bench/specs/*.attn; do
       t0=$(now_ms)
       node "$SRC/bin/attnc.js" compile "$spec" --target cuda --dtype "$dt" --head-dim "$D" --arch "$ARCH" -o "$BUILD/cuda" > /dev/null
       echo -e "$name\t$dt\t$D\t$(( $(now_ms) - t0 ))" >> "$TIMES"
+      node "$SRC/bin/attnc.js" compile "$spec" --target torch --dtype "$dt" --head-dim "$D" -o "$BUILD/torch" > /dev/null
     done
   done
   echo "compiled $name"

@@ -505,6 +505,8 @@ def parse_args():
     ap.add_argument('--prebuilt', action='store_true', help='load the nvcc cubins of bench/build/cubin instead of NVRTC')
     ap.add_argument('--no-flex', action='store_true')
     ap.add_argument('--no-sdpa', action='store_true')
+    ap.add_argument('--torch-module', action='store_true',
+                    help='also check and time our kernel through its --target torch module (bench/build/torch), as a PyTorch user calls it')
     ap.add_argument('--seed', type=int, default=0)
     a = ap.parse_args()
     q = a.quick
@@ -741,6 +743,16 @@ def main():
         except Exception as e:  # noqa: BLE001
             traceback.print_exc()
             res.doc['failures'].append({'stage': 'flex setup', 'error': f'{type(e).__name__}: {e}'[:4000]})
+    torch_mods = {}
+    if a.torch_module:
+        for s in a.specs:
+            for dt in a.dtypes:
+                for D in a.dims:
+                    try:
+                        torch_mods[(s, dt, D)] = load_flex_module(os.path.join(a.build, 'torch', f'{s}_{dt}_d{D}.py'))
+                    except Exception as e:  # noqa: BLE001
+                        traceback.print_exc()
+                        res.doc['failures'].append({'stage': f'torch module {s}/{dt}/D{D}', 'error': f'{type(e).__name__}: {e}'[:4000]})
     patched = set()
     any_fail = False
     skipped = []
@@ -768,7 +780,7 @@ def main():
                         continue
                     row = {'spec': s, 'D': D, 'N': N, 'dtype': dt, 'B': B, 'H': HEADS, 'sdpa_ms': sdpa_ms, 'sdpa_min_ms': sdpa_min_ms, 'sdpa_launch_ms': sdpa_launch_ms}
                     try:
-                        run_row(a, row, kernels[(s, dt, D)], flex_mods[s], compiled, patched, q, k, v, stream, dev, comp)
+                        run_row(a, row, kernels[(s, dt, D)], flex_mods[s], compiled, patched, q, k, v, stream, dev, comp, torch_mods.get((s, dt, D)))
                     except Exception as e:  # noqa: BLE001
                         traceback.print_exc()
                         row['error'] = f'{type(e).__name__}: {e}'[:2000]
@@ -823,7 +835,7 @@ def dynamo_graphs():
         return None
 
 
-def run_row(a, row, kern, fmod, compiled, patched, q, k, v, stream, dev, comp):
+def run_row(a, row, kern, fmod, compiled, patched, q, k, v, stream, dev, comp, tmod=None):
     s, dt, D, N, B = row['spec'], row['dtype'], row['D'], row['N'], row['B']
     H = q.shape[1]
     P = param_defaults(kern.m)
@@ -891,6 +903,27 @@ def run_row(a, row, kern, fmod, compiled, patched, q, k, v, stream, dev, comp):
         row['ours_error'] = f'{type(e).__name__}: {e}'[:2000]
         if 'illegal' in str(e).lower() or 'launch failure' in str(e).lower():
             raise  # the context is gone: nothing after this can run
+
+    # ---- ours through the --target torch module (--torch-module): the call a PyTorch user makes, Python included ----
+    if tmod is not None:
+        try:
+            def torch_module_call():
+                with torch.no_grad():
+                    return tmod.attention(q, k, v, P, T)
+            to, tlse = torch_module_call()
+            torch.cuda.synchronize()
+            row['err_torch_module'], row['err_torch_module_lse'] = row_errors(to, tlse, rows, ref_o, ref_lse)
+            row['torch_module_ok'] = row['err_torch_module'] <= TOL[dt]
+            del to, tlse
+            if row['torch_module_ok']:
+                row['torch_module_ms'], row['torch_module_min_ms'], row['torch_module_launch_ms'] = time_cuda(torch_module_call, a.warmup, a.repeats)
+            else:
+                log(f'FAIL {s} {dt} D={D} N={N}: the torch module\'s max abs error {row["err_torch_module"]:.3e}: not timed')
+        except Exception as e:  # noqa: BLE001
+            traceback.print_exc()
+            row['torch_module_error'] = f'{type(e).__name__}: {e}'[:2000]
+            if 'illegal' in str(e).lower() or 'launch failure' in str(e).lower():
+                raise  # the context is gone: nothing after this can run
 
     # ---- flex: first call (compile), correctness, then time ----
     if compiled is not None and mask_mod is not None:
