@@ -8,6 +8,7 @@
 #   c   per-diagonal values carried in the producer's registers (CudaTiles.diagCarry)
 #   d   per-diagonal values read by the consumers while S is on the tensor cores (CudaTiles.diagPrefetch)
 #   12xBN...  three consumer warpgroups (BM 192): a third warp per scheduler to hide the element loop's waits
+#             (12x128p3o: FlashAttention-3's D=64 tiling, not persistent, 160 registers a consumer thread)
 #
 # Usage: bash scripts/gpu-ab.sh [LOG_DIR]   (LOG_DIR gets suite-*.log, torch.log, ab-*.log, ab-table.txt, ab.json, summary.txt)
 # Knobs: AB_PARTS='suite torch bench' (any of them; torch: the torch target's modules from PyTorch, tests/torch), AB_GROUPS=0,1,2,3 (which timed groups, by index), AB_TIMEOUT=120 (s per timed variant), AB_ITERS=30, AB_SHAPES=2x16384,8x4096
@@ -38,13 +39,14 @@ suites=(
   "12x96-d64|ATTNC_CUDA_TILES=12,96,1,1,3,1,1,1 ATTNC_CUDA_MAX_BLOCKS=3|--dims 64 --dtypes bf16 --max-n 1000"
   "12x64cd-d64|ATTNC_CUDA_TILES=12,64,1,1,3,1,1,1 ATTNC_CUDA_DIET=+cd ATTNC_CUDA_MAX_BLOCKS=3|--dims 64 --dtypes bf16,f16 --only scale_invariant,scale_invariant_window --max-n 1000"
   "12x128-d64|ATTNC_CUDA_TILES=12,128,1,1,3,0,1,1 ATTNC_CUDA_MAX_BLOCKS=3|--dims 64 --dtypes bf16 --only scale_invariant,scale_invariant_window --max-n 1000"
+  "12x128o-d64|ATTNC_CUDA_TILES=12,128,1,1,3,1,1,0|--dims 64 --dtypes bf16 --max-n 1000"
   "12x64-d128|ATTNC_CUDA_TILES=12,64,1,1,3,1,1,0|--dims 128 --dtypes bf16 --max-n 1000"
 )
 # specs | D | variants: the first variant of each group is the baseline of its ratios.
 groups=(
-  "scale_invariant|64|default,default+c,default+d,default+cd,12x96p3oP,12x96p3oP+c,12x64p3oP,12x64p3oP+cd,12x128p3P"
+  "scale_invariant|64|default,default+c,default+d,default+cd,12x128p3o,12x96p3oP,12x96p3oP+c,12x64p3oP,12x64p3oP+cd,12x128p3P"
   "scale_invariant|128|default,default+c,default+d,default+cd,12x64p3o,12x64p3o+cd"
-  "causal,alibi,softcap|64|default,12x96p3oP,12x64p3oP"
+  "causal,alibi,softcap|64|default,12x128p3o,12x96p3oP,12x64p3oP"
   "causal,alibi|128|default,12x64p3o"
 )
 

@@ -128,10 +128,12 @@ describe.skipIf(!nvcc)('nvcc: non-default sm_90a tilings', () => {
     { label: '3 consumer warpgroups, BN 96, persistent, D=64', D: 64, tiles: { warps: 12, bn: 96, stages: 3, overlap: true, persistent: true } },
     { label: '3 consumer warpgroups, BN 64, persistent, per-diagonal carry and early reads, D=64', D: 64, tiles: { warps: 12, bn: 64, stages: 3, overlap: true, persistent: true, diagCarry: true, diagPrefetch: true } },
     { label: '3 consumer warpgroups, BN 64, overlapped, D=128', D: 128, tiles: { warps: 12, bn: 64, stages: 3, overlap: true } },
+    // not persistent, the producer at 32 registers leaves 160: BN 128 builds (document's table-scanning producer keeps 56, and spilled)
+    { label: '3 consumer warpgroups, BN 128, overlapped, D=64', D: 64, tiles: { warps: 12, bn: 128, stages: 3, overlap: true, persistent: false }, skip: ['document'] },
   ];
   for (const spec of specs.filter((x) => ['causal', 'scale_invariant', 'document'].includes(x.name))) {
-    it(`${spec.name}: ${variants.map((v) => v.label).join('; ')}`, async () => {
-      const parts = variants.map((v, i) => {
+    it(`${spec.name}: ${variants.filter((v) => !v.skip?.includes(spec.name)).map((v) => v.label).join('; ')}`, async () => {
+      const parts = variants.filter((v) => !v.skip?.includes(spec.name)).map((v, i) => {
         const k = renderCuda(spec.lowered, { dtype: 'bf16', headDim: v.D, hash: 'v', version: 'v', arch: 'sm_90a', tiles: v.tiles });
         // one translation unit: each extern "C" entry gets its own name
         const entry = k.manifest.entryPoint;
@@ -142,7 +144,7 @@ describe.skipIf(!nvcc)('nvcc: non-default sm_90a tilings', () => {
       const r = await pooled(() => run(cu, 'sm_90a'));
       if (!r.ok) throw new Error(`nvcc failed for ${spec.name} variants:\n${r.log.slice(0, 4000)}`);
       const infos = parsePtxas(r.log);
-      expect(infos.length, r.log.slice(0, 2000)).toBe(variants.length);
+      expect(infos.length, r.log.slice(0, 2000)).toBe(parts.length);
       for (const info of infos) expect(info.spills, `${info.entry}: spill bytes (${info.regs} registers)`).toBe(0);
       expect(r.log, `${spec.name} variants: ptxas serialized or fenced wgmma`).not.toMatch(WGMMA_SERIALIZED);
     }, 300_000);

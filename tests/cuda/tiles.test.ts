@@ -61,6 +61,15 @@ describe('cuda tiles: sm_90a defaults', () => {
     expect([t64.consumerRegs, t64.diagPrefetch]).toEqual([152, true]);
   });
 
+  it('three consumer warpgroups: the producer at 32 registers where not persistent (160 a consumer thread), 48 persistent, 56 scanning', () => {
+    const regs = (t: { producerRegs: number; consumerRegs: number }) => [t.producerRegs, t.consumerRegs];
+    expect(regs(hopper(64, {}, { warps: 12, bn: 128, stages: 3, overlap: true, persistent: false }))).toEqual([32, 160]);
+    expect(regs(hopper(64, {}, { warps: 12, bn: 96, stages: 3, overlap: true, persistent: true }))).toEqual([48, 152]);
+    expect(regs(hopper(64, { tableTileTest: true }, { warps: 12, bn: 96, stages: 3, overlap: true, persistent: false }))).toEqual([56, 152]);
+    // two consumer warpgroups keep their 40 (232 a thread, the cap of 240 not reached either way)
+    expect(regs(hopper(128, {}, {}))).toEqual([40, 232]);
+  });
+
   it('the zero reference for bf16 beside per-diagonal tables at D=128; P V waited for early where the logit does not fold', () => {
     const diagHints: TileHints = { diagTables: true, tableBytes: (bm, bn, s) => s * 8 * (bm + bn - 1) };
     const si = hopper(128, diagHints);

@@ -205,9 +205,10 @@ export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides:
  *   N16384 5.197 / 5.072, N4096 1.477 / 1.472, N1024 0.516 / 0.546: BN 128 stays.
  * Earlier (2026-11-29, tile-sweep.txt, no producer then): D=128 12 warps BN 64 within noise of 8 warps BN 128; 4 warps
  * BN 128 far slower; at D=64 12 warps BN 128 was ahead (causal 3.295 / 3.374 ms, scale_invariant 3.938 / 4.334).
- * With the producer, 12 warps leave a consumer thread 152 registers: every example builds at BN 96 and 64 without
- * spills (overlapped and persistent at D=64, overlapped at D=128), BN 128 overlapped spilled (nvcc, sm_90a). Not yet
- * timed: scripts/gpu-ab.sh has them (12x96p3oP, 12x64p3oP, 12x64p3o).
+ * With the producer, 12 warps leave a consumer thread 152 registers (160 where not persistent: a producer of 32):
+ * every example builds at BN 96 and 64 without spills (overlapped and persistent at D=64, overlapped at D=128); BN 128
+ * overlapped spilled persistent, and not persistent builds for all but softcap and document (nvcc, sm_90a). Not yet
+ * timed: scripts/gpu-ab.sh has them (12x128p3o, 12x96p3oP, 12x64p3oP, 12x64p3o).
  */
 function wgmmaTiles(dtype: StorageDType, headDim: number, o: TileOverrides, hints: TileHints): CudaTiles {
   const producer = o.producer ?? true;
@@ -255,7 +256,10 @@ function wgmmaTiles(dtype: StorageDType, headDim: number, o: TileOverrides, hint
   const consumerThreads = 32 * warps;
   const threads = consumerThreads + (producer ? 128 : 0);
   const plan = (persistent: boolean) => {
-    const producerRegs = producer ? (hints.tableTileTest ? 56 : 40) + (persistent ? (hints.tableTileTest ? 24 : 8) : 0) : 0;
+    // Three consumer warpgroups: a producer of 32 leaves each consumer thread 160 registers instead of 152, where
+    // BN 128 builds without spills (FlashAttention-3's D=64 tiling, 192 x 128); the persistent item loop needs more.
+    const base = hints.tableTileTest ? 56 : warps === 12 && !persistent ? 32 : 40;
+    const producerRegs = producer ? base + (persistent ? (hints.tableTileTest ? 24 : 8) : 0) : 0;
     const consumerRegs = producer ? Math.min(240, Math.floor((launchRegs(threads, ctas) * threads - 128 * producerRegs) / consumerThreads / 8) * 8) : 0;
     // The overlap needs a third stage (the consumers hold two at once; with two, the producer cannot run
     // ahead: measured 25% slower), which at D=128 fits only next to small tables, and at D=128 the
