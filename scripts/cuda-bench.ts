@@ -12,7 +12,8 @@
 //     [--queued]  launches back to back as the bench times them (default: each waited for before the next)
 //     [--timeout-s 60]  each variant in a process of its own, killed after that long: a kernel that
 //     hangs (a tiling under test) costs one line of the sweep instead of the whole device session
-import { DIET_GROUPS, DIET_LETTERS, dietOverrides, loadExamples } from '../tests/cuda/suite.ts';
+import { loadExamples } from '../tests/cuda/suite.ts';
+import { parseTileVariant, TILE_VARIANT_SYNTAX } from './tile-variants.ts';
 import { cudaLaunchFor, renderCuda, tilesLineOf } from '../src/compiler/render/cuda.ts';
 import type { CompiledKernel } from '../src/compiler/manifest.ts';
 import { openCuda } from '../src/runtime/cuda.ts';
@@ -46,18 +47,12 @@ if (!(Number.isInteger(iters) && iters >= 1)) {
   process.exit(2);
 }
 const variants = arg('variants', '4x64').split(',').map((s) => {
-  // `default`: the tiles the compiler picks for each spec and shape (cuda-tiles.ts), as `attnc compile` would.
-  if (s === 'default') return { label: s, tiles: undefined };
-  // `default+m` (or -flt...): the compiler's tiles with a piece of the softmax diet turned on or off (no short-row kernel then).
-  const d = new RegExp(`^default(${DIET_GROUPS})$`).exec(s);
-  if (d) return { label: s, tiles: dietOverrides(d[1]) };
-  const m = new RegExp(`^(\\d+)x(\\d+)(?:x(\\d+))?(p(\\d)?(o)?(P)?(r)?(?:s(\\d+))?(${DIET_GROUPS})?)?(?:@(\\d))?$`).exec(s);
-  if (!m) {
-    console.error(`cuda-bench: --variants: ${s}: expected default, default+LETTERS (signed groups of ${DIET_LETTERS}) or WARPSxBN[xMT][p[STAGES][o][P[r]][sSCAN][-LETTERS|+LETTERS...]][@CTAS]`);
+  const v = parseTileVariant(s);
+  if (!v) {
+    console.error(`cuda-bench: --variants: ${s}: expected ${TILE_VARIANT_SYNTAX}`);
     process.exit(2);
   }
-  const tiles = { warps: Number(m[1]), bn: Number(m[2]), mt: Number(m[3] ?? 1), producer: m[4] !== undefined, stages: Number(m[5] ?? 2), overlap: m[6] === 'o', persistent: m[7] === 'P', snakeOrder: m[8] === 'r' ? false : undefined, scanBatch: m[9] === undefined ? undefined : Number(m[9]), ...dietOverrides(m[10]), ctas: Number(m[11] ?? 1) };
-  return { label: s, tiles };
+  return v;
 });
 
 /**
