@@ -10,8 +10,10 @@
 #   12xBN...  three consumer warpgroups (BM 192): a third warp per scheduler to hide the element loop's waits
 #             (12x128p3o: FlashAttention-3's D=64 tiling, not persistent, 160 registers a consumer thread)
 #
-# Usage: bash scripts/gpu-ab.sh [LOG_DIR]   (LOG_DIR gets suite-*.log, torch.log, ab-*.log, ab-table.txt, ab.json, summary.txt)
-# Knobs: AB_PARTS='suite torch bench' (any of them; torch: the torch target's modules from PyTorch, tests/torch), AB_GROUPS=0,1,2,3 (which timed groups, by index), AB_TIMEOUT=120 (s per timed variant), AB_ITERS=30, AB_SHAPES=2x16384,8x4096
+# Usage: bash scripts/gpu-ab.sh [LOG_DIR]   (LOG_DIR gets suite-*.log, torch.log, torch-fuzz.log, ab-*.log, ab-table.txt,
+#   ab.json, summary.txt)
+# Knobs: AB_PARTS='suite torch bench' (any of them; torch: the torch target's modules from PyTorch, tests/torch, then
+#   AB_TORCH_FUZZ_S=60 seconds of random specs through them), AB_GROUPS=0,1,2,3 (which timed groups, by index), AB_TIMEOUT=120 (s per timed variant), AB_ITERS=30, AB_SHAPES=2x16384,8x4096
 # Wall time on an H200: about 2 minutes of suites and 6 of timing (first run not yet made; each variant compiles once
 # through NVRTC, ~5 s). Exit status 1 when a suite case failed or a variant could not be timed.
 set -uo pipefail
@@ -67,6 +69,9 @@ fi
 if [[ " $AB_PARTS " == *" torch "* ]]; then
   npx vitest run tests/torch >"$logs/torch.log" 2>&1 || status=1
   summary+=("torch modules (tests/torch): $(grep -E 'Tests ' "$logs/torch.log" | tail -1 | sed 's/\x1b\[[0-9;]*m//g' | xargs)$(grep -q 'GPU runs skipped\|calls skipped' "$logs/torch.log" && echo ' (GPU runs skipped)') [$(elapsed)]")
+  # Random specs through the torch module against float64 (the differential fuzzer's torch backend).
+  npm run -s fuzz -- --kind diff --backend torch --seconds "${AB_TORCH_FUZZ_S:-60}" --jobs 4 >"$logs/torch-fuzz.log" 2>&1 || status=1
+  summary+=("torch module fuzz: $(grep -E 'fuzz summary' "$logs/torch-fuzz.log" | tail -1) [$(elapsed)]")
 fi
 
 if [[ " $AB_PARTS " == *" bench "* ]]; then

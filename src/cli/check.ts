@@ -40,7 +40,7 @@ export function registerCheck(program: Command): void {
     .command('check')
     .description('run random inputs on a device and compare with the float64 reference')
     .argument('<spec>', 'the .attn file')
-    .option('--backend <name>', 'webgpu, cuda, ts (the --target ts module, on WebGPU) or all (webgpu and cuda, those present)', parseChoice([...RUNNERS, 'all'] as const), 'webgpu')
+    .option('--backend <name>', 'webgpu, cuda, ts (the --target ts module, on WebGPU), torch (the --target torch module, from PyTorch) or all (webgpu and cuda, those present)', parseChoice([...RUNNERS, 'all'] as const), 'webgpu')
     .option('--shape <B,H,N,D>', 'a shape to check (repeatable; also B,Hq,Hkv,N,D and B,Hq,Hkv,Nq,Nk,D); default: several lengths, GQA and decode', parseShape)
     .option('--dtype <list>', 'storage dtypes, comma separated, or all', parseDtypes, ['f32'] as StorageDType[])
     .option('--param <name=value>', 'set a runtime param (repeatable)', collectParam, {})

@@ -64,8 +64,11 @@ export function parseChoice<T extends string>(choices: readonly T[]) {
 export const DTYPES = ['f32', 'f16', 'bf16'] as const;
 export const BACKENDS = ['webgpu', 'cuda'] as const;
 export type BackendName = (typeof BACKENDS)[number];
-/** Where a kernel can run: the backends, and `ts` (the `--target ts` module of the WGSL kernel, on WebGPU). */
-export const RUNNERS = [...BACKENDS, 'ts'] as const;
+/**
+ * Where a kernel can run: the backends, `ts` (the `--target ts` module of the WGSL kernel, on WebGPU) and `torch`
+ * (the `--target torch` module of the CUDA kernel, from PyTorch).
+ */
+export const RUNNERS = [...BACKENDS, 'ts', 'torch'] as const;
 export type RunnerName = (typeof RUNNERS)[number];
 
 /** `--param NAME=VALUE`, repeatable. */
@@ -86,11 +89,12 @@ export function collectInput(v: string, acc: Record<string, string>): Record<str
 export async function openBackend(name: RunnerName): Promise<Backend> {
   if (name === 'webgpu') return (await import('../runtime/webgpu.ts')).openWebGpu();
   if (name === 'ts') return (await import('../runtime/ts-module-backend.ts')).openTsModuleBackend();
+  if (name === 'torch') return (await import('../runtime/torch-module-backend.ts')).openTorchModuleBackend();
   return (await import('../runtime/cuda.ts')).openCuda();
 }
 
 export function checkDtype(backend: RunnerName, dtype: StorageDType): void {
-  if (backend !== 'cuda' && dtype === 'bf16') throw new UsageError('--dtype bf16 needs --backend cuda (WebGPU kernels take f32 or f16)');
+  if (backend !== 'cuda' && backend !== 'torch' && dtype === 'bf16') throw new UsageError('--dtype bf16 needs --backend cuda or torch (WebGPU kernels take f32 or f16)');
 }
 
 /** Runs a command body, turning every expected failure into one line and an exit code. */

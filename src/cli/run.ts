@@ -34,7 +34,7 @@ export function registerRun(program: Command): void {
     .requiredOption('--v <file>', 'values, float32 .npy [B, Hkv, Nk, D]')
     .requiredOption('-o, --out <file>', 'output O, float32 .npy [B, Hq, Nq, D]')
     .option('--lse <file>', 'also write LSE, float32 .npy [B, Hq, Nq]')
-    .option('--backend <name>', 'webgpu, cuda, ts (the --target ts module, on WebGPU) or reference (float64 on the CPU)', parseChoice([...RUNNERS, 'reference'] as const), 'webgpu')
+    .option('--backend <name>', 'webgpu, cuda, ts (the --target ts module, on WebGPU), torch (the --target torch module, from PyTorch) or reference (float64 on the CPU)', parseChoice([...RUNNERS, 'reference'] as const), 'webgpu')
     .option('--param <name=value>', 'set a runtime param (repeatable)', collectParam, {})
     .option('--input <name=file>', 'a table input from a .npy file, float32 or int32 (repeatable)', collectInput, {})
     .option('--dtype <dtype>', 'storage dtype of the kernel: inputs are converted before the call', parseChoice(DTYPES), 'f32')

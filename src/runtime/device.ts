@@ -42,8 +42,8 @@ export interface DeviceLimits {
 export type Codegen = { target: 'wgsl' } | { target: 'cuda'; arch: 'sm_80' | 'sm_90a' };
 
 export interface Backend {
-  /** ts: the `--target ts` module of the kernel, on a WebGPU device. */
-  readonly name: 'webgpu' | 'cuda' | 'ts';
+  /** ts: the `--target ts` module of the kernel, on a WebGPU device; torch: the `--target torch` module, from PyTorch. */
+  readonly name: 'webgpu' | 'cuda' | 'ts' | 'torch';
   /** One line naming the adapter or GPU actually used. */
   describe(): string;
   limits(): DeviceLimits;

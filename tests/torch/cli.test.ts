@@ -40,4 +40,11 @@ describe('attnc compile --target torch', () => {
     expect(r.status).toBe(2);
     expect(r.stderr.trim().split('\n')).toEqual(['attnc: cuda f32: head_dim 100 must be a multiple of 16 from 16 to 256']);
   }, 30_000);
+
+  it('attnc check --backend torch says in one line why it cannot start (exit 2)', () => {
+    const r = spawnSync(process.execPath, [join(ROOT, 'bin/attnc.js'), 'check', 'examples/causal.attn', '--backend', 'torch', '--dtype', 'bf16'],
+      { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ATTNC_PYTHON: '/nonexistent/python3' } });
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim().split('\n')).toEqual(['attnc: no Python for the torch backend: /nonexistent/python3: spawn /nonexistent/python3 ENOENT (ATTNC_PYTHON picks another)']);
+  }, 30_000);
 });

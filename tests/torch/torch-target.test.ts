@@ -5,10 +5,11 @@
 // - Where the Python (ATTNC_PYTHON, else python3) has torch: bad calls get one clear error each, before any GPU work.
 // - Where it also finds NVRTC (the nvidia-* wheels, the loader path, $CUDA_HOME): the module's own NVRTC binding
 //   builds cubins for sm_90a and sm_89, then finds them in its disk cache. No GPU needed.
-// - Where torch has a CUDA device: every example, bf16 and f16, D 64 and 128, ragged, GQA and decode shapes, against
+// - Where torch has a CUDA device: every example, bf16 and f16, D 64 and 128, ragged, GQA and decode shapes, through the
+//   torch backend (src/runtime/torch-module-backend.ts: the module called from PyTorch in a Python worker), against
 //   the float64 reference (src/runtime/reference.ts) within the dtype's tolerance.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -17,7 +18,6 @@ import { renderCuda } from '../../src/compiler/render/cuda.ts';
 import { renderTorch, torchModuleName } from '../../src/compiler/render/torch.ts';
 import type { StorageDType } from '../../src/compiler/manifest.ts';
 import { compareOutputs, sampleRows, TOLERANCE } from '../../src/runtime/compare.ts';
-import { readNpy, toFloat32, writeNpy } from '../../src/runtime/npy.ts';
 import { defaultTables, randomInputs } from '../../src/runtime/random.ts';
 import { referenceAttention } from '../../src/runtime/reference.ts';
 import { expectGolden } from '../golden-file.ts';
@@ -184,55 +184,44 @@ for arch in ('sm_90a', 'sm_89', 'sm_90a'):
 });
 
 describe.skipIf(!hasCudaTorch)('torch target on the GPU: every example against the float64 reference', () => {
-  it('bf16 and f16, D 64 and 128, ragged, GQA and decode shapes', () => {
+  it('bf16 and f16, D 64 and 128, ragged, GQA and decode shapes, through the torch backend (the module from PyTorch)', async () => {
+    const { openTorchModuleBackend } = await import('../../src/runtime/torch-module-backend.ts');
+    const backend = await openTorchModuleBackend();
     const shapes = [
       { B: 1, Hq: 2, Hkv: 2, Nq: 17, Nk: 17 },
       { B: 2, Hq: 4, Hkv: 2, Nq: 300, Nk: 300 },
       { B: 1, Hq: 4, Hkv: 1, Nq: 1, Nk: 1000 },
       { B: 1, Hq: 2, Hkv: 2, Nq: 17, Nk: 300 },
     ];
-    const cases: Array<{ module: string; dir: string; params: Record<string, number>; tables: string[]; spec: string; dtype: StorageDType; shape: (typeof shapes)[number] & { D: number }; seed: number }> = [];
-    for (const s of specs) for (const dtype of ['bf16', 'f16'] as const) for (const D of [64, 128]) {
-      const module = writeModule(s.name, dtype, D);
-      shapes.forEach((sh, i) => {
-        const shape = { ...sh, D }, seed = 7 + i;
-        const dir = join(work, `${s.name}-${dtype}-${D}-${i}`);
-        mkdirSync(dir, { recursive: true });
-        const { q, k, v } = randomInputs(shape, seed);
-        writeFileSync(join(dir, 'q.npy'), writeNpy(q, [shape.B, shape.Hq, shape.Nq, D]));
-        writeFileSync(join(dir, 'k.npy'), writeNpy(k, [shape.B, shape.Hkv, shape.Nk, D]));
-        writeFileSync(join(dir, 'v.npy'), writeNpy(v, [shape.B, shape.Hkv, shape.Nk, D]));
-        const tables = defaultTables(s.lowered.program.inputs, shape, seed);
-        const names = s.lowered.program.inputs.map((t) => t.name);
-        names.forEach((n, ti) => writeFileSync(join(dir, `t${ti}.npy`), writeNpy(tables[n] as Float32Array | Int32Array, [tables[n].length])));
-        const params = Object.fromEntries(s.lowered.program.params.map((p) => [p.name, p.default]));
-        if ('window' in params) params.window = 100;
-        if ('prefix' in params) params.prefix = 40;
-        cases.push({ module, dir, params, tables: names, spec: s.name, dtype, shape, seed });
-      });
-    }
-    const list = join(work, 'cases.json');
-    writeFileSync(list, JSON.stringify(cases.map(({ module, dir, params, tables }) => ({ module, dir, params, tables }))));
-    const r = py(['tests/torch/run_modules.py', list], { env: { ATTNC_CACHE_DIR: join(work, 'cache') } });
-    expect(r.status, r.stderr.slice(-4000)).toBe(0);
     const failures: string[] = [];
-    for (const c of cases) {
-      const { q, k, v } = randomInputs(c.shape, c.seed);
-      const tables = defaultTables(specs.find((s) => s.name === c.spec)!.lowered.program.inputs, c.shape, c.seed);
-      const call = { ...c.shape, q, k, v, params: c.params, tables };
-      const rows = sampleRows(c.shape.Nq, c.seed, 48, 600);
-      const want = referenceAttention(specs.find((s) => s.name === c.spec)!.block, call, { rows });
-      const got = {
-        o: toFloat32(readNpy(readFileSync(join(c.dir, 'o.npy')), 'o.npy')),
-        lse: toFloat32(readNpy(readFileSync(join(c.dir, 'lse.npy')), 'lse.npy')),
-      };
-      const cmp = compareOutputs(got, { ...want, rows }, c.shape);
-      const tol = TOLERANCE[c.dtype];
-      if (!(cmp.nanCount === 0 && cmp.maxAbsErrO <= tol && cmp.maxAbsErrLse <= tol)) {
-        failures.push(`${c.spec} ${c.dtype} ${JSON.stringify(c.shape)}: errO ${cmp.maxAbsErrO} errLse ${cmp.maxAbsErrLse} nan ${cmp.nanCount} (tol ${tol})`);
+    let cases = 0;
+    try {
+      for (const s of specs) for (const dtype of ['bf16', 'f16'] as const) for (const D of [64, 128]) {
+        const { arch } = backend.codegen() as { arch: 'sm_80' | 'sm_90a' };
+        const kernel = renderCuda(s.lowered, { dtype, headDim: D, hash: 'test', version: 'test', arch });
+        for (const [i, sh] of shapes.entries()) {
+          const shape = { ...sh, D }, seed = 7 + i;
+          const { q, k, v } = randomInputs(shape, seed);
+          const tables = defaultTables(s.lowered.program.inputs, shape, seed);
+          const params = Object.fromEntries(s.lowered.program.params.map((p) => [p.name, p.default]));
+          if ('window' in params) params.window = 100;
+          if ('prefix' in params) params.prefix = 40;
+          const call = { ...shape, q, k, v, params, tables };
+          const got = await backend.run(kernel, call);
+          const rows = sampleRows(shape.Nq, seed, 48, 600);
+          const want = referenceAttention(s.block, call, { rows });
+          const cmp = compareOutputs(got, { ...want, rows }, shape);
+          const tol = TOLERANCE[dtype];
+          cases++;
+          if (!(cmp.nanCount === 0 && cmp.maxAbsErrO <= tol && cmp.maxAbsErrLse <= tol)) {
+            failures.push(`${s.name} ${dtype} ${JSON.stringify(shape)}: errO ${cmp.maxAbsErrO} errLse ${cmp.maxAbsErrLse} nan ${cmp.nanCount} (tol ${tol})`);
+          }
+        }
       }
+    } finally {
+      backend.dispose();
     }
     expect(failures).toEqual([]);
-    expect(cases.length).toBe(specs.length * 2 * 2 * shapes.length);
+    expect(cases).toBe(specs.length * 2 * 2 * shapes.length);
   }, 600_000);
 });

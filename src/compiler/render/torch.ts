@@ -8,7 +8,7 @@
 // between (sm_90a for Hopper, sm_80 for the rest) with their launch tables, and the loader of
 // render/torch-runtime.ts. The spec's names reach the module only as string literals (JSON).
 import type { LoweredKernel } from '../ir/program.ts';
-import type { StorageDType } from '../manifest.ts';
+import type { CompiledKernel, StorageDType } from '../manifest.ts';
 import { AXIS_SIZE } from '../syntax/ast.ts';
 import { cudaLaunches, renderCuda, type CudaArg } from './cuda.ts';
 import { TORCH_RUNTIME } from './torch-runtime.ts';
@@ -50,17 +50,30 @@ export function torchModuleName(spec: string, dtype: StorageDType, headDim: numb
 }
 
 export function renderTorch(k: LoweredKernel, opts: TorchRenderOptions): string {
-  const { program } = k;
   const { dtype, headDim } = opts;
-  const kernels = (['sm_90a', 'sm_80'] as const).map((arch) => {
-    const { source, manifest } = renderCuda(k, { dtype, headDim, hash: opts.hash, version: opts.version, arch, exactLse: opts.exactLse });
-    const variants = (manifest.abi as { variants?: Array<{ entryPoint: string; maxNk: number }> }).variants ?? [];
+  const kernels = (['sm_90a', 'sm_80'] as const).map((arch) => renderCuda(k, { dtype, headDim, hash: opts.hash, version: opts.version, arch, exactLse: opts.exactLse }));
+  return torchModule(kernels, opts.hash, opts.version);
+}
+
+/**
+ * The module around compiled CUDA kernels of one spec, dtype and head dim: the sm_90a one and the sm_80 one (a
+ * loader on Hopper picks the first, elsewhere the second; the torch backend passes the one its GPU runs). Params,
+ * tables and names come from the manifests.
+ */
+export function torchModule(compiled: CompiledKernel[], hash: string, version: string): string {
+  const m0 = compiled[0].manifest;
+  const { dtype, headDim } = m0;
+  const program = { name: m0.spec, params: m0.params, inputs: m0.inputs };
+  const opts = { hash, version };
+  const kernels = compiled.map(({ source, manifest }) => {
+    const abi = manifest.abi as { arch: 'sm_80' | 'sm_90a'; kernel?: string; args: CudaArg[]; variants?: Array<{ entryPoint: string; maxNk: number }> };
+    const variants = abi.variants ?? [];
     const launches = cudaLaunches(manifest).map((l) => ({
       entry: l.entryPoint, maxNk: variants.find((v) => v.entryPoint === l.entryPoint)?.maxNk ?? null, bm: l.bm,
       block: [l.block[0], l.block[1] ?? 1, l.block[2] ?? 1], smem: l.dynamicSmemBytes, blocksPerSm: l.blocksPerSm, persistent: l.persistent,
     }));
-    const args = (manifest.abi as { args: CudaArg[] }).args.map((a) => (a.role === 'param' ? [a.role, a.name, a.kind] : [a.role, a.name]));
-    return { arch, source, launches, args, kernel: (manifest.abi as { kernel?: string }).kernel ?? '' };
+    const args = abi.args.map((a) => (a.role === 'param' ? [a.role, a.name, a.kind] : [a.role, a.name]));
+    return { arch: abi.arch, source, launches, args, kernel: abi.kernel ?? '' };
   });
   const kernelEntry = (x: (typeof kernels)[number]) => `    ${JSON.stringify(x.arch)}: {
         'kernel': ${JSON.stringify(x.kernel)},
