@@ -90,9 +90,10 @@ describe.skipIf(!hasTorch)('torch target: bad calls, on any machine with torch',
     writeModule('scale_invariant', 'bf16', 128);
     writeModule('alibi', 'f16', 64);
     writeModule('document', 'bf16', 64);
+    writeModule('sliding_window', 'bf16', 64);
     const lines = runPython(`
 import torch
-import scale_invariant_bf16_d128 as m, alibi_f16_d64 as a, document_bf16_d64 as d
+import scale_invariant_bf16_d128 as m, alibi_f16_d64 as a, document_bf16_d64 as d, sliding_window_bf16_d64 as w
 def err(f):
     try:
         f()
@@ -116,6 +117,11 @@ print(err(lambda: a.attention(qh, kh, kh, tables={'slopes': torch.ones(8), 'extr
 qd = torch.randn(1, 2, 30, 64, dtype=torch.bfloat16)
 print(err(lambda: d.attention(qd, qd, qd, tables={'doc': torch.zeros(30)})))
 print(err(lambda: a.attention(qh, kh, kh, tables={'slopes': torch.ones(8)})))
+qw = torch.randn(1, 2, 10, 64, dtype=torch.bfloat16)
+print(err(lambda: w.attention(qw, qw, qw, params={'window': 3.5})))
+print(err(lambda: w.attention(qw, qw, qw, params={'window': 2 ** 40})))
+print(err(lambda: w.attention(qw, qw, qw, params={'window': True})))
+print(err(lambda: w.attention(qw, qw, qw, params={'window': torch.tensor(7)})))
 `);
     expect(lines).toEqual([
       'ValueError: scale_invariant: q, k and v must be on one CUDA device; got cpu, cpu, cpu',
@@ -132,6 +138,11 @@ print(err(lambda: a.attention(qh, kh, kh, tables={'slopes': torch.ones(8)})))
       "ValueError: alibi: unknown tables ['extra']; the spec has ['slopes']",
       'TypeError: document: table doc is i32; got a torch.float32 tensor',
       'ValueError: alibi: q, k and v must be on one CUDA device; got cpu, cpu, cpu',
+      'ValueError: sliding_window: param window is i32, got 3.5',
+      'ValueError: sliding_window: param window is i32, got 1099511627776',
+      'TypeError: sliding_window: param window must be a number, got bool',
+      // a 0-dim tensor is a number: the call gets as far as the device check
+      'ValueError: sliding_window: q, k and v must be on one CUDA device; got cpu, cpu, cpu',
     ]);
   }, 120_000);
 });
