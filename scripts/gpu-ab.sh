@@ -47,7 +47,7 @@ suites=(
 # specs | D | variants: the first variant of each group is the baseline of its ratios.
 groups=(
   "scale_invariant|64|default,default+c,default+d,default+cd,12x128p3o,12x96p3oP,12x96p3oP+c,12x64p3oP,12x64p3oP+cd,12x128p3P"
-  "scale_invariant|128|default,default+c,default+d,default+cd,12x64p3o,12x64p3o+cd"
+  "scale_invariant|128|default,default+c,default+d,default+cd,12x64p3o,12x64p3o+c"
   "causal,alibi,softcap|64|default,12x128p3o,12x96p3oP,12x64p3oP"
   "causal,alibi|128|default,12x64p3o"
 )

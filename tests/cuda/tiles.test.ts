@@ -66,6 +66,10 @@ describe('cuda tiles: sm_90a defaults', () => {
     expect(regs(hopper(64, {}, { warps: 12, bn: 128, stages: 3, overlap: true, persistent: false }))).toEqual([32, 160]);
     expect(regs(hopper(64, {}, { warps: 12, bn: 96, stages: 3, overlap: true, persistent: true }))).toEqual([48, 152]);
     expect(regs(hopper(64, { tableTileTest: true }, { warps: 12, bn: 96, stages: 3, overlap: true, persistent: false }))).toEqual([56, 152]);
+    // carried per-diagonal values keep the producer at 40 (at 32 it spilled)
+    const two: TileHints = { diagTables: true, diagValues: 2, tableBytes: (bm, bn, s) => s * 8 * (bm + bn - 1) };
+    expect(regs(hopper(64, two, { warps: 12, bn: 96, stages: 3, overlap: true, persistent: false, diagCarry: true }))).toEqual([40, 152]);
+    expect(regs(hopper(64, two, { warps: 12, bn: 96, stages: 3, overlap: true, persistent: false }))).toEqual([32, 160]);
     // two consumer warpgroups keep their 40 (232 a thread, the cap of 240 not reached either way)
     expect(regs(hopper(128, {}, {}))).toEqual([40, 232]);
   });

@@ -257,8 +257,10 @@ function wgmmaTiles(dtype: StorageDType, headDim: number, o: TileOverrides, hint
   const threads = consumerThreads + (producer ? 128 : 0);
   const plan = (persistent: boolean) => {
     // Three consumer warpgroups: a producer of 32 leaves each consumer thread 160 registers instead of 152, where
-    // BN 128 builds without spills (FlashAttention-3's D=64 tiling, 192 x 128); the persistent item loop needs more.
-    const base = hints.tableTileTest ? 56 : warps === 12 && !persistent ? 32 : 40;
+    // BN 128 builds without spills (FlashAttention-3's D=64 tiling, 192 x 128); the persistent item loop needs more,
+    // and so do carried per-diagonal values (at 32 they spilled 8-16 bytes, tests/cuda/results/ptxas-2026-12-04-*).
+    const carry = !!o.diagCarry && !!hints.diagTables;
+    const base = hints.tableTileTest ? 56 : warps === 12 && !persistent && !carry ? 32 : 40;
     const producerRegs = producer ? base + (persistent ? (hints.tableTileTest ? 24 : 8) : 0) : 0;
     const consumerRegs = producer ? Math.min(240, Math.floor((launchRegs(threads, ctas) * threads - 128 * producerRegs) / consumerThreads / 8) * 8) : 0;
     // The overlap needs a third stage (the consumers hold two at once; with two, the producer cannot run
