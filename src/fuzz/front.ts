@@ -1,10 +1,11 @@
 // The front-end property: for any text, `frontEnd` returns a block or
 // diagnostics whose spans lie inside the file; when it returns a block,
-// lowering and rendering WGSL, CUDA and flex succeed too. Nothing throws
+// lowering and rendering WGSL, CUDA, flex and the torch module succeed too. Nothing throws
 // (a thrown error, a stack overflow or an E900 internal-error diagnostic is
 // a crash), and the time per KB stays bounded.
 import { frontEnd, lowerAndAnalyze, renderKernel } from '../compiler/compile.ts';
 import { renderFlex } from '../compiler/render/flex.ts';
+import { torchModule } from '../compiler/render/torch.ts';
 import type { DeviceLimits } from '../runtime/device.ts';
 
 /** Lavapipe-like limits, fixed so that the fuzz result does not depend on the machine. */
@@ -45,7 +46,8 @@ export function checkFront(text: string, opts: { render?: boolean } = {}): Front
     if (opts.render !== false) {
       const lowered = lowerAndAnalyze(fe.block);
       renderKernel(text, fe.block, lowered, { target: 'wgsl', dtype: 'f16', headDim: 64, limits: FUZZ_LIMITS });
-      renderKernel(text, fe.block, lowered, { target: 'cuda', dtype: 'bf16', headDim: 64 });
+      const cuda = renderKernel(text, fe.block, lowered, { target: 'cuda', dtype: 'bf16', headDim: 64 });
+      torchModule([cuda], 'fuzz', 'fuzz');  // the torch module around it (its other arch's source is rendered the same way)
       renderKernel(text, fe.block, lowered, { target: 'cuda', dtype: 'f32', headDim: 64 });
       renderFlex(lowered, { hash: 'fuzz', version: 'fuzz' });
     }
