@@ -22,6 +22,8 @@ import { defaultTables, randomInputs } from '../../src/runtime/random.ts';
 import { referenceAttention } from '../../src/runtime/reference.ts';
 import { expectGolden } from '../golden-file.ts';
 import { loadExamples } from '../cuda/suite.ts';
+import { genDiffSpec } from '../../src/fuzz/diff-gen.ts';
+import { compileDiff } from '../../src/fuzz/diff-run.ts';
 
 const PY = process.env.ATTNC_PYTHON ?? 'python3';
 const py = (args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) =>
@@ -66,6 +68,21 @@ describe.skipIf(!hasPython)('torch target: every example', () => {
     const text = renderTorch(lowered('scale_invariant'), { dtype: 'bf16', headDim: 128, hash: 'golden', version: 'golden' });
     expectGolden('tests/golden/torch/scale_invariant_bf16_d128.py', text.replace(/'source': r'''[\s\S]*?'''/g, "'source': r'''<CUDA source>'''"));
   });
+
+  it('random specs of the differential generator (200 seeds): modules that Python parses, with every param and table', () => {
+    const files: string[] = [];
+    for (let seed = 1; seed <= 200; seed++) {
+      const c = compileDiff(genDiffSpec(seed));
+      const text = renderTorch(c.lowered, { dtype: seed % 2 ? 'bf16' : 'f16', headDim: 64, hash: `s${seed}`, version: 'test' });
+      for (const p of c.spec.params) expect(text, `seed ${seed}`).toContain(`${JSON.stringify(p.name)}: (${JSON.stringify(p.type)}`);
+      for (const t of c.spec.tables) expect(text, `seed ${seed}`).toContain(`${JSON.stringify(t.name)}: (`);
+      const path = join(work, `gen${seed}.py`);
+      writeFileSync(path, text);
+      files.push(path);
+    }
+    const r = py(['-c', 'import ast, sys\nfor p in sys.argv[1:]: ast.parse(open(p).read(), p)', ...files]);
+    expect(r.status, r.stderr).toBe(0);
+  }, 120_000);
 
   it('names reach the module only as string literals', () => {
     const fe = frontEnd('evil.attn', 'attention evil {\n  param lambda = 2.0\n  input None: f32[heads]\n  score = score * lambda + None[head]\n}\n');
