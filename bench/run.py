@@ -939,15 +939,24 @@ def run_row(a, row, kern, fmod, compiled, patched, q, k, v, stream, dev, comp, t
         try:
             fo, flse = fmod.attention(q, k, v, P, T, block_mask=bm, kernel=compiled)
         except Exception as e:  # noqa: BLE001
-            if s in patched or not hasattr(fmod, '_f32'):
-                raise
-            log(f'flex module {s} failed under torch.compile ({type(e).__name__}: {str(e).splitlines()[0][:300]}); '
-                'retrying with a compile-friendly _f32 helper (recorded as flex_patched)')
-            row['flex_unpatched_error'] = f'{type(e).__name__}: {e}'[:2000]
-            fmod._f32 = compile_friendly_f32
-            patched.add(s)
-            t0 = time.perf_counter()
-            fo, flse = fmod.attention(q, k, v, P, T, block_mask=bm, kernel=compiled)
+            if getattr(fmod, 'AuxRequest', None) is not None and 'return_aux' in getattr(fmod, 'LSE_REQUEST', {}):
+                # The module asks for the LSE through return_aux (torch >= 2.9); should this torch's compiled
+                # flex_attention refuse that, fall back to the older return_lse once (recorded).
+                log(f'flex module {s}: return_aux failed under torch.compile ({type(e).__name__}: {str(e).splitlines()[0][:300]}); retrying with return_lse')
+                row['flex_return_aux_error'] = f'{type(e).__name__}: {e}'[:2000]
+                fmod.LSE_REQUEST, fmod.AuxRequest = {'return_lse': True}, None
+                t0 = time.perf_counter()
+                fo, flse = fmod.attention(q, k, v, P, T, block_mask=bm, kernel=compiled)
+            else:
+                if s in patched or not hasattr(fmod, '_f32'):
+                    raise
+                log(f'flex module {s} failed under torch.compile ({type(e).__name__}: {str(e).splitlines()[0][:300]}); '
+                    'retrying with a compile-friendly _f32 helper (recorded as flex_patched)')
+                row['flex_unpatched_error'] = f'{type(e).__name__}: {e}'[:2000]
+                fmod._f32 = compile_friendly_f32
+                patched.add(s)
+                t0 = time.perf_counter()
+                fo, flse = fmod.attention(q, k, v, P, T, block_mask=bm, kernel=compiled)
         torch.cuda.synchronize()
         row['flex_first_call_s'] = round(time.perf_counter() - t0, 3)
         row['flex_patched'] = s in patched

@@ -4,6 +4,11 @@
 # q: [B, Hq, Nq, D], k/v: [B, Hkv, Nk, D]; lse is the natural-log logsumexp.
 import torch
 from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+try:
+    from torch.nn.attention.flex_attention import AuxRequest  # torch >= 2.9: return_lse is deprecated there
+except ImportError:
+    AuxRequest = None
+LSE_REQUEST = {'return_aux': AuxRequest(lse=True)} if AuxRequest is not None else {'return_lse': True}
 
 SPEC = "alibi"
 PARAMS = {}
@@ -55,5 +60,6 @@ def attention(q, k, v, params=None, tables=None, block_mask=None, kernel=flex_at
     score_mod, mask_mod = make_mods(Nq, Nk, D, q.device, params, tables)
     if block_mask is None and HAS_MASK:
         block_mask = create_block_mask(mask_mod, B if MASK_PER_HEAD else None, Hq if MASK_PER_HEAD else None, Nq, Nk, device=q.device)
-    return kernel(q, k, v, score_mod=score_mod, block_mask=block_mask, scale=1.0,
-                  enable_gqa=k.shape[1] != Hq, return_lse=True)
+    out, aux = kernel(q, k, v, score_mod=score_mod, block_mask=block_mask, scale=1.0,
+                      enable_gqa=k.shape[1] != Hq, **LSE_REQUEST)
+    return out, (aux.lse if AuxRequest is not None else aux)
