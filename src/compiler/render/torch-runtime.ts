@@ -14,28 +14,31 @@ class AttncCudaError(RuntimeError):
     """A CUDA driver or NVRTC call failed (the message names the call and the CUDA error), or no CUDA library."""
 
 
-def _candidates(names, pip_dirs):
-    """Library files to try: the loader's search path by name, the nvidia-* pip packages, $CUDA_HOME/lib64."""
-    out = list(names)
-    stem = names[-1]
+def _candidates(names):
+    """Library files to try, for each name in turn: the loader's search path, then the lib folders of the nvidia-*
+    pip packages PyTorch depends on, then $CUDA_HOME/lib64 (and $CUDA_PATH/lib64)."""
+    dirs = []
     try:
-        import nvidia  # the namespace package of the nvidia-* wheels that PyTorch depends on
+        import nvidia  # the namespace package of the nvidia-* wheels
         for base in list(getattr(nvidia, '__path__', [])):
-            for sub in pip_dirs:
-                out += sorted(glob.glob(os.path.join(base, sub, 'lib', stem + '*')), reverse=True)
+            dirs += sorted(glob.glob(os.path.join(base, '*', 'lib')))
     except ImportError:
         pass
-    for env in ('CUDA_HOME', 'CUDA_PATH'):
-        if os.environ.get(env):
-            out += sorted(glob.glob(os.path.join(os.environ[env], 'lib64', stem + '*')), reverse=True)
+    dirs += [os.path.join(os.environ[env], 'lib64') for env in ('CUDA_HOME', 'CUDA_PATH') if os.environ.get(env)]
+    out = []
+    for name in names:
+        out.append(name)
+        if os.sep not in name:
+            for d in dirs:
+                out += sorted(glob.glob(os.path.join(d, name + '*')), reverse=True)
     return out
 
 
-def _open_library(what, names, pip_dirs=(), companion=None):
+def _open_library(what, names, companion=None):
     """The first candidate that loads. A companion (NVRTC's builtins) is loaded first from the same folder where
     there is one: the library opens it by name, which finds it there only if it is on the loader's path."""
     tried = []
-    for name in _candidates(names, pip_dirs):
+    for name in _candidates(names):
         try:
             if companion and os.sep in name:
                 for c in sorted(glob.glob(os.path.join(os.path.dirname(name), companion + '*')), reverse=True):
@@ -54,7 +57,12 @@ class _Nvrtc:
     """NVRTC: CUDA-C source -> cubin for one arch."""
 
     def __init__(self):
-        lib = _open_library('NVRTC (libnvrtc)', ['libnvrtc.so.13', 'libnvrtc.so.12', 'libnvrtc.so'], ('cu13', 'cuda_nvrtc'), 'libnvrtc-builtins.so')
+        # The NVRTC of torch's own CUDA major first: its cubins are what the driver beside that torch accepts.
+        majors = ['13', '12']
+        if (torch.version.cuda or '').split('.')[0] in majors:
+            majors.remove(torch.version.cuda.split('.')[0])
+            majors.insert(0, torch.version.cuda.split('.')[0])
+        lib = _open_library('NVRTC (libnvrtc)', [f'libnvrtc.so.{m}' for m in majors] + ['libnvrtc.so'], 'libnvrtc-builtins.so')
         vp, i, sz, s = ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t, ctypes.c_char_p
         sig = {
             'nvrtcVersion': [ctypes.POINTER(i), ctypes.POINTER(i)],
@@ -108,7 +116,7 @@ class _Driver:
     FUNC_MAX_DYNAMIC_SMEM, FUNC_SMEM_CARVEOUT = 8, 9
 
     def __init__(self):
-        lib = _open_library('the CUDA driver (libcuda)', ['libcuda.so.1', '/usr/lib/x86_64-linux-gnu/libcuda.so.1', '/usr/local/nvidia/lib64/libcuda.so.1', 'libcuda.so'])
+        lib = _open_library('the CUDA driver (libcuda)', ['libcuda.so.1', '/usr/lib/x86_64-linux-gnu/libcuda.so.1', '/usr/local/nvidia/lib64/libcuda.so.1'])
         vp, ui, i = ctypes.c_void_p, ctypes.c_uint, ctypes.c_int
         sig = {
             'cuInit': [ui],
