@@ -2,7 +2,7 @@
 // launch, median of --iters (20) after 3 warm-ups). FLOPs counted as KERNELS.md does:
 // 4*B*H*N*N*D, halved for causal masks.
 //   npx tsx scripts/cuda-bench.ts [--specs causal,scale_invariant] [--dtype bf16] [--D 128]
-//     [--shapes 2x16384,8x4096] [--H 16] [--bench-docs] [--variants default,4x64,8x64x1,4x64x2,12x128,8x128p,8x192p3]
+//     [--shapes 2x16384,8x4096] [--H 16] [--Hkv H] [--bench-docs] [--variants default,4x64,8x64x1,4x64x2,12x128,8x128p,8x192p3]
 //     (default: the compiler's own tiles for each spec and shape; default+m: those with a diet piece on or off, as below)
 //     (warps x BN x m16-tiles per warp; on Hopper these tile the wgmma kernel, where a
 //     suffix p adds a producer warpgroup, p3 with 3 stages, p3o (po) overlaps softmax with P V, P (p3oP) makes it persistent (items in snake order, the default), Pr walks them in plain round robin, s8 (p3os8) keeps 8 table-scan loads in flight per producer thread, -flt (p3oP-fl) turns the softmax's scale fold (f), lazy rescale (l) or two chains (t) off, +flt on (m: row sums on the tensor cores, z: zero reference, w: P V waited for before the softmax, g: pingpong, c: per-diagonal values carried in the producer's registers, d: per-diagonal values read while S is computed; groups combine: default-z+w), @2 builds for 2 blocks per SM; ATTNC_CUDA_KERNEL=mma: the mma.sync one)
@@ -30,7 +30,13 @@ const specs = arg('specs', 'causal,scale_invariant').split(',');
 const dtype = arg('dtype', 'bf16') as StorageDType;
 const D = Number(arg('D', '128'));
 const H = Number(arg('H', '16'));
-const shapes = arg('shapes', '2x16384').split(',').map((s) => s.split('x').map(Number));
+// --Hkv: key/value heads (GQA), a divisor of H; --shapes BxN (Nq = Nk = N) or BxNqxNk (e.g. 8x1x8192: decode)
+const Hkv = Number(arg('Hkv', String(H)));
+const shapes = arg('shapes', '2x16384').split(',').map((s) => s.split('x').map(Number)).map(([B, Nq, Nk]) => [B, Nq, Nk ?? Nq]);
+if (!(Hkv >= 1 && H % Hkv === 0) || shapes.some((x) => x.some((n) => !(Number.isInteger(n) && n >= 1)))) {
+  console.error('cuda-bench: --Hkv must divide --H, and --shapes are BxN or BxNqxNk of whole numbers >= 1');
+  process.exit(2);
+}
 // Document ids as bench/run.py makes them (lengths uniform in N/16..N/4) rather than defaultTables' 1-4 boundaries.
 const benchDocs = process.argv.includes('--bench-docs');
 // --queued: the timed launches back to back, waited for once at the end (as bench/run.py times), not one by one.
@@ -100,8 +106,12 @@ const be = await openCuda().catch((e: Error) => {
 });
 console.log(be.describe());
 try {
-  for (const [B, N] of shapes) {
-    const shape = { B, Hq: H, Hkv: H, Nq: N, Nk: N, D };
+  for (const [B, Nq, N] of shapes) {
+    const shape = { B, Hq: H, Hkv, Nq, Nk: N, D };
+    // A square call with every head its own K/V is named as before (scripts/cuda-ab-table.py reads those lines);
+    // others say their GQA and lengths, and are measured in K/V bytes read per second (decode is bound by them).
+    const square = Nq === N && Hkv === H;
+    const where = square ? `B${B} H${H} N${N} D${D}` : `B${B} H${H}/${Hkv} Nq${Nq} Nk${N} D${D}`;
     const { q, k, v } = cachedInputs(shape, 7);
     for (const spec of loadExamples(specs)) {
       const params = Object.fromEntries(spec.lowered.program.params.map((p) => [p.name, p.default]));
@@ -114,12 +124,14 @@ try {
           t = await be.time(kernel, { ...shape, q, k, v, params, tables }, iters, 3, { queued, clockProbe });
         } catch (e) {
           // One variant that does not fit (shared memory, a tile rule) must not end the sweep.
-          console.log(`${spec.name.padEnd(20)} ${dtype} B${B} H${H} N${N} D${D} ${label}: failed: ${(e as Error).message.split('\n')[0]}`);
+          console.log(`${spec.name.padEnd(20)} ${dtype} ${where} ${label}: failed: ${(e as Error).message.split('\n')[0]}`);
           continue;
         }
         const causal = !kernel.manifest.analysis.maskFree;
         const flops = (4 * B * H * N * N * D) / (causal ? 2 : 1);
-        console.log(`${spec.name.padEnd(20)} ${dtype} B${B} H${H} N${N} D${D} ${kernel.manifest.abi.kernel} ${label.padEnd(9)} ${tileLine(kernel, N)}: median ${t.medianMs.toFixed(3)} ms  ${(flops / t.medianMs / 1e9).toFixed(1)} TFLOP/s (min ${t.minMs.toFixed(3)}, p90 ${t.p90Ms.toFixed(3)} ms)`);
+        const kvBytes = 2 * B * Hkv * N * D * (dtype === 'f32' ? 4 : 2);
+        const rate = square ? `${(flops / t.medianMs / 1e9).toFixed(1)} TFLOP/s` : `${(kvBytes / t.medianMs / 1e6).toFixed(1)} GB/s of K/V`;
+        console.log(`${spec.name.padEnd(20)} ${dtype} ${where} ${kernel.manifest.abi.kernel} ${label.padEnd(9)} ${tileLine(kernel, N)}: median ${t.medianMs.toFixed(3)} ms  ${rate} (min ${t.minMs.toFixed(3)}, p90 ${t.p90Ms.toFixed(3)} ms)`);
         if (t.launches) {
           // SM cycles per launch (ms x MHz): what a change to the kernel saves, whatever clock the GPU ran it at.
           const mcycles = t.launches.map((l) => l.ms * l.mhz / 1e3).sort((a, b) => a - b);

@@ -11,8 +11,8 @@
 #             (12x128p3o: FlashAttention-3's D=64 tiling, not persistent, 160 registers a consumer thread)
 #
 # Usage: bash scripts/gpu-ab.sh [LOG_DIR]   (LOG_DIR gets suite-*.log, torch.log, torch-fuzz.log, ab-*.log, ab-table.txt,
-#   ab.json, summary.txt)
-# Knobs: AB_PARTS='suite torch bench' (any of them; torch: the torch target's modules from PyTorch, tests/torch, then
+#   ab.json, decode.log, summary.txt)
+# Knobs: AB_PARTS='suite torch bench decode' (any of them; decode: the prefill kernel on one-row GQA calls; torch: the torch target's modules from PyTorch, tests/torch, then
 #   AB_TORCH_FUZZ_S=60 seconds of random specs through them), AB_GROUPS=0,1,2,3 (which timed groups, by index), AB_TIMEOUT=120 (s per timed variant), AB_ITERS=30, AB_SHAPES=2x16384,8x4096
 # Wall time on an H200: about 2 minutes of suites and 6 of timing (first run not yet made; each variant compiles once
 # through NVRTC, ~5 s). Exit status 1 when a suite case failed or a variant could not be timed.
@@ -22,7 +22,7 @@ logs=${1:-/tmp/attnc-ab}
 mkdir -p "$logs"
 logs=$(cd "$logs" && pwd)
 export ATTNC_CACHE_DIR=${ATTNC_CACHE_DIR:-/tmp/attnc-cache}
-AB_PARTS=${AB_PARTS:-suite torch bench}
+AB_PARTS=${AB_PARTS:-suite torch bench decode}
 AB_TIMEOUT=${AB_TIMEOUT:-120}
 AB_ITERS=${AB_ITERS:-30}
 AB_SHAPES=${AB_SHAPES:-2x16384,8x4096}
@@ -92,6 +92,14 @@ if [[ " $AB_PARTS " == *" bench "* ]]; then
   done
   # Ratios against each group's first label, whatever order the runs were in: the table lists labels as first seen.
   python3 scripts/cuda-ab-table.py "${abl[@]}" --json "$logs/ab.json" >"$logs/ab-table.txt" 2>&1 || status=1
+fi
+
+# Decode (one query row, GQA 32/8): how far the prefill kernel is from the memory bound there (no split-KV kernel
+# yet); each shape's K/V bytes read per second, against the H200's ~4.8 TB/s.
+if [[ " $AB_PARTS " == *" decode "* ]]; then
+  npx tsx scripts/cuda-bench.ts --specs causal,scale_invariant --D 128 --H 32 --Hkv 8 --shapes 1x1x32768,8x1x8192,32x1x2048 \
+    --iters 30 --timeout-s "$AB_TIMEOUT" --variants default >"$logs/decode.log" 2>&1 || status=1
+  while IFS= read -r line; do summary+=("decode: $line"); done < <(grep -E 'GB/s' "$logs/decode.log" | sed -E 's/ +/ /g')
 fi
 
 {
