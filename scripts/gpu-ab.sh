@@ -11,7 +11,7 @@
 #             (12x128p3o: FlashAttention-3's D=64 tiling, not persistent, 160 registers a consumer thread)
 #
 # Usage: bash scripts/gpu-ab.sh [LOG_DIR]   (LOG_DIR gets suite-*.log, torch.log, torch-fuzz.log, ab-*.log, ab-table.txt,
-#   ab.json, decode.log, summary.txt)
+#   ab.json, ab.svg, decode.log, summary.txt)
 # Knobs: AB_PARTS='suite torch bench decode' (any of them; decode: the prefill kernel on one-row GQA calls; torch: the torch target's modules from PyTorch, tests/torch, then
 #   AB_TORCH_FUZZ_S=60 seconds of random specs through them), AB_GROUPS=0,1,2,3 (which timed groups, by index), AB_TIMEOUT=120 (s per timed variant), AB_ITERS=30, AB_SHAPES=2x16384,8x4096
 # Wall time on an H200: about 2 minutes of suites and 6 of timing (first run not yet made; each variant compiles once
@@ -92,6 +92,7 @@ if [[ " $AB_PARTS " == *" bench "* ]]; then
   done
   # Ratios against each group's first label, whatever order the runs were in: the table lists labels as first seen.
   python3 scripts/cuda-ab-table.py "${abl[@]}" --json "$logs/ab.json" >"$logs/ab-table.txt" 2>&1 || status=1
+  npx tsx bench/plot-ab.ts "$logs/ab.json" -o "$logs/ab.svg" >/dev/null 2>&1 || true  # the same ratios as bars
 fi
 
 # Decode (one query row, GQA 32/8): how far the prefill kernel is from the memory bound there (no split-KV kernel

@@ -1,6 +1,6 @@
 // scripts/cuda-ab-table.py, the table scripts/gpu-ab.sh ends with: cuda-bench --clock-probe logs (the lines as
 // cuda-bench prints them) of two runs in opposite orders, read back into each label's median SM cycles and its
-// ratio to the group's first label. No GPU needed.
+// ratio to the group's first label, and bench/plot-ab.ts's bars of those ratios. No GPU needed.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -40,6 +40,17 @@ describe.skipIf(!python)('scripts/cuda-ab-table.py', () => {
     expect(rows.map((r: { label: string }) => r.label)).toEqual(['default', '12x96p3oP', '12x96p3oP+d']);
     expect(rows[1].vs_first).toBeCloseTo(5.5 / 6.1, 12);
     expect(rows[1].tiles).toBe('BM192 BN96 3st overlap persistent');
+  });
+
+  it('bench/plot-ab.ts draws the ratios: a bar per timed variant, green below 1, red above', async () => {
+    const { bars, plotAbSpec } = await import('../../bench/plot-ab.ts');
+    const { vegaLiteToSvg } = await import('../../src/analysis/svg.ts');
+    const rows = JSON.parse(readFileSync(join(work, 'ab.json'), 'utf8'));
+    expect(bars(rows).map((b) => [b.label, b.ratio])).toEqual([['default', 1], ['12x96p3oP', 0.9016]]);
+    const svg = await vegaLiteToSvg(plotAbSpec(rows));
+    expect(svg).toContain('12x96p3oP');
+    expect(svg).not.toContain('12x96p3oP+d');  // refused: no bar
+    expect(svg).toMatch(/fill="#2ca02c"/);
   });
 
   it('a log without SM cycles is an error, not an empty table', () => {
