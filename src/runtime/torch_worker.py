@@ -37,6 +37,7 @@ def module(path):
         spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
         m = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(m)
+        m.prepare(dev)  # compiled and loaded ahead of the first call, as a user would before capturing a CUDA graph
         modules[path] = m
     return modules[path]
 

@@ -139,6 +139,7 @@ print(err(lambda: w.attention(qw, qw, qw, params={'window': 3.5})))
 print(err(lambda: w.attention(qw, qw, qw, params={'window': 2 ** 40})))
 print(err(lambda: w.attention(qw, qw, qw, params={'window': True})))
 print(err(lambda: w.attention(qw, qw, qw, params={'window': torch.tensor(7)})))
+print(err(lambda: w.prepare('cpu')))
 `);
     expect(lines).toEqual([
       'ValueError: scale_invariant: q, k and v must be on one CUDA device; got cpu, cpu, cpu',
@@ -160,6 +161,7 @@ print(err(lambda: w.attention(qw, qw, qw, params={'window': torch.tensor(7)})))
       'TypeError: sliding_window: param window must be a number, got bool',
       // a 0-dim tensor is a number: the call gets as far as the device check
       'ValueError: sliding_window: q, k and v must be on one CUDA device; got cpu, cpu, cpu',
+      'ValueError: sliding_window: prepare() takes a CUDA device, got cpu',
     ]);
   }, 120_000);
 });

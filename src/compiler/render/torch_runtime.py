@@ -237,6 +237,17 @@ def _loaded(ordinal):
         return drv, state
 
 
+def prepare(device=None):
+    """Compiles (or reads from the cache) and loads the kernel for a CUDA device now (default: the current one),
+    rather than in the first call: before capturing a CUDA graph, say, since loading a module is not a stream
+    operation. Returns the arch it was built for."""
+    device = torch.device('cuda', torch.cuda.current_device()) if device is None else torch.device(device)
+    if device.type != 'cuda':
+        raise ValueError(f'{SPEC}: prepare() takes a CUDA device, got {device}')
+    with torch.cuda.device(device):
+        return _loaded(device.index if device.index is not None else torch.cuda.current_device())[1]['arch']
+
+
 def _launch(q, k, v, o, lse, sizes, params, tables):
     drv, st = _loaded(q.device.index if q.device.index is not None else torch.cuda.current_device())
     kernel = st['kernel']
