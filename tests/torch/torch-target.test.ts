@@ -64,6 +64,27 @@ describe.skipIf(!hasPython)('torch target: every example', () => {
     expect(r.status, r.stderr).toBe(0);
   }, 120_000);
 
+  it('each launch\'s argument list matches its kernel\'s C signature (pointer, int or float, in order), every example and arch', () => {
+    // The module marshals tensors and tables as 64-bit pointers, sizes and i32 params as int32, f32 params as float:
+    // the kernel's extern "C" signature must take exactly that, or a launch would read garbage.
+    const cType = (arg: string[]) => (arg[0] === 'tensor' || arg[0] === 'table' ? 'ptr' : arg[0] === 'size' || arg[2] === 'i32' ? 'int' : 'float');
+    for (const s of specs) for (const [dtype, D] of [['bf16', 64], ['f16', 128], ['f32', 64]] as const) {
+      const text = renderTorch(s.lowered, { dtype, headDim: D, hash: 'test', version: 'test' });
+      for (const arch of ['sm_90a', 'sm_80'] as const) {
+        const entry = new RegExp(`"${arch}": \\{\\n\\s+'kernel': "\\w*",\\n\\s+'launches': (\\[.*\\]),\\n\\s+'args': (\\[.*\\]),\\n\\s+'source': r'''([\\s\\S]*?)'''`).exec(text);
+        expect(entry, `${s.name} ${dtype} D${D} ${arch}`).not.toBeNull();
+        const launches = JSON.parse(entry![1].replace(/None/g, 'null').replace(/True/g, 'true').replace(/False/g, 'false')) as Array<{ entry: string }>;
+        const args = JSON.parse(entry![2]) as string[][];
+        for (const l of launches) {
+          const sig = new RegExp(`extern "C" __global__ void __launch_bounds__\\([^)]*\\) ${l.entry}\\(([^)]*)\\)`).exec(entry![3]);
+          expect(sig, `${s.name} ${arch}: ${l.entry}`).not.toBeNull();
+          const params = sig![1].split(',').map((p) => (p.includes('*') ? 'ptr' : /\bint\b/.test(p) ? 'int' : /\bfloat\b/.test(p) ? 'float' : `? ${p.trim()}`));
+          expect(params, `${s.name} ${dtype} D${D} ${arch} ${l.entry}`).toEqual(args.map(cType));
+        }
+      }
+    }
+  });
+
   it('golden scale_invariant_bf16_d128.py (the CUDA sources elided: tests/golden/cuda has them)', () => {
     const text = renderTorch(lowered('scale_invariant'), { dtype: 'bf16', headDim: 128, hash: 'golden', version: 'golden' });
     expectGolden('tests/golden/torch/scale_invariant_bf16_d128.py', text.replace(/'source': r'''[\s\S]*?'''/g, "'source': r'''<CUDA source>'''"));
