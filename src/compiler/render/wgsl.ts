@@ -174,7 +174,11 @@ function renderBody(k: LoweredKernel, plan: HoistPlan, t: WgslTiles, D: number, 
   const elemKnown = new Map<Node, string>([...headKnown, ...row.values]);
   for (const c of cols) elemKnown.set(c.node, readTable(c, 'jj'));
   for (const c of diags) elemKnown.set(c.node, readTable(c, 'de'));
-  L.push('', `${I2}// Scores: this lane computes keys lane, lane + TPR, ... of its row (log2 units).`);
+  L.push('', `${I2}// Rows past Nq (the last row tile's, most of a decode call's tile) skip their scores and softmax:`);
+  L.push(`${I2}// nothing reads them, and no barrier is inside.`);
+  L.push(`${I2}if (row < u.Nq) {`);
+  const scoresFrom = L.length;
+  L.push(`${I2}// Scores: this lane computes keys lane, lane + TPR, ... of its row (log2 units).`);
   L.push(`${I2}for (var jj = lane; jj < BN; jj += TPR) {`, `${I3}let kv_idx = kv0 + i32(jj);`);
   if (diags.length) L.push(`${I3}let de = r + (BN - 1u) - jj;`);
   L.push(`${I3}var s = MASKED;`, `${I3}if (kv_idx < u.Nk) {`);
@@ -196,10 +200,12 @@ function renderBody(k: LoweredKernel, plan: HoistPlan, t: WgslTiles, D: number, 
     L.push(...gen.lines, `${keepIndent}s = ${gen.values.get(logit2!)};`);
   }
   if (!plan.maskFree) L.push(`${I4}}`);
-  L.push(`${I3}}`, `${I3}wg_s[r * BN + jj] = s;`, `${I2}}`, `${I2}workgroupBarrier();`);
+  L.push(`${I3}}`, `${I3}wg_s[r * BN + jj] = s;`, `${I2}}`);
+  for (let i = scoresFrom; i < L.length; i++) L[i] = `  ${L[i]}`;  // inside the row guard
+  L.push(`${I2}}`, `${I2}workgroupBarrier();`);
 
   L.push('', `${I2}// Online softmax: rescale by exp2(m_old - m_new), then accumulate P V for this lane's columns.`);
-  L.push(`${I2}var m_tile = MASKED;`, `${I2}for (var j = 0u; j < BN; j++) { m_tile = max(m_tile, wg_s[r * BN + j]); }`);
+  L.push(`${I2}var m_tile = MASKED;`, `${I2}if (row < u.Nq) { for (var j = 0u; j < BN; j++) { m_tile = max(m_tile, wg_s[r * BN + j]); } }`);
   L.push(`${I2}let m_new = max(m, m_tile);`, `${I2}if (m_new > MASKED) {`);
   L.push(`${I3}let alpha = exp2(m - m_new);`, `${I3}l *= alpha;`, `${I3}for (var i = 0u; i < VPL; i++) { acc[i] *= alpha; }`);
   L.push(`${I3}for (var j = 0u; j < BN; j++) {`, `${I4}let p = exp2(wg_s[r * BN + j] - m_new);`, `${I4}l += p;`);

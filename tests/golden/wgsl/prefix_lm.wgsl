@@ -132,29 +132,33 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
     }
     workgroupBarrier();
 
-    // Scores: this lane computes keys lane, lane + TPR, ... of its row (log2 units).
-    for (var jj = lane; jj < BN; jj += TPR) {
-      let kv_idx = kv0 + i32(jj);
-      var s = MASKED;
-      if (kv_idx < u.Nk) {
-        var keep = true;
-        if (!tile_full) {
-          let e13 = ((kv_idx <= q_idx) || (kv_idx < u.p_prefix));
-          keep = e13;
+    // Rows past Nq (the last row tile's, most of a decode call's tile) skip their scores and softmax:
+    // nothing reads them, and no barrier is inside.
+    if (row < u.Nq) {
+      // Scores: this lane computes keys lane, lane + TPR, ... of its row (log2 units).
+      for (var jj = lane; jj < BN; jj += TPR) {
+        let kv_idx = kv0 + i32(jj);
+        var s = MASKED;
+        if (kv_idx < u.Nk) {
+          var keep = true;
+          if (!tile_full) {
+            let e13 = ((kv_idx <= q_idx) || (kv_idx < u.p_prefix));
+            keep = e13;
+          }
+          if (keep) {
+            var qk = 0.0;
+            for (var c = 0u; c < D4; c++) { qk += dot(wg_q[r * D4 + c], wg_k[jj * D4 + c]); }
+            s = fma(h34, qk, 0.0);
+          }
         }
-        if (keep) {
-          var qk = 0.0;
-          for (var c = 0u; c < D4; c++) { qk += dot(wg_q[r * D4 + c], wg_k[jj * D4 + c]); }
-          s = fma(h34, qk, 0.0);
-        }
+        wg_s[r * BN + jj] = s;
       }
-      wg_s[r * BN + jj] = s;
     }
     workgroupBarrier();
 
     // Online softmax: rescale by exp2(m_old - m_new), then accumulate P V for this lane's columns.
     var m_tile = MASKED;
-    for (var j = 0u; j < BN; j++) { m_tile = max(m_tile, wg_s[r * BN + j]); }
+    if (row < u.Nq) { for (var j = 0u; j < BN; j++) { m_tile = max(m_tile, wg_s[r * BN + j]); } }
     let m_new = max(m, m_tile);
     if (m_new > MASKED) {
       let alpha = exp2(m - m_new);
