@@ -26,14 +26,19 @@ afterAll(() => backend?.dispose());
 // A covering set rather than the full cross product: lavapipe's LLVM takes
 // seconds to compile each kernel, so each example gets a few kernels and each
 // kernel several shapes. Together: lengths {1, 17, 128, 300}, head dims
-// {32, 64, 128}, both dtypes, GQA (Hq/Hkv = 2 and 4), MHA, q_len < kv_len
-// (decode and 17/300), lengths that are not multiples of the tiles.
+// {32, 64, 128}, both dtypes, GQA (Hq/Hkv = 2, 4 and 8), MHA, q_len < kv_len
+// (decode and 17/300), lengths that are not multiples of the tiles, and the
+// GQA-packed decode path where the spec allows it (render/wgsl.ts).
 function casesFor(index: number, file: string): Case[] {
   const f32: Case[] = [
     { B: 1, Hq: 4, Hkv: 1, Nq: 300, Nk: 300, D: 64, dtype: 'f32' },
     { B: 2, Hq: 4, Hkv: 2, Nq: 17, Nk: 300, D: 64, dtype: 'f32' },
     { B: 1, Hq: 2, Hkv: 2, Nq: 1, Nk: 128, D: 64, dtype: 'f32' },
     { B: 1, Hq: 1, Hkv: 1, Nq: 1, Nk: 1, D: 64, dtype: 'f32' },
+    // GQA packing (a kv-head group's rows in one workgroup where Nq * Hq / Hkv fits a row tile): 8 heads of 2
+    // rows each, and 4 groups of 2 heads of 3 rows (a ragged Nq, both batches)
+    { B: 1, Hq: 8, Hkv: 1, Nq: 2, Nk: 200, D: 64, dtype: 'f32' },
+    { B: 2, Hq: 8, Hkv: 4, Nq: 3, Nk: 77, D: 64, dtype: 'f32' },
   ];
   const D16 = index % 2 === 0 ? 32 : 128;
   const f16: Case[] = [

@@ -13,7 +13,7 @@
 //      row's running max / sum and its slice of the O accumulator (registers).
 //   3. O = acc / sum in the storage dtype, LSE = (max + log2 sum) * ln 2.
 import type { CompiledKernel, KernelManifest } from '../manifest.ts';
-import { readsTable, type Node } from '../ir/nodes.ts';
+import { readsTable, topoOrder, type Node } from '../ir/nodes.ts';
 import type { LoweredKernel } from '../ir/program.ts';
 import type { DeviceLimits } from '../../runtime/device.ts';
 import { chooseWgslTiles, type TileLimits, type WgslTiles } from '../schedule/wgsl-tiles.ts';
@@ -108,27 +108,56 @@ function renderBody(k: LoweredKernel, plan: HoistPlan, t: WgslTiles, D: number, 
   const L: string[] = [];
   L.push(`@compute @workgroup_size(${t.threads})`);
   L.push(`fn ${WGSL_ENTRY_POINT}(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {`);
+  // GQA packing: where the per-key and per-diagonal tables and the tile test do not read the query head, a call
+  // whose Nq rows of every head of a kv-head group fit one row tile (decode) has the group's first head's workgroup
+  // serve all of them, one row slot per (head, row), sharing each staged K/V tile; the group's other workgroups
+  // exit at once. (The dispatch stays [ceil(Nq / BM), Hq, B].)
+  const pack = !readsHead([...cols.map((c) => c.node), ...diags.map((c) => c.node),
+    ...(plan.maskFree ? [] : [k.analysis.tile.canBeTrue, k.analysis.tile.canBeFalse, ...queryTileLoads(k.analysis.tile)])]);
   L.push(`${I1}// Which (batch, query head, row tile) this workgroup computes; GQA: query head h reads kv head h / (Hq / Hkv).`);
-  L.push(`${I1}let batch = i32(wg.z);`, `${I1}let head = i32(wg.y);`, `${I1}let q0 = i32(wg.x * BM);`);
-  L.push(`${I1}let kv_head = head / (u.Hq / u.Hkv);`);
+  L.push(`${I1}let group = u.Hq / u.Hkv;`);
+  if (pack) {
+    L.push(`${I1}// Packed (decode): this workgroup serves every head of its kv-head group, row slot r = (head - h0) * Nq + row.`);
+    L.push(`${I1}let packed = group > 1 && u.Nq * group <= i32(BM);`);
+    L.push(`${I1}if (packed && i32(wg.y) % group != 0) { return; } // served by the group's first head`);
+  }
+  L.push(`${I1}let batch = i32(wg.z);`, `${I1}let q0 = i32(wg.x * BM);`);
+  L.push(`${I1}let kv_head = i32(wg.y) / group;`);
   L.push(`${I1}let pos_off = u.Nk - u.Nq; // q_idx = row + (Nk - Nq): bottom-right alignment`);
-  L.push(`${I1}let q_base = u32(batch * u.Hq + head) * u32(u.Nq);`);
   L.push(`${I1}let kv_base = u32(batch * u.Hkv + kv_head) * u32(u.Nk);`);
+  L.push('', `${I1}// This invocation serves row slot r of the tile, lane \`lane\` of its TPR lanes: query row \`row\` of head \`head\`.`);
+  L.push(`${I1}let r = tid / TPR;`, `${I1}let lane = tid % TPR;`);
+  if (pack) {
+    L.push(`${I1}let head = select(i32(wg.y), i32(wg.y) + i32(r) / max(u.Nq, 1), packed);`);
+    L.push(`${I1}let prow = select(i32(r), i32(r) % max(u.Nq, 1), packed); // the row's place among the tile's rows of its head`);
+    L.push(`${I1}let row = q0 + prow;`, `${I1}let row_ok = select(row < u.Nq, i32(r) < u.Nq * group, packed);`);
+  } else {
+    L.push(`${I1}let head = i32(wg.y);`, `${I1}let prow = i32(r); // the row's place among the tile's rows`);
+    L.push(`${I1}let row = q0 + prow;`, `${I1}let row_ok = row < u.Nq;`);
+  }
+  L.push(`${I1}let q_base = u32(batch * u.Hq + head) * u32(u.Nq);`);
 
-  // Head-class values: once per invocation, before any loop.
+  // Head-class values: once per invocation, before any loop (per row slot's head where packed).
   const head = emitScope(plan.frontier.head, P, 'head', D, new Map(), 'h', I1);
   if (head.lines.length) L.push('', `${I1}// Values per (batch, head): computed once.`, ...head.lines);
   const headKnown = head.values;
 
-  L.push('', `${I1}// This invocation serves row r of the tile, lane \`lane\` of its TPR lanes.`);
-  L.push(`${I1}let r = tid / TPR;`, `${I1}let lane = tid % TPR;`, `${I1}let row = q0 + i32(r);`, `${I1}let q_idx = row + pos_off;`);
+  L.push(`${I1}let q_idx = row + pos_off;`);
   const row = emitScope(plan.frontier.row, P, 'row', D, headKnown, 'r', I1);
   if (row.lines.length) L.push(`${I1}// Values per query row: computed once, outside the KV loop.`, ...row.lines);
 
   L.push('', `${I1}// Stage the Q tile (rows past Nq read as zeros; they are never stored).`);
   L.push(`${I1}for (var i = tid; i < BM * D4; i += THREADS) {`);
-  L.push(`${I2}let qr = q0 + i32(i / D4);`, `${I2}var x = vec4<f32>(0.0);`);
-  L.push(`${I2}if (qr < u.Nq) { x = load_q((q_base + u32(qr)) * D4 + i % D4); }`, `${I2}wg_q[i] = x;`, `${I1}}`);
+  if (pack) {
+    L.push(`${I2}let slot = i32(i / D4);`);
+    L.push(`${I2}let qh = select(i32(wg.y), i32(wg.y) + slot / max(u.Nq, 1), packed);`);
+    L.push(`${I2}let qr = select(q0 + slot, slot % max(u.Nq, 1), packed);`);
+    L.push(`${I2}let q_ok = select(qr < u.Nq, slot < u.Nq * group, packed);`, `${I2}var x = vec4<f32>(0.0);`);
+    L.push(`${I2}if (q_ok) { x = load_q((u32(batch * u.Hq + qh) * u32(u.Nq) + u32(qr)) * D4 + i % D4); }`, `${I2}wg_q[i] = x;`, `${I1}}`);
+  } else {
+    L.push(`${I2}let qr = q0 + i32(i / D4);`, `${I2}var x = vec4<f32>(0.0);`);
+    L.push(`${I2}if (qr < u.Nq) { x = load_q((q_base + u32(qr)) * D4 + i % D4); }`, `${I2}wg_q[i] = x;`, `${I1}}`);
+  }
 
   L.push('', `${I1}// Online softmax state of this row (log2 units) and this lane's slice of O.`);
   L.push(`${I1}var m = MASKED;`, `${I1}var l = 0.0;`, `${I1}var acc: array<vec4<f32>, VPL>;`);
@@ -176,11 +205,11 @@ function renderBody(k: LoweredKernel, plan: HoistPlan, t: WgslTiles, D: number, 
   for (const c of diags) elemKnown.set(c.node, readTable(c, 'de'));
   L.push('', `${I2}// Rows past Nq (the last row tile's, most of a decode call's tile) skip their scores and softmax:`);
   L.push(`${I2}// nothing reads them, and no barrier is inside.`);
-  L.push(`${I2}if (row < u.Nq) {`);
+  L.push(`${I2}if (row_ok) {`);
   const scoresFrom = L.length;
   L.push(`${I2}// Scores: this lane computes keys lane, lane + TPR, ... of its row (log2 units).`);
   L.push(`${I2}for (var jj = lane; jj < BN; jj += TPR) {`, `${I3}let kv_idx = kv0 + i32(jj);`);
-  if (diags.length) L.push(`${I3}let de = r + (BN - 1u) - jj;`);
+  if (diags.length) L.push(`${I3}let de = u32(prow) + (BN - 1u) - jj;`);
   L.push(`${I3}var s = MASKED;`, `${I3}if (kv_idx < u.Nk) {`);
   let keepIndent = I4;
   if (!plan.maskFree) {
@@ -205,7 +234,7 @@ function renderBody(k: LoweredKernel, plan: HoistPlan, t: WgslTiles, D: number, 
   L.push(`${I2}}`, `${I2}workgroupBarrier();`);
 
   L.push('', `${I2}// Online softmax: rescale by exp2(m_old - m_new), then accumulate P V for this lane's columns.`);
-  L.push(`${I2}var m_tile = MASKED;`, `${I2}if (row < u.Nq) { for (var j = 0u; j < BN; j++) { m_tile = max(m_tile, wg_s[r * BN + j]); } }`);
+  L.push(`${I2}var m_tile = MASKED;`, `${I2}if (row_ok) { for (var j = 0u; j < BN; j++) { m_tile = max(m_tile, wg_s[r * BN + j]); } }`);
   L.push(`${I2}let m_new = max(m, m_tile);`, `${I2}if (m_new > MASKED) {`);
   L.push(`${I3}let alpha = exp2(m - m_new);`, `${I3}l *= alpha;`, `${I3}for (var i = 0u; i < VPL; i++) { acc[i] *= alpha; }`);
   L.push(`${I3}for (var j = 0u; j < BN; j++) {`, `${I4}let p = exp2(wg_s[r * BN + j] - m_new);`, `${I4}l += p;`);
@@ -213,11 +242,16 @@ function renderBody(k: LoweredKernel, plan: HoistPlan, t: WgslTiles, D: number, 
   L.push(`${I3}m = m_new;`, `${I2}}`, `${I1}}`);
 
   L.push('', `${I1}// Epilogue: a row with no kept key gets O = 0 and LSE = -inf.`);
-  L.push(`${I1}if (row < u.Nq) {`, `${I2}let out_row = q_base + u32(row);`, `${I2}let inv_l = select(0.0, 1.0 / l, l > 0.0);`);
+  L.push(`${I1}if (row_ok) {`, `${I2}let out_row = q_base + u32(row);`, `${I2}let inv_l = select(0.0, 1.0 / l, l > 0.0);`);
   L.push(`${I2}for (var i = 0u; i < VPL; i++) { store_o(out_row * D4 + lane + i * TPR, acc[i] * inv_l); }`);
   L.push(`${I2}if (lane == 0u) { lse_out[out_row] = select(bitcast<f32>(NEG_INF_BITS), (m + log2(l)) * LN2, l > 0.0); }`);
   L.push(`${I1}}`, '}');
   return L;
+}
+
+/** Whether any of these values reads the query head (then they cannot be shared by the rows of several heads). */
+function readsHead(roots: Node[]): boolean {
+  return topoOrder(roots).some((n) => n.op === 'builtin' && n.name === 'head');
 }
 
 /** The per-tile test: skip tiles with no kept pair; `tile_full` drops the per-element mask. */

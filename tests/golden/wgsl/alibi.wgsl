@@ -59,24 +59,27 @@ fn store_o(i: u32, x: vec4<f32>) { o_out[i] = x; }
 @compute @workgroup_size(128)
 fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
   // Which (batch, query head, row tile) this workgroup computes; GQA: query head h reads kv head h / (Hq / Hkv).
+  let group = u.Hq / u.Hkv;
   let batch = i32(wg.z);
-  let head = i32(wg.y);
   let q0 = i32(wg.x * BM);
-  let kv_head = head / (u.Hq / u.Hkv);
+  let kv_head = i32(wg.y) / group;
   let pos_off = u.Nk - u.Nq; // q_idx = row + (Nk - Nq): bottom-right alignment
-  let q_base = u32(batch * u.Hq + head) * u32(u.Nq);
   let kv_base = u32(batch * u.Hkv + kv_head) * u32(u.Nk);
+
+  // This invocation serves row slot r of the tile, lane `lane` of its TPR lanes: query row `row` of head `head`.
+  let r = tid / TPR;
+  let lane = tid % TPR;
+  let head = i32(wg.y);
+  let prow = i32(r); // the row's place among the tile's rows
+  let row = q0 + prow;
+  let row_ok = row < u.Nq;
+  let q_base = u32(batch * u.Hq + head) * u32(u.Nq);
 
   // Values per (batch, head): computed once.
   let h27 = ((1.0 / sqrt(f32(64i))) * 1.442695);
   let h30 = select(h27, 1.0e38, (h27 > 1.0e38));
   let h33 = select(h30, (-1.0e38), (h30 < (-1.0e38)));
   let h8 = t_slopes[u32(clamp(head, 0i, u.Hq - 1i))];
-
-  // This invocation serves row r of the tile, lane `lane` of its TPR lanes.
-  let r = tid / TPR;
-  let lane = tid % TPR;
-  let row = q0 + i32(r);
   let q_idx = row + pos_off;
 
   // Stage the Q tile (rows past Nq read as zeros; they are never stored).
@@ -146,11 +149,11 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
 
     // Rows past Nq (the last row tile's, most of a decode call's tile) skip their scores and softmax:
     // nothing reads them, and no barrier is inside.
-    if (row < u.Nq) {
+    if (row_ok) {
       // Scores: this lane computes keys lane, lane + TPR, ... of its row (log2 units).
       for (var jj = lane; jj < BN; jj += TPR) {
         let kv_idx = kv0 + i32(jj);
-        let de = r + (BN - 1u) - jj;
+        let de = u32(prow) + (BN - 1u) - jj;
         var s = MASKED;
         if (kv_idx < u.Nk) {
           var keep = true;
@@ -171,7 +174,7 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
 
     // Online softmax: rescale by exp2(m_old - m_new), then accumulate P V for this lane's columns.
     var m_tile = MASKED;
-    if (row < u.Nq) { for (var j = 0u; j < BN; j++) { m_tile = max(m_tile, wg_s[r * BN + j]); } }
+    if (row_ok) { for (var j = 0u; j < BN; j++) { m_tile = max(m_tile, wg_s[r * BN + j]); } }
     let m_new = max(m, m_tile);
     if (m_new > MASKED) {
       let alpha = exp2(m - m_new);
@@ -187,7 +190,7 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
   }
 
   // Epilogue: a row with no kept key gets O = 0 and LSE = -inf.
-  if (row < u.Nq) {
+  if (row_ok) {
     let out_row = q_base + u32(row);
     let inv_l = select(0.0, 1.0 / l, l > 0.0);
     for (var i = 0u; i < VPL; i++) { store_o(out_row * D4 + lane + i * TPR, acc[i] * inv_l); }

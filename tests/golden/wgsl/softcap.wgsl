@@ -63,29 +63,38 @@ fn attnc_tanh(x: f32) -> f32 {
 @compute @workgroup_size(128)
 fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
   // Which (batch, query head, row tile) this workgroup computes; GQA: query head h reads kv head h / (Hq / Hkv).
+  let group = u.Hq / u.Hkv;
+  // Packed (decode): this workgroup serves every head of its kv-head group, row slot r = (head - h0) * Nq + row.
+  let packed = group > 1 && u.Nq * group <= i32(BM);
+  if (packed && i32(wg.y) % group != 0) { return; } // served by the group's first head
   let batch = i32(wg.z);
-  let head = i32(wg.y);
   let q0 = i32(wg.x * BM);
-  let kv_head = head / (u.Hq / u.Hkv);
+  let kv_head = i32(wg.y) / group;
   let pos_off = u.Nk - u.Nq; // q_idx = row + (Nk - Nq): bottom-right alignment
-  let q_base = u32(batch * u.Hq + head) * u32(u.Nq);
   let kv_base = u32(batch * u.Hkv + kv_head) * u32(u.Nk);
+
+  // This invocation serves row slot r of the tile, lane `lane` of its TPR lanes: query row `row` of head `head`.
+  let r = tid / TPR;
+  let lane = tid % TPR;
+  let head = select(i32(wg.y), i32(wg.y) + i32(r) / max(u.Nq, 1), packed);
+  let prow = select(i32(r), i32(r) % max(u.Nq, 1), packed); // the row's place among the tile's rows of its head
+  let row = q0 + prow;
+  let row_ok = select(row < u.Nq, i32(r) < u.Nq * group, packed);
+  let q_base = u32(batch * u.Hq + head) * u32(u.Nq);
 
   // Values per (batch, head): computed once.
   let h28 = ((1.0 / sqrt(f32(64i))) * (1.0 / u.p_cap));
   let h32 = (u.p_cap * 1.442695);
-
-  // This invocation serves row r of the tile, lane `lane` of its TPR lanes.
-  let r = tid / TPR;
-  let lane = tid % TPR;
-  let row = q0 + i32(r);
   let q_idx = row + pos_off;
 
   // Stage the Q tile (rows past Nq read as zeros; they are never stored).
   for (var i = tid; i < BM * D4; i += THREADS) {
-    let qr = q0 + i32(i / D4);
+    let slot = i32(i / D4);
+    let qh = select(i32(wg.y), i32(wg.y) + slot / max(u.Nq, 1), packed);
+    let qr = select(q0 + slot, slot % max(u.Nq, 1), packed);
+    let q_ok = select(qr < u.Nq, slot < u.Nq * group, packed);
     var x = vec4<f32>(0.0);
-    if (qr < u.Nq) { x = load_q((q_base + u32(qr)) * D4 + i % D4); }
+    if (q_ok) { x = load_q((u32(batch * u.Hq + qh) * u32(u.Nq) + u32(qr)) * D4 + i % D4); }
     wg_q[i] = x;
   }
 
@@ -139,7 +148,7 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
 
     // Rows past Nq (the last row tile's, most of a decode call's tile) skip their scores and softmax:
     // nothing reads them, and no barrier is inside.
-    if (row < u.Nq) {
+    if (row_ok) {
       // Scores: this lane computes keys lane, lane + TPR, ... of its row (log2 units).
       for (var jj = lane; jj < BN; jj += TPR) {
         let kv_idx = kv0 + i32(jj);
@@ -165,7 +174,7 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
 
     // Online softmax: rescale by exp2(m_old - m_new), then accumulate P V for this lane's columns.
     var m_tile = MASKED;
-    if (row < u.Nq) { for (var j = 0u; j < BN; j++) { m_tile = max(m_tile, wg_s[r * BN + j]); } }
+    if (row_ok) { for (var j = 0u; j < BN; j++) { m_tile = max(m_tile, wg_s[r * BN + j]); } }
     let m_new = max(m, m_tile);
     if (m_new > MASKED) {
       let alpha = exp2(m - m_new);
@@ -181,7 +190,7 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
   }
 
   // Epilogue: a row with no kept key gets O = 0 and LSE = -inf.
-  if (row < u.Nq) {
+  if (row_ok) {
     let out_row = q_base + u32(row);
     let inv_l = select(0.0, 1.0 / l, l > 0.0);
     for (var i = 0u; i < VPL; i++) { store_o(out_row * D4 + lane + i * TPR, acc[i] * inv_l); }
