@@ -11,8 +11,9 @@
 #             (12x128p3o: FlashAttention-3's D=64 tiling, not persistent, 160 registers a consumer thread)
 #
 # Usage: bash scripts/gpu-ab.sh [LOG_DIR]   (LOG_DIR gets suite-*.log, torch.log, torch-fuzz.log, ab-*.log, ab-table.txt,
-#   ab.json, ab.svg, decode.log, summary.txt)
-# Knobs: AB_PARTS='suite torch bench decode' (any of them; decode: the prefill kernel on one-row GQA calls; torch: the torch target's modules from PyTorch, tests/torch, then
+#   ab.json, ab.svg, decode.log, webgpu.log, summary.txt)
+# Knobs: AB_PARTS='suite torch bench decode webgpu' (any of them; decode: the CUDA kernel on one-row GQA calls;
+#   webgpu: the WGSL kernel on decode and prefill calls through Dawn; torch: the torch target's modules from PyTorch, tests/torch, then
 #   AB_TORCH_FUZZ_S=60 seconds of random specs through them), AB_GROUPS=0,1,2,3 (which timed groups, by index), AB_TIMEOUT=120 (s per timed variant), AB_ITERS=30, AB_SHAPES=2x16384,8x4096
 # Wall time on an H200: about 2 minutes of suites and 6 of timing (first run not yet made; each variant compiles once
 # through NVRTC, ~5 s). Exit status 1 when a suite case failed or a variant could not be timed.
@@ -22,7 +23,7 @@ logs=${1:-/tmp/attnc-ab}
 mkdir -p "$logs"
 logs=$(cd "$logs" && pwd)
 export ATTNC_CACHE_DIR=${ATTNC_CACHE_DIR:-/tmp/attnc-cache}
-AB_PARTS=${AB_PARTS:-suite torch bench decode}
+AB_PARTS=${AB_PARTS:-suite torch bench decode webgpu}
 AB_TIMEOUT=${AB_TIMEOUT:-120}
 AB_ITERS=${AB_ITERS:-30}
 AB_SHAPES=${AB_SHAPES:-2x16384,8x4096}
@@ -101,6 +102,15 @@ if [[ " $AB_PARTS " == *" decode "* ]]; then
   npx tsx scripts/cuda-bench.ts --specs causal,scale_invariant --D 128 --H 32 --Hkv 8 --shapes 1x1x32768,8x1x8192,32x1x2048 \
     --iters 30 --timeout-s "$AB_TIMEOUT" --variants default >"$logs/decode.log" 2>&1 || status=1
   while IFS= read -r line; do summary+=("decode: $line"); done < <(grep -E 'GB/s' "$logs/decode.log" | sed -E 's/ +/ /g')
+fi
+
+# WebGPU (Dawn on the machine's Vulkan driver): the WGSL kernel on decode calls (rows past Nq skip their work, GQA
+# packing) beside a full prefill call, end to end per call (scripts/webgpu-bench.ts); lavapipe's figures are in
+# tests/cuda/results/lavapipe-2026-12-04-*.txt.
+if [[ " $AB_PARTS " == *" webgpu "* ]]; then
+  npx tsx scripts/webgpu-bench.ts --specs causal,scale_invariant,alibi --shapes 1x32x8x1x4096,8x32x8x1x4096,1x32x8x4096x4096 \
+    --iters 10 >"$logs/webgpu.log" 2>&1 || status=1
+  while IFS= read -r line; do summary+=("webgpu: $line"); done < <(grep -E 'median|WebGPU' "$logs/webgpu.log" | sed -E 's/ +/ /g')
 fi
 
 {
