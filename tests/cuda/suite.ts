@@ -13,7 +13,7 @@ import type { StorageDType } from '../../src/compiler/manifest.ts';
 import type { TileOverrides } from '../../src/compiler/schedule/cuda-tiles.ts';
 import type { AttentionBlock } from '../../src/compiler/syntax/ast.ts';
 import type { LoweredKernel } from '../../src/compiler/ir/program.ts';
-import type { CudaBackend } from '../../src/runtime/cuda.ts';
+import type { Backend } from '../../src/runtime/device.ts';
 import { referenceAttention } from '../../src/runtime/reference.ts';
 import { defaultTables, randomInputs, type Shape } from '../../src/runtime/random.ts';
 import { compareOutputs, sampleRows, TOLERANCE } from '../../src/runtime/compare.ts';
@@ -74,7 +74,10 @@ export function dietOverrides(groups: string | undefined): TileOverrides {
   return { foldScale: on.get('f'), lazyRescale: on.get('l'), twoChains: on.get('t'), rowSumMma: on.get('m'), zeroRef: on.get('z'), earlyPvWait: on.get('w'), pingpong: on.get('g'), diagCarry: on.get('c'), diagPrefetch: on.get('d') };
 }
 
-export async function runCase(be: CudaBackend, spec: Spec, dtype: StorageDType, shape: Shape, seed = 1): Promise<CaseResult> {
+/** One case on a backend that runs CUDA kernels (the Node CUDA runtime, or the torch module's): its kernel, against float64. */
+export async function runCase(be: Backend, spec: Spec, dtype: StorageDType, shape: Shape, seed = 1): Promise<CaseResult> {
+  const codegen = be.codegen();
+  if (codegen.target !== 'cuda') throw new Error(`runCase: ${be.name} runs ${codegen.target}, not CUDA kernels`);
   const t0 = performance.now();
   // ATTNC_CUDA_TILES=warps,bn,mt[,producer,stages,overlap,ctas,persistent,snake] checks a non-default tiling of the tensor-core
   // kernel (producer: 1 adds the wgmma kernel's producer warpgroup, 0 drops it; overlap: 1 overlaps softmax and P V;
@@ -90,7 +93,7 @@ export async function runCase(be: CudaBackend, spec: Spec, dtype: StorageDType, 
     ...dietOverrides(diet?.[0]) };
   const explicit = !!process.env.ATTNC_CUDA_TILES || !!diet;
   // Hopper: the wgmma kernels (unless ATTNC_CUDA_KERNEL=mma)
-  const kernel = renderCuda(spec.lowered, { dtype, headDim: shape.D, hash: 'test', version: 'test', tiles: explicit ? tiles : undefined, arch: be.codegen().arch });
+  const kernel = renderCuda(spec.lowered, { dtype, headDim: shape.D, hash: 'test', version: 'test', tiles: explicit ? tiles : undefined, arch: codegen.arch });
   const { q, k, v } = randomInputs(shape, seed);
   const params = Object.fromEntries(spec.lowered.program.params.map((p) => [p.name, p.default]));
   // Short windows/prefixes so that masks actually cut inside short sequences too.
