@@ -5,6 +5,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type * as vl from 'vega-lite';
 import { vegaLiteToSvg } from '../src/analysis/svg.ts';
+import { plotArgs } from './plot.ts';
 
 export interface AbRow {
   spec: string; dtype: string; B: number; H: number; N: number; D: number; label: string;
@@ -46,14 +47,7 @@ export function plotAbSpec(rows: AbRow[], title = 'attnc same-run A/B'): vl.TopL
 }
 
 async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  const o = args.indexOf('-o');
-  const outArg = o >= 0 ? args.splice(o, 2)[1] : undefined;
-  const input = args[0];
-  if (!input) {
-    console.error('usage: npx tsx bench/plot-ab.ts AB.json [-o OUT.svg]');
-    process.exit(2);
-  }
+  const { input, out } = plotArgs('npx tsx bench/plot-ab.ts AB.json [-o OUT.svg]');
   let rows: AbRow[];
   try {
     rows = JSON.parse(readFileSync(input, 'utf8')) as AbRow[];
@@ -65,7 +59,6 @@ async function main(): Promise<void> {
     console.error(`plot-ab: ${input} has no timed variants (vs_first)`);
     process.exit(1);
   }
-  const out = outArg ?? input.replace(/\.json$/, '') + '.svg';
   writeFileSync(out, await vegaLiteToSvg(plotAbSpec(rows)));
   console.log(`wrote ${out} (${bars(rows).length} bars)`);
 }

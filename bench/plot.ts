@@ -71,17 +71,22 @@ export async function plotSvg(res: Results): Promise<string> {
   return vegaLiteToSvg(plotSpec(res));
 }
 
-async function main(): Promise<void> {
+/** The plot scripts' command line, INPUT.json [-o OUT.svg] (OUT defaults to INPUT with .svg); exits 2 without INPUT. */
+export function plotArgs(usage: string): { input: string; out: string } {
   const args = process.argv.slice(2);
   const o = args.indexOf('-o');
   const outArg = o >= 0 ? args.splice(o, 2)[1] : undefined;
   const input = args[0];
   if (!input) {
-    console.error('usage: npx tsx bench/plot.ts RESULTS.json [-o OUT.svg]');
+    console.error(`usage: ${usage}`);
     process.exit(2);
   }
+  return { input, out: outArg ?? input.replace(/\.json$/, '') + '.svg' };
+}
+
+async function main(): Promise<void> {
+  const { input, out } = plotArgs('npx tsx bench/plot.ts RESULTS.json [-o OUT.svg]');
   const res = JSON.parse(readFileSync(input, 'utf8')) as Results;
-  const out = outArg ?? input.replace(/\.json$/, '') + '.svg';
   writeFileSync(out, await plotSvg(res));
   console.log(`wrote ${out} (${points(res).length} points)`);
 }

@@ -21,11 +21,9 @@ import { defaultTables } from '../src/runtime/random.ts';
 import type { StorageDType } from '../src/compiler/manifest.ts';
 import { spawnSync } from 'node:child_process';
 import { cachedInputs } from './bench-inputs.ts';
+import { argValue as arg, failWith } from './script-args.ts';
 
-const arg = (name: string, dflt: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : dflt;
-};
+const fail = failWith('cuda-bench');
 const specs = arg('specs', 'causal,scale_invariant').split(',');
 const dtype = arg('dtype', 'bf16') as StorageDType;
 const D = Number(arg('D', '128'));
@@ -34,8 +32,7 @@ const H = Number(arg('H', '16'));
 const Hkv = Number(arg('Hkv', String(H)));
 const shapes = arg('shapes', '2x16384').split(',').map((s) => s.split('x').map(Number)).map(([B, Nq, Nk]) => [B, Nq, Nk ?? Nq]);
 if (!(Hkv >= 1 && H % Hkv === 0) || shapes.some((x) => x.some((n) => !(Number.isInteger(n) && n >= 1)))) {
-  console.error('cuda-bench: --Hkv must divide --H, and --shapes are BxN or BxNqxNk of whole numbers >= 1');
-  process.exit(2);
+  fail('--Hkv must divide --H, and --shapes are BxN or BxNqxNk of whole numbers >= 1');
 }
 // Document ids as bench/run.py makes them (lengths uniform in N/16..N/4) rather than defaultTables' 1-4 boundaries.
 const benchDocs = process.argv.includes('--bench-docs');
@@ -44,22 +41,9 @@ const queued = process.argv.includes('--queued');
 const iters = Number(arg('iters', '20'));
 // --clock-probe: after each launch, the SM clock a probe kernel measures (src/runtime/cuda-clock-probe.ts), printed per launch.
 const clockProbe = process.argv.includes('--clock-probe');
-if (clockProbe && queued) {
-  console.error('cuda-bench: --clock-probe runs between launches, so not with --queued');
-  process.exit(2);
-}
-if (!(Number.isInteger(iters) && iters >= 1)) {
-  console.error('cuda-bench: --iters: expected a whole number of timed launches >= 1');
-  process.exit(2);
-}
-const variants = arg('variants', '4x64').split(',').map((s) => {
-  const v = parseTileVariant(s);
-  if (!v) {
-    console.error(`cuda-bench: --variants: ${s}: expected ${TILE_VARIANT_SYNTAX}`);
-    process.exit(2);
-  }
-  return v;
-});
+if (clockProbe && queued) fail('--clock-probe runs between launches, so not with --queued');
+if (!(Number.isInteger(iters) && iters >= 1)) fail('--iters: expected a whole number of timed launches >= 1');
+const variants = arg('variants', '4x64').split(',').map((s) => parseTileVariant(s) ?? fail(`--variants: ${s}: expected ${TILE_VARIANT_SYNTAX}`));
 
 /**
  * What ran at this Nk: the launch rule (cudaLaunchFor) picks the main kernel or a short-row variant, and
@@ -100,10 +84,7 @@ if (timeoutArg >= 0) {
   process.exit(status);
 }
 
-const be = await openCuda().catch((e: Error) => {
-  console.error(`cuda-bench: ${e.message}`);  // no device here: one line, not a stack trace
-  process.exit(2);
-});
+const be = await openCuda().catch((e: Error) => fail(e.message));  // no device here: one line, not a stack trace
 console.log(be.describe());
 try {
   for (const [B, Nq, N] of shapes) {

@@ -14,15 +14,9 @@ import { renderCuda } from '../src/compiler/render/cuda.ts';
 import type { StorageDType } from '../src/compiler/manifest.ts';
 import { loadExamples } from '../tests/cuda/suite.ts';
 import { parseTileVariant, TILE_VARIANT_SYNTAX } from './tile-variants.ts';
+import { argValue as arg, failWith } from './script-args.ts';
 
-const arg = (name: string, dflt: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : dflt;
-};
-const fail = (msg: string): never => {
-  console.error(`ptxas-report: ${msg}`);
-  process.exit(2);
-};
+const fail = failWith('ptxas-report');
 const names = arg('specs', 'causal,scale_invariant').split(',');
 const dims = arg('D', '64').split(',').map(Number);
 const dtype = arg('dtype', 'bf16') as StorageDType;

@@ -9,15 +9,9 @@ import { defaultTables, randomInputs } from '../src/runtime/random.ts';
 import { loadExamples } from '../tests/cuda/suite.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { argValue as arg, failWith } from './script-args.ts';
 
-const arg = (name: string, dflt: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : dflt;
-};
-const fail = (msg: string): never => {
-  console.error(`webgpu-bench: ${msg}`);
-  process.exit(2);
-};
+const fail = failWith('webgpu-bench');
 process.env.XDG_RUNTIME_DIR ??= '/tmp';
 const dtype = arg('dtype', 'f32') as 'f32' | 'f16';
 if (dtype !== 'f32' && dtype !== 'f16') fail(`--dtype ${dtype}: f32 or f16`);
