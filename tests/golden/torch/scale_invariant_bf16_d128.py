@@ -208,20 +208,25 @@ def _nvrtc():
     return _STATE['nvrtc']
 
 
-def kernel_for(cc):
-    """(arch, kernel) for a compute capability: Hopper's sm_90a kernel on 9.0, else the sm_80 one for the GPU's arch."""
+def _arch_for(cc):
+    """The arch to build for a compute capability: sm_90a on Hopper (9.0), else the GPU's own (sm_80 source)."""
     if cc == (9, 0):
-        return 'sm_90a', KERNELS['sm_90a']
+        return 'sm_90a'
     if DTYPE != torch.float32 and cc < (8, 0):
         raise AttncCudaError(f'{SPEC}: {DTYPE} kernels need compute capability 8.0 or later; this GPU has {cc[0]}.{cc[1]}')
-    return f'sm_{cc[0]}{cc[1]}', KERNELS['sm_80']
+    return f'sm_{cc[0]}{cc[1]}'
+
+
+def _kernel(arch):
+    """The kernel (source, launches, arguments) built for an arch: the sm_90a one for sm_90a, the sm_80 one for any other."""
+    return KERNELS['sm_90a' if arch == 'sm_90a' else 'sm_80']
 
 
 def compile_cubin(arch):
     """The cubin of this module's kernel for an arch ('sm_90a', 'sm_80', 'sm_89', ...), from the cache or NVRTC.
     Needs NVRTC but no GPU: a build machine can fill the cache ahead of time."""
     with _LOCK:
-        kernel = KERNELS['sm_90a' if arch == 'sm_90a' else 'sm_80']
+        kernel = _kernel(arch)
         nvrtc = _nvrtc()
         key = hashlib.sha256(f'{kernel["source"]}\0{arch}\0{nvrtc.version}'.encode()).hexdigest()
         path = os.path.join(_cache_dir(), f'{key}.cubin')
@@ -251,7 +256,7 @@ def _loaded(ordinal):
         if ordinal in _STATE:
             return drv, _STATE[ordinal]
         ctx, cc, sms, smem_optin = drv.device(ordinal)
-        arch, kernel = kernel_for(cc)
+        arch = _arch_for(cc)
     cubin = compile_cubin(arch)
     with _LOCK:
         if ordinal in _STATE:
@@ -260,6 +265,7 @@ def _loaded(ordinal):
         module = ctypes.c_void_p()
         drv.check(drv.lib.cuModuleLoadData(ctypes.byref(module), cubin), 'cuModuleLoadData')
         fns = []
+        kernel = _kernel(arch)
         for launch in kernel['launches']:
             fn = ctypes.c_void_p()
             drv.check(drv.lib.cuModuleGetFunction(ctypes.byref(fn), module, launch['entry'].encode()), f'cuModuleGetFunction({launch["entry"]})')
@@ -316,7 +322,7 @@ def _launch(q, k, v, o, lse, sizes, params, tables):
 
 
 def _check_inputs(q, k, v, params, tables):
-    """Shapes, dtypes, params and tables, checked before anything reaches the GPU; returns (sizes, params, tables)."""
+    """Shapes, dtypes, params and tables, checked before anything reaches the GPU; returns (params, tables)."""
     for name, t in (('q', q), ('k', k), ('v', v)):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f'{SPEC}: {name} must be a torch.Tensor, got {type(t).__name__}')
@@ -371,7 +377,7 @@ def _check_inputs(q, k, v, params, tables):
     if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
         raise RuntimeError(f'{SPEC}: this kernel is forward only and would drop the gradient; call it under torch.no_grad() '
                            f'or torch.inference_mode(), or train with the FlexAttention module of the same spec (--target flex)')
-    return sizes, values, out
+    return values, out
 
 
 def _run(q, k, v, iparams, fparams, tables):
@@ -422,7 +428,7 @@ def attention(q, k, v, params=None, tables=None):
     [B, Hq, Nq, D] of q's dtype, lse [B, Hq, Nq] float32, the natural-log logsumexp of each row's logits. The first
     call compiles the kernel with NVRTC for the GPU (then cached on disk) and loads it; later ones only launch.
     Traced (torch.compile, make_fx), the kernel is one custom operator (torch.ops.attnc.<OP_NAME>)."""
-    _, values, tabs = _check_inputs(q, k, v, params, tables)
+    values, tabs = _check_inputs(q, k, v, params, tables)
     iparams = [values[name] for name, (kind, _) in PARAMS.items() if kind == 'i32']
     fparams = [values[name] for name, (kind, _) in PARAMS.items() if kind != 'i32']
     # The operator where something traces (torch.compile, or tensor subclasses such as make_fx's fake tensors);
