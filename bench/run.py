@@ -376,7 +376,13 @@ def device_arch():
 # ---------------------------------------------------------------------------
 # Flex
 # ---------------------------------------------------------------------------
-def load_flex_module(path):
+def context_lost(e):
+    """A launch error after which the CUDA context is gone (an illegal address, a launch failure): nothing can run."""
+    return 'illegal' in str(e).lower() or 'launch failure' in str(e).lower()
+
+
+def load_module(path):
+    """A generated Python module (the flex or the torch target's) from its file."""
     spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
     mod = importlib.util.module_from_spec(spec)
     # Registered before it runs: dynamo looks the module of score_mod's globals up
@@ -731,7 +737,7 @@ def main():
     flex_mods = {}
     for s in a.specs:
         try:
-            flex_mods[s] = load_flex_module(os.path.join(a.build, 'flex', f'{s}_flex.py'))
+            flex_mods[s] = load_module(os.path.join(a.build, 'flex', f'{s}_flex.py'))
         except Exception as e:  # noqa: BLE001
             traceback.print_exc()
             flex_mods[s] = None
@@ -749,7 +755,7 @@ def main():
             for dt in a.dtypes:
                 for D in a.dims:
                     try:
-                        torch_mods[(s, dt, D)] = load_flex_module(os.path.join(a.build, 'torch', f'{s}_{dt}_d{D}.py'))
+                        torch_mods[(s, dt, D)] = load_module(os.path.join(a.build, 'torch', f'{s}_{dt}_d{D}.py'))
                     except Exception as e:  # noqa: BLE001
                         traceback.print_exc()
                         res.doc['failures'].append({'stage': f'torch module {s}/{dt}/D{D}', 'error': f'{type(e).__name__}: {e}'[:4000]})
@@ -901,7 +907,7 @@ def run_row(a, row, kern, fmod, compiled, patched, q, k, v, stream, dev, comp, t
     except Exception as e:  # noqa: BLE001
         traceback.print_exc()
         row['ours_error'] = f'{type(e).__name__}: {e}'[:2000]
-        if 'illegal' in str(e).lower() or 'launch failure' in str(e).lower():
+        if context_lost(e):
             raise  # the context is gone: nothing after this can run
 
     # ---- ours through the --target torch module (--torch-module): the call a PyTorch user makes, Python included ----
@@ -922,7 +928,7 @@ def run_row(a, row, kern, fmod, compiled, patched, q, k, v, stream, dev, comp, t
         except Exception as e:  # noqa: BLE001
             traceback.print_exc()
             row['torch_module_error'] = f'{type(e).__name__}: {e}'[:2000]
-            if 'illegal' in str(e).lower() or 'launch failure' in str(e).lower():
+            if context_lost(e):
                 raise  # the context is gone: nothing after this can run
 
     # ---- flex: first call (compile), correctness, then time ----
