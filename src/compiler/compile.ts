@@ -15,6 +15,7 @@ import { checkSpec, selectBlock } from './check/check.ts';
 import { lowerBlock } from './passes/lower.ts';
 import { analyzeProgram } from './passes/analyze.ts';
 import { renderWgsl } from './render/wgsl.ts';
+import { renderWgslBackward } from './render/wgsl-bwd.ts';
 import { renderCuda } from './render/cuda.ts';
 import { VERSION } from '../version.ts';
 
@@ -34,6 +35,8 @@ export interface CompileOptions {
    * Hopper kernel may take them on the tensor cores from the rounded P (faster, LSE within ~1e-3; docs/NUMERICS.md).
    */
   exactLse?: boolean;
+  /** 'backward': the kernels of dQ, dK and dV (WGSL only, for now) instead of the forward kernel. */
+  pass?: 'forward' | 'backward';
 }
 
 export type FrontEnd =
@@ -66,7 +69,7 @@ export function artifactHash(text: string, blockName: string, opts: HashOptions)
   const limits = opts.limits
     ? [opts.limits.maxWorkgroupStorageBytes, opts.limits.maxInvocationsPerWorkgroup, opts.limits.maxWorkgroupSizeX]
     : [];
-  const key = JSON.stringify([VERSION, text, blockName, opts.target, opts.dtype ?? '', opts.headDim ?? 0, opts.arch ?? '', limits, ...(opts.exactLse ? ['exact-lse'] : [])]);
+  const key = JSON.stringify([VERSION, text, blockName, opts.target, opts.dtype ?? '', opts.headDim ?? 0, opts.arch ?? '', limits, ...(opts.exactLse ? ['exact-lse'] : []), ...(opts.pass === 'backward' ? ['backward'] : [])]);
   return createHash('sha256').update(key).digest('hex').slice(0, 16);
 }
 
@@ -77,9 +80,11 @@ export function renderKernel(text: string, block: AttentionBlock, lowered: Lower
     case 'wgsl': {
       if (opts.dtype === 'bf16') throw new UsageError('WGSL kernels take --dtype f32 or f16 (bf16 is CUDA only)');
       if (!opts.limits) throw new Error('internal error: WGSL rendering needs device limits');
+      if (opts.pass === 'backward') return renderWgslBackward(lowered, { dtype: opts.dtype, headDim: opts.headDim, limits: opts.limits, hash, version: VERSION });
       return renderWgsl(lowered, { dtype: opts.dtype, headDim: opts.headDim, limits: opts.limits, hash, version: VERSION });
     }
     case 'cuda':
+      if (opts.pass === 'backward') throw new UsageError('backward kernels are WGSL only for now (--target wgsl)');
       return renderCuda(lowered, { dtype: opts.dtype, headDim: opts.headDim, hash, version: VERSION, arch: opts.arch, exactLse: opts.exactLse });
   }
 }

@@ -9,6 +9,8 @@ export interface KernelManifest {
   /** attnc version that wrote it. */
   attnc: string;
   target: 'wgsl' | 'cuda';
+  /** Absent for the forward kernel; 'backward' for the kernels of dQ, dK, dV (WGSL: abi.stages). */
+  pass?: 'backward';
   /** Name of the attention block. */
   spec: string;
   /** sha256 of the spec text, entry, and options: names cached artifacts. */

@@ -29,6 +29,22 @@ export interface AttentionResult {
   lse: Float32Array;
 }
 
+/** The backward pass's inputs beyond the call: the forward kernel's O and LSE, and the gradient of O. */
+export interface BackwardInputs {
+  /** [B, Hq, Nq, D] and [B, Hq, Nq], as the forward kernel returned them. */
+  o: Float32Array;
+  lse: Float32Array;
+  /** [B, Hq, Nq, D] float32. */
+  dO: Float32Array;
+}
+
+export interface AttentionGradients {
+  /** [B, Hq, Nq, D], [B, Hkv, Nk, D], [B, Hkv, Nk, D] float32 (converted from the storage dtype). */
+  dq: Float32Array;
+  dk: Float32Array;
+  dv: Float32Array;
+}
+
 /** Limits a backend reports so the compiler can size tiles. */
 export interface DeviceLimits {
   maxWorkgroupStorageBytes: number;
@@ -52,6 +68,8 @@ export interface Backend {
   /** Storage dtypes this backend can run. */
   dtypes(): StorageDType[];
   run(kernel: CompiledKernel, call: AttentionCall): Promise<AttentionResult>;
+  /** dQ, dK, dV with a backward kernel (`pass: 'backward'`); only where the backend has them (WebGPU). */
+  backward?(kernel: CompiledKernel, call: AttentionCall, inputs: BackwardInputs): Promise<AttentionGradients>;
   /** Releases the device and everything it holds. */
   dispose(): void;
 }

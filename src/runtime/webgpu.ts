@@ -3,8 +3,9 @@
 // the kernel's manifest (`abi`, see compiler/render/wgsl-abi.ts), never the
 // compiler's internals.
 import type { CompiledKernel, StorageDType } from '../compiler/manifest.ts';
-import { bufferBindingType, type WgslAbi } from '../compiler/render/wgsl-abi.ts';
-import { DeviceError, NoDeviceError, type AttentionCall, type AttentionResult, type Backend, type Codegen, type DeviceLimits } from './device.ts';
+import { bindingType, type WgslAbi, type WgslBinding } from '../compiler/render/wgsl-abi.ts';
+import type { WgslBackwardAbi } from '../compiler/render/wgsl-bwd-abi.ts';
+import { DeviceError, NoDeviceError, type AttentionCall, type AttentionGradients, type AttentionResult, type BackwardInputs, type Backend, type Codegen, type DeviceLimits } from './device.ts';
 import { fromF16Array, toF16Array } from './half.ts';
 import { own } from '../compiler/own.ts';
 
@@ -111,17 +112,7 @@ class WebGpuBackend extends WebGpuDeviceBackend implements Backend {
     const created: GPUBuffer[] = [];
     const d = this.device;
     try {
-      const buffer = (label: string, size: number, usage: number): GPUBuffer => {
-        this.checkSize(label, size);
-        const b = d.createBuffer({ label, size: Math.max(16, Math.ceil(size / 16) * 16), usage });
-        created.push(b);
-        return b;
-      };
-      const input = (label: string, data: ArrayBufferView): GPUBuffer => {
-        const b = buffer(label, data.byteLength, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST);
-        d.queue.writeBuffer(b, 0, data.buffer, data.byteOffset, data.byteLength);
-        return b;
-      };
+      const { buffer, input } = this.allocator(created);
       const toStorage = (x: Float32Array) => (dtype === 'f32' ? x : toF16Array(x));
       const oElems = call.B * call.Hq * call.Nq * call.D;
       const oBytes = oElems * (dtype === 'f32' ? 4 : 2);
@@ -176,6 +167,116 @@ class WebGpuBackend extends WebGpuDeviceBackend implements Backend {
     }
   }
 
+  async backward(kernel: CompiledKernel, call: AttentionCall, inputs: BackwardInputs): Promise<AttentionGradients> {
+    this.checkAlive();
+    const m = kernel.manifest;
+    if (m.target !== 'wgsl' || m.pass !== 'backward') {
+      throw new DeviceError('WrongTarget', `the WebGPU backward pass runs WGSL backward kernels, got a ${m.target} ${m.pass ?? 'forward'} kernel`);
+    }
+    const abi = m.abi as unknown as WgslBackwardAbi;
+    const dtype = m.dtype;
+    if (dtype !== 'f32' && dtype !== 'f16') throw new DeviceError('UnsupportedDType', `WebGPU kernels store f32 or f16, not ${dtype}`);
+    checkCall(call, m.headDim);
+    const rows = call.B * call.Hq * call.Nq;
+    if (inputs.o.length !== rows * call.D || inputs.dO.length !== rows * call.D) throw new DeviceError('InvalidCall', 'O and dO must hold B*Hq*Nq*D values');
+    if (inputs.lse.length !== rows) throw new DeviceError('InvalidCall', 'LSE must hold B*Hq*Nq values');
+    for (const b of abi.bindings) {
+      if (b.role === 'table' && !own(call.tables, b.name!)) throw new DeviceError('MissingInput', `table input '${b.name}' was not given`);
+    }
+    const stages: Array<{ bindings: WgslBinding[]; grid: [number, number, number]; pipeline: GPUComputePipeline }> = [];
+    for (const stage of abi.stages) {
+      const bindings = abi.bindings.filter((b) => stage.bindings.includes(b.binding));
+      const storage = bindings.filter((b) => b.role !== 'uniform').length;
+      const max = this.device.limits.maxStorageBuffersPerShaderStage;
+      if (storage > max) throw new DeviceError('TooManyBuffers', `${stage.entryPoint} binds ${storage} storage buffers; this device allows ${max} per shader stage`);
+      const grid = this.dispatchOf(stage.dispatch, call);
+      stages.push({ bindings, grid, pipeline: await this.pipeline(kernel, stage.entryPoint, bindings) });
+    }
+
+    const created: GPUBuffer[] = [];
+    const d = this.device;
+    try {
+      const { buffer, input } = this.allocator(created);
+      const toStorage = (x: Float32Array) => (dtype === 'f32' ? x : toF16Array(x));
+      const elem = dtype === 'f32' ? 4 : 2;
+      const qBytes = rows * call.D * elem, kvBytes = call.B * call.Hkv * call.Nk * call.D * elem;
+      const out = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC;
+      const reads = await withScopes(d, 'dispatch', async () => {
+        const byRole: Record<string, GPUBuffer> = {
+          uniform: buffer('uniforms', abi.uniform.size, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST),
+          q: input('Q', toStorage(call.q)), k: input('K', toStorage(call.k)), v: input('V', toStorage(call.v)),
+          o: input('O', toStorage(inputs.o)), lse: input('LSE', inputs.lse), do: input('dO', toStorage(inputs.dO)),
+          delta: buffer('delta', rows * 4, GPUBufferUsage.STORAGE),
+          dq: buffer('dQ', qBytes, out), dk: buffer('dK', kvBytes, out), dv: buffer('dV', kvBytes, out),
+        };
+        d.queue.writeBuffer(byRole.uniform, 0, uniformBytes(abi, call));
+        for (const b of abi.bindings) {
+          if (b.role !== 'table') continue;
+          const t = own(call.tables, b.name!)!;
+          byRole[`table ${b.binding}`] = input(`table ${b.name}`, b.elem === 'i32' ? Int32Array.from(t) : Float32Array.from(t));
+        }
+        const bufferOf = (b: WgslBinding) => byRole[b.role === 'table' ? `table ${b.binding}` : b.role];
+        const enc = d.createCommandEncoder();
+        const pass = enc.beginComputePass();
+        // One pass: WebGPU orders the dispatches and makes stage 1's delta visible to stage 2.
+        for (const s of stages) {
+          pass.setPipeline(s.pipeline);
+          pass.setBindGroup(0, d.createBindGroup({ layout: s.pipeline.getBindGroupLayout(0), entries: s.bindings.map((b) => ({ binding: b.binding, resource: { buffer: bufferOf(b) } })) }));
+          pass.dispatchWorkgroups(...s.grid);
+        }
+        pass.end();
+        const reads = (['dq', 'dk', 'dv'] as const).map((role) => {
+          const r = buffer(`${role} readback`, byRole[role].size, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+          enc.copyBufferToBuffer(byRole[role], 0, r, 0, r.size);
+          return r;
+        });
+        d.queue.submit([enc.finish()]);
+        return reads;
+      });
+      await Promise.all(reads.map((r) => r.mapAsync(GPUMapMode.READ))).catch((e) => {
+        this.checkAlive();
+        throw new DeviceError('GPUMapError', `reading the results back failed: ${String(e)}`);
+      });
+      const [dq, dk, dv] = reads.map((r, i) => {
+        const raw = r.getMappedRange().slice(0, i === 0 ? qBytes : kvBytes);
+        return dtype === 'f32' ? new Float32Array(raw) : fromF16Array(new Uint16Array(raw));
+      });
+      return { dq, dk, dv };
+    } finally {
+      for (const b of created) b.destroy();
+    }
+  }
+
+  /** Buffer makers that record what they create (destroyed by the caller) and check sizes against the device. */
+  private allocator(created: GPUBuffer[]) {
+    const d = this.device;
+    const buffer = (label: string, size: number, usage: number): GPUBuffer => {
+      this.checkSize(label, size);
+      const b = d.createBuffer({ label, size: Math.max(16, Math.ceil(size / 16) * 16), usage });
+      created.push(b);
+      return b;
+    };
+    const input = (label: string, data: ArrayBufferView): GPUBuffer => {
+      const b = buffer(label, data.byteLength, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST);
+      d.queue.writeBuffer(b, 0, data.buffer, data.byteOffset, data.byteLength);
+      return b;
+    };
+    return { buffer, input };
+  }
+
+  /** A stage's workgroup counts from its dispatch formulas (`ceil(Nq / 16)`, `Hq`, ...). */
+  private dispatchOf(dispatch: { x: string; y: string; z: string }, call: AttentionCall): [number, number, number] {
+    const max = this.device.limits.maxComputeWorkgroupsPerDimension;
+    const grid = [dispatch.x, dispatch.y, dispatch.z].map((formula, axis) => {
+      const m = /^ceil\((B|Hq|Hkv|Nq|Nk) \/ (\d+)\)$/.exec(formula);
+      const n = m ? Math.ceil(call[m[1] as 'Nq'] / Number(m[2])) : call[formula as 'B'];
+      if (!Number.isInteger(n)) throw new DeviceError('InvalidManifest', `dispatch formula '${formula}' is not one this runtime knows`);
+      if (n > max) throw new DeviceError('GridTooLarge', `dispatch ${formula} = ${n} exceeds maxComputeWorkgroupsPerDimension ${max} in ${'xyz'[axis]}; split the call`);
+      return n;
+    });
+    return grid as [number, number, number];
+  }
+
   private checkAlive(): void {
     if (this.lost !== null) throw new DeviceError('GPUDeviceLost', `the WebGPU device was lost (${this.lost})`);
   }
@@ -198,9 +299,10 @@ class WebGpuBackend extends WebGpuDeviceBackend implements Backend {
     return grid;
   }
 
-  /** The compute pipeline of a kernel, compiled once per manifest hash. */
-  private async pipeline(kernel: CompiledKernel): Promise<GPUComputePipeline> {
-    const key = `${kernel.manifest.hash}:${kernel.manifest.entryPoint}`;
+  /** The compute pipeline of a kernel's entry point, compiled once per manifest hash. */
+  private async pipeline(kernel: CompiledKernel, entryPoint = kernel.manifest.entryPoint,
+    bindings = (kernel.manifest.abi as unknown as WgslAbi).bindings): Promise<GPUComputePipeline> {
+    const key = `${kernel.manifest.hash}:${entryPoint}`;
     const hit = this.pipelines.get(key);
     if (hit && hit.source === kernel.source) return hit.pipeline;
     const d = this.device;
@@ -209,7 +311,7 @@ class WebGpuBackend extends WebGpuDeviceBackend implements Backend {
       const module = d.createShaderModule({ label: kernel.manifest.spec, code: kernel.source });
       const info = await module.getCompilationInfo();
       errors = info.messages.filter((msg) => msg.type === 'error').map((e) => `${e.lineNum}:${e.linePos} ${e.message}`);
-      return d.createComputePipeline({ label: kernel.manifest.spec, layout: explicitLayout(d, kernel.manifest.abi as unknown as WgslAbi), compute: { module, entryPoint: kernel.manifest.entryPoint } });
+      return d.createComputePipeline({ label: kernel.manifest.spec, layout: explicitLayout(d, bindings), compute: { module, entryPoint } });
     }, () => errors);
     this.pipelines.set(key, { source: kernel.source, pipeline });
     return pipeline;
@@ -222,8 +324,8 @@ class WebGpuBackend extends WebGpuDeviceBackend implements Backend {
  * `input`), and binding every table the manifest lists then fails
  * validation (found by the differential fuzzer, src/fuzz/).
  */
-function explicitLayout(d: GPUDevice, abi: WgslAbi): GPUPipelineLayout {
-  const entries = abi.bindings.map((b) => ({ binding: b.binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: bufferBindingType(b.role) } }));
+function explicitLayout(d: GPUDevice, bindings: WgslBinding[]): GPUPipelineLayout {
+  const entries = bindings.map((b) => ({ binding: b.binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: bindingType(b) } }));
   return d.createPipelineLayout({ bindGroupLayouts: [d.createBindGroupLayout({ entries })] });
 }
 
@@ -265,7 +367,7 @@ function checkCall(c: AttentionCall, headDim: number): void {
 }
 
 /** The uniform struct: sizes, then params, at the manifest's byte offsets. */
-function uniformBytes(abi: WgslAbi, c: AttentionCall): ArrayBuffer {
+function uniformBytes(abi: Pick<WgslAbi, 'uniform'>, c: AttentionCall): ArrayBuffer {
   const bytes = new ArrayBuffer(abi.uniform.size);
   const view = new DataView(bytes);
   for (const f of abi.uniform.fields) {

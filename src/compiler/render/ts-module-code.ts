@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import type { KernelManifest } from '../manifest.ts';
 import { AXIS_SIZE } from '../syntax/ast.ts';
-import { bufferBindingType, type WgslAbi, type WgslBinding } from './wgsl-abi.ts';
+import { bindingType, type WgslAbi, type WgslBinding } from './wgsl-abi.ts';
 
 export interface ModuleContext {
   m: KernelManifest;
@@ -28,7 +28,7 @@ const storageBuffers = (c: ModuleContext) => 5 + c.tables.length;
 
 export function createStatements(c: ModuleContext): string[] {
   const { m, abi, tables, cls, label } = c;
-  const layoutEntries = abi.bindings.map((b) => `{ binding: ${b.binding}, visibility: SHADER_STAGE_COMPUTE, buffer: { type: ${key(bufferBindingType(b.role))} } }`);
+  const layoutEntries = abi.bindings.map((b) => `{ binding: ${b.binding}, visibility: SHADER_STAGE_COMPUTE, buffer: { type: ${key(bindingType(b))} } }`);
   return [
     ...(storageBuffers(c) > 8
       ? [`if (device.limits.maxStorageBuffersPerShaderStage < ${storageBuffers(c)}) throw new Error(\`attention ${m.spec}: the kernel binds ${storageBuffers(c)} storage buffers (Q, K, V, O, LSE and ${tables.length} tables) and this device allows \${device.limits.maxStorageBuffersPerShaderStage} per shader stage: request requiredLimits: { maxStorageBuffersPerShaderStage: ${storageBuffers(c)} } (up to the adapter's limit) when creating the device\`);`]

@@ -5,7 +5,9 @@ import type { InputInfo, ParamInfo } from '../ir/program.ts';
 import { AXIS_SIZE, type TableAxis } from '../syntax/ast.ts';
 import { mangle } from './names.ts';
 
-export type BindingRole = 'uniform' | 'q' | 'k' | 'v' | 'o' | 'lse' | 'table';
+export type BindingRole = 'uniform' | 'q' | 'k' | 'v' | 'o' | 'lse' | 'table'
+  // the backward kernels' (wgsl-bwd-abi.ts)
+  | 'do' | 'delta' | 'dq' | 'dk' | 'dv';
 
 export interface WgslBinding {
   binding: number;
@@ -17,6 +19,8 @@ export interface WgslBinding {
   elem?: 'i32' | 'f32';
   axis?: TableAxis;
   what: string;
+  /** Set by the backward ABI, where O and LSE are read; otherwise the role decides (bufferBindingType). */
+  access?: 'read' | 'read_write';
 }
 
 export interface UniformField {
@@ -41,10 +45,7 @@ export interface WgslAbi {
 const SIZES = ['B', 'Hq', 'Hkv', 'Nq', 'Nk', 'D'] as const;
 
 export function buildAbi(dtype: 'f32' | 'f16', params: ParamInfo[], inputs: InputInfo[], bm: number): WgslAbi {
-  const fields: UniformField[] = [];
-  SIZES.forEach((size, i) => fields.push({ member: size, offset: 4 * i, type: 'i32', source: { size } }));
-  params.forEach((p, i) => fields.push({ member: mangle('p', p.name), offset: 4 * (SIZES.length + i), type: p.type, source: { param: p.name } }));
-  const size = Math.ceil((4 * fields.length) / 16) * 16;
+  const { size, fields } = uniformFields(params);
   const bindings: WgslBinding[] = [
     { binding: 0, role: 'uniform', variable: 'u', what: 'sizes and params (struct Uniforms)' },
     { binding: 1, role: 'q', variable: 'q_in', what: 'Q [B, Hq, Nq, D]' },
@@ -76,15 +77,35 @@ export function bufferBindingType(role: BindingRole): 'uniform' | 'storage' | 'r
   return role === 'uniform' ? 'uniform' : role === 'o' || role === 'lse' ? 'storage' : 'read-only-storage';
 }
 
-/** The module-scope declarations matching the ABI. */
-export function abiDeclarations(abi: WgslAbi): string[] {
-  const io = abi.storage === 'f32' ? 'array<vec4<f32>>' : 'array<vec2<u32>>';
+/** The buffer binding type of a binding: its access where the ABI gives one, else its role's. */
+export function bindingType(b: WgslBinding): 'uniform' | 'storage' | 'read-only-storage' {
+  if (b.access) return b.access === 'read' ? 'read-only-storage' : 'storage';
+  return bufferBindingType(b.role);
+}
+
+/** The uniform struct's WGSL declaration. */
+export function uniformDeclaration(fields: UniformField[]): string[] {
   const lines = ['struct Uniforms {'];
-  for (const f of abi.uniform.fields) {
+  for (const f of fields) {
     const from = 'size' in f.source ? 'size' : `param ${JSON.stringify(f.source.param)}`;
     lines.push(`  ${f.member}: ${f.type}, // offset ${f.offset}: ${from}`);
   }
   lines.push('}', '');
+  return lines;
+}
+
+/** The uniform fields: the call's sizes, then the spec's params. */
+export function uniformFields(params: ParamInfo[]): { size: number; fields: UniformField[] } {
+  const fields: UniformField[] = [];
+  SIZES.forEach((size, i) => fields.push({ member: size, offset: 4 * i, type: 'i32', source: { size } }));
+  params.forEach((p, i) => fields.push({ member: mangle('p', p.name), offset: 4 * (SIZES.length + i), type: p.type, source: { param: p.name } }));
+  return { size: Math.ceil((4 * fields.length) / 16) * 16, fields };
+}
+
+/** The module-scope declarations matching the ABI. */
+export function abiDeclarations(abi: WgslAbi): string[] {
+  const io = abi.storage === 'f32' ? 'array<vec4<f32>>' : 'array<vec2<u32>>';
+  const lines = uniformDeclaration(abi.uniform.fields);
   for (const b of abi.bindings) {
     const at = `@group(0) @binding(${b.binding})`;
     switch (b.role) {
@@ -93,6 +114,7 @@ export function abiDeclarations(abi: WgslAbi): string[] {
       case 'o': lines.push(`${at} var<storage, read_write> ${b.variable}: ${io};`); break;
       case 'lse': lines.push(`${at} var<storage, read_write> ${b.variable}: array<f32>;`); break;
       case 'table': lines.push(`${at} var<storage, read> ${b.variable}: array<${b.elem}>; // ${b.what}`); break;
+      default: throw new Error(`internal error: the forward ABI has no ${b.role} binding`);
     }
   }
   return lines;

@@ -255,8 +255,9 @@ function readsHead(roots: Node[]): boolean {
 }
 
 /** The per-tile test: skip tiles with no kept pair; `tile_full` drops the per-element mask. */
-function tileTest(k: LoweredKernel, P: LoweredKernel['program'], D: number, headKnown: ReadonlyMap<Node, string>, plan: HoistPlan): string[] {
-  const I2 = '    ', I3 = '      ';
+export function tileTest(k: LoweredKernel, P: LoweredKernel['program'], D: number, headKnown: ReadonlyMap<Node, string>,
+  plan: Pick<HoistPlan, 'maskFree'>, I2 = '    '): string[] {
+  const I3 = `${I2}  `;
   if (plan.maskFree) return [`${I2}let tile_full = true;`];
   const { canBeTrue, canBeFalse } = k.analysis.tile;
   const viaFlags = readsTable([canBeTrue, canBeFalse]);

@@ -41,6 +41,15 @@ export interface ExtraTables {
 const TARGET_THREADS = 128;
 const TARGET_VECS_PER_LANE = 4;
 
+/** Lanes per row: the largest divisor of D/4 that still leaves a lane >= 4 vec4s of O (or 1). */
+function lanesPerRow(headDim: number): number {
+  const d4 = headDim / 4;
+  for (let t = d4; t >= 1; t--) {
+    if (d4 % t === 0 && d4 / t >= TARGET_VECS_PER_LANE) return t;
+  }
+  return 1;
+}
+
 export function sharedBytesFor(bm: number, bn: number, headDim: number, extra: ExtraTables): number {
   const floats = bm * headDim + 2 * bn * headDim + bm * bn + extra.col * bn + extra.diag * (bm + bn - 1);
   return 4 * floats + 16; // + the per-tile flag word, rounded
@@ -51,11 +60,7 @@ export function chooseWgslTiles(headDim: number, limits: TileLimits, extra: Extr
     throw new Error(`WGSL kernel: head dim ${headDim} is not a positive multiple of 4`);
   }
   const d4 = headDim / 4;
-  // Lanes per row: the largest divisor of d4 that still leaves a lane >= 4 vec4s (or 1).
-  let tpr = 1;
-  for (let t = d4; t >= 1; t--) {
-    if (d4 % t === 0 && d4 / t >= TARGET_VECS_PER_LANE) { tpr = t; break; }
-  }
+  const tpr = lanesPerRow(headDim);
   const maxThreads = Math.min(limits.maxInvocationsPerWorkgroup, limits.maxWorkgroupSizeX);
   let bm = 1;
   while (bm * 2 * tpr <= Math.min(TARGET_THREADS, maxThreads) && bm < 64) bm *= 2;
@@ -71,4 +76,34 @@ export function chooseWgslTiles(headDim: number, limits: TileLimits, extra: Extr
   }
   if (bm * tpr > maxThreads) throw new Error(`WGSL kernel: ${bm * tpr} invocations exceed the device limit ${maxThreads}`);
   return { bm, bn, tpr, threads: bm * tpr, d4, vecsPerLane: d4 / tpr, sharedBytes: sharedBytesFor(bm, bn, headDim, extra) };
+}
+
+/**
+ * Tiles of the WGSL backward kernels (render/wgsl-bwd.ts), which share one set of constants:
+ * each workgroup owns BM rows (query rows for dQ, keys for dK/dV) served by TPR lanes each, as in the
+ * forward kernel, and loops over tiles of BN of the other side. Workgroup memory (f32): the two owned
+ * tiles (Q and dO, or K and V) BM*D each, the two looped tiles BN*D each, the P and dS tiles BM*BN
+ * each, the looped rows' LSE and delta, and one float per lane.
+ */
+export function chooseWgslBackwardTiles(headDim: number, limits: TileLimits): WgslTiles {
+  if (!Number.isInteger(headDim) || headDim <= 0 || headDim % 4 !== 0) {
+    throw new Error(`WGSL kernel: head dim ${headDim} is not a positive multiple of 4`);
+  }
+  const d4 = headDim / 4;
+  const tpr = lanesPerRow(headDim);
+  const maxThreads = Math.min(limits.maxInvocationsPerWorkgroup, limits.maxWorkgroupSizeX);
+  const bytes = (bm: number, bn: number) => 4 * (2 * bm * headDim + 2 * bn * headDim + 2 * bm * bn + 2 * bn + bm * tpr) + 16;
+  let bm = 1;
+  while (bm * 2 * tpr <= Math.min(TARGET_THREADS, maxThreads) && bm < 64) bm *= 2;
+  let bn = 32;
+  const fits = () => bytes(bm, bn) <= limits.maxWorkgroupStorageBytes;
+  while (!fits() && bn > 8) bn /= 2;
+  while (!fits() && bm > 8) bm /= 2;
+  while (!fits() && bn > 1) bn /= 2;
+  while (!fits() && bm > 1) bm /= 2;
+  if (!fits()) {
+    throw new Error(`WGSL backward kernels: head dim ${headDim} needs ${bytes(bm, bn)} bytes of workgroup memory, the device offers ${limits.maxWorkgroupStorageBytes}`);
+  }
+  if (bm * tpr > maxThreads) throw new Error(`WGSL kernel: ${bm * tpr} invocations exceed the device limit ${maxThreads}`);
+  return { bm, bn, tpr, threads: bm * tpr, d4, vecsPerLane: d4 / tpr, sharedBytes: bytes(bm, bn) };
 }
