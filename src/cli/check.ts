@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { lowerAndAnalyze, UsageError } from '../compiler/compile.ts';
 import type { StorageDType } from '../compiler/manifest.ts';
-import { checkCases, defaultCases, type CheckCase, type CheckResult } from '../runtime/check.ts';
+import { checkBackwardCases, checkCases, defaultCases, type BackwardCheckResult, type CheckCase, type CheckResult } from '../runtime/check.ts';
 import { NoDeviceError, type Backend } from '../runtime/device.ts';
 import { BACKENDS, collectParam, DTYPES, ExitError, loadSpec, openBackend, parseChoice, RUNNERS, runCommand, type RunnerName } from './common.ts';
 
@@ -17,6 +17,7 @@ interface CheckFlags {
   entry?: string;
   seed: number;
   json?: boolean;
+  backward?: boolean;
 }
 
 function parseShape(v: string, acc: CheckCase[] | undefined): CheckCase[] {
@@ -49,6 +50,7 @@ export function registerCheck(program: Command): void {
       if (!/^\d+$/.test(v)) throw new InvalidArgumentError('--seed must be a non-negative integer');
       return Number(v);
     }, 1)
+    .option('--backward', 'check the backward kernels (dQ, dK, dV) against the float64 backward reference instead (WebGPU)')
     .option('--json', 'print the results as JSON')
     .action((spec: string, flags: CheckFlags) => runCommand(() => checkCommand(spec, flags)));
 }
@@ -72,16 +74,23 @@ async function checkCommand(specPath: string, flags: CheckFlags): Promise<void> 
   const { text, block } = loadSpec(specPath, flags.entry);
   const lowered = lowerAndAnalyze(block);
   const backends = await openAll(flags.backend);
-  const results: CheckResult[] = [];
+  const results: Array<CheckResult | BackwardCheckResult> = [];
   try {
     for (const backend of backends) {
       const dtypes = flags.dtype.filter((d) => backend.dtypes().includes(d));
       if (dtypes.length === 0) throw new UsageError(`${backend.name} runs ${backend.dtypes().join(', ')}, not ${flags.dtype.join(', ')}`);
       if (!flags.json) process.stdout.write(`${block.name} on ${backend.name}: ${backend.describe()}\n`);
       const cases = flags.shape ?? defaultCases();
-      for await (const r of checkCases(backend, text, block, lowered, cases, dtypes, flags.param, flags.seed)) {
-        results.push(r);
-        if (!flags.json) process.stdout.write(formatResult(r) + '\n');
+      if (flags.backward) {
+        for await (const r of checkBackwardCases(backend, text, block, lowered, cases, dtypes, flags.param, flags.seed)) {
+          results.push(r);
+          if (!flags.json) process.stdout.write(formatBackwardResult(r) + '\n');
+        }
+      } else {
+        for await (const r of checkCases(backend, text, block, lowered, cases, dtypes, flags.param, flags.seed)) {
+          results.push(r);
+          if (!flags.json) process.stdout.write(formatResult(r) + '\n');
+        }
       }
     }
   } finally {
@@ -93,9 +102,17 @@ async function checkCommand(specPath: string, flags: CheckFlags): Promise<void> 
   if (failed) throw new ExitError(1, '');
 }
 
+function shapeText(s: CheckCase): string {
+  return `B=${s.B} Hq=${s.Hq} Hkv=${s.Hkv} Nq=${String(s.Nq).padStart(5)} Nk=${String(s.Nk).padStart(5)} D=${String(s.D).padStart(3)}`;
+}
+
+function formatBackwardResult(r: BackwardCheckResult): string {
+  const err = `dQ ${r.errDq.toExponential(2)}  dK ${r.errDk.toExponential(2)}  dV ${r.errDv.toExponential(2)}  tol ${r.tolerance.toExponential(0)} (of the largest gradient)`;
+  return `  ${r.pass ? 'ok  ' : 'FAIL'} ${r.backend} ${r.dtype.padEnd(4)} ${shapeText(r.shape)}  ${err}${r.nanCount ? `  ${r.nanCount} non-finite` : ''}`;
+}
+
 function formatResult(r: CheckResult): string {
-  const s = r.shape;
-  const shape = `B=${s.B} Hq=${s.Hq} Hkv=${s.Hkv} Nq=${String(s.Nq).padStart(5)} Nk=${String(s.Nk).padStart(5)} D=${String(s.D).padStart(3)}`;
+  const shape = shapeText(r.shape);
   const err = `max|dO| ${r.maxAbsErrO.toExponential(2)}  max|dLSE| ${r.maxAbsErrLse.toExponential(2)}  tol ${r.tolerance.toExponential(0)}`;
   const rows = r.sampledRows ? `  (${r.sampledRows} rows sampled)` : '';
   return `  ${r.pass ? 'ok  ' : 'FAIL'} ${r.backend} ${r.dtype.padEnd(4)} ${shape}  ${err}${rows}`;

@@ -6,8 +6,11 @@ import type { LoweredKernel } from '../compiler/ir/program.ts';
 import type { StorageDType } from '../compiler/manifest.ts';
 import type { AttentionShape, Backend } from './device.ts';
 import { completeCall, runKernel, runReference } from './execute.ts';
-import { defaultTables, randomInputs } from './random.ts';
-import { compareOutputs, sampleRows, TOLERANCE } from './compare.ts';
+import { defaultTables, mulberry32, normalSource, randomInputs, subSeed } from './random.ts';
+import { compareOutputs, gradientError, sampleRows, TOLERANCE } from './compare.ts';
+import { renderKernel, UsageError } from '../compiler/compile.ts';
+import { referenceBackward } from './reference-backward.ts';
+import { roundThrough } from './half.ts';
 
 export type CheckCase = AttentionShape;
 
@@ -55,6 +58,52 @@ export async function* checkCases(
         maxAbsErrO: cmp.maxAbsErrO, maxAbsErrLse: cmp.maxAbsErrLse, tolerance, nanCount: cmp.nanCount,
         sampledRows: rows && rows.length < shape.Nq ? rows.length : undefined,
         pass: cmp.nanCount === 0 && cmp.maxAbsErrO <= tolerance && cmp.maxAbsErrLse <= tolerance,
+      };
+    }
+  }
+}
+
+export interface BackwardCheckResult {
+  backend: string;
+  dtype: StorageDType;
+  shape: CheckCase;
+  /** gradientError of dQ, dK, dV (max abs error over the reference's largest magnitude, at least 1). */
+  errDq: number;
+  errDk: number;
+  errDv: number;
+  tolerance: number;
+  nanCount: number;
+  pass: boolean;
+}
+
+/**
+ * The backward kernels against the float64 backward reference: per case, the forward kernel's O and LSE and a
+ * random dO (unit normal) go through the backward kernels; dQ, dK and dV are compared in full (every row: dK and
+ * dV sum over all of them). Inputs are rounded to the storage dtype first, for the reference too.
+ */
+export async function* checkBackwardCases(
+  backend: Backend, text: string, block: AttentionBlock, lowered: LoweredKernel,
+  cases: CheckCase[], dtypes: StorageDType[], params: Record<string, number>, seed: number,
+): AsyncGenerator<BackwardCheckResult> {
+  if (!backend.backward) throw new UsageError(`the ${backend.name} backend has no backward kernels yet (--backend webgpu)`);
+  for (const shape of cases) {
+    const tables = defaultTables(lowered.program.inputs, shape, seed);
+    for (const dtype of dtypes) {
+      const round = (x: Float32Array) => (dtype === 'f32' ? x : roundThrough(dtype, x));
+      const { q, k, v } = randomInputs(shape, seed);
+      const normal = normalSource(mulberry32(subSeed(seed, 'dO')));
+      const dO = round(Float32Array.from({ length: shape.B * shape.Hq * shape.Nq * shape.D }, normal));
+      const call = completeCall(lowered, { ...shape, q: round(q), k: round(k), v: round(v), params, tables });
+      const fwd = await runKernel(backend, text, block, lowered, call, dtype);
+      const kernel = renderKernel(text, block, lowered, { ...backend.codegen(), dtype, headDim: shape.D, limits: backend.limits(), pass: 'backward' });
+      const got = await backend.backward(kernel, call, { o: fwd.o, lse: fwd.lse, dO });
+      const want = referenceBackward(block, call, dO);
+      const [dq, dk, dv] = [gradientError(got.dq, want.dq), gradientError(got.dk, want.dk), gradientError(got.dv, want.dv)];
+      const tolerance = TOLERANCE[dtype];
+      const nanCount = dq.nanCount + dk.nanCount + dv.nanCount;
+      yield {
+        backend: backend.name, dtype, shape, errDq: dq.err, errDk: dk.err, errDv: dv.err, tolerance, nanCount,
+        pass: nanCount === 0 && Math.max(dq.err, dk.err, dv.err) <= tolerance,
       };
     }
   }

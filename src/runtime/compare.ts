@@ -111,3 +111,18 @@ export function sampleRows(Nq: number, seed: number, count = 64, allUpTo = 512):
   while (picked.size < count) picked.add(1 + Math.floor(rand() * (Nq - 2)));
   return [...picked].sort((a, b) => a - b);
 }
+
+/**
+ * A gradient against the float64 reference: max |got - want| over the largest |want| (at least 1), since
+ * gradients sum over many rows and their size varies with the call; compared with TOLERANCE. Non-finite
+ * values of `got` are counted.
+ */
+export function gradientError(got: ArrayLike<number>, want: ArrayLike<number>): { err: number; nanCount: number } {
+  let err = 0, scale = 1, nanCount = 0;
+  for (let i = 0; i < want.length; i++) {
+    if (!Number.isFinite(got[i])) nanCount++;
+    else err = Math.max(err, Math.abs(got[i] - want[i]));
+    scale = Math.max(scale, Math.abs(want[i]));
+  }
+  return { err: err / scale, nanCount };
+}

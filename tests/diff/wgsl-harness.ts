@@ -5,6 +5,7 @@ import { parseSpec } from '../../src/compiler/syntax/parse.ts';
 import { lowerBlock } from '../../src/compiler/passes/lower.ts';
 import { analyzeProgram } from '../../src/compiler/passes/analyze.ts';
 import { renderWgsl } from '../../src/compiler/render/wgsl.ts';
+import { renderWgslBackward } from '../../src/compiler/render/wgsl-bwd.ts';
 import type { AttentionBlock } from '../../src/compiler/syntax/ast.ts';
 import type { LoweredKernel } from '../../src/compiler/ir/program.ts';
 import type { CompiledKernel } from '../../src/compiler/manifest.ts';
@@ -44,6 +45,10 @@ export const GOLDEN_LIMITS: DeviceLimits = {
 
 export function compileWgsl(ex: Example, dtype: 'f32' | 'f16', headDim: number, limits: DeviceLimits): CompiledKernel {
   return renderWgsl(ex.lowered, { dtype, headDim, limits, hash: `test-${ex.name}-${dtype}-${headDim}`, version: 'test' });
+}
+
+export function compileWgslBackward(ex: Example, dtype: 'f32' | 'f16', headDim: number, limits: DeviceLimits): CompiledKernel {
+  return renderWgslBackward(ex.lowered, { dtype, headDim, limits, hash: `test-bwd-${ex.name}-${dtype}-${headDim}`, version: 'test' });
 }
 
 export interface Case { B: number; Hq: number; Hkv: number; Nq: number; Nk: number; D: number; dtype: 'f32' | 'f16'; params?: Record<string, number> }

@@ -6,11 +6,12 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { nodeGpu } from '../../src/runtime/webgpu-node.ts';
-import { compileWgsl, GOLDEN_LIMITS, loadExample, loadSpecText } from './wgsl-harness.ts';
+import { compileWgsl, compileWgslBackward, GOLDEN_LIMITS, loadExample, loadSpecText } from './wgsl-harness.ts';
 import { expectGolden } from '../golden-file.ts';
 
 const EXAMPLES = join(import.meta.dirname, '../../examples');
 const GOLDEN = join(import.meta.dirname, '../golden/wgsl');
+const GOLDEN_BWD = join(import.meta.dirname, '../golden/wgsl-bwd');
 const files = readdirSync(EXAMPLES).filter((f) => f.endsWith('.attn')).sort();
 
 describe('WGSL golden files (f32, D = 64, lavapipe limits)', () => {
@@ -20,6 +21,15 @@ describe('WGSL golden files (f32, D = 64, lavapipe limits)', () => {
       const source = compileWgsl(ex, 'f32', 64, GOLDEN_LIMITS).source;
       const path = join(GOLDEN, file.replace(/\.attn$/, '.wgsl'));
       expectGolden(path, source);
+    });
+  }
+});
+
+describe('WGSL backward golden files (f32, D = 64, lavapipe limits)', () => {
+  for (const file of files) {
+    it(file, () => {
+      const source = compileWgslBackward(loadExample(join(EXAMPLES, file)), 'f32', 64, GOLDEN_LIMITS).source;
+      expectGolden(join(GOLDEN_BWD, file.replace(/\.attn$/, '.wgsl')), source);
     });
   }
 });
@@ -51,6 +61,8 @@ gpu('every generated shader passes Dawn', () => {
         for (const D of [32, 64, 96, 128]) {
           const { source } = compileWgsl(ex, dtype, D, GOLDEN_LIMITS);
           expect(await compileErrors(source), `${file} ${dtype} D=${D}`).toEqual([]);
+          const backward = compileWgslBackward(ex, dtype, D, GOLDEN_LIMITS).source;
+          expect(await compileErrors(backward), `${file} backward ${dtype} D=${D}`).toEqual([]);
         }
       }
     });
