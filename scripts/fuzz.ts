@@ -28,6 +28,7 @@ const opts = new Command()
   .option('--max-work <n>', 'diff: largest B*Hq*Nq*Nk per case', Number, 400_000)
   .option('--d <weights>', 'diff: weights of head dims 32,64,128', '6,3,1')
   .option('--save-dir <dir>', 'diff: where failing cases are written', 'tests/regressions')
+  .option('--backward', 'diff: also run the backward kernels and compare dQ, dK, dV with the float64 backward reference')
   .option('--worker <k>', '(internal) run as worker k of --jobs', Number)
   .option('--deadline <ms>', '(internal) the shared deadline, ms since the epoch', Number)
   .parse(process.argv)
@@ -71,7 +72,7 @@ if (worker !== undefined) {
       process.exit(0);
     }
     const s = await diffLoop(backend, {
-      seed: opts.seed, seconds, ...share, maxLen: opts.maxLen, maxWork: opts.maxWork, dWeights, saveDir: opts.saveDir, log,
+      seed: opts.seed, seconds, ...share, maxLen: opts.maxLen, maxWork: opts.maxWork, dWeights, saveDir: opts.saveDir, backward: !!opts.backward, log,
       onSpec: (spec, stats) => void send({ t: 'progress', stats, spec }),
     });
     backend.dispose();
@@ -98,7 +99,7 @@ if (worker !== undefined) {
       continue;
     }
     console.log(`${name}: ${backend.describe()}`);
-    const s = await diffLoop(backend, { seed: opts.seed, seconds: opts.seconds, maxSpecs: opts.maxSpecs, maxLen: opts.maxLen, maxWork: opts.maxWork, dWeights, saveDir: opts.saveDir, log });
+    const s = await diffLoop(backend, { seed: opts.seed, seconds: opts.seconds, maxSpecs: opts.maxSpecs, maxLen: opts.maxLen, maxWork: opts.maxWork, dWeights, saveDir: opts.saveDir, backward: !!opts.backward, log });
     backend.dispose();
     console.log(JSON.stringify({ ...s, failures: failureNames(s) }, null, 2));
     totals.push(diffSummaryLine(name, s, 1, 0));
@@ -132,7 +133,7 @@ if (worker !== undefined) {
     const deadline = Date.now() + opts.seconds * 1000;
     const reports = await runWorkers<DiffLoopStats>({
       script, jobs, deadlineMs: deadline, graceSeconds: opts.grace, log,
-      args: (k) => passOn(k, deadline, ['--backend', name, '--max-len', String(opts.maxLen), '--max-work', String(opts.maxWork), '--d', String(opts.d), '--save-dir', opts.saveDir]),
+      args: (k) => passOn(k, deadline, ['--backend', name, '--max-len', String(opts.maxLen), '--max-work', String(opts.maxWork), '--d', String(opts.d), '--save-dir', opts.saveDir, ...(opts.backward ? ['--backward'] : [])]),
     });
     const unavailable = reports.find((r) => r.unavailable !== null);
     if (unavailable && reports.every((r) => r.last === null)) {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { StorageDType } from '../compiler/manifest.ts';
 import type { Backend } from '../runtime/device.ts';
 import { genDiffSpec } from './diff-gen.ts';
-import { compileDiff, randomParams, randomShape, runCase, shrinkCase, type DiffOutcome } from './diff-run.ts';
+import { compileDiff, randomParams, randomShape, runBackwardCase, runCase, shrinkCase, type DiffOutcome } from './diff-run.ts';
 import { makeRng, weighted } from './rng.ts';
 
 export interface DiffLoopOptions {
@@ -27,6 +27,8 @@ export interface DiffLoopOptions {
   maxWork?: number;
   /** Weights of head dims 32, 64, 128 (lavapipe compiles D = 128 slowly). */
   dWeights?: [number, number, number];
+  /** Also run the backward kernels on each case and compare dQ, dK, dV (runBackwardCase). */
+  backward?: boolean;
   /** Where failing cases are written (null: not written). */
   saveDir?: string | null;
   log?: (line: string) => void;
@@ -44,6 +46,8 @@ export interface DiffLoopStats {
   programsBy: Record<string, number>;
   cases: number;
   mismatches: number;
+  /** Backward: cases not compared because the reference had pairs at a kink or jump of the logit. */
+  ambiguous: number;
   worstRatio: number;
   failures: { file: string | null; spec: string; outcome: DiffOutcome }[];
   seconds: number;
@@ -51,10 +55,11 @@ export interface DiffLoopStats {
 
 export async function diffLoop(backend: Backend, o: DiffLoopOptions): Promise<DiffLoopStats> {
   const t0 = performance.now();
-  const stats: DiffLoopStats = { backend: backend.describe(), specs: 0, kernels: 0, programs: 0, programsBy: {}, cases: 0, mismatches: 0, worstRatio: 0, failures: [], seconds: 0 };
+  const stats: DiffLoopStats = { backend: backend.describe(), specs: 0, kernels: 0, programs: 0, programsBy: {}, cases: 0, mismatches: 0, ambiguous: 0, worstRatio: 0, failures: [], seconds: 0 };
   const dtypes = backend.dtypes();
   const log = o.log ?? (() => {});
   const offset = o.offset ?? 0, stride = o.stride ?? 1;
+  const run = o.backward ? runBackwardCase : runCase;
   for (let n = 0; (o.maxSpecs === undefined || n < o.maxSpecs) && performance.now() - t0 < o.seconds * 1000; n++) {
     const i = offset + n * stride;
     const specSeed = (o.seed * 100_003 + i) >>> 0;
@@ -78,7 +83,7 @@ export async function diffLoop(backend: Backend, o: DiffLoopOptions): Promise<Di
       const dc = { shape, dtype, seed: r.int(1, 1 << 30), qScale, params: randomParams(r, spec.params) };
       let out: DiffOutcome;
       try {
-        out = await runCase(backend, compiled, dc);
+        out = await run(backend, compiled, dc);
       } catch (e) {
         log(`spec ${specSeed}: the backend threw: ${(e as Error).message.split("\n")[0]}\n${spec.text}`);
         stats.mismatches++;
@@ -89,11 +94,13 @@ export async function diffLoop(backend: Backend, o: DiffLoopOptions): Promise<Di
       stats.cases++;
       if (j === 0) program();
       stats.worstRatio = Math.max(stats.worstRatio, Math.max(out.cmp.maxAbsErrO, out.cmp.maxAbsErrLse) / out.tolerance);
+      if (out.grad?.ambiguous) stats.ambiguous++;
+      else if (out.grad) stats.worstRatio = Math.max(stats.worstRatio, Math.max(out.grad.dq, out.grad.dk, out.grad.dv) / out.tolerance);
       if (!out.pass) {
         stats.mismatches++;
-        const small = await shrinkCase(backend, compiled, out);
+        const small = await shrinkCase(backend, compiled, out, 24, run);
         const file = o.saveDir === null ? null : saveRegression(o.saveDir ?? 'tests/regressions', `diff-${backend.name}-${specSeed}`, spec.text, small);
-        log(`MISMATCH spec seed ${specSeed} (${dtype}, ${JSON.stringify(small.case.shape)}): O err ${small.cmp.maxAbsErrO.toExponential(2)}, LSE err ${small.cmp.maxAbsErrLse.toExponential(2)}, NaNs ${small.cmp.nanCount}, ref NaNs ${small.cmp.refNanCount}${file ? ` -> ${file}` : ''}\n${spec.text}`);
+        log(`MISMATCH spec seed ${specSeed} (${dtype}, ${JSON.stringify(small.case.shape)}): O err ${small.cmp.maxAbsErrO.toExponential(2)}, LSE err ${small.cmp.maxAbsErrLse.toExponential(2)}, NaNs ${small.cmp.nanCount}, ref NaNs ${small.cmp.refNanCount}${small.grad ? `, dQ/dK/dV err ${[small.grad.dq, small.grad.dk, small.grad.dv].map((x) => x.toExponential(2)).join('/')}, gradient NaNs ${small.grad.nanCount}` : ''}${file ? ` -> ${file}` : ''}\n${spec.text}`);
         stats.failures.push({ file, spec: spec.text, outcome: small });
         break;
       }

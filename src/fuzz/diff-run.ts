@@ -5,8 +5,9 @@ import { frontEnd, lowerAndAnalyze, renderKernel } from '../compiler/compile.ts'
 import type { CompiledKernel, StorageDType } from '../compiler/manifest.ts';
 import type { AttentionCall, AttentionShape, Backend } from '../runtime/device.ts';
 import { referenceAttention } from '../runtime/reference.ts';
-import { compareOutputs, TOLERANCE, withinTolerance, type Comparison } from '../runtime/compare.ts';
-import { randomInputs, subSeed } from '../runtime/random.ts';
+import { compareOutputs, gradientError, TOLERANCE, withinTolerance, type Comparison } from '../runtime/compare.ts';
+import { mulberry32, normalSource, randomInputs, subSeed } from '../runtime/random.ts';
+import { referenceBackward } from '../runtime/reference-backward.ts';
 import { roundThrough } from '../runtime/half.ts';
 import { makeRng, weighted, type Rng } from './rng.ts';
 import type { DiffSpec, ParamDecl, TableDecl } from './diff-gen.ts';
@@ -21,7 +22,11 @@ export interface DiffCase {
   params: Record<string, number>;
 }
 
-export interface DiffOutcome { case: DiffCase; cmp: Comparison; pass: boolean; tolerance: number }
+export interface DiffOutcome {
+  case: DiffCase; cmp: Comparison; pass: boolean; tolerance: number;
+  /** The backward kernels' gradientError per gradient (runBackwardCase); `ambiguous` > 0: not compared. */
+  grad?: { dq: number; dk: number; dv: number; nanCount: number; ambiguous: number };
+}
 
 /** A random shape: lengths 1..maxLen (often q_len < kv_len, sometimes >), GQA, heads up to 8. */
 export function randomShape(r: Rng, D: number, maxLen: number, maxWork: number): AttentionShape {
@@ -72,7 +77,8 @@ export function compileDiff(spec: DiffSpec): Compiled {
   return { text: spec.text, spec, fe, lowered: lowerAndAnalyze(fe.block), kernels: new Map() };
 }
 
-export async function runCase(backend: Backend, c: Compiled, dc: DiffCase): Promise<DiffOutcome> {
+/** The call of a case: inputs rounded to the storage dtype (the reference sees the same), params, tables. */
+function caseCall(c: Compiled, dc: DiffCase): AttentionCall {
   const { shape, dtype } = dc;
   let { q, k, v } = randomInputs(shape, dc.seed);
   if (dc.qScale !== 1) q = q.map((x) => Math.fround(x * dc.qScale));
@@ -80,21 +86,53 @@ export async function runCase(backend: Backend, c: Compiled, dc: DiffCase): Prom
   if (dtype !== 'f32') [q, k, v] = [q, k, v].map((x) => roundThrough(dtype, x));
   const params = nameRecord<number>();
   for (const p of c.spec.params) params[p.name] = own(dc.params, p.name) ?? p.def;
-  const call: AttentionCall = { ...shape, q, k, v, params, tables: makeTables(c.spec.tables, shape, dc.seed) };
+  return { ...shape, q, k, v, params, tables: makeTables(c.spec.tables, shape, dc.seed) };
+}
+
+/** The program's kernel for the backend, dtype and head dim (rendered once, then cached in `c`). */
+function kernelFor(backend: Backend, c: Compiled, dtype: StorageDType, D: number, pass: 'forward' | 'backward'): CompiledKernel {
   const codegen = backend.codegen();
-  const key = `${JSON.stringify(codegen)}/${dtype}/${shape.D}`;
+  const key = `${JSON.stringify(codegen)}/${dtype}/${D}/${pass}`;
   let kernel = c.kernels.get(key);
-  if (!kernel) c.kernels.set(key, (kernel = renderKernel(c.text, c.fe.block, c.lowered, { ...codegen, dtype, headDim: shape.D, limits: backend.limits() })));
-  const got = await backend.run(kernel, call);
+  if (!kernel) c.kernels.set(key, (kernel = renderKernel(c.text, c.fe.block, c.lowered, { ...codegen, dtype, headDim: D, limits: backend.limits(), pass })));
+  return kernel;
+}
+
+export async function runCase(backend: Backend, c: Compiled, dc: DiffCase): Promise<DiffOutcome> {
+  return (await forwardCase(backend, c, dc)).outcome;
+}
+
+async function forwardCase(backend: Backend, c: Compiled, dc: DiffCase) {
+  const call = caseCall(c, dc);
+  const got = await backend.run(kernelFor(backend, c, dc.dtype, dc.shape.D, 'forward'), call);
   const want = referenceAttention(c.fe.block, call);
-  const cmp = compareOutputs(got, want, shape);
-  const tolerance = TOLERANCE[dtype];
+  const cmp = compareOutputs(got, want, dc.shape);
+  const tolerance = TOLERANCE[dc.dtype];
   // A NaN in the reference would make the check moot; the generator rules it out, so it counts as a failure here.
-  return { case: dc, cmp, tolerance, pass: withinTolerance(cmp, tolerance) && cmp.refNanCount === 0 };
+  return { call, got, outcome: { case: dc, cmp, tolerance, pass: withinTolerance(cmp, tolerance) && cmp.refNanCount === 0 } };
+}
+
+/**
+ * The forward case, then the backward kernels on its O and LSE with a random dO against the float64 backward
+ * reference (gradientError). A case whose reference has pairs at a kink or jump of the logit is not compared
+ * (`grad.ambiguous`): the derivative there is a convention.
+ */
+export async function runBackwardCase(backend: Backend, c: Compiled, dc: DiffCase): Promise<DiffOutcome> {
+  const { call, got: o, outcome: fwd } = await forwardCase(backend, c, dc);
+  if (!fwd.pass || !backend.backward) return fwd;
+  const normal = normalSource(mulberry32(subSeed(dc.seed, 'dO')));
+  const raw = Float32Array.from({ length: call.B * call.Hq * call.Nq * call.D }, normal);
+  const dO = dc.dtype === 'f32' ? raw : roundThrough(dc.dtype, raw);
+  const got = await backend.backward(kernelFor(backend, c, dc.dtype, dc.shape.D, 'backward'), call, { o: o.o, lse: o.lse, dO });
+  const want = referenceBackward(c.fe.block, call, dO);
+  const [dq, dk, dv] = [gradientError(got.dq, want.dq), gradientError(got.dk, want.dk), gradientError(got.dv, want.dv)];
+  const grad = { dq: dq.err, dk: dk.err, dv: dv.err, nanCount: dq.nanCount + dk.nanCount + dv.nanCount, ambiguous: want.ambiguous };
+  const ok = grad.ambiguous > 0 || (grad.nanCount === 0 && Math.max(grad.dq, grad.dk, grad.dv) <= fwd.tolerance);
+  return { ...fwd, grad, pass: ok };
 }
 
 /** Smaller shapes that still fail: halve lengths, drop batch and heads. */
-export async function shrinkCase(backend: Backend, c: Compiled, failing: DiffOutcome, budget = 24): Promise<DiffOutcome> {
+export async function shrinkCase(backend: Backend, c: Compiled, failing: DiffOutcome, budget = 24, run = runCase): Promise<DiffOutcome> {
   let best = failing;
   for (let step = 0; step < budget; step++) {
     const s = best.case.shape;
@@ -104,7 +142,7 @@ export async function shrinkCase(backend: Backend, c: Compiled, failing: DiffOut
     ].filter((x) => x.Nq >= 1 && x.Nk >= 1 && JSON.stringify(x) !== JSON.stringify(s));
     let improved = false;
     for (const shape of cands) {
-      const o = await runCase(backend, c, { ...best.case, shape });
+      const o = await run(backend, c, { ...best.case, shape });
       if (!o.pass) { best = o; improved = true; break; }
     }
     if (!improved) break;

@@ -80,7 +80,7 @@ export function workerShare(maxSpecs: number | undefined, k: number, jobs: numbe
 
 /** Sums the counts of several diff loops on one backend (the worst error is the max). */
 export function mergeDiffStats(parts: DiffLoopStats[]): DiffLoopStats {
-  const out: DiffLoopStats = { backend: '', specs: 0, kernels: 0, programs: 0, programsBy: {}, cases: 0, mismatches: 0, worstRatio: 0, failures: [], seconds: 0 };
+  const out: DiffLoopStats = { backend: '', specs: 0, kernels: 0, programs: 0, programsBy: {}, cases: 0, mismatches: 0, ambiguous: 0, worstRatio: 0, failures: [], seconds: 0 };
   const names = new Set<string>();
   for (const p of parts) {
     names.add(p.backend);
@@ -90,6 +90,7 @@ export function mergeDiffStats(parts: DiffLoopStats[]): DiffLoopStats {
     for (const [k, n] of Object.entries(p.programsBy)) out.programsBy[k] = (out.programsBy[k] ?? 0) + n;
     out.cases += p.cases;
     out.mismatches += p.mismatches;
+    out.ambiguous += p.ambiguous;
     out.worstRatio = Math.max(out.worstRatio, p.worstRatio);
     out.failures.push(...p.failures);
     out.seconds = Math.max(out.seconds, p.seconds);
@@ -124,7 +125,7 @@ export function workerProblems<S>(reports: WorkerReport<S>[]): string[] {
 
 /** The one-line summary of a diff run (scripts/gpu-reliability.sh reads it). */
 export function diffSummaryLine(name: string, s: DiffLoopStats, jobs: number, problems: number): string {
-  return `fuzz summary: kind=diff backend=${name} programs=${s.programs} cases=${s.cases} mismatches=${s.mismatches} ` +
+  return `fuzz summary: kind=diff backend=${name} programs=${s.programs} cases=${s.cases} mismatches=${s.mismatches} ${s.ambiguous ? `ambiguous=${s.ambiguous} ` : ''}` +
     `worst=${(s.worstRatio * 100).toFixed(1)}% specs=${s.specs} jobs=${jobs} worker_problems=${problems} seconds=${s.seconds.toFixed(0)} adapter="${s.backend}"`;
 }
 

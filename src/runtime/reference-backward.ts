@@ -20,10 +20,18 @@ export interface ReferenceGradients {
   /** [B, Hkv, Nk, D] */
   dk: Float64Array;
   dv: Float64Array;
+  /**
+   * Pairs with weight whose logit has a kink or a jump in the score within the difference step (abs, min, max,
+   * floor, a select switching): their one-sided slopes disagree, so the derivative there is a convention (a
+   * kernel may take either side). A comparison with such pairs proves nothing about them; callers skip it.
+   */
+  ambiguous: number;
 }
 
-/** Relative step of the central difference: its error is ~step^2 * |f'''| plus ~1e-16 * |logit| / step. */
+/** Relative step of the differences: the central one's error is ~step^2 * |f'''| plus ~1e-16 * |logit| / step. */
 const STEP = 1e-6;
+/** One-sided slopes further apart than this (relative) mark a kink or a jump within the step. */
+const KINK = 1e-3;
 
 export function referenceBackward(block: AttentionBlock, args: ReferenceArgs, dO: Float32Array | Float64Array): ReferenceGradients {
   const { B, Hq, Hkv, Nq, Nk, D } = args;
@@ -47,6 +55,8 @@ export function referenceBackward(block: AttentionBlock, args: ReferenceArgs, dO
   const dv = new Float64Array(B * Hkv * Nk * D);
   const group = Hq / Hkv;
   const keys: number[] = [], logits: number[] = [], slopes: number[] = [];
+  const kinks = new Set<number>();
+  let ambiguous = 0;
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < Hq; h++) {
       c.batch = b;
@@ -58,6 +68,7 @@ export function referenceBackward(block: AttentionBlock, args: ReferenceArgs, dO
         bump(c, Cls.PerRow);
         const qo = ((b * Hq + h) * Nq + row) * D;
         keys.length = logits.length = slopes.length = 0;
+        kinks.clear();
         if (rowMasks.every((m) => m(c))) {
           for (let j = 0; j < Nk; j++) {
             c.kvIdx = j;
@@ -67,9 +78,12 @@ export function referenceBackward(block: AttentionBlock, args: ReferenceArgs, dO
             if (!pairMasks.every((m) => m(c) !== 0)) continue;
             const l = logit(c);
             const step = STEP * Math.max(1, Math.abs(s));
+            const up = logitAt(s + step), down = logitAt(s - step);
+            const right = (up - l) / step, left = (l - down) / step;
+            if (Math.abs(right - left) > KINK * Math.max(1, Math.abs(left), Math.abs(right))) kinks.add(keys.length);
             keys.push(j);
             logits.push(l);
-            slopes.push((logitAt(s + step) - logitAt(s - step)) / (2 * step));
+            slopes.push((up - down) / (2 * step));
           }
         }
         const max = Math.max(-Infinity, ...logits);
@@ -82,6 +96,7 @@ export function referenceBackward(block: AttentionBlock, args: ReferenceArgs, dO
         for (let t = 0; t < keys.length; t++) delta += p[t] * dp[t];
         for (let t = 0; t < keys.length; t++) {
           if (p[t] === 0) continue;
+          if (kinks.has(t)) ambiguous++;
           const ko = kv + keys[t] * D;
           const g = p[t] * (dp[t] - delta) * slopes[t];
           for (let d = 0; d < D; d++) {
@@ -93,7 +108,7 @@ export function referenceBackward(block: AttentionBlock, args: ReferenceArgs, dO
       }
     }
   }
-  return { dq, dk, dv };
+  return { dq, dk, dv, ambiguous };
 }
 
 function dot(x: ArrayLike<number>, xo: number, y: ArrayLike<number>, yo: number, D: number): number {
