@@ -58,3 +58,16 @@ describe('referenceBackward', () => {
     expect(() => referenceBackward(spec.block, { ...shape, q, k, v }, new Float64Array(3))).toThrow(/dO has 3 elements but the shape needs 8/);
   });
 });
+
+describe('referenceBackward: kinks', () => {
+  it('counts weighted pairs at a kink of the logit (abs of a zero score) as ambiguous, and only those', async () => {
+    const { parseSpec } = await import('../../src/compiler/syntax/parse.ts');
+    const block = parseSpec('kink.attn', 'attention kink {\n  score = abs(score) - 1\n}\n').file.blocks[0];
+    const shape = { B: 1, Hq: 1, Hkv: 1, Nq: 3, Nk: 4, D: 4 };
+    const { q, k, v } = randomInputs(shape, 2);
+    const dO = new Float64Array(12).fill(1);
+    expect(referenceBackward(block, { ...shape, q, k, v }, dO).ambiguous).toBe(0);
+    q.fill(0, 4, 8); // query row 1: every score is 0, at abs's kink
+    expect(referenceBackward(block, { ...shape, q, k, v }, dO).ambiguous).toBe(4);
+  });
+});

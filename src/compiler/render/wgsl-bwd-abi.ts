@@ -7,9 +7,10 @@
 //   attend_bwd_dkdv  per (key tile, kv head, batch): dK and dV, summed over
 //                    the query heads that read the kv head (GQA)
 //
-// Each stage binds only what it reads or writes (its own bind group layout),
-// so that a device with the spec's guaranteed 8 storage buffers per stage
-// runs specs without tables.
+// Each stage binds only what it reads or writes (its own bind group layout):
+// 8 storage buffers plus one per table, so a device with WebGPU's guaranteed
+// 8 per shader stage runs the specs without tables (the runtime names the
+// limit for the others).
 import type { InputInfo, ParamInfo } from '../ir/program.ts';
 import { mangle } from './names.ts';
 import { uniformDeclaration, uniformFields, type UniformField, type WgslBinding } from './wgsl-abi.ts';
