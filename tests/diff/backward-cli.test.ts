@@ -7,6 +7,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { nodeGpu } from '../../src/runtime/webgpu-node.ts';
+import { readNpy, toFloat32, writeNpy } from '../../src/runtime/npy.ts';
+import { mulberry32, normalSource } from '../../src/runtime/random.ts';
+import { gradientError, TOLERANCE } from '../../src/runtime/compare.ts';
+import { writeFileSync } from 'node:fs';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const attnc = (...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'bin/attnc.js'), ...args], { cwd: ROOT, encoding: 'utf8' });
@@ -52,4 +56,40 @@ describe('attnc check --backward', () => {
     expect(r.status).toBe(2);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
   }, 60_000);
+});
+
+describe('attnc run --grad-o', () => {
+  const shape = { B: 1, Hq: 2, Hkv: 1, Nq: 9, Nk: 12, D: 32 };
+  const tensor = (name: string, dims: number[], seed: number) => {
+    const normal = normalSource(mulberry32(seed));
+    const path = join(dir, `${name}.npy`);
+    writeFileSync(path, writeNpy(Float32Array.from({ length: dims.reduce((a, b) => a * b) }, normal), dims));
+    return path;
+  };
+  const qd = [shape.B, shape.Hq, shape.Nq, shape.D], kd = [shape.B, shape.Hkv, shape.Nk, shape.D];
+  const io = ['--q', tensor('q', qd, 1), '--k', tensor('k', kd, 2), '--v', tensor('v', kd, 3), '--grad-o', tensor('do', qd, 4)];
+  const read = (f: string) => toFloat32(readNpy(readFileSync(f), f), f);
+  const run = (backend: string) => attnc('run', 'examples/scale_invariant.attn', ...io, '--backend', backend, '-o', join(dir, `o-${backend}.npy`),
+    '--dq', join(dir, `dq-${backend}.npy`), '--dk', join(dir, `dk-${backend}.npy`), '--dv', join(dir, `dv-${backend}.npy`));
+
+  it('writes the reference gradients; refuses gradient files without --grad-o, and --grad-o without one', () => {
+    const r = run('reference');
+    expect([r.status, r.stderr]).toEqual([0, '']);
+    expect(readNpy(readFileSync(join(dir, 'dk-reference.npy')), 'dk').shape).toEqual(kd);
+    const none = attnc('run', 'examples/causal.attn', ...io.slice(0, 6), '-o', join(dir, 'x.npy'), '--dq', join(dir, 'y.npy'));
+    expect([none.status, none.stderr.trim()]).toEqual([2, 'attnc: --dq, --dk and --dv need --grad-o (the gradient of O)']);
+    const nothing = attnc('run', 'examples/causal.attn', ...io, '-o', join(dir, 'x.npy'));
+    expect([nothing.status, nothing.stderr.trim()]).toEqual([2, 'attnc: --grad-o: name at least one of --dq, --dk, --dv to write']);
+  }, 60_000);
+
+  it.skipIf(!adapter)('on WebGPU the gradients it writes match the reference run\'s', () => {
+    expect(run('reference').status).toBe(0);
+    const r = run('webgpu');
+    expect(r.status).toBe(0);
+    for (const g of ['dq', 'dk', 'dv']) {
+      const e = gradientError(read(join(dir, `${g}-webgpu.npy`)), read(join(dir, `${g}-reference.npy`)));
+      expect(e.nanCount).toBe(0);
+      expect(e.err, g).toBeLessThanOrEqual(TOLERANCE.f32);
+    }
+  }, 120_000);
 });
