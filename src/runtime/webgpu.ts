@@ -205,11 +205,13 @@ class WebGpuBackend extends WebGpuDeviceBackend implements Backend {
         const byRole: Record<string, GPUBuffer> = {
           uniform: buffer('uniforms', abi.uniform.size, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST),
           q: input('Q', toStorage(call.q)), k: input('K', toStorage(call.k)), v: input('V', toStorage(call.v)),
-          o: input('O', toStorage(inputs.o)), lse: input('LSE', inputs.lse), do: input('dO', toStorage(inputs.dO)),
-          delta: buffer('delta', rows * 4, GPUBufferUsage.STORAGE),
+          o: input('O', toStorage(inputs.o)), do: input('dO', toStorage(inputs.dO)),
+          // LSE in the first half; the first stage writes delta into the second.
+          stats: buffer('stats', 2 * rows * 4, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST),
           dq: buffer('dQ', qBytes, out), dk: buffer('dK', kvBytes, out), dv: buffer('dV', kvBytes, out),
         };
         d.queue.writeBuffer(byRole.uniform, 0, uniformBytes(abi, call));
+        d.queue.writeBuffer(byRole.stats, 0, inputs.lse.buffer, inputs.lse.byteOffset, inputs.lse.byteLength);
         for (const b of abi.bindings) {
           if (b.role !== 'table') continue;
           const t = own(call.tables, b.name!)!;

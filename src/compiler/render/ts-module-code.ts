@@ -50,20 +50,9 @@ export function bindStatements(c: ModuleContext): string[] {
   const { m, abi, D, label } = c;
   const byRole: Record<string, string> = { uniform: 'uniforms', q: 'buffers.q', k: 'buffers.k', v: 'buffers.v', o: 'buffers.o', lse: 'buffers.lse' };
   const bindEntries = abi.bindings.map((b) => `{ binding: ${b.binding}, resource: { buffer: ${b.role === 'table' ? `tableBuffers[${key(b.name!)}]` : byRole[b.role]} } }`);
-  const uniformWrites = abi.uniform.fields.map((f) => {
-    const source = f.source;
-    const value = 'size' in source ? (source.size === 'D' ? `${D}` : `shape.${source.size}`) : `values[${m.params.findIndex((p) => p.name === source.param)}]`;
-    return `view.set${f.type === 'i32' ? 'Int32' : 'Float32'}(${f.offset}, ${value}, true);`;
-  });
   return [
     `checkShape(shape, this.device.limits.maxComputeWorkgroupsPerDimension);`,
-    ...(m.params.length
-      ? [`const values = [${m.params.map((pi) => `paramOr(params, ${key(pi.name)}, ${numberText(pi.default)}, ${pi.type === 'i32'})`).join(', ')}];`]
-      : ['void params;']),
-    `const uniforms = this.device.createBuffer({ label: ${key(`${m.spec} uniforms`)}, size: ${abi.uniform.size}, usage: USAGE.UNIFORM | USAGE.COPY_DST });`,
-    `const view = new DataView(new ArrayBuffer(${abi.uniform.size}));`,
-    ...uniformWrites,
-    'this.device.queue.writeBuffer(uniforms, 0, view.buffer);',
+    ...uniformStatements(m, abi.uniform, D, `${m.spec} uniforms`),
     `const bindGroup = this.device.createBindGroup({ label: ${label}, layout: this.layout, entries: [\n  ${bindEntries.join(',\n  ')},\n] });`,
     `const workgroups = [Math.ceil(shape.Nq / ${abi.dispatch.bm}), shape.Hq, shape.B] as const;`,
     'const pipeline = this.pipeline;',
@@ -78,6 +67,24 @@ export function bindStatements(c: ModuleContext): string[] {
     '  },',
     '  destroy(): void { uniforms.destroy(); },',
     '};',
+  ];
+}
+
+/** The params (defaults filled in) and sizes of a call into a new uniform buffer `uniforms`, at the ABI's offsets. */
+export function uniformStatements(m: KernelManifest, uniform: WgslAbi['uniform'], D: number, label: string): string[] {
+  const writes = uniform.fields.map((f) => {
+    const source = f.source;
+    const value = 'size' in source ? (source.size === 'D' ? `${D}` : `shape.${source.size}`) : `values[${m.params.findIndex((p) => p.name === source.param)}]`;
+    return `view.set${f.type === 'i32' ? 'Int32' : 'Float32'}(${f.offset}, ${value}, true);`;
+  });
+  return [
+    ...(m.params.length
+      ? [`const values = [${m.params.map((pi) => `paramOr(params, ${key(pi.name)}, ${numberText(pi.default)}, ${pi.type === 'i32'})`).join(', ')}];`]
+      : ['void params;']),
+    `const uniforms = this.device.createBuffer({ label: ${key(label)}, size: ${uniform.size}, usage: USAGE.UNIFORM | USAGE.COPY_DST });`,
+    `const view = new DataView(new ArrayBuffer(${uniform.size}));`,
+    ...writes,
+    'this.device.queue.writeBuffer(uniforms, 0, view.buffer);',
   ];
 }
 
@@ -147,11 +154,11 @@ export function checkShapeStatements(c: ModuleContext): string[] {
   ];
 }
 
-export function paramOrStatements(c: ModuleContext): string[] {
+export function paramOrStatements(spec: string): string[] {
   return [
     'const v: unknown = params !== undefined && Object.hasOwn(params, name) ? (params as Record<string, unknown>)[name] : undefined;',
     'if (v === undefined) return fallback;',
-    `if (typeof v !== 'number' || (integer && !Number.isInteger(v))) throw new RangeError(\`attention ${c.m.spec}: param \${name} is \${integer ? 'an integer' : 'a number'}, got \${String(v)}\`);`,
+    `if (typeof v !== 'number' || (integer && !Number.isInteger(v))) throw new RangeError(\`attention ${spec}: param \${name} is \${integer ? 'an integer' : 'a number'}, got \${String(v)}\`);`,
     'return v;',
   ];
 }

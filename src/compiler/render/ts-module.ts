@@ -13,8 +13,9 @@
 // User names reach the module only as JSON string literals (property names,
 // labels, error messages): a spec's names are identifiers, but TypeScript's
 // reserved words are not ours to police.
-import type { CompiledKernel } from '../manifest.ts';
-import type { WgslAbi } from './wgsl-abi.ts';
+import type { SourceFile } from 'ts-morph';
+import type { CompiledKernel, KernelManifest } from '../manifest.ts';
+import type { WgslAbi, WgslBinding } from './wgsl-abi.ts';
 import { bindStatements, checkShapeStatements, createStatements, halfHelpers, key, paramOrStatements, runStatements, type ModuleContext } from './ts-module-code.ts';
 
 /** `scale_invariant` -> `ScaleInvariant` (spec names are [A-Za-z_][A-Za-z0-9_]*). */
@@ -78,32 +79,7 @@ export async function renderTsModule(kernel: CompiledKernel, opts: TsModuleOptio
     'const MAP_MODE_READ = 0x1;',
   ]);
 
-  file.addInterface({
-    isExported: true, name: 'AttentionShape',
-    docs: [`Sizes of one call. Q is [B, Hq, Nq, ${D}], K and V [B, Hkv, Nk, ${D}]; Hq a multiple of Hkv; with Nq < Nk the queries are the last Nq positions.`],
-    properties: ['B', 'Hq', 'Hkv', 'Nq', 'Nk'].map((name) => ({ name, type: 'number', isReadonly: true })),
-  });
-  file.addInterface({
-    isExported: true, name: paramsType,
-    docs: [m.params.length ? 'Runtime params of the spec; a missing one takes the spec\'s default.' : 'The spec has no runtime params.'],
-    properties: m.params.map((p) => ({
-      name: key(p.name), type: 'number', hasQuestionToken: true, isReadonly: true,
-      docs: [`${p.type}, default ${p.default}${p.type === 'i32' ? ' (an integer)' : ''}`],
-    })),
-  });
-  file.addInterface({
-    isExported: true, name: tablesType,
-    docs: [tables.length ? 'Table inputs of the spec, as arrays (run()).' : 'The spec reads no tables.'],
-    properties: tables.map((t) => ({
-      name: key(t.name!), type: t.elem === 'i32' ? 'Int32Array' : 'Float32Array', isReadonly: true,
-      docs: [`${t.elem}[${t.axis}]: one value per ${t.axis === 'heads' ? 'query head (Hq)' : t.axis === 'batch' ? 'batch entry (B)' : t.axis === 'q_len' ? 'query position (Nq)' : 'key position (Nk)'}`],
-    })),
-  });
-  file.addInterface({
-    isExported: true, name: tableBuffersType,
-    docs: [tables.length ? 'Table inputs as GPU buffers (bind()): i32 or f32 elements, STORAGE usage.' : 'The spec reads no tables.'],
-    properties: tables.map((t) => ({ name: key(t.name!), type: 'GPUBuffer', isReadonly: true })),
-  });
+  addSpecTypes(file, m, tables, { paramsType, tablesType, tableBuffersType });
   file.addInterface({
     isExported: true, name: 'AttentionBuffers',
     docs: [`GPU buffers of one call (STORAGE usage). ${half ? 'Q, K, V and O hold f16 values (2 bytes each, in order)' : 'Q, K, V and O hold f32 values'}; LSE is f32 [B, Hq, Nq], natural log. O and LSE are written.`],
@@ -186,12 +162,19 @@ export async function renderTsModule(kernel: CompiledKernel, opts: TsModuleOptio
     statements: checkShapeStatements(ctx),
   });
 
+  await addHelpers(file, m, half);
+  file.formatText({ indentSize: 2, convertTabsToSpaces: true });
+  return file.getFullText();
+}
+
+/** The helpers both modules use: paramOr where the spec has params, the f16 conversions for f16 storage. */
+export async function addHelpers(file: SourceFile, m: KernelManifest, half: boolean): Promise<void> {
   if (m.params.length) {
     file.addFunction({
       name: 'paramOr', returnType: 'number',
       docs: ['A param\'s value: the caller\'s own property (never an inherited one such as `toString`), else the spec\'s default.'],
       parameters: [{ name: 'params', type: 'object | undefined' }, { name: 'name', type: 'string' }, { name: 'fallback', type: 'number' }, { name: 'integer', type: 'boolean' }],
-      statements: paramOrStatements(ctx),
+      statements: paramOrStatements(m.spec),
     });
   }
   if (half) {
@@ -205,8 +188,38 @@ export async function renderTsModule(kernel: CompiledKernel, opts: TsModuleOptio
       statements: ['const out = new Float32Array(h.length);', 'for (let i = 0; i < h.length; i++) out[i] = f16BitsToF32(h[i]);', 'return out;'],
     });
   }
-  file.formatText({ indentSize: 2, convertTabsToSpaces: true });
-  return file.getFullText();
+}
+
+/** The declarations both modules (forward and backward) export: the call's shape, the spec's params and tables. */
+export function addSpecTypes(file: SourceFile, m: KernelManifest, tables: WgslBinding[], names: { paramsType: string; tablesType: string; tableBuffersType: string }): void {
+  const D = m.headDim;
+  const { paramsType, tablesType, tableBuffersType } = names;
+  file.addInterface({
+    isExported: true, name: 'AttentionShape',
+    docs: [`Sizes of one call. Q is [B, Hq, Nq, ${D}], K and V [B, Hkv, Nk, ${D}]; Hq a multiple of Hkv; with Nq < Nk the queries are the last Nq positions.`],
+    properties: ['B', 'Hq', 'Hkv', 'Nq', 'Nk'].map((name) => ({ name, type: 'number', isReadonly: true })),
+  });
+  file.addInterface({
+    isExported: true, name: paramsType,
+    docs: [m.params.length ? 'Runtime params of the spec; a missing one takes the spec\'s default.' : 'The spec has no runtime params.'],
+    properties: m.params.map((p) => ({
+      name: key(p.name), type: 'number', hasQuestionToken: true, isReadonly: true,
+      docs: [`${p.type}, default ${p.default}${p.type === 'i32' ? ' (an integer)' : ''}`],
+    })),
+  });
+  file.addInterface({
+    isExported: true, name: tablesType,
+    docs: [tables.length ? 'Table inputs of the spec, as arrays (run()).' : 'The spec reads no tables.'],
+    properties: tables.map((t) => ({
+      name: key(t.name!), type: t.elem === 'i32' ? 'Int32Array' : 'Float32Array', isReadonly: true,
+      docs: [`${t.elem}[${t.axis}]: one value per ${t.axis === 'heads' ? 'query head (Hq)' : t.axis === 'batch' ? 'batch entry (B)' : t.axis === 'q_len' ? 'query position (Nq)' : 'key position (Nk)'}`],
+    })),
+  });
+  file.addInterface({
+    isExported: true, name: tableBuffersType,
+    docs: [tables.length ? 'Table inputs as GPU buffers (bind()): i32 or f32 elements, STORAGE usage.' : 'The spec reads no tables.'],
+    properties: tables.map((t) => ({ name: key(t.name!), type: 'GPUBuffer', isReadonly: true })),
+  });
 }
 
 /**

@@ -7,7 +7,7 @@ import { mangle } from './names.ts';
 
 export type BindingRole = 'uniform' | 'q' | 'k' | 'v' | 'o' | 'lse' | 'table'
   // the backward kernels' (wgsl-bwd-abi.ts)
-  | 'do' | 'delta' | 'dq' | 'dk' | 'dv';
+  | 'do' | 'stats' | 'dq' | 'dk' | 'dv';
 
 export interface WgslBinding {
   binding: number;

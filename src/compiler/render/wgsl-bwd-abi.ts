@@ -8,9 +8,10 @@
 //                    the query heads that read the kv head (GQA)
 //
 // Each stage binds only what it reads or writes (its own bind group layout):
-// 8 storage buffers plus one per table, so a device with WebGPU's guaranteed
-// 8 per shader stage runs the specs without tables (the runtime names the
-// limit for the others).
+// 7 storage buffers plus one per table, so a device with WebGPU's guaranteed
+// 8 per shader stage runs specs with up to one table (the runtime names the
+// limit for the others). That is why the LSE and delta share one buffer,
+// `stats`: the caller's LSE is copied into its first half before the stages.
 import type { InputInfo, ParamInfo } from '../ir/program.ts';
 import { mangle } from './names.ts';
 import { uniformDeclaration, uniformFields, type UniformField, type WgslBinding } from './wgsl-abi.ts';
@@ -34,7 +35,10 @@ export interface WgslBackwardAbi {
   group: 0;
   bindings: WgslBinding[];
   uniform: { binding: 0; size: number; fields: UniformField[] };
-  /** Run in this order; the second reads the delta the first wrote. */
+  /**
+   * Run in this order, after copying the forward call's LSE ([B, Hq, Nq] f32) into the first half of the
+   * `stats` binding; the second stage reads the delta the first wrote into its second half.
+   */
   stages: WgslBackwardStage[];
   /** Rows (query rows, or keys) per workgroup. */
   bm: number;
@@ -48,18 +52,17 @@ export function buildBackwardAbi(dtype: 'f32' | 'f16', params: ParamInfo[], inpu
     { binding: 2, role: 'k', variable: 'k_in', what: 'K [B, Hkv, Nk, D]', access: read },
     { binding: 3, role: 'v', variable: 'v_in', what: 'V [B, Hkv, Nk, D]', access: read },
     { binding: 4, role: 'o', variable: 'o_in', what: 'O [B, Hq, Nq, D] of the forward kernel', access: read },
-    { binding: 5, role: 'lse', variable: 'lse_in', what: 'LSE [B, Hq, Nq] f32 of the forward kernel, natural log', access: read },
+    { binding: 5, role: 'stats', variable: 'stats', what: 'stats [2, B, Hq, Nq] f32: the forward kernel\'s LSE (natural log; copied in before the first stage), then delta = rowsum(dO * O) (written by the first stage)', access: write },
     { binding: 6, role: 'do', variable: 'do_in', what: 'dO [B, Hq, Nq, D], the gradient of O', access: read },
-    { binding: 7, role: 'delta', variable: 'delta_buf', what: 'delta [B, Hq, Nq] f32 = rowsum(dO * O) (written by the first stage, read by the second)', access: write },
-    { binding: 8, role: 'dq', variable: 'dq_out', what: 'dQ [B, Hq, Nq, D] (written)', access: write },
-    { binding: 9, role: 'dk', variable: 'dk_out', what: 'dK [B, Hkv, Nk, D] (written)', access: write },
-    { binding: 10, role: 'dv', variable: 'dv_out', what: 'dV [B, Hkv, Nk, D] (written)', access: write },
+    { binding: 7, role: 'dq', variable: 'dq_out', what: 'dQ [B, Hq, Nq, D] (written)', access: write },
+    { binding: 8, role: 'dk', variable: 'dk_out', what: 'dK [B, Hkv, Nk, D] (written)', access: write },
+    { binding: 9, role: 'dv', variable: 'dv_out', what: 'dV [B, Hkv, Nk, D] (written)', access: write },
   ];
   inputs.forEach((t, i) => bindings.push({
-    binding: 11 + i, role: 'table', variable: mangle('t', t.name), name: t.name, elem: t.elem, axis: t.axis,
+    binding: 10 + i, role: 'table', variable: mangle('t', t.name), name: t.name, elem: t.elem, axis: t.axis,
     what: `table ${JSON.stringify(t.name)}: ${t.elem}[${t.axis}]`, access: read,
   }));
-  const tables = inputs.map((_, i) => 11 + i);
+  const tables = inputs.map((_, i) => 10 + i);
   return {
     pass: 'backward',
     storage: dtype === 'f32' ? 'f32' : 'f16-packed-u32',
@@ -67,8 +70,8 @@ export function buildBackwardAbi(dtype: 'f32' | 'f16', params: ParamInfo[], inpu
     bindings,
     uniform: { binding: 0, ...uniformFields(params) },
     stages: [
-      { entryPoint: BWD_DQ_ENTRY, bindings: [0, 1, 2, 3, 4, 5, 6, 7, 8, ...tables], dispatch: { x: `ceil(Nq / ${bm})`, y: 'Hq', z: 'B' }, what: 'delta and dQ' },
-      { entryPoint: BWD_DKDV_ENTRY, bindings: [0, 1, 2, 3, 5, 6, 7, 9, 10, ...tables], dispatch: { x: `ceil(Nk / ${bm})`, y: 'Hkv', z: 'B' }, what: 'dK and dV' },
+      { entryPoint: BWD_DQ_ENTRY, bindings: [0, 1, 2, 3, 4, 5, 6, 7, ...tables], dispatch: { x: `ceil(Nq / ${bm})`, y: 'Hq', z: 'B' }, what: 'delta and dQ' },
+      { entryPoint: BWD_DKDV_ENTRY, bindings: [0, 1, 2, 3, 5, 6, 8, 9, ...tables], dispatch: { x: `ceil(Nk / ${bm})`, y: 'Hkv', z: 'B' }, what: 'dK and dV' },
     ],
     bm,
   };
@@ -83,7 +86,7 @@ export function backwardDeclarations(abi: WgslBackwardAbi): string[] {
     const mode = b.access === 'read_write' ? 'read_write' : 'read';
     switch (b.role) {
       case 'uniform': lines.push(`${at} var<uniform> u: Uniforms;`); break;
-      case 'lse': case 'delta': lines.push(`${at} var<storage, ${mode}> ${b.variable}: array<f32>; // ${b.what}`); break;
+      case 'stats': lines.push(`${at} var<storage, ${mode}> ${b.variable}: array<f32>; // ${b.what}`); break;
       case 'table': lines.push(`${at} var<storage, read> ${b.variable}: array<${b.elem}>; // ${b.what}`); break;
       default: lines.push(`${at} var<storage, ${mode}> ${b.variable}: ${io}; // ${b.what}`);
     }

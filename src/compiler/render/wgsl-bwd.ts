@@ -180,7 +180,7 @@ function dqKernel(k: LoweredKernel, ev: ElementValues, D: number): string[] {
   L.push(`${I1}let pos_off = u.Nk - u.Nq; // q_idx = row + (Nk - Nq): bottom-right alignment`);
   L.push(`${I1}let q_base = u32(batch * u.Hq + head) * u32(u.Nq);`, `${I1}let kv_base = u32(batch * u.Hkv + kv_head) * u32(u.Nk);`);
   L.push(`${I1}let r = tid / TPR;`, `${I1}let lane = tid % TPR;`, `${I1}let row = q0 + i32(r);`, `${I1}let row_ok = row < u.Nq;`);
-  L.push(`${I1}let q_idx = row + pos_off;`);
+  L.push(`${I1}let q_idx = row + pos_off;`, `${I1}let n_rows = u32(u.B * u.Hq * u.Nq); // stats: LSE at [0, n_rows), delta at [n_rows, 2 n_rows)`);
   const head = headLines(k, ev, D, I1);
   L.push(...head.lines);
   L.push('', `${I1}// Stage this tile's Q and dO rows (rows past Nq as zeros).`);
@@ -193,8 +193,8 @@ function dqKernel(k: LoweredKernel, ev: ElementValues, D: number): string[] {
   L.push(`${I1}wg_part[tid] = part;`, `${I1}workgroupBarrier();`);
   L.push(`${I1}var delta = 0.0;`, `${I1}for (var t = 0u; t < TPR; t++) { delta += wg_part[r * TPR + t]; }`);
   L.push(`${I1}var lse2 = MASKED; // a row with no kept key (LSE = -inf) has no gradient`);
-  L.push(`${I1}if (row_ok) {`, `${I2}if (lane == 0u) { delta_buf[q_base + u32(row)] = delta; }`);
-  L.push(`${I2}let lse = lse_in[q_base + u32(row)];`, `${I2}if (lse > MASKED) { lse2 = lse * LOG2E; }`, `${I1}}`);
+  L.push(`${I1}if (row_ok) {`, `${I2}if (lane == 0u) { stats[n_rows + q_base + u32(row)] = delta; }`);
+  L.push(`${I2}let lse = stats[q_base + u32(row)];`, `${I2}if (lse > MASKED) { lse2 = lse * LOG2E; }`, `${I1}}`);
   L.push(`${I1}let row_live = lse2 > MASKED;`);
 
   L.push('', `${I1}var acc: array<vec4<f32>, VPL>;`);
@@ -228,6 +228,7 @@ function dkdvKernel(k: LoweredKernel, ev: ElementValues, D: number): string[] {
   L.push(`fn ${BWD_DKDV_ENTRY}(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {`);
   L.push(`${I1}let batch = i32(wg.z);`, `${I1}let kv_head = i32(wg.y);`, `${I1}let group = u.Hq / u.Hkv;`, `${I1}let k0 = i32(wg.x * BM);`);
   L.push(`${I1}let pos_off = u.Nk - u.Nq;`, `${I1}let kv_base = u32(batch * u.Hkv + kv_head) * u32(u.Nk);`);
+  L.push(`${I1}let n_rows = u32(u.B * u.Hq * u.Nq); // stats: LSE at [0, n_rows), delta at [n_rows, 2 n_rows)`);
   L.push(`${I1}let r = tid / TPR;`, `${I1}let lane = tid % TPR;`, `${I1}let key = k0 + i32(r);`, `${I1}let key_ok = key < u.Nk;`, `${I1}let kv_idx = key;`);
   L.push('', `${I1}// Stage this tile's K and V rows (keys past Nk as zeros).`);
   L.push(`${I1}for (var i = tid; i < BM * D4; i += THREADS) {`, `${I2}let kr = k0 + i32(i / D4);`, `${I2}var x = vec4<f32>(0.0);`, `${I2}var y = vec4<f32>(0.0);`);
@@ -246,7 +247,7 @@ function dkdvKernel(k: LoweredKernel, ev: ElementValues, D: number): string[] {
   L.push(`${I4}if (qr < u.Nq) {`, `${I5}let at = (q_base + u32(qr)) * D4 + i % D4;`, `${I5}x = load_q(at);`, `${I5}y = load_do(at);`, `${I4}}`);
   L.push(`${I4}wg_loop_a[i] = x;`, `${I4}wg_loop_b[i] = y;`, `${I3}}`);
   L.push(`${I3}for (var i = tid; i < BN; i += THREADS) {`, `${I4}let qr = qr0 + i32(i);`, `${I4}var lse2 = MASKED;`, `${I4}var delta = 0.0;`);
-  L.push(`${I4}if (qr < u.Nq) {`, `${I5}let lse = lse_in[q_base + u32(qr)];`, `${I5}if (lse > MASKED) { lse2 = lse * LOG2E; }`, `${I5}delta = delta_buf[q_base + u32(qr)];`, `${I4}}`);
+  L.push(`${I4}if (qr < u.Nq) {`, `${I5}let lse = stats[q_base + u32(qr)];`, `${I5}if (lse > MASKED) { lse2 = lse * LOG2E; }`, `${I5}delta = stats[n_rows + q_base + u32(qr)];`, `${I4}}`);
   L.push(`${I4}wg_lse2[i] = lse2;`, `${I4}wg_delta[i] = delta;`, `${I3}}`, `${I3}workgroupBarrier();`);
   L.push(`${I3}// P and dS of this lane's query rows ii = lane + i * TPR.`);
   L.push(`${I3}for (var i = 0u; i < KPL; i++) {`, `${I4}let ii = lane + i * TPR;`, `${I4}if (ii >= BN) { break; }`);

@@ -3,8 +3,8 @@
 // Tiles: BM = 32 rows (query rows, or keys) per workgroup, BN = 16 of the other side per loop tile,
 // 4 lanes per row, 128 invocations, 29328 bytes of workgroup memory.
 // Stages, in order:
-//   attend_bwd_dq: delta and dQ; dispatch (ceil(Nq / 32), Hq, B); bindings 0, 1, 2, 3, 4, 5, 6, 7, 8
-//   attend_bwd_dkdv: dK and dV; dispatch (ceil(Nk / 32), Hkv, B); bindings 0, 1, 2, 3, 5, 6, 7, 9, 10
+//   attend_bwd_dq: delta and dQ; dispatch (ceil(Nq / 32), Hq, B); bindings 0, 1, 2, 3, 4, 5, 6, 7
+//   attend_bwd_dkdv: dK and dV; dispatch (ceil(Nk / 32), Hkv, B); bindings 0, 1, 2, 3, 5, 6, 8, 9
 //
 // Bindings (group 0):
 //   0: sizes and params (struct Uniforms)
@@ -12,12 +12,11 @@
 //   2: K [B, Hkv, Nk, D]
 //   3: V [B, Hkv, Nk, D]
 //   4: O [B, Hq, Nq, D] of the forward kernel
-//   5: LSE [B, Hq, Nq] f32 of the forward kernel, natural log
+//   5: stats [2, B, Hq, Nq] f32: the forward kernel's LSE (natural log; copied in before the first stage), then delta = rowsum(dO * O) (written by the first stage)
 //   6: dO [B, Hq, Nq, D], the gradient of O
-//   7: delta [B, Hq, Nq] f32 = rowsum(dO * O) (written by the first stage, read by the second)
-//   8: dQ [B, Hq, Nq, D] (written)
-//   9: dK [B, Hkv, Nk, D] (written)
-//   10: dV [B, Hkv, Nk, D] (written)
+//   7: dQ [B, Hq, Nq, D] (written)
+//   8: dK [B, Hkv, Nk, D] (written)
+//   9: dV [B, Hkv, Nk, D] (written)
 
 struct Uniforms {
   B: i32, // offset 0: size
@@ -35,12 +34,11 @@ struct Uniforms {
 @group(0) @binding(2) var<storage, read> k_in: array<vec4<f32>>; // K [B, Hkv, Nk, D]
 @group(0) @binding(3) var<storage, read> v_in: array<vec4<f32>>; // V [B, Hkv, Nk, D]
 @group(0) @binding(4) var<storage, read> o_in: array<vec4<f32>>; // O [B, Hq, Nq, D] of the forward kernel
-@group(0) @binding(5) var<storage, read> lse_in: array<f32>; // LSE [B, Hq, Nq] f32 of the forward kernel, natural log
+@group(0) @binding(5) var<storage, read_write> stats: array<f32>; // stats [2, B, Hq, Nq] f32: the forward kernel's LSE (natural log; copied in before the first stage), then delta = rowsum(dO * O) (written by the first stage)
 @group(0) @binding(6) var<storage, read> do_in: array<vec4<f32>>; // dO [B, Hq, Nq, D], the gradient of O
-@group(0) @binding(7) var<storage, read_write> delta_buf: array<f32>; // delta [B, Hq, Nq] f32 = rowsum(dO * O) (written by the first stage, read by the second)
-@group(0) @binding(8) var<storage, read_write> dq_out: array<vec4<f32>>; // dQ [B, Hq, Nq, D] (written)
-@group(0) @binding(9) var<storage, read_write> dk_out: array<vec4<f32>>; // dK [B, Hkv, Nk, D] (written)
-@group(0) @binding(10) var<storage, read_write> dv_out: array<vec4<f32>>; // dV [B, Hkv, Nk, D] (written)
+@group(0) @binding(7) var<storage, read_write> dq_out: array<vec4<f32>>; // dQ [B, Hq, Nq, D] (written)
+@group(0) @binding(8) var<storage, read_write> dk_out: array<vec4<f32>>; // dK [B, Hkv, Nk, D] (written)
+@group(0) @binding(9) var<storage, read_write> dv_out: array<vec4<f32>>; // dV [B, Hkv, Nk, D] (written)
 
 const BM = 32u;       // rows a workgroup owns (query rows for dQ, keys for dK and dV)
 const BN = 16u;       // rows of the other side per loop tile
@@ -90,6 +88,7 @@ fn attend_bwd_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
   let row = q0 + i32(r);
   let row_ok = row < u.Nq;
   let q_idx = row + pos_off;
+  let n_rows = u32(u.B * u.Hq * u.Nq); // stats: LSE at [0, n_rows), delta at [n_rows, 2 n_rows)
   // Values per (batch, head): computed once.
   let h4 = (1.0 / sqrt(f32(64i)));
   let h39 = (h4 * 1.442695);
@@ -124,8 +123,8 @@ fn attend_bwd_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
   for (var t = 0u; t < TPR; t++) { delta += wg_part[r * TPR + t]; }
   var lse2 = MASKED; // a row with no kept key (LSE = -inf) has no gradient
   if (row_ok) {
-    if (lane == 0u) { delta_buf[q_base + u32(row)] = delta; }
-    let lse = lse_in[q_base + u32(row)];
+    if (lane == 0u) { stats[n_rows + q_base + u32(row)] = delta; }
+    let lse = stats[q_base + u32(row)];
     if (lse > MASKED) { lse2 = lse * LOG2E; }
   }
   let row_live = lse2 > MASKED;
@@ -207,6 +206,7 @@ fn attend_bwd_dkdv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
   let k0 = i32(wg.x * BM);
   let pos_off = u.Nk - u.Nq;
   let kv_base = u32(batch * u.Hkv + kv_head) * u32(u.Nk);
+  let n_rows = u32(u.B * u.Hq * u.Nq); // stats: LSE at [0, n_rows), delta at [n_rows, 2 n_rows)
   let r = tid / TPR;
   let lane = tid % TPR;
   let key = k0 + i32(r);
@@ -267,9 +267,9 @@ fn attend_bwd_dkdv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
         var lse2 = MASKED;
         var delta = 0.0;
         if (qr < u.Nq) {
-          let lse = lse_in[q_base + u32(qr)];
+          let lse = stats[q_base + u32(qr)];
           if (lse > MASKED) { lse2 = lse * LOG2E; }
-          delta = delta_buf[q_base + u32(qr)];
+          delta = stats[n_rows + q_base + u32(qr)];
         }
         wg_lse2[i] = lse2;
         wg_delta[i] = delta;
