@@ -584,7 +584,8 @@ export const MANIFEST = {
     "classes": {}
   }
 } as const;
-// WebGPU flag values (fixed by the WebGPU spec): the module needs neither the globals nor their types.
+// WebGPU flag values (fixed by the WebGPU spec), so that the module needs neither the GPUBufferUsage,
+// GPUShaderStage and GPUMapMode globals (Dawn in Node installs them only on request) nor their types.
 const USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80 } as const;
 const SHADER_STAGE_COMPUTE = 0x4;
 const MAP_MODE_READ = 0x1;
