@@ -34,4 +34,16 @@ describe('the differential generator', () => {
     expect(s.specs).toBe(10);
     expect(s.kernels).toBeGreaterThanOrEqual(3);
   }, 900_000);
+
+  it('and their backward kernels match the float64 backward reference (fixed seed, 5 specs)', async () => {
+    const s = await diffLoop(backend!, {
+      seed: 8, seconds: 900, maxSpecs: 5, maxLen: 120, maxWork: 20_000, dWeights: [1, 0, 0], shapesPerKernel: 3, backward: true,
+      saveDir: join(tmpdir(), 'attnc-fuzz-regressions'), log: (l) => console.log(l),
+    });
+    console.log(`backward diff fuzz: ${s.kernels} kernels, ${s.cases} cases, ${s.mismatches} mismatches, ${s.ambiguous} not compared (kinks), worst error ${(s.worstRatio * 100).toFixed(1)}% of tolerance`);
+    expect(s.failures.map((f) => f.spec)).toEqual([]);
+    expect(s.specs).toBe(5);
+    // Most cases must really have been compared, or the test proves little.
+    expect(s.cases - s.ambiguous).toBeGreaterThanOrEqual(10);
+  }, 900_000);
 });
