@@ -110,6 +110,9 @@ fi
 if [[ " $AB_PARTS " == *" webgpu "* ]]; then
   npx tsx scripts/webgpu-bench.ts --specs causal,scale_invariant,alibi --shapes 1x32x8x1x4096,8x32x8x1x4096,1x32x8x4096x4096 \
     --iters 10 >"$logs/webgpu.log" 2>&1 || status=1
+  # The backward kernels (dQ, dK, dV) on a prefill call, against the forward above (lavapipe: 4.6-5.3x).
+  npx tsx scripts/webgpu-bench.ts --specs causal,scale_invariant --shapes 1x32x8x4096x4096 --iters 5 --backward \
+    >>"$logs/webgpu.log" 2>&1 || status=1
   while IFS= read -r line; do summary+=("webgpu: $line"); done < <(grep -E 'median|WebGPU' "$logs/webgpu.log" | sed -E 's/ +/ /g')
 fi
 
