@@ -6,25 +6,17 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { gradientError, TOLERANCE } from '../../src/runtime/compare.ts';
-import type { Backend } from '../../src/runtime/device.ts';
-import { openWebGpu } from '../../src/runtime/webgpu.ts';
 import { referenceBackward } from '../../src/runtime/reference-backward.ts';
 import { defaultTables, mulberry32, normalSource, randomInputs } from '../../src/runtime/random.ts';
 import { roundThrough } from '../../src/runtime/half.ts';
 import { compileWgsl, compileWgslBackward, loadExample, loadSpecText, TEST_PARAMS, type Case, type Example } from './wgsl-harness.ts';
+import { openTestBackend } from './wgsl-harness.ts';
 
 const EXAMPLES = join(import.meta.dirname, '../../examples');
 const files = readdirSync(EXAMPLES).filter((f) => f.endsWith('.attn')).sort();
 
-let backend: Backend | null = null;
-let why = '';
-try {
-  backend = await openWebGpu();
-} catch (e) {
-  why = `no WebGPU adapter (${(e as Error).message})`;
-}
+const backend = await openTestBackend('tests/diff/webgpu-backward.test.ts');
 const gpu = backend ? describe : describe.skip;
-if (!backend) console.warn(`tests/diff/webgpu-backward.test.ts skipped: ${why}`);
 afterAll(() => backend?.dispose());
 
 async function gradientCase(ex: Example, c: Case, seed = 5) {

@@ -5,22 +5,14 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TOLERANCE } from '../../src/runtime/compare.ts';
-import type { Backend } from '../../src/runtime/device.ts';
-import { openWebGpu } from '../../src/runtime/webgpu.ts';
 import { diffCase, loadExample, loadSpecText, type Case } from './wgsl-harness.ts';
+import { openTestBackend } from './wgsl-harness.ts';
 
 const EXAMPLES = join(import.meta.dirname, '../../examples');
 const files = readdirSync(EXAMPLES).filter((f) => f.endsWith('.attn')).sort();
 
-let backend: Backend | null = null;
-let why = '';
-try {
-  backend = await openWebGpu();
-} catch (e) {
-  why = `no WebGPU adapter (${(e as Error).message})`;
-}
+const backend = await openTestBackend('tests/diff/webgpu.test.ts');
 const gpu = backend ? describe : describe.skip;
-if (!backend) console.warn(`tests/diff/webgpu.test.ts skipped: ${why}`);
 afterAll(() => backend?.dispose());
 
 // A covering set rather than the full cross product: lavapipe's LLVM takes

@@ -10,6 +10,7 @@ import type { AttentionBlock } from '../../src/compiler/syntax/ast.ts';
 import type { LoweredKernel } from '../../src/compiler/ir/program.ts';
 import type { CompiledKernel } from '../../src/compiler/manifest.ts';
 import type { Backend, DeviceLimits } from '../../src/runtime/device.ts';
+import { openWebGpu } from '../../src/runtime/webgpu.ts';
 import { referenceAttention } from '../../src/runtime/reference.ts';
 import { compareOutputs, type Comparison } from '../../src/runtime/compare.ts';
 import { defaultTables, randomInputs } from '../../src/runtime/random.ts';
@@ -68,3 +69,13 @@ export async function diffCase(backend: Backend, ex: Example, c: Case, seed = 1)
 }
 
 export type DiffResult = Comparison & { got: { o: Float32Array; lse: Float32Array }; want: { o: Float64Array; lse: Float64Array } };
+
+/** The WebGPU backend of a test file, or null and a warning naming the file and why its GPU tests skip. */
+export async function openTestBackend(file: string): Promise<Backend | null> {
+  try {
+    return await openWebGpu();
+  } catch (e) {
+    console.warn(`${file} skipped: no WebGPU adapter (${(e as Error).message})`);
+    return null;
+  }
+}

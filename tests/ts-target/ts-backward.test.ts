@@ -3,9 +3,7 @@
 // modules' own classes give dQ, dK, dV that match the float64 backward reference; bad calls get the errors the
 // module documents.
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { Project, ts } from 'ts-morph';
 import { afterAll, describe, expect, it } from 'vitest';
 import { pascalCase } from '../../src/compiler/render/ts-module.ts';
 import { renderTsBackwardModule } from '../../src/compiler/render/ts-module-bwd.ts';
@@ -20,6 +18,7 @@ import { roundThrough } from '../../src/runtime/half.ts';
 import { openWebGpu } from '../../src/runtime/webgpu.ts';
 import { loadExample, TEST_PARAMS, type Example } from '../diff/wgsl-harness.ts';
 import { expectGolden } from '../golden-file.ts';
+import { STRICT_SETUPS, strictDiagnostics } from './strict.ts';
 
 const EXAMPLES = join(import.meta.dirname, '../../examples');
 const OUT = join(import.meta.dirname, 'generated');  // git-ignored
@@ -42,19 +41,9 @@ for (const ex of examples) {
 }
 
 describe('ts target, backward: the modules', () => {
-  const setups = {
-    'lib.dom': { lib: ['lib.es2022.d.ts', 'lib.dom.d.ts'], extra: [] as string[] },
-    '@webgpu/types without the DOM': { lib: ['lib.es2022.d.ts'], extra: [createRequire(import.meta.url).resolve('@webgpu/types/dist/index.d.ts')] },
-  };
-  for (const [what, setup] of Object.entries(setups)) {
+  for (const [what, setup] of Object.entries(STRICT_SETUPS)) {
     it(`type-check under strict (${what})`, () => {
-      const project = new Project({
-        compilerOptions: { strict: true, noEmit: true, noUnusedLocals: true, noUnusedParameters: true, skipLibCheck: true, target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext, lib: setup.lib, types: [] },
-        skipAddingFilesFromTsConfig: true,
-      });
-      for (const path of [...setup.extra, ...modules.values()]) project.addSourceFileAtPath(path);
-      const messages = project.getPreEmitDiagnostics().map((d) => `${d.getSourceFile()?.getBaseName()}:${d.getLineNumber()}: ${ts.flattenDiagnosticMessageText(d.getMessageText() as string | ts.DiagnosticMessageChain, ' ')}`);
-      expect(messages).toEqual([]);
+      expect(strictDiagnostics(setup, modules.values())).toEqual([]);
     }, 120_000);
   }
 

@@ -3,7 +3,6 @@
 // its own exported class, and matches the float64 reference; golden files for
 // two of them; its errors are the ones it documents.
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { Project, ts } from 'ts-morph';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -17,6 +16,7 @@ import { defaultTables, randomInputs } from '../../src/runtime/random.ts';
 import { roundThrough } from '../../src/runtime/half.ts';
 import { loadExample, loadSpecText, TEST_PARAMS, type Example } from '../diff/wgsl-harness.ts';
 import { expectGolden } from '../golden-file.ts';
+import { STRICT_SETUPS, strictDiagnostics } from './strict.ts';
 import { openTsModuleBackend } from '../../src/runtime/ts-module-backend.ts';
 import { diffLoop } from '../../src/fuzz/diff-loop.ts';
 import { genDiffSpec } from '../../src/fuzz/diff-gen.ts';
@@ -46,19 +46,9 @@ for (const ex of examples) {
 describe('ts target: the modules', () => {
   // Two set-ups users have: a browser project (TypeScript's DOM library, which declares WebGPU), and
   // a Node project with @webgpu/types and no DOM library (as this repository is).
-  const setups = {
-    'lib.dom': { lib: ['lib.es2022.d.ts', 'lib.dom.d.ts'], extra: [] as string[] },
-    '@webgpu/types without the DOM': { lib: ['lib.es2022.d.ts'], extra: [createRequire(import.meta.url).resolve('@webgpu/types/dist/index.d.ts')] },
-  };
-  for (const [what, setup] of Object.entries(setups)) {
+  for (const [what, setup] of Object.entries(STRICT_SETUPS)) {
     it(`type-check under strict (${what})`, () => {
-      const project = new Project({
-        compilerOptions: { strict: true, noEmit: true, noUnusedLocals: true, noUnusedParameters: true, skipLibCheck: true, target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext, lib: setup.lib, types: [] },
-        skipAddingFilesFromTsConfig: true,
-      });
-      for (const path of [...setup.extra, ...modules.values()]) project.addSourceFileAtPath(path);
-      const messages = project.getPreEmitDiagnostics().map((d) => `${d.getSourceFile()?.getBaseName()}:${d.getLineNumber()}: ${ts.flattenDiagnosticMessageText(d.getMessageText() as string | ts.DiagnosticMessageChain, ' ')}`);
-      expect(messages).toEqual([]);
+      expect(strictDiagnostics(setup, modules.values())).toEqual([]);
     });
   }
 
