@@ -71,6 +71,10 @@ async function openAll(which: CheckFlags['backend']): Promise<Backend[]> {
 }
 
 async function checkCommand(specPath: string, flags: CheckFlags): Promise<void> {
+  // Said before any device is opened: the answer does not depend on the machine.
+  if (flags.backward && (flags.backend === 'cuda' || flags.backend === 'torch')) {
+    throw new UsageError(`--backward: the ${flags.backend} backend has no backward kernels yet (--backend webgpu or ts)`);
+  }
   const { text, block } = loadSpec(specPath, flags.entry);
   const lowered = lowerAndAnalyze(block);
   const backends = await openAll(flags.backend);

@@ -6,7 +6,7 @@ import type { CompiledKernel, StorageDType } from '../compiler/manifest.ts';
 import type { AttentionCall, AttentionShape, Backend } from '../runtime/device.ts';
 import { referenceAttention } from '../runtime/reference.ts';
 import { compareOutputs, gradientError, TOLERANCE, withinTolerance, type Comparison } from '../runtime/compare.ts';
-import { mulberry32, normalSource, randomInputs, subSeed } from '../runtime/random.ts';
+import { randomGradient, randomInputs, subSeed } from '../runtime/random.ts';
 import { referenceBackward } from '../runtime/reference-backward.ts';
 import { roundThrough } from '../runtime/half.ts';
 import { makeRng, weighted, type Rng } from './rng.ts';
@@ -120,8 +120,7 @@ async function forwardCase(backend: Backend, c: Compiled, dc: DiffCase) {
 export async function runBackwardCase(backend: Backend, c: Compiled, dc: DiffCase): Promise<DiffOutcome> {
   const { call, got: o, outcome: fwd } = await forwardCase(backend, c, dc);
   if (!fwd.pass || !backend.backward) return fwd;
-  const normal = normalSource(mulberry32(subSeed(dc.seed, 'dO')));
-  const raw = Float32Array.from({ length: call.B * call.Hq * call.Nq * call.D }, normal);
+  const raw = randomGradient(dc.shape, dc.seed);
   const dO = dc.dtype === 'f32' ? raw : roundThrough(dc.dtype, raw);
   const got = await backend.backward(kernelFor(backend, c, dc.dtype, dc.shape.D, 'backward'), call, { o: o.o, lse: o.lse, dO });
   const want = referenceBackward(c.fe.block, call, dO);

@@ -6,7 +6,7 @@ import type { LoweredKernel } from '../compiler/ir/program.ts';
 import type { StorageDType } from '../compiler/manifest.ts';
 import type { AttentionShape, Backend } from './device.ts';
 import { completeCall, runKernel, runReference } from './execute.ts';
-import { defaultTables, mulberry32, normalSource, randomInputs, subSeed } from './random.ts';
+import { defaultTables, randomGradient, randomInputs } from './random.ts';
 import { compareOutputs, gradientError, sampleRows, TOLERANCE } from './compare.ts';
 import { renderKernel, UsageError } from '../compiler/compile.ts';
 import { referenceBackward } from './reference-backward.ts';
@@ -93,8 +93,7 @@ export async function* checkBackwardCases(
     for (const dtype of dtypes) {
       const round = (x: Float32Array) => (dtype === 'f32' ? x : roundThrough(dtype, x));
       const { q, k, v } = randomInputs(shape, seed);
-      const normal = normalSource(mulberry32(subSeed(seed, 'dO')));
-      const dO = round(Float32Array.from({ length: shape.B * shape.Hq * shape.Nq * shape.D }, normal));
+      const dO = round(randomGradient(shape, seed));
       const call = completeCall(lowered, { ...shape, q: round(q), k: round(k), v: round(v), params, tables });
       const fwd = await runKernel(backend, text, block, lowered, call, dtype);
       const kernel = renderKernel(text, block, lowered, { ...backend.codegen(), dtype, headDim: shape.D, limits: backend.limits(), pass: 'backward' });

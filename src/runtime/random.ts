@@ -57,6 +57,11 @@ export function randomInputs(s: Shape, seed: number): { q: Float32Array; k: Floa
   };
 }
 
+/** A unit-variance normal upstream gradient dO [B,Hq,Nq,D] for the backward pass (its own stream of `seed`). */
+export function randomGradient(s: Shape, seed: number): Float32Array {
+  return normals(s.B * s.Hq * s.Nq * s.D, subSeed(seed, 'dO'));
+}
+
 export interface TableSpec { name: string; elem: 'f32' | 'i32'; axis: TableAxis }
 
 export function axisLength(axis: TableAxis, s: { B: number; Hq: number; Nq: number; Nk: number }): number {
