@@ -120,7 +120,7 @@ function formatBackwardResult(r: BackwardCheckResult): string {
 
 function formatResult(r: CheckResult): string {
   const shape = shapeText(r.shape);
-  const err = `max|dO| ${r.maxAbsErrO.toExponential(2)}  max|dLSE| ${r.maxAbsErrLse.toExponential(2)}  tol ${r.tolerance.toExponential(0)}`;
+  const err = `O err ${r.maxAbsErrO.toExponential(2)}  LSE err ${r.maxAbsErrLse.toExponential(2)}  tol ${r.tolerance.toExponential(0)}`;
   const rows = r.sampledRows ? `  (${r.sampledRows} rows sampled)` : '';
   return `  ${r.pass ? 'ok  ' : 'FAIL'} ${r.backend} ${r.dtype.padEnd(4)} ${shape}  ${err}${rows}`;
 }

@@ -134,7 +134,7 @@ gpu('ts target: the modules run on WebGPU and match the float64 reference', () =
         const got = await (Object.keys(tables).length ? kernel.run({ q, k, v }, s, params, tables) : kernel.run({ q, k, v }, s, params));
         const want = referenceAttention(ex.block, { ...shape, q, k, v, params, tables });
         const c = compareOutputs(got, want, shape);
-        expect(withinTolerance(c, TOLERANCE[dtype]), `${id} ${JSON.stringify(s)}: max|dO| ${c.maxAbsErrO}, max|dLSE| ${c.maxAbsErrLse}`).toBe(true);
+        expect(withinTolerance(c, TOLERANCE[dtype]), `${id} ${JSON.stringify(s)}: O err ${c.maxAbsErrO}, LSE err ${c.maxAbsErrLse}`).toBe(true);
       }
     });
   }
@@ -157,7 +157,7 @@ gpu('ts target: the modules run on WebGPU and match the float64 reference', () =
     const defaults = Object.fromEntries(ex.lowered.program.params.map((p) => [p.name, p.default]));
     const got = await kernel.run({ q, k, v }, s, {}, tables);
     const c = compareOutputs(got, referenceAttention(ex.block, { ...shape, q, k, v, params: defaults, tables }), shape);
-    expect(withinTolerance(c, TOLERANCE.f32), `max|dO| ${c.maxAbsErrO} max|dLSE| ${c.maxAbsErrLse}`).toBe(true);
+    expect(withinTolerance(c, TOLERANCE.f32), `O err ${c.maxAbsErrO} LSE err ${c.maxAbsErrLse}`).toBe(true);
     big.destroy();
   });
 
@@ -190,7 +190,7 @@ gpu('ts target: the modules run on WebGPU and match the float64 reference', () =
     const tables = defaultTables(ex.lowered.program.inputs, shape, 5);
     const got = await kernel.run({ q: qh, k: kh, v: vh }, s, {}, tables);
     const c = compareOutputs(got, referenceAttention(ex.block, { ...shape, q: qh, k: kh, v: vh, params: {}, tables }), shape);
-    expect(withinTolerance(c, TOLERANCE.f16), `max|dO| ${c.maxAbsErrO}`).toBe(true);
+    expect(withinTolerance(c, TOLERANCE.f16), `O err ${c.maxAbsErrO}`).toBe(true);
   });
 
   it('bind() + encode() with the caller\'s buffers give what run() gives', async () => {
