@@ -273,17 +273,18 @@ class OursKernel:
         return cubin, time.perf_counter() - t0, False
 
     def launches(self):
-        """Launch configurations of the source: the main kernel, then abi.variants (first with Nk <= maxNk wins)."""
-        main = {'entryPoint': self.m['entryPoint'], 'maxNk': None, 'tile': self.m['tile'], 'block': self.abi['block'],
+        """Launch configurations of the source: the main kernel, then abi.variants (the first whose conditions hold wins)."""
+        main = {'entryPoint': self.m['entryPoint'], 'tile': self.m['tile'], 'block': self.abi['block'],
                 'grid': self.abi['grid'], 'dynamicSmemBytes': self.abi['dynamicSmemBytes'], 'blocksPerSm': self.abi.get('blocksPerSm', 1),
                 'persistentGrid': self.abi.get('persistentGrid')}
         return [main] + list(self.abi.get('variants', []))
 
-    def launch_for(self, Nk):
-        """(index into launches(), that launch) for a call with Nk keys."""
+    def launch_for(self, Nq, Nk):
+        """(index into launches(), that launch) for a call of Nq query rows and Nk keys: the first variant with
+        Nk <= maxNk (short rows) and Nq >= minNq (long rows), each where given, else the main kernel."""
         cfgs = self.launches()
         for i, v in enumerate(cfgs[1:], 1):
-            if Nk <= v['maxNk']:
+            if Nk <= v.get('maxNk', Nk) and Nq >= v.get('minNq', Nq):
                 return i, v
         return 0, cfgs[0]
 
@@ -345,7 +346,7 @@ class OursKernel:
                 args.append(ctypes.c_uint64(t.data_ptr()))
             else:
                 raise ValueError(f'{self.name}: unknown argument role {role}')
-        i, cfg = self.launch_for(Nk)
+        i, cfg = self.launch_for(Nq, Nk)
         block = tuple(cfg['block']) + (1,) * (3 - len(cfg['block']))
         DRIVER.launch(self.fns[i], self.grid(cfg, sizes), block, int(cfg['dynamicSmemBytes']), stream, args)
 
@@ -901,7 +902,7 @@ def run_row(a, row, kern, fmod, compiled, patched, q, k, v, stream, dev, comp, t
             log(f'FAIL {s} {dt} D={D} N={N}: ours max abs error {row["err_ours"]:.3e} (tolerance {TOL[dt]}), '
                 f'{row["ours_unwritten_or_nan"]} NaN/unwritten outputs: not timed')
         else:
-            row['ours_kernel'] = kern.launch_for(N)[1]['entryPoint']
+            row['ours_kernel'] = kern.launch_for(N, N)[1]['entryPoint']
             row['ours_ms'], row['ours_min_ms'], row['ours_launch_ms'] = time_cuda(lambda: kern.launch(q, k, v, o, lse, P, T, stream), a.warmup, a.repeats)
             row['ours_tflops'] = flops / (row['ours_ms'] * 1e9)
     except Exception as e:  # noqa: BLE001

@@ -46,15 +46,15 @@ if (!(Number.isInteger(iters) && iters >= 1)) fail('--iters: expected a whole nu
 const variants = arg('variants', '4x64').split(',').map((s) => parseTileVariant(s) ?? fail(`--variants: ${s}: expected ${TILE_VARIANT_SYNTAX}`));
 
 /**
- * What ran at this Nk: the launch rule (cudaLaunchFor) picks the main kernel or a short-row variant, and
- * that kernel's line of the .cu header (Tiles, or Short rows) says how it is tiled.
+ * What ran at this Nq and Nk: the launch rule (cudaLaunchFor) picks the main kernel or a short- or long-row
+ * variant, and that kernel's line of the .cu header (Tiles, Short rows or Long rows) says how it is tiled.
  */
-function tileLine(kernel: CompiledKernel, nk: number): string {
-  const { entryPoint } = cudaLaunchFor(kernel.manifest, nk);
+function tileLine(kernel: CompiledKernel, nq: number, nk: number): string {
+  const { entryPoint } = cudaLaunchFor(kernel.manifest, nk, nq);
   const main = entryPoint === kernel.manifest.entryPoint;
   const l = tilesLineOf(kernel.source, main ? undefined : entryPoint) ?? '';
   const num = (re: RegExp) => re.exec(l)?.[1] ?? '?';
-  return `${main ? '' : 'short-row '}BM${num(/BM=(\d+)/)} BN${num(/BN=(\d+)/)} ${num(/(\d+) cp\.async stages/)}st${/overlapped/.test(l) ? ' overlap' : ''}${/persistent/.test(l) ? ' persistent' : ''}`;
+  return `${main ? '' : entryPoint.endsWith('_long') ? 'long-row ' : 'short-row '}BM${num(/BM=(\d+)/)} BN${num(/BN=(\d+)/)} ${num(/(\d+) cp\.async stages/)}st${/overlapped/.test(l) ? ' overlap' : ''}${/persistent/.test(l) ? ' persistent' : ''}`;
 }
 
 function benchDocIds(n: number, seed: number): Int32Array {
@@ -112,7 +112,7 @@ try {
         const flops = (4 * B * H * N * N * D) / (causal ? 2 : 1);
         const kvBytes = 2 * B * Hkv * N * D * (dtype === 'f32' ? 4 : 2);
         const rate = square ? `${(flops / t.medianMs / 1e9).toFixed(1)} TFLOP/s` : `${(kvBytes / t.medianMs / 1e6).toFixed(1)} GB/s of K/V`;
-        console.log(`${spec.name.padEnd(20)} ${dtype} ${where} ${kernel.manifest.abi.kernel} ${label.padEnd(9)} ${tileLine(kernel, N)}: median ${t.medianMs.toFixed(3)} ms  ${rate} (min ${t.minMs.toFixed(3)}, p90 ${t.p90Ms.toFixed(3)} ms)`);
+        console.log(`${spec.name.padEnd(20)} ${dtype} ${where} ${kernel.manifest.abi.kernel} ${label.padEnd(9)} ${tileLine(kernel, Nq, N)}: median ${t.medianMs.toFixed(3)} ms  ${rate} (min ${t.minMs.toFixed(3)}, p90 ${t.p90Ms.toFixed(3)} ms)`);
         if (t.launches) {
           // SM cycles per launch (ms x MHz): what a change to the kernel saves, whatever clock the GPU ran it at.
           const mcycles = t.launches.map((l) => l.ms * l.mhz / 1e3).sort((a, b) => a - b);

@@ -57,8 +57,13 @@ function explainCommand(specPath: string, flags: ExplainFlags): void {
     const family = manifest.abi && 'kernel' in manifest.abi ? ` ${String(manifest.abi.kernel)}` : '';
     // The CUDA source's own description of its tiling and softmax (its header's Tiles line).
     const plan = target === 'cuda' ? tilesLineOf(source) : undefined;
-    kernel = { backend: flags.backend, family: family.trim() || undefined, dtype: flags.dtype, headDim: flags.headDim, arch, tile: manifest.tile, grid: manifest.grid, plan };
-    if (!flags.json) process.stdout.write(`${flags.backend}${family} kernel (${flags.dtype}, D=${flags.headDim}${arch ? `, ${arch}` : ''}): ${manifest.tile.bm}x${manifest.tile.bn} tiles, ${manifest.tile.threads} threads, grid ${manifest.grid}\n${plan ? `  ${plan}\n` : ''}\n`);
+    // Other kernels of the source and the calls they serve (abi.variants: short rows up to maxNk keys, long rows from minNq query rows).
+    const variants = target === 'cuda' ? ((manifest.abi as { variants?: Array<{ entryPoint: string; maxNk?: number; minNq?: number }> }).variants ?? [])
+      .map((v) => ({ entryPoint: v.entryPoint, maxNk: v.maxNk, minNq: v.minNq, plan: tilesLineOf(source, v.entryPoint) })) : [];
+    kernel = { backend: flags.backend, family: family.trim() || undefined, dtype: flags.dtype, headDim: flags.headDim, arch, tile: manifest.tile, grid: manifest.grid, plan, ...(variants.length ? { variants } : {}) };
+    const when = (v: (typeof variants)[number]) => [v.maxNk !== undefined ? `Nk <= ${v.maxNk}` : '', v.minNq !== undefined ? `Nq >= ${v.minNq}` : ''].filter(Boolean).join(', ');
+    const variantLines = variants.map((v) => `  for calls with ${when(v)}: ${v.entryPoint}, ${v.plan}\n`).join('');
+    if (!flags.json) process.stdout.write(`${flags.backend}${family} kernel (${flags.dtype}, D=${flags.headDim}${arch ? `, ${arch}` : ''}): ${manifest.tile.bm}x${manifest.tile.bn} tiles, ${manifest.tile.threads} threads, grid ${manifest.grid}\n${plan ? `  ${plan}\n` : ''}${variantLines}\n`);
   }
   const opts = { tile, sample: { q_len: flags.qLen ?? flags.len, kv_len: flags.len, params } };
   if (flags.json) process.stdout.write(JSON.stringify({ ...explainJson(program, analysis, opts), ...(kernel ? { kernel } : {}) }, null, 2) + '\n');

@@ -183,7 +183,7 @@ export class CudaBackend implements Backend {
     const m = kernel.manifest;
     const abi = m.abi as { args: CudaArg[] };
     const { B, Hq, Hkv, Nq, Nk, D } = call;
-    const cfg = cudaLaunchFor(m, Nk);  // the main kernel, or a variant of the source for short rows
+    const cfg = cudaLaunchFor(m, Nk, Nq);  // the main kernel, or a variant of the source for short or long rows
     const fn = this.load(kernel).fns.get(cfg.entryPoint);
     if (D !== m.headDim) throw new DeviceError('ATTNC_BAD_SHAPE', `kernel was compiled for head_dim ${m.headDim}, call has ${D}`);
     const dt = m.dtype;

@@ -37,11 +37,18 @@ describe('attnc compile --target cuda', () => {
     expect(plan('scale_invariant', 128)).toMatch(/BN=96 keys, .*3 cp\.async stages .*softmax overlapped with P V; .*row sums on the tensor cores/);
     // and in bf16 the zero reference, with P V waited for before the softmax; in f16 (its window seldom holds) no zero reference
     expect(plan('scale_invariant', 128)).toMatch(/P V waited for before the softmax, zero reference where the row max is in \[-32, 32\]/);
-    expect(plan('scale_invariant', 128, 'f16')).toMatch(/P V waited for before the softmax\.$/);
+    expect(plan('scale_invariant', 128, 'f16')).toMatch(/P V waited for before the softmax, per-diagonal values read into registers while S is computed\.$/);
+    // ... whose values the producer carries from tile to tile (both on at D=128 only)
+    expect(plan('scale_invariant', 128)).toMatch(/per-diagonal values carried in its registers from tile to tile/);
+    expect(plan('scale_invariant', 64)).not.toMatch(/per-diagonal values/);
+    // the variants of the source and the calls they serve, one line each
+    expect(explain('causal', 64).stdout.split('\n')[2]).toMatch(/^  for calls with Nq >= 2048: attnc_causal_bf16_d64_long, BM=192 query rows x BN=96 keys, 512 threads/);
+    expect(explain('document', 128).stdout.split('\n')[2]).toMatch(/^  for calls with Nk <= 4096: attnc_document_bf16_d128_short, BM=64 query rows x BN=64 keys/);
     expect(plan('causal', 128)).not.toMatch(/zero reference|waited/);
     // --json carries the same under `kernel`
     const json = spawnSync(process.execPath, [join(ROOT, 'bin/attnc.js'), 'explain', 'examples/causal.attn', '--backend', 'cuda', '--dtype', 'bf16', '--json'], { cwd: ROOT, encoding: 'utf8' });
-    expect(JSON.parse(json.stdout).kernel).toMatchObject({ backend: 'cuda', family: 'wgmma', headDim: 64, arch: 'sm_90a', tile: { bm: 128, bn: 128, threads: 384 }, plan: plan('causal', 64).trim() });
+    expect(JSON.parse(json.stdout).kernel).toMatchObject({ backend: 'cuda', family: 'wgmma', headDim: 64, arch: 'sm_90a', tile: { bm: 128, bn: 128, threads: 384 }, plan: plan('causal', 64).trim(),
+      variants: [{ entryPoint: 'attnc_causal_bf16_d64_long', minNq: 2048, plan: expect.stringMatching(/^BM=192 query rows/) }] });
   }, 60_000);
 
   it('scale_invariant takes its row sums on the tensor cores unless --exact-lse (a different artifact hash); --exact-lse is CUDA only', () => {

@@ -54,6 +54,8 @@ export function shortShapes(D: number): Shape[] {
 
 export function longShapes(D: number): Shape[] {
   return [
+    // past 2048 query rows (the long-row variant's minNq at D=64), ragged against its 192-row blocks
+    { B: 1, Hq: 2, Hkv: 1, Nq: 2100, Nk: 2100, D },
     { B: 1, Hq: 2, Hkv: 1, Nq: 4096, Nk: 4096, D },
     { B: 1, Hq: 2, Hkv: 2, Nq: 16384, Nk: 16384, D },
     { B: 1, Hq: 8, Hkv: 1, Nq: 1, Nk: 16384, D },

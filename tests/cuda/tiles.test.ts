@@ -40,9 +40,15 @@ describe('cuda tiles: sm_90a defaults', () => {
     expect([scan.stages, scan.overlap, scan.producerRegs, scan.consumerRegs]).toEqual([2, false, 56, 224]);
   });
 
-  it('per-diagonal values carried in the producer\'s registers, or read while S is computed: off by default (not yet timed), on where asked and possible', () => {
+  it('per-diagonal values carried in the producer\'s registers, or read while S is computed: on by default at D=128 (where they paid), off at D=64, on where asked and possible', () => {
     const two: TileHints = { diagTables: true, diagValues: 2, tableBytes: (bm, bn, s) => s * 8 * (bm + bn - 1) };
-    for (const D of [64, 128]) expect([hopper(D, two).diagCarry, hopper(D, two).diagPrefetch]).toEqual([false, false]);
+    expect([hopper(64, two).diagCarry, hopper(64, two).diagPrefetch]).toEqual([false, false]);
+    expect([hopper(128, two).diagCarry, hopper(128, two).diagPrefetch, hopper(128, two).bn]).toEqual([true, true, 96]);
+    // off where asked, and never without per-diagonal tables
+    expect([hopper(128, two, { diagCarry: false, diagPrefetch: false }).diagCarry, hopper(128, two, { diagCarry: false, diagPrefetch: false }).diagPrefetch]).toEqual([false, false]);
+    expect([hopper(128, {}).diagCarry, hopper(128, {}).diagPrefetch]).toEqual([false, false]);
+    // by default the early reads step aside where their registers would spill (twelve values: 312), the throw is for asking
+    expect(hopper(128, { ...two, diagValues: 12, tableBytes: (bm, bn, s) => s * 48 * (bm + bn - 1) }).diagPrefetch).toBe(false);
     const on = { diagCarry: true, diagPrefetch: true };
     // scale_invariant: BN 128 at D=64 (68 registers for the early reads), BN 96 at D=128 (52)
     for (const D of [64, 128]) expect([hopper(D, two, on).diagCarry, hopper(D, two, on).diagPrefetch]).toEqual([true, true]);

@@ -65,12 +65,15 @@ export function torchModule(compiled: CompiledKernel[], hash: string, version: s
   const { dtype, headDim } = m0;
   const program = { name: m0.spec, params: m0.params, inputs: m0.inputs };
   const kernels = compiled.map(({ source, manifest }) => {
-    const abi = manifest.abi as { arch: 'sm_80' | 'sm_90a'; kernel?: string; args: CudaArg[]; variants?: Array<{ entryPoint: string; maxNk: number }> };
+    const abi = manifest.abi as { arch: 'sm_80' | 'sm_90a'; kernel?: string; args: CudaArg[]; variants?: Array<{ entryPoint: string; maxNk?: number; minNq?: number }> };
     const variants = abi.variants ?? [];
-    const launches = cudaLaunches(manifest).map((l) => ({
-      entry: l.entryPoint, maxNk: variants.find((v) => v.entryPoint === l.entryPoint)?.maxNk ?? null, bm: l.bm,
-      block: [l.block[0], l.block[1] ?? 1, l.block[2] ?? 1], smem: l.dynamicSmemBytes, blocksPerSm: l.blocksPerSm, persistent: l.persistent,
-    }));
+    const launches = cudaLaunches(manifest).map((l) => {
+      const variant = variants.find((v) => v.entryPoint === l.entryPoint);
+      return {
+        entry: l.entryPoint, maxNk: variant?.maxNk ?? null, minNq: variant?.minNq ?? null, bm: l.bm,
+        block: [l.block[0], l.block[1] ?? 1, l.block[2] ?? 1], smem: l.dynamicSmemBytes, blocksPerSm: l.blocksPerSm, persistent: l.persistent,
+      };
+    });
     const args = abi.args.map((a) => (a.role === 'param' ? [a.role, a.name, a.kind] : [a.role, a.name]));
     return { arch: abi.arch, source, launches, args, kernel: abi.kernel ?? '' };
   });
@@ -116,7 +119,7 @@ OP_NAME = ${JSON.stringify(`${name}_${hash.replace(/[^A-Za-z0-9_]/g, '_')}`)}
 PARAMS = {${params.map((p) => `${p.name}: (${JSON.stringify(p.type)}, ${p.value})`).join(', ')}}
 # name: (element type, axis, the size its length must equal)
 INPUTS = {${tables.map((t) => `${t.name}: (${JSON.stringify(t.elem)}, ${JSON.stringify(t.axis)}, ${JSON.stringify(AXIS_SIZE[t.axis])})`).join(', ')}}
-# Per arch: the kernel kind, its launches (the main kernel first; a variant serves calls with Nk <= maxNk),
+# Per arch: the kernel kind, its launches (the main kernel first; a variant serves calls with Nk <= maxNk and Nq >= minNq, where given),
 # its arguments in order (role, name[, type]) and its CUDA-C source.
 KERNELS = {
 ${kernels.map(kernelEntry).join('\n')}

@@ -2,8 +2,8 @@
 # it and appends this file as it is): NVRTC and the CUDA driver through ctypes, as the Node runtime does through
 # koffi (src/runtime/cuda.ts): the same kernel choice (the sm_90a source on compute 9.0, the sm_80 one compiled for
 # the GPU's own arch elsewhere), the same cubin cache (sha256 of source, arch and NVRTC version under
-# $ATTNC_CACHE_DIR or ~/.cache/attnc/cuda), the same launch rule (the first variant whose maxNk covers Nk, one block
-# per SM slot for a persistent kernel). No Python package beyond torch: libnvrtc comes from the nvidia-* wheels
+# $ATTNC_CACHE_DIR or ~/.cache/attnc/cuda), the same launch rule (the first variant whose conditions hold, Nk <= maxNk
+# and Nq >= minNq; one block per SM slot for a persistent kernel). No Python package beyond torch: libnvrtc comes from the nvidia-* wheels
 # PyTorch installs, or the loader path, or $CUDA_HOME. Nothing of the spec is in this file: it reads SPEC, DTYPE,
 # HEAD_DIM, OP_NAME, PARAMS, INPUTS and KERNELS, which the module defines before it.
 
@@ -257,7 +257,8 @@ def prepare(device=None):
 def _launch(q, k, v, o, lse, sizes, params, tables):
     drv, st = _loaded(q.device.index if q.device.index is not None else torch.cuda.current_device())
     kernel = st['kernel']
-    i = next((j for j, x in enumerate(kernel['launches']) if x['maxNk'] is not None and sizes['Nk'] <= x['maxNk']), 0)
+    i = next((j for j, x in enumerate(kernel['launches']) if j > 0 and (x['maxNk'] is None or sizes['Nk'] <= x['maxNk'])
+              and (x['minNq'] is None or sizes['Nq'] >= x['minNq'])), 0)
     launch, fn = kernel['launches'][i], st['fns'][i]
     B, Hq, Nq = sizes['B'], sizes['Hq'], sizes['Nq']
     items = -(-Nq // launch['bm']) * Hq * B

@@ -137,6 +137,8 @@ export interface TileHints {
   foldedScale?: boolean;
   /** The mask leaves keys far below the diagonal dead (a sliding window): each row's loop is a few tiles. */
   bandedMask?: boolean;
+  /** The logit is a * dot + c (SpecCode.affine); otherwise a general expression is evaluated per element (softcap's tanh). */
+  affineLogit?: boolean;
 }
 
 /** The fields only the warp-specialized wgmma kernel uses, as the other kernels have them. */
@@ -259,7 +261,7 @@ function wgmmaTiles(dtype: StorageDType, headDim: number, o: TileOverrides, hint
     // Three consumer warpgroups: a producer of 32 leaves each consumer thread 160 registers instead of 152, where
     // BN 128 builds without spills (FlashAttention-3's D=64 tiling, 192 x 128); the persistent item loop needs more,
     // and so do carried per-diagonal values (at 32 they spilled 8-16 bytes, tests/cuda/results/ptxas-2026-12-04-*).
-    const carry = !!o.diagCarry && !!hints.diagTables;
+    const carry = (o.diagCarry ?? headDim >= 128) && !!hints.diagTables;
     const base = hints.tableTileTest ? 56 : warps === 12 && !persistent && !carry ? 32 : 40;
     const producerRegs = producer ? base + (persistent ? (hints.tableTileTest ? 24 : 8) : 0) : 0;
     const consumerRegs = producer ? Math.min(240, Math.floor((launchRegs(threads, ctas) * threads - 128 * producerRegs) / consumerThreads / 8) * 8) : 0;
@@ -364,11 +366,14 @@ function wgmmaTiles(dtype: StorageDType, headDim: number, o: TileOverrides, hint
   if (o.diagPrefetch && producer && prefetchLive > consumerRegs - 28) {
     throw new Error(`cuda sm_90a: reading per-diagonal values early takes ${prefetchRegs} registers a consumer thread; with S, P and O that is ${prefetchLive} of its ${consumerRegs} (more than ${consumerRegs - 28} spill)`);
   }
-  // Both off by default: built after the Nsight Compute profile of scale_invariant at D=64
-  // (tests/cuda/results/h200-2026-12-04-ncu-si-vs-causal-d64.txt) and checked on the host (tests/cuda/diag-host.test.ts,
-  // nvcc without spills), but not yet timed on a GPU: cuda-bench's default+c, default+d and default+cd are that A/B.
-  const diagCarry = producer && !!hints.diagTables && bn <= 128 && (o.diagCarry ?? false);
-  const diagPrefetch = producer && !!hints.diagTables && (o.diagPrefetch ?? false);
+  // Both on by default at D=128, off at D=64, as a same-run A/B on the H200 said (bf16 scale_invariant, SM cycles per
+  // launch against the kernel without them, the mean of two runs in opposite orders; scripts/gpu-ab.sh,
+  // tests/cuda/results/h200-2026-12-05-gpu-ab-bench.txt): D=128 with both (+cd) 0.939 at B2 N16384 and 0.957 at
+  // B8 N4096 (each alone 0.99-1.00: the early reads pay once the producer's fill is cheap); D=64 at 8 warps +c
+  // 0.985 / 1.000, +d 1.042 / 1.040, +cd 1.037 / 1.043, and at 12 warps BN 96 +c 1.066 / 1.011 against 12x96 alone.
+  const carry = o.diagCarry ?? headDim >= 128;
+  const diagCarry = producer && !!hints.diagTables && bn <= 128 && carry;
+  const diagPrefetch = producer && !!hints.diagTables && (o.diagPrefetch ?? (headDim >= 128 && prefetchLive <= consumerRegs - 28));
   return { kind: 'wgmma', bm, bn, warps, mt: 1, threads, stages, stride, smemBytes, producerRegs, consumerRegs, overlap, ctas, persistent, scanBatch, snakeOrder, foldScale, lazyRescale, twoChains, rowSumMma, zeroRef, earlyPvWait, pingpong, diagCarry, diagPrefetch };
 }
 
@@ -393,6 +398,28 @@ function wgmmaTiles(dtype: StorageDType, headDim: number, o: TileOverrides, hint
 export function shortRowTiles(dtype: StorageDType, headDim: number, arch: 'sm_80' | 'sm_90a', hints: TileHints, overrides: TileOverrides = {}): { tiles: CudaTiles; maxNk: number } | null {
   if (arch !== 'sm_90a' || dtype === 'f32' || headDim !== 128 || !hints.tableTileTest) return null;
   return { tiles: wgmmaTiles(dtype, 128, { ...overrides, warps: 4, bn: 64, ctas: 2 }, hints), maxNk: 4096 };
+}
+
+/**
+ * Long rows. At D=64 a third consumer warpgroup (12 warps: BM 192, BN 96, persistent) hides more of the element
+ * loop's waits, but a block of 192 rows pads Nq further: at N1024 a causal mask costs 31% more tile work than with
+ * 128-row blocks, and a decode call (Nq = 1) computes 191 dead rows instead of 127. So the source carries it as a
+ * variant the loader launches from minNq query rows on (manifest abi.variants), and keeps the 8-warp kernel as the
+ * main one. Measured on an H200 (bf16, SM cycles per launch, 12x96p3oP over the 8-warp default, the mean of two
+ * runs in opposite orders; tests/cuda/results/h200-2026-12-05-gpu-ab-bench.txt, -long-rows-crossover.txt):
+ *                     B32 N1024  B16 N2048  B8 N4096  B4 N8192  B2 N16384
+ *   causal            1.049      0.948      0.946     0.906     0.900
+ *   alibi             1.101      0.955      0.939     0.891     0.881
+ *   scale_invariant   1.083      0.960      0.945     0.892     0.887
+ *   softcap           1.153      1.017      1.013     0.972     0.964
+ *   decode (Nq = 1, B8 H32/8 Nk8192): causal 0.162 -> 0.225 ms, scale_invariant 0.213 -> 0.282
+ * Softcap's logit (a tanh per element) keeps the FP pipes busy whatever the warps, so it takes the variant from
+ * 8192 rows, the affine logits from 2048. Not for banded masks or table-scanning tile tests (sliding_window,
+ * document): their rows are a few tiles long, where 8 warps' smaller blocks balance better (not timed at 12 warps).
+ */
+export function longRowTiles(dtype: StorageDType, headDim: number, arch: 'sm_80' | 'sm_90a', hints: TileHints, overrides: TileOverrides = {}): { tiles: CudaTiles; minNq: number } | null {
+  if (arch !== 'sm_90a' || dtype === 'f32' || headDim !== 64 || hints.tableTileTest || hints.bandedMask) return null;
+  return { tiles: wgmmaTiles(dtype, 64, { ...overrides, warps: 12, bn: 96, persistent: true }, hints), minNq: hints.affineLogit ? 2048 : 8192 };
 }
 
 /** Elements of one Q buffer of the persistent kernel: BM rows of Q or of the O staging (STRIDE apart), rounded up to 1 KiB. */

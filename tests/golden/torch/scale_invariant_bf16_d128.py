@@ -27,18 +27,18 @@ OP_NAME = "scale_invariant_bf16_d128_golden"
 PARAMS = {"tau": ("f32", 10.0)}
 # name: (element type, axis, the size its length must equal)
 INPUTS = {}
-# Per arch: the kernel kind, its launches (the main kernel first; a variant serves calls with Nk <= maxNk),
+# Per arch: the kernel kind, its launches (the main kernel first; a variant serves calls with Nk <= maxNk and Nq >= minNq, where given),
 # its arguments in order (role, name[, type]) and its CUDA-C source.
 KERNELS = {
     "sm_90a": {
         'kernel': "wgmma",
-        'launches': [{"entry": "attnc_scale_invariant_bf16_d128", "maxNk": None, "bm": 128, "block": [384, 1, 1], "smem": 181504, "blocksPerSm": 1, "persistent": False}],
+        'launches': [{"entry": "attnc_scale_invariant_bf16_d128", "maxNk": None, "minNq": None, "bm": 128, "block": [384, 1, 1], "smem": 181504, "blocksPerSm": 1, "persistent": False}],
         'args': [["tensor", "Q"], ["tensor", "K"], ["tensor", "V"], ["tensor", "O"], ["tensor", "LSE"], ["size", "B"], ["size", "Hq"], ["size", "Hkv"], ["size", "Nq"], ["size", "Nk"], ["param", "tau", "f32"]],
         'source': r'''<CUDA source>''',
     },
     "sm_80": {
         'kernel': "mma",
-        'launches': [{"entry": "attnc_scale_invariant_bf16_d128", "maxNk": None, "bm": 128, "block": [256, 1, 1], "smem": 104448, "blocksPerSm": 1, "persistent": False}],
+        'launches': [{"entry": "attnc_scale_invariant_bf16_d128", "maxNk": None, "minNq": None, "bm": 128, "block": [256, 1, 1], "smem": 104448, "blocksPerSm": 1, "persistent": False}],
         'args': [["tensor", "Q"], ["tensor", "K"], ["tensor", "V"], ["tensor", "O"], ["tensor", "LSE"], ["size", "B"], ["size", "Hq"], ["size", "Hkv"], ["size", "Nq"], ["size", "Nk"], ["param", "tau", "f32"]],
         'source': r'''<CUDA source>''',
     },
@@ -294,7 +294,8 @@ def prepare(device=None):
 def _launch(q, k, v, o, lse, sizes, params, tables):
     drv, st = _loaded(q.device.index if q.device.index is not None else torch.cuda.current_device())
     kernel = st['kernel']
-    i = next((j for j, x in enumerate(kernel['launches']) if x['maxNk'] is not None and sizes['Nk'] <= x['maxNk']), 0)
+    i = next((j for j, x in enumerate(kernel['launches']) if j > 0 and (x['maxNk'] is None or sizes['Nk'] <= x['maxNk'])
+              and (x['minNq'] is None or sizes['Nq'] >= x['minNq'])), 0)
     launch, fn = kernel['launches'][i], st['fns'][i]
     B, Hq, Nq = sizes['B'], sizes['Hq'], sizes['Nq']
     items = -(-Nq // launch['bm']) * Hq * B
