@@ -46,7 +46,7 @@ export function registerCompile(program: Command): void {
     .option('-o, --out <dir>', 'output folder (default: print the source to stdout)')
     .option('--cubin <arch>', 'with --target cuda and -o: also build a cubin with nvcc (e.g. sm_90a)')
     .option('--exact-lse', 'CUDA: row sums in f32 in the softmax, for an LSE within ~1e-6 of float64 (by default the sm_90a kernel may take them on the tensor cores: faster, LSE within ~1e-3)')
-    .option('--backward', 'with --target wgsl or ts: the backward kernels (dQ, dK, dV from Q, K, V, O, LSE and dO) instead of the forward kernel')
+    .option('--backward', 'with --target wgsl, ts or cuda: the backward kernels (dQ, dK, dV from Q, K, V, O, LSE and dO) instead of the forward kernel')
     .option('--json', 'print the manifest as JSON')
     .option('--dump <stage>', 'print the value after a stage instead of compiling: ast, ir or analysis', parseChoice(['ast', 'ir', 'analysis'] as const))
     .action((spec: string, flags: CompileFlags) => runCommand(() => compileCommand(spec, flags)));
@@ -58,7 +58,7 @@ async function compileCommand(specPath: string, flags: CompileFlags): Promise<vo
     throw new UsageError(`--cubin ${flags.cubin}: the sm_90a kernels (wgmma) build only for sm_90a; add --arch sm_80 for other GPUs`);
   }
   if (flags.exactLse && flags.target !== 'cuda' && flags.target !== 'torch') throw new UsageError('--exact-lse is for --target cuda or torch');
-  if (flags.backward && flags.target !== 'wgsl' && flags.target !== 'ts') throw new UsageError('--backward is for --target wgsl or ts (the only backward kernels so far)');
+  if (flags.backward && flags.target !== 'wgsl' && flags.target !== 'ts' && flags.target !== 'cuda') throw new UsageError('--backward is for --target wgsl, ts or cuda (the only backward kernels so far)');
   if ((flags.target === 'wgsl' || flags.target === 'ts') && flags.dtype === 'bf16') throw new UsageError(`--target ${flags.target} takes --dtype f32 or f16 (bf16 is CUDA only)`);
   const headDimProblem = flags.target === 'cuda' || flags.target === 'torch' ? cudaHeadDimProblem(flags.dtype, flags.headDim) : null;
   if (headDimProblem) throw new UsageError(headDimProblem);

@@ -38,7 +38,7 @@ export function registerRun(program: Command): void {
     .requiredOption('--v <file>', 'values, float32 .npy [B, Hkv, Nk, D]')
     .requiredOption('-o, --out <file>', 'output O, float32 .npy [B, Hq, Nq, D]')
     .option('--lse <file>', 'also write LSE, float32 .npy [B, Hq, Nq]')
-    .option('--grad-o <file>', 'also run the backward pass on this dO (float32 .npy [B, Hq, Nq, D]); webgpu or reference')
+    .option('--grad-o <file>', 'also run the backward pass on this dO (float32 .npy [B, Hq, Nq, D]); webgpu, cuda (f16/bf16) or reference')
     .option('--dq <file>', 'with --grad-o: write dQ, float32 .npy [B, Hq, Nq, D]')
     .option('--dk <file>', 'with --grad-o: write dK, float32 .npy [B, Hkv, Nk, D]')
     .option('--dv <file>', 'with --grad-o: write dV, float32 .npy [B, Hkv, Nk, D]')
@@ -99,7 +99,7 @@ async function runCommandBody(specPath: string, flags: RunFlags): Promise<void> 
     const backend = await openBackend(flags.backend);
     try {
       device = backend.describe();
-      if (dO && !backend.backward) throw new UsageError(`--grad-o: the ${flags.backend} backend has no backward kernels yet (webgpu or reference)`);
+      if (dO && !backend.backward) throw new UsageError(`--grad-o: the ${flags.backend} backend has no backward kernels yet (webgpu, cuda or reference)`);
       ({ o, lse } = await runKernel(backend, text, block, lowered, call, flags.dtype));
       if (dO) {
         const kernel = renderKernel(text, block, lowered, { ...backend.codegen(), dtype: flags.dtype, headDim: D, limits: backend.limits(), pass: 'backward' });

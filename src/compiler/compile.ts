@@ -16,6 +16,7 @@ import { lowerBlock } from './passes/lower.ts';
 import { analyzeProgram } from './passes/analyze.ts';
 import { renderWgsl } from './render/wgsl.ts';
 import { renderWgslBackward } from './render/wgsl-bwd.ts';
+import { cudaBackwardProblem, renderCudaBackward } from './render/cuda-bwd.ts';
 import { renderCuda } from './render/cuda.ts';
 import { VERSION } from '../version.ts';
 
@@ -35,7 +36,7 @@ export interface CompileOptions {
    * Hopper kernel may take them on the tensor cores from the rounded P (faster, LSE within ~1e-3; docs/NUMERICS.md).
    */
   exactLse?: boolean;
-  /** 'backward': the kernels of dQ, dK and dV (WGSL only, for now) instead of the forward kernel. */
+  /** 'backward': the kernels of dQ, dK and dV (WGSL; CUDA for f16/bf16) instead of the forward kernel. */
   pass?: 'forward' | 'backward';
 }
 
@@ -84,7 +85,11 @@ export function renderKernel(text: string, block: AttentionBlock, lowered: Lower
       return renderWgsl(lowered, { dtype: opts.dtype, headDim: opts.headDim, limits: opts.limits, hash, version: VERSION });
     }
     case 'cuda':
-      if (opts.pass === 'backward') throw new UsageError('backward kernels are WGSL only for now (--target wgsl)');
+      if (opts.pass === 'backward') {
+        const problem = cudaBackwardProblem(opts.dtype, opts.headDim);
+        if (problem) throw new UsageError(problem);
+        return renderCudaBackward(lowered, { dtype: opts.dtype, headDim: opts.headDim, hash, version: VERSION, arch: opts.arch });
+      }
       return renderCuda(lowered, { dtype: opts.dtype, headDim: opts.headDim, hash, version: VERSION, arch: opts.arch, exactLse: opts.exactLse });
   }
 }

@@ -12,7 +12,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { CompiledKernel } from '../compiler/manifest.ts';
 import { cudaLaunches, cudaLaunchFor, type CudaArg } from '../compiler/render/cuda.ts';
-import { DeviceError, NoDeviceError, type AttentionCall, type AttentionResult, type Backend, type Codegen, type DeviceLimits } from './device.ts';
+import { DeviceError, NoDeviceError, type AttentionCall, type AttentionGradients, type AttentionResult, type BackwardInputs, type Backend, type Codegen, type DeviceLimits } from './device.ts';
 import { check, checkNvrtc, loadCudaLibs, type CudaLibs } from './cuda-ffi.ts';
 import { fromBf16Array, fromF16Array, toBf16Array, toF16Array } from './half.ts';
 import { own } from '../compiler/own.ts';
@@ -209,23 +209,7 @@ export class CudaBackend implements Backend {
       // Poison the outputs: an element the kernel forgets to write reads NaN.
       ck(cu.cuMemsetD8(ptrs.O, 0xff, oBytes), 'cuMemsetD8');
       ck(cu.cuMemsetD8(ptrs.LSE, 0xff, lseBytes), 'cuMemsetD8');
-      const sizes: Record<string, number> = { B, Hq, Hkv, Nq, Nk };
-      const argBufs = abi.args.map((a) => {
-        const buf = Buffer.alloc(8);
-        if (a.role === 'tensor') buf.writeBigUInt64LE(BigInt(ptrs[a.name]));
-        else if (a.role === 'size') buf.writeInt32LE(sizes[a.name]);
-        else if (a.role === 'param') {
-          const v = own(call.params, a.name);
-          if (v === undefined) throw new DeviceError('ATTNC_MISSING_PARAM', `param '${a.name}' has no value`);
-          if (a.kind === 'i32') buf.writeInt32LE(v | 0); else buf.writeFloatLE(v);
-        } else {
-          const t = own(call.tables, a.name);
-          if (!t) throw new DeviceError('ATTNC_MISSING_INPUT', `table '${a.name}' was not given`);
-          const data = a.elem === 'i32' ? Int32Array.from(t) : Float32Array.from(t);
-          buf.writeBigUInt64LE(BigInt(upload(data)));
-        }
-        return buf;
-      });
+      const argBufs = argBuffers(abi.args, ptrs, call, upload);
       const grid = cfg.persistent ? [persistentBlocks(Math.ceil(Nq / cfg.bm) * Hq * B, this.info.sms, cfg.blocksPerSm), 1, 1] : [Math.ceil(Nq / cfg.bm), Hq, B];
       if (grid[1] > 65535 || grid[2] > 65535) throw new DeviceError('ATTNC_GRID_TOO_LARGE', `grid ${grid.join('x')} exceeds 65535 in y/z`);
       const launch = () => {
@@ -241,6 +225,70 @@ export class CudaBackend implements Backend {
         : (dt === 'f16' ? fromF16Array : fromBf16Array)(new Uint16Array(oRaw.buffer.slice(oRaw.byteOffset, oRaw.byteOffset + oBytes)));
       const lse = new Float32Array(lseRaw.buffer.slice(lseRaw.byteOffset, lseRaw.byteOffset + lseBytes));
       return { result: { o, lse }, extra };
+    } finally {
+      for (const p of allocs) cu.cuMemFree(p);
+    }
+  }
+
+  /**
+   * The backward kernels (manifest pass 'backward', render/cuda-bwd.ts): uploads Q, K, V, O, LSE and dO, launches
+   * abi.stages in order on the null stream (the second reads the Delta scratch the first writes), reads dQ, dK, dV back.
+   */
+  async backward(kernel: CompiledKernel, call: AttentionCall, inputs: BackwardInputs): Promise<AttentionGradients> {
+    if (this.disposed) throw new Error('CUDA backend used after dispose()');
+    const m = kernel.manifest;
+    if (m.pass !== 'backward') throw new Error(`backward(): ${m.entryPoint} is a forward kernel (compile with pass 'backward')`);
+    const { cu } = this.libs;
+    const ck = (r: unknown, what: string) => check(this.libs, r, what);
+    ck(cu.cuCtxSetCurrent(this.ctx), 'cuCtxSetCurrent');
+    const abi = m.abi as { args: CudaArg[]; stages: Array<{ entryPoint: string; grid: string[]; block: number[]; dynamicSmemBytes: number }> };
+    const { B, Hq, Hkv, Nq, Nk, D } = call;
+    if (D !== m.headDim) throw new DeviceError('ATTNC_BAD_SHAPE', `kernel was compiled for head_dim ${m.headDim}, call has ${D}`);
+    const key = createHash('sha256').update(kernel.source).update(m.entryPoint).digest('hex');
+    const loaded = this.modules.get(key) ?? this.loadModule(key, kernel.source, abi.stages.map((x) => x.entryPoint));
+    for (const st of abi.stages) {
+      if (st.dynamicSmemBytes > this.info.smemOptin) throw new DeviceError('CUDA_ERROR_INVALID_VALUE', `kernel ${st.entryPoint} needs ${st.dynamicSmemBytes} bytes of shared memory, device allows ${this.info.smemOptin}`);
+      ck(cu.cuFuncSetAttribute(loaded.fns.get(st.entryPoint), FUNC_ATTR_MAX_DYNAMIC_SMEM, st.dynamicSmemBytes), 'cuFuncSetAttribute(max dynamic shared memory)');
+    }
+    const dt = m.dtype;
+    const allocs: number[] = [];
+    const alloc = (bytes: number): number => {
+      const out = [0];
+      ck(cu.cuMemAlloc(out, Math.max(bytes, 16)), `cuMemAlloc(${bytes})`);
+      allocs.push(out[0]);
+      return out[0];
+    };
+    const upload = (data: ArrayBufferView): number => {
+      const p = alloc(data.byteLength);
+      if (data.byteLength) ck(cu.cuMemcpyHtoD(p, data, data.byteLength), 'cuMemcpyHtoD');
+      return p;
+    };
+    const store = (x: Float32Array): ArrayBufferView => (dt === 'f16' ? toF16Array(x) : toBf16Array(x));
+    try {
+      const ptrs: Record<string, number> = {
+        Q: upload(store(call.q)), K: upload(store(call.k)), V: upload(store(call.v)), O: upload(store(inputs.o)),
+        LSE: upload(inputs.lse), dO: upload(store(inputs.dO)), Delta: alloc(B * Hq * Nq * 4),
+      };
+      const bytes = { dQ: B * Hq * Nq * D * 2, dK: B * Hkv * Nk * D * 2, dV: B * Hkv * Nk * D * 2 };
+      for (const [name, n] of Object.entries(bytes)) {
+        ptrs[name] = alloc(n);
+        ck(cu.cuMemsetD8(ptrs[name], 0xff, n), 'cuMemsetD8');  // poisoned: an element no kernel writes reads NaN
+      }
+      const argBufs = argBuffers(abi.args, ptrs, call, upload);
+      const grids = [[Math.ceil(Nq / 64), Hq, B], [Math.ceil(Nk / 64), Hkv, B]];
+      abi.stages.forEach((st, i) => {
+        const grid = grids[i];
+        if (grid[0] === 0) return;
+        if (grid[1] > 65535 || grid[2] > 65535) throw new DeviceError('ATTNC_GRID_TOO_LARGE', `grid ${grid.join('x')} exceeds 65535 in y/z`);
+        ck(cu.cuLaunchKernel(loaded.fns.get(st.entryPoint), grid[0], grid[1], grid[2], st.block[0], st.block[1] ?? 1, st.block[2] ?? 1, st.dynamicSmemBytes, null, argBufs, null), 'cuLaunchKernel');
+      });
+      ck(cu.cuCtxSynchronize(), `kernels ${abi.stages.map((x) => x.entryPoint).join(', ')}`);
+      const read = (name: keyof typeof bytes): Float32Array => {
+        const raw = Buffer.alloc(bytes[name]);
+        if (bytes[name]) ck(cu.cuMemcpyDtoH(raw, ptrs[name], bytes[name]), 'cuMemcpyDtoH');
+        return (dt === 'f16' ? fromF16Array : fromBf16Array)(new Uint16Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + bytes[name])));
+      };
+      return { dq: read('dQ'), dk: read('dK'), dv: read('dV') };
     } finally {
       for (const p of allocs) cu.cuMemFree(p);
     }
@@ -279,6 +327,27 @@ export class CudaBackend implements Backend {
     }
     return loaded;
   }
+}
+
+/** The kernel arguments in ABI order, one 8-byte buffer each: device pointers, sizes, params, tables (uploaded here). */
+function argBuffers(args: CudaArg[], ptrs: Record<string, number>, call: AttentionCall, upload: (data: ArrayBufferView) => number): Buffer[] {
+  const sizes: Record<string, number> = { B: call.B, Hq: call.Hq, Hkv: call.Hkv, Nq: call.Nq, Nk: call.Nk };
+  return args.map((a) => {
+    const buf = Buffer.alloc(8);
+    if (a.role === 'tensor') buf.writeBigUInt64LE(BigInt(ptrs[a.name]));
+    else if (a.role === 'size') buf.writeInt32LE(sizes[a.name]);
+    else if (a.role === 'param') {
+      const v = own(call.params, a.name);
+      if (v === undefined) throw new DeviceError('ATTNC_MISSING_PARAM', `param '${a.name}' has no value`);
+      if (a.kind === 'i32') buf.writeInt32LE(v | 0); else buf.writeFloatLE(v);
+    } else {
+      const t = own(call.tables, a.name);
+      if (!t) throw new DeviceError('ATTNC_MISSING_INPUT', `table '${a.name}' was not given`);
+      const data = a.elem === 'i32' ? Int32Array.from(t) : Float32Array.from(t);
+      buf.writeBigUInt64LE(BigInt(upload(data)));
+    }
+    return buf;
+  });
 }
 
 /**

@@ -18,6 +18,7 @@ import { parseSpec } from '../../src/compiler/syntax/parse.ts';
 import { lowerBlock } from '../../src/compiler/passes/lower.ts';
 import { analyzeProgram } from '../../src/compiler/passes/analyze.ts';
 import { findNvcc } from '../../src/cli/cubin.ts';
+import { cudaBackwardProblem, renderCudaBackward } from '../../src/compiler/render/cuda-bwd.ts';
 import { expectGolden } from '../golden-file.ts';
 
 const nvcc = findNvcc();
@@ -39,6 +40,12 @@ function combinedSource(spec: Spec, dims: number[], arch: Arch): { source: strin
     const k = renderCuda(spec.lowered, { dtype, headDim: D, hash: 'test', version: 'test', arch });
     entries.push(...cudaLaunches(k.manifest).map((c) => c.entryPoint));  // the main kernel and its variants
     parts.push(`namespace attnc_${dtype}_${D} {\n${k.source}\n}  // namespace`);
+    // The backward kernels (mma.sync, the same source for every arch): f16/bf16, D up to 128.
+    if (cudaBackwardProblem(dtype, D) === null) {
+      const b = renderCudaBackward(spec.lowered, { dtype, headDim: D, hash: 'test', version: 'test', arch });
+      entries.push(...(b.manifest.abi.stages as Array<{ entryPoint: string }>).map((x) => x.entryPoint));
+      parts.push(`namespace attnc_bwd_${dtype}_${D} {\n${b.source}\n}  // namespace`);
+    }
   }
   return { source: parts.join('\n'), entries };
 }
@@ -177,6 +184,14 @@ describe('CUDA source', () => {
       const { source } = renderCuda(spec.lowered, { dtype: 'bf16', headDim: 128, hash: 'golden', version: 'golden' });
       const file = join(goldenDir, `${spec.name}.cu`);
       expectGolden(file, source);
+    });
+  }
+  // The backward kernels (dQ, then dK and dV) of three specs: plain, position-dependent logit, table-driven mask.
+  for (const spec of specs.filter((x) => ['causal', 'scale_invariant', 'document'].includes(x.name))) {
+    it(`golden ${spec.name}.bwd.d64.cu (bf16, D=64, backward)`, () => {
+      const { source, manifest } = renderCudaBackward(spec.lowered, { dtype: 'bf16', headDim: 64, hash: 'golden', version: 'golden', arch: 'sm_80' });
+      expect(manifest.pass).toBe('backward');
+      expectGolden(join(goldenDir, `${spec.name}.bwd.d64.cu`), source);
     });
   }
   // The Hopper (wgmma) kernels of three specs: plain, position-dependent logit, table-driven mask.

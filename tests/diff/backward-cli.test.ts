@@ -59,11 +59,20 @@ describe('attnc check --backward', () => {
     expect(r.stdout.trim().split('\n').at(-1)).toBe('2 passed, 0 failed');
   }, 120_000);
 
-  it('says in one line that the CUDA and torch backends have no backward kernels, on any machine', () => {
-    for (const backend of ['cuda', 'torch']) {
-      const r = attnc('check', 'examples/causal.attn', '--backward', '--backend', backend);
-      expect([r.status, r.stderr.trim()]).toEqual([2, `attnc: --backward: the ${backend} backend has no backward kernels yet (--backend webgpu or ts)`]);
-    }
+  it('says in one line that the torch backend has no backward kernels, on any machine', () => {
+    const r = attnc('check', 'examples/causal.attn', '--backward', '--backend', 'torch');
+    expect([r.status, r.stderr.trim()]).toEqual([2, 'attnc: --backward: the torch backend has no backward kernels yet (--backend webgpu, cuda or ts)']);
+  }, 60_000);
+
+  it('compile --backward --target cuda writes both launches and their ABI; f32 is refused in one line', () => {
+    const out = join(dir, 'cuda-bwd');
+    const r = attnc('compile', 'examples/scale_invariant.attn', '--target', 'cuda', '--backward', '--dtype', 'bf16', '--head-dim', '64', '-o', out);
+    expect(r.status).toBe(0);
+    const m = JSON.parse(readFileSync(join(out, 'scale_invariant.bf16.d64.bwd.manifest.json'), 'utf8'));
+    expect([m.pass, m.abi.stages.map((s: { entryPoint: string }) => s.entryPoint)]).toEqual(['backward', ['attnc_scale_invariant_bf16_d64_bwd_dq', 'attnc_scale_invariant_bf16_d64_bwd_dkdv']]);
+    expect(m.abi.args.map((a: { name: string }) => a.name)).toEqual(['Q', 'K', 'V', 'O', 'LSE', 'dO', 'dQ', 'dK', 'dV', 'Delta', 'B', 'Hq', 'Hkv', 'Nq', 'Nk', 'tau']);
+    const f32 = attnc('compile', 'examples/causal.attn', '--target', 'cuda', '--backward', '--dtype', 'f32');
+    expect([f32.status, f32.stderr.trim()]).toEqual([2, 'attnc: cuda backward kernels take f16 or bf16 storage (tensor cores); f32 gradients: --backend webgpu']);
   }, 60_000);
 });
 

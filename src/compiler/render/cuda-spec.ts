@@ -22,7 +22,7 @@ const BUILTIN: Record<string, string> = {
   q_lo: 'q_lo', q_hi: 'q_hi', kv_lo: 'kv_lo', kv_hi: 'kv_hi',
 };
 
-function leafNames(k: LoweredKernel, over: Record<string, string> = {}, perThread = false): LeafNames {
+export function leafNames(k: LoweredKernel, over: Record<string, string> = {}, perThread = false): LeafNames {
   const axis = new Map(k.program.inputs.map((t) => [t.name, t.axis]));
   // Range reads: warp-cooperative (attnc_tmin: every lane the same range) or,
   // in the per-thread tile test, by one thread (attnc_tmin1: lanes differ).

@@ -1,0 +1,43 @@
+// Differential tests of the CUDA backward kernels (render/cuda-bwd.ts) on the CUDA device, when there is one:
+// for every example, bf16 and f16, D 64 and 128, the forward kernel's O and LSE and a random dO go through the two
+// backward launches, and dQ, dK, dV are compared with the float64 backward reference (runtime/reference-backward.ts,
+// whose d logit / d(q·k) comes from central differences of the AST, not from the IR derivative the kernels use).
+// Shapes: ragged lengths, GQA (dK, dV summed over the query heads of a kv head), decode, Nq < Nk. Skipped, with the
+// reason, on a machine without a CUDA driver, device or NVRTC.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { CudaBackend } from '../../src/runtime/cuda.ts';
+import { checkBackwardCases, defaultCases } from '../../src/runtime/check.ts';
+import { EXAMPLES_DIR, loadExamples } from './suite.ts';
+
+let backend: CudaBackend | null = null;
+let reason = '';
+try {
+  const { openCuda } = await import('../../src/runtime/cuda.ts');
+  backend = await openCuda();
+} catch (e) {
+  reason = `${(e as Error).name}: ${(e as Error).message}`;
+  console.warn(`tests/cuda/backward.test.ts: skipped: ${reason}`);
+}
+afterAll(() => backend?.dispose());
+
+describe.skipIf(!backend)(`CUDA backward vs float64 reference${reason ? ` (skipped: ${reason})` : ''}`, () => {
+  for (const spec of loadExamples()) {
+    for (const D of [64, 128]) {
+      it(`${spec.name} D=${D}`, async () => {
+        const text = readFileSync(join(EXAMPLES_DIR, `${spec.name}.attn`), 'utf8');
+        // D=128: fewer shapes (the float64 reference is the slow part), the GQA and ragged ones kept.
+        const cases = D === 64 ? defaultCases(64) : defaultCases(128).filter((c) => c.Nq !== 1 || c.Nk !== 1);
+        let compared = 0;
+        for await (const r of checkBackwardCases(backend!, text, spec.block, spec.lowered, cases, ['bf16', 'f16'], {}, 3)) {
+          const line = `${r.dtype} ${JSON.stringify(r.shape)}: dQ ${r.errDq.toExponential(2)} dK ${r.errDk.toExponential(2)} dV ${r.errDv.toExponential(2)} (tolerance ${r.tolerance}), ${r.nanCount} non-finite, ${r.ambiguous} ambiguous`;
+          console.log(`${spec.name} D=${D} ${line}`);
+          expect(r.pass, line).toBe(true);
+          if (r.ambiguous === 0) compared++;
+        }
+        expect(compared).toBeGreaterThan(0);
+      }, 300_000);
+    }
+  }
+});
