@@ -71,10 +71,6 @@ async function openAll(which: CheckFlags['backend']): Promise<Backend[]> {
 }
 
 async function checkCommand(specPath: string, flags: CheckFlags): Promise<void> {
-  // Said before any device is opened: the answer does not depend on the machine.
-  if (flags.backward && flags.backend === 'torch') {
-    throw new UsageError('--backward: the torch backend has no backward kernels yet (--backend webgpu, cuda or ts)');
-  }
   const { text, block } = loadSpec(specPath, flags.entry);
   const lowered = lowerAndAnalyze(block);
   const backends = await openAll(flags.backend);

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import type { CompiledKernel, StorageDType } from '../compiler/manifest.ts';
 import { torchModule, torchModuleName } from '../compiler/render/torch.ts';
 import { VERSION } from '../version.ts';
-import { DeviceError, NoDeviceError, type AttentionCall, type AttentionResult, type Backend, type Codegen, type DeviceLimits } from './device.ts';
+import { DeviceError, NoDeviceError, type AttentionCall, type AttentionGradients, type AttentionResult, type BackwardInputs, type Backend, type Codegen, type DeviceLimits } from './device.ts';
 import { readNpy, toFloat32, writeNpy } from './npy.ts';
 
 interface Hello { ok: boolean; why?: string; name?: string; cc?: [number, number]; torch?: string; smemOptin?: number }
@@ -52,6 +52,8 @@ class TorchModuleBackend implements Backend {
   readonly name = 'torch' as const;
   private readonly dir = mkdtempSync(join(tmpdir(), 'attnc-torch-'));
   private readonly modules = new Map<string, string>();
+  /** The forward kernel last run per spec, dtype and head dim: the module a backward call extends. */
+  private readonly forwards = new Map<string, CompiledKernel>();
   private calls = 0;
 
   constructor(private readonly proc: ChildProcessWithoutNullStreams, private readonly next: () => Promise<string>, private readonly info: Hello) {}
@@ -81,10 +83,38 @@ class TorchModuleBackend implements Backend {
   async run(kernel: CompiledKernel, call: AttentionCall): Promise<AttentionResult> {
     const m = kernel.manifest;
     if (call.D !== m.headDim) throw new DeviceError('ATTNC_BAD_SHAPE', `kernel was compiled for head_dim ${m.headDim}, call has ${call.D}`);
-    const module = this.module(kernel);
+    this.forwards.set(`${m.spec}|${m.dtype}|${m.headDim}`, kernel);
+    const dir = await this.writeCall(kernel, call);
+    const o = toFloat32(readNpy(readFileSync(join(dir, 'o.npy')), 'o.npy'));
+    const lse = toFloat32(readNpy(readFileSync(join(dir, 'lse.npy')), 'lse.npy'));
+    rmSync(dir, { recursive: true, force: true });
+    return { o, lse };
+  }
+
+  /**
+   * dQ, dK, dV through the module's autograd, as a PyTorch user gets them: the module (of the forward kernel this
+   * backend last ran for the spec, dtype and head dim, with these backward kernels) runs its own forward with
+   * gradients on, then o.backward(dO). `inputs.o` and `inputs.lse` are not used: the module keeps its own.
+   */
+  async backward(kernel: CompiledKernel, call: AttentionCall, inputs: BackwardInputs): Promise<AttentionGradients> {
+    const m = kernel.manifest;
+    const forward = this.forwards.get(`${m.spec}|${m.dtype}|${m.headDim}`);
+    if (!forward) throw new Error(`backward(): run the forward kernel of ${m.spec} (${m.dtype}, head_dim ${m.headDim}) on this backend first`);
+    const dir = await this.writeCall(forward, call, { backward: kernel, dO: inputs.dO });
+    const read = (name: string) => toFloat32(readNpy(readFileSync(join(dir, name)), name));
+    const grads = { dq: read('dq.npy'), dk: read('dk.npy'), dv: read('dv.npy') };
+    rmSync(dir, { recursive: true, force: true });
+    return grads;
+  }
+
+  /** Writes a call's inputs, sends the request and waits for the worker's reply; returns the folder with its outputs. */
+  private async writeCall(kernel: CompiledKernel, call: AttentionCall, grad?: { backward: CompiledKernel; dO: Float32Array }): Promise<string> {
+    const m = kernel.manifest;
+    const module = this.module(kernel, grad?.backward ?? null);
     const dir = join(this.dir, `call${this.calls++}`);
     mkdirSync(dir);
     const { B, Hq, Hkv, Nq, Nk, D } = call;
+    if (grad) writeFileSync(join(dir, 'do.npy'), writeNpy(grad.dO, [B, Hq, Nq, D]));
     writeFileSync(join(dir, 'q.npy'), writeNpy(call.q, [B, Hq, Nq, D]));
     writeFileSync(join(dir, 'k.npy'), writeNpy(call.k, [B, Hkv, Nk, D]));
     writeFileSync(join(dir, 'v.npy'), writeNpy(call.v, [B, Hkv, Nk, D]));
@@ -96,23 +126,20 @@ class TorchModuleBackend implements Backend {
     });
     const params = Object.fromEntries(m.params.map((p) => [p.name, call.params[p.name] ?? p.default]));
     const answer = this.next();
-    this.proc.stdin.write(JSON.stringify({ module, dir, params, tables }) + '\n');
+    this.proc.stdin.write(JSON.stringify({ module, dir, params, tables, backward: !!grad }) + '\n');
     const reply = JSON.parse(await answer) as Reply;
     if (!reply.ok) throw new DeviceError('ATTNC_TORCH', reply.error ?? 'the module failed');
-    const o = toFloat32(readNpy(readFileSync(join(dir, 'o.npy')), 'o.npy'));
-    const lse = toFloat32(readNpy(readFileSync(join(dir, 'lse.npy')), 'lse.npy'));
-    rmSync(dir, { recursive: true, force: true });
-    return { o, lse };
+    return dir;
   }
 
-  /** The module file of this kernel, written once per source. */
-  private module(kernel: CompiledKernel): string {
-    const key = `${kernel.manifest.hash}\n${kernel.source}`;
+  /** The module file of this kernel (and backward kernels), written once per pair of sources. */
+  private module(kernel: CompiledKernel, backward: CompiledKernel | null): string {
+    const key = `${kernel.manifest.hash}\n${kernel.source}\n${backward?.source ?? ''}`;
     const hit = this.modules.get(key);
     if (hit) return hit;
     const m = kernel.manifest;
     const path = join(this.dir, `${torchModuleName(m.spec, m.dtype, m.headDim)}_${this.modules.size}.py`);
-    writeFileSync(path, torchModule([kernel], `${m.hash}_${this.modules.size}`, VERSION));
+    writeFileSync(path, torchModule([kernel], `${m.hash}_${this.modules.size}`, VERSION, backward));
     this.modules.set(key, path);
     return path;
   }

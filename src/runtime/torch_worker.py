@@ -3,7 +3,8 @@ PyTorch for `attnc check --backend torch`, the differential fuzzer and tests/tor
 once. First line out: {"ok": true, "name", "cc", "torch", "smemOptin"} or {"ok": false, "why"}. Then, per line in:
 {"module": PATH, "dir": DIR, "params": {...}, "tables": [NAME...]}, DIR holding q.npy, k.npy, v.npy (float32) and
 t<i>.npy per table (in the order of "tables"); out: {"ok": true} with o.npy (float32) and lse.npy written to DIR,
-or {"ok": false, "error": "..."}."""
+or {"ok": false, "error": "..."}. With "backward": true, DIR also holds do.npy, and the module's autograd writes dq.npy,
+dk.npy and dv.npy (o.backward(dO)) instead."""
 import importlib.util
 import json
 import os
@@ -55,11 +56,22 @@ for line in sys.stdin:
         # does not write then reads NaN (a best effort: the allocator need not hand out the same blocks).
         poison = [torch.full(q.shape, float('nan'), dtype=m.DTYPE, device=dev), torch.full(q.shape[:3], float('nan'), device=dev)]
         del poison
-        with torch.no_grad():
+        if req.get('backward'):
+            # The module's autograd, as a user trains with it: dQ, dK, dV from o.backward(dO).
+            for t in (q, k, v):
+                t.requires_grad_(True)
+            do = torch.from_numpy(np.load(os.path.join(d, 'do.npy'))).to(dev, m.DTYPE)
             o, lse = m.attention(q, k, v, params=req['params'], tables=tables)
-        torch.cuda.synchronize()
-        np.save(os.path.join(d, 'o.npy'), o.float().cpu().numpy())
-        np.save(os.path.join(d, 'lse.npy'), lse.cpu().numpy())
+            o.backward(do)
+            torch.cuda.synchronize()
+            for name, t in (('dq', q), ('dk', k), ('dv', v)):
+                np.save(os.path.join(d, f'{name}.npy'), t.grad.float().cpu().numpy())
+        else:
+            with torch.no_grad():
+                o, lse = m.attention(q, k, v, params=req['params'], tables=tables)
+            torch.cuda.synchronize()
+            np.save(os.path.join(d, 'o.npy'), o.float().cpu().numpy())
+            np.save(os.path.join(d, 'lse.npy'), lse.cpu().numpy())
         reply({'ok': True})
     except Exception as e:  # noqa: BLE001
         reply({'ok': False, 'error': f'{type(e).__name__}: {e}'[:4000]})

@@ -59,11 +59,6 @@ describe('attnc check --backward', () => {
     expect(r.stdout.trim().split('\n').at(-1)).toBe('2 passed, 0 failed');
   }, 120_000);
 
-  it('says in one line that the torch backend has no backward kernels, on any machine', () => {
-    const r = attnc('check', 'examples/causal.attn', '--backward', '--backend', 'torch');
-    expect([r.status, r.stderr.trim()]).toEqual([2, 'attnc: --backward: the torch backend has no backward kernels yet (--backend webgpu, cuda or ts)']);
-  }, 60_000);
-
   it('compile --backward --target cuda writes both launches and their ABI; f32 is refused in one line', () => {
     const out = join(dir, 'cuda-bwd');
     const r = attnc('compile', 'examples/scale_invariant.attn', '--target', 'cuda', '--backward', '--dtype', 'bf16', '--head-dim', '64', '-o', out);

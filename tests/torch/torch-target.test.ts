@@ -9,7 +9,7 @@
 //   torch backend (src/runtime/torch-module-backend.ts: the module called from PyTorch in a Python worker), against
 //   the float64 reference (src/runtime/reference.ts) within the dtype's tolerance.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -18,7 +18,7 @@ import { renderCuda } from '../../src/compiler/render/cuda.ts';
 import { renderTorch, torchModuleName } from '../../src/compiler/render/torch.ts';
 import type { StorageDType } from '../../src/compiler/manifest.ts';
 import { expectGolden } from '../golden-file.ts';
-import { formatResult, loadExamples, runCase } from '../cuda/suite.ts';
+import { EXAMPLES_DIR, formatResult, loadExamples, runCase } from '../cuda/suite.ts';
 import { genDiffSpec } from '../../src/fuzz/diff-gen.ts';
 import { compileDiff } from '../../src/fuzz/diff-run.ts';
 
@@ -268,5 +268,29 @@ describe.skipIf(!hasCudaTorch)('torch target on the GPU: every example against t
     }
     expect(failures).toEqual([]);
     expect(cases).toBe(specs.length * 2 * 2 * shapes.length);
+  }, 600_000);
+});
+
+describe.skipIf(!hasCudaTorch)('torch target on the GPU: gradients through the module\'s autograd against the float64 backward reference', () => {
+  it('every example, bf16 and f16, D 64 and 128: o.backward(dO) gives dQ, dK, dV within tolerance', async () => {
+    const { openTorchModuleBackend } = await import('../../src/runtime/torch-module-backend.ts');
+    const { checkBackwardCases } = await import('../../src/runtime/check.ts');
+    const backend = await openTorchModuleBackend();
+    const shapes = [{ B: 1, Hq: 4, Hkv: 2, Nq: 130, Nk: 130 }, { B: 1, Hq: 2, Hkv: 1, Nq: 17, Nk: 200 }];
+    const failures: string[] = [];
+    let compared = 0;
+    try {
+      for (const s of specs) for (const D of [64, 128]) {
+        const text = readFileSync(join(EXAMPLES_DIR, `${s.name}.attn`), 'utf8');
+        for await (const r of checkBackwardCases(backend, text, s.block, s.lowered, shapes.map((x) => ({ ...x, D })), ['bf16', 'f16'], {}, 11)) {
+          if (!r.pass) failures.push(`${s.name} ${r.dtype} D=${D} ${JSON.stringify(r.shape)}: dQ ${r.errDq} dK ${r.errDk} dV ${r.errDv}, ${r.nanCount} non-finite`);
+          if (r.ambiguous === 0) compared++;
+        }
+      }
+    } finally {
+      backend.dispose();
+    }
+    expect(failures).toEqual([]);
+    expect(compared).toBeGreaterThan(specs.length * 4);
   }, 600_000);
 });

@@ -185,11 +185,13 @@ def _kernel(arch):
     return KERNELS['sm_90a' if arch == 'sm_90a' else 'sm_80']
 
 
-def compile_cubin(arch):
-    """The cubin of this module's kernel for an arch ('sm_90a', 'sm_80', 'sm_89', ...), from the cache or NVRTC.
-    Needs NVRTC but no GPU: a build machine can fill the cache ahead of time."""
+def compile_cubin(arch, backward=False):
+    """The cubin of this module's kernel (with backward=True: its backward kernels) for an arch ('sm_90a', 'sm_80',
+    'sm_89', ...), from the cache or NVRTC. Needs NVRTC but no GPU: a build machine can fill the cache ahead of time."""
     with _LOCK:
-        kernel = _kernel(arch)
+        kernel = BACKWARD if backward else _kernel(arch)
+        if kernel is None:
+            raise AttncCudaError(f'{SPEC}: this module has no backward kernels ({DTYPE}, head_dim {HEAD_DIM})')
         nvrtc = _nvrtc()
         key = hashlib.sha256(f'{kernel["source"]}\0{arch}\0{nvrtc.version}'.encode()).hexdigest()
         path = os.path.join(_cache_dir(), f'{key}.cubin')
@@ -243,6 +245,30 @@ def _loaded(ordinal):
         return drv, state
 
 
+def _loaded_backward(ordinal):
+    """This device's backward kernels (BACKWARD: dQ, then dK and dV), loaded once per process on first use."""
+    drv, st = _loaded(ordinal)
+    key = ('backward', ordinal)
+    with _LOCK:
+        if key in _STATE:
+            return drv, _STATE[key]
+    cubin = compile_cubin(st['arch'], backward=True)
+    with _LOCK:
+        if key in _STATE:
+            return drv, _STATE[key]
+        drv.check(drv.lib.cuCtxSetCurrent(st['ctx']), 'cuCtxSetCurrent')
+        module = ctypes.c_void_p()
+        drv.check(drv.lib.cuModuleLoadData(ctypes.byref(module), cubin), 'cuModuleLoadData')
+        fns = []
+        for stage in BACKWARD['stages']:
+            fn = ctypes.c_void_p()
+            drv.check(drv.lib.cuModuleGetFunction(ctypes.byref(fn), module, stage['entry'].encode()), f'cuModuleGetFunction({stage["entry"]})')
+            drv.check(drv.lib.cuFuncSetAttribute(fn, _Driver.FUNC_MAX_DYNAMIC_SMEM, stage['smem']), 'cuFuncSetAttribute(max dynamic shared memory)')
+            fns.append(fn)
+        _STATE[key] = {'ctx': st['ctx'], 'fns': fns, 'module': module}
+        return drv, _STATE[key]
+
+
 def prepare(device=None):
     """Compiles (or reads from the cache) and loads the kernel for a CUDA device now (default: the current one),
     rather than in the first call: before capturing a CUDA graph, say, since loading a module is not a stream
@@ -265,9 +291,15 @@ def _launch(q, k, v, o, lse, sizes, params, tables):
     grid = (min(items, st['sms'] * launch['blocksPerSm']), 1, 1) if launch['persistent'] else (-(-Nq // launch['bm']), Hq, B)
     if grid[1] > 65535 or grid[2] > 65535:
         raise ValueError(f'{SPEC}: grid {grid} exceeds 65535 in y or z (Hq = {Hq}, B = {B})')
-    tensors = {'Q': q, 'K': k, 'V': v, 'O': o, 'LSE': lse}
+    args = _kernel_args(kernel['args'], {'Q': q, 'K': k, 'V': v, 'O': o, 'LSE': lse}, sizes, params, tables)
+    drv.check(drv.lib.cuCtxSetCurrent(st['ctx']), 'cuCtxSetCurrent')
+    _launch_one(drv, fn, grid, launch['block'], launch['smem'], args, q.device, launch['entry'])
+
+
+def _kernel_args(spec_args, tensors, sizes, params, tables):
+    """A kernel's arguments in ABI order (role, name[, type]): device pointers, sizes, params, tables."""
     args = []
-    for a in kernel['args']:
+    for a in spec_args:
         role, name = a[0], a[1]
         if role == 'tensor':
             args.append(ctypes.c_uint64(tensors[name].data_ptr()))
@@ -277,12 +309,55 @@ def _launch(q, k, v, o, lse, sizes, params, tables):
             args.append(ctypes.c_int32(params[name]) if a[2] == 'i32' else ctypes.c_float(params[name]))
         else:
             args.append(ctypes.c_uint64(tables[name].data_ptr()))
+    return args
+
+
+def _launch_one(drv, fn, grid, block, smem, args, device, entry):
+    """One launch on torch's current stream of the device."""
     ptrs = (ctypes.c_void_p * len(args))(*[ctypes.cast(ctypes.pointer(x), ctypes.c_void_p) for x in args])
-    stream = torch.cuda.current_stream(q.device).cuda_stream
-    block = launch['block']
-    drv.check(drv.lib.cuCtxSetCurrent(st['ctx']), 'cuCtxSetCurrent')
-    drv.check(drv.lib.cuLaunchKernel(fn, grid[0], grid[1], grid[2], block[0], block[1], block[2], launch['smem'],
-                                     ctypes.c_void_p(stream or None), ptrs, None), f'cuLaunchKernel({launch["entry"]})')
+    stream = torch.cuda.current_stream(device).cuda_stream
+    drv.check(drv.lib.cuLaunchKernel(fn, grid[0], grid[1], grid[2], block[0], block[1], block[2], smem,
+                                     ctypes.c_void_p(stream or None), ptrs, None), f'cuLaunchKernel({entry})')
+
+
+def _run_backward(q, k, v, o, lse, do, values, tables):
+    """dQ, dK, dV of checked, contiguous inputs: the two backward launches (the second reads the first's Delta)."""
+    drv, st = _loaded_backward(q.device.index if q.device.index is not None else torch.cuda.current_device())
+    B, Hq, Nq, _ = q.shape
+    Hkv, Nk = k.shape[1], k.shape[2]
+    sizes = {'B': B, 'Hq': Hq, 'Hkv': Hkv, 'Nq': Nq, 'Nk': Nk}
+    dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(k)
+    delta = torch.empty((B, Hq, Nq), dtype=torch.float32, device=q.device)
+    tensors = {'Q': q, 'K': k, 'V': v, 'O': o, 'LSE': lse, 'dO': do, 'dQ': dq, 'dK': dk, 'dV': dv, 'Delta': delta}
+    args = _kernel_args(BACKWARD['args'], tensors, sizes, values, tables)
+    grids = [(-(-Nq // 64), Hq, B), (-(-Nk // 64), Hkv, B)]
+    if max(Hq, B) > 65535:
+        raise ValueError(f'{SPEC}: grid exceeds 65535 in y or z (Hq = {Hq}, B = {B})')
+    with torch.cuda.device(q.device):
+        drv.check(drv.lib.cuCtxSetCurrent(st['ctx']), 'cuCtxSetCurrent')
+        for stage, fn, grid in zip(BACKWARD['stages'], st['fns'], grids):
+            if grid[0] > 0:
+                _launch_one(drv, fn, grid, stage['block'], stage['smem'], args, q.device, stage['entry'])
+    return dq, dk, dv
+
+
+class _AttentionFunction(torch.autograd.Function):
+    """The forward kernel, and the backward kernels for dQ, dK, dV (P recomputed from the LSE). The LSE output
+    carries no gradient (marked non-differentiable)."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, values, run, *tables):
+        o, lse = run(q, k, v, values, tables)
+        ctx.save_for_backward(q, k, v, o, lse, *tables)
+        ctx.values = values
+        ctx.mark_non_differentiable(lse)
+        return o, lse
+
+    @staticmethod
+    def backward(ctx, do, _dlse):
+        q, k, v, o, lse, *tables = ctx.saved_tensors
+        dq, dk, dv = _run_backward(q, k, v, o, lse, do.contiguous(), ctx.values, dict(zip(INPUTS, tables)))
+        return (dq, dk, dv, None, None) + (None,) * len(tables)
 
 
 def _check_inputs(q, k, v, params, tables):
@@ -338,9 +413,10 @@ def _check_inputs(q, k, v, params, tables):
         out[name] = t
     if q.device.type != 'cuda' or k.device != q.device or v.device != q.device:
         raise ValueError(f'{SPEC}: q, k and v must be on one CUDA device; got {q.device}, {k.device}, {v.device}')
-    if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
-        raise RuntimeError(f'{SPEC}: this kernel is forward only and would drop the gradient; call it under torch.no_grad() '
-                           f'or torch.inference_mode(), or train with the FlexAttention module of the same spec (--target flex)')
+    if BACKWARD is None and torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
+        raise RuntimeError(f'{SPEC}: this module has no backward kernels for {DTYPE} at head_dim {HEAD_DIM} (f16 and bf16 up to '
+                           f'128 have them) and would drop the gradient; call it under torch.no_grad() or torch.inference_mode(), '
+                           f'or train with the FlexAttention module of the same spec (--target flex)')
     return values, out
 
 
@@ -400,4 +476,9 @@ def attention(q, k, v, params=None, tables=None):
     # 17.5 against 4.3 us a call on a CPU, torch 2.13).
     traced = _OP is not None and (type(q) is not torch.Tensor or torch.compiler.is_compiling())
     run = _OP if traced else _run
-    return run(q.contiguous(), k.contiguous(), v.contiguous(), iparams, fparams, [tabs[name] for name in INPUTS])
+    q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+    table_list = [tabs[name] for name in INPUTS]
+    if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
+        # Gradients: the same forward kernel, then the backward kernels from o.backward(...) (dQ, dK, dV).
+        return _AttentionFunction.apply(q, k, v, values, lambda q, k, v, _, t: run(q, k, v, iparams, fparams, list(t)), *table_list)
+    return run(q, k, v, iparams, fparams, table_list)
