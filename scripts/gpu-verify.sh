@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Correctness on a GPU machine after a kernel change, in one command (logs under LOG_DIR, a summary at the end):
+#   1. the CUDA backward kernels against the float64 backward reference (tests/cuda/backward.test.ts)
+#   2. the torch module's autograd the same way (tests/torch, its gradient test)
+#   3. the CUDA differential suite of the forward defaults, bf16 and f16, lengths to 2100 (past the long-row
+#      variant's 2048 rows), then at D=64 again with 3 blocks so that each persistent block walks several items
+# Usage: bash scripts/gpu-verify.sh [LOG_DIR]   Exit status 1 when anything failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+logs=${1:-/tmp/attnc-verify}
+mkdir -p "$logs"
+export ATTNC_CACHE_DIR=${ATTNC_CACHE_DIR:-/tmp/attnc-cache}
+status=0
+t0=$(date +%s)
+line() { echo "$1: $2 [$(( $(date +%s) - t0 )) s]" | tee -a "$logs/summary.txt"; }
+vitest_line() { grep -E 'Tests ' "$1" | tail -1 | sed 's/\x1b\[[0-9;]*m//g' | xargs; }
+
+timeout 240 npx vitest run tests/cuda/backward.test.ts >"$logs/backward.log" 2>&1 || status=1
+line 'CUDA backward vs float64' "$(vitest_line "$logs/backward.log")"
+timeout 240 npx vitest run tests/torch/torch-target.test.ts -t 'gradients through' >"$logs/torch-grad.log" 2>&1 || status=1
+line 'torch module autograd vs float64' "$(vitest_line "$logs/torch-grad.log")"
+timeout 200 npx tsx tests/cuda/suite.ts --dtypes bf16,f16 --long --max-n 2100 >"$logs/suite-defaults.log" 2>&1 || status=1
+line 'forward suite (defaults)' "$(grep -oE '[0-9]+ passed, [0-9]+ failed' "$logs/suite-defaults.log" | tail -1)"
+ATTNC_CUDA_MAX_BLOCKS=3 timeout 100 npx tsx tests/cuda/suite.ts --dims 64 --dtypes bf16,f16 --long --max-n 2100 >"$logs/suite-d64-3blocks.log" 2>&1 || status=1
+line 'forward suite D=64, 3 persistent blocks' "$(grep -oE '[0-9]+ passed, [0-9]+ failed' "$logs/suite-d64-3blocks.log" | tail -1)"
+grep -h 'FAIL' "$logs"/suite-*.log | head -20
+echo "status $status" | tee -a "$logs/summary.txt"
+exit $status
