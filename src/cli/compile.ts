@@ -58,7 +58,7 @@ async function compileCommand(specPath: string, flags: CompileFlags): Promise<vo
     throw new UsageError(`--cubin ${flags.cubin}: the sm_90a kernels (wgmma) build only for sm_90a; add --arch sm_80 for other GPUs`);
   }
   if (flags.exactLse && flags.target !== 'cuda' && flags.target !== 'torch') throw new UsageError('--exact-lse is for --target cuda or torch');
-  if (flags.backward && flags.target !== 'wgsl' && flags.target !== 'ts' && flags.target !== 'cuda') throw new UsageError('--backward is for --target wgsl, ts or cuda (the only backward kernels so far)');
+  if (flags.backward && flags.target !== 'wgsl' && flags.target !== 'ts' && flags.target !== 'cuda') throw new UsageError('--backward is for --target wgsl, ts or cuda (the torch and flex modules carry their gradients already)');
   if ((flags.target === 'wgsl' || flags.target === 'ts') && flags.dtype === 'bf16') throw new UsageError(`--target ${flags.target} takes --dtype f32 or f16 (bf16 is CUDA only)`);
   const headDimProblem = flags.target === 'cuda' || flags.target === 'torch' ? cudaHeadDimProblem(flags.dtype, flags.headDim) : null;
   if (headDimProblem) throw new UsageError(headDimProblem);
