@@ -187,19 +187,7 @@ export class CudaBackend implements Backend {
     const fn = this.load(kernel).fns.get(cfg.entryPoint);
     if (D !== m.headDim) throw new DeviceError('ATTNC_BAD_SHAPE', `kernel was compiled for head_dim ${m.headDim}, call has ${D}`);
     const dt = m.dtype;
-
-    const allocs: number[] = [];
-    const alloc = (bytes: number): number => {
-      const out = [0];
-      ck(cu.cuMemAlloc(out, Math.max(bytes, 16)), `cuMemAlloc(${bytes})`);
-      allocs.push(out[0]);
-      return out[0];
-    };
-    const upload = (data: ArrayBufferView): number => {
-      const p = alloc(data.byteLength);
-      if (data.byteLength) ck(cu.cuMemcpyHtoD(p, data, data.byteLength), 'cuMemcpyHtoD');
-      return p;
-    };
+    const { alloc, upload, freeAll } = this.allocations();
     const store = (x: Float32Array): ArrayBufferView => (dt === 'f32' ? x : dt === 'f16' ? toF16Array(x) : toBf16Array(x));
     try {
       const ptrs: Record<string, number> = { Q: upload(store(call.q)), K: upload(store(call.k)), V: upload(store(call.v)) };
@@ -226,7 +214,7 @@ export class CudaBackend implements Backend {
       const lse = new Float32Array(lseRaw.buffer.slice(lseRaw.byteOffset, lseRaw.byteOffset + lseBytes));
       return { result: { o, lse }, extra };
     } finally {
-      for (const p of allocs) cu.cuMemFree(p);
+      freeAll();
     }
   }
 
@@ -251,18 +239,7 @@ export class CudaBackend implements Backend {
       ck(cu.cuFuncSetAttribute(loaded.fns.get(st.entryPoint), FUNC_ATTR_MAX_DYNAMIC_SMEM, st.dynamicSmemBytes), 'cuFuncSetAttribute(max dynamic shared memory)');
     }
     const dt = m.dtype;
-    const allocs: number[] = [];
-    const alloc = (bytes: number): number => {
-      const out = [0];
-      ck(cu.cuMemAlloc(out, Math.max(bytes, 16)), `cuMemAlloc(${bytes})`);
-      allocs.push(out[0]);
-      return out[0];
-    };
-    const upload = (data: ArrayBufferView): number => {
-      const p = alloc(data.byteLength);
-      if (data.byteLength) ck(cu.cuMemcpyHtoD(p, data, data.byteLength), 'cuMemcpyHtoD');
-      return p;
-    };
+    const { alloc, upload, freeAll } = this.allocations();
     const store = (x: Float32Array): ArrayBufferView => (dt === 'f16' ? toF16Array(x) : toBf16Array(x));
     try {
       const ptrs: Record<string, number> = {
@@ -290,8 +267,26 @@ export class CudaBackend implements Backend {
       };
       return { dq: read('dQ'), dk: read('dK'), dv: read('dV') };
     } finally {
-      for (const p of allocs) cu.cuMemFree(p);
+      freeAll();
     }
+  }
+
+  /** Device allocations of one call: alloc, upload (alloc + copy from the host), and freeAll for its `finally`. */
+  private allocations(): { alloc: (bytes: number) => number; upload: (data: ArrayBufferView) => number; freeAll: () => void } {
+    const { cu } = this.libs;
+    const allocs: number[] = [];
+    const alloc = (bytes: number): number => {
+      const out = [0];
+      check(this.libs, cu.cuMemAlloc(out, Math.max(bytes, 16)), `cuMemAlloc(${bytes})`);
+      allocs.push(out[0]);
+      return out[0];
+    };
+    const upload = (data: ArrayBufferView): number => {
+      const p = alloc(data.byteLength);
+      if (data.byteLength) check(this.libs, cu.cuMemcpyHtoD(p, data, data.byteLength), 'cuMemcpyHtoD');
+      return p;
+    };
+    return { alloc, upload, freeAll: () => { for (const p of allocs.splice(0)) cu.cuMemFree(p); } };
   }
 
   private load(kernel: CompiledKernel): Loaded {

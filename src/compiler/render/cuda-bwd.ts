@@ -339,6 +339,10 @@ ${storeRows('dq', 'dQ + rows * HEAD_DIM', 'row0', 'Nq', nd)}
 
 function dkdvKernel(entry: string, spec: SpecCode, e: ElementCode, headDim: number, qt: number, sig: string): string {
   const kd = headDim / 16, nd = headDim / 8, nt = qt / 8;
+  // An item's query head and tile, as its tile tests read them (q_lo..q_hi; hq for a test that reads the head).
+  const itemHead = `    const int hq = hk * group + it / n_qt, qrow0 = (it % n_qt) * QT;
+    const int q_lo = qrow0 + (Nk - Nq), q_hi = min(qrow0 + QT, Nq) - 1 + (Nk - Nq);
+    (void)hq; (void)q_lo; (void)q_hi;`;
   const step = (masked: boolean) => elementStep(masked ? e.masked : e.plain, {
     lr: 'warp * 16 + g + 8 * (r >> 1)', lc: 'n * 8 + 2 * t4 + (r & 1)', qrow: 'qrow0 + lc', qi: 'q0 + lc', kvi: 'k0 + lr',
     lse: 'sLse2[stage][lc]', delta: 'sDelta[stage][lc]',
@@ -359,17 +363,13 @@ function dkdvKernel(entry: string, spec: SpecCode, e: ElementCode, headDim: numb
   // The forward kernel's tile tests with the roles as they are: queries q_lo..q_hi of the item, keys of this block.
   const int kv_lo = k0, kv_hi = min(k0 + BK, Nk) - 1;
   auto item_live = [&](int it) -> bool {
-    const int hq = hk * group + it / n_qt, qrow0 = (it % n_qt) * QT;
-    const int q_lo = qrow0 + (Nk - Nq), q_hi = min(qrow0 + QT, Nq) - 1 + (Nk - Nq);
-    (void)hq; (void)q_lo; (void)q_hi;
+${itemHead}
 ${spec.tileQueryLines.join('\n')}
 ${spec.tileLive.lines.join('\n')}
     return ${spec.tileLive.value};
   };
   auto item_partial = [&](int it) -> bool {
-    const int hq = hk * group + it / n_qt, qrow0 = (it % n_qt) * QT;
-    const int q_lo = qrow0 + (Nk - Nq), q_hi = min(qrow0 + QT, Nq) - 1 + (Nk - Nq);
-    (void)hq; (void)q_lo; (void)q_hi;
+${itemHead}
     if (qrow0 + QT > Nq || k0 + BK > Nk) return true;
 ${spec.tileQueryLines.join('\n')}
 ${spec.tilePartialMask.lines.join('\n')}
