@@ -118,9 +118,7 @@ class WebGpuBackend extends WebGpuDeviceBackend implements Backend {
       const oBytes = oElems * (dtype === 'f32' ? 4 : 2);
       const lseBytes = call.B * call.Hq * call.Nq * 4;
 
-      for (const b of abi.bindings) {
-        if (b.role === 'table' && !own(call.tables, b.name!)) throw new DeviceError('MissingInput', `table input '${b.name}' was not given`);
-      }
+      checkTables(abi.bindings, call);
       const [oRead, lseRead] = await withScopes(d, 'dispatch', async () => {
       const byRole: Record<string, GPUBuffer> = {
         uniform: buffer('uniforms', abi.uniform.size, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST),
@@ -154,13 +152,7 @@ class WebGpuBackend extends WebGpuDeviceBackend implements Backend {
       return [oRead, lseRead];
       });
 
-      await Promise.all([oRead.mapAsync(GPUMapMode.READ), lseRead.mapAsync(GPUMapMode.READ)]).catch((e) => {
-        this.checkAlive();
-        throw new DeviceError('GPUMapError', `reading the results back failed: ${String(e)}`);
-      });
-      const oRaw = oRead.getMappedRange().slice(0, oBytes);
-      const lse = new Float32Array(lseRead.getMappedRange().slice(0, lseBytes));
-      const o = dtype === 'f32' ? new Float32Array(oRaw) : fromF16Array(new Uint16Array(oRaw));
+      const [o, lse] = await this.readBack([{ buffer: oRead, bytes: oBytes, half: dtype === 'f16' }, { buffer: lseRead, bytes: lseBytes, half: false }]);
       return { o, lse };
     } finally {
       for (const b of created) b.destroy();
@@ -180,9 +172,7 @@ class WebGpuBackend extends WebGpuDeviceBackend implements Backend {
     const rows = call.B * call.Hq * call.Nq;
     if (inputs.o.length !== rows * call.D || inputs.dO.length !== rows * call.D) throw new DeviceError('InvalidCall', 'O and dO must hold B*Hq*Nq*D values');
     if (inputs.lse.length !== rows) throw new DeviceError('InvalidCall', 'LSE must hold B*Hq*Nq values');
-    for (const b of abi.bindings) {
-      if (b.role === 'table' && !own(call.tables, b.name!)) throw new DeviceError('MissingInput', `table input '${b.name}' was not given`);
-    }
+    checkTables(abi.bindings, call);
     const stages: Array<{ bindings: WgslBinding[]; grid: [number, number, number]; pipeline: GPUComputePipeline }> = [];
     for (const stage of abi.stages) {
       const bindings = abi.bindings.filter((b) => stage.bindings.includes(b.binding));
@@ -235,18 +225,23 @@ class WebGpuBackend extends WebGpuDeviceBackend implements Backend {
         d.queue.submit([enc.finish()]);
         return reads;
       });
-      await Promise.all(reads.map((r) => r.mapAsync(GPUMapMode.READ))).catch((e) => {
-        this.checkAlive();
-        throw new DeviceError('GPUMapError', `reading the results back failed: ${String(e)}`);
-      });
-      const [dq, dk, dv] = reads.map((r, i) => {
-        const raw = r.getMappedRange().slice(0, i === 0 ? qBytes : kvBytes);
-        return dtype === 'f32' ? new Float32Array(raw) : fromF16Array(new Uint16Array(raw));
-      });
+      const [dq, dk, dv] = await this.readBack(reads.map((buffer, i) => ({ buffer, bytes: i === 0 ? qBytes : kvBytes, half: dtype === 'f16' })));
       return { dq, dk, dv };
     } finally {
       for (const b of created) b.destroy();
     }
+  }
+
+  /** Maps readback buffers and returns the first `bytes` of each as f32 (f16 storage widened). */
+  private async readBack(reads: Array<{ buffer: GPUBuffer; bytes: number; half: boolean }>): Promise<Float32Array[]> {
+    await Promise.all(reads.map((r) => r.buffer.mapAsync(GPUMapMode.READ))).catch((e) => {
+      this.checkAlive();
+      throw new DeviceError('GPUMapError', `reading the results back failed: ${String(e)}`);
+    });
+    return reads.map((r) => {
+      const raw = r.buffer.getMappedRange().slice(0, r.bytes);
+      return r.half ? fromF16Array(new Uint16Array(raw)) : new Float32Array(raw);
+    });
   }
 
   /** Buffer makers that record what they create (destroyed by the caller) and check sizes against the device. */
@@ -381,4 +376,11 @@ function uniformBytes(abi: Pick<WgslAbi, 'uniform'>, c: AttentionCall): ArrayBuf
     else view.setFloat32(f.offset, value, true);
   }
   return bytes;
+}
+
+/** Every table a kernel binds must be in the call (named in one error before any buffer is made). */
+function checkTables(bindings: readonly WgslBinding[], call: AttentionCall): void {
+  for (const b of bindings) {
+    if (b.role === 'table' && !own(call.tables, b.name!)) throw new DeviceError('MissingInput', `table input '${b.name}' was not given`);
+  }
 }
