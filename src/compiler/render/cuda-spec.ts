@@ -72,18 +72,6 @@ function emitValues(roots: readonly Node[], lang: CLanguage, names: LeafNames, o
 
 export interface Piece { lines: string[]; value: string }
 
-/** How a kernel other than the forward one evaluates elements (the backward kernels, render/cuda-bwd.ts). */
-export interface ElemOptions {
-  /**
-   * Rows are keys and columns queries (the dK/dV kernel): per-key values come from the column tables at row `lr`,
-   * per-diagonal ones at `lc - lr + bn - 1` (tables filled with q0 = the query tile's first q_idx, kv0 = the first
-   * key, bm = the query tile), per-query values are computed per element.
-   */
-  transposed?: boolean;
-  /** More values to evaluate with the element's (their shared terms and hoisted values once): the backward's d logit / d dot. */
-  extra?: Node[];
-}
-
 export interface SpecCode {
   affine: boolean;
   maskFree: boolean;
@@ -118,7 +106,7 @@ export interface SpecCode {
    * Per-element code; `logit2` is the log2-domain logit (with `raw`, where foldedScale is set: the
    * dot product itself); `keep` the mask (masked variant only).
    */
-  elem(masked: boolean, bn: number, raw?: boolean, diagRegs?: boolean, opts?: ElemOptions): { lines: string[]; logit2: string; keep: string; a2: string | null; extra: string[] };
+  elem(masked: boolean, bn: number, raw?: boolean, diagRegs?: boolean): { lines: string[]; logit2: string; keep: string };
   /**
    * Reads this thread's per-diagonal values of the tile in `stage` into registers (dp_*), for an element loop of
    * wgmma fragments (16 rows a warp, `nt` n8 tiles) that then takes them from there (elem's diagRegs): element
@@ -254,22 +242,19 @@ export function buildSpecCode(k: LoweredKernel): SpecCode {
     '}',
   ];
 
-  const elem = (masked: boolean, bn: number, raw = false, diagRegs = false, o: ElemOptions = {}) => {
+  const elem = (masked: boolean, bn: number, raw = false, diagRegs = false) => {
     if (raw && !foldedScale) throw new Error('internal: raw dot products need a folded scale');
     const known = new Map(headKnown);
-    if (!o.transposed) for (const h of plan.row) known.set(h.node, `rw_${h.node.id}[i]`);
-    for (const h of plan.col) known.set(h.node, `${tableName(h)}[stage][${o.transposed ? 'lr' : 'lc'}]`);
-    for (const h of plan.diag) {
-      known.set(h.node, diagRegs ? `${diagReg(h)}[n - (r >> 1) + 1][r & 1]` : diagSlot(h, o.transposed ? `lc - lr + ${bn - 1}` : `lr - lc + ${bn - 1}`, 'stage'));
-    }
-    const extra = o.extra ?? [];
-    const roots = [...valueRoots, ...extra, ...(masked && !maskFree ? [p.mask] : [])];
+    for (const h of plan.row) known.set(h.node, `rw_${h.node.id}[i]`);
+    for (const h of plan.col) known.set(h.node, `${tableName(h)}[stage][lc]`);
+    for (const h of plan.diag) known.set(h.node, diagRegs ? `${diagReg(h)}[n - (r >> 1) + 1][r & 1]` : diagSlot(h, `lr - lc + ${bn - 1}`, 'stage'));
+    const roots = masked && !maskFree ? [...valueRoots, p.mask] : valueRoots;
     // A partial tile's mask is evaluated eagerly: `&&` would put a branch around each element's
     // table read (ptxas keeps the read conditional), where compares and a select are cheaper.
     const e = emitValues(roots, CUDA, names, { known, prefix: masked ? 'v_m' : 'v_e', indent: '          ', eagerLogic: masked });
     const logit2 = raw ? 'dotv' : affine ? `fmaf(${e.values[0]}, dotv, ${e.values[1]})` : e.values[0];
     const keep = !masked ? 'true' : maskFree ? '(kvi < Nk)' : `((kvi < Nk) & ${e.values[roots.length - 1]})`;
-    return { lines: e.lines, logit2, keep, a2: affine ? e.values[0] : null, extra: e.values.slice(valueRoots.length, valueRoots.length + extra.length) };
+    return { lines: e.lines, logit2, keep };
   };
 
   const tn = leafNames(k);

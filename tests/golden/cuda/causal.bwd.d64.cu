@@ -86,7 +86,6 @@ extern "C" __global__ void __launch_bounds__(128, 1) attnc_causal_bf16_d64_bwd_d
   unsigned short* const sK = sdO + BM * STRIDE;     // [2][BN][STRIDE]
   unsigned short* const sV = sK + 2 * BN * STRIDE;  // [2][BN][STRIDE]
   __shared__ float sLse2[BM], sDelta[BM];
-
   const int hq = blockIdx.y, hk = hq / (Hq / Hkv);
   const int row0 = blockIdx.x * BM;
   const int q0 = row0 + (Nk - Nq);  // q_idx of the block's first row (bottom-right aligned)
@@ -95,18 +94,6 @@ extern "C" __global__ void __launch_bounds__(128, 1) attnc_causal_bf16_d64_bwd_d
   const unsigned short* gdO = dO + rows * HEAD_DIM;
   const unsigned short* gK = K + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
   const unsigned short* gV = V + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
-
-  // ---- values per (batch, head), and per query row (row slot i: rows g and g + 8 of the warp's 16) ----
-  const float v_h20 = ((1.0f / sqrtf((float)(HEAD_DIM))) * 1.442695f);
-  const float v_h23 = ((v_h20 > 1.0e38f) ? 1.0e38f : v_h20);
-  const float hv_26 = ((v_h23 < (-1.0e38f)) ? (-1.0e38f) : v_h23);
-  (void)hv_26;
-
-  #pragma unroll
-  for (int i = 0; i < 2; ++i) {
-    (void)i;
-
-  }
   // ---- tile classification (interval tests over the tile's index ranges) ----
   const int q_lo = q0, q_hi = min(row0 + BM, Nq) - 1 + (Nk - Nq);
   const int n_tiles = (Nk + BN - 1) / BN;
@@ -131,11 +118,6 @@ extern "C" __global__ void __launch_bounds__(128, 1) attnc_causal_bf16_d64_bwd_d
       if (live) return j + __ffs(live) - 1;
     }
     return n_tiles;
-  };
-  auto fill_tables = [&](int j, int buf) {
-    const int kv0 = j * BN;
-    (void)q0; (void)kv0; (void)buf;
-
   };
   auto load_kv = [&](int j, int st) {
     for (int x = tid; x < 64 * CHUNKS; x += NTHREADS) {
@@ -185,7 +167,7 @@ extern "C" __global__ void __launch_bounds__(128, 1) attnc_causal_bf16_d64_bwd_d
     }
   }
   int j = next_live(0);
-  if (j < n_tiles) { load_kv(j, 0); fill_tables(j, 0); }
+  if (j < n_tiles) load_kv(j, 0);
   attnc_cp_commit();
 
   const unsigned q_addr = attnc_smem_addr(sQ + (warp * 16 + (lane & 15)) * STRIDE + (lane >> 4) * 8), do_addr = attnc_smem_addr(sdO + (warp * 16 + (lane & 15)) * STRIDE + (lane >> 4) * 8);
@@ -207,7 +189,7 @@ extern "C" __global__ void __launch_bounds__(128, 1) attnc_causal_bf16_d64_bwd_d
       for (int h = 0; h < 2; ++h) { lse2[h] = sLse2[warp * 16 + g + 8 * h]; dl[h] = sDelta[warp * 16 + g + 8 * h]; }
     }
     const int jn = next_live(j + 1);
-    if (jn < n_tiles) { load_kv(jn, stage ^ 1); fill_tables(jn, stage ^ 1); }
+    if (jn < n_tiles) load_kv(jn, stage ^ 1);
     attnc_cp_commit();
     const int kv0 = j * BN;
     const unsigned st = stage * (BN * STRIDE * 2);
@@ -235,15 +217,17 @@ extern "C" __global__ void __launch_bounds__(128, 1) attnc_causal_bf16_d64_bwd_d
       for (int n = 0; n < NT; ++n) {
         #pragma unroll
         for (int r = 0; r < 4; ++r) {
-          const int i = r >> 1, lr = warp * 16 + g + 8 * (r >> 1), lc = n * 8 + 2 * t4 + (r & 1);
+          const int lr = warp * 16 + g + 8 * (r >> 1), lc = n * 8 + 2 * t4 + (r & 1);
           const int qrow = row0 + lr, qi = q0 + lr, kvi = kv0 + lc;
           const float dotv = s[n][r];
-          (void)i; (void)lr; (void)lc; (void)qrow; (void)qi; (void)kvi; (void)dotv;
-
-          const bool keep = (((kvi < Nk) & (kvi <= qi)) & (qrow < Nq));
+          (void)lr; (void)lc; (void)qrow; (void)qi; (void)kvi; (void)dotv;
+          const float v_m4 = (1.0f / sqrtf((float)(HEAD_DIM)));
+          const float v_m20 = (v_m4 * 1.442695f);
+          const float v_m23 = ((v_m20 > 1.0e38f) ? 1.0e38f : v_m20);
+          const bool keep = ((kvi < Nk) & (qrow < Nq) & (kvi <= qi));
           // A dropped pair's logit and g may be NaN (a log of a negative distance): selected away, never multiplied.
-          const float p = keep ? attnc_ex2(fmaf(hv_26, dotv, 0.0f) - lse2[r >> 1]) : 0.f;
-          dp[n][r] = keep ? p * (dp[n][r] - dl[r >> 1]) * ((hv_26) * 0.6931471805599453f) : 0.f;
+          const float p = keep ? attnc_ex2(fmaf(((v_m23 < (-1.0e38f)) ? (-1.0e38f) : v_m23), dotv, 0.0f) - lse2[r >> 1]) : 0.f;
+          dp[n][r] = keep ? p * (dp[n][r] - dl[r >> 1]) * (v_m4) : 0.f;
         }
       }
     } else {
@@ -251,15 +235,17 @@ extern "C" __global__ void __launch_bounds__(128, 1) attnc_causal_bf16_d64_bwd_d
       for (int n = 0; n < NT; ++n) {
         #pragma unroll
         for (int r = 0; r < 4; ++r) {
-          const int i = r >> 1, lr = warp * 16 + g + 8 * (r >> 1), lc = n * 8 + 2 * t4 + (r & 1);
+          const int lr = warp * 16 + g + 8 * (r >> 1), lc = n * 8 + 2 * t4 + (r & 1);
           const int qrow = row0 + lr, qi = q0 + lr, kvi = kv0 + lc;
           const float dotv = s[n][r];
-          (void)i; (void)lr; (void)lc; (void)qrow; (void)qi; (void)kvi; (void)dotv;
-
-          const bool keep = (true & (qrow < Nq));
+          (void)lr; (void)lc; (void)qrow; (void)qi; (void)kvi; (void)dotv;
+          const float v_e4 = (1.0f / sqrtf((float)(HEAD_DIM)));
+          const float v_e20 = (v_e4 * 1.442695f);
+          const float v_e23 = ((v_e20 > 1.0e38f) ? 1.0e38f : v_e20);
+          const bool keep = true;
           // A dropped pair's logit and g may be NaN (a log of a negative distance): selected away, never multiplied.
-          const float p = keep ? attnc_ex2(fmaf(hv_26, dotv, 0.0f) - lse2[r >> 1]) : 0.f;
-          dp[n][r] = keep ? p * (dp[n][r] - dl[r >> 1]) * ((hv_26) * 0.6931471805599453f) : 0.f;
+          const float p = keep ? attnc_ex2(fmaf(((v_e23 < (-1.0e38f)) ? (-1.0e38f) : v_e23), dotv, 0.0f) - lse2[r >> 1]) : 0.f;
+          dp[n][r] = keep ? p * (dp[n][r] - dl[r >> 1]) * (v_e4) : 0.f;
         }
       }
     }
@@ -321,65 +307,41 @@ extern "C" __global__ void __launch_bounds__(128, 1) attnc_causal_bf16_d64_bwd_d
   unsigned short* const sQ = sV + BK * STRIDE;       // [2][QT][STRIDE]
   unsigned short* const sdO = sQ + 2 * QT * STRIDE;  // [2][QT][STRIDE]
   __shared__ float sLse2[2][QT], sDelta[2][QT];
-  // The spec's per-key and per-diagonal tables of a (query tile, key block) pair: keys are this block's rows.
-
   const int hk = blockIdx.y, group = Hq / Hkv;
   const int k0 = blockIdx.x * BK;
   const unsigned short* gK = K + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
   const unsigned short* gV = V + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
-  const int n_qt = (Nq + QT - 1) / QT;
-  // The forward kernel's tile tests with the roles as they are: queries q_lo..q_hi of a tile, keys of this block.
+  // Items: (query head of the group, query tile), head-major.
+  const int n_qt = (Nq + QT - 1) / QT, items = group * n_qt;
+  // The forward kernel's tile tests with the roles as they are: queries q_lo..q_hi of the item, keys of this block.
   const int kv_lo = k0, kv_hi = min(k0 + BK, Nk) - 1;
-
-  // ---- the block's keys and values (waited for with the first query tile) ----
-    for (int x = tid; x < 64 * CHUNKS; x += NTHREADS) {
-      const int r = x / CHUNKS, c = x % CHUNKS;
-      const bool ok = k0 + r < Nk;
-      attnc_cp_async16(attnc_smem_addr(sK + r * STRIDE + c * 8), gK + (ok ? (size_t)(k0 + r) * HEAD_DIM + c * 8 : 0), ok);
-    }
-    for (int x = tid; x < 64 * CHUNKS; x += NTHREADS) {
-      const int r = x / CHUNKS, c = x % CHUNKS;
-      const bool ok = k0 + r < Nk;
-      attnc_cp_async16(attnc_smem_addr(sV + r * STRIDE + c * 8), gV + (ok ? (size_t)(k0 + r) * HEAD_DIM + c * 8 : 0), ok);
-    }
-  const unsigned k_addr = attnc_smem_addr(sK + (warp * 16 + (lane & 15)) * STRIDE + (lane >> 4) * 8), v_addr = attnc_smem_addr(sV + (warp * 16 + (lane & 15)) * STRIDE + (lane >> 4) * 8);
-  const unsigned q_b = attnc_smem_addr(sQ + (((lane >> 4) << 3) + (lane & 7)) * STRIDE + ((lane >> 3) & 1) * 8), do_b = attnc_smem_addr(sdO + (((lane >> 4) << 3) + (lane & 7)) * STRIDE + ((lane >> 3) & 1) * 8), q_bt = attnc_smem_addr(sQ + (lane & 15) * STRIDE + (lane >> 4) * 8), do_bt = attnc_smem_addr(sdO + (lane & 15) * STRIDE + (lane >> 4) * 8);
-  float dk[8][4], dv[8][4];
-  #pragma unroll
-  for (int n = 0; n < 8; ++n) { dk[n][0] = dk[n][1] = dk[n][2] = dk[n][3] = 0.f; dv[n][0] = dv[n][1] = dv[n][2] = dv[n][3] = 0.f; }
-
-  // ---- every query head that reads this kv head, its live query tiles in turn ----
-  for (int h = 0; h < group; ++h) {
-    const int hq = hk * group + h;
-    const size_t rows = (size_t)(bb * Hq + hq) * Nq;
-    const unsigned short* gQ = Q + rows * HEAD_DIM;
-    const unsigned short* gdO = dO + rows * HEAD_DIM;
-  const float v_h20 = ((1.0f / sqrtf((float)(HEAD_DIM))) * 1.442695f);
-  const float v_h23 = ((v_h20 > 1.0e38f) ? 1.0e38f : v_h20);
-  const float hv_26 = ((v_h23 < (-1.0e38f)) ? (-1.0e38f) : v_h23);
-  (void)hv_26;
-    auto tile_live = [&](int qt) -> bool {
-    const int qrow0 = qt * QT, q_lo = qrow0 + (Nk - Nq), q_hi = min(qrow0 + QT, Nq) - 1 + (Nk - Nq);
-    (void)q_lo; (void)q_hi;
+  auto item_live = [&](int it) -> bool {
+    const int hq = hk * group + it / n_qt, qrow0 = (it % n_qt) * QT;
+    const int q_lo = qrow0 + (Nk - Nq), q_hi = min(qrow0 + QT, Nq) - 1 + (Nk - Nq);
+    (void)hq; (void)q_lo; (void)q_hi;
 
     const bool v_tl_last = (kv_lo <= q_hi);
     return v_tl_last;
-    };
-    auto tile_partial = [&](int qt) -> bool {
-    const int qrow0 = qt * QT, q_lo = qrow0 + (Nk - Nq), q_hi = min(qrow0 + QT, Nq) - 1 + (Nk - Nq);
-    (void)q_lo; (void)q_hi;
+  };
+  auto item_partial = [&](int it) -> bool {
+    const int hq = hk * group + it / n_qt, qrow0 = (it % n_qt) * QT;
+    const int q_lo = qrow0 + (Nk - Nq), q_hi = min(qrow0 + QT, Nq) - 1 + (Nk - Nq);
+    (void)hq; (void)q_lo; (void)q_hi;
     if (qrow0 + QT > Nq || k0 + BK > Nk) return true;
 
     const bool v_tp_last = (kv_hi > q_lo);
     return v_tp_last;
-    };
-    // Block-uniform: every thread walks the same tiles (the tile tests' table scans are warp-cooperative).
-    auto next_tile = [&](int qt) -> int {
-      while (qt < n_qt && !tile_live(qt)) ++qt;
-      return qt;
-    };
-    auto load_q = [&](int qt, int st) {
-      const int qrow0 = qt * QT;
+  };
+  // Block-uniform: every thread walks the same items (the tile tests' table scans are warp-cooperative).
+  auto next_item = [&](int it) -> int {
+    while (it < items && !item_live(it)) ++it;
+    return it;
+  };
+  auto load_q = [&](int it, int st) {
+    const int hq = hk * group + it / n_qt, qrow0 = (it % n_qt) * QT;
+    const size_t rows = (size_t)(bb * Hq + hq) * Nq;
+    const unsigned short* gQ = Q + rows * HEAD_DIM;
+    const unsigned short* gdO = dO + rows * HEAD_DIM;
     for (int x = tid; x < 64 * CHUNKS; x += NTHREADS) {
       const int r = x / CHUNKS, c = x % CHUNKS;
       const bool ok = qrow0 + r < Nq;
@@ -390,31 +352,45 @@ extern "C" __global__ void __launch_bounds__(128, 1) attnc_causal_bf16_d64_bwd_d
       const bool ok = qrow0 + r < Nq;
       attnc_cp_async16(attnc_smem_addr(sdO + st * QT * STRIDE + r * STRIDE + c * 8), gdO + (ok ? (size_t)(qrow0 + r) * HEAD_DIM + c * 8 : 0), ok);
     }
-      for (int x = tid; x < QT; x += NTHREADS) {
-        const int row = qrow0 + x;
-        const float lse = row < Nq ? LSE[rows + row] : ATTNC_NEG_INF;
-        sLse2[st][x] = lse == ATTNC_NEG_INF ? -ATTNC_NEG_INF : lse * LOG2E;  // as in the dQ launch: p = 0 for such rows
-        sDelta[st][x] = row < Nq ? Delta[rows + row] : 0.f;
-      }
-    };
-  auto fill_tables = [&](int qt, int buf) {
-    const int q0 = qt * QT + (Nk - Nq), kv0 = k0;
-    (void)q0; (void)kv0; (void)buf;
-
+    for (int x = tid; x < QT; x += NTHREADS) {
+      const int row = qrow0 + x;
+      const float lse = row < Nq ? LSE[rows + row] : ATTNC_NEG_INF;
+      sLse2[st][x] = lse == ATTNC_NEG_INF ? -ATTNC_NEG_INF : lse * LOG2E;  // as in the dQ launch: p = 0 for such rows
+      sDelta[st][x] = row < Nq ? Delta[rows + row] : 0.f;
+    }
   };
-    __syncthreads();  // the previous head's tiles are done with both stages
-    int qt = next_tile(0);
-    if (qt < n_qt) { load_q(qt, 0); fill_tables(qt, 0); }
+
+  // ---- the block's keys and values, and the first live item ----
+    for (int x = tid; x < 64 * CHUNKS; x += NTHREADS) {
+      const int r = x / CHUNKS, c = x % CHUNKS;
+      const bool ok = k0 + r < Nk;
+      attnc_cp_async16(attnc_smem_addr(sK + r * STRIDE + c * 8), gK + (ok ? (size_t)(k0 + r) * HEAD_DIM + c * 8 : 0), ok);
+    }
+    for (int x = tid; x < 64 * CHUNKS; x += NTHREADS) {
+      const int r = x / CHUNKS, c = x % CHUNKS;
+      const bool ok = k0 + r < Nk;
+      attnc_cp_async16(attnc_smem_addr(sV + r * STRIDE + c * 8), gV + (ok ? (size_t)(k0 + r) * HEAD_DIM + c * 8 : 0), ok);
+    }
+  int it = next_item(0);
+  if (it < items) load_q(it, 0);
+  attnc_cp_commit();
+
+  const unsigned k_addr = attnc_smem_addr(sK + (warp * 16 + (lane & 15)) * STRIDE + (lane >> 4) * 8), v_addr = attnc_smem_addr(sV + (warp * 16 + (lane & 15)) * STRIDE + (lane >> 4) * 8);
+  const unsigned q_b = attnc_smem_addr(sQ + (((lane >> 4) << 3) + (lane & 7)) * STRIDE + ((lane >> 3) & 1) * 8), do_b = attnc_smem_addr(sdO + (((lane >> 4) << 3) + (lane & 7)) * STRIDE + ((lane >> 3) & 1) * 8), q_bt = attnc_smem_addr(sQ + (lane & 15) * STRIDE + (lane >> 4) * 8), do_bt = attnc_smem_addr(sdO + (lane & 15) * STRIDE + (lane >> 4) * 8);
+  float dk[8][4], dv[8][4];
+  #pragma unroll
+  for (int n = 0; n < 8; ++n) { dk[n][0] = dk[n][1] = dk[n][2] = dk[n][3] = 0.f; dv[n][0] = dv[n][1] = dv[n][2] = dv[n][3] = 0.f; }
+  int stage = 0;
+
+  while (it < items) {
+    attnc_cp_wait<0>();
+    __syncthreads();  // item it's Q, dO, LSE and delta visible; the other stage free
+    const int itn = next_item(it + 1);
+    if (itn < items) load_q(itn, stage ^ 1);
     attnc_cp_commit();
-    int stage = 0;
-    while (qt < n_qt) {
-      attnc_cp_wait<0>();
-      __syncthreads();  // tile qt's Q, dO, LSE, delta and tables visible; the other stage free
-      const int qtn = next_tile(qt + 1);
-      if (qtn < n_qt) { load_q(qtn, stage ^ 1); fill_tables(qtn, stage ^ 1); }
-      attnc_cp_commit();
-      const int qrow0 = qt * QT, q0 = qrow0 + (Nk - Nq);
-      const unsigned st = stage * (QT * STRIDE * 2);
+    const int hq = hk * group + it / n_qt, qrow0 = (it % n_qt) * QT, q0 = qrow0 + (Nk - Nq);
+    (void)hq;
+    const unsigned st = stage * (QT * STRIDE * 2);
     float s[NT][4], dp[NT][4];
     #pragma unroll
     for (int n = 0; n < NT; ++n) { s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f; dp[n][0] = dp[n][1] = dp[n][2] = dp[n][3] = 0.f; }
@@ -434,42 +410,46 @@ extern "C" __global__ void __launch_bounds__(128, 1) attnc_causal_bf16_d64_bwd_d
         attnc_mma(dp[2 * np + 1], ap, b2, b3);
       }
     }
-      if (tile_partial(qt)) {
+    if (item_partial(it)) {
       #pragma unroll
       for (int n = 0; n < NT; ++n) {
         #pragma unroll
         for (int r = 0; r < 4; ++r) {
-          const int i = r >> 1, lr = warp * 16 + g + 8 * (r >> 1), lc = n * 8 + 2 * t4 + (r & 1);
+          const int lr = warp * 16 + g + 8 * (r >> 1), lc = n * 8 + 2 * t4 + (r & 1);
           const int qrow = qrow0 + lc, qi = q0 + lc, kvi = k0 + lr;
           const float dotv = s[n][r];
-          (void)i; (void)lr; (void)lc; (void)qrow; (void)qi; (void)kvi; (void)dotv;
-
-          const bool keep = (((kvi < Nk) & (kvi <= qi)) & (qrow < Nq));
+          (void)lr; (void)lc; (void)qrow; (void)qi; (void)kvi; (void)dotv;
+          const float v_m4 = (1.0f / sqrtf((float)(HEAD_DIM)));
+          const float v_m20 = (v_m4 * 1.442695f);
+          const float v_m23 = ((v_m20 > 1.0e38f) ? 1.0e38f : v_m20);
+          const bool keep = ((kvi < Nk) & (qrow < Nq) & (kvi <= qi));
           // A dropped pair's logit and g may be NaN (a log of a negative distance): selected away, never multiplied.
-          const float p = keep ? attnc_ex2(fmaf(hv_26, dotv, 0.0f) - sLse2[stage][lc]) : 0.f;
-          dp[n][r] = keep ? p * (dp[n][r] - sDelta[stage][lc]) * ((hv_26) * 0.6931471805599453f) : 0.f;
+          const float p = keep ? attnc_ex2(fmaf(((v_m23 < (-1.0e38f)) ? (-1.0e38f) : v_m23), dotv, 0.0f) - sLse2[stage][lc]) : 0.f;
+          dp[n][r] = keep ? p * (dp[n][r] - sDelta[stage][lc]) * (v_m4) : 0.f;
           s[n][r] = p;
         }
       }
-      } else {
+    } else {
       #pragma unroll
       for (int n = 0; n < NT; ++n) {
         #pragma unroll
         for (int r = 0; r < 4; ++r) {
-          const int i = r >> 1, lr = warp * 16 + g + 8 * (r >> 1), lc = n * 8 + 2 * t4 + (r & 1);
+          const int lr = warp * 16 + g + 8 * (r >> 1), lc = n * 8 + 2 * t4 + (r & 1);
           const int qrow = qrow0 + lc, qi = q0 + lc, kvi = k0 + lr;
           const float dotv = s[n][r];
-          (void)i; (void)lr; (void)lc; (void)qrow; (void)qi; (void)kvi; (void)dotv;
-
-          const bool keep = (true & (qrow < Nq));
+          (void)lr; (void)lc; (void)qrow; (void)qi; (void)kvi; (void)dotv;
+          const float v_e4 = (1.0f / sqrtf((float)(HEAD_DIM)));
+          const float v_e20 = (v_e4 * 1.442695f);
+          const float v_e23 = ((v_e20 > 1.0e38f) ? 1.0e38f : v_e20);
+          const bool keep = true;
           // A dropped pair's logit and g may be NaN (a log of a negative distance): selected away, never multiplied.
-          const float p = keep ? attnc_ex2(fmaf(hv_26, dotv, 0.0f) - sLse2[stage][lc]) : 0.f;
-          dp[n][r] = keep ? p * (dp[n][r] - sDelta[stage][lc]) * ((hv_26) * 0.6931471805599453f) : 0.f;
+          const float p = keep ? attnc_ex2(fmaf(((v_e23 < (-1.0e38f)) ? (-1.0e38f) : v_e23), dotv, 0.0f) - sLse2[stage][lc]) : 0.f;
+          dp[n][r] = keep ? p * (dp[n][r] - sDelta[stage][lc]) * (v_e4) : 0.f;
           s[n][r] = p;
         }
       }
-      }
-      // dV += P^T dO, dK += dS^T Q
+    }
+    // dV += P^T dO, dK += dS^T Q
     #pragma unroll
     for (int kk = 0; kk < 4; ++kk) {
       unsigned a[4];
@@ -500,9 +480,8 @@ extern "C" __global__ void __launch_bounds__(128, 1) attnc_causal_bf16_d64_bwd_d
         attnc_mma(dk[2 * dn + 1], a, b2, b3);
       }
     }
-      qt = qtn;
-      stage ^= 1;
-    }
+    it = itn;
+    stage ^= 1;
   }
   attnc_cp_wait<0>();
   const size_t kv_rows = (size_t)(bb * Hkv + hk) * Nk;
