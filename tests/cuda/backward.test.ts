@@ -7,19 +7,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { CudaBackend } from '../../src/runtime/cuda.ts';
 import { checkBackwardCases, defaultCases } from '../../src/runtime/check.ts';
-import { EXAMPLES_DIR, loadExamples } from './suite.ts';
+import { EXAMPLES_DIR, loadExamples, openTestCuda } from './suite.ts';
 
-let backend: CudaBackend | null = null;
-let reason = '';
-try {
-  const { openCuda } = await import('../../src/runtime/cuda.ts');
-  backend = await openCuda();
-} catch (e) {
-  reason = `${(e as Error).name}: ${(e as Error).message}`;
-  console.warn(`tests/cuda/backward.test.ts: skipped: ${reason}`);
-}
+const { backend, reason } = await openTestCuda('tests/cuda/backward.test.ts');
 afterAll(() => backend?.dispose());
 
 describe.skipIf(!backend)(`CUDA backward vs float64 reference${reason ? ` (skipped: ${reason})` : ''}`, () => {

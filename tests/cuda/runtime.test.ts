@@ -3,20 +3,11 @@
 // (ragged lengths, GQA, decode). Skipped, with the reason, when this machine
 // has no CUDA driver/device/NVRTC. The long shapes run in scripts/test-gpu.sh.
 import { afterAll, describe, expect, it } from 'vitest';
-import type { CudaBackend } from '../../src/runtime/cuda.ts';
-import { formatResult, loadExamples, runCase, shortShapes } from './suite.ts';
+import { formatResult, loadExamples, openTestCuda, runCase, shortShapes } from './suite.ts';
 import { renderCuda } from '../../src/compiler/render/cuda.ts';
 import { randomInputs } from '../../src/runtime/random.ts';
 
-let backend: CudaBackend | null = null;
-let reason = '';
-try {
-  const { openCuda } = await import('../../src/runtime/cuda.ts');
-  backend = await openCuda();
-} catch (e) {
-  reason = `${(e as Error).name}: ${(e as Error).message}`;
-  console.warn(`tests/cuda/runtime.test.ts: skipped: ${reason}`);
-}
+const { backend, reason } = await openTestCuda('tests/cuda/runtime.test.ts');
 afterAll(() => backend?.dispose());
 
 describe.skipIf(!backend)(`CUDA vs float64 reference${reason ? ` (skipped: ${reason})` : ''}`, () => {

@@ -35,6 +35,18 @@ export function loadExamples(only?: string[]): Spec[] {
   return out;
 }
 
+/** The CUDA backend for a test file, or null with the reason (printed once) where this machine has no CUDA driver, device or NVRTC. */
+export async function openTestCuda(file: string): Promise<{ backend: import('../../src/runtime/cuda.ts').CudaBackend | null; reason: string }> {
+  try {
+    const { openCuda } = await import('../../src/runtime/cuda.ts');
+    return { backend: await openCuda(), reason: '' };
+  } catch (e) {
+    const reason = `${(e as Error).name}: ${(e as Error).message}`;
+    console.warn(`${file}: skipped: ${reason}`);
+    return { backend: null, reason };
+  }
+}
+
 export interface CaseResult {
   spec: string; dtype: StorageDType; shape: Shape;
   errO: number; errLse: number; nan: number; rows: number; tol: number; pass: boolean; ms: number;
