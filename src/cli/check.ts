@@ -50,7 +50,7 @@ export function registerCheck(program: Command): void {
       if (!/^\d+$/.test(v)) throw new InvalidArgumentError('--seed must be a non-negative integer');
       return Number(v);
     }, 1)
-    .option('--backward', 'check the backward kernels (dQ, dK, dV) against the float64 backward reference instead (WebGPU; CUDA f16/bf16)')
+    .option('--backward', 'check the backward kernels (dQ, dK, dV) against the float64 backward reference instead (WebGPU; CUDA and the torch module for f16/bf16)')
     .option('--json', 'print the results as JSON')
     .action((spec: string, flags: CheckFlags) => runCommand(() => checkCommand(spec, flags)));
 }

@@ -87,7 +87,7 @@ export async function* checkBackwardCases(
   backend: Backend, text: string, block: AttentionBlock, lowered: LoweredKernel,
   cases: CheckCase[], dtypes: StorageDType[], params: Record<string, number>, seed: number,
 ): AsyncGenerator<BackwardCheckResult> {
-  if (!backend.backward) throw new UsageError(`the ${backend.name} backend has no backward kernels yet (--backend webgpu or cuda)`);
+  if (!backend.backward) throw new UsageError(`the ${backend.name} backend has no backward kernels yet (--backend webgpu, cuda or torch)`);
   for (const shape of cases) {
     const tables = defaultTables(lowered.program.inputs, shape, seed);
     for (const dtype of dtypes) {

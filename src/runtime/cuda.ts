@@ -10,8 +10,9 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import type { CompiledKernel } from '../compiler/manifest.ts';
+import type { CompiledKernel, StorageDType } from '../compiler/manifest.ts';
 import { cudaLaunches, cudaLaunchFor, type CudaArg } from '../compiler/render/cuda.ts';
+import { cudaBackwardGrid, cudaBackwardStages } from '../compiler/render/cuda-bwd.ts';
 import { DeviceError, NoDeviceError, type AttentionCall, type AttentionGradients, type AttentionResult, type BackwardInputs, type Backend, type Codegen, type DeviceLimits } from './device.ts';
 import { check, checkNvrtc, loadCudaLibs, type CudaLibs } from './cuda-ffi.ts';
 import { fromBf16Array, fromF16Array, toBf16Array, toF16Array } from './half.ts';
@@ -205,14 +206,7 @@ export class CudaBackend implements Backend {
       };
       const extra = body(launch);
       ck(cu.cuCtxSynchronize(), `kernel ${cfg.entryPoint}`);
-      const oRaw = Buffer.alloc(oBytes), lseRaw = Buffer.alloc(lseBytes);
-      if (oBytes) ck(cu.cuMemcpyDtoH(oRaw, ptrs.O, oBytes), 'cuMemcpyDtoH');
-      if (lseBytes) ck(cu.cuMemcpyDtoH(lseRaw, ptrs.LSE, lseBytes), 'cuMemcpyDtoH');
-      const o = dt === 'f32'
-        ? new Float32Array(oRaw.buffer.slice(oRaw.byteOffset, oRaw.byteOffset + oBytes))
-        : (dt === 'f16' ? fromF16Array : fromBf16Array)(new Uint16Array(oRaw.buffer.slice(oRaw.byteOffset, oRaw.byteOffset + oBytes)));
-      const lse = new Float32Array(lseRaw.buffer.slice(lseRaw.byteOffset, lseRaw.byteOffset + lseBytes));
-      return { result: { o, lse }, extra };
+      return { result: { o: this.download(ptrs.O, oBytes, dt), lse: this.download(ptrs.LSE, lseBytes, 'f32') }, extra };
     } finally {
       freeAll();
     }
@@ -229,15 +223,10 @@ export class CudaBackend implements Backend {
     const { cu } = this.libs;
     const ck = (r: unknown, what: string) => check(this.libs, r, what);
     ck(cu.cuCtxSetCurrent(this.ctx), 'cuCtxSetCurrent');
-    const abi = m.abi as { args: CudaArg[]; stages: Array<{ entryPoint: string; grid: string[]; block: number[]; dynamicSmemBytes: number }> };
+    const args = (m.abi as { args: CudaArg[] }).args, stages = cudaBackwardStages(m);
     const { B, Hq, Hkv, Nq, Nk, D } = call;
     if (D !== m.headDim) throw new DeviceError('ATTNC_BAD_SHAPE', `kernel was compiled for head_dim ${m.headDim}, call has ${D}`);
-    const key = createHash('sha256').update(kernel.source).update(m.entryPoint).digest('hex');
-    const loaded = this.modules.get(key) ?? this.loadModule(key, kernel.source, abi.stages.map((x) => x.entryPoint));
-    for (const st of abi.stages) {
-      if (st.dynamicSmemBytes > this.info.smemOptin) throw new DeviceError('CUDA_ERROR_INVALID_VALUE', `kernel ${st.entryPoint} needs ${st.dynamicSmemBytes} bytes of shared memory, device allows ${this.info.smemOptin}`);
-      ck(cu.cuFuncSetAttribute(loaded.fns.get(st.entryPoint), FUNC_ATTR_MAX_DYNAMIC_SMEM, st.dynamicSmemBytes), 'cuFuncSetAttribute(max dynamic shared memory)');
-    }
+    const loaded = this.load(kernel);
     const dt = m.dtype;
     const { alloc, upload, freeAll } = this.allocations();
     const store = (x: Float32Array): ArrayBufferView => (dt === 'f16' ? toF16Array(x) : toBf16Array(x));
@@ -251,21 +240,15 @@ export class CudaBackend implements Backend {
         ptrs[name] = alloc(n);
         ck(cu.cuMemsetD8(ptrs[name], 0xff, n), 'cuMemsetD8');  // poisoned: an element no kernel writes reads NaN
       }
-      const argBufs = argBuffers(abi.args, ptrs, call, upload);
-      const grids = [[Math.ceil(Nq / 64), Hq, B], [Math.ceil(Nk / 64), Hkv, B]];
-      abi.stages.forEach((st, i) => {
-        const grid = grids[i];
-        if (grid[0] === 0) return;
+      const argBufs = argBuffers(args, ptrs, call, upload);
+      for (const st of stages) {
+        const grid = cudaBackwardGrid(st, call);
+        if (grid[0] === 0) continue;
         if (grid[1] > 65535 || grid[2] > 65535) throw new DeviceError('ATTNC_GRID_TOO_LARGE', `grid ${grid.join('x')} exceeds 65535 in y/z`);
         ck(cu.cuLaunchKernel(loaded.fns.get(st.entryPoint), grid[0], grid[1], grid[2], st.block[0], st.block[1] ?? 1, st.block[2] ?? 1, st.dynamicSmemBytes, null, argBufs, null), 'cuLaunchKernel');
-      });
-      ck(cu.cuCtxSynchronize(), `kernels ${abi.stages.map((x) => x.entryPoint).join(', ')}`);
-      const read = (name: keyof typeof bytes): Float32Array => {
-        const raw = Buffer.alloc(bytes[name]);
-        if (bytes[name]) ck(cu.cuMemcpyDtoH(raw, ptrs[name], bytes[name]), 'cuMemcpyDtoH');
-        return (dt === 'f16' ? fromF16Array : fromBf16Array)(new Uint16Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + bytes[name])));
-      };
-      return { dq: read('dQ'), dk: read('dK'), dv: read('dV') };
+      }
+      ck(cu.cuCtxSynchronize(), `kernels ${stages.map((x) => x.entryPoint).join(', ')}`);
+      return { dq: this.download(ptrs.dQ, bytes.dQ, dt), dk: this.download(ptrs.dK, bytes.dK, dt), dv: this.download(ptrs.dV, bytes.dV, dt) };
     } finally {
       freeAll();
     }
@@ -289,14 +272,23 @@ export class CudaBackend implements Backend {
     return { alloc, upload, freeAll: () => { for (const p of allocs.splice(0)) cu.cuMemFree(p); } };
   }
 
+  /** `bytes` of device memory at `ptr`, as f32 (storage types widened). */
+  private download(ptr: number, bytes: number, dt: StorageDType): Float32Array {
+    const raw = Buffer.alloc(bytes);
+    if (bytes) check(this.libs, this.libs.cu.cuMemcpyDtoH(raw, ptr, bytes), 'cuMemcpyDtoH');
+    const copy = raw.buffer.slice(raw.byteOffset, raw.byteOffset + bytes);
+    return dt === 'f32' ? new Float32Array(copy) : (dt === 'f16' ? fromF16Array : fromBf16Array)(new Uint16Array(copy));
+  }
+
   private load(kernel: CompiledKernel): Loaded {
     const key = createHash('sha256').update(kernel.source).update(kernel.manifest.entryPoint).digest('hex');
     const hit = this.modules.get(key);
     if (hit) return hit;
     const { cu } = this.libs;
-    const launches = cudaLaunches(kernel.manifest);
+    const m = kernel.manifest;
+    const launches = m.pass === 'backward' ? cudaBackwardStages(m).map((st) => ({ ...st, blocksPerSm: 1 })) : cudaLaunches(m);
     const loaded = this.loadModule(key, kernel.source, launches.map((cfg) => cfg.entryPoint));
-    // Every kernel of the source (the main one and its variants), each with its shared-memory limits.
+    // Every kernel of the source (the main one and its variants, or the backward stages), each with its shared-memory limits.
     for (const cfg of launches) {
       const fn = loaded.fns.get(cfg.entryPoint);
       const smem = cfg.dynamicSmemBytes;

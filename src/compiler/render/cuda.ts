@@ -198,7 +198,8 @@ const launchAbi = (t: CudaTiles) => ({
   blocksPerSm: t.ctas,
 });
 
-function safeComment(s: string): string {
+/** A name as it may stand in a generated comment: printable ASCII, no comment end or backslash. */
+export function safeComment(s: string): string {
   return s.replace(/[^\x20-\x7e]|\*\/|\\/g, '?');
 }
 

@@ -11,7 +11,7 @@ import type { LoweredKernel } from '../ir/program.ts';
 import type { CompiledKernel, StorageDType } from '../manifest.ts';
 import { AXIS_SIZE } from '../syntax/ast.ts';
 import { cudaLaunches, renderCuda, type CudaArg } from './cuda.ts';
-import { cudaBackwardProblem, renderCudaBackward } from './cuda-bwd.ts';
+import { cudaBackwardProblem, cudaBackwardStages, renderCudaBackward } from './cuda-bwd.ts';
 import { TORCH_RUNTIME } from './torch-runtime.ts';
 
 export interface TorchRenderOptions {
@@ -45,11 +45,10 @@ function pyData(x: unknown): string {
 /** A param's default as Python writes it: f32 integers with a decimal point (10.0, not 10). */
 const pyNumber = (v: number, type: 'i32' | 'f32') => (type === 'f32' && Number.isInteger(v) ? `${v}.0` : pyData(v));
 
-/** The backward kernels' entry in the module: stages (entry, block, shared memory), arguments, source. */
+/** The backward kernels' entry in the module: stages (entry, what a block owns, block, shared memory), arguments, source. */
 function backwardEntry(b: CompiledKernel): string {
-  const abi = b.manifest.abi as { args: CudaArg[]; stages: Array<{ entryPoint: string; block: number[]; dynamicSmemBytes: number }> };
-  const stages = abi.stages.map((x) => ({ entry: x.entryPoint, block: [x.block[0], x.block[1] ?? 1, x.block[2] ?? 1], smem: x.dynamicSmemBytes }));
-  const args = abi.args.map((a) => (a.role === 'param' ? [a.role, a.name, a.kind] : [a.role, a.name]));
+  const stages = cudaBackwardStages(b.manifest).map((x) => ({ entry: x.entryPoint, over: x.over, bm: x.bm, block: [x.block[0], x.block[1] ?? 1, x.block[2] ?? 1], smem: x.dynamicSmemBytes }));
+  const args = (b.manifest.abi as { args: CudaArg[] }).args.map((a) => (a.role === 'param' ? [a.role, a.name, a.kind] : [a.role, a.name]));
   return `{
     'stages': ${pyData(stages)},
     'args': ${pyData(args)},
@@ -140,7 +139,8 @@ KERNELS = {
 ${kernels.map(kernelEntry).join('\n')}
 }
 # The backward kernels (dQ, then dK and dV; one source for every arch from sm_80 on), launched in order by
-# o.backward(...): their entry points, blocks and shared memory, arguments and CUDA-C source; None where there are none.
+# o.backward(...): their entry points, what a block owns (bm query rows or keys), blocks and shared memory, arguments
+# and CUDA-C source; None where there are none.
 BACKWARD = ${backward ? backwardEntry(backward) : 'None'}
 ${TORCH_RUNTIME}`;
 }

@@ -226,23 +226,30 @@ def _loaded(ordinal):
     with _LOCK:
         if ordinal in _STATE:
             return drv, _STATE[ordinal]
-        drv.check(drv.lib.cuCtxSetCurrent(ctx), 'cuCtxSetCurrent')
-        module = ctypes.c_void_p()
-        drv.check(drv.lib.cuModuleLoadData(ctypes.byref(module), cubin), 'cuModuleLoadData')
-        fns = []
         kernel = _kernel(arch)
-        for launch in kernel['launches']:
-            fn = ctypes.c_void_p()
-            drv.check(drv.lib.cuModuleGetFunction(ctypes.byref(fn), module, launch['entry'].encode()), f'cuModuleGetFunction({launch["entry"]})')
-            if launch['smem'] > smem_optin:
-                raise AttncCudaError(f'{SPEC}: kernel {launch["entry"]} needs {launch["smem"]} bytes of shared memory, the device allows {smem_optin}')
-            drv.check(drv.lib.cuFuncSetAttribute(fn, _Driver.FUNC_MAX_DYNAMIC_SMEM, launch['smem']), 'cuFuncSetAttribute(max dynamic shared memory)')
-            if launch['blocksPerSm'] > 1:  # a kernel built for 2 blocks per SM needs the whole carveout as shared memory
-                drv.check(drv.lib.cuFuncSetAttribute(fn, _Driver.FUNC_SMEM_CARVEOUT, 100), 'cuFuncSetAttribute(shared memory carveout)')
-            fns.append(fn)
-        state = {'ctx': ctx, 'arch': arch, 'kernel': kernel, 'fns': fns, 'module': module, 'sms': sms}
+        module, fns = _load_module(drv, ctx, cubin, kernel['launches'], smem_optin)
+        state = {'ctx': ctx, 'arch': arch, 'kernel': kernel, 'fns': fns, 'module': module, 'sms': sms, 'smem_optin': smem_optin}
         _STATE[ordinal] = state
         return drv, state
+
+
+def _load_module(drv, ctx, cubin, launches, smem_optin):
+    """A cubin loaded in ctx, and its kernels in the order of `launches` (entry, smem[, blocksPerSm]), each allowed
+    its dynamic shared memory."""
+    drv.check(drv.lib.cuCtxSetCurrent(ctx), 'cuCtxSetCurrent')
+    module = ctypes.c_void_p()
+    drv.check(drv.lib.cuModuleLoadData(ctypes.byref(module), cubin), 'cuModuleLoadData')
+    fns = []
+    for launch in launches:
+        fn = ctypes.c_void_p()
+        drv.check(drv.lib.cuModuleGetFunction(ctypes.byref(fn), module, launch['entry'].encode()), f'cuModuleGetFunction({launch["entry"]})')
+        if launch['smem'] > smem_optin:
+            raise AttncCudaError(f'{SPEC}: kernel {launch["entry"]} needs {launch["smem"]} bytes of shared memory, the device allows {smem_optin}')
+        drv.check(drv.lib.cuFuncSetAttribute(fn, _Driver.FUNC_MAX_DYNAMIC_SMEM, launch['smem']), 'cuFuncSetAttribute(max dynamic shared memory)')
+        if launch.get('blocksPerSm', 1) > 1:  # a kernel built for 2 blocks per SM needs the whole carveout as shared memory
+            drv.check(drv.lib.cuFuncSetAttribute(fn, _Driver.FUNC_SMEM_CARVEOUT, 100), 'cuFuncSetAttribute(shared memory carveout)')
+        fns.append(fn)
+    return module, fns
 
 
 def _loaded_backward(ordinal):
@@ -256,15 +263,7 @@ def _loaded_backward(ordinal):
     with _LOCK:
         if key in _STATE:
             return drv, _STATE[key]
-        drv.check(drv.lib.cuCtxSetCurrent(st['ctx']), 'cuCtxSetCurrent')
-        module = ctypes.c_void_p()
-        drv.check(drv.lib.cuModuleLoadData(ctypes.byref(module), cubin), 'cuModuleLoadData')
-        fns = []
-        for stage in BACKWARD['stages']:
-            fn = ctypes.c_void_p()
-            drv.check(drv.lib.cuModuleGetFunction(ctypes.byref(fn), module, stage['entry'].encode()), f'cuModuleGetFunction({stage["entry"]})')
-            drv.check(drv.lib.cuFuncSetAttribute(fn, _Driver.FUNC_MAX_DYNAMIC_SMEM, stage['smem']), 'cuFuncSetAttribute(max dynamic shared memory)')
-            fns.append(fn)
+        module, fns = _load_module(drv, st['ctx'], cubin, BACKWARD['stages'], st['smem_optin'])
         _STATE[key] = {'ctx': st['ctx'], 'fns': fns, 'module': module}
         return drv, _STATE[key]
 
@@ -330,7 +329,8 @@ def _run_backward(q, k, v, o, lse, do, values, tables):
     delta = torch.empty((B, Hq, Nq), dtype=torch.float32, device=q.device)
     tensors = {'Q': q, 'K': k, 'V': v, 'O': o, 'LSE': lse, 'dO': do, 'dQ': dq, 'dK': dk, 'dV': dv, 'Delta': delta}
     args = _kernel_args(BACKWARD['args'], tensors, sizes, values, tables)
-    grids = [(-(-Nq // 64), Hq, B), (-(-Nk // 64), Hkv, B)]
+    # A stage's blocks own bm query rows of a query head, or bm keys of a kv head.
+    grids = [(-(-Nq // x['bm']), Hq, B) if x['over'] == 'queries' else (-(-Nk // x['bm']), Hkv, B) for x in BACKWARD['stages']]
     if max(Hq, B) > 65535:
         raise ValueError(f'{SPEC}: grid exceeds 65535 in y or z (Hq = {Hq}, B = {B})')
     with torch.cuda.device(q.device):
