@@ -215,6 +215,8 @@ export function chooseCudaTiles(dtype: StorageDType, headDim: number, overrides:
 function wgmmaTiles(dtype: StorageDType, headDim: number, o: TileOverrides, hints: TileHints): CudaTiles {
   const producer = o.producer ?? true;
   const warps = o.warps ?? 8;
+  // Per-diagonal values carried in the producer's registers (CudaTiles.diagCarry): by default at D=128 (why: beside diagCarry below).
+  const carryAsked = o.diagCarry ?? headDim >= 128;
   const ctas = o.ctas ?? 1;
   if (ctas !== 1 && ctas !== 2) throw new Error(`cuda sm_90a: ${ctas} blocks per SM: 1 or 2`);
   if (o.persistent && !producer) throw new Error('cuda sm_90a: a persistent kernel needs the producer warpgroup (it runs ahead into the next work item)');
@@ -261,8 +263,7 @@ function wgmmaTiles(dtype: StorageDType, headDim: number, o: TileOverrides, hint
     // Three consumer warpgroups: a producer of 32 leaves each consumer thread 160 registers instead of 152, where
     // BN 128 builds without spills (FlashAttention-3's D=64 tiling, 192 x 128); the persistent item loop needs more,
     // and so do carried per-diagonal values (at 32 they spilled 8-16 bytes, tests/cuda/results/ptxas-2026-12-04-*).
-    const carry = (o.diagCarry ?? headDim >= 128) && !!hints.diagTables;
-    const base = hints.tableTileTest ? 56 : warps === 12 && !persistent && !carry ? 32 : 40;
+    const base = hints.tableTileTest ? 56 : warps === 12 && !persistent && !(carryAsked && !!hints.diagTables) ? 32 : 40;
     const producerRegs = producer ? base + (persistent ? (hints.tableTileTest ? 24 : 8) : 0) : 0;
     const consumerRegs = producer ? Math.min(240, Math.floor((launchRegs(threads, ctas) * threads - 128 * producerRegs) / consumerThreads / 8) * 8) : 0;
     // The overlap needs a third stage (the consumers hold two at once; with two, the producer cannot run
@@ -371,8 +372,7 @@ function wgmmaTiles(dtype: StorageDType, headDim: number, o: TileOverrides, hint
   // tests/cuda/results/h200-2026-12-05-gpu-ab-bench.txt): D=128 with both (+cd) 0.939 at B2 N16384 and 0.957 at
   // B8 N4096 (each alone 0.99-1.00: the early reads pay once the producer's fill is cheap); D=64 at 8 warps +c
   // 0.985 / 1.000, +d 1.042 / 1.040, +cd 1.037 / 1.043, and at 12 warps BN 96 +c 1.066 / 1.011 against 12x96 alone.
-  const carry = o.diagCarry ?? headDim >= 128;
-  const diagCarry = producer && !!hints.diagTables && bn <= 128 && carry;
+  const diagCarry = producer && !!hints.diagTables && bn <= 128 && carryAsked;
   const diagPrefetch = producer && !!hints.diagTables && (o.diagPrefetch ?? (headDim >= 128 && prefetchLive <= consumerRegs - 28));
   return { kind: 'wgmma', bm, bn, warps, mt: 1, threads, stages, stride, smemBytes, producerRegs, consumerRegs, overlap, ctas, persistent, scanBatch, snakeOrder, foldScale, lazyRescale, twoChains, rowSumMma, zeroRef, earlyPvWait, pingpong, diagCarry, diagPrefetch };
 }
