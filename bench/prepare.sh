@@ -4,6 +4,8 @@
 #   bench/build/cuda/<spec>.<dtype>.d<D>.cu + .manifest.json   (bf16, f16; D 64, 128)
 #   bench/build/flex/<spec>_flex.py                             (FlexAttention peer)
 #   bench/build/torch/<spec>_<dtype>_d<D>.py                    (our kernel as a PyTorch module; run.py --torch-module)
+#   bench/build/torch-bwd/<variant>/<spec>_<dtype>_d<D>.py       (the same with backward variants under evaluation,
+#        BWD_VARIANTS, for train.py --variants; a variant's parts joined by '+')
 #   bench/build/cubin/<spec>.<dtype>.d<D>.sm_90a.cubin          (nvcc, if nvcc is here: a
 #        compile check with the ptxas resource report, and a fallback for run.py --prebuilt)
 #   bench/build/build.json   (git revision, dirty flag, per-spec `attnc compile` wall times)
@@ -19,6 +21,7 @@ BUILD="${BUILD:-$ROOT/bench/build}"
 ARCH="${ARCH:-sm_90a}"
 DTYPES="${DTYPES:-bf16 f16}"
 DIMS="${DIMS:-64 128}"
+BWD_VARIANTS="${BWD_VARIANTS:-tables async-stats scan-window tables+async-stats+scan-window}"
 
 SRC="$ROOT"
 REV="$(git rev-parse HEAD)"
@@ -49,6 +52,9 @@ for spec in "$ROOT"/bench/specs/*.attn; do
       node "$SRC/bin/attnc.js" compile "$spec" --target cuda --dtype "$dt" --head-dim "$D" --arch "$ARCH" -o "$BUILD/cuda" > /dev/null
       echo -e "$name\t$dt\t$D\t$(( $(now_ms) - t0 ))" >> "$TIMES"
       node "$SRC/bin/attnc.js" compile "$spec" --target torch --dtype "$dt" --head-dim "$D" -o "$BUILD/torch" > /dev/null
+      for v in $BWD_VARIANTS; do
+        node "$SRC/bin/attnc.js" compile "$spec" --target torch --dtype "$dt" --head-dim "$D" --cuda-bwd "${v//+/,}" -o "$BUILD/torch-bwd/$v" > /dev/null
+      done
     done
   done
   echo "compiled $name"
@@ -93,5 +99,9 @@ json.dump(info, open(os.path.join(build, 'build.json'), 'w'), indent=1)
 print(f"wrote {build}/build.json (attnc {rev[:10]}{' + uncommitted src/bin edits' if int(dirty) else ''})")
 EOF
 du -sh "$BUILD"
+# The build, packed for the GPU machine's carry (text; about 1/100 of its size): carry bench/build.tar.xz and run
+# `tar -xJf bench/build.tar.xz` there first.
+tar -cJf "$ROOT/bench/build.tar.xz" -C "$(dirname "$BUILD")" "$(basename "$BUILD")"
+echo "wrote $ROOT/bench/build.tar.xz ($(du -h "$ROOT/bench/build.tar.xz" | cut -f1))"
 [ "$SRC" != "$ROOT" ] && rm -rf "$SRC"
 exit 0

@@ -1,6 +1,7 @@
 """A training step (forward + backward) of attnc's torch module against FlexAttention's, on the GPU machine.
 
     python3 bench/train.py --out $OUT [--specs a,b] [--dims 64,128] [--lens 4096,16384] [--dtype bf16] [--budget-s 240]
+                           [--variants tables,async-stats,tables+async-stats]
 
 Per (spec, D, N), B*N = 32768 tokens, H = 16: the same q, k, v (requires_grad) and dO for both; a step is
 `o = attention(q, k, v); o.backward(dO)`. Ours: bench/build/torch/<spec>_<dtype>_d<D>.py (attnc's forward kernel, then
@@ -8,6 +9,9 @@ its two backward launches through autograd). Flex: bench/build/flex/<spec>_flex.
 flex_attention (forward and backward compiled) and create_block_mask of its mask_mod. Before timing, ours' dQ, dK, dV
 must agree with Flex's (max abs difference over the largest magnitude, per tensor); rows that do not are not timed.
 TFLOP/s count the kept pairs only: forward 4 D (kept) B H, backward 2.5 times that (FlashAttention's convention).
+--variants: backward kernel variants under evaluation (render/cuda-bwd.ts), each from bench/build/torch-bwd/<variant>/
+(prepare.sh's BWD_VARIANTS; a variant's parts joined by '+'), checked against Flex's gradients and timed in the same
+run as the default; a row's `variants` gives each one's time and its speed over the default's.
 Writes <out>/h200-YYYY-MM-DD-train.json (or the GPU's name) and prints a table. Exits 1 if anything failed.
 """
 import argparse
@@ -43,6 +47,7 @@ def main():
     ap.add_argument('--warmup', type=int, default=3)
     ap.add_argument('--repeats', type=int, default=10)
     ap.add_argument('--budget-s', type=float, default=240)
+    ap.add_argument('--variants', default='', help="backward variants to time beside the default, comma list (parts joined by '+')")
     a = ap.parse_args()
     dev = torch.device('cuda', 0)
     dt = {'bf16': torch.bfloat16, 'f16': torch.float16}[a.dtype]
@@ -52,6 +57,7 @@ def main():
     rows, failures = [], []
     gpu = torch.cuda.get_device_name(0)
     log(f'{gpu}, torch {torch.__version__}: training step (forward + backward), {a.dtype}')
+    variants = [v for v in a.variants.split(',') if v and v != 'default']
     for D in [int(x) for x in a.dims.split(',')]:
         for N in [int(x) for x in a.lens.split(',')]:
             B, H = max(1, 32768 // N), 16
@@ -65,6 +71,7 @@ def main():
                 rows.append(row)
                 try:
                     tmod = load_module(os.path.join(HERE, 'build', 'torch', f'{s}_{a.dtype}_d{D}.py'))
+                    vmods = {v: load_module(os.path.join(HERE, 'build', 'torch-bwd', v, f'{s}_{a.dtype}_d{D}.py')) for v in variants}
                     fmod = load_module(os.path.join(HERE, 'build', 'flex', f'{s}_flex.py'))
                     manifest = json.load(open(os.path.join(HERE, 'build', 'cuda', f'{s}.{a.dtype}.d{D}.manifest.json')))
                     P, T = param_defaults(manifest), make_tables(manifest, N, H, dev)
@@ -80,26 +87,47 @@ def main():
                         o = attention(*leaves)
                         o.backward(do)
 
-                    ours = lambda q_, k_, v_: tmod.attention(q_, k_, v_, P, T)[0]  # noqa: E731
+                    ours_of = lambda mod: lambda q_, k_, v_: mod.attention(q_, k_, v_, P, T)[0]  # noqa: E731
+                    ours = ours_of(tmod)
                     flex = lambda q_, k_, v_: compiled(q_, k_, v_, score_mod=score_mod, block_mask=bm, scale=1.0)  # noqa: E731
-                    step(ours)
-                    g_ours = [x.grad.clone() for x in leaves]
                     torch._dynamo.reset()
                     step(flex)
                     g_flex = [x.grad.clone() for x in leaves]
-                    row.update({f'agree_{n}': rel_diff(go, gf) for n, go, gf in zip(('dq', 'dk', 'dv'), g_ours, g_flex)})
-                    row['nonfinite_ours'] = int(sum((~torch.isfinite(g)).sum() for g in g_ours))
-                    worst = max(row['agree_dq'], row['agree_dk'], row['agree_dv'])
+
+                    def agreement(fn):
+                        """Max relative difference of fn's dQ, dK, dV from Flex's, and its non-finite count."""
+                        step(fn)
+                        g = [x.grad for x in leaves]
+                        agree = {f'agree_{n}': rel_diff(go, gf) for n, go, gf in zip(('dq', 'dk', 'dv'), g, g_flex)}
+                        return agree, int(sum((~torch.isfinite(x)).sum() for x in g))
+
+                    agree, row['nonfinite_ours'] = agreement(ours)
+                    row.update(agree)
+                    worst = max(agree.values())
                     if worst > AGREE[a.dtype] or row['nonfinite_ours']:
                         raise RuntimeError(f'gradients disagree with Flex: dQ {row["agree_dq"]:.2e} dK {row["agree_dk"]:.2e} dV {row["agree_dv"]:.2e} '
                                            f'(limit {AGREE[a.dtype]}), {row["nonfinite_ours"]} non-finite: not timed')
-                    del g_ours, g_flex
                     for name, fn in (('ours', ours), ('flex', flex)):
                         ms, mn, _ = time_cuda(lambda: step(fn), a.warmup, a.repeats)
                         row[f'{name}_ms'], row[f'{name}_min_ms'], row[f'{name}_tflops'] = ms, mn, flops / (ms * 1e9)
                     row['ours_over_flex'] = row['flex_ms'] / row['ours_ms']
                     log(f'{s:16s} D={D:3d} N={N:5d}  ours {row["ours_ms"]:8.3f} ms {row["ours_tflops"]:6.1f} TFLOP/s   '
                         f'flex {row["flex_ms"]:8.3f} ms {row["flex_tflops"]:6.1f}   x{row["ours_over_flex"]:.2f}   agree {worst:.1e}')
+                    row['variants'] = {}
+                    for v, mod in vmods.items():
+                        fn = ours_of(mod)
+                        vagree, nonfinite = agreement(fn)
+                        vrow = {**vagree, 'nonfinite': nonfinite}
+                        row['variants'][v] = vrow
+                        if max(vagree.values()) > AGREE[a.dtype] or nonfinite:
+                            vrow['error'] = f'gradients disagree with Flex: {max(vagree.values()):.2e} (limit {AGREE[a.dtype]}), {nonfinite} non-finite: not timed'
+                            failures.append(f'{s} D={D} N={N} variant {v}: {vrow["error"]}')
+                            log(f'FAIL {s} D={D} N={N} variant {v}: {vrow["error"]}')
+                            continue
+                        ms, mn, _ = time_cuda(lambda: step(fn), a.warmup, a.repeats)
+                        vrow.update({'ms': ms, 'min_ms': mn, 'tflops': flops / (ms * 1e9), 'over_default': row['ours_ms'] / ms})
+                        log(f'{"":16s} variant {v:24s} {ms:8.3f} ms {vrow["tflops"]:6.1f} TFLOP/s   x{vrow["over_default"]:.2f} of the default')
+                    del g_flex
                 except Exception as e:  # noqa: BLE001
                     traceback.print_exc()
                     row['error'] = f'{type(e).__name__}: {e}'[:2000]

@@ -2,6 +2,8 @@
 # Correctness on a GPU machine after a kernel change, in one command (logs under LOG_DIR, a summary at the end):
 #   1. the CUDA backward kernels against the float64 backward reference (tests/cuda/backward.test.ts)
 #   2. the torch module's autograd the same way (tests/torch, its gradient test)
+#   1b. the same for each backward variant under evaluation (VERIFY_BWD_VARIANTS, space-separated, each a
+#      comma list for ATTNC_CUDA_BWD; default 'tables,async-stats,scan-window', every variant on; '' for none)
 #   3. the CUDA differential suite of the forward defaults, bf16 and f16, lengths to 2100 (past the long-row
 #      variant's 2048 rows), then at D=64 again with 3 blocks so that each persistent block walks several items
 # Usage: bash scripts/gpu-verify.sh [LOG_DIR]   Exit status 1 when anything failed.
@@ -17,6 +19,10 @@ vitest_line() { grep -E 'Tests ' "$1" | tail -1 | sed 's/\x1b\[[0-9;]*m//g' | xa
 
 timeout 240 npx vitest run tests/cuda/backward.test.ts >"$logs/backward.log" 2>&1 || status=1
 line 'CUDA backward vs float64' "$(vitest_line "$logs/backward.log")"
+for v in ${VERIFY_BWD_VARIANTS-tables,async-stats,scan-window}; do
+  ATTNC_CUDA_BWD=$v timeout 240 npx vitest run tests/cuda/backward.test.ts >"$logs/backward-${v//,/+}.log" 2>&1 || status=1
+  line "CUDA backward ($v) vs float64" "$(vitest_line "$logs/backward-${v//,/+}.log")"
+done
 timeout 240 npx vitest run tests/torch/torch-target.test.ts -t 'gradients through' >"$logs/torch-grad.log" 2>&1 || status=1
 line 'torch module autograd vs float64' "$(vitest_line "$logs/torch-grad.log")"
 timeout 200 npx tsx tests/cuda/suite.ts --dtypes bf16,f16 --long --max-n 2100 >"$logs/suite-defaults.log" 2>&1 || status=1

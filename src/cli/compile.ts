@@ -2,10 +2,11 @@
 // (the ts module embeds its WGSL kernel and manifest, the torch module its CUDA kernels and their launches).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { artifactHash, lowerAndAnalyze, renderKernel, UsageError, type Target } from '../compiler/compile.ts';
 import { renderFlex } from '../compiler/render/flex.ts';
 import { renderTorch, torchModuleName } from '../compiler/render/torch.ts';
+import { BACKWARD_TUNING_SYNTAX, parseBackwardTuning, type CudaBackwardTuning } from '../compiler/render/cuda-bwd.ts';
 import { cudaHeadDimProblem } from '../compiler/schedule/cuda-tiles.ts';
 import { emitJavaScript, renderTsModule } from '../compiler/render/ts-module.ts';
 import { renderTsBackwardModule } from '../compiler/render/ts-module-bwd.ts';
@@ -30,6 +31,7 @@ interface CompileFlags {
   cubin?: string;
   exactLse?: boolean;
   backward?: boolean;
+  cudaBwd?: CudaBackwardTuning;
 }
 
 export function registerCompile(program: Command): void {
@@ -47,6 +49,7 @@ export function registerCompile(program: Command): void {
     .option('--cubin <arch>', 'with --target cuda and -o: also build a cubin with nvcc (e.g. sm_90a)')
     .option('--exact-lse', 'CUDA: row sums in f32 in the softmax, for an LSE within ~1e-6 of float64 (by default the sm_90a kernel may take them on the tensor cores: faster, LSE within ~1e-3)')
     .option('--backward', 'with --target wgsl, ts or cuda: the backward kernels (dQ, dK, dV from Q, K, V, O, LSE and dO) instead of the forward kernel')
+    .option('--cuda-bwd <variants>', `with --target torch, or cuda --backward: backward kernel variants under evaluation, ${BACKWARD_TUNING_SYNTAX}; the default kernels are the verified ones`, parseBackwardTuningArg)
     .option('--json', 'print the manifest as JSON')
     .option('--dump <stage>', 'print the value after a stage instead of compiling: ast, ir or analysis', parseChoice(['ast', 'ir', 'analysis'] as const))
     .action((spec: string, flags: CompileFlags) => runCommand(() => compileCommand(spec, flags)));
@@ -59,6 +62,7 @@ async function compileCommand(specPath: string, flags: CompileFlags): Promise<vo
   }
   if (flags.exactLse && flags.target !== 'cuda' && flags.target !== 'torch') throw new UsageError('--exact-lse is for --target cuda or torch');
   if (flags.backward && flags.target !== 'wgsl' && flags.target !== 'ts' && flags.target !== 'cuda') throw new UsageError('--backward is for --target wgsl, ts or cuda (the torch and flex modules carry their gradients already)');
+  if (flags.cudaBwd && !(flags.target === 'torch' || (flags.target === 'cuda' && flags.backward))) throw new UsageError('--cuda-bwd is for --target torch, or --target cuda --backward');
   if ((flags.target === 'wgsl' || flags.target === 'ts') && flags.dtype === 'bf16') throw new UsageError(`--target ${flags.target} takes --dtype f32 or f16 (bf16 is CUDA only)`);
   const headDimProblem = flags.target === 'cuda' || flags.target === 'torch' ? cudaHeadDimProblem(flags.dtype, flags.headDim) : null;
   if (headDimProblem) throw new UsageError(headDimProblem);
@@ -77,7 +81,7 @@ async function compileCommand(specPath: string, flags: CompileFlags): Promise<vo
   if (flags.target === 'torch') return writeTorch(text, block.name, lowered, flags);
   const kernel = renderKernel(text, block, lowered, {
     target: flags.target === 'ts' ? 'wgsl' : flags.target, dtype: flags.dtype, headDim: flags.headDim, entry: flags.entry, limits, arch: flags.arch, exactLse: flags.exactLse,
-    pass: flags.backward ? 'backward' : 'forward',
+    pass: flags.backward ? 'backward' : 'forward', cudaBackward: flags.cudaBwd,
   });
   if (flags.target === 'ts') {
     // The header's regeneration command: the file's base name only, in characters that cannot end a comment line.
@@ -111,6 +115,12 @@ async function compileCommand(specPath: string, flags: CompileFlags): Promise<vo
   if (flags.json) process.stdout.write(JSON.stringify(kernel.manifest, null, 2) + '\n');
 }
 
+function parseBackwardTuningArg(v: string): CudaBackwardTuning {
+  const t = parseBackwardTuning(v);
+  if (typeof t === 'string') throw new InvalidArgumentError(t);
+  return t;
+}
+
 function writeFlex(text: string, name: string, lowered: ReturnType<typeof lowerAndAnalyze>, flags: CompileFlags): void {
   const hash = artifactHash(text, name, { target: 'flex' });
   const source = renderFlex(lowered, { hash, version: VERSION });
@@ -125,8 +135,8 @@ function writeFlex(text: string, name: string, lowered: ReturnType<typeof lowerA
 }
 
 function writeTorch(text: string, name: string, lowered: ReturnType<typeof lowerAndAnalyze>, flags: CompileFlags): void {
-  const hash = artifactHash(text, name, { target: 'torch', dtype: flags.dtype, headDim: flags.headDim, exactLse: !!flags.exactLse });
-  const source = renderTorch(lowered, { dtype: flags.dtype, headDim: flags.headDim, hash, version: VERSION, exactLse: flags.exactLse });
+  const hash = artifactHash(text, name, { target: 'torch', dtype: flags.dtype, headDim: flags.headDim, exactLse: !!flags.exactLse, cudaBackward: flags.cudaBwd });
+  const source = renderTorch(lowered, { dtype: flags.dtype, headDim: flags.headDim, hash, version: VERSION, exactLse: flags.exactLse, cudaBackward: flags.cudaBwd });
   if (!flags.out) {
     process.stdout.write(source);
     return;

@@ -16,7 +16,7 @@ import { lowerBlock } from './passes/lower.ts';
 import { analyzeProgram } from './passes/analyze.ts';
 import { renderWgsl } from './render/wgsl.ts';
 import { renderWgslBackward } from './render/wgsl-bwd.ts';
-import { cudaBackwardProblem, renderCudaBackward } from './render/cuda-bwd.ts';
+import { backwardTuningLabel, cudaBackwardProblem, renderCudaBackward, type CudaBackwardTuning } from './render/cuda-bwd.ts';
 import { renderCuda } from './render/cuda.ts';
 import { VERSION } from '../version.ts';
 
@@ -38,6 +38,8 @@ export interface CompileOptions {
   exactLse?: boolean;
   /** 'backward': the kernels of dQ, dK and dV (WGSL; CUDA for f16/bf16) instead of the forward kernel. */
   pass?: 'forward' | 'backward';
+  /** CUDA backward: variants under evaluation (render/cuda-bwd.ts; none by default). */
+  cudaBackward?: CudaBackwardTuning;
 }
 
 export type FrontEnd =
@@ -70,7 +72,7 @@ export function artifactHash(text: string, blockName: string, opts: HashOptions)
   const limits = opts.limits
     ? [opts.limits.maxWorkgroupStorageBytes, opts.limits.maxInvocationsPerWorkgroup, opts.limits.maxWorkgroupSizeX]
     : [];
-  const key = JSON.stringify([VERSION, text, blockName, opts.target, opts.dtype ?? '', opts.headDim ?? 0, opts.arch ?? '', limits, ...(opts.exactLse ? ['exact-lse'] : []), ...(opts.pass === 'backward' ? ['backward'] : [])]);
+  const key = JSON.stringify([VERSION, text, blockName, opts.target, opts.dtype ?? '', opts.headDim ?? 0, opts.arch ?? '', limits, ...(opts.exactLse ? ['exact-lse'] : []), ...(opts.pass === 'backward' ? ['backward'] : []), ...(backwardTuningLabel(opts.cudaBackward) ? [`bwd:${backwardTuningLabel(opts.cudaBackward)}`] : [])]);
   return createHash('sha256').update(key).digest('hex').slice(0, 16);
 }
 
@@ -88,7 +90,7 @@ export function renderKernel(text: string, block: AttentionBlock, lowered: Lower
       if (opts.pass === 'backward') {
         const problem = cudaBackwardProblem(opts.dtype, opts.headDim);
         if (problem) throw new UsageError(problem);
-        return renderCudaBackward(lowered, { dtype: opts.dtype, headDim: opts.headDim, hash, version: VERSION, arch: opts.arch });
+        return renderCudaBackward(lowered, { dtype: opts.dtype, headDim: opts.headDim, hash, version: VERSION, arch: opts.arch, tuning: opts.cudaBackward });
       }
       return renderCuda(lowered, { dtype: opts.dtype, headDim: opts.headDim, hash, version: VERSION, arch: opts.arch, exactLse: opts.exactLse });
   }

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import type { CompiledKernel, StorageDType } from '../compiler/manifest.ts';
 import { cudaLaunches, cudaLaunchFor, type CudaArg } from '../compiler/render/cuda.ts';
 import { cudaBackwardGrid, cudaBackwardStages } from '../compiler/render/cuda-bwd.ts';
-import { DeviceError, NoDeviceError, type AttentionCall, type AttentionGradients, type AttentionResult, type BackwardInputs, type Backend, type Codegen, type DeviceLimits } from './device.ts';
+import { backwardTuningFromEnv, DeviceError, NoDeviceError, type AttentionCall, type AttentionGradients, type AttentionResult, type BackwardInputs, type Backend, type Codegen, type DeviceLimits } from './device.ts';
 import { check, checkNvrtc, loadCudaLibs, type CudaLibs } from './cuda-ffi.ts';
 import { fromBf16Array, fromF16Array, toBf16Array, toF16Array } from './half.ts';
 import { own } from '../compiler/own.ts';
@@ -59,7 +59,7 @@ export class CudaBackend implements Backend {
    */
   codegen(): Extract<Codegen, { target: 'cuda' }> {
     const hopper = this.info.cc === 90 && process.env.ATTNC_CUDA_KERNEL !== 'mma';
-    return { target: 'cuda', arch: hopper ? 'sm_90a' : 'sm_80' };
+    return { target: 'cuda', arch: hopper ? 'sm_90a' : 'sm_80', ...backwardTuningFromEnv() };
   }
 
   limits(): DeviceLimits {

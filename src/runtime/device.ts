@@ -1,6 +1,8 @@
 // What every runtime backend offers. `check`, `run` and the tests talk to
 // this interface; WebGPU and CUDA implement it.
 import type { CompiledKernel, StorageDType } from '../compiler/manifest.ts';
+import { parseBackwardTuning, type CudaBackwardTuning } from '../compiler/render/cuda-bwd.ts';
+import { UsageError } from '../compiler/compile.ts';
 
 export interface AttentionShape {
   B: number;
@@ -55,7 +57,19 @@ export interface DeviceLimits {
   maxComputeWorkgroupsPerDimension: number;
 }
 
-export type Codegen = { target: 'wgsl' } | { target: 'cuda'; arch: 'sm_80' | 'sm_90a' };
+export type Codegen = { target: 'wgsl' } | { target: 'cuda'; arch: 'sm_80' | 'sm_90a'; cudaBackward?: CudaBackwardTuning };
+
+/**
+ * ATTNC_CUDA_BWD (e.g. `tables,async-stats`): the CUDA backward variants under evaluation that the CUDA and torch
+ * backends compile, so that scripts/gpu-verify.sh can check each against float64. Unset: the default kernels.
+ */
+export function backwardTuningFromEnv(): { cudaBackward?: CudaBackwardTuning } {
+  const v = process.env.ATTNC_CUDA_BWD;
+  if (!v) return {};
+  const t = parseBackwardTuning(v);
+  if (typeof t === 'string') throw new UsageError(`ATTNC_CUDA_BWD: ${t}`);
+  return { cudaBackward: t };
+}
 
 export interface Backend {
   /** ts: the `--target ts` module of the kernel, on a WebGPU device; torch: the `--target torch` module, from PyTorch. */

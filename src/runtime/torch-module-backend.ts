@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import type { CompiledKernel, StorageDType } from '../compiler/manifest.ts';
 import { torchModule, torchModuleName } from '../compiler/render/torch.ts';
 import { VERSION } from '../version.ts';
-import { DeviceError, NoDeviceError, type AttentionCall, type AttentionGradients, type AttentionResult, type BackwardInputs, type Backend, type Codegen, type DeviceLimits } from './device.ts';
+import { backwardTuningFromEnv, DeviceError, NoDeviceError, type AttentionCall, type AttentionGradients, type AttentionResult, type BackwardInputs, type Backend, type Codegen, type DeviceLimits } from './device.ts';
 import { readNpy, toFloat32, writeNpy } from './npy.ts';
 
 interface Hello { ok: boolean; why?: string; name?: string; cc?: [number, number]; torch?: string; smemOptin?: number }
@@ -73,7 +73,7 @@ class TorchModuleBackend implements Backend {
   /** The kernel the module picks on this GPU: Hopper's sm_90a one on compute 9.0, else the sm_80 one. */
   codegen(): Codegen {
     const [maj, min] = this.info.cc!;
-    return { target: 'cuda', arch: maj === 9 && min === 0 ? 'sm_90a' : 'sm_80' };
+    return { target: 'cuda', arch: maj === 9 && min === 0 ? 'sm_90a' : 'sm_80', ...backwardTuningFromEnv() };
   }
 
   dtypes(): StorageDType[] {

@@ -18,7 +18,7 @@ import { parseSpec } from '../../src/compiler/syntax/parse.ts';
 import { lowerBlock } from '../../src/compiler/passes/lower.ts';
 import { analyzeProgram } from '../../src/compiler/passes/analyze.ts';
 import { findNvcc } from '../../src/cli/cubin.ts';
-import { cudaBackwardProblem, renderCudaBackward } from '../../src/compiler/render/cuda-bwd.ts';
+import { backwardTuningLabel, cudaBackwardProblem, cudaBackwardStages, renderCudaBackward, type CudaBackwardTuning } from '../../src/compiler/render/cuda-bwd.ts';
 import { expectGolden } from '../golden-file.ts';
 
 const nvcc = findNvcc();
@@ -50,6 +50,19 @@ function combinedSource(spec: Spec, dims: number[], arch: Arch): { source: strin
   return { source: parts.join('\n'), entries };
 }
 
+/** The backward variants under evaluation (every one on), f16/bf16 at D 64 and 128: built for sm_90a, where they are timed. */
+const BWD_VARIANTS: CudaBackwardTuning = { tables: true, asyncStats: true, scanWindow: true };
+function backwardVariantSource(spec: Spec): { source: string; entries: string[] } {
+  const parts: string[] = [];
+  const entries: string[] = [];
+  for (const D of [64, 128]) for (const dtype of ['f16', 'bf16'] as const) {
+    const b = renderCudaBackward(spec.lowered, { dtype, headDim: D, hash: 'test', version: 'test', arch: 'sm_90a', tuning: BWD_VARIANTS });
+    entries.push(...cudaBackwardStages(b.manifest).map((x) => x.entryPoint));
+    parts.push(`namespace attnc_bwd_${dtype}_${D} {\n${b.source}\n}  // namespace`);
+  }
+  return { source: parts.join('\n'), entries };
+}
+
 interface Compiled { ok: boolean; log: string }
 const run = (file: string, arch: Arch) => new Promise<Compiled>((resolve) => {
   execFile(nvcc!, ['-c', '-o', '/dev/null', `-gencode=arch=compute_${arch.slice(3)},code=${arch}`, '-Xptxas', '-v', file],
@@ -77,17 +90,22 @@ function parsePtxas(log: string): Array<{ entry: string; arch: string; regs: num
 }
 
 describe.skipIf(!nvcc)('nvcc: every example, sm_80 + sm_90a, f16/bf16/f32, no spills', () => {
-  const jobs = specs.flatMap((spec, i) => ARCHS.map((arch) => {
+  const jobs = specs.flatMap((spec, i) => [...ARCHS.map((arch) => {
     const dims = i === 0 ? [32, 64, 96, 128] : [64, 128];
     const { source, entries } = combinedSource(spec, dims, arch);
     const file = join(work, `${spec.name}.${arch}.cu`);
     writeFileSync(file, source);
-    return { spec, arch, entries, file, result: null as Promise<Compiled> | null };
-  }));
+    return { spec, arch, label: arch, entries, file, result: null as Promise<Compiled> | null };
+  }), (() => {
+    const { source, entries } = backwardVariantSource(spec);
+    const file = join(work, `${spec.name}.bwd-variants.cu`);
+    writeFileSync(file, source);
+    return { spec, arch: 'sm_90a' as Arch, label: `sm_90a, backward ${backwardTuningLabel(BWD_VARIANTS)}`, entries, file, result: null as Promise<Compiled> | null };
+  })()]);
   // Start every compile at once (two at a time) only when these tests run.
   beforeAll(() => { for (const j of jobs) j.result = pooled(() => run(j.file, j.arch)); });
   for (const job of jobs) {
-    it(`${job.spec.name} (${job.arch})`, async () => {
+    it(`${job.spec.name} (${job.label})`, async () => {
       const r = await job.result!;
       if (!r.ok) throw new Error(`nvcc failed for ${job.spec.name} (${job.arch}):\n${r.log.slice(0, 4000)}`);
       const infos = parsePtxas(r.log);
@@ -192,6 +210,11 @@ describe('CUDA source', () => {
       const { source, manifest } = renderCudaBackward(spec.lowered, { dtype: 'bf16', headDim: 64, hash: 'golden', version: 'golden', arch: 'sm_80' });
       expect(manifest.pass).toBe('backward');
       expectGolden(join(goldenDir, `${spec.name}.bwd.d64.cu`), source);
+    });
+    it(`golden ${spec.name}.bwd-variants.d64.cu (bf16, D=64, backward, ${backwardTuningLabel(BWD_VARIANTS)})`, () => {
+      const { source, manifest } = renderCudaBackward(spec.lowered, { dtype: 'bf16', headDim: 64, hash: 'golden', version: 'golden', arch: 'sm_80', tuning: BWD_VARIANTS });
+      expect(manifest.abi.tuning).toBe(backwardTuningLabel(BWD_VARIANTS));
+      expectGolden(join(goldenDir, `${spec.name}.bwd-variants.d64.cu`), source);
     });
   }
   // The Hopper (wgmma) kernels of three specs: plain, position-dependent logit, table-driven mask.

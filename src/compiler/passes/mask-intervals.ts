@@ -191,11 +191,24 @@ export function tileTest(mask: Node, factory: IrFactory): TileTest {
  * of a query tile, so kernels compute them once per query tile.
  */
 export function queryTileLoads(test: TileTest): Node[] {
-  const kvDep = new Map<Node, boolean>();
+  return tileLoadsFree(test, ['kv_lo', 'kv_hi']);
+}
+
+/**
+ * The same with the roles swapped (the dK/dV kernel, whose block owns the keys and walks (head, query tile)
+ * items): the range reads that depend on neither the query range nor the head, computed once per block.
+ */
+export function keyTileLoads(test: TileTest): Node[] {
+  return tileLoadsFree(test, ['q_lo', 'q_hi', 'head']);
+}
+
+/** A tile test's table range reads that depend on none of the builtins `without`. */
+function tileLoadsFree(test: TileTest, without: readonly string[]): Node[] {
+  const dep = new Map<Node, boolean>();
   const out: Node[] = [];
   for (const n of topoOrder([test.canBeTrue, test.canBeFalse])) {
-    const d = (n.op === 'builtin' && (n.name === 'kv_lo' || n.name === 'kv_hi')) || n.args.some((a) => kvDep.get(a));
-    kvDep.set(n, d);
+    const d = (n.op === 'builtin' && without.includes(n.name!)) || n.args.some((a) => dep.get(a));
+    dep.set(n, d);
     if (!d && (n.op === 'load_min' || n.op === 'load_max')) out.push(n);
   }
   return out;

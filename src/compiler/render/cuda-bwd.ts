@@ -13,21 +13,67 @@
 //                       dV += P^T dO, dK += dS^T Q
 //
 // The logit, the mask and g come from the same IR as the forward kernel (exp2-feed.ts, passes/derivative.ts),
-// evaluated per element (no per-row or per-diagonal tables yet: nvcc hoists what is loop-invariant). The forward's
-// tile tests skip tiles with no kept pair and drop the mask on full ones, in both launches.
+// evaluated per element by default (nvcc hoists what is loop-invariant), or with the forward's tables (tuning
+// `tables`). The forward's tile tests skip tiles with no kept pair and drop the mask on full ones, in both launches.
 import type { CompiledKernel, KernelManifest, StorageDType } from '../manifest.ts';
 import type { LoweredKernel } from '../ir/program.ts';
 import type { Node } from '../ir/nodes.ts';
 import { logitDerivative } from '../passes/derivative.ts';
 import { emitValues, helpersUsed } from './cstyle.ts';
 import { CUDA } from './lang-cuda.ts';
-import { buildSpecCode, leafNames, tileClassifier, type SpecCode } from './cuda-spec.ts';
+import { buildSpecCode, leafNames, tileClassifier, tileWindow, type SpecCode } from './cuda-spec.ts';
 import { exp2Feed } from './exp2-feed.ts';
 import { mangle } from './names.ts';
 import { PTX_COMMON, ptxMma } from './cuda-ptx.ts';
 import { safeComment, type CudaArg } from './cuda.ts';
 
-export interface CudaBackwardOptions { dtype: StorageDType; headDim: number; hash: string; version: string; arch?: 'sm_80' | 'sm_90a' }
+export interface CudaBackwardOptions { dtype: StorageDType; headDim: number; hash: string; version: string; arch?: 'sm_80' | 'sm_90a'; tuning?: CudaBackwardTuning }
+
+/**
+ * Variants of the backward kernels under evaluation, each off by default: the defaults are the kernels that ran
+ * against float64 on a GPU. A variant becomes the default once it has passed scripts/gpu-verify.sh and won the
+ * training-step A/B (bench/train.py --variants).
+ */
+export interface CudaBackwardTuning {
+  /**
+   * The forward kernel's element code (SpecCode.elem): per-row values in registers, per-key and per-diagonal
+   * values from shared tables filled per tile, head values once per tile; g of an affine logit read as a2 ln 2.
+   * Default: each element evaluates the logit, g and the mask from the IR in full (nvcc hoists what it can).
+   */
+  tables?: boolean;
+  /**
+   * The dK/dV launch copies a query tile's LSE and delta with cp.async beside its Q and dO, and converts the LSE
+   * where it is read. Default: plain loads, whose latency the block waits out once per query tile.
+   */
+  asyncStats?: boolean;
+  /**
+   * For masks whose tile test scans tables (documents): the dK/dV launch classifies its items (query head, query
+   * tile) a window of 128 at a time, one item per thread with its own scans, so that their latencies overlap, as
+   * the forward and dQ kernels classify KV tiles (cuda-spec.ts tileWindow); the block's key range is scanned once.
+   * Default: one warp-cooperative test per item in turn, each a dependent round trip to global memory.
+   */
+  scanWindow?: boolean;
+}
+
+const TUNING_NAMES: Record<string, keyof CudaBackwardTuning> = { tables: 'tables', 'async-stats': 'asyncStats', 'scan-window': 'scanWindow' };
+export const BACKWARD_TUNING_SYNTAX = `a comma list of ${Object.keys(TUNING_NAMES).join(', ')} (or 'default')`;
+
+/** A --cuda-bwd / ATTNC_CUDA_BWD list as tuning, or a one-line reason it does not parse. */
+export function parseBackwardTuning(s: string): CudaBackwardTuning | string {
+  const out: CudaBackwardTuning = {};
+  for (const word of s.split(',').map((w) => w.trim()).filter(Boolean)) {
+    if (word === 'default') continue;
+    const key = TUNING_NAMES[word];
+    if (!key) return `unknown backward variant '${word}': expected ${BACKWARD_TUNING_SYNTAX}`;
+    out[key] = true;
+  }
+  return out;
+}
+
+/** The variant list of a tuning, as parseBackwardTuning reads it ('' for the defaults). */
+export function backwardTuningLabel(t: CudaBackwardTuning | undefined): string {
+  return Object.entries(TUNING_NAMES).filter(([, key]) => t?.[key]).map(([name]) => name).join(',');
+}
 
 /** One launch of the backward kernels, as the manifest's abi.stages lists it. */
 export interface CudaBackwardStage {
@@ -81,21 +127,21 @@ export function renderCudaBackward(k: LoweredKernel, opts: CudaBackwardOptions):
     'unsigned short* __restrict__ dV', 'float* __restrict__ Delta',
     'const int B', 'const int Hq', 'const int Hkv', 'const int Nq', 'const int Nk', ...spec.paramDecls,
   ].join(',\n    ');
-  const elem = elementCode(k);
+  const tuning = opts.tuning ?? {};
   const qt = dkdvQueryTile(headDim);
   const stride = headDim + 8;
   const dqSmem = 2 * (2 * OWN + 4 * DQ_BN) * stride, dkdvSmem = 2 * (2 * OWN + 4 * qt) * stride;
-  const kernels = [dqKernel(dqEntry, spec, elem, headDim, sig), dkdvKernel(dkdvEntry, spec, elem, headDim, qt, sig)];
+  const kernels = [dqKernel(dqEntry, k, spec, tuning, headDim, sig), dkdvKernel(dkdvEntry, k, spec, tuning, headDim, qt, sig)];
   const helpers = helpersUsed(CUDA, kernels.join('\n'));
   const header = `// Generated by attnc ${opts.version} from attention '${safeComment(p.name)}' (spec hash ${opts.hash}).
-// Target: CUDA-C, backward pass (dQ, dK, dV), storage ${dtype}, head_dim ${headDim}, tensor cores (mma.sync m16n8k16, f32 accumulate; sm_80 and later).
+// Target: CUDA-C, backward pass (dQ, dK, dV), storage ${dtype}, head_dim ${headDim}, tensor cores (mma.sync m16n8k16, f32 accumulate; sm_80 and later).${backwardTuningLabel(tuning) ? `\n// Variants under evaluation: ${backwardTuningLabel(tuning)}.` : ''}
 // Launch both, in order, on one stream (the second reads the Delta the first writes):
 //   1. ${dqEntry}: grid [ceil(Nq/${OWN}), Hq, B], block [128], dynamic smem ${dqSmem} bytes (${OWN} query rows x ${DQ_BN}-key tiles)
 //   2. ${dkdvEntry}: grid [ceil(Nk/${OWN}), Hkv, B], block [128], dynamic smem ${dkdvSmem} bytes (${OWN} keys x ${qt}-query tiles, every query head of the kv head)
 // ABI: (Q, K, V, O, LSE, dO, dQ, dK, dV, Delta, B, Hq, Hkv, Nq, Nk${p.params.map((q) => `, ${q.name}:${q.type}`).join('')}${p.inputs.map((t) => `, ${t.name}:${t.elem}*`).join('')});
 //      O and LSE as the forward kernel wrote them; Delta: float [B, Hq, Nq] scratch; dK, dV summed over the query heads of a kv head.
 `;
-  const source = [header, PTX_COMMON, ptxMma(dtype as 'f16' | 'bf16'), unpackHelper(dtype), ...helpers, '', kernels.join('\n')].join('\n');
+  const source = [header, PTX_COMMON, ptxMma(dtype as 'f16' | 'bf16'), unpackHelper(dtype), ...(tuning.asyncStats ? [STATS_HELPERS] : []), ...helpers, '', kernels.join('\n')].join('\n');
   const args: CudaArg[] = [
     ...['Q', 'K', 'V', 'O'].map((name): CudaArg => ({ name, kind: 'ptr', elem: dtype, role: 'tensor' })),
     { name: 'LSE', kind: 'ptr', elem: 'f32', role: 'tensor' },
@@ -123,6 +169,7 @@ export function renderCudaBackward(k: LoweredKernel, opts: CudaBackwardOptions):
       args,
       arch: opts.arch ?? null,
       kernel: 'mma',
+      ...(backwardTuningLabel(tuning) ? { tuning: backwardTuningLabel(tuning) } : {}),
       // Launched in this order, each with its own grid, block and shared memory; both take `args`. A stage's blocks
       // own `bm` query rows (`over` 'queries': grid [ceil(Nq / bm), Hq, B]) or keys ('keys': [ceil(Nk / bm), Hkv, B]).
       stages: [
@@ -142,7 +189,12 @@ interface ElementVariant { lines: string[]; logit2: string; g: string; keep: str
 /** On full tiles (no mask) and on partial ones (the mask, the ragged ends); each names its temporaries apart. */
 interface ElementCode { plain: ElementVariant; masked: ElementVariant }
 
-function elementCode(k: LoweredKernel): ElementCode {
+/** The element code of a launch: the forward's (tuning `tables`), else each value evaluated in full per element. */
+function elementCode(k: LoweredKernel, spec: SpecCode, tuning: CudaBackwardTuning, bn: number, transposed: boolean): ElementCode {
+  return tuning.tables ? tableElementCode(k, spec, bn, transposed) : fullElementCode(k);
+}
+
+function fullElementCode(k: LoweredKernel): ElementCode {
   const P = k.program;
   const feed = exp2Feed(k);
   const maskFree = P.mask.op === 'const' && P.mask.value === true;
@@ -163,16 +215,33 @@ function elementCode(k: LoweredKernel): ElementCode {
   return { plain: variant(false), masked: variant(true) };
 }
 
+/**
+ * The forward kernel's element code (SpecCode.elem: head values once per tile, per-row values in registers,
+ * per-key and per-diagonal values from the tile's shared tables) with g beside it: for an affine logit
+ * a2 * dot + c2 (log2 units) g is a2 ln 2, read off the same value; otherwise the IR's derivative, evaluated
+ * with the logit so that they share their terms. `transposed`: rows are keys, columns queries (the dK/dV kernel).
+ */
+function tableElementCode(k: LoweredKernel, spec: SpecCode, bn: number, transposed: boolean): ElementCode {
+  const g = spec.affine ? null : logitDerivative(k.program);
+  const variant = (masked: boolean): ElementVariant => {
+    const e = spec.elem(masked, bn, false, false, { transposed, extra: g ? [g] : [] });
+    return { lines: e.lines, logit2: e.logit2, g: e.a2 !== null ? `(${e.a2}) * 0.6931471805599453f` : e.extra[0], keep: `(${e.keep} & (qrow < Nq))` };
+  };
+  return { plain: variant(false), masked: variant(true) };
+}
+
 /** The element step both launches share: p from the LSE, dS into `dp` (and, with keepP, p into `s` for dV). */
-function elementStep(e: ElementVariant, rc: { lr: string; lc: string; qrow: string; qi: string; kvi: string; lse: string; delta: string }, keepP: boolean): string {
+function elementStep(e: ElementVariant, rc: { lr: string; lc: string; qrow: string; qi: string; kvi: string; lse: string; delta: string }, keepP: boolean, rowSlot: boolean): string {
+  // rowSlot: per-row values sit in registers by row slot i (the dQ launch with tables).
+  const ids = rowSlot ? ['const int i = r >> 1, lr', '(void)i; (void)lr'] : ['const int lr', '(void)lr'];
   return `      #pragma unroll
       for (int n = 0; n < NT; ++n) {
         #pragma unroll
         for (int r = 0; r < 4; ++r) {
-          const int lr = ${rc.lr}, lc = ${rc.lc};
+          ${ids[0]} = ${rc.lr}, lc = ${rc.lc};
           const int qrow = ${rc.qrow}, qi = ${rc.qi}, kvi = ${rc.kvi};
           const float dotv = s[n][r];
-          (void)lr; (void)lc; (void)qrow; (void)qi; (void)kvi; (void)dotv;
+          ${ids[1]}; (void)lc; (void)qrow; (void)qi; (void)kvi; (void)dotv;
 ${e.lines.join('\n')}
           const bool keep = ${e.keep};
           // A dropped pair's logit and g may be NaN (a log of a negative distance): selected away, never multiplied.
@@ -180,6 +249,21 @@ ${e.lines.join('\n')}
           dp[n][r] = keep ? p * (dp[n][r] - ${rc.delta}) * (${e.g}) : 0.f;${keepP ? '\n          s[n][r] = p;' : ''}
         }
       }`;
+}
+
+/** The spec's per-tile shared tables (per-key and per-diagonal values) as a lambda fill_tables(<index>, buf), q0 and kv0 set by `bind`. */
+function fillTablesCode(spec: SpecCode, bm: number, bn: number, index: string, bind: string): string {
+  const fill = spec.tableFill(bm, bn, 128);
+  return `  auto fill_tables = [&](int ${index}, int buf) {
+${bind}
+    (void)q0; (void)kv0; (void)buf;
+${fill.body.join('\n')}
+  };`;
+}
+
+/** Lines that only a variant has, each on a line of its own after the text they follow ('' when off or empty). */
+function also(on: boolean | undefined, lines: string[]): string {
+  return on && lines.length ? `\n${lines.join('\n')}` : '';
 }
 
 /** dS (or P) in the accumulators as the A operand of a k16 step over the loop tile's columns, then one MMA per n8 tile of D. */
@@ -253,29 +337,38 @@ function storeRows(acc: string, dst: string, row0: string, limit: string, nd: nu
   }`;
 }
 
-function prelude(entry: string, sig: string, headDim: number): string {
+function prelude(entry: string, sig: string, headDim: number, log2e = true): string {
   return `extern "C" __global__ void __launch_bounds__(128, 1) ${entry}(${sig}) {
-  constexpr int HEAD_DIM = ${headDim}, STRIDE = ${headDim + 8}, NTHREADS = 128, CHUNKS = HEAD_DIM / 8;
-  constexpr float LOG2E = 1.4426950408889634f;
+  constexpr int HEAD_DIM = ${headDim}, STRIDE = ${headDim + 8}, NTHREADS = 128, CHUNKS = HEAD_DIM / 8;${log2e ? '\n  constexpr float LOG2E = 1.4426950408889634f;' : ''}
   extern __shared__ __align__(16) unsigned char attnc_smem_raw[];
   unsigned short* const attnc_smem = reinterpret_cast<unsigned short*>(attnc_smem_raw);
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   const int bb = blockIdx.z;`;
 }
 
-function dqKernel(entry: string, spec: SpecCode, e: ElementCode, headDim: number, sig: string): string {
+function dqKernel(entry: string, k: LoweredKernel, spec: SpecCode, tuning: CudaBackwardTuning, headDim: number, sig: string): string {
+  const e = elementCode(k, spec, tuning, DQ_BN, false);
+  const t = tuning.tables;
   const kd = headDim / 16, nd = headDim / 8, nt = DQ_BN / 8;
   const step = (masked: boolean) => elementStep(masked ? e.masked : e.plain, {
     lr: 'warp * 16 + g + 8 * (r >> 1)', lc: 'n * 8 + 2 * t4 + (r & 1)', qrow: 'row0 + lr', qi: 'q0 + lr', kvi: 'kv0 + lc',
     lse: 'lse2[r >> 1]', delta: 'dl[r >> 1]',
-  }, false);
+  }, false, !!t);
+  // With tables: head values, then per-row values by row slot i (rows g and g + 8 of the warp's 16).
+  const rowValues = [
+    '', '  // ---- values per (batch, head), and per query row (row slot i: rows g and g + 8 of the warp\'s 16) ----',
+    ...spec.headLines, ...spec.rowDecls(2), '  #pragma unroll', '  for (int i = 0; i < 2; ++i) {', '    (void)i;',
+    ...spec.rowFill('q0 + warp * 16 + g + 8 * i'), '  }',
+  ];
+  const fillFirst = t ? '{ load_kv(j, 0); fill_tables(j, 0); }' : 'load_kv(j, 0);';
+  const fillNext = t ? '{ load_kv(jn, stage ^ 1); fill_tables(jn, stage ^ 1); }' : 'load_kv(jn, stage ^ 1);';
   return `${prelude(entry, sig, headDim)}
   constexpr int BM = ${OWN}, BN = ${DQ_BN}, NT = BN / 8;
   unsigned short* const sQ = attnc_smem;            // [BM][STRIDE]
   unsigned short* const sdO = sQ + BM * STRIDE;     // [BM][STRIDE]
   unsigned short* const sK = sdO + BM * STRIDE;     // [2][BN][STRIDE]
   unsigned short* const sV = sK + 2 * BN * STRIDE;  // [2][BN][STRIDE]
-  __shared__ float sLse2[BM], sDelta[BM];
+  __shared__ float sLse2[BM], sDelta[BM];${also(t, spec.tableDecls(OWN, DQ_BN))}
   const int hq = blockIdx.y, hk = hq / (Hq / Hkv);
   const int row0 = blockIdx.x * BM;
   const int q0 = row0 + (Nk - Nq);  // q_idx of the block's first row (bottom-right aligned)
@@ -283,8 +376,8 @@ function dqKernel(entry: string, spec: SpecCode, e: ElementCode, headDim: number
   const unsigned short* gQ = Q + rows * HEAD_DIM;
   const unsigned short* gdO = dO + rows * HEAD_DIM;
   const unsigned short* gK = K + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
-  const unsigned short* gV = V + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
-${tileClassifier(spec)}
+  const unsigned short* gV = V + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;${also(t, rowValues)}
+${tileClassifier(spec)}${also(t, [fillTablesCode(spec, OWN, DQ_BN, 'j', '    const int kv0 = j * BN;')])}
   auto load_kv = [&](int j, int st) {
 ${copyRows('sK + st * BN * STRIDE', 'gK', 'j * BN', DQ_BN, 'Nk')}
 ${copyRows('sV + st * BN * STRIDE', 'gV', 'j * BN', DQ_BN, 'Nk')}
@@ -317,7 +410,7 @@ ${copyRows('sdO', 'gdO', 'row0', OWN, 'Nq')}
     }
   }
   int j = next_live(0);
-  if (j < n_tiles) load_kv(j, 0);
+  if (j < n_tiles) ${fillFirst}
   attnc_cp_commit();
 
   const unsigned q_addr = ${LANE.a('sQ')}, do_addr = ${LANE.a('sdO')};
@@ -339,7 +432,7 @@ ${copyRows('sdO', 'gdO', 'row0', OWN, 'Nq')}
       for (int h = 0; h < 2; ++h) { lse2[h] = sLse2[warp * 16 + g + 8 * h]; dl[h] = sDelta[warp * 16 + g + 8 * h]; }
     }
     const int jn = next_live(j + 1);
-    if (jn < n_tiles) load_kv(jn, stage ^ 1);
+    if (jn < n_tiles) ${fillNext}
     attnc_cp_commit();
     const int kv0 = j * BN;
     const unsigned st = stage * (BN * STRIDE * 2);
@@ -360,23 +453,70 @@ ${storeRows('dq', 'dQ + rows * HEAD_DIM', 'row0', 'Nq', nd)}
 `;
 }
 
-function dkdvKernel(entry: string, spec: SpecCode, e: ElementCode, headDim: number, qt: number, sig: string): string {
+function dkdvKernel(entry: string, k: LoweredKernel, spec: SpecCode, tuning: CudaBackwardTuning, headDim: number, qt: number, sig: string): string {
+  const e = elementCode(k, spec, tuning, OWN, true);
+  const { tables: t, asyncStats } = tuning;
   const kd = headDim / 16, nd = headDim / 8, nt = qt / 8;
   // An item's query head and tile, as its tile tests read them (q_lo..q_hi; hq for a test that reads the head).
   const itemHead = `    const int hq = hk * group + it / n_qt, qrow0 = (it % n_qt) * QT;
     const int q_lo = qrow0 + (Nk - Nq), q_hi = min(qrow0 + QT, Nq) - 1 + (Nk - Nq);
     (void)hq; (void)q_lo; (void)q_hi;`;
+  const windowed = tuning.scanWindow ? spec.itemPerThread : null;
+  // One item at a time (the default): warp-cooperative tests, each a dependent round trip where it scans a table.
+  const itemLive = `  auto item_live = [&](int it) -> bool {
+${itemHead}
+${spec.tileQueryLines.join('\n')}
+${spec.tileLive.lines.join('\n')}
+    return ${spec.tileLive.value};
+  };
+`;
+  const nextItemFn = `  // Block-uniform: every thread walks the same items (the tile tests' table scans are warp-cooperative).
+  auto next_item = [&](int it) -> int {
+    while (it < items && !item_live(it)) ++it;
+    return it;
+  };`;
+  const [nextItem, itemPartial] = windowed ? ['next_live', 'tile_partial'] : ['next_item', 'item_partial'];
+  const itemWindow = windowed ? [
+    '  // ---- items classified a window of NTHREADS at a time: thread t tests item tw_base + t with its own scans, so',
+    '  // that their latencies overlap (the block\'s key range scanned once, here) ----',
+    ...windowed.keyLines,
+    '  const int n_tiles = items;',
+    '  constexpr int SCAN_BATCH = QT / 4;  // 16-byte loads in flight per thread per table scan',
+    '  auto tile_live = [&](int it, bool& part) -> bool {',
+    itemHead,
+    ...windowed.perThread,
+    '  };',
+    '  auto tile_partial_scan = [&](int it) -> bool { return item_partial(it); };',
+    tileWindow('__syncthreads()'),
+  ] : [];
   const step = (masked: boolean) => elementStep(masked ? e.masked : e.plain, {
     lr: 'warp * 16 + g + 8 * (r >> 1)', lc: 'n * 8 + 2 * t4 + (r & 1)', qrow: 'qrow0 + lc', qi: 'q0 + lc', kvi: 'k0 + lr',
-    lse: 'sLse2[stage][lc]', delta: 'sDelta[stage][lc]',
-  }, true);
-  return `${prelude(entry, sig, headDim)}
+    lse: asyncStats ? 'attnc_lse2(sLse[stage][lc])' : 'sLse2[stage][lc]', delta: 'sDelta[stage][lc]',
+  }, true, false);
+  // The item's head values: with tables, where the element code and the table fill read them.
+  const headValues = t ? spec.headLines : [];
+  const fillFirst = t ? '{ load_q(it, 0); fill_tables(it, 0); }' : 'load_q(it, 0);';
+  const fillNext = t ? '{ load_q(itn, stage ^ 1); fill_tables(itn, stage ^ 1); }' : 'load_q(itn, stage ^ 1);';
+  const stats = asyncStats
+    ? `    for (int x = tid; x < QT; x += NTHREADS) {
+      const int row = qrow0 + x;
+      const bool ok = row < Nq;  // past Nq: zeros (p is 0 there: qrow < Nq is part of keep)
+      attnc_cp_async4(attnc_smem_addr(&sLse[st][x]), LSE + (ok ? rows + row : 0), ok);
+      attnc_cp_async4(attnc_smem_addr(&sDelta[st][x]), Delta + (ok ? rows + row : 0), ok);
+    }`
+    : `    for (int x = tid; x < QT; x += NTHREADS) {
+      const int row = qrow0 + x;
+      const float lse = row < Nq ? LSE[rows + row] : ATTNC_NEG_INF;
+      sLse2[st][x] = lse == ATTNC_NEG_INF ? -ATTNC_NEG_INF : lse * LOG2E;  // as in the dQ launch: p = 0 for such rows
+      sDelta[st][x] = row < Nq ? Delta[rows + row] : 0.f;
+    }`;
+  return `${prelude(entry, sig, headDim, !asyncStats)}
   constexpr int BK = ${OWN}, QT = ${qt}, NT = QT / 8;
   unsigned short* const sK = attnc_smem;             // [BK][STRIDE]
   unsigned short* const sV = sK + BK * STRIDE;       // [BK][STRIDE]
   unsigned short* const sQ = sV + BK * STRIDE;       // [2][QT][STRIDE]
   unsigned short* const sdO = sQ + 2 * QT * STRIDE;  // [2][QT][STRIDE]
-  __shared__ float sLse2[2][QT], sDelta[2][QT];
+  __shared__ float ${asyncStats ? 'sLse' : 'sLse2'}[2][QT], sDelta[2][QT];${also(t, ['  // The spec\'s per-key and per-diagonal tables of an item (query tile, this block\'s keys): keys are the rows.', ...spec.tableDecls(qt, OWN)])}
   const int hk = blockIdx.y, group = Hq / Hkv;
   const int k0 = blockIdx.x * BK;
   const unsigned short* gK = K + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
@@ -385,24 +525,14 @@ function dkdvKernel(entry: string, spec: SpecCode, e: ElementCode, headDim: numb
   const int n_qt = (Nq + QT - 1) / QT, items = group * n_qt;
   // The forward kernel's tile tests with the roles as they are: queries q_lo..q_hi of the item, keys of this block.
   const int kv_lo = k0, kv_hi = min(k0 + BK, Nk) - 1;
-  auto item_live = [&](int it) -> bool {
-${itemHead}
-${spec.tileQueryLines.join('\n')}
-${spec.tileLive.lines.join('\n')}
-    return ${spec.tileLive.value};
-  };
-  auto item_partial = [&](int it) -> bool {
+${windowed ? '' : itemLive}  auto item_partial = [&](int it) -> bool {
 ${itemHead}
     if (qrow0 + QT > Nq || k0 + BK > Nk) return true;
 ${spec.tileQueryLines.join('\n')}
 ${spec.tilePartialMask.lines.join('\n')}
     return ${spec.tilePartialMask.value};
   };
-  // Block-uniform: every thread walks the same items (the tile tests' table scans are warp-cooperative).
-  auto next_item = [&](int it) -> int {
-    while (it < items && !item_live(it)) ++it;
-    return it;
-  };
+${windowed ? itemWindow.join('\n') : nextItemFn}
   auto load_q = [&](int it, int st) {
     const int hq = hk * group + it / n_qt, qrow0 = (it % n_qt) * QT;
     const size_t rows = (size_t)(bb * Hq + hq) * Nq;
@@ -410,19 +540,14 @@ ${spec.tilePartialMask.lines.join('\n')}
     const unsigned short* gdO = dO + rows * HEAD_DIM;
 ${copyRows('sQ + st * QT * STRIDE', 'gQ', 'qrow0', qt, 'Nq')}
 ${copyRows('sdO + st * QT * STRIDE', 'gdO', 'qrow0', qt, 'Nq')}
-    for (int x = tid; x < QT; x += NTHREADS) {
-      const int row = qrow0 + x;
-      const float lse = row < Nq ? LSE[rows + row] : ATTNC_NEG_INF;
-      sLse2[st][x] = lse == ATTNC_NEG_INF ? -ATTNC_NEG_INF : lse * LOG2E;  // as in the dQ launch: p = 0 for such rows
-      sDelta[st][x] = row < Nq ? Delta[rows + row] : 0.f;
-    }
-  };
+${stats}
+  };${also(t, [fillTablesCode(spec, qt, OWN, 'it', ['    const int hq = hk * group + it / n_qt, q0 = (it % n_qt) * QT + (Nk - Nq), kv0 = k0;', '    (void)hq;', ...spec.headLines].join('\n'))])}
 
   // ---- the block's keys and values, and the first live item ----
 ${copyRows('sK', 'gK', 'k0', OWN, 'Nk')}
 ${copyRows('sV', 'gV', 'k0', OWN, 'Nk')}
-  int it = next_item(0);
-  if (it < items) load_q(it, 0);
+  int it = ${nextItem}(0);
+  if (it < items) ${fillFirst}
   attnc_cp_commit();
 
   const unsigned k_addr = ${LANE.a('sK')}, v_addr = ${LANE.a('sV')};
@@ -435,14 +560,14 @@ ${copyRows('sV', 'gV', 'k0', OWN, 'Nk')}
   while (it < items) {
     attnc_cp_wait<0>();
     __syncthreads();  // item it's Q, dO, LSE and delta visible; the other stage free
-    const int itn = next_item(it + 1);
-    if (itn < items) load_q(itn, stage ^ 1);
+    const int itn = ${nextItem}(it + 1);
+    if (itn < items) ${fillNext}
     attnc_cp_commit();
     const int hq = hk * group + it / n_qt, qrow0 = (it % n_qt) * QT, q0 = qrow0 + (Nk - Nq);
-    (void)hq;
+    (void)hq;${also(t, headValues)}
     const unsigned st = stage * (QT * STRIDE * 2);
 ${twoProductsCode('k_addr', 'q_b + st', 'v_addr', 'do_b + st', kd, nt)}
-    if (item_partial(it)) {
+    if (${itemPartial}(it)) {
 ${step(true)}
     } else {
 ${step(false)}
@@ -460,6 +585,17 @@ ${storeRows('dv', 'dV + kv_rows * HEAD_DIM', 'k0', 'Nk', nd)}
 }
 `;
 }
+
+/** The dK/dV launch's cp.async of LSE and delta (tuning asyncStats), and the LSE in log2 units where it is read. */
+const STATS_HELPERS = `// A 4-byte copy to shared memory (zeros when !valid); .ca: 4 bytes is below .cg's 16.
+__device__ __forceinline__ void attnc_cp_async4(unsigned dst, const void* src, bool valid) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" :: "r"(dst), "l"(src), "r"(valid ? 4 : 0) : "memory");
+}
+// The LSE in log2 units; a row with no kept key (LSE -inf) gets +inf, so that its p is 0 wherever it is computed.
+__device__ __forceinline__ float attnc_lse2(float lse) {
+  return lse == ATTNC_NEG_INF ? -ATTNC_NEG_INF : lse * 1.4426950408889634f;
+}
+`;
 
 /** Two packed storage values (low half first) to f32. */
 function unpackHelper(dtype: StorageDType): string {

@@ -10,7 +10,7 @@ import type { LoweredKernel } from '../ir/program.ts';
 import { IrFactory, readsTable, topoOrder, type Node } from '../ir/nodes.ts';
 import { emitValues as emitAll, type EmitOptions, type Emitted, type LeafNames, type CLanguage } from './cstyle.ts';
 import { CUDA } from './lang-cuda.ts';
-import { queryTileLoads } from '../passes/mask-intervals.ts';
+import { keyTileLoads, queryTileLoads } from '../passes/mask-intervals.ts';
 import { exp2Feed } from './exp2-feed.ts';
 import { mangle } from './names.ts';
 import { classifier, ctypeOf, planHoists, type Hoist } from './cuda-hoist.ts';
@@ -72,6 +72,18 @@ function emitValues(roots: readonly Node[], lang: CLanguage, names: LeafNames, o
 
 export interface Piece { lines: string[]; value: string }
 
+/** How a kernel other than the forward one evaluates elements (the backward kernels, render/cuda-bwd.ts). */
+export interface ElemOptions {
+  /**
+   * Rows are keys and columns queries (the dK/dV kernel): per-key values come from the column tables at row `lr`,
+   * per-diagonal ones at `lc - lr + bn - 1` (tables filled with q0 = the query tile's first q_idx, kv0 = the first
+   * key, bm = the query tile), per-query values are computed per element.
+   */
+  transposed?: boolean;
+  /** More values to evaluate with the element's (their shared terms and hoisted values once): the backward's d logit / d dot. */
+  extra?: Node[];
+}
+
 export interface SpecCode {
   affine: boolean;
   maskFree: boolean;
@@ -106,7 +118,7 @@ export interface SpecCode {
    * Per-element code; `logit2` is the log2-domain logit (with `raw`, where foldedScale is set: the
    * dot product itself); `keep` the mask (masked variant only).
    */
-  elem(masked: boolean, bn: number, raw?: boolean, diagRegs?: boolean): { lines: string[]; logit2: string; keep: string };
+  elem(masked: boolean, bn: number, raw?: boolean, diagRegs?: boolean, opts?: ElemOptions): { lines: string[]; logit2: string; keep: string; a2: string | null; extra: string[] };
   /**
    * Reads this thread's per-diagonal values of the tile in `stage` into registers (dp_*), for an element loop of
    * wgmma fragments (16 rows a warp, `nt` n8 tiles) that then takes them from there (elem's diagRegs): element
@@ -126,6 +138,14 @@ export interface SpecCode {
    * Null for tests that read no such table (causal, windows): those stay as they were.
    */
   tilePerThread: string[] | null;
+  /**
+   * The dK/dV kernel's per-thread item test (render/cuda-bwd.ts: a block owns keys kv_lo..kv_hi and walks items,
+   * each a query head and query tile q_lo..q_hi), for tests that read tables beyond the key range: `keyLines` scan
+   * the block's key range once (every thread the same range), `perThread` is the body of `tile_live(it, part)` for
+   * one thread, as tilePerThread with the roles swapped (a ragged item is partial). Null where the test reads no
+   * such table.
+   */
+  itemPerThread: { keyLines: string[]; perThread: string[] } | null;
   helpers: string[];
 }
 
@@ -242,38 +262,36 @@ export function buildSpecCode(k: LoweredKernel): SpecCode {
     '}',
   ];
 
-  const elem = (masked: boolean, bn: number, raw = false, diagRegs = false) => {
+  const elem = (masked: boolean, bn: number, raw = false, diagRegs = false, o: ElemOptions = {}) => {
     if (raw && !foldedScale) throw new Error('internal: raw dot products need a folded scale');
     const known = new Map(headKnown);
-    for (const h of plan.row) known.set(h.node, `rw_${h.node.id}[i]`);
-    for (const h of plan.col) known.set(h.node, `${tableName(h)}[stage][lc]`);
-    for (const h of plan.diag) known.set(h.node, diagRegs ? `${diagReg(h)}[n - (r >> 1) + 1][r & 1]` : diagSlot(h, `lr - lc + ${bn - 1}`, 'stage'));
-    const roots = masked && !maskFree ? [...valueRoots, p.mask] : valueRoots;
+    if (!o.transposed) for (const h of plan.row) known.set(h.node, `rw_${h.node.id}[i]`);
+    for (const h of plan.col) known.set(h.node, `${tableName(h)}[stage][${o.transposed ? 'lr' : 'lc'}]`);
+    for (const h of plan.diag) {
+      known.set(h.node, diagRegs ? `${diagReg(h)}[n - (r >> 1) + 1][r & 1]` : diagSlot(h, o.transposed ? `lc - lr + ${bn - 1}` : `lr - lc + ${bn - 1}`, 'stage'));
+    }
+    const extra = o.extra ?? [];
+    const roots = [...valueRoots, ...extra, ...(masked && !maskFree ? [p.mask] : [])];
     // A partial tile's mask is evaluated eagerly: `&&` would put a branch around each element's
     // table read (ptxas keeps the read conditional), where compares and a select are cheaper.
     const e = emitValues(roots, CUDA, names, { known, prefix: masked ? 'v_m' : 'v_e', indent: '          ', eagerLogic: masked });
     const logit2 = raw ? 'dotv' : affine ? `fmaf(${e.values[0]}, dotv, ${e.values[1]})` : e.values[0];
     const keep = !masked ? 'true' : maskFree ? '(kvi < Nk)' : `((kvi < Nk) & ${e.values[roots.length - 1]})`;
-    return { lines: e.lines, logit2, keep };
+    return { lines: e.lines, logit2, keep, a2: affine ? e.values[0] : null, extra: e.values.slice(valueRoots.length, valueRoots.length + extra.length) };
   };
 
   const tn = leafNames(k);
   // Table scans over q_lo..q_hi are the same for every KV tile: computed once.
-  const tq = queryTileLoads(an.tile);
-  const tqKnown = new Map<Node, string>();
-  const tileQueryLines: string[] = [];
-  if (tq.length) {
-    const e = emitValues(tq, CUDA, tn, { prefix: 'v_tq', indent: '  ' });
-    tileQueryLines.push(...e.lines);
-    tq.forEach((n, j) => {
-      tileQueryLines.push(`  const ${ctypeOf(n.type)} tq_${n.id} = ${e.values[j]};`);
-      tqKnown.set(n, `tq_${n.id}`);
-    });
-  }
+  const { lines: tileQueryLines, known: tqKnown } = onceLoads(queryTileLoads(an.tile), tn, 'tq');
   const live = shortCircuit(an.tile.canBeTrue, 'and', tn, tqKnown, 'v_tl');
   const part = shortCircuit(an.tile.canBeFalse, 'or', tn, tqKnown, 'v_tp');
   const tilePerThread = readsTable([an.tile.canBeTrue], (x) => tqKnown.has(x))
     ? perThreadTest(an.tile.canBeTrue, an.tile.canBeFalse, k, tqKnown) : null;
+  // The dK/dV kernel's: scans over the block's keys once, the query side per item and thread.
+  const { lines: keyLines, known: tkKnown } = onceLoads(keyTileLoads(an.tile), tn, 'tk');
+  const itemPerThread = readsTable([an.tile.canBeTrue], (x) => tkKnown.has(x))
+    ? { keyLines, perThread: perThreadTest(an.tile.canBeTrue, an.tile.canBeFalse, k, tkKnown, '    if (qrow0 + QT > Nq || k0 + BK > Nk) return true;') }
+    : null;
 
   const paramDecls = [
     ...p.params.map((q) => `${q.type === 'f32' ? 'float' : 'int'} ${mangle('p', q.name)}`),
@@ -289,6 +307,7 @@ export function buildSpecCode(k: LoweredKernel): SpecCode {
     tileLive: live,
     tilePartialMask: part,
     tilePerThread,
+    itemPerThread,
     helpers: [],
   };
 }
@@ -311,6 +330,21 @@ function shortCircuit(root: Node, op: 'and' | 'or', names: LeafNames, known: Rea
   return { lines, value: `${prefix}_last` };
 }
 
+/** Table range reads computed once (every thread the same range) as `<tag>_<id>` values, and the map that names them. */
+function onceLoads(loads: Node[], names: LeafNames, tag: string): { lines: string[]; known: Map<Node, string> } {
+  const known = new Map<Node, string>();
+  const lines: string[] = [];
+  if (loads.length) {
+    const e = emitValues(loads, CUDA, names, { prefix: `v_${tag}`, indent: '  ' });
+    lines.push(...e.lines);
+    loads.forEach((n, j) => {
+      lines.push(`  const ${ctypeOf(n.type)} ${tag}_${n.id} = ${e.values[j]};`);
+      known.set(n, `${tag}_${n.id}`);
+    });
+  }
+  return { lines, known };
+}
+
 /**
  * The body of the per-thread `tile_live(j, part)` (see SpecCode.tilePerThread):
  * the live test's operands that read no table first (a causal bound returns
@@ -318,7 +352,7 @@ function shortCircuit(root: Node, op: 'and' | 'or', names: LeafNames, known: Rea
  * remaining operands read, then those operands; for a live tile the partial
  * test, from the same scans (a range only it reads is scanned inline).
  */
-function perThreadTest(liveRoot: Node, partRoot: Node, k: LoweredKernel, tqKnown: ReadonlyMap<Node, string>): string[] {
+function perThreadTest(liveRoot: Node, partRoot: Node, k: LoweredKernel, tqKnown: ReadonlyMap<Node, string>, ragged = '    if (kv_lo + BN > Nk) return true;'): string[] {
   const names = leafNames(k, {}, true);
   const axis = new Map(k.program.inputs.map((t) => [t.name, t.axis]));
   const known = new Map(tqKnown);
@@ -352,7 +386,7 @@ function perThreadTest(liveRoot: Node, partRoot: Node, k: LoweredKernel, tqKnown
   for (const n of tabled) lines.push(`    if (!${emit(n)}) return false;`);
 
   // Live: the partial test (as tile_partial: the ragged last tile always is).
-  lines.push('    if (kv_lo + BN > Nk) return true;');
+  lines.push(ragged);
   const partOps = operands(partRoot, 'or').sort((a, b) => Number(scans(a)) - Number(scans(b)));
   partOps.forEach((n, i) => {
     const v = emit(n);
@@ -412,10 +446,20 @@ ${partial('tile_partial')}
 ${spec.tilePerThread.join('\n')}
   };
 ${partial('tile_partial_scan')}
-  // Window [tw_base, tw_base + NTHREADS): bit t of tw_bits[tw_buf][0] (word t / 32)
+${tileWindow(sync, o.windowBufferOutside)}`;
+}
+
+/**
+ * The window of a per-thread tile test (tile_live(j, part) per thread, tile_partial_scan(j) block-uniform, n_tiles):
+ * thread t classifies tile tw_base + t, ballots make one word per warp, the words go through shared memory
+ * (double-buffered: one `sync` per window); next_live(j) and tile_partial(j) read them. The dK/dV kernel's items
+ * (render/cuda-bwd.ts) use it too.
+ */
+export function tileWindow(sync: string, windowBufferOutside?: boolean): string {
+  return `  // Window [tw_base, tw_base + NTHREADS): bit t of tw_bits[tw_buf][0] (word t / 32)
   // says tile tw_base + t is live, of tw_bits[tw_buf][1] that it is partial.
   __shared__ unsigned tw_bits[2][2][NTHREADS / 32];
-${o.windowBufferOutside
+${windowBufferOutside
     ? `  // tw_buf runs on from the previous item: windows alternate buffers across items too, so a new item's first
   // window never overwrites the words a slower warp is still reading from the last item's last window.
   int tw_base = -NTHREADS;

@@ -11,7 +11,7 @@ import type { LoweredKernel } from '../ir/program.ts';
 import type { CompiledKernel, StorageDType } from '../manifest.ts';
 import { AXIS_SIZE } from '../syntax/ast.ts';
 import { cudaLaunches, renderCuda, type CudaArg } from './cuda.ts';
-import { cudaBackwardProblem, cudaBackwardStages, renderCudaBackward } from './cuda-bwd.ts';
+import { cudaBackwardProblem, cudaBackwardStages, renderCudaBackward, type CudaBackwardTuning } from './cuda-bwd.ts';
 import { TORCH_RUNTIME } from './torch-runtime.ts';
 
 export interface TorchRenderOptions {
@@ -20,6 +20,8 @@ export interface TorchRenderOptions {
   hash: string;
   version: string;
   exactLse?: boolean;
+  /** The backward kernels' variants under evaluation (none by default). */
+  cudaBackward?: CudaBackwardTuning;
 }
 
 const TORCH_DTYPE: Record<StorageDType, string> = { f32: 'torch.float32', f16: 'torch.float16', bf16: 'torch.bfloat16' };
@@ -65,7 +67,7 @@ export function renderTorch(k: LoweredKernel, opts: TorchRenderOptions): string 
   const { dtype, headDim } = opts;
   const kernels = (['sm_90a', 'sm_80'] as const).map((arch) => renderCuda(k, { dtype, headDim, hash: opts.hash, version: opts.version, arch, exactLse: opts.exactLse }));
   // The backward kernels (mma.sync: one source for every arch) where there are any (f16/bf16, head_dim <= 128).
-  const backward = cudaBackwardProblem(dtype, headDim) ? null : renderCudaBackward(k, { dtype, headDim, hash: opts.hash, version: opts.version, arch: 'sm_80' });
+  const backward = cudaBackwardProblem(dtype, headDim) ? null : renderCudaBackward(k, { dtype, headDim, hash: opts.hash, version: opts.version, arch: 'sm_80', tuning: opts.cudaBackward });
   return torchModule(kernels, opts.hash, opts.version, backward);
 }
 

@@ -1,0 +1,75 @@
+// The CUDA backward's variants under evaluation (render/cuda-bwd.ts CudaBackwardTuning): how they are named on the
+// command line and in ATTNC_CUDA_BWD, that a bad name is one clear line, that they name their artifacts apart, and
+// that the defaults render the kernels that ran on a GPU (goldens: tests/golden/cuda/*.bwd.d64.cu).
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { artifactHash } from '../../src/compiler/compile.ts';
+import { backwardTuningLabel, parseBackwardTuning, renderCudaBackward } from '../../src/compiler/render/cuda-bwd.ts';
+import { backwardTuningFromEnv } from '../../src/runtime/device.ts';
+import { loadExamples } from './suite.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const attnc = (...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'bin/attnc.js'), 'compile', ...args], { cwd: ROOT, encoding: 'utf8' });
+
+describe('CUDA backward variants', () => {
+  afterEach(() => { delete process.env.ATTNC_CUDA_BWD; });
+
+  it('parse and print the same names; an unknown one is a reason, not a throw', () => {
+    expect(parseBackwardTuning('tables,async-stats')).toEqual({ tables: true, asyncStats: true });
+    expect(parseBackwardTuning(' scan-window ,default')).toEqual({ scanWindow: true });
+    expect(parseBackwardTuning('')).toEqual({});
+    expect(parseBackwardTuning('tables,bogus')).toBe("unknown backward variant 'bogus': expected a comma list of tables, async-stats, scan-window (or 'default')");
+    expect(backwardTuningLabel({ scanWindow: true, tables: true })).toBe('tables,scan-window');
+    expect(backwardTuningLabel(undefined)).toBe('');
+  });
+
+  it('ATTNC_CUDA_BWD reaches the backends\' code generation; a bad value is a UsageError', () => {
+    expect(backwardTuningFromEnv()).toEqual({});
+    process.env.ATTNC_CUDA_BWD = 'tables';
+    expect(backwardTuningFromEnv()).toEqual({ cudaBackward: { tables: true } });
+    process.env.ATTNC_CUDA_BWD = 'fast';
+    expect(() => backwardTuningFromEnv()).toThrow(/^ATTNC_CUDA_BWD: unknown backward variant 'fast'/);
+  });
+
+  it('a variant names its artifact apart; the defaults do not change the name', () => {
+    const base = { target: 'cuda' as const, dtype: 'bf16' as const, headDim: 64, pass: 'backward' as const };
+    const plain = artifactHash('text', 'b', base);
+    expect(artifactHash('text', 'b', { ...base, cudaBackward: {} })).toBe(plain);
+    expect(artifactHash('text', 'b', { ...base, cudaBackward: { tables: true } })).not.toBe(plain);
+  });
+
+  it('the manifest and the header say which variants a kernel has; the defaults say nothing', () => {
+    const [causal] = loadExamples(['causal']);
+    const opts = { dtype: 'bf16' as const, headDim: 64, hash: 'h', version: 'v' };
+    const v = renderCudaBackward(causal.lowered, { ...opts, tuning: { asyncStats: true } });
+    expect(v.manifest.abi.tuning).toBe('async-stats');
+    expect(v.source).toContain('// Variants under evaluation: async-stats.');
+    expect(v.source).toContain('attnc_cp_async4(attnc_smem_addr(&sLse[st][x])');
+    const d = renderCudaBackward(causal.lowered, opts);
+    expect(d.manifest.abi.tuning).toBeUndefined();
+    expect(d.source).not.toContain('Variants under evaluation');
+  });
+
+  it('compile --cuda-bwd: written into the module or the .cu; misuse is one clear line and exit 2', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'attnc-bwd-cli-'));
+    const ok = attnc('examples/document.attn', '--target', 'cuda', '--backward', '--dtype', 'bf16', '--cuda-bwd', 'scan-window', '-o', dir);
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(readFileSync(join(dir, 'document.bf16.d64.bwd.cu'), 'utf8')).toContain('auto tile_live = [&](int it, bool& part) -> bool {');
+    const torch = attnc('examples/causal.attn', '--target', 'torch', '--dtype', 'bf16', '--cuda-bwd', 'tables');
+    expect(torch.status, torch.stderr).toBe(0);
+    expect(torch.stdout).toContain('// Variants under evaluation: tables.');
+    for (const [args, line] of [
+      [['--target', 'cuda', '--dtype', 'bf16', '--cuda-bwd', 'tables'], '--cuda-bwd is for --target torch, or --target cuda --backward'],
+      [['--target', 'torch', '--dtype', 'bf16', '--cuda-bwd', 'nope'], "unknown backward variant 'nope'"],
+    ] as const) {
+      const r = attnc('examples/causal.attn', ...args);
+      expect(r.status).toBe(2);
+      expect(r.stderr.split('\n')[0]).toContain(line);  // then, for option errors, the pointer to --help
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
+  }, 60_000);
+});
