@@ -225,7 +225,8 @@ function tableElementCode(k: LoweredKernel, spec: SpecCode, bn: number, transpos
   const g = spec.affine ? null : logitDerivative(k.program);
   const variant = (masked: boolean): ElementVariant => {
     const e = spec.elem(masked, bn, false, false, { transposed, extra: g ? [g] : [] });
-    return { lines: e.lines, logit2: e.logit2, g: e.a2 !== null ? `(${e.a2}) * 0.6931471805599453f` : e.extra[0], keep: `(${e.keep} & (qrow < Nq))` };
+    // A full tile keeps every pair (its rows and keys all in range): no test at all, as in the default code.
+    return { lines: e.lines, logit2: e.logit2, g: e.a2 !== null ? `(${e.a2}) * 0.6931471805599453f` : e.extra[0], keep: masked ? `(${e.keep} & (qrow < Nq))` : 'true' };
   };
   return { plain: variant(false), masked: variant(true) };
 }

@@ -363,7 +363,7 @@ extern "C" __global__ void __launch_bounds__(128, 1) attnc_document_bf16_d64_bwd
           const float dotv = s[n][r];
           (void)i; (void)lr; (void)lc; (void)qrow; (void)qi; (void)kvi; (void)dotv;
 
-          const bool keep = (true & (qrow < Nq));
+          const bool keep = true;
           // A dropped pair's logit and g may be NaN (a log of a negative distance): selected away, never multiplied.
           const float p = keep ? attnc_ex2(fmaf(hv_45, dotv, 0.0f) - lse2[r >> 1]) : 0.f;
           dp[n][r] = keep ? p * (dp[n][r] - dl[r >> 1]) * ((hv_45) * 0.6931471805599453f) : 0.f;
@@ -619,7 +619,7 @@ extern "C" __global__ void __launch_bounds__(128, 1) attnc_document_bf16_d64_bwd
           const float dotv = s[n][r];
           (void)lr; (void)lc; (void)qrow; (void)qi; (void)kvi; (void)dotv;
 
-          const bool keep = (true & (qrow < Nq));
+          const bool keep = true;
           // A dropped pair's logit and g may be NaN (a log of a negative distance): selected away, never multiplied.
           const float p = keep ? attnc_ex2(fmaf(hv_45, dotv, 0.0f) - attnc_lse2(sLse[stage][lc])) : 0.f;
           dp[n][r] = keep ? p * (dp[n][r] - sDelta[stage][lc]) * ((hv_45) * 0.6931471805599453f) : 0.f;

@@ -272,7 +272,7 @@ extern "C" __global__ void __launch_bounds__(128, 1) attnc_scale_invariant_bf16_
           const float dotv = s[n][r];
           (void)i; (void)lr; (void)lc; (void)qrow; (void)qi; (void)kvi; (void)dotv;
 
-          const bool keep = (true & (qrow < Nq));
+          const bool keep = true;
           // A dropped pair's logit and g may be NaN (a log of a negative distance): selected away, never multiplied.
           const float p = keep ? attnc_ex2(fmaf(st_dv[stage][lr - lc + 63][0], dotv, st_dv[stage][lr - lc + 63][1]) - lse2[r >> 1]) : 0.f;
           dp[n][r] = keep ? p * (dp[n][r] - dl[r >> 1]) * ((st_dv[stage][lr - lc + 63][0]) * 0.6931471805599453f) : 0.f;
@@ -489,7 +489,7 @@ extern "C" __global__ void __launch_bounds__(128, 1) attnc_scale_invariant_bf16_
           const float dotv = s[n][r];
           (void)lr; (void)lc; (void)qrow; (void)qi; (void)kvi; (void)dotv;
 
-          const bool keep = (true & (qrow < Nq));
+          const bool keep = true;
           // A dropped pair's logit and g may be NaN (a log of a negative distance): selected away, never multiplied.
           const float p = keep ? attnc_ex2(fmaf(st_dv[stage][lc - lr + 63][0], dotv, st_dv[stage][lc - lr + 63][1]) - attnc_lse2(sLse[stage][lc])) : 0.f;
           dp[n][r] = keep ? p * (dp[n][r] - sDelta[stage][lc]) * ((st_dv[stage][lc - lr + 63][0]) * 0.6931471805599453f) : 0.f;
