@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Static PTX instruction counts of the CUDA backward kernels (the default and each variant under evaluation), no GPU
-# needed: what a variant removes from or adds to the code of each launch, before ptxas (nvcc -ptx, sm_90a). A count
+# needed: what a variant removes from or adds to the code of each launch, before ptxas (nvcc -ptx, compute_90a). A count
 # is of instructions in the kernel's text: the element step appears twice (partial and full tiles), unrolled over a
 # thread's elements of one tile, so these are proportional to the per-tile work, not equal to it.
 # Usage: bash scripts/bwd-ptx-counts.sh [SPECS] [D] [VARIANTS]   e.g. bash scripts/bwd-ptx-counts.sh "causal scale_invariant document" 128
@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 specs=${1:-causal scale_invariant document}
 D=${2:-128}
-variants=${3:-default tables async-stats scan-window tables,async-stats,scan-window}
+variants=${3:-default tables async-stats scan-window tables,async-stats,scan-window wgmma wgmma,tables,async-stats,scan-window}
 work=$(mktemp -d /tmp/attnc-ptx.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 count() { grep -cE "$1" "$2" || true; }
@@ -19,12 +19,13 @@ for s in $specs; do
     flag=()
     [ "$v" != default ] && flag=(--cuda-bwd "$v")
     node bin/attnc.js compile "examples/$s.attn" --target cuda --backward --dtype bf16 --head-dim "$D" "${flag[@]}" -o "$d" > /dev/null
-    nvcc -ptx -arch=sm_90a -o "$d/k.ptx" "$d/$s.bf16.d$D.bwd.cu"
+    nvcc -ptx -arch=compute_90a -o "$d/k.ptx" "$d/$s.bf16.d$D.bwd.cu"
     for k in bwd_dq bwd_dkdv; do
       f="$d/$k.ptx"
-      awk -v e="attnc_${s}_bf16_d${D}_$k" '$0 ~ ".entry "e"\\(" {on=1} on {print} on && /^}/ {exit}' "$d/k.ptx" > "$f"
-      printf '%-16s %-32s %-9s instructions %5d  sqrt %3d  ex2 %3d  mma %4d  ldmatrix %4d  ld.shared %4d  ld.global %4d  cp.async %3d  bar %2d\n' \
-        "$s" "$v" "$k" "$(count '^\s+[a-z@]' "$f")" "$(count 'sqrt\.r' "$f")" "$(count 'ex2\.approx' "$f")" "$(count 'mma\.sync' "$f")" \
+      # from the kernel's .entry to the next kernel's '// .globl' (inline asm blocks close braces at column 0 too)
+      awk -v e="attnc_${s}_bf16_d${D}_$k" '$0 ~ ".entry "e"\\(" {on=1; print; next} on && /^[ \t]*\/\/ \.globl/ {exit} on {print}' "$d/k.ptx" > "$f"
+      printf '%-16s %-32s %-9s instructions %5d  sqrt %3d  ex2 %3d  mma %4d  wgmma %3d  ldmatrix %4d  ld.shared %4d  ld.global %4d  cp.async %3d  bar %2d\n' \
+        "$s" "$v" "$k" "$(count '^\s+[a-z@]' "$f")" "$(count 'sqrt\.r' "$f")" "$(count 'ex2\.approx' "$f")" "$(count 'mma\.sync' "$f")" "$(count 'wgmma\.mma_async' "$f")" \
         "$(count ldmatrix "$f")" "$(count 'ld\.shared' "$f")" "$(count 'ld\.global' "$f")" "$(count 'cp\.async\.c' "$f")" "$(count 'bar\.sync' "$f")"
     done
   done

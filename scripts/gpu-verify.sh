@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Correctness on a GPU machine after a kernel change, in one command (logs under LOG_DIR, a summary at the end):
 #   1. the CUDA backward kernels against the float64 backward reference (tests/cuda/backward.test.ts)
-#   2. the torch module's autograd the same way (tests/torch, its gradient test)
 #   1b. the same for each backward variant under evaluation (VERIFY_BWD_VARIANTS, space-separated, each a
-#      comma list for ATTNC_CUDA_BWD; default 'tables,async-stats,scan-window', every variant on; '' for none)
+#      comma list for ATTNC_CUDA_BWD; default: every variant on, on mma.sync and on wgmma; '' for none)
+#   2. the torch module's autograd the same way (tests/torch, its gradient test)
 #   3. the CUDA differential suite of the forward defaults, bf16 and f16, lengths to 2100 (past the long-row
 #      variant's 2048 rows), then at D=64 again with 3 blocks so that each persistent block walks several items
 # Usage: bash scripts/gpu-verify.sh [LOG_DIR]   Exit status 1 when anything failed.
@@ -19,7 +19,7 @@ vitest_line() { grep -E 'Tests ' "$1" | tail -1 | sed 's/\x1b\[[0-9;]*m//g' | xa
 
 timeout 240 npx vitest run tests/cuda/backward.test.ts >"$logs/backward.log" 2>&1 || status=1
 line 'CUDA backward vs float64' "$(vitest_line "$logs/backward.log")"
-for v in ${VERIFY_BWD_VARIANTS-tables,async-stats,scan-window}; do
+for v in ${VERIFY_BWD_VARIANTS-tables,async-stats,scan-window wgmma,tables,async-stats,scan-window}; do
   ATTNC_CUDA_BWD=$v timeout 240 npx vitest run tests/cuda/backward.test.ts >"$logs/backward-${v//,/+}.log" 2>&1 || status=1
   line "CUDA backward ($v) vs float64" "$(vitest_line "$logs/backward-${v//,/+}.log")"
 done

@@ -20,9 +20,10 @@ describe('CUDA backward variants', () => {
 
   it('parse and print the same names; an unknown one is a reason, not a throw', () => {
     expect(parseBackwardTuning('tables,async-stats')).toEqual({ tables: true, asyncStats: true });
+    expect(parseBackwardTuning('wgmma,scan-window')).toEqual({ wgmma: true, scanWindow: true });
     expect(parseBackwardTuning(' scan-window ,default')).toEqual({ scanWindow: true });
     expect(parseBackwardTuning('')).toEqual({});
-    expect(parseBackwardTuning('tables,bogus')).toBe("unknown backward variant 'bogus': expected a comma list of tables, async-stats, scan-window (or 'default')");
+    expect(parseBackwardTuning('tables,bogus')).toBe("unknown backward variant 'bogus': expected a comma list of tables, async-stats, scan-window, wgmma (or 'default')");
     expect(backwardTuningLabel({ scanWindow: true, tables: true })).toBe('tables,scan-window');
     expect(backwardTuningLabel(undefined)).toBe('');
   });
@@ -49,6 +50,12 @@ describe('CUDA backward variants', () => {
     expect(v.manifest.abi.tuning).toBe('async-stats');
     expect(v.source).toContain('// Variants under evaluation: async-stats.');
     expect(v.source).toContain('attnc_cp_async4(attnc_smem_addr(&sLse[st][x])');
+    // wgmma: Hopper's products where the head dim is whole 64-column atoms; elsewhere mma.sync as before
+    const w = renderCudaBackward(causal.lowered, { ...opts, tuning: { wgmma: true } });
+    expect(w.manifest.abi.kernel).toBe('wgmma');
+    expect(w.source).toContain('attnc_wgmma_rs(&dk[8 * h][0], a_dp[kk], q_n + st16');
+    expect(w.source).toContain('#error "this kernel uses wgmma');
+    expect(renderCudaBackward(causal.lowered, { ...opts, headDim: 96, tuning: { wgmma: true } }).manifest.abi.kernel).toBe('mma');
     const d = renderCudaBackward(causal.lowered, opts);
     expect(d.manifest.abi.tuning).toBeUndefined();
     expect(d.source).not.toContain('Variants under evaluation');

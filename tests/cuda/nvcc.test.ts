@@ -50,13 +50,17 @@ function combinedSource(spec: Spec, dims: number[], arch: Arch): { source: strin
   return { source: parts.join('\n'), entries };
 }
 
-/** The backward variants under evaluation (every one on), f16/bf16 at D 64 and 128: built for sm_90a, where they are timed. */
-const BWD_VARIANTS: CudaBackwardTuning = { tables: true, asyncStats: true, scanWindow: true };
-function backwardVariantSource(spec: Spec): { source: string; entries: string[] } {
+/**
+ * The backward variants under evaluation, f16/bf16 at D 64 and 128, built for sm_90a (where they are timed): every
+ * one on the mma.sync products, and every one with the wgmma products. BWD_VARIANTS (all on) also has goldens.
+ */
+const BWD_VARIANTS: CudaBackwardTuning = { tables: true, asyncStats: true, scanWindow: true, wgmma: true };
+const BWD_VARIANT_SETS: CudaBackwardTuning[] = [{ ...BWD_VARIANTS, wgmma: false }, BWD_VARIANTS];
+function backwardVariantSource(spec: Spec, tuning: CudaBackwardTuning): { source: string; entries: string[] } {
   const parts: string[] = [];
   const entries: string[] = [];
   for (const D of [64, 128]) for (const dtype of ['f16', 'bf16'] as const) {
-    const b = renderCudaBackward(spec.lowered, { dtype, headDim: D, hash: 'test', version: 'test', arch: 'sm_90a', tuning: BWD_VARIANTS });
+    const b = renderCudaBackward(spec.lowered, { dtype, headDim: D, hash: 'test', version: 'test', arch: 'sm_90a', tuning });
     entries.push(...cudaBackwardStages(b.manifest).map((x) => x.entryPoint));
     parts.push(`namespace attnc_bwd_${dtype}_${D} {\n${b.source}\n}  // namespace`);
   }
@@ -96,12 +100,12 @@ describe.skipIf(!nvcc)('nvcc: every example, sm_80 + sm_90a, f16/bf16/f32, no sp
     const file = join(work, `${spec.name}.${arch}.cu`);
     writeFileSync(file, source);
     return { spec, arch, label: arch, entries, file, result: null as Promise<Compiled> | null };
-  }), (() => {
-    const { source, entries } = backwardVariantSource(spec);
-    const file = join(work, `${spec.name}.bwd-variants.cu`);
+  }), ...BWD_VARIANT_SETS.map((tuning, v) => {
+    const { source, entries } = backwardVariantSource(spec, tuning);
+    const file = join(work, `${spec.name}.bwd-variants-${v}.cu`);
     writeFileSync(file, source);
-    return { spec, arch: 'sm_90a' as Arch, label: `sm_90a, backward ${backwardTuningLabel(BWD_VARIANTS)}`, entries, file, result: null as Promise<Compiled> | null };
-  })()]);
+    return { spec, arch: 'sm_90a' as Arch, label: `sm_90a, backward ${backwardTuningLabel(tuning)}`, entries, file, result: null as Promise<Compiled> | null };
+  })]);
   // Start every compile at once (two at a time) only when these tests run.
   beforeAll(() => { for (const j of jobs) j.result = pooled(() => run(j.file, j.arch)); });
   for (const job of jobs) {
