@@ -10,6 +10,7 @@ import { defaultTables, randomGradient, randomInputs } from './random.ts';
 import { compareOutputs, gradientError, sampleRows, TOLERANCE } from './compare.ts';
 import { renderKernel, UsageError } from '../compiler/compile.ts';
 import { referenceBackward } from './reference-backward.ts';
+import { backwardTuningLabel, type CudaBackwardTuning } from '../compiler/render/cuda-bwd.ts';
 import { roundThrough } from './half.ts';
 
 export type CheckCase = AttentionShape;
@@ -76,16 +77,21 @@ export interface BackwardCheckResult {
   /** Pairs at a kink or jump of the logit (referenceBackward): > 0 means not compared, and `pass` stays true. */
   ambiguous: number;
   pass: boolean;
+  /** The CUDA backward variants of the kernels checked (backwardTuningLabel; '' for the defaults). */
+  variant: string;
 }
 
 /**
  * The backward kernels against the float64 backward reference: per case, the forward kernel's O and LSE and a
  * random dO (unit normal) go through the backward kernels; dQ, dK and dV are compared in full (every row: dK and
  * dV sum over all of them). Inputs are rounded to the storage dtype first, for the reference too.
+ * `variants`: CUDA backward variants to check as well, each against the same reference (computed once per case);
+ * by default the kernels of the backend's own code generation.
  */
 export async function* checkBackwardCases(
   backend: Backend, text: string, block: AttentionBlock, lowered: LoweredKernel,
   cases: CheckCase[], dtypes: StorageDType[], params: Record<string, number>, seed: number,
+  variants?: CudaBackwardTuning[],
 ): AsyncGenerator<BackwardCheckResult> {
   if (!backend.backward) throw new UsageError(`the ${backend.name} backend has no backward kernels yet (--backend webgpu, cuda or torch)`);
   for (const shape of cases) {
@@ -96,16 +102,19 @@ export async function* checkBackwardCases(
       const dO = round(randomGradient(shape, seed));
       const call = completeCall(lowered, { ...shape, q: round(q), k: round(k), v: round(v), params, tables });
       const fwd = await runKernel(backend, text, block, lowered, call, dtype);
-      const kernel = renderKernel(text, block, lowered, { ...backend.codegen(), dtype, headDim: shape.D, limits: backend.limits(), pass: 'backward' });
-      const got = await backend.backward(kernel, call, { o: fwd.o, lse: fwd.lse, dO });
       const want = referenceBackward(block, call, dO);
-      const [dq, dk, dv] = [gradientError(got.dq, want.dq), gradientError(got.dk, want.dk), gradientError(got.dv, want.dv)];
-      const tolerance = TOLERANCE[dtype];
-      const nanCount = dq.nanCount + dk.nanCount + dv.nanCount;
-      yield {
-        backend: backend.name, dtype, shape, errDq: dq.err, errDk: dk.err, errDv: dv.err, tolerance, nanCount, ambiguous: want.ambiguous,
-        pass: want.ambiguous > 0 || (nanCount === 0 && Math.max(dq.err, dk.err, dv.err) <= tolerance),
-      };
+      const codegen = backend.codegen();
+      for (const tuning of variants ?? [codegen.target === 'cuda' ? codegen.cudaBackward : undefined]) {
+        const kernel = renderKernel(text, block, lowered, { ...codegen, ...(tuning ? { cudaBackward: tuning } : {}), dtype, headDim: shape.D, limits: backend.limits(), pass: 'backward' });
+        const got = await backend.backward(kernel, call, { o: fwd.o, lse: fwd.lse, dO });
+        const [dq, dk, dv] = [gradientError(got.dq, want.dq), gradientError(got.dk, want.dk), gradientError(got.dv, want.dv)];
+        const tolerance = TOLERANCE[dtype];
+        const nanCount = dq.nanCount + dk.nanCount + dv.nanCount;
+        yield {
+          backend: backend.name, dtype, shape, errDq: dq.err, errDk: dk.err, errDv: dv.err, tolerance, nanCount, ambiguous: want.ambiguous,
+          pass: want.ambiguous > 0 || (nanCount === 0 && Math.max(dq.err, dk.err, dv.err) <= tolerance), variant: backwardTuningLabel(tuning),
+        };
+      }
     }
   }
 }
