@@ -17,6 +17,7 @@ import { frontEnd, lowerAndAnalyze } from '../../src/compiler/compile.ts';
 import { renderCuda } from '../../src/compiler/render/cuda.ts';
 import { renderTorch, torchModuleName } from '../../src/compiler/render/torch.ts';
 import type { StorageDType } from '../../src/compiler/manifest.ts';
+import type { CudaBackwardTuning } from '../../src/compiler/render/cuda-bwd.ts';
 import { expectGolden } from '../golden-file.ts';
 import { EXAMPLES_DIR, formatResult, loadExamples, runCase } from '../cuda/suite.ts';
 import { genDiffSpec } from '../../src/fuzz/diff-gen.ts';
@@ -49,9 +50,9 @@ function expectPythonParses(modules: Array<[string, string]>): void {
   expect(r.status, r.stderr).toBe(0);
 }
 
-function writeModule(name: string, dtype: StorageDType, D: number): string {
-  const path = join(work, `${torchModuleName(name, dtype, D)}.py`);
-  writeFileSync(path, renderTorch(lowered(name), { dtype, headDim: D, hash: 'test', version: 'test' }));
+function writeModule(name: string, dtype: StorageDType, D: number, cudaBackward?: CudaBackwardTuning, as?: string): string {
+  const path = join(work, `${as ?? torchModuleName(name, dtype, D)}.py`);
+  writeFileSync(path, renderTorch(lowered(name), { dtype, headDim: D, hash: 'test', version: 'test', cudaBackward }));
   return path;
 }
 
@@ -240,6 +241,20 @@ print('sm_90a again', m.compile_cubin('sm_90a') == built['sm_90a'])
 `, { ATTNC_CACHE_DIR: cache });
     expect(lines).toEqual(['sm_90a True True', 'sm_89 True True', 'cached files 2', 'sm_90a again True']);
   }, 120_000);
+
+  it('builds the backward cubins of the variants under evaluation for sm_90a (--cuda-bwd; wgmma among them)', () => {
+    const sets: Array<[string, CudaBackwardTuning]> = [['mma', { tables: true, asyncStats: true, scanWindow: true }], ['wgmma', { tables: true, asyncStats: true, scanWindow: true, wgmma: true }]];
+    for (const [label, tuning] of sets) for (const name of ['scale_invariant', 'document']) writeModule(name, 'bf16', 128, tuning, `${name}_${label}`);
+    const lines = runPython(`
+import importlib
+for label in ('mma', 'wgmma'):
+    for name in ('scale_invariant', 'document'):
+        m = importlib.import_module(f'{name}_{label}')
+        c = m.compile_cubin('sm_90a', backward=True)
+        print(name, label, c[:4] == b'\\x7fELF', 'wgmma' in m.BACKWARD['source'])
+`, { ATTNC_CACHE_DIR: join(work, 'cache-variants') });
+    expect(lines).toEqual(['scale_invariant mma True False', 'document mma True False', 'scale_invariant wgmma True True', 'document wgmma True True']);
+  }, 240_000);
 });
 
 describe.skipIf(!hasCudaTorch)('torch target on the GPU: every example against the float64 reference', () => {
