@@ -92,6 +92,25 @@ const program = (spec: Spec, full: ReturnType<typeof pieces>, tab: ReturnType<ty
           fdp[n][r] = tdp[n][r] = ((h >> 3) % 6000) / 1000.0f - 3.0f;
         }`;
   const full2 = (code: string, s: string, dp: string) => `{ float (&s)[NT][4] = ${s}; float (&dp)[NT][4] = ${dp};\n${code}\n        }`;
+  // One thread's elements through both steps, the partial tiles' then the full tiles' (the kernel runs the latter
+  // only where the mask keeps every pair: elsewhere neither is defined to agree, so dropped pairs are zeroed in both,
+  // found by the default partial step's dS = 0 for inputs of 1).
+  const compareSteps = (f: Launch, t: Launch) => `
+        float fs[NT][4], fdp[NT][4], ts[NT][4], tdp[NT][4];
+${inputs}
+        ${full2(f.masked, 'fs', 'fdp')}
+        ${full2(t.masked, 'ts', 'tdp')}
+${check}
+${inputs}
+        ${full2(f.plain, 'fs', 'fdp')}
+        ${full2(t.plain, 'ts', 'tdp')}
+        {
+          float ms[NT][4], mdp[NT][4];
+          for (int n = 0; n < NT; ++n) for (int r = 0; r < 4; ++r) { ms[n][r] = 0.5f; mdp[n][r] = 1.f; }
+          ${full2(f.masked, 'ms', 'mdp')}
+          for (int n = 0; n < NT; ++n) for (int r = 0; r < 4; ++r) if (mdp[n][r] == 0.f) fs[n][r] = fdp[n][r] = ts[n][r] = tdp[n][r] = 0.f;
+        }
+${check}`;
   return `#include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -136,22 +155,7 @@ ${tab.dqValues}
         float lse2[2], dl[2];
         for (int h = 0; h < 2; ++h) { lse2[h] = 1.0f + 0.37f * ((g + 8 * h + warp) % 5); dl[h] = 0.25f * ((g + h) % 3) - 0.2f; }
         ++seed;
-        float fs[NT][4], fdp[NT][4], ts[NT][4], tdp[NT][4];
-${inputs}
-        ${full2(full.dq.masked, 'fs', 'fdp')}
-        ${full2(tab.dq.masked, 'ts', 'tdp')}
-${check}
-${inputs}
-        ${full2(full.dq.plain, 'fs', 'fdp')}
-        ${full2(tab.dq.plain, 'ts', 'tdp')}
-        // full tiles only in the kernel: where the mask drops a pair, neither step is defined to agree
-        {
-          float ms[NT][4], mdp[NT][4];
-          for (int n = 0; n < NT; ++n) for (int r = 0; r < 4; ++r) { ms[n][r] = 0.5f; mdp[n][r] = 1.f; }
-          ${full2(full.dq.masked, 'ms', 'mdp')}
-          for (int n = 0; n < NT; ++n) for (int r = 0; r < 4; ++r) if (ms[n][r] == 0.5f && mdp[n][r] == 0.f) fs[n][r] = fdp[n][r] = ts[n][r] = tdp[n][r] = 0.f;
-        }
-${check}
+${compareSteps(full.dq, tab.dq)}
       }
     }
   }
@@ -174,21 +178,7 @@ ${tab.dkdvFill.replace(/^  /gm, '      ')}
         const int g = lane >> 2, t4 = lane & 3;
 ${tab.dkdvHead}
         ++seed;
-        float fs[NT][4], fdp[NT][4], ts[NT][4], tdp[NT][4];
-${inputs}
-        ${full2(full.dkdv.masked, 'fs', 'fdp')}
-        ${full2(tab.dkdv.masked, 'ts', 'tdp')}
-${check}
-${inputs}
-        ${full2(full.dkdv.plain, 'fs', 'fdp')}
-        ${full2(tab.dkdv.plain, 'ts', 'tdp')}
-        {
-          float ms[NT][4], mdp[NT][4];
-          for (int n = 0; n < NT; ++n) for (int r = 0; r < 4; ++r) { ms[n][r] = 0.5f; mdp[n][r] = 1.f; }
-          ${full2(full.dkdv.masked, 'ms', 'mdp')}
-          for (int n = 0; n < NT; ++n) for (int r = 0; r < 4; ++r) if (ms[n][r] == 0.f && mdp[n][r] == 0.f) fs[n][r] = fdp[n][r] = ts[n][r] = tdp[n][r] = 0.f;
-        }
-${check}
+${compareSteps(full.dkdv, tab.dkdv)}
       }
     }
   }
