@@ -11,7 +11,8 @@ must agree with Flex's (max abs difference over the largest magnitude, per tenso
 TFLOP/s count the kept pairs only: forward 4 D (kept) B H, backward 2.5 times that (FlashAttention's convention).
 --variants: backward kernel variants under evaluation (render/cuda-bwd.ts), each from bench/build/torch-bwd/<variant>/
 (prepare.sh's BWD_VARIANTS; a variant's parts joined by '+'), checked against Flex's gradients and timed in the same
-run as the default; a row's `variants` gives each one's time and its speed over the default's.
+run as the default; a row's `variants` gives each one's time and its speed over the default's. Each row also times
+our forward alone (`ours_fwd_ms`, no autograd), so that `ours_bwd_over_fwd` says what the backward costs beside it.
 Writes <out>/h200-YYYY-MM-DD-train.json (or the GPU's name) and prints a table. Exits 1 if anything failed.
 """
 import argparse
@@ -111,8 +112,13 @@ def main():
                         ms, mn, _ = time_cuda(lambda: step(fn), a.warmup, a.repeats)
                         row[f'{name}_ms'], row[f'{name}_min_ms'], row[f'{name}_tflops'] = ms, mn, flops / (ms * 1e9)
                     row['ours_over_flex'] = row['flex_ms'] / row['ours_ms']
+                    # Where ours' step goes: its forward alone (no autograd graph), the rest is the backward.
+                    with torch.no_grad():
+                        fwd_ms, _, _ = time_cuda(lambda: tmod.attention(q, k, v, P, T), a.warmup, a.repeats)
+                    row['ours_fwd_ms'], row['ours_bwd_over_fwd'] = fwd_ms, (row['ours_ms'] - fwd_ms) / fwd_ms
                     log(f'{s:16s} D={D:3d} N={N:5d}  ours {row["ours_ms"]:8.3f} ms {row["ours_tflops"]:6.1f} TFLOP/s   '
-                        f'flex {row["flex_ms"]:8.3f} ms {row["flex_tflops"]:6.1f}   x{row["ours_over_flex"]:.2f}   agree {worst:.1e}')
+                        f'flex {row["flex_ms"]:8.3f} ms {row["flex_tflops"]:6.1f}   x{row["ours_over_flex"]:.2f}   agree {worst:.1e}   '
+                        f'our backward {row["ours_bwd_over_fwd"]:.1f}x our forward')
                     row['variants'] = {}
                     for v, mod in vmods.items():
                         fn = ours_of(mod)
@@ -125,8 +131,10 @@ def main():
                             log(f'FAIL {s} D={D} N={N} variant {v}: {vrow["error"]}')
                             continue
                         ms, mn, _ = time_cuda(lambda: step(fn), a.warmup, a.repeats)
-                        vrow.update({'ms': ms, 'min_ms': mn, 'tflops': flops / (ms * 1e9), 'over_default': row['ours_ms'] / ms})
-                        log(f'{"":16s} variant {v:24s} {ms:8.3f} ms {vrow["tflops"]:6.1f} TFLOP/s   x{vrow["over_default"]:.2f} of the default')
+                        vrow.update({'ms': ms, 'min_ms': mn, 'tflops': flops / (ms * 1e9), 'over_default': row['ours_ms'] / ms,
+                                     'bwd_over_fwd': (ms - fwd_ms) / fwd_ms})
+                        log(f'{"":16s} variant {v:24s} {ms:8.3f} ms {vrow["tflops"]:6.1f} TFLOP/s   x{vrow["over_default"]:.2f} of the default   '
+                            f'backward {vrow["bwd_over_fwd"]:.1f}x the forward')
                     del g_flex
                 except Exception as e:  # noqa: BLE001
                     traceback.print_exc()
