@@ -6,7 +6,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { artifactHash, lowerAndAnalyze, renderKernel, UsageError, type Target } from '../compiler/compile.ts';
 import { renderFlex } from '../compiler/render/flex.ts';
 import { renderTorch, torchModuleName } from '../compiler/render/torch.ts';
-import { BACKWARD_TUNING_SYNTAX, parseBackwardTuning, type CudaBackwardTuning } from '../compiler/render/cuda-bwd.ts';
+import { BACKWARD_TUNING_SYNTAX, parseBackwardTuning, type CudaBackwardTuning } from '../compiler/render/cuda-bwd-tuning.ts';
 import { cudaHeadDimProblem } from '../compiler/schedule/cuda-tiles.ts';
 import { emitJavaScript, renderTsModule } from '../compiler/render/ts-module.ts';
 import { renderTsBackwardModule } from '../compiler/render/ts-module-bwd.ts';

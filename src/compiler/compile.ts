@@ -16,7 +16,8 @@ import { lowerBlock } from './passes/lower.ts';
 import { analyzeProgram } from './passes/analyze.ts';
 import { renderWgsl } from './render/wgsl.ts';
 import { renderWgslBackward } from './render/wgsl-bwd.ts';
-import { backwardTuningLabel, cudaBackwardProblem, renderCudaBackward, type CudaBackwardTuning } from './render/cuda-bwd.ts';
+import { cudaBackwardProblem, renderCudaBackward } from './render/cuda-bwd.ts';
+import { backwardTuningLabel, type CudaBackwardTuning } from './render/cuda-bwd-tuning.ts';
 import { renderCuda } from './render/cuda.ts';
 import { VERSION } from '../version.ts';
 

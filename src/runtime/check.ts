@@ -10,7 +10,7 @@ import { defaultTables, randomGradient, randomInputs } from './random.ts';
 import { compareOutputs, gradientError, sampleRows, TOLERANCE } from './compare.ts';
 import { renderKernel, UsageError } from '../compiler/compile.ts';
 import { referenceBackward } from './reference-backward.ts';
-import { backwardTuningLabel, type CudaBackwardTuning } from '../compiler/render/cuda-bwd.ts';
+import { backwardTuningLabel, type CudaBackwardTuning } from '../compiler/render/cuda-bwd-tuning.ts';
 import { roundThrough } from './half.ts';
 
 export type CheckCase = AttentionShape;

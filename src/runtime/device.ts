@@ -1,7 +1,7 @@
 // What every runtime backend offers. `check`, `run` and the tests talk to
 // this interface; WebGPU and CUDA implement it.
 import type { CompiledKernel, StorageDType } from '../compiler/manifest.ts';
-import { parseBackwardTuning, type CudaBackwardTuning } from '../compiler/render/cuda-bwd.ts';
+import { parseBackwardTuning, type CudaBackwardTuning } from '../compiler/render/cuda-bwd-tuning.ts';
 import { UsageError } from '../compiler/compile.ts';
 
 export interface AttentionShape {

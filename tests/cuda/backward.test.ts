@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkBackwardCases, defaultCases } from '../../src/runtime/check.ts';
-import { parseBackwardTuning, type CudaBackwardTuning } from '../../src/compiler/render/cuda-bwd.ts';
+import { parseBackwardTuning, type CudaBackwardTuning } from '../../src/compiler/render/cuda-bwd-tuning.ts';
 import { EXAMPLES_DIR, loadExamples, openTestCuda } from './suite.ts';
 
 const { backend, reason } = await openTestCuda('tests/cuda/backward.test.ts');

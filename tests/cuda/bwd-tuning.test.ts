@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { artifactHash } from '../../src/compiler/compile.ts';
-import { backwardTuningLabel, parseBackwardTuning, renderCudaBackward } from '../../src/compiler/render/cuda-bwd.ts';
+import { renderCudaBackward } from '../../src/compiler/render/cuda-bwd.ts';
+import { backwardTuningLabel, parseBackwardTuning } from '../../src/compiler/render/cuda-bwd-tuning.ts';
 import { backwardTuningFromEnv } from '../../src/runtime/device.ts';
 import { loadExamples } from './suite.ts';
 

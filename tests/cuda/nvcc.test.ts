@@ -18,7 +18,8 @@ import { parseSpec } from '../../src/compiler/syntax/parse.ts';
 import { lowerBlock } from '../../src/compiler/passes/lower.ts';
 import { analyzeProgram } from '../../src/compiler/passes/analyze.ts';
 import { findNvcc } from '../../src/cli/cubin.ts';
-import { backwardTuningLabel, cudaBackwardProblem, cudaBackwardStages, renderCudaBackward, type CudaBackwardTuning } from '../../src/compiler/render/cuda-bwd.ts';
+import { cudaBackwardProblem, cudaBackwardStages, renderCudaBackward } from '../../src/compiler/render/cuda-bwd.ts';
+import { backwardTuningLabel, type CudaBackwardTuning } from '../../src/compiler/render/cuda-bwd-tuning.ts';
 import { expectGolden } from '../golden-file.ts';
 
 const nvcc = findNvcc();

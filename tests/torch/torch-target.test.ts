@@ -17,7 +17,7 @@ import { frontEnd, lowerAndAnalyze } from '../../src/compiler/compile.ts';
 import { renderCuda } from '../../src/compiler/render/cuda.ts';
 import { renderTorch, torchModuleName } from '../../src/compiler/render/torch.ts';
 import type { StorageDType } from '../../src/compiler/manifest.ts';
-import type { CudaBackwardTuning } from '../../src/compiler/render/cuda-bwd.ts';
+import type { CudaBackwardTuning } from '../../src/compiler/render/cuda-bwd-tuning.ts';
 import { expectGolden } from '../golden-file.ts';
 import { EXAMPLES_DIR, formatResult, loadExamples, runCase } from '../cuda/suite.ts';
 import { genDiffSpec } from '../../src/fuzz/diff-gen.ts';

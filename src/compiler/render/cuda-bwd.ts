@@ -15,71 +15,23 @@
 // The logit, the mask and g come from the same IR as the forward kernel (exp2-feed.ts, passes/derivative.ts),
 // evaluated per element by default (nvcc hoists what is loop-invariant), or with the forward's tables (tuning
 // `tables`). The forward's tile tests skip tiles with no kept pair and drop the mask on full ones, in both launches.
+//
+// The pieces live beside it: cuda-bwd-tuning.ts (the variants under evaluation), cuda-bwd-elem.ts (the element
+// step), cuda-bwd-mma.ts and cuda-bwd-wgmma.ts (the matrix products); this file lays out the two launches.
 import type { CompiledKernel, KernelManifest, StorageDType } from '../manifest.ts';
 import type { LoweredKernel } from '../ir/program.ts';
-import type { Node } from '../ir/nodes.ts';
-import { logitDerivative } from '../passes/derivative.ts';
-import { emitValues, helpersUsed } from './cstyle.ts';
+import { helpersUsed } from './cstyle.ts';
 import { CUDA } from './lang-cuda.ts';
-import { buildSpecCode, leafNames, tileClassifier, tileWindow, type SpecCode } from './cuda-spec.ts';
-import { exp2Feed } from './exp2-feed.ts';
+import { buildSpecCode, tileClassifier, tileWindow, type SpecCode } from './cuda-spec.ts';
 import { mangle } from './names.ts';
 import { PTX_COMMON, ptxMma, ptxWgmma } from './cuda-ptx.ts';
+import { backwardTuningLabel, type CudaBackwardTuning } from './cuda-bwd-tuning.ts';
+import { elementCode, elementStep } from './cuda-bwd-elem.ts';
+import { accumulateCode, LANE, twoProductsCode } from './cuda-bwd-mma.ts';
 import { swizzledChunk, wgAccumulate, wgDescs, wgmmaBackwardFits, wgTwoProducts, WG_SMEM_BASE } from './cuda-bwd-wgmma.ts';
 import { safeComment, type CudaArg } from './cuda.ts';
 
 export interface CudaBackwardOptions { dtype: StorageDType; headDim: number; hash: string; version: string; arch?: 'sm_80' | 'sm_90a'; tuning?: CudaBackwardTuning }
-
-/**
- * Variants of the backward kernels under evaluation, each off by default: the defaults are the kernels that ran
- * against float64 on a GPU. A variant becomes the default once it has passed scripts/gpu-verify.sh and won the
- * training-step A/B (bench/train.py --variants).
- */
-export interface CudaBackwardTuning {
-  /**
-   * The forward kernel's element code (SpecCode.elem): per-row values in registers, per-key and per-diagonal
-   * values from shared tables filled per tile, head values once per tile; g of an affine logit read as a2 ln 2.
-   * Default: each element evaluates the logit, g and the mask from the IR in full (nvcc hoists what it can).
-   */
-  tables?: boolean;
-  /**
-   * The dK/dV launch copies a query tile's LSE and delta with cp.async beside its Q and dO, and converts the LSE
-   * where it is read. Default: plain loads, whose latency the block waits out once per query tile.
-   */
-  asyncStats?: boolean;
-  /**
-   * For masks whose tile test scans tables (documents): the dK/dV launch classifies its items (query head, query
-   * tile) a window of 128 at a time, one item per thread with its own scans, so that their latencies overlap, as
-   * the forward and dQ kernels classify KV tiles (cuda-spec.ts tileWindow); the block's key range is scanned once.
-   * Default: one warp-cooperative test per item in turn, each a dependent round trip to global memory.
-   */
-  scanWindow?: boolean;
-  /**
-   * Hopper's warpgroup tensor cores for the products of both launches (cuda-bwd-wgmma.ts: wgmma with the forward's
-   * swizzled tiles; sm_90a only, head dims 64 and 128, elsewhere ignored). Default: mma.sync, any arch from sm_80.
-   */
-  wgmma?: boolean;
-}
-
-const TUNING_NAMES: Record<string, keyof CudaBackwardTuning> = { tables: 'tables', 'async-stats': 'asyncStats', 'scan-window': 'scanWindow', wgmma: 'wgmma' };
-export const BACKWARD_TUNING_SYNTAX = `a comma list of ${Object.keys(TUNING_NAMES).join(', ')} (or 'default')`;
-
-/** A --cuda-bwd / ATTNC_CUDA_BWD list as tuning, or a one-line reason it does not parse. */
-export function parseBackwardTuning(s: string): CudaBackwardTuning | string {
-  const out: CudaBackwardTuning = {};
-  for (const word of s.split(',').map((w) => w.trim()).filter(Boolean)) {
-    if (word === 'default') continue;
-    const key = TUNING_NAMES[word];
-    if (!key) return `unknown backward variant '${word}': expected ${BACKWARD_TUNING_SYNTAX}`;
-    out[key] = true;
-  }
-  return out;
-}
-
-/** The variant list of a tuning, as parseBackwardTuning reads it ('' for the defaults). */
-export function backwardTuningLabel(t: CudaBackwardTuning | undefined): string {
-  return Object.entries(TUNING_NAMES).filter(([, key]) => t?.[key]).map(([name]) => name).join(',');
-}
 
 /** One launch of the backward kernels, as the manifest's abi.stages lists it. */
 export interface CudaBackwardStage {
@@ -192,74 +144,6 @@ export function renderCudaBackward(k: LoweredKernel, opts: CudaBackwardOptions):
   return { source, manifest };
 }
 
-/** One element's logit (log2 units), g = d logit / d dot and whether it is kept, as CUDA lines over qi, kvi and dotv. */
-interface ElementVariant { lines: string[]; logit2: string; g: string; keep: string }
-/** On full tiles (no mask) and on partial ones (the mask, the ragged ends); each names its temporaries apart. */
-interface ElementCode { plain: ElementVariant; masked: ElementVariant }
-
-/** The element code of a launch: the forward's (tuning `tables`), else each value evaluated in full per element. */
-function elementCode(k: LoweredKernel, spec: SpecCode, tuning: CudaBackwardTuning, bn: number, transposed: boolean): ElementCode {
-  return tuning.tables ? tableElementCode(k, spec, bn, transposed) : fullElementCode(k);
-}
-
-function fullElementCode(k: LoweredKernel): ElementCode {
-  const P = k.program;
-  const feed = exp2Feed(k);
-  const maskFree = P.mask.op === 'const' && P.mask.value === true;
-  const g = logitDerivative(P);
-  const valueRoots: Node[] = feed.affine ? [feed.a2, feed.c2] : [feed.logit2];
-  const names = leafNames(k);
-  const variant = (masked: boolean): ElementVariant => {
-    const roots = masked && !maskFree ? [...valueRoots, g, P.mask] : [...valueRoots, g];
-    // The mask eagerly (compares and a select, as in the forward kernel), not a branch around each table read.
-    const e = emitValues(roots, CUDA, names, { prefix: masked ? 'v_m' : 'v_e', indent: '          ', eagerLogic: masked });
-    return {
-      lines: e.lines,
-      logit2: feed.affine ? `fmaf(${e.values[0]}, dotv, ${e.values[1]})` : e.values[0],
-      g: e.values[valueRoots.length],
-      keep: !masked ? 'true' : `((kvi < Nk) & (qrow < Nq)${maskFree ? '' : ` & ${e.values[valueRoots.length + 1]}`})`,
-    };
-  };
-  return { plain: variant(false), masked: variant(true) };
-}
-
-/**
- * The forward kernel's element code (SpecCode.elem: head values once per tile, per-row values in registers,
- * per-key and per-diagonal values from the tile's shared tables) with g beside it: for an affine logit
- * a2 * dot + c2 (log2 units) g is a2 ln 2, read off the same value; otherwise the IR's derivative, evaluated
- * with the logit so that they share their terms. `transposed`: rows are keys, columns queries (the dK/dV kernel).
- */
-function tableElementCode(k: LoweredKernel, spec: SpecCode, bn: number, transposed: boolean): ElementCode {
-  const g = spec.affine ? null : logitDerivative(k.program);
-  const variant = (masked: boolean): ElementVariant => {
-    const e = spec.elem(masked, bn, false, false, { transposed, extra: g ? [g] : [] });
-    // A full tile keeps every pair (its rows and keys all in range): no test at all, as in the default code.
-    return { lines: e.lines, logit2: e.logit2, g: e.a2 !== null ? `(${e.a2}) * 0.6931471805599453f` : e.extra[0], keep: masked ? `(${e.keep} & (qrow < Nq))` : 'true' };
-  };
-  return { plain: variant(false), masked: variant(true) };
-}
-
-/** The element step both launches share: p from the LSE, dS into `dp` (and, with keepP, p into `s` for dV). */
-function elementStep(e: ElementVariant, rc: { lr: string; lc: string; qrow: string; qi: string; kvi: string; lse: string; delta: string }, keepP: boolean, rowSlot: boolean): string {
-  // rowSlot: per-row values sit in registers by row slot i (the dQ launch with tables).
-  const ids = rowSlot ? ['const int i = r >> 1, lr', '(void)i; (void)lr'] : ['const int lr', '(void)lr'];
-  return `      #pragma unroll
-      for (int n = 0; n < NT; ++n) {
-        #pragma unroll
-        for (int r = 0; r < 4; ++r) {
-          ${ids[0]} = ${rc.lr}, lc = ${rc.lc};
-          const int qrow = ${rc.qrow}, qi = ${rc.qi}, kvi = ${rc.kvi};
-          const float dotv = s[n][r];
-          ${ids[1]}; (void)lc; (void)qrow; (void)qi; (void)kvi; (void)dotv;
-${e.lines.join('\n')}
-          const bool keep = ${e.keep};
-          // A dropped pair's logit and g may be NaN (a log of a negative distance): selected away, never multiplied.
-          const float p = keep ? attnc_ex2(${e.logit2} - ${rc.lse}) : 0.f;
-          dp[n][r] = keep ? p * (dp[n][r] - ${rc.delta}) * (${e.g}) : 0.f;${keepP ? '\n          s[n][r] = p;' : ''}
-        }
-      }`;
-}
-
 /** The spec's per-tile shared tables (per-key and per-diagonal values) as a lambda fill_tables(<index>, buf), q0 and kv0 set by `bind`. */
 function fillTablesCode(spec: SpecCode, bm: number, bn: number, index: string, bind: string): string {
   const fill = spec.tableFill(bm, bn, 128);
@@ -275,48 +159,6 @@ function also(on: boolean | undefined, lines: string[]): string {
   return on && lines.length ? `\n${lines.join('\n')}` : '';
 }
 
-/** dS (or P) in the accumulators as the A operand of a k16 step over the loop tile's columns, then one MMA per n8 tile of D. */
-function accumulateCode(acc: string, from: string, bBase: string, nd: number, steps: number): string {
-  return `    #pragma unroll
-    for (int kk = 0; kk < ${steps}; ++kk) {
-      unsigned a[4];
-      a[0] = attnc_pack(${from}[2 * kk][0], ${from}[2 * kk][1]);
-      a[1] = attnc_pack(${from}[2 * kk][2], ${from}[2 * kk][3]);
-      a[2] = attnc_pack(${from}[2 * kk + 1][0], ${from}[2 * kk + 1][1]);
-      a[3] = attnc_pack(${from}[2 * kk + 1][2], ${from}[2 * kk + 1][3]);
-      #pragma unroll
-      for (int dn = 0; dn < ${nd / 2}; ++dn) {
-        unsigned b0, b1, b2, b3;
-        attnc_ldsm_x4_t(b0, b1, b2, b3, ${bBase} + (kk * 16 * STRIDE + dn * 16) * 2);
-        attnc_mma(${acc}[2 * dn], a, b0, b1);
-        attnc_mma(${acc}[2 * dn + 1], a, b2, b3);
-      }
-    }`;
-}
-
-/** Two products over D of the warp's 16 owned rows against the loop tile's rows: S (with `aS`, `bS`) and dP (`aP`, `bP`). */
-function twoProductsCode(aS: string, bS: string, aP: string, bP: string, kd: number, nt: number): string {
-  return `    float s[NT][4], dp[NT][4];
-    #pragma unroll
-    for (int n = 0; n < NT; ++n) { s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f; dp[n][0] = dp[n][1] = dp[n][2] = dp[n][3] = 0.f; }
-    #pragma unroll
-    for (int kk = 0; kk < ${kd}; ++kk) {
-      unsigned as[4], ap[4];
-      attnc_ldsm_x4(as[0], as[1], as[2], as[3], ${aS} + kk * 32);
-      attnc_ldsm_x4(ap[0], ap[1], ap[2], ap[3], ${aP} + kk * 32);
-      #pragma unroll
-      for (int np = 0; np < ${nt / 2}; ++np) {
-        unsigned b0, b1, b2, b3;
-        attnc_ldsm_x4(b0, b1, b2, b3, ${bS} + (np * 16 * STRIDE + kk * 16) * 2);
-        attnc_mma(s[2 * np], as, b0, b1);
-        attnc_mma(s[2 * np + 1], as, b2, b3);
-        attnc_ldsm_x4(b0, b1, b2, b3, ${bP} + (np * 16 * STRIDE + kk * 16) * 2);
-        attnc_mma(dp[2 * np], ap, b0, b1);
-        attnc_mma(dp[2 * np + 1], ap, b2, b3);
-      }
-    }`;
-}
-
 /**
  * An empty asm statement that reads the head values declared by `lines`: they are computed before it, so before the
  * products that follow, and never in the window between a wgmma's issue and its wait, where ptxas would have to
@@ -329,13 +171,6 @@ function pinned(lines: string[]): string[] {
 
 /** wgmma: each thread's cp.async copies into the async proxy (the tensor cores read them) before the block barrier. */
 const ASYNC_FENCE = '\n    attnc_fence_async_smem();';
-
-/** ldmatrix lane addresses: A (16 rows x 16 of D, row-major), B not transposed (rows are n), B transposed (rows are k). */
-const LANE = {
-  a: (base: string) => `attnc_smem_addr(${base} + (warp * 16 + (lane & 15)) * STRIDE + (lane >> 4) * 8)`,
-  b: (base: string) => `attnc_smem_addr(${base} + (((lane >> 4) << 3) + (lane & 7)) * STRIDE + ((lane >> 3) & 1) * 8)`,
-  bt: (base: string) => `attnc_smem_addr(${base} + (lane & 15) * STRIDE + (lane >> 4) * 8)`,
-};
 
 /** Rows [first, first + count) of a [rows][HEAD_DIM] tensor into padded shared rows (or swizzled atoms), zero past `limit`. */
 function copyRows(dst: string, src: string, first: string, count: number, limit: string, swizzled = false): string {

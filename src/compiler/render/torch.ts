@@ -11,7 +11,8 @@ import type { LoweredKernel } from '../ir/program.ts';
 import type { CompiledKernel, StorageDType } from '../manifest.ts';
 import { AXIS_SIZE } from '../syntax/ast.ts';
 import { cudaLaunches, renderCuda, type CudaArg } from './cuda.ts';
-import { cudaBackwardProblem, cudaBackwardStages, renderCudaBackward, type CudaBackwardTuning } from './cuda-bwd.ts';
+import { cudaBackwardProblem, cudaBackwardStages, renderCudaBackward } from './cuda-bwd.ts';
+import type { CudaBackwardTuning } from './cuda-bwd-tuning.ts';
 import { TORCH_RUNTIME } from './torch-runtime.ts';
 
 export interface TorchRenderOptions {
