@@ -94,6 +94,8 @@ export async function* checkBackwardCases(
   variants?: CudaBackwardTuning[],
 ): AsyncGenerator<BackwardCheckResult> {
   if (!backend.backward) throw new UsageError(`the ${backend.name} backend has no backward kernels yet (--backend webgpu, cuda or torch)`);
+  const codegen = backend.codegen();
+  const own = codegen.target === 'cuda' ? codegen.cudaBackward : undefined;
   for (const shape of cases) {
     const tables = defaultTables(lowered.program.inputs, shape, seed);
     for (const dtype of dtypes) {
@@ -103,9 +105,8 @@ export async function* checkBackwardCases(
       const call = completeCall(lowered, { ...shape, q: round(q), k: round(k), v: round(v), params, tables });
       const fwd = await runKernel(backend, text, block, lowered, call, dtype);
       const want = referenceBackward(block, call, dO);
-      const codegen = backend.codegen();
-      for (const tuning of variants ?? [codegen.target === 'cuda' ? codegen.cudaBackward : undefined]) {
-        const kernel = renderKernel(text, block, lowered, { ...codegen, ...(tuning ? { cudaBackward: tuning } : {}), dtype, headDim: shape.D, limits: backend.limits(), pass: 'backward' });
+      for (const tuning of variants ?? [own]) {
+        const kernel = renderKernel(text, block, lowered, { ...codegen, cudaBackward: tuning, dtype, headDim: shape.D, limits: backend.limits(), pass: 'backward' });
         const got = await backend.backward(kernel, call, { o: fwd.o, lse: fwd.lse, dO });
         const [dq, dk, dv] = [gradientError(got.dq, want.dq), gradientError(got.dk, want.dk), gradientError(got.dv, want.dv)];
         const tolerance = TOLERANCE[dtype];

@@ -160,12 +160,12 @@ function also(on: boolean | undefined, lines: string[]): string {
 }
 
 /**
- * An empty asm statement that reads the head values declared by `lines`: they are computed before it, so before the
- * products that follow, and never in the window between a wgmma's issue and its wait, where ptxas would have to
- * fence (warpgroup.arrive) so as not to reuse the products' registers (seen with logn's logf at D 64).
+ * An empty asm statement that reads the spec's head values: they are computed before it, so before the products
+ * that follow, and never in the window between a wgmma's issue and its wait, where ptxas would have to fence
+ * (warpgroup.arrive) so as not to reuse the products' registers (seen with logn's logf at D 64).
  */
-function pinned(lines: string[]): string[] {
-  const vals = [...lines.join('\n').matchAll(/const (\w+) (hv_\d+) =/g)].map(([, type, name]) => (type === 'float' ? `"f"(${name})` : `"r"((int)(${name}))`));
+function pinned(spec: SpecCode): string[] {
+  const vals = spec.headValues.map(({ name, ctype }) => (ctype === 'float' ? `"f"(${name})` : `"r"((int)(${name}))`));
   return vals.length ? [`  asm volatile("" :: ${vals.join(', ')});  // head values before the products (see pinned())`] : [];
 }
 
@@ -362,7 +362,7 @@ ${spec.tileLive.lines.join('\n')}
     lse: asyncStats ? 'attnc_lse2(sLse[stage][lc])' : 'sLse2[stage][lc]', delta: 'sDelta[stage][lc]',
   }, true, false);
   // The item's head values: with tables, where the element code and the table fill read them.
-  const headValues = t ? [...spec.headLines, ...(wg ? pinned(spec.headLines) : [])] : [];
+  const headValues = t ? [...spec.headLines, ...(wg ? pinned(spec) : [])] : [];
   const fillFirst = t ? '{ load_q(it, 0); fill_tables(it, 0); }' : 'load_q(it, 0);';
   const fillNext = t ? '{ load_q(itn, stage ^ 1); fill_tables(itn, stage ^ 1); }' : 'load_q(itn, stage ^ 1);';
   const stats = asyncStats

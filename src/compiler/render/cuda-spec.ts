@@ -90,6 +90,8 @@ export interface SpecCode {
   /** Kernel parameters after the sizes: `float p_tau, const int* __restrict__ t_doc`. */
   paramDecls: string[];
   headLines: string[];
+  /** The values headLines declares (hv_<id>) and their C types. */
+  headValues: Array<{ name: string; ctype: string }>;
   /** Register arrays for per-row values, sized by the skeleton's row slots. */
   rowDecls(rows: number): string[];
   /** Body computing row slot `i` (declares `qi` from `qiExpr`). */
@@ -298,7 +300,7 @@ export function buildSpecCode(k: LoweredKernel): SpecCode {
     ...p.inputs.map((t) => `const ${ctypeOf(t.elem)}* __restrict__ ${mangle('t', t.name)}`),
   ];
   return {
-    affine, maskFree, foldedScale, paramDecls, headLines, rowDecls, rowFill, tableDecls, tableBytes, tableFill,
+    affine, maskFree, foldedScale, paramDecls, headLines, headValues: plan.head.map((h) => ({ name: `hv_${h.node.id}`, ctype: h.ctype })), rowDecls, rowFill, tableDecls, tableBytes, tableFill,
     hasTables: plan.col.length + plan.diag.length > 0,
     diagValues: plan.diag.length,
     elem,
