@@ -96,18 +96,22 @@ def main():
                     g_flex = [x.grad.clone() for x in leaves]
 
                     def agreement(fn):
-                        """Max relative difference of fn's dQ, dK, dV from Flex's, and its non-finite count."""
+                        """fn's dQ, dK, dV against Flex's: max relative differences, non-finite count, and why they disagree (or None)."""
                         step(fn)
                         g = [x.grad for x in leaves]
                         agree = {f'agree_{n}': rel_diff(go, gf) for n, go, gf in zip(('dq', 'dk', 'dv'), g, g_flex)}
-                        return agree, int(sum((~torch.isfinite(x)).sum() for x in g))
+                        nonfinite = int(sum((~torch.isfinite(x)).sum() for x in g))
+                        why = None
+                        if max(agree.values()) > AGREE[a.dtype] or nonfinite:
+                            why = (f'gradients disagree with Flex: dQ {agree["agree_dq"]:.2e} dK {agree["agree_dk"]:.2e} dV {agree["agree_dv"]:.2e} '
+                                   f'(limit {AGREE[a.dtype]}), {nonfinite} non-finite: not timed')
+                        return agree, nonfinite, why
 
-                    agree, row['nonfinite_ours'] = agreement(ours)
+                    agree, row['nonfinite_ours'], why = agreement(ours)
                     row.update(agree)
                     worst = max(agree.values())
-                    if worst > AGREE[a.dtype] or row['nonfinite_ours']:
-                        raise RuntimeError(f'gradients disagree with Flex: dQ {row["agree_dq"]:.2e} dK {row["agree_dk"]:.2e} dV {row["agree_dv"]:.2e} '
-                                           f'(limit {AGREE[a.dtype]}), {row["nonfinite_ours"]} non-finite: not timed')
+                    if why:
+                        raise RuntimeError(why)
                     for name, fn in (('ours', ours), ('flex', flex)):
                         ms, mn, _ = time_cuda(lambda: step(fn), a.warmup, a.repeats)
                         row[f'{name}_ms'], row[f'{name}_min_ms'], row[f'{name}_tflops'] = ms, mn, flops / (ms * 1e9)
@@ -122,11 +126,11 @@ def main():
                     row['variants'] = {}
                     for v, mod in vmods.items():
                         fn = ours_of(mod)
-                        vagree, nonfinite = agreement(fn)
+                        vagree, nonfinite, why = agreement(fn)
                         vrow = {**vagree, 'nonfinite': nonfinite}
                         row['variants'][v] = vrow
-                        if max(vagree.values()) > AGREE[a.dtype] or nonfinite:
-                            vrow['error'] = f'gradients disagree with Flex: {max(vagree.values()):.2e} (limit {AGREE[a.dtype]}), {nonfinite} non-finite: not timed'
+                        if why:
+                            vrow['error'] = why
                             failures.append(f'{s} D={D} N={N} variant {v}: {vrow["error"]}')
                             log(f'FAIL {s} D={D} N={N} variant {v}: {vrow["error"]}')
                             continue

@@ -67,7 +67,8 @@ export function torchModuleName(spec: string, dtype: StorageDType, headDim: numb
 export function renderTorch(k: LoweredKernel, opts: TorchRenderOptions): string {
   const { dtype, headDim } = opts;
   const kernels = (['sm_90a', 'sm_80'] as const).map((arch) => renderCuda(k, { dtype, headDim, hash: opts.hash, version: opts.version, arch, exactLse: opts.exactLse }));
-  // The backward kernels (mma.sync: one source for every arch) where there are any (f16/bf16, head_dim <= 128).
+  // The backward kernels (mma.sync: one source for every arch; the wgmma variant: sm_90a only) where there are any
+  // (f16/bf16, head_dim <= 128).
   const backward = cudaBackwardProblem(dtype, headDim) ? null : renderCudaBackward(k, { dtype, headDim, hash: opts.hash, version: opts.version, arch: 'sm_80', tuning: opts.cudaBackward });
   return torchModule(kernels, opts.hash, opts.version, backward);
 }
@@ -141,7 +142,7 @@ INPUTS = {${tables.map((t) => `${t.name}: (${JSON.stringify(t.elem)}, ${JSON.str
 KERNELS = {
 ${kernels.map(kernelEntry).join('\n')}
 }
-# The backward kernels (dQ, then dK and dV; one source for every arch from sm_80 on), launched in order by
+# The backward kernels (dQ, then dK and dV; ${backward?.manifest.abi.kernel === 'wgmma' ? 'wgmma: sm_90a only' : 'one source for every arch from sm_80 on'}), launched in order by
 # o.backward(...): their entry points, what a block owns (bm query rows or keys), blocks and shared memory, arguments
 # and CUDA-C source; None where there are none.
 BACKWARD = ${backward ? backwardEntry(backward) : 'None'}
