@@ -42,13 +42,16 @@ function combinedSource(spec: Spec, dims: number[], arch: Arch): { source: strin
     entries.push(...cudaLaunches(k.manifest).map((c) => c.entryPoint));  // the main kernel and its variants
     parts.push(`namespace attnc_${dtype}_${D} {\n${k.source}\n}  // namespace`);
     // The backward kernels (mma.sync, the same source for every arch): f16/bf16, D up to 128.
-    if (cudaBackwardProblem(dtype, D) === null) {
-      const b = renderCudaBackward(spec.lowered, { dtype, headDim: D, hash: 'test', version: 'test', arch });
-      entries.push(...(b.manifest.abi.stages as Array<{ entryPoint: string }>).map((x) => x.entryPoint));
-      parts.push(`namespace attnc_bwd_${dtype}_${D} {\n${b.source}\n}  // namespace`);
-    }
+    if (cudaBackwardProblem(dtype, D) === null) addBackward(spec, dtype, D, arch, undefined, parts, entries);
   }
   return { source: parts.join('\n'), entries };
+}
+
+/** A spec's backward kernels at one dtype and head dim, in a namespace of their own, and their entry points. */
+function addBackward(spec: Spec, dtype: StorageDType, D: number, arch: Arch, tuning: CudaBackwardTuning | undefined, parts: string[], entries: string[]): void {
+  const b = renderCudaBackward(spec.lowered, { dtype, headDim: D, hash: 'test', version: 'test', arch, tuning });
+  entries.push(...cudaBackwardStages(b.manifest).map((x) => x.entryPoint));
+  parts.push(`namespace attnc_bwd_${dtype}_${D} {\n${b.source}\n}  // namespace`);
 }
 
 /**
@@ -60,11 +63,7 @@ const BWD_VARIANT_SETS: CudaBackwardTuning[] = [{ ...BWD_VARIANTS, wgmma: false 
 function backwardVariantSource(spec: Spec, tuning: CudaBackwardTuning): { source: string; entries: string[] } {
   const parts: string[] = [];
   const entries: string[] = [];
-  for (const D of [64, 128]) for (const dtype of ['f16', 'bf16'] as const) {
-    const b = renderCudaBackward(spec.lowered, { dtype, headDim: D, hash: 'test', version: 'test', arch: 'sm_90a', tuning });
-    entries.push(...cudaBackwardStages(b.manifest).map((x) => x.entryPoint));
-    parts.push(`namespace attnc_bwd_${dtype}_${D} {\n${b.source}\n}  // namespace`);
-  }
+  for (const D of [64, 128]) for (const dtype of ['f16', 'bf16'] as const) addBackward(spec, dtype, D, 'sm_90a', tuning, parts, entries);
   return { source: parts.join('\n'), entries };
 }
 
