@@ -204,6 +204,6 @@ describe.skipIf(!cxx)('CUDA backward, variant tables: the element step = the def
         expect(bad, `${spec.name} D=${D}:\n${out}`).toBe(0);
         expect(nonzero, out).toBeGreaterThan(compared / 10);
       }
-    }, 120_000);
+    }, 300_000);  // 20 C++ builds: as the nvcc tests, time for a loaded 2-core machine
   }
 });

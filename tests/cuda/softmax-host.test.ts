@@ -186,5 +186,5 @@ describe.skipIf(!cxx)('the CUDA online softmax, run on the host', () => {
     const worst = Object.fromEntries(configs.map((c, i) => [c.label, out[i]]));
     // f32 throughout, |V| ~ 1: O and LSE within 1e-5 of float64 (observed: 2.3e-6 without the fold, 2.7e-7 with it).
     for (const [label, err] of Object.entries(worst)) expect(err, `${label}: worst |error| of O and relative LSE`).toBeLessThan(1e-5);
-  }, 120_000);
+  }, 300_000);  // a C++ build and a threaded run: 148 s once on a 2-core machine busy with other builds
 });
