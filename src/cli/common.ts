@@ -68,7 +68,7 @@ export type BackendName = (typeof BACKENDS)[number];
  * Where a kernel can run: the backends, `ts` (the `--target ts` module of the WGSL kernel, on WebGPU) and `torch`
  * (the `--target torch` module of the CUDA kernel, from PyTorch).
  */
-export const RUNNERS = [...BACKENDS, 'ts', 'torch'] as const;
+export const RUNNERS = [...BACKENDS, 'ts', 'torch', 'cuda-emu'] as const;
 export type RunnerName = (typeof RUNNERS)[number];
 
 /** `--param NAME=VALUE`, repeatable. */
@@ -90,11 +90,12 @@ export async function openBackend(name: RunnerName): Promise<Backend> {
   if (name === 'webgpu') return (await import('../runtime/webgpu.ts')).openWebGpu();
   if (name === 'ts') return (await import('../runtime/ts-module-backend.ts')).openTsModuleBackend();
   if (name === 'torch') return (await import('../runtime/torch-module-backend.ts')).openTorchModuleBackend();
+  if (name === 'cuda-emu') return (await import('../runtime/cuda-emu.ts')).openCudaEmu();
   return (await import('../runtime/cuda.ts')).openCuda();
 }
 
 export function checkDtype(backend: RunnerName, dtype: StorageDType): void {
-  if (backend !== 'cuda' && backend !== 'torch' && dtype === 'bf16') throw new UsageError('--dtype bf16 needs --backend cuda or torch (WebGPU kernels take f32 or f16)');
+  if (backend !== 'cuda' && backend !== 'cuda-emu' && backend !== 'torch' && dtype === 'bf16') throw new UsageError('--dtype bf16 needs --backend cuda, cuda-emu or torch (WebGPU kernels take f32 or f16)');
 }
 
 /** Runs a command body, turning every expected failure into one line and an exit code. */

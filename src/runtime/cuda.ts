@@ -10,13 +10,12 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import type { CompiledKernel, StorageDType } from '../compiler/manifest.ts';
-import { cudaLaunches, cudaLaunchFor, type CudaArg } from '../compiler/render/cuda.ts';
-import { cudaBackwardGrid, cudaBackwardStages } from '../compiler/render/cuda-bwd.ts';
+import type { CompiledKernel } from '../compiler/manifest.ts';
+import { cudaLaunches } from '../compiler/render/cuda.ts';
+import { cudaBackwardStages } from '../compiler/render/cuda-bwd.ts';
+import { backwardCall, forwardCall, type CudaMachine } from './cuda-calls.ts';
 import { backwardTuningFromEnv, DeviceError, NoDeviceError, type AttentionCall, type AttentionGradients, type AttentionResult, type BackwardInputs, type Backend, type Codegen, type DeviceLimits } from './device.ts';
 import { check, checkNvrtc, loadCudaLibs, type CudaLibs } from './cuda-ffi.ts';
-import { fromBf16Array, fromF16Array, toBf16Array, toF16Array } from './half.ts';
-import { own } from '../compiler/own.ts';
 import { CLOCK_PROBE_ENTRY, CLOCK_PROBE_SOURCE, CLOCK_PROBE_SPINS, probeMhz } from './cuda-clock-probe.ts';
 
 const ATTR = { maxThreadsPerBlock: 1, maxBlockDimX: 2, maxGridDimY: 6, smCount: 16, ccMajor: 75, ccMinor: 76, smemOptin: 97 };
@@ -177,39 +176,7 @@ export class CudaBackend implements Backend {
   }
 
   private async withCall<T>(kernel: CompiledKernel, call: AttentionCall, body: (launch: () => void) => T): Promise<{ result: AttentionResult; extra: T }> {
-    if (this.disposed) throw new Error('CUDA backend used after dispose()');
-    const { cu } = this.libs;
-    const ck = (r: unknown, what: string) => check(this.libs, r, what);
-    ck(cu.cuCtxSetCurrent(this.ctx), 'cuCtxSetCurrent');
-    const m = kernel.manifest;
-    const abi = m.abi as { args: CudaArg[] };
-    const { B, Hq, Hkv, Nq, Nk, D } = call;
-    const cfg = cudaLaunchFor(m, Nk, Nq);  // the main kernel, or a variant of the source for short or long rows
-    const fn = this.load(kernel).fns.get(cfg.entryPoint);
-    if (D !== m.headDim) throw new DeviceError('ATTNC_BAD_SHAPE', `kernel was compiled for head_dim ${m.headDim}, call has ${D}`);
-    const dt = m.dtype;
-    const { alloc, upload, freeAll } = this.allocations();
-    const store = (x: Float32Array): ArrayBufferView => (dt === 'f32' ? x : dt === 'f16' ? toF16Array(x) : toBf16Array(x));
-    try {
-      const ptrs: Record<string, number> = { Q: upload(store(call.q)), K: upload(store(call.k)), V: upload(store(call.v)) };
-      const oBytes = B * Hq * Nq * D * (dt === 'f32' ? 4 : 2), lseBytes = B * Hq * Nq * 4;
-      ptrs.O = alloc(oBytes);
-      ptrs.LSE = alloc(lseBytes);
-      // Poison the outputs: an element the kernel forgets to write reads NaN.
-      ck(cu.cuMemsetD8(ptrs.O, 0xff, oBytes), 'cuMemsetD8');
-      ck(cu.cuMemsetD8(ptrs.LSE, 0xff, lseBytes), 'cuMemsetD8');
-      const argBufs = argBuffers(abi.args, ptrs, call, upload);
-      const grid = cfg.persistent ? [persistentBlocks(Math.ceil(Nq / cfg.bm) * Hq * B, this.info.sms, cfg.blocksPerSm), 1, 1] : [Math.ceil(Nq / cfg.bm), Hq, B];
-      if (grid[1] > 65535 || grid[2] > 65535) throw new DeviceError('ATTNC_GRID_TOO_LARGE', `grid ${grid.join('x')} exceeds 65535 in y/z`);
-      const launch = () => {
-        ck(cu.cuLaunchKernel(fn, grid[0], grid[1], grid[2], cfg.block[0], cfg.block[1] ?? 1, cfg.block[2] ?? 1, cfg.dynamicSmemBytes, null, argBufs, null), 'cuLaunchKernel');
-      };
-      const extra = body(launch);
-      ck(cu.cuCtxSynchronize(), `kernel ${cfg.entryPoint}`);
-      return { result: { o: this.download(ptrs.O, oBytes, dt), lse: this.download(ptrs.LSE, lseBytes, 'f32') }, extra };
-    } finally {
-      freeAll();
-    }
+    return forwardCall(this.machine(kernel), kernel, call, body);
   }
 
   /**
@@ -217,67 +184,27 @@ export class CudaBackend implements Backend {
    * abi.stages in order on the null stream (the second reads the Delta scratch the first writes), reads dQ, dK, dV back.
    */
   async backward(kernel: CompiledKernel, call: AttentionCall, inputs: BackwardInputs): Promise<AttentionGradients> {
+    if (kernel.manifest.pass !== 'backward') throw new Error(`backward(): ${kernel.manifest.entryPoint} is a forward kernel (compile with pass 'backward')`);
+    return backwardCall(this.machine(kernel), kernel, call, inputs);
+  }
+
+  /** This GPU as a CudaMachine (cuda-calls.ts) for the kernels of one source: the driver API on the null stream. */
+  private machine(kernel: CompiledKernel): CudaMachine {
     if (this.disposed) throw new Error('CUDA backend used after dispose()');
-    const m = kernel.manifest;
-    if (m.pass !== 'backward') throw new Error(`backward(): ${m.entryPoint} is a forward kernel (compile with pass 'backward')`);
     const { cu } = this.libs;
     const ck = (r: unknown, what: string) => check(this.libs, r, what);
     ck(cu.cuCtxSetCurrent(this.ctx), 'cuCtxSetCurrent');
-    const args = (m.abi as { args: CudaArg[] }).args, stages = cudaBackwardStages(m);
-    const { B, Hq, Hkv, Nq, Nk, D } = call;
-    if (D !== m.headDim) throw new DeviceError('ATTNC_BAD_SHAPE', `kernel was compiled for head_dim ${m.headDim}, call has ${D}`);
     const loaded = this.load(kernel);
-    const dt = m.dtype;
-    const { alloc, upload, freeAll } = this.allocations();
-    const store = (x: Float32Array): ArrayBufferView => (dt === 'f16' ? toF16Array(x) : toBf16Array(x));
-    try {
-      const ptrs: Record<string, number> = {
-        Q: upload(store(call.q)), K: upload(store(call.k)), V: upload(store(call.v)), O: upload(store(inputs.o)),
-        LSE: upload(inputs.lse), dO: upload(store(inputs.dO)), Delta: alloc(B * Hq * Nq * 4),
-      };
-      const bytes = { dQ: B * Hq * Nq * D * 2, dK: B * Hkv * Nk * D * 2, dV: B * Hkv * Nk * D * 2 };
-      for (const [name, n] of Object.entries(bytes)) {
-        ptrs[name] = alloc(n);
-        ck(cu.cuMemsetD8(ptrs[name], 0xff, n), 'cuMemsetD8');  // poisoned: an element no kernel writes reads NaN
-      }
-      const argBufs = argBuffers(args, ptrs, call, upload);
-      for (const st of stages) {
-        const grid = cudaBackwardGrid(st, call);
-        if (grid[0] === 0) continue;
-        if (grid[1] > 65535 || grid[2] > 65535) throw new DeviceError('ATTNC_GRID_TOO_LARGE', `grid ${grid.join('x')} exceeds 65535 in y/z`);
-        ck(cu.cuLaunchKernel(loaded.fns.get(st.entryPoint), grid[0], grid[1], grid[2], st.block[0], st.block[1] ?? 1, st.block[2] ?? 1, st.dynamicSmemBytes, null, argBufs, null), 'cuLaunchKernel');
-      }
-      ck(cu.cuCtxSynchronize(), `kernels ${stages.map((x) => x.entryPoint).join(', ')}`);
-      return { dq: this.download(ptrs.dQ, bytes.dQ, dt), dk: this.download(ptrs.dK, bytes.dK, dt), dv: this.download(ptrs.dV, bytes.dV, dt) };
-    } finally {
-      freeAll();
-    }
-  }
-
-  /** Device allocations of one call: alloc, upload (alloc + copy from the host), and freeAll for its `finally`. */
-  private allocations(): { alloc: (bytes: number) => number; upload: (data: ArrayBufferView) => number; freeAll: () => void } {
-    const { cu } = this.libs;
-    const allocs: number[] = [];
-    const alloc = (bytes: number): number => {
-      const out = [0];
-      check(this.libs, cu.cuMemAlloc(out, Math.max(bytes, 16)), `cuMemAlloc(${bytes})`);
-      allocs.push(out[0]);
-      return out[0];
+    return {
+      sms: this.info.sms,
+      alloc: (bytes) => { const out = [0]; ck(cu.cuMemAlloc(out, bytes), `cuMemAlloc(${bytes})`); return out[0]; },
+      write: (ptr, data) => ck(cu.cuMemcpyHtoD(ptr, data, data.byteLength), 'cuMemcpyHtoD'),
+      fill: (ptr, byte, bytes) => ck(cu.cuMemsetD8(ptr, byte, bytes), 'cuMemsetD8'),
+      read: (ptr, bytes) => { const raw = Buffer.alloc(bytes); if (bytes) ck(cu.cuMemcpyDtoH(raw, ptr, bytes), 'cuMemcpyDtoH'); return raw; },
+      free: (ptr) => void cu.cuMemFree(ptr),
+      launch: (entry, g, b, smem, args) => ck(cu.cuLaunchKernel(loaded.fns.get(entry), g[0], g[1], g[2], b[0], b[1] ?? 1, b[2] ?? 1, smem, null, args, null), 'cuLaunchKernel'),
+      finish: (what) => ck(cu.cuCtxSynchronize(), what),
     };
-    const upload = (data: ArrayBufferView): number => {
-      const p = alloc(data.byteLength);
-      if (data.byteLength) check(this.libs, cu.cuMemcpyHtoD(p, data, data.byteLength), 'cuMemcpyHtoD');
-      return p;
-    };
-    return { alloc, upload, freeAll: () => { for (const p of allocs.splice(0)) cu.cuMemFree(p); } };
-  }
-
-  /** `bytes` of device memory at `ptr`, as f32 (storage types widened). */
-  private download(ptr: number, bytes: number, dt: StorageDType): Float32Array {
-    const raw = Buffer.alloc(bytes);
-    if (bytes) check(this.libs, this.libs.cu.cuMemcpyDtoH(raw, ptr, bytes), 'cuMemcpyDtoH');
-    const copy = raw.buffer.slice(raw.byteOffset, raw.byteOffset + bytes);
-    return dt === 'f32' ? new Float32Array(copy) : (dt === 'f16' ? fromF16Array : fromBf16Array)(new Uint16Array(copy));
   }
 
   private load(kernel: CompiledKernel): Loaded {
@@ -314,36 +241,6 @@ export class CudaBackend implements Backend {
     }
     return loaded;
   }
-}
-
-/** The kernel arguments in ABI order, one 8-byte buffer each: device pointers, sizes, params, tables (uploaded here). */
-function argBuffers(args: CudaArg[], ptrs: Record<string, number>, call: AttentionCall, upload: (data: ArrayBufferView) => number): Buffer[] {
-  const sizes: Record<string, number> = { B: call.B, Hq: call.Hq, Hkv: call.Hkv, Nq: call.Nq, Nk: call.Nk };
-  return args.map((a) => {
-    const buf = Buffer.alloc(8);
-    if (a.role === 'tensor') buf.writeBigUInt64LE(BigInt(ptrs[a.name]));
-    else if (a.role === 'size') buf.writeInt32LE(sizes[a.name]);
-    else if (a.role === 'param') {
-      const v = own(call.params, a.name);
-      if (v === undefined) throw new DeviceError('ATTNC_MISSING_PARAM', `param '${a.name}' has no value`);
-      if (a.kind === 'i32') buf.writeInt32LE(v | 0); else buf.writeFloatLE(v);
-    } else {
-      const t = own(call.tables, a.name);
-      if (!t) throw new DeviceError('ATTNC_MISSING_INPUT', `table '${a.name}' was not given`);
-      const data = a.elem === 'i32' ? Int32Array.from(t) : Float32Array.from(t);
-      buf.writeBigUInt64LE(BigInt(upload(data)));
-    }
-    return buf;
-  });
-}
-
-/**
- * Blocks of a persistent kernel (abi.persistent): one per SM slot, never more than the work items.
- * ATTNC_CUDA_MAX_BLOCKS caps it lower, so that small test shapes give each block several items in turn.
- */
-function persistentBlocks(items: number, sms: number, blocksPerSm: number): number {
-  const cap = Number(process.env.ATTNC_CUDA_MAX_BLOCKS ?? 0);
-  return Math.max(1, Math.min(items, sms * blocksPerSm, cap > 0 ? cap : Infinity));
 }
 
 function cacheDir(): string {

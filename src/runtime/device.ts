@@ -73,7 +73,7 @@ export function backwardTuningFromEnv(): { cudaBackward?: CudaBackwardTuning } {
 
 export interface Backend {
   /** ts: the `--target ts` module of the kernel, on a WebGPU device; torch: the `--target torch` module, from PyTorch. */
-  readonly name: 'webgpu' | 'cuda' | 'ts' | 'torch';
+  readonly name: 'webgpu' | 'cuda' | 'cuda-emu' | 'ts' | 'torch';
   /** One line naming the adapter or GPU actually used. */
   describe(): string;
   limits(): DeviceLimits;

@@ -1,0 +1,202 @@
+// The CUDA emulator's build and calls: a generated CUDA-C source, its inline-PTX wrappers cut out, is compiled by
+// the host C++ compiler against cuda-emu/emu.h (which defines them again from the PTX ISA's semantics and runs each
+// block's threads as fibers), into a shared library loaded with koffi. Global memory is host memory: a "device
+// pointer" is a host address, so kernel arguments are packed exactly as for cuLaunchKernel.
+//
+// It is a test tool for machines without an NVIDIA GPU (tests/cuda/emu.test.ts): it checks what a kernel computes
+// (indices, layouts, descriptors, barriers, the tile walk), never how fast, and a GPU run stays the authority.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import koffi from 'koffi';
+import type { CompiledKernel, StorageDType } from '../compiler/manifest.ts';
+import { cudaLaunches } from '../compiler/render/cuda.ts';
+import { cudaBackwardStages } from '../compiler/render/cuda-bwd.ts';
+import { backwardCall, forwardCall, type CudaMachine } from './cuda-calls.ts';
+import { backwardTuningFromEnv, DeviceError, NoDeviceError, type AttentionCall, type AttentionGradients, type AttentionResult, type Backend, type BackwardInputs, type Codegen, type DeviceLimits } from './device.ts';
+
+const HEADER = join(dirname(fileURLToPath(import.meta.url)), 'cuda-emu', 'emu.h');
+
+/** The wrappers emu.h defines; the source's own definitions of them are cut out (with or without inline PTX). */
+export const EMULATED_WRAPPERS = [
+  'attnc_smem_addr', 'attnc_cp_async16', 'attnc_cp_async16_at', 'attnc_cp_async4', 'attnc_cp_commit', 'attnc_cp_wait',
+  'attnc_cp_wait_all', 'attnc_ex2', 'attnc_pack', 'attnc_unpack', 'attnc_ldsm_x4', 'attnc_ldsm_x4_t', 'attnc_mma',
+  'attnc_wg_fence', 'attnc_wg_commit', 'attnc_wg_wait', 'attnc_fence_async_smem', 'attnc_setmaxnreg_dec',
+  'attnc_setmaxnreg_inc', 'attnc_bar_sync', 'attnc_bar_arrive', 'attnc_mbar_init', 'attnc_mbar_arrive',
+  'attnc_mbar_track_cp', 'attnc_mbar_wait', 'attnc_wgmma_ss', 'attnc_wgmma_rs', 'attnc_wgmma_rs_ones',
+] as const;
+
+/** Index just past the `}` that closes the `{` at `open`, skipping string and character literals and comments. */
+function closingBrace(src: string, open: number): number {
+  let depth = 0;
+  for (let i = open; i < src.length; i++) {
+    const c = src[i];
+    if (c === '"' || c === "'") {
+      for (i++; i < src.length && src[i] !== c; i++) if (src[i] === '\\') i++;
+    } else if (c === '/' && src[i + 1] === '/') {
+      i = src.indexOf('\n', i);
+      if (i < 0) break;
+    } else if (c === '{') depth++;
+    else if (c === '}' && --depth === 0) return i + 1;
+  }
+  throw new Error('cuda-emu: unbalanced braces in the kernel source');
+}
+
+/**
+ * The source the host compiler builds: the wrappers cut out (every function with inline PTX must be one emu.h
+ * defines), `extern __shared__` arrays pointed at the launch's dynamic shared memory, emu.h in front, and one
+ * `attnc_emu_launch_<entry>` per kernel, which unpacks cuLaunchKernel-style arguments (8 bytes each).
+ */
+export function emulatorSource(source: string, dtype: StorageDType, entries: readonly string[]): string {
+  const defn = /^(?:template <[^>\n]*> )?__device__ (?:__forceinline__ )?[\w ]+?\b(attnc_\w+)(?:<\d+>)?\(/gm;
+  const cuts: Array<[number, number]> = [];
+  for (let m = defn.exec(source); m; m = defn.exec(source)) {
+    const name = m[1];
+    const semi = source.indexOf(';', m.index), brace = source.indexOf('{', m.index);
+    if (brace < 0 || (semi >= 0 && semi < brace)) continue;  // a declaration without a body
+    const end = closingBrace(source, brace);
+    const body = source.slice(m.index, end);
+    if ((EMULATED_WRAPPERS as readonly string[]).includes(name)) cuts.push([m.index, end]);
+    else if (/\basm\b/.test(body)) throw new Error(`cuda-emu: ${name} has inline PTX that the emulator does not define`);
+    defn.lastIndex = end;
+  }
+  let out = '';
+  let at = 0;
+  for (const [a, b] of cuts) { out += source.slice(at, a); at = b; }
+  out += source.slice(at);
+  // An empty asm with inputs only pins values for the device compiler's schedule (pinned() of cuda-bwd.ts): no semantics.
+  out = out.replace(/asm volatile\(""(?: :: [^;]*)?\);/g, '/* pinned */');
+  out = out.replace(/extern __shared__ (?:__align__\(\d+\) )?unsigned char (\w+)\[\];/g, 'unsigned char* const $1 = attnc_emu_dynamic_smem();');
+  if (/\basm\b/.test(out.replace(/\/\/[^\n]*/g, ''))) throw new Error('cuda-emu: inline PTX left outside the wrappers');
+  const launchers = entries.map((e) => `extern "C" int attnc_emu_launch_${e}(unsigned char* args, int nargs, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned smem) {
+  void* slots[64];
+  for (int i = 0; i < nargs && i < 64; ++i) slots[i] = args + 8 * i;
+  return emu::launch(${e}, slots, emu::Dim3{gx, gy, gz}, emu::Dim3{bx, by, bz}, smem);
+}`);
+  return [`#define EMU_${dtype === 'bf16' ? 'BF16' : 'F16'} 1`, `#include "${HEADER}"`, out, ...launchers, ''].join('\n');
+}
+
+const cxx = (): string | null => ['g++', 'c++', 'clang++'].find((c) => spawnSync(c, ['--version']).status === 0) ?? null;
+
+/** Why the emulator cannot run here (null when it can): it needs a host C++ compiler and x86-64 or arm64 Linux. */
+export function cudaEmulatorProblem(): string | null {
+  if (process.platform !== 'linux') return `the CUDA emulator runs on Linux (ucontext fibers); this is ${process.platform}`;
+  return cxx() ? null : 'the CUDA emulator needs a host C++ compiler (g++, c++ or clang++)';
+}
+
+function cacheDir(): string {
+  return join(process.env.ATTNC_CACHE_DIR ?? join(homedir(), '.cache', 'attnc'), 'cuda-emu');
+}
+
+/** A loaded emulator library: memory and launches, addresses as numbers (host pointers). */
+export interface CudaEmulator {
+  alloc(bytes: number): number;
+  write(ptr: number, data: ArrayBufferView): void;
+  fill(ptr: number, byte: number, bytes: number): void;
+  read(ptr: number, bytes: number): Buffer;
+  free(ptr: number): void;
+  launch(entry: string, grid: number[], block: number[], smem: number, args: Buffer[]): void;
+}
+
+const loaded = new Map<string, CudaEmulator>();
+
+/** Builds (cached on disk by sha256 of the emulator source and emu.h) and loads the emulator of one kernel source. */
+export function loadCudaEmulator(source: string, dtype: StorageDType, entries: readonly string[]): CudaEmulator {
+  const problem = cudaEmulatorProblem();
+  if (problem) throw new NoDeviceError(problem);
+  const text = emulatorSource(source, dtype, entries);
+  const key = createHash('sha256').update(text).update(readFileSync(HEADER)).digest('hex');
+  const hit = loaded.get(key);
+  if (hit) return hit;
+  const dir = cacheDir();
+  const lib = join(dir, `${key}.so`);
+  if (!existsSync(lib)) {
+    mkdirSync(dir, { recursive: true });
+    const cpp = join(dir, `${key}.${process.pid}.cpp`), tmp = `${lib}.${process.pid}.tmp`;
+    writeFileSync(cpp, text);
+    try {
+      execFileSync(cxx()!, ['-std=c++17', '-O1', '-fPIC', '-shared', '-w', '-o', tmp, cpp], { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
+    } catch (e) {
+      const err = (e as { stderr?: Buffer }).stderr?.toString() ?? String(e);
+      throw new Error(`cuda-emu: the host compiler rejected the emulated kernel (${cpp}):\n${err.split('\n').slice(0, 30).join('\n')}`);
+    }
+    renameSync(tmp, lib);
+    rmSync(cpp, { force: true });
+  }
+  const so = koffi.load(lib);
+  const fn = {
+    error: so.func('const char* attnc_emu_error()'),
+    alloc: so.func('uint64_t attnc_emu_alloc(size_t)'),
+    free: so.func('void attnc_emu_free(uint64_t)'),
+    write: so.func('void attnc_emu_write(uint64_t, const void*, size_t)'),
+    fill: so.func('void attnc_emu_fill(uint64_t, int, size_t)'),
+    read: so.func('void attnc_emu_read(_Out_ void*, uint64_t, size_t)'),
+  };
+  const launches = new Map(entries.map((e) => [e, so.func(`int attnc_emu_launch_${e}(const void*, int, uint32_t, uint32_t, uint32_t, uint32_t, uint32_t, uint32_t, uint32_t)`)]));
+  const emu: CudaEmulator = {
+    alloc: (bytes) => Number(fn.alloc(bytes)),
+    write: (ptr, data) => fn.write(ptr, data, data.byteLength),
+    fill: (ptr, byte, bytes) => fn.fill(ptr, byte, bytes),
+    read: (ptr, bytes) => { const b = Buffer.alloc(bytes); if (bytes) fn.read(b, ptr, bytes); return b; },
+    free: (ptr) => fn.free(ptr),
+    launch: (entry, grid, block, smem, args) => {
+      const f = launches.get(entry);
+      if (!f) throw new Error(`cuda-emu: no kernel ${entry} in this source`);
+      const rc = f(Buffer.concat(args), args.length, grid[0], grid[1] ?? 1, grid[2] ?? 1, block[0], block[1] ?? 1, block[2] ?? 1, smem);
+      if (rc !== 0) throw new DeviceError('ATTNC_EMU_FAULT', `kernel ${entry} (emulated): ${fn.error()}`);
+    },
+  };
+  loaded.set(key, emu);
+  return emu;
+}
+
+/**
+ * The emulator as a Backend (`--backend cuda-emu`): the CUDA kernels a Hopper GPU gets (sm_90a: wgmma, mbarriers,
+ * warp specialization; ATTNC_CUDA_KERNEL=mma: the sm_80 mma.sync ones), run on the CPU through forwardCall and
+ * backwardCall, the launches CudaBackend makes. Two "SMs", so that a persistent kernel's blocks walk several items.
+ */
+export class CudaEmuBackend implements Backend {
+  readonly name = 'cuda-emu' as const;
+  private readonly arch: 'sm_80' | 'sm_90a' = process.env.ATTNC_CUDA_KERNEL === 'mma' ? 'sm_80' : 'sm_90a';
+
+  describe(): string {
+    return `CUDA emulator on the CPU (${this.arch} kernels, PTX semantics of src/runtime/cuda-emu/emu.h; checks results, not speed)`;
+  }
+
+  codegen(): Extract<Codegen, { target: 'cuda' }> {
+    return { target: 'cuda', arch: this.arch, ...backwardTuningFromEnv() };
+  }
+
+  limits(): DeviceLimits {  // Hopper's
+    return { maxWorkgroupStorageBytes: 232448, maxInvocationsPerWorkgroup: 1024, maxWorkgroupSizeX: 1024, maxStorageBufferBindingSize: 2 ** 40, maxBufferSize: 2 ** 40, maxComputeWorkgroupsPerDimension: 65535 };
+  }
+
+  dtypes(): StorageDType[] {
+    return ['f32', 'f16', 'bf16'];
+  }
+
+  async run(kernel: CompiledKernel, call: AttentionCall): Promise<AttentionResult> {
+    return forwardCall(this.machine(kernel), kernel, call, (launch) => launch()).result;
+  }
+
+  async backward(kernel: CompiledKernel, call: AttentionCall, inputs: BackwardInputs): Promise<AttentionGradients> {
+    return backwardCall(this.machine(kernel), kernel, call, inputs);
+  }
+
+  dispose(): void {}
+
+  private machine(kernel: CompiledKernel): CudaMachine {
+    const m = kernel.manifest;
+    const entries = m.pass === 'backward' ? cudaBackwardStages(m).map((s) => s.entryPoint) : cudaLaunches(m).map((c) => c.entryPoint);
+    return { ...loadCudaEmulator(kernel.source, m.dtype, entries), sms: 2, finish: () => {} };
+  }
+}
+
+export async function openCudaEmu(): Promise<CudaEmuBackend> {
+  const problem = cudaEmulatorProblem();
+  if (problem) throw new NoDeviceError(problem);
+  return new CudaEmuBackend();
+}

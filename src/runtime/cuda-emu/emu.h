@@ -1,0 +1,527 @@
+// attnc's CUDA emulator: runs a generated CUDA-C kernel on the CPU, for tests on machines without an NVIDIA GPU.
+//
+// The kernel source is compiled by the host C++ compiler with this header in front; src/runtime/cuda-emu.ts has
+// already cut out every inline-PTX wrapper of the source (attnc_mma, attnc_wgmma_*, attnc_cp_async*, mbarriers, ...),
+// and this header defines them again from the PTX ISA's documented semantics:
+//   - every thread of a block is a fiber (ucontext) with its own stack, run by a round-robin scheduler; a thread
+//     runs until it waits (barrier, warp or warpgroup collective, mbarrier) and the scheduler moves on;
+//   - warp collectives (shuffles, votes, ldmatrix, mma.sync) and warpgroup ones (wgmma) complete when the last of
+//     the 32 (128) threads arrives, which computes every thread's result from every thread's operands; threads of one
+//     warp at different collectives, or at a warpgroup MMA with different descriptors, stop the launch with an error;
+//   - wgmma reads shared memory through its 64-bit descriptor (start, LBO, SBO, swizzle) with the canonical
+//     layouts (K-major and MN-major, 128-byte swizzle: address bits 4-6 XOR bits 7-9; no swizzle: 8x8 core matrices);
+//   - cp.async copies at issue (its earliest legal completion), so commit and wait groups have nothing to wait for;
+//     fences, setmaxnreg and wgmma's fence, commit and wait are no-ops for the same reason;
+//   - all shared memory (the dynamic arena and the kernels' __shared__ arrays) lives in one section, filled with
+//     0xff (NaN) before each block, so a read of shared memory nothing wrote shows as NaN; bytes past the dynamic
+//     shared memory the launch asked for are checked after each block;
+//   - a pass of the scheduler in which no thread made progress is a deadlock, reported with what each thread waits on.
+// What it does not model: timing, races between threads (the GPU's compute-sanitizer does), the order of f32
+// additions inside the tensor cores, and ex2.approx's last bits. It tests what a kernel computes, not how fast.
+#pragma once
+#include <cmath>
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <sys/mman.h>
+#include <type_traits>
+#include <ucontext.h>
+#include <utility>
+#include <vector>
+
+namespace emu {
+struct Dim3 { unsigned x = 1, y = 1, z = 1; };
+
+struct Fiber {
+  ucontext_t ctx;
+  Dim3 tid;
+  int linear = 0;
+  bool done = false;
+  const char* waiting = nullptr;  // what it waits on when it yields
+  char* stack = nullptr;
+};
+
+constexpr size_t STACK_BYTES = 512 * 1024;
+constexpr size_t SHARED_BYTES = 240 * 1024;  // the dynamic arena: 227 KiB is Hopper's opt-in maximum
+
+inline ucontext_t scheduler;
+inline Fiber* cur = nullptr;
+inline std::vector<Fiber> fibers;
+inline unsigned long long progress = 0;
+inline char error_text[1024] = "";
+inline bool failed = false;
+inline void (*block_body)() = nullptr;
+
+// The shared section: the arena first (1 KiB aligned, as the swizzled layouts need), then every __shared__ array.
+#define EMU_SHARED_SECTION __attribute__((section("attnc_emu_shared")))
+alignas(1024) EMU_SHARED_SECTION static unsigned char arena[SHARED_BYTES];
+}  // namespace emu
+extern "C" char __start_attnc_emu_shared[], __stop_attnc_emu_shared[];
+
+namespace emu {
+inline unsigned char* dyn_base = nullptr;  // the dynamic shared memory of the running launch
+inline size_t dyn_bytes = 0;
+constexpr size_t DYN_OFFSET = 48;  // as static shared memory before it would: the kernel aligns its base itself
+
+[[noreturn]] inline void fail(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+inline void fail(const char* fmt, ...) {
+  if (!failed) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(error_text, sizeof error_text, fmt, ap);
+    va_end(ap);
+    failed = true;
+  }
+  for (;;) { cur->waiting = "a failed launch"; swapcontext(&cur->ctx, &scheduler); }
+}
+
+inline void yield(const char* what) {
+  cur->waiting = what;
+  swapcontext(&cur->ctx, &scheduler);
+  cur->waiting = nullptr;
+}
+
+// Shared addresses are offsets from the start of the shared section (1 KiB aligned), so their low bits are the
+// host address's: the kernels' own alignment of the dynamic base and the swizzle see what they would on the GPU.
+inline unsigned char* shared_base() { return reinterpret_cast<unsigned char*>(__start_attnc_emu_shared); }
+inline unsigned smem_addr(const void* p) {
+  const unsigned char* c = static_cast<const unsigned char*>(p);
+  if (c < shared_base() || c >= reinterpret_cast<unsigned char*>(__stop_attnc_emu_shared)) fail("shared address of a pointer outside shared memory (%p)", p);
+  return unsigned(c - shared_base());
+}
+inline unsigned char* shared_at(unsigned addr, unsigned bytes) {
+  unsigned char* p = shared_base() + addr;
+  if (p + bytes > reinterpret_cast<unsigned char*>(__stop_attnc_emu_shared)) fail("shared access at 0x%x (+%u) past shared memory", addr, bytes);
+  if (p >= arena && p < arena + SHARED_BYTES && (p < dyn_base || p + bytes > dyn_base + dyn_bytes))
+    fail("shared access at 0x%x (+%u) outside the launch's %zu bytes of dynamic shared memory", addr, bytes, dyn_bytes);
+  return p;
+}
+
+// ---- collectives: a group of `n` threads (a warp, a warpgroup) that all arrive before any leaves ----
+struct Slot { int op; void* data; };
+struct Group { int arrived = 0; unsigned gen = 0; Slot slots[128]; };
+inline std::vector<Group> warps, warpgroups;
+
+template <class F> void collective(std::vector<Group>& groups, int n, int op, void* data, const char* what, F&& complete) {
+  Group& g = groups[cur->linear / n];
+  const int me = cur->linear % n;
+  g.slots[me] = {op, data};
+  const unsigned gen = g.gen;
+  ++progress;
+  if (++g.arrived == n) {
+    for (int i = 0; i < n; ++i)
+      if (g.slots[i].op != op) fail("thread %d of a group of %d is at another collective than thread %d (%s)", i, n, me, what);
+    g.arrived = 0;
+    ++g.gen;
+    complete(g.slots);
+  } else {
+    while (g.gen == gen) yield(what);
+  }
+}
+template <class T> T& slot(Slot* s, int i) { return *static_cast<T*>(s[i].data); }
+
+enum Op { SHFL_XOR = 1, BALLOT, ANY, ALL, SYNCWARP, LDSM, LDSM_T, MMA, WGMMA_SS, WGMMA_RS, WGMMA_RS_ONES };
+
+// ---- block barriers (bar.sync / bar.arrive; __syncthreads is barrier 0 of the whole block) ----
+struct Barrier { int arrived = 0; unsigned gen = 0; int expected = 0; };
+inline Barrier barriers[16];
+inline void bar_arrive_impl(int id, int n, bool wait) {
+  if (id < 0 || id >= 16) fail("named barrier %d out of range", id);
+  Barrier& b = barriers[id];
+  if (b.arrived && b.expected != n) fail("barrier %d: arrivals expecting %d and %d threads", id, b.expected, n);
+  b.expected = n;
+  const unsigned gen = b.gen;
+  ++progress;
+  if (++b.arrived == n) { b.arrived = 0; ++b.gen; return; }
+  if (wait) while (b.gen == gen) yield("a block barrier");
+}
+
+// ---- numbers ----
+inline float bits_f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+inline uint32_t f_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+inline float half_to_f(uint16_t h) {
+  const uint32_t s = uint32_t(h >> 15) << 31, e = (h >> 10) & 31, m = h & 1023;
+  if (e == 31) return bits_f(s | 0x7f800000u | (m << 13));
+  if (e) return bits_f(s | ((e + 112) << 23) | (m << 13));
+  return (s ? -1.f : 1.f) * std::ldexp(float(m), -24);
+}
+inline uint16_t f_to_half(float f) {  // round to nearest even, overflow to inf
+  const uint32_t u = f_bits(f), s = (u >> 16) & 0x8000;
+  const float a = std::fabs(f);
+  if (std::isnan(f)) return uint16_t(s | 0x7e00);
+  if (a >= 65520.f) return uint16_t(s | 0x7c00);
+  if (a < 6.103515625e-05f) return uint16_t(s | uint32_t(std::nearbyint(a * 16777216.f)));  // subnormal: m * 2^-24
+  const int e = int((u >> 23) & 255) - 127;
+  uint32_t m = (u & 0x7fffff) | 0x800000;
+  uint32_t r = m >> 13, rem = m & 0x1fff;
+  if (rem > 0x1000 || (rem == 0x1000 && (r & 1))) ++r;
+  uint32_t h = (uint32_t(e + 15) << 10) + (r - 0x400);
+  return uint16_t(s | h);
+}
+inline float bf16_to_f(uint16_t h) { return bits_f(uint32_t(h) << 16); }
+inline uint16_t f_to_bf16(float f) {
+  const uint32_t u = f_bits(f);
+  if (std::isnan(f)) return uint16_t((u >> 16) | 0x40);
+  return uint16_t((u + 0x7fff + ((u >> 16) & 1)) >> 16);
+}
+#if defined(EMU_BF16)
+inline float elem(uint16_t h) { return bf16_to_f(h); }
+inline uint16_t to_elem(float f) { return f_to_bf16(f); }
+#else
+inline float elem(uint16_t h) { return half_to_f(h); }
+inline uint16_t to_elem(float f) { return f_to_half(f); }
+#endif
+inline float lo_of(uint32_t r) { return elem(uint16_t(r & 0xffff)); }
+inline float hi_of(uint32_t r) { return elem(uint16_t(r >> 16)); }
+inline float shared_elem(unsigned addr) { uint16_t h; memcpy(&h, shared_at(addr, 2), 2); return elem(h); }
+
+// ---- wgmma's shared-memory operands, read through their descriptors ----
+struct Desc { unsigned start, lbo, sbo, swizzle; };
+inline Desc decode(unsigned long long d) {
+  return {unsigned(d & 0x3fff) << 4, unsigned((d >> 16) & 0x3fff) << 4, unsigned((d >> 32) & 0x3fff) << 4, unsigned(d >> 62)};
+}
+inline unsigned swizzled(unsigned addr, unsigned mode) {
+  if (mode == 0) return addr;
+  if (mode != 1) fail("wgmma descriptor with swizzle mode %u (only 128-byte and none are emulated)", mode);
+  return addr ^ (((addr >> 7) & 7) << 4);
+}
+// Element (mn, k) of a K-major operand (k < 16): rows of 128 bytes in groups of 8 (SBO apart) with 128-byte swizzle;
+// without swizzle, 8x8 core matrices of 128 bytes, LBO apart along K and SBO apart along M/N.
+inline float kmajor(const Desc& d, int mn, int k) {
+  if (d.swizzle) return shared_elem(swizzled(d.start + (mn / 8) * d.sbo + (mn % 8) * 128 + k * 2, d.swizzle));
+  return shared_elem(d.start + (k / 8) * d.lbo + (mn / 8) * d.sbo + (mn % 8) * 16 + (k % 8) * 2);
+}
+// Element (k, mn) of an MN-major operand (k < 16): 64 elements of M/N per 128-byte row, 8 rows of K per swizzle
+// atom, atoms SBO apart along K and LBO apart along M/N.
+inline float mnmajor(const Desc& d, int k, int mn) {
+  if (!d.swizzle) fail("wgmma: an MN-major operand without swizzle is not emulated");
+  return shared_elem(swizzled(d.start + (k / 8) * d.sbo + (mn / 64) * d.lbo + (k % 8) * 128 + (mn % 64) * 2, d.swizzle));
+}
+// The mma.sync m16n8k16 A fragment of one lane: a[r] holds (row g + 8 (r & 1), cols 2t + 8 (r >> 1) + {0, 1}).
+inline void a_fragment_elems(const unsigned* a, int lane, float (*A)[16], int row0) {
+  const int g = lane >> 2, t = lane & 3;
+  for (int r = 0; r < 4; ++r) {
+    const int row = row0 + g + 8 * (r & 1), col = 2 * t + 8 * (r >> 1);
+    A[row][col] = lo_of(a[r]);
+    A[row][col + 1] = hi_of(a[r]);
+  }
+}
+// The wgmma accumulator of one thread of the warpgroup: d[4j + {0,1}] row 16w + g, d[4j + {2,3}] row 16w + g + 8,
+// cols 8j + 2t + {0, 1}.
+template <class F> void for_accumulator(int thread, int n, F&& f) {
+  const int w = thread / 32, lane = thread % 32, g = lane >> 2, t = lane & 3;
+  for (int j = 0; j < n / 8; ++j)
+    for (int r = 0; r < 4; ++r) f(4 * j + r, 16 * w + g + 8 * (r >> 1), 8 * j + 2 * t + (r & 1));
+}
+struct WgSS { float* d; unsigned long long a, b; int accumulate; int n; };
+struct WgRS { float* d; const unsigned* a; unsigned long long b; int n; bool ones; };
+
+template <int N> void wgmma_ss(float* d, unsigned long long a, unsigned long long b, int accumulate) {
+  WgSS me{d, a, b, accumulate, N};
+  collective(warpgroups, 128, WGMMA_SS, &me, "wgmma (shared A and B)", [](Slot* s) {
+    const WgSS& x = slot<WgSS>(s, 0);
+    for (int i = 1; i < 128; ++i) {
+      const WgSS& y = slot<WgSS>(s, i);
+      if (y.a != x.a || y.b != x.b || y.accumulate != x.accumulate) fail("wgmma: thread %d of the warpgroup has other descriptors than thread 0", i);
+    }
+    const Desc da = decode(x.a), db = decode(x.b);
+    static float A[64][16], Bm[256][16];
+    for (int m = 0; m < 64; ++m) for (int k = 0; k < 16; ++k) A[m][k] = kmajor(da, m, k);
+    for (int n = 0; n < N; ++n) for (int k = 0; k < 16; ++k) Bm[n][k] = kmajor(db, n, k);
+    for (int th = 0; th < 128; ++th) {
+      float* out = slot<WgSS>(s, th).d;
+      for_accumulator(th, N, [&](int i, int m, int n) {
+        float acc = x.accumulate ? out[i] : 0.f;
+        for (int k = 0; k < 16; ++k) acc = std::fma(A[m][k], Bm[n][k], acc);
+        out[i] = acc;
+      });
+    }
+  });
+}
+inline void wgmma_rs(float* d, const unsigned* a, unsigned long long b, int n, bool ones) {
+  WgRS me{d, a, b, n, ones};
+  collective(warpgroups, 128, ones ? WGMMA_RS_ONES : WGMMA_RS, &me, "wgmma (A from registers)", [n, ones](Slot* s) {
+    const WgRS& x = slot<WgRS>(s, 0);
+    for (int i = 1; i < 128; ++i)
+      if (slot<WgRS>(s, i).b != x.b) fail("wgmma: thread %d of the warpgroup has another B descriptor than thread 0", i);
+    static float A[64][16], Bm[16][64];
+    for (int th = 0; th < 128; ++th) a_fragment_elems(slot<WgRS>(s, th).a, th % 32, A, 16 * (th / 32));
+    const Desc db = decode(x.b);
+    // B[k][n]: N-major (transposed) with 128-byte swizzle for P V, K-major without swizzle for the ones.
+    for (int k = 0; k < 16; ++k) for (int c = 0; c < n; ++c) Bm[k][c] = ones ? kmajor(db, c, k) : mnmajor(db, k, c);
+    for (int th = 0; th < 128; ++th) {
+      float* out = slot<WgRS>(s, th).d;
+      for_accumulator(th, n, [&](int i, int m, int c) {
+        float acc = out[i];
+        for (int k = 0; k < 16; ++k) acc = std::fma(A[m][k], Bm[k][c], acc);
+        out[i] = acc;
+      });
+    }
+  });
+}
+
+// ---- the launch ----
+inline void fiber_entry() {
+  block_body();
+  cur->done = true;
+  ++progress;
+  swapcontext(&cur->ctx, &scheduler);
+}
+
+template <class... A, size_t... I> void call_with(void (*k)(A...), void** args, std::index_sequence<I...>) {
+  k(*static_cast<std::remove_reference_t<A>*>(args[I])...);
+}
+
+inline void* current_kernel = nullptr;
+inline void** current_args = nullptr;
+
+// Runs every block of the grid, one after another, each with all its threads; 0 on success, else 1 and error_text.
+template <class... A> int launch(void (*kernel)(A...), void** args, Dim3 grid, Dim3 block, unsigned smem_bytes);
+}  // namespace emu
+
+// ---- what CUDA-C provides ----
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __restrict__ __restrict
+#define __launch_bounds__(...)
+#define __align__(n) __attribute__((aligned(n)))
+#define __shared__ static EMU_SHARED_SECTION
+inline emu::Dim3 blockIdx, blockDim, gridDim;
+#define threadIdx (emu::cur->tid)
+
+template <class A, class B> inline auto min(A a, B b) -> std::common_type_t<A, B> { return a < b ? a : b; }
+template <class A, class B> inline auto max(A a, B b) -> std::common_type_t<A, B> { return a < b ? b : a; }
+inline float __int_as_float(int x) { return emu::bits_f(uint32_t(x)); }
+inline float __uint_as_float(unsigned x) { return emu::bits_f(x); }
+inline int __float_as_int(float x) { return int(emu::f_bits(x)); }
+inline unsigned __float_as_uint(float x) { return emu::f_bits(x); }
+inline int __ffs(int x) { return __builtin_ffs(x); }
+inline int __ffs(unsigned x) { return __builtin_ffs(int(x)); }
+inline int __popc(unsigned x) { return __builtin_popcount(x); }
+inline int __clz(int x) { return x ? __builtin_clz(unsigned(x)) : 32; }
+inline float __fdividef(float a, float b) { return a / b; }
+inline float rsqrtf(float x) { return 1.f / std::sqrt(x); }
+struct uint4 { unsigned x, y, z, w; };
+struct int4 { int x, y, z, w; };
+struct uint2 { unsigned x, y; };
+struct float2 { float x, y; };
+struct float4 { float x, y, z, w; };
+
+inline void __syncthreads() { emu::bar_arrive_impl(0, int(blockDim.x * blockDim.y * blockDim.z), true); }
+inline void emu_full_mask(unsigned mask, const char* what) {
+  if (mask != 0xffffffffu) emu::fail("%s with mask 0x%08x (only whole warps are emulated)", what, mask);
+}
+template <class T> T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32) {
+  emu_full_mask(mask, "__shfl_xor_sync");
+  if (width != 32) emu::fail("__shfl_xor_sync of width %d", width);
+  struct X { T v; int m; T out; } me{v, lane_mask, T()};
+  emu::collective(emu::warps, 32, emu::SHFL_XOR, &me, "__shfl_xor_sync", [](emu::Slot* s) {
+    for (int l = 0; l < 32; ++l) { X& x = emu::slot<X>(s, l); x.out = emu::slot<X>(s, (l ^ x.m) & 31).v; }
+  });
+  return me.out;
+}
+struct EmuVote { bool p; unsigned out; };
+inline unsigned emu_vote(unsigned mask, bool p, int op, const char* what) {
+  emu_full_mask(mask, what);
+  EmuVote me{p, 0};
+  emu::collective(emu::warps, 32, op, &me, what, [op](emu::Slot* s) {
+    unsigned bits = 0;
+    for (int l = 0; l < 32; ++l) bits |= unsigned(emu::slot<EmuVote>(s, l).p) << l;
+    const unsigned r = op == emu::BALLOT ? bits : op == emu::ANY ? unsigned(bits != 0) : unsigned(bits == 0xffffffffu);
+    for (int l = 0; l < 32; ++l) emu::slot<EmuVote>(s, l).out = r;
+  });
+  return me.out;
+}
+inline unsigned __ballot_sync(unsigned mask, int p) { return emu_vote(mask, p != 0, emu::BALLOT, "__ballot_sync"); }
+inline int __any_sync(unsigned mask, int p) { return int(emu_vote(mask, p != 0, emu::ANY, "__any_sync")); }
+inline int __all_sync(unsigned mask, int p) { return int(emu_vote(mask, p != 0, emu::ALL, "__all_sync")); }
+inline void __syncwarp(unsigned mask = 0xffffffffu) { emu_vote(mask, true, emu::SYNCWARP, "__syncwarp"); }
+
+// ---- the inline-PTX wrappers of render/cuda-ptx.ts and render/cuda-bwd.ts, by their PTX semantics ----
+inline unsigned attnc_smem_addr(const void* p) { return emu::smem_addr(p); }
+inline void attnc_cp_async16(unsigned dst, const void* src, bool valid) {
+  unsigned char* d = emu::shared_at(dst, 16);
+  if (valid) memcpy(d, src, 16); else memset(d, 0, 16);
+}
+template <int DST_OFF, int SRC_OFF> inline void attnc_cp_async16_at(unsigned dst, const void* src) {
+  memcpy(emu::shared_at(dst + DST_OFF, 16), static_cast<const char*>(src) + SRC_OFF, 16);
+}
+inline void attnc_cp_async4(unsigned dst, const void* src, bool valid) {
+  unsigned char* d = emu::shared_at(dst, 4);
+  if (valid) memcpy(d, src, 4); else memset(d, 0, 4);
+}
+inline void attnc_cp_commit() {}
+template <int N> inline void attnc_cp_wait() {}
+inline void attnc_cp_wait_all() {}
+inline float attnc_ex2(float x) {  // ex2.approx.ftz: subnormal results flush to zero
+  const float y = std::exp2(x);
+  return std::fpclassify(y) == FP_SUBNORMAL ? 0.f : y;
+}
+inline unsigned attnc_pack(float lo, float hi) { return unsigned(emu::to_elem(lo)) | (unsigned(emu::to_elem(hi)) << 16); }
+inline void attnc_unpack(unsigned v, float& lo, float& hi) { lo = emu::lo_of(v); hi = emu::hi_of(v); }
+
+struct EmuLdsm { unsigned addr; unsigned out[4]; };
+inline void emu_ldsm(unsigned& r0, unsigned& r1, unsigned& r2, unsigned& r3, unsigned addr, bool trans) {
+  EmuLdsm me{addr, {0, 0, 0, 0}};
+  emu::collective(emu::warps, 32, trans ? emu::LDSM_T : emu::LDSM, &me, "ldmatrix", [trans](emu::Slot* s) {
+    // Matrix j's row i starts at the address of thread 8j + i; 8 b16 per row.
+    auto at = [&](int j, int row, int col) {
+      uint16_t h;
+      memcpy(&h, emu::shared_at(emu::slot<EmuLdsm>(s, 8 * j + row).addr + 2 * col, 2), 2);
+      return unsigned(h);
+    };
+    for (int l = 0; l < 32; ++l)
+      for (int j = 0; j < 4; ++j) {
+        const int g = l >> 2, t = l & 3;
+        emu::slot<EmuLdsm>(s, l).out[j] = trans ? at(j, 2 * t, g) | (at(j, 2 * t + 1, g) << 16) : at(j, g, 2 * t) | (at(j, g, 2 * t + 1) << 16);
+      }
+  });
+  r0 = me.out[0]; r1 = me.out[1]; r2 = me.out[2]; r3 = me.out[3];
+}
+inline void attnc_ldsm_x4(unsigned& r0, unsigned& r1, unsigned& r2, unsigned& r3, unsigned addr) { emu_ldsm(r0, r1, r2, r3, addr, false); }
+inline void attnc_ldsm_x4_t(unsigned& r0, unsigned& r1, unsigned& r2, unsigned& r3, unsigned addr) { emu_ldsm(r0, r1, r2, r3, addr, true); }
+
+struct EmuMma { float* c; const unsigned* a; unsigned b0, b1; };
+inline void attnc_mma(float* c, const unsigned* a, unsigned b0, unsigned b1) {
+  EmuMma me{c, a, b0, b1};
+  emu::collective(emu::warps, 32, emu::MMA, &me, "mma.sync", [](emu::Slot* s) {
+    float A[16][16], Bm[16][8];
+    for (int l = 0; l < 32; ++l) {
+      const EmuMma& x = emu::slot<EmuMma>(s, l);
+      emu::a_fragment_elems(x.a, l, A, 0);
+      const int g = l >> 2, t = l & 3;  // b0: k 2t, 2t+1 of column g; b1: k 2t+8, 2t+9
+      Bm[2 * t][g] = emu::lo_of(x.b0); Bm[2 * t + 1][g] = emu::hi_of(x.b0);
+      Bm[2 * t + 8][g] = emu::lo_of(x.b1); Bm[2 * t + 9][g] = emu::hi_of(x.b1);
+    }
+    for (int l = 0; l < 32; ++l) {
+      float* c = emu::slot<EmuMma>(s, l).c;
+      const int g = l >> 2, t = l & 3;
+      for (int r = 0; r < 4; ++r) {
+        const int row = g + 8 * (r >> 1), col = 2 * t + (r & 1);
+        float acc = c[r];
+        for (int k = 0; k < 16; ++k) acc = std::fma(A[row][k], Bm[k][col], acc);
+        c[r] = acc;
+      }
+    }
+  });
+}
+
+inline void attnc_wg_fence() {}
+inline void attnc_wg_commit() {}
+template <int N> inline void attnc_wg_wait() {}
+inline void attnc_fence_async_smem() {}
+template <int R> inline void attnc_setmaxnreg_dec() {}
+template <int R> inline void attnc_setmaxnreg_inc() {}
+inline void attnc_bar_sync(int id, int n) { emu::bar_arrive_impl(id, n, true); }
+inline void attnc_bar_arrive(int id, int n) { emu::bar_arrive_impl(id, n, false); }
+
+// An mbarrier's 8 bytes hold its expected count, pending count and phase (the kernels never read them directly).
+struct EmuMbar { uint16_t expected, pending; uint32_t phase; };
+inline EmuMbar* emu_mbar(unsigned bar) { return reinterpret_cast<EmuMbar*>(emu::shared_at(bar, 8)); }
+inline void attnc_mbar_init(unsigned bar, unsigned count) { *emu_mbar(bar) = {uint16_t(count), uint16_t(count), 0}; }
+inline void attnc_mbar_arrive(unsigned bar) {
+  EmuMbar* m = emu_mbar(bar);
+  if (m->pending == 0 || m->expected == 0 || m->pending > m->expected) emu::fail("mbarrier at 0x%x: arrival on an uninitialized barrier", bar);
+  ++emu::progress;
+  if (--m->pending == 0) { m->pending = m->expected; ++m->phase; }
+}
+// cp.async.mbarrier.arrive (without .noinc) adds one pending arrival and makes it when this thread's copies land:
+// they landed at issue, so the two cancel.
+inline void attnc_mbar_track_cp(unsigned bar) { (void)emu_mbar(bar); }
+inline void attnc_mbar_wait(unsigned bar, unsigned parity) {  // try_wait.parity: done once the phase of that parity completed
+  while ((emu_mbar(bar)->phase & 1) == (parity & 1)) emu::yield("an mbarrier");
+}
+
+template <int N> void attnc_wgmma_ss(float* d, unsigned long long a, unsigned long long b, int accumulate) { emu::wgmma_ss<N>(d, a, b, accumulate); }
+inline void attnc_wgmma_rs(float* d, const unsigned* a, unsigned long long b) { emu::wgmma_rs(d, a, b, 64, false); }
+inline void attnc_wgmma_rs_ones(float* d, const unsigned* a, unsigned long long ones) { emu::wgmma_rs(d, a, ones, 8, true); }
+
+namespace emu {
+template <class... A> int launch(void (*kernel)(A...), void** args, Dim3 grid, Dim3 block, unsigned smem_bytes) {
+  failed = false;
+  error_text[0] = 0;
+  const int threads = int(block.x * block.y * block.z);
+  if (threads % 32) { snprintf(error_text, sizeof error_text, "block of %d threads: whole warps only", threads); return 1; }
+  if (smem_bytes + DYN_OFFSET + 1024 > SHARED_BYTES) { snprintf(error_text, sizeof error_text, "%u bytes of dynamic shared memory: the emulator has %zu", smem_bytes, SHARED_BYTES - DYN_OFFSET - 1024); return 1; }
+  if (fibers.size() < size_t(threads)) fibers.resize(threads);
+  for (auto& f : fibers)
+    if (!f.stack) {
+      void* p = mmap(nullptr, STACK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) { snprintf(error_text, sizeof error_text, "no memory for a thread's stack"); return 1; }
+      f.stack = static_cast<char*>(p);
+    }
+  static void (*k)(A...);
+  static void** a;
+  k = kernel;
+  a = args;
+  block_body = [] { call_with(k, a, std::index_sequence_for<A...>{}); };
+  dyn_base = arena + DYN_OFFSET;
+  dyn_bytes = smem_bytes;
+  blockDim = block;
+  gridDim = grid;
+  warps.assign(threads / 32, Group{});
+  warpgroups.assign((threads + 127) / 128, Group{});
+  for (unsigned bz = 0; bz < grid.z; ++bz)
+    for (unsigned by = 0; by < grid.y; ++by)
+      for (unsigned bx = 0; bx < grid.x; ++bx) {
+        blockIdx = {bx, by, bz};
+        memset(__start_attnc_emu_shared, 0xff, size_t(__stop_attnc_emu_shared - __start_attnc_emu_shared));
+        for (auto& b : barriers) b = Barrier{};
+        for (int i = 0; i < threads; ++i) {
+          Fiber& f = fibers[i];
+          f.linear = i;
+          f.tid = {unsigned(i) % block.x, (unsigned(i) / block.x) % block.y, unsigned(i) / (block.x * block.y)};
+          f.done = false;
+          f.waiting = nullptr;
+          getcontext(&f.ctx);
+          f.ctx.uc_stack.ss_sp = f.stack;
+          f.ctx.uc_stack.ss_size = STACK_BYTES;
+          f.ctx.uc_link = nullptr;
+          makecontext(&f.ctx, fiber_entry, 0);
+        }
+        for (int live = threads; live > 0;) {
+          const unsigned long long before = progress;
+          live = 0;
+          for (int i = 0; i < threads; ++i) {
+            if (fibers[i].done) continue;
+            cur = &fibers[i];
+            swapcontext(&scheduler, &cur->ctx);
+            if (failed) {
+              const size_t n = strlen(error_text);
+              snprintf(error_text + n, sizeof error_text - n, " (block %u,%u,%u, thread %d)", bx, by, bz, i);
+              return 1;
+            }
+            live += !fibers[i].done;
+          }
+          if (live && progress == before) {
+            int n = snprintf(error_text, sizeof error_text, "deadlock in block %u,%u,%u:", bx, by, bz);
+            for (int i = 0; i < threads && n < int(sizeof error_text) - 64; i += 32)
+              n += snprintf(error_text + n, sizeof error_text - n, " warp %d waits on %s;", i / 32, fibers[i].done ? "nothing (done)" : fibers[i].waiting ? fibers[i].waiting : "?");
+            return 1;
+          }
+        }
+        for (size_t i = DYN_OFFSET + smem_bytes; i < DYN_OFFSET + smem_bytes + 1024 && i < SHARED_BYTES; ++i)
+          if (arena[i] != 0xff) {
+            snprintf(error_text, sizeof error_text, "block %u,%u,%u wrote shared memory %zu bytes past its %u bytes of dynamic shared memory", bx, by, bz, i - DYN_OFFSET - smem_bytes, smem_bytes);
+            return 1;
+          }
+      }
+  return 0;
+}
+}  // namespace emu
+
+// The kernel's dynamic shared memory (its `extern __shared__` array, rewritten by cuda-emu.ts to call this).
+inline unsigned char* attnc_emu_dynamic_smem() { return emu::dyn_base; }
+
+extern "C" {
+const char* attnc_emu_error() { return emu::error_text; }
+uint64_t attnc_emu_alloc(size_t bytes) { return uint64_t(uintptr_t(aligned_alloc(256, (bytes + 255) / 256 * 256 + 256))); }
+void attnc_emu_free(uint64_t p) { free(reinterpret_cast<void*>(uintptr_t(p))); }
+void attnc_emu_write(uint64_t dst, const void* src, size_t n) { memcpy(reinterpret_cast<void*>(uintptr_t(dst)), src, n); }
+void attnc_emu_fill(uint64_t dst, int byte, size_t n) { memset(reinterpret_cast<void*>(uintptr_t(dst)), byte, n); }
+void attnc_emu_read(void* dst, uint64_t src, size_t n) { memcpy(dst, reinterpret_cast<const void*>(uintptr_t(src)), n); }
+}
