@@ -23,7 +23,7 @@ const opts = new Command()
   .option('--max-specs <n>', 'stop after this many specs in all (per backend for diff)', Number)
   .option('--grace <s>', 'with --jobs: kill a worker still running this long after the deadline', Number, 120)
   .option('--no-pathological', 'front: skip the pathological inputs (1 MB files, deep nesting)')
-  .option('--backend <names>', 'diff: webgpu,cuda (those that open); ts: the --target ts module on WebGPU; torch: the --target torch module from PyTorch', 'webgpu,cuda')
+  .option('--backend <names>', 'diff: webgpu,cuda (those that open); ts: the --target ts module on WebGPU; torch: the --target torch module from PyTorch; cuda-emu: the CUDA kernels on the CPU emulator', 'webgpu,cuda')
   .option('--max-len <n>', 'diff: longest sequence', Number, 600)
   .option('--max-work <n>', 'diff: largest B*Hq*Nq*Nk per case', Number, 400_000)
   .option('--d <weights>', 'diff: weights of head dims 32,64,128', '6,3,1')
@@ -50,7 +50,8 @@ async function openBackend(name: string): Promise<Backend> {
   if (name === 'webgpu') return openWebGpu();
   if (name === 'ts') return (await import('../src/runtime/ts-module-backend.ts')).openTsModuleBackend();
   if (name === 'torch') return (await import('../src/runtime/torch-module-backend.ts')).openTorchModuleBackend();
-  throw new Error(`unknown backend '${name}' (webgpu, cuda, ts or torch)`);
+  if (name === 'cuda-emu') return (await import('../src/runtime/cuda-emu.ts')).openCudaEmu();
+  throw new Error(`unknown backend '${name}' (webgpu, cuda, ts, torch or cuda-emu)`);
 }
 
 const dWeights = String(opts.d).split(',').map(Number) as [number, number, number];

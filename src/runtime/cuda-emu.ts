@@ -160,7 +160,8 @@ export function loadCudaEmulator(source: string, dtype: StorageDType, entries: r
  */
 export class CudaEmuBackend implements Backend {
   readonly name = 'cuda-emu' as const;
-  private readonly arch: 'sm_80' | 'sm_90a' = process.env.ATTNC_CUDA_KERNEL === 'mma' ? 'sm_80' : 'sm_90a';
+
+  constructor(private readonly arch: 'sm_80' | 'sm_90a' = process.env.ATTNC_CUDA_KERNEL === 'mma' ? 'sm_80' : 'sm_90a') {}
 
   describe(): string {
     return `CUDA emulator on the CPU (${this.arch} kernels, PTX semantics of src/runtime/cuda-emu/emu.h; checks results, not speed)`;
@@ -195,8 +196,8 @@ export class CudaEmuBackend implements Backend {
   }
 }
 
-export async function openCudaEmu(): Promise<CudaEmuBackend> {
+export async function openCudaEmu(arch?: 'sm_80' | 'sm_90a'): Promise<CudaEmuBackend> {
   const problem = cudaEmulatorProblem();
   if (problem) throw new NoDeviceError(problem);
-  return new CudaEmuBackend();
+  return new CudaEmuBackend(arch);
 }

@@ -1,7 +1,7 @@
 // The CUDA differential suite: every example through openCuda() against the
 // float64 reference (sampled rows for long sequences). Used by
 // tests/cuda/runtime.test.ts (small shapes) and scripts/test-gpu.sh (all
-// shapes, run directly: `npx tsx tests/cuda/suite.ts [--long] [--only a,b]`).
+// shapes, run directly: `npx tsx tests/cuda/suite.ts [--long] [--only a,b] [--emu]`).
 import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
@@ -141,8 +141,9 @@ async function main(): Promise<void> {
   const dimArg = argv.indexOf('--dims');
   const dims = dimArg >= 0 ? argv[dimArg + 1].split(',').map(Number) : [64, 128];
   const dtypes = (dtArg >= 0 ? argv[dtArg + 1].split(',') : ['f32', 'f16', 'bf16']) as StorageDType[];
-  const { openCuda } = await import('../../src/runtime/cuda.ts');
-  const be = await openCuda().catch((e: Error) => {
+  // --emu: the CUDA emulator on the CPU (src/runtime/cuda-emu.ts) in place of a GPU
+  const open = argv.includes('--emu') ? (await import('../../src/runtime/cuda-emu.ts')).openCudaEmu : (await import('../../src/runtime/cuda.ts')).openCuda;
+  const be = await open().catch((e: Error) => {
     console.error(`suite: ${e.message}`);  // no device here: one line, not a stack trace
     process.exit(2);
   });

@@ -3,7 +3,8 @@
 // The kernel source is compiled by the host C++ compiler with this header in front; src/runtime/cuda-emu.ts has
 // already cut out every inline-PTX wrapper of the source (attnc_mma, attnc_wgmma_*, attnc_cp_async*, mbarriers, ...),
 // and this header defines them again from the PTX ISA's documented semantics:
-//   - every thread of a block is a fiber (ucontext) with its own stack, run by a round-robin scheduler; a thread
+//   - every thread of a block is a fiber with its own stack (a context switch of a few instructions on x86-64,
+//     ucontext elsewhere), run by a round-robin scheduler; a thread
 //     runs until it waits (barrier, warp or warpgroup collective, mbarrier) and the scheduler moves on;
 //   - warp collectives (shuffles, votes, ldmatrix, mma.sync) and warpgroup ones (wgmma) complete when the last of
 //     the 32 (128) threads arrives, which computes every thread's result from every thread's operands; threads of one
@@ -34,8 +35,58 @@
 namespace emu {
 struct Dim3 { unsigned x = 1, y = 1, z = 1; };
 
+// The context switch: x86-64 saves the callee-saved registers on the old stack and swaps stack pointers (no system
+// call; ucontext's swapcontext makes one per switch to save the signal mask, which dominated the emulator's time).
+#if defined(__x86_64__)
+struct Context { void* sp = nullptr; };
+extern "C" void attnc_emu_switch(void** save_sp, void* to_sp);
+asm(R"(
+  .text
+  .hidden attnc_emu_switch
+  .globl attnc_emu_switch
+  .type attnc_emu_switch, @function
+attnc_emu_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size attnc_emu_switch, .-attnc_emu_switch
+)");
+inline void switch_to(Context& from, Context& to) { attnc_emu_switch(&from.sp, to.sp); }
+// A fresh fiber: six zero registers, then `entry` as the return address, 16-byte aligned as a call would leave it.
+inline void start_context(Context& c, char* stack, size_t bytes, void (*entry)()) {
+  uintptr_t top = (uintptr_t(stack) + bytes) & ~uintptr_t(15);
+  void** sp = reinterpret_cast<void**>(top - 16);  // the return slot at a 16-byte boundary: entry sees rsp % 16 == 8
+  sp[0] = reinterpret_cast<void*>(entry);
+  sp[1] = nullptr;
+  for (int i = 1; i <= 6; ++i) sp[-i] = nullptr;
+  c.sp = sp - 6;
+}
+#else
+struct Context { ucontext_t uc; };
+inline void switch_to(Context& from, Context& to) { swapcontext(&from.uc, &to.uc); }
+inline void start_context(Context& c, char* stack, size_t bytes, void (*entry)()) {
+  getcontext(&c.uc);
+  c.uc.uc_stack.ss_sp = stack;
+  c.uc.uc_stack.ss_size = bytes;
+  c.uc.uc_link = nullptr;
+  makecontext(&c.uc, entry, 0);
+}
+#endif
+
 struct Fiber {
-  ucontext_t ctx;
+  Context ctx;
   Dim3 tid;
   int linear = 0;
   bool done = false;
@@ -46,7 +97,7 @@ struct Fiber {
 constexpr size_t STACK_BYTES = 512 * 1024;
 constexpr size_t SHARED_BYTES = 240 * 1024;  // the dynamic arena: 227 KiB is Hopper's opt-in maximum
 
-inline ucontext_t scheduler;
+inline Context scheduler;
 inline Fiber* cur = nullptr;
 inline std::vector<Fiber> fibers;
 inline unsigned long long progress = 0;
@@ -74,12 +125,12 @@ inline void fail(const char* fmt, ...) {
     va_end(ap);
     failed = true;
   }
-  for (;;) { cur->waiting = "a failed launch"; swapcontext(&cur->ctx, &scheduler); }
+  for (;;) { cur->waiting = "a failed launch"; switch_to(cur->ctx, scheduler); }
 }
 
 inline void yield(const char* what) {
   cur->waiting = what;
-  swapcontext(&cur->ctx, &scheduler);
+  switch_to(cur->ctx, scheduler);
   cur->waiting = nullptr;
 }
 
@@ -267,7 +318,7 @@ inline void fiber_entry() {
   block_body();
   cur->done = true;
   ++progress;
-  swapcontext(&cur->ctx, &scheduler);
+  switch_to(cur->ctx, scheduler);
 }
 
 template <class... A, size_t... I> void call_with(void (*k)(A...), void** args, std::index_sequence<I...>) {
@@ -477,11 +528,7 @@ template <class... A> int launch(void (*kernel)(A...), void** args, Dim3 grid, D
           f.tid = {unsigned(i) % block.x, (unsigned(i) / block.x) % block.y, unsigned(i) / (block.x * block.y)};
           f.done = false;
           f.waiting = nullptr;
-          getcontext(&f.ctx);
-          f.ctx.uc_stack.ss_sp = f.stack;
-          f.ctx.uc_stack.ss_size = STACK_BYTES;
-          f.ctx.uc_link = nullptr;
-          makecontext(&f.ctx, fiber_entry, 0);
+          start_context(f.ctx, f.stack, STACK_BYTES, fiber_entry);
         }
         for (int live = threads; live > 0;) {
           const unsigned long long before = progress;
@@ -489,7 +536,7 @@ template <class... A> int launch(void (*kernel)(A...), void** args, Dim3 grid, D
           for (int i = 0; i < threads; ++i) {
             if (fibers[i].done) continue;
             cur = &fibers[i];
-            swapcontext(&scheduler, &cur->ctx);
+            switch_to(scheduler, cur->ctx);
             if (failed) {
               const size_t n = strlen(error_text);
               snprintf(error_text + n, sizeof error_text - n, " (block %u,%u,%u, thread %d)", bx, by, bz, i);

@@ -1,0 +1,135 @@
+// The CUDA emulator (src/runtime/cuda-emu.ts) can fail: a kernel that deadlocks, splits a warp between collectives
+// or overruns its dynamic shared memory stops the launch with an error naming it, unwritten shared memory reads NaN,
+// and a generated kernel with one wrong constant (a wgmma descriptor's stride, an ldmatrix without its transpose, a
+// backward product's k step) no longer matches float64. Without these, tests/cuda/emu.test.ts passing would say
+// little.
+import { describe, expect, it } from 'vitest';
+import { renderCuda } from '../../src/compiler/render/cuda.ts';
+import { renderCudaBackward } from '../../src/compiler/render/cuda-bwd.ts';
+import type { CompiledKernel } from '../../src/compiler/manifest.ts';
+import { compareOutputs, gradientError, TOLERANCE } from '../../src/runtime/compare.ts';
+import { cudaEmulatorProblem, CudaEmuBackend, emulatorSource, loadCudaEmulator } from '../../src/runtime/cuda-emu.ts';
+import { referenceAttention } from '../../src/runtime/reference.ts';
+import { referenceBackward } from '../../src/runtime/reference-backward.ts';
+import { randomGradient, randomInputs } from '../../src/runtime/random.ts';
+import { roundThrough } from '../../src/runtime/half.ts';
+import { loadExamples } from './suite.ts';
+
+const problem = cudaEmulatorProblem();
+if (problem) console.warn(`tests/cuda/emu-faults.test.ts: skipped: ${problem}`);
+
+/** Runs `body` as kernel `k(float* out, const float* in)` on one block of `threads`; the error message, or null. */
+function launch(body: string, threads: number, smem = 0): { error: string | null; out: Float32Array } {
+  const src = `extern "C" __global__ void __launch_bounds__(${threads}, 1) k(float* __restrict__ out, const float* __restrict__ in) {\n${body}\n}\n`;
+  const emu = loadCudaEmulator(src, 'bf16', ['k']);
+  const n = threads * 4;
+  const out = emu.alloc(n * 4), inp = emu.alloc(n * 4);
+  emu.write(inp, Float32Array.from({ length: n }, (_, i) => i));
+  emu.fill(out, 0, n * 4);
+  const ptr = (p: number) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(p)); return b; };
+  let error: string | null = null;
+  try {
+    emu.launch('k', [1, 1, 1], [threads, 1, 1], smem, [ptr(out), ptr(inp)]);
+  } catch (e) {
+    error = (e as Error).message;
+  }
+  const res = new Float32Array(emu.read(out, n * 4).buffer.slice(0));
+  emu.free(out);
+  emu.free(inp);
+  return { error, out: res };
+}
+
+describe.skipIf(!!problem)('CUDA emulator: faults are reported', () => {
+  it('a thread that skips a block barrier deadlocks the block', () => {
+    const { error } = launch('if (threadIdx.x != 5) __syncthreads();\nout[threadIdx.x] = 1.f;', 64);
+    expect(error).toMatch(/ATTNC_EMU_FAULT: kernel k \(emulated\): deadlock in block 0,0,0: warp 0 waits on a block barrier/);
+  });
+
+  it('a warp split between two collectives stops the launch', () => {
+    const { error } = launch('if (threadIdx.x & 1) __syncwarp(); else (void)__ballot_sync(0xffffffffu, 1);', 32);
+    expect(error).toMatch(/is at another collective than thread/);
+  });
+
+  it('a copy past the dynamic shared memory the launch asked for stops it', () => {
+    const body = `extern __shared__ __align__(16) unsigned char raw[];
+attnc_cp_async16(attnc_smem_addr(raw) + 16 * threadIdx.x, in + 4 * threadIdx.x, true);`;
+    expect(launch(body, 32, 512).error).toBeNull();
+    expect(launch(body, 32, 256).error).toMatch(/outside the launch's 256 bytes of dynamic shared memory/);
+  });
+
+  it('shared memory that nothing wrote reads NaN; what a thread wrote reads back', () => {
+    const body = `extern __shared__ __align__(16) unsigned char raw[];
+float* s = reinterpret_cast<float*>(raw);
+if (threadIdx.x < 16) s[threadIdx.x] = in[threadIdx.x];
+__syncthreads();
+out[threadIdx.x] = s[threadIdx.x];`;
+    const { error, out } = launch(body, 32, 128);
+    expect(error).toBeNull();
+    expect(Array.from(out.slice(0, 16))).toEqual(Array.from({ length: 16 }, (_, i) => i));
+    expect(out.slice(16, 32).every(Number.isNaN)).toBe(true);
+  });
+
+  it('inline PTX the emulator does not define is refused, by name, before anything runs', () => {
+    const src = 'extern "C" __global__ void k() {}\n__device__ __forceinline__ void attnc_sleep() { asm volatile("nanosleep.u32 100;"); }\n';
+    expect(() => emulatorSource(src, 'bf16', ['k'])).toThrow(/attnc_sleep has inline PTX that the emulator does not define/);
+    expect(() => emulatorSource('extern "C" __global__ void k() { asm("trap;"); }\n', 'bf16', ['k'])).toThrow(/inline PTX left outside the wrappers/);
+  });
+
+  it('a warp shuffle and a ballot see every lane', () => {
+    const { error, out } = launch('out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, in[threadIdx.x], 5) + (float)__popc(__ballot_sync(0xffffffffu, threadIdx.x % 3 == 0));', 64);
+    expect(error).toBeNull();
+    expect(Array.from(out.slice(0, 64))).toEqual(Array.from({ length: 64 }, (_, i) => (i ^ 5) + 11));
+  });
+});
+
+/** O of a forward kernel on the emulator against float64, for a kernel source changed by `mutate`. */
+async function forwardError(mutate: (src: string) => string, arch: 'sm_80' | 'sm_90a'): Promise<number> {
+  const spec = loadExamples(['causal'])[0];
+  const k = renderCuda(spec.lowered, { dtype: 'bf16', headDim: 64, hash: 'mut', version: 'mut', arch });
+  const kernel: CompiledKernel = { ...k, source: mutate(k.source) };
+  const shape = { B: 1, Hq: 2, Hkv: 1, Nq: 200, Nk: 200, D: 64 };
+  const call = { ...shape, ...randomInputs(shape, 5), params: {}, tables: {} };
+  const got = await new CudaEmuBackend(arch).run(kernel, call);
+  const rows = Array.from({ length: 200 }, (_, i) => i);
+  const cmp = compareOutputs(got, { ...referenceAttention(spec.block, call, { rows }), rows }, shape);
+  return cmp.nanCount > 0 ? Infinity : cmp.maxAbsErrO;
+}
+
+/** The largest of dQ, dK, dV's errors of the backward with `wgmma`, its source changed by `mutate`. */
+async function backwardError(mutate: (src: string) => string): Promise<number> {
+  const spec = loadExamples(['causal'])[0];
+  const shape = { B: 1, Hq: 2, Hkv: 1, Nq: 150, Nk: 150, D: 64 };
+  const r = randomInputs(shape, 7);
+  const call = { ...shape, q: roundThrough('bf16', r.q), k: roundThrough('bf16', r.k), v: roundThrough('bf16', r.v), params: {}, tables: {} };
+  const be = new CudaEmuBackend('sm_90a');
+  const fwd = await be.run(renderCuda(spec.lowered, { dtype: 'bf16', headDim: 64, hash: 'mut', version: 'mut', arch: 'sm_90a' }), call);
+  const dO = roundThrough('bf16', randomGradient(shape, 7));
+  const k = renderCudaBackward(spec.lowered, { dtype: 'bf16', headDim: 64, hash: 'mut', version: 'mut', arch: 'sm_90a', tuning: { wgmma: true } });
+  const got = await be.backward({ ...k, source: mutate(k.source) }, call, { o: fwd.o, lse: fwd.lse, dO });
+  const want = referenceBackward(spec.block, call, dO);
+  return Math.max(...(['dq', 'dk', 'dv'] as const).map((g) => { const e = gradientError(got[g], want[g]); return e.nanCount ? Infinity : e.err; }));
+}
+
+/** Replaces `from` (which must be in the source) with `to`. */
+const swap = (from: string | RegExp, to: string) => (src: string) => {
+  const out = src.replace(from, to);
+  if (out === src) throw new Error(`mutation not applied: ${from}`);
+  return out;
+};
+
+describe.skipIf(!!problem)('CUDA emulator: one wrong constant in a generated kernel fails the reference', () => {
+  it('sm_90a forward: V read with its 8-row groups 2 KiB apart instead of 1', async () => {
+    expect(await forwardError((s) => s, 'sm_90a')).toBeLessThanOrEqual(TOLERANCE.bf16);
+    expect(await forwardError(swap(/attnc_wg_desc\(attnc_smem_addr\(sV\), 1024, 1024\)/, 'attnc_wg_desc(attnc_smem_addr(sV), 1024, 2048)'), 'sm_90a')).toBeGreaterThan(TOLERANCE.bf16);
+  }, 120_000);
+
+  it('sm_80 forward: V loaded by ldmatrix without .trans', async () => {
+    expect(await forwardError((s) => s, 'sm_80')).toBeLessThanOrEqual(TOLERANCE.bf16);
+    expect(await forwardError(swap(/attnc_ldsm_x4_t\(/g, 'attnc_ldsm_x4('), 'sm_80')).toBeGreaterThan(TOLERANCE.bf16);
+  }, 120_000);
+
+  it('wgmma backward: the k16 steps of dV += P^T dO one 8-row group short', async () => {
+    expect(await backwardError((s) => s)).toBeLessThanOrEqual(TOLERANCE.bf16);
+    expect(await backwardError(swap(/kk \* 2048\) \/ 16\)/g, 'kk * 1024) / 16)'))).toBeGreaterThan(TOLERANCE.bf16);
+  }, 120_000);
+});

@@ -1,0 +1,68 @@
+// The CUDA kernels on the CPU emulator (src/runtime/cuda-emu.ts) against the float64 references, on any machine
+// with a host C++ compiler. The GPU runs stay the authority (tests/cuda/runtime.test.ts, backward.test.ts); these
+// check, in CI, what every generated kernel computes: layouts, wgmma descriptors and swizzle, the tile walk of
+// persistent blocks (2 emulated SMs, so each block walks several items), barriers, and the backward variants under
+// evaluation, which have not yet run on a GPU.
+//   forward: every example, sm_90a (wgmma, warp-specialized) bf16 and f16 and sm_80 (mma.sync) f16, D 64 and 128, and
+//            the f32 kernel at D 64; ragged lengths, GQA, decode, Nq < Nk;
+//   backward: every example, D 64 and 128, the default kernels (bf16 and f16) and the variant sets of VARIANT_SETS
+//            (bf16), each against the same float64 backward reference.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { checkBackwardCases, defaultCases } from '../../src/runtime/check.ts';
+import { cudaEmulatorProblem, CudaEmuBackend } from '../../src/runtime/cuda-emu.ts';
+import { parseBackwardTuning, type CudaBackwardTuning } from '../../src/compiler/render/cuda-bwd-tuning.ts';
+import { EXAMPLES_DIR, formatResult, loadExamples, runCase, shortShapes } from './suite.ts';
+
+const problem = cudaEmulatorProblem();
+if (problem) console.warn(`tests/cuda/emu.test.ts: skipped: ${problem}`);
+
+/**
+ * The backward variants under evaluation in three sets that take every code path of them: the element and
+ * scheduling variants on mma.sync, the wgmma products alone, and all together (each build costs about a second).
+ */
+const VARIANT_SETS = ['tables,async-stats,scan-window', 'wgmma', 'tables,async-stats,scan-window,wgmma'];
+const variants: CudaBackwardTuning[] = [{}, ...VARIANT_SETS.map((v) => parseBackwardTuning(v) as CudaBackwardTuning)];
+
+// Ragged lengths, GQA, decode, Nq < Nk; the 1000-row shapes are the GPU suite's (minutes here).
+const shapes = (D: number) => shortShapes(D).filter((s) => Math.max(s.Nq, s.Nk) < 1000);
+
+describe.skipIf(!!problem)('CUDA kernels on the emulator vs float64', () => {
+  const hopper = new CudaEmuBackend('sm_90a'), ampere = new CudaEmuBackend('sm_80');
+  for (const spec of loadExamples()) {
+    it(`${spec.name} forward: sm_90a bf16/f16, sm_80 f16, f32; D 64 and 128`, async () => {
+      const failed: string[] = [];
+      const runs: Array<[CudaEmuBackend, 'f32' | 'f16' | 'bf16', number]> = [
+        [hopper, 'bf16', 64], [hopper, 'bf16', 128], [hopper, 'f16', 64], [hopper, 'f16', 128],
+        [ampere, 'f16', 64], [ampere, 'f16', 128], [ampere, 'f32', 64],
+      ];
+      let n = 0;
+      for (const [be, dtype, D] of runs) {
+        for (const shape of shapes(D)) {
+          const r = await runCase(be, spec, dtype, shape);
+          n++;
+          if (!r.pass) failed.push(`${be.codegen().arch} ${formatResult(r)}`);
+        }
+      }
+      expect(failed).toEqual([]);
+      expect(n).toBeGreaterThanOrEqual(7 * 4);
+    }, 600_000);
+
+    it(`${spec.name} backward: defaults (bf16, f16) and ${VARIANT_SETS.length} variant sets (bf16), D 64 and 128`, async () => {
+      const text = readFileSync(join(EXAMPLES_DIR, `${spec.name}.attn`), 'utf8');
+      const failed: string[] = [];
+      const compared = new Map<string, number>();
+      for (const D of [64, 128]) {
+        const cases = defaultCases(D).filter((c) => Math.max(c.Nq, c.Nk) < 1000 && (D === 64 || c.Nq > 1 || c.Nk > 1));
+        const runs = [checkBackwardCases(hopper, text, spec.block, spec.lowered, cases, ['f16'], {}, 3, [{}]), checkBackwardCases(hopper, text, spec.block, spec.lowered, cases, ['bf16'], {}, 3, variants)];
+        for (const run of runs) for await (const r of run) {
+          if (!r.pass) failed.push(`[${r.variant || 'default'}] ${r.dtype} D=${D} ${JSON.stringify(r.shape)}: dQ ${r.errDq.toExponential(2)} dK ${r.errDk.toExponential(2)} dV ${r.errDv.toExponential(2)} (tolerance ${r.tolerance}), ${r.nanCount} non-finite`);
+          if (r.ambiguous === 0) compared.set(r.variant, (compared.get(r.variant) ?? 0) + 1);
+        }
+      }
+      expect(failed).toEqual([]);
+      expect(compared.size, 'every variant compared somewhere').toBe(variants.length);
+    }, 600_000);
+  }
+});
