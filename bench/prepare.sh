@@ -21,7 +21,7 @@ BUILD="${BUILD:-$ROOT/bench/build}"
 ARCH="${ARCH:-sm_90a}"
 DTYPES="${DTYPES:-bf16 f16}"
 DIMS="${DIMS:-64 128}"
-BWD_VARIANTS="${BWD_VARIANTS:-tables async-stats scan-window tables+async-stats+scan-window wgmma wgmma+tables+async-stats+scan-window}"
+BWD_VARIANTS="${BWD_VARIANTS:-tables async-stats scan-window tables+async-stats+scan-window wgmma wgmma+tables+async-stats+scan-window fused-dq wgmma+fused-dq wgmma+tables+async-stats+scan-window+fused-dq}"
 
 SRC="$ROOT"
 REV="$(git rev-parse HEAD)"

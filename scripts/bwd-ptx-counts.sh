@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 specs=${1:-causal scale_invariant document}
 D=${2:-128}
-variants=${3:-default tables async-stats scan-window tables,async-stats,scan-window wgmma wgmma,tables,async-stats,scan-window}
+variants=${3:-default tables async-stats scan-window tables,async-stats,scan-window wgmma wgmma,tables,async-stats,scan-window fused-dq wgmma,fused-dq}
 work=$(mktemp -d /tmp/attnc-ptx.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 count() { grep -cE "$1" "$2" || true; }

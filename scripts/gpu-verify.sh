@@ -2,7 +2,8 @@
 # Correctness on a GPU machine after a kernel change, in one command (logs under LOG_DIR, a summary at the end):
 #   1. the CUDA backward kernels against the float64 backward reference (tests/cuda/backward.test.ts)
 #      with the backward variants under evaluation alongside (VERIFY_BWD_VARIANTS: ';'-separated sets, each a
-#      comma list as --cuda-bwd takes; default: every variant on, on mma.sync and on wgmma; '' for none)
+#      comma list as --cuda-bwd takes; default: every variant on, on mma.sync and on wgmma, and the single pass
+#      (fused-dq) alone and with all the others; '' for none)
 #   2. the torch module's autograd the same way (tests/torch, its gradient test)
 #   3. the CUDA differential suite of the forward defaults, bf16 and f16, lengths to 2100 (past the long-row
 #      variant's 2048 rows), then at D=64 again with 3 blocks so that each persistent block walks several items
@@ -18,7 +19,7 @@ line() { echo "$1: $2 [$(( $(date +%s) - t0 )) s]" | tee -a "$logs/summary.txt";
 vitest_line() { grep -E 'Tests ' "$1" | tail -1 | sed 's/\x1b\[[0-9;]*m//g' | xargs; }
 
 # The backward variants under evaluation ride along: each case against the same float64 reference.
-ATTNC_CUDA_BWD_VARIANTS=${VERIFY_BWD_VARIANTS-tables,async-stats,scan-window;wgmma,tables,async-stats,scan-window} \
+ATTNC_CUDA_BWD_VARIANTS=${VERIFY_BWD_VARIANTS-tables,async-stats,scan-window;wgmma,tables,async-stats,scan-window;fused-dq;wgmma,fused-dq,tables,async-stats,scan-window} \
   timeout 360 npx vitest run tests/cuda/backward.test.ts >"$logs/backward.log" 2>&1 || status=1
 line 'CUDA backward (and its variants) vs float64' "$(vitest_line "$logs/backward.log")"
 grep -E '^\S+ D=[0-9]+ \[' "$logs/backward.log" | awk '{print $3}' | sort | uniq -c | sed 's/^/  cases per variant: /' | tee -a "$logs/summary.txt"

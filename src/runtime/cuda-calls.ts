@@ -126,8 +126,11 @@ export function backwardCall(m: CudaMachine, kernel: CompiledKernel, call: Atten
   try {
     const ptrs: Record<string, number> = {
       Q: upload(store(call.q)), K: upload(store(call.k)), V: upload(store(call.v)), O: upload(store(inputs.o)),
-      LSE: upload(inputs.lse), dO: upload(store(inputs.dO)), Delta: alloc(B * Hq * Nq * 4),
+      LSE: upload(inputs.lse), dO: upload(store(inputs.dO)),
     };
+    // The launches' f32 scratch (Delta; dQacc for the single pass), shapes named by the call's sizes.
+    const dims: Record<string, number> = { B, Hq, Hkv, Nq, Nk, D };
+    for (const sc of (man.abi as { scratch: Array<{ name: string; shape: string[] }> }).scratch) ptrs[sc.name] = alloc(sc.shape.reduce((n, d) => n * dims[d], 4));
     const bytes = { dQ: B * Hq * Nq * D * 2, dK: B * Hkv * Nk * D * 2, dV: B * Hkv * Nk * D * 2 };
     for (const [name, n] of Object.entries(bytes)) {
       ptrs[name] = alloc(n);

@@ -24,7 +24,7 @@ describe('CUDA backward variants', () => {
     expect(parseBackwardTuning('wgmma,scan-window')).toEqual({ wgmma: true, scanWindow: true });
     expect(parseBackwardTuning(' scan-window ,default')).toEqual({ scanWindow: true });
     expect(parseBackwardTuning('')).toEqual({});
-    expect(parseBackwardTuning('tables,bogus')).toBe("unknown backward variant 'bogus': expected a comma list of tables, async-stats, scan-window, wgmma (or 'default')");
+    expect(parseBackwardTuning('tables,bogus')).toBe("unknown backward variant 'bogus': expected a comma list of tables, async-stats, scan-window, wgmma, fused-dq (or 'default')");
     expect(backwardTuningLabel({ scanWindow: true, tables: true })).toBe('tables,scan-window');
     expect(backwardTuningLabel(undefined)).toBe('');
   });

@@ -19,10 +19,11 @@ const problem = cudaEmulatorProblem();
 if (problem) console.warn(`tests/cuda/emu.test.ts: skipped: ${problem}`);
 
 /**
- * The backward variants under evaluation in three sets that take every code path of them: the element and
- * scheduling variants on mma.sync, the wgmma products alone, and all together (each build costs about a second).
+ * The backward variants under evaluation in four sets that take every code path of them: the element and
+ * scheduling variants on mma.sync, the single pass alone, the wgmma products alone, and all together (each build
+ * costs about a second).
  */
-const VARIANT_SETS = ['tables,async-stats,scan-window', 'wgmma', 'tables,async-stats,scan-window,wgmma'];
+const VARIANT_SETS = ['tables,async-stats,scan-window', 'fused-dq', 'wgmma', 'tables,async-stats,scan-window,wgmma,fused-dq'];
 const variants: CudaBackwardTuning[] = [{}, ...VARIANT_SETS.map((v) => parseBackwardTuning(v) as CudaBackwardTuning)];
 
 // Ragged lengths, GQA, decode, Nq < Nk; the 1000-row shapes are the GPU suite's (minutes here).

@@ -56,10 +56,13 @@ function addBackward(spec: Spec, dtype: StorageDType, D: number, arch: Arch, tun
 
 /**
  * The backward variants under evaluation, f16/bf16 at D 64 and 128, built for sm_90a (where they are timed): every
- * one on the mma.sync products, and every one with the wgmma products. BWD_VARIANTS (all on) also has goldens.
+ * one on the mma.sync products and with the wgmma products, each in two launches and in the single pass (fused-dq,
+ * whose dQ product and atomics add registers). BWD_VARIANTS (all on) also has goldens.
  */
-const BWD_VARIANTS: CudaBackwardTuning = { tables: true, asyncStats: true, scanWindow: true, wgmma: true };
-const BWD_VARIANT_SETS: CudaBackwardTuning[] = [{ ...BWD_VARIANTS, wgmma: false }, BWD_VARIANTS];
+const BWD_VARIANTS: CudaBackwardTuning = { tables: true, asyncStats: true, scanWindow: true, wgmma: true, fusedDq: true };
+const BWD_VARIANT_SETS: CudaBackwardTuning[] = [
+  { ...BWD_VARIANTS, wgmma: false, fusedDq: false }, { ...BWD_VARIANTS, fusedDq: false }, { ...BWD_VARIANTS, wgmma: false }, BWD_VARIANTS,
+];
 function backwardVariantSource(spec: Spec, tuning: CudaBackwardTuning): { source: string; entries: string[] } {
   const parts: string[] = [];
   const entries: string[] = [];

@@ -242,18 +242,21 @@ print('sm_90a again', m.compile_cubin('sm_90a') == built['sm_90a'])
     expect(lines).toEqual(['sm_90a True True', 'sm_89 True True', 'cached files 2', 'sm_90a again True']);
   }, 120_000);
 
-  it('builds the backward cubins of the variants under evaluation for sm_90a (--cuda-bwd; wgmma among them)', () => {
-    const sets: Array<[string, CudaBackwardTuning]> = [['mma', { tables: true, asyncStats: true, scanWindow: true }], ['wgmma', { tables: true, asyncStats: true, scanWindow: true, wgmma: true }]];
+  it('builds the backward cubins of the variants under evaluation for sm_90a (--cuda-bwd; wgmma and the single pass among them)', () => {
+    const sets: Array<[string, CudaBackwardTuning]> = [['mma', { tables: true, asyncStats: true, scanWindow: true }], ['wgmma', { tables: true, asyncStats: true, scanWindow: true, wgmma: true }], ['fused', { tables: true, asyncStats: true, scanWindow: true, wgmma: true, fusedDq: true }]];
     for (const [label, tuning] of sets) for (const name of ['scale_invariant', 'document']) writeModule(name, 'bf16', 128, tuning, `${name}_${label}`);
     const lines = runPython(`
 import importlib
-for label in ('mma', 'wgmma'):
+for label in ('mma', 'wgmma', 'fused'):
     for name in ('scale_invariant', 'document'):
         m = importlib.import_module(f'{name}_{label}')
         c = m.compile_cubin('sm_90a', backward=True)
-        print(name, label, c[:4] == b'\\x7fELF', 'wgmma' in m.BACKWARD['source'])
+        print(name, label, c[:4] == b'\\x7fELF', 'wgmma' in m.BACKWARD['source'], [x[0] for x in m.BACKWARD['scratch']])
 `, { ATTNC_CACHE_DIR: join(work, 'cache-variants') });
-    expect(lines).toEqual(['scale_invariant mma True False', 'document mma True False', 'scale_invariant wgmma True True', 'document wgmma True True']);
+    expect(lines).toEqual([
+      "scale_invariant mma True False ['Delta']", "document mma True False ['Delta']", "scale_invariant wgmma True True ['Delta']", "document wgmma True True ['Delta']",
+      "scale_invariant fused True True ['Delta', 'dQacc']", "document fused True True ['Delta', 'dQacc']",
+    ]);
   }, 240_000);
 });
 

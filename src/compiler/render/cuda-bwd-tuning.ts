@@ -30,9 +30,16 @@ export interface CudaBackwardTuning {
    * swizzled tiles; sm_90a only, head dims 64 and 128, elsewhere ignored). Default: mma.sync, any arch from sm_80.
    */
   wgmma?: boolean;
+  /**
+   * FlashAttention-2's single pass: the dK/dV launch also adds each item's dQ = dS K (dS through shared memory, on
+   * mma.sync) into an f32 scratch with atomic adds, so S and dP are computed once, not in both launches (5 products
+   * where there were 7); a small launch before it writes delta and zeroes the scratch, one after it rounds dQ.
+   * Default: a dQ launch of its own that recomputes S and dP (no atomics, deterministic).
+   */
+  fusedDq?: boolean;
 }
 
-const TUNING_NAMES: Record<string, keyof CudaBackwardTuning> = { tables: 'tables', 'async-stats': 'asyncStats', 'scan-window': 'scanWindow', wgmma: 'wgmma' };
+const TUNING_NAMES: Record<string, keyof CudaBackwardTuning> = { tables: 'tables', 'async-stats': 'asyncStats', 'scan-window': 'scanWindow', wgmma: 'wgmma', 'fused-dq': 'fusedDq' };
 export const BACKWARD_TUNING_SYNTAX = `a comma list of ${Object.keys(TUNING_NAMES).join(', ')} (or 'default')`;
 
 /** A --cuda-bwd / ATTNC_CUDA_BWD list as tuning, or a one-line reason it does not parse. */

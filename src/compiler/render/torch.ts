@@ -48,13 +48,15 @@ function pyData(x: unknown): string {
 /** A param's default as Python writes it: f32 integers with a decimal point (10.0, not 10). */
 const pyNumber = (v: number, type: 'i32' | 'f32') => (type === 'f32' && Number.isInteger(v) ? `${v}.0` : pyData(v));
 
-/** The backward kernels' entry in the module: stages (entry, what a block owns, block, shared memory), arguments, source. */
+/** The backward kernels' entry in the module: stages (entry, what a block owns, block, shared memory), arguments, f32 scratch, source. */
 function backwardEntry(b: CompiledKernel): string {
   const stages = cudaBackwardStages(b.manifest).map((x) => ({ entry: x.entryPoint, over: x.over, bm: x.bm, block: [x.block[0], x.block[1] ?? 1, x.block[2] ?? 1], smem: x.dynamicSmemBytes }));
   const args = (b.manifest.abi as { args: CudaArg[] }).args.map((a) => (a.role === 'param' ? [a.role, a.name, a.kind] : [a.role, a.name]));
+  const scratch = (b.manifest.abi as { scratch: Array<{ name: string; shape: string[] }> }).scratch.map((x) => [x.name, x.shape]);
   return `{
     'stages': ${pyData(stages)},
     'args': ${pyData(args)},
+    'scratch': ${pyData(scratch)},
     'source': ${pyString(b.source)},
 }`;
 }

@@ -320,14 +320,17 @@ def _launch_one(drv, fn, grid, block, smem, args, device, entry):
 
 
 def _run_backward(q, k, v, o, lse, do, values, tables):
-    """dQ, dK, dV of checked, contiguous inputs: the two backward launches (the second reads the first's Delta)."""
+    """dQ, dK, dV of checked, contiguous inputs: the backward launches in order (each reads the scratch the ones
+    before it wrote: Delta, and dQacc for the single pass)."""
     drv, st = _loaded_backward(q.device.index if q.device.index is not None else torch.cuda.current_device())
-    B, Hq, Nq, _ = q.shape
+    B, Hq, Nq, D = q.shape
     Hkv, Nk = k.shape[1], k.shape[2]
     sizes = {'B': B, 'Hq': Hq, 'Hkv': Hkv, 'Nq': Nq, 'Nk': Nk}
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(k)
-    delta = torch.empty((B, Hq, Nq), dtype=torch.float32, device=q.device)
-    tensors = {'Q': q, 'K': k, 'V': v, 'O': o, 'LSE': lse, 'dO': do, 'dQ': dq, 'dK': dk, 'dV': dv, 'Delta': delta}
+    tensors = {'Q': q, 'K': k, 'V': v, 'O': o, 'LSE': lse, 'dO': do, 'dQ': dq, 'dK': dk, 'dV': dv}
+    dims = dict(sizes, D=D)
+    for name, shape in BACKWARD['scratch']:
+        tensors[name] = torch.empty([dims[x] for x in shape], dtype=torch.float32, device=q.device)
     args = _kernel_args(BACKWARD['args'], tensors, sizes, values, tables)
     # A stage's blocks own bm query rows of a query head, or bm keys of a kv head.
     grids = [(-(-Nq // x['bm']), Hq, B) if x['over'] == 'queries' else (-(-Nk // x['bm']), Hkv, B) for x in BACKWARD['stages']]

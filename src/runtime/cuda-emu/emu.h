@@ -461,6 +461,9 @@ inline void attnc_mma(float* c, const unsigned* a, unsigned b0, unsigned b1) {
   });
 }
 
+// red.global.add: one thread runs at a time, so a plain add is atomic here.
+inline void attnc_red_add2(float* p, float a, float b) { p[0] += a; p[1] += b; }
+
 inline void attnc_wg_fence() {}
 inline void attnc_wg_commit() {}
 template <int N> inline void attnc_wg_wait() {}

@@ -1,0 +1,135 @@
+// The CUDA backward's single pass (tuning `fusedDq`, render/cuda-bwd.ts), FlashAttention-2's: the dK/dV launch,
+// which already has each item's dS^T (its keys x the item's queries) in registers, also computes the item's share of
+// dQ = dS K over its keys and adds it to an f32 scratch dQacc [B, Hq, Nq, D] with atomic reductions. S = Q K^T and
+// dP = dO V^T are then computed once per (query tile, key block) instead of once in each launch: 5 products, not 7.
+//   <entry>_bwd_prep      delta = rowsum(dO * O) (into Delta, as the dQ launch writes it), dQacc rows zeroed
+//   <entry>_bwd_dkdv      as without the variant, plus: dS^T to shared memory (rounded as dK's product rounds it),
+//                         one block barrier, dQ += dS K on mma.sync (A by ldmatrix.trans from dS^T, B from the block's
+//                         K tile, swizzled or padded), red.global.add of each warp's 16 x 64 share
+//   <entry>_bwd_dq_store  dQ = dQacc rounded to the storage type
+// The order of the atomic adds varies from run to run, so dQ is not bit-reproducible (dK and dV are).
+import { swizzledChunk } from './cuda-bwd-wgmma.ts';
+
+/** Rows a prep or store block owns (64, as the dQ launch's blocks). */
+export const FUSED_ROWS = 64;
+
+/** delta = rowsum(dO * O) of the block's 64 rows, two threads a row; with `toShared`, also the rows' delta and LSE (log2). */
+export function deltaCode(toShared: boolean): string {
+  return `  {
+    const int r = tid >> 1, half = tid & 1, row = row0 + r;
+    float acc = 0.f;
+    if (row < Nq) {
+      const unsigned* o2 = reinterpret_cast<const unsigned*>(O + (rows + row) * HEAD_DIM) + half * (HEAD_DIM / 4);
+      const unsigned* d2 = reinterpret_cast<const unsigned*>(dO + (rows + row) * HEAD_DIM) + half * (HEAD_DIM / 4);
+      #pragma unroll 4
+      for (int c = 0; c < HEAD_DIM / 4; ++c) {
+        float o_lo, o_hi, d_lo, d_hi;
+        attnc_unpack(o2[c], o_lo, o_hi);
+        attnc_unpack(d2[c], d_lo, d_hi);
+        acc = fmaf(o_lo, d_lo, fmaf(o_hi, d_hi, acc));
+      }
+    }
+    acc += __shfl_xor_sync(0xffffffffu, acc, 1);
+    if (half == 0) {${toShared ? `
+      sDelta[r] = acc;
+      // A row past Nq, or one with no kept key (LSE -inf), gets +inf: its p is 0 wherever it is computed.
+      const float lse = row < Nq ? LSE[rows + row] : ATTNC_NEG_INF;
+      sLse2[r] = lse == ATTNC_NEG_INF ? -ATTNC_NEG_INF : lse * LOG2E;` : ''}
+      if (row < Nq) Delta[rows + row] = acc;
+    }
+  }`;
+}
+
+/** Two f32 atomically added at p, p + 1 (8-byte aligned): one vector reduction on sm_90, two scalar ones before. */
+export function redHelper(vector: boolean): string {
+  return `// dQ's partial sums: two adjacent f32 added to global memory (relaxed, no value returned).
+__device__ __forceinline__ void attnc_red_add2(float* p, float a, float b) {
+${vector ? '  asm volatile("red.global.add.v2.f32 [%0], {%1, %2};" :: "l"(p), "f"(a), "f"(b) : "memory");'
+    : '  asm volatile("red.global.add.f32 [%0], %1;" :: "l"(p), "f"(a) : "memory");\n  asm volatile("red.global.add.f32 [%0], %1;" :: "l"(p + 1), "f"(b) : "memory");'}
+}`;
+}
+
+function small(entry: string, sig: string, headDim: number, body: string): string {
+  return `extern "C" __global__ void __launch_bounds__(128, 1) ${entry}(${sig}) {
+  constexpr int HEAD_DIM = ${headDim}, NTHREADS = 128, BM = ${FUSED_ROWS};
+  const int tid = threadIdx.x, bb = blockIdx.z, hq = blockIdx.y, row0 = blockIdx.x * BM;
+  const size_t rows = (size_t)(bb * Hq + hq) * Nq;
+${body}
+}
+`;
+}
+
+/** The launch before dK/dV: delta of the block's rows, and its rows of dQacc zeroed. */
+export function prepKernel(entry: string, sig: string, headDim: number): string {
+  return small(entry, sig, headDim, `${deltaCode(false)}
+  float4 zero;
+  zero.x = zero.y = zero.z = zero.w = 0.f;
+  float4* acc = reinterpret_cast<float4*>(dQacc + (rows + row0) * HEAD_DIM);
+  for (int x = tid; x < BM * HEAD_DIM / 4; x += NTHREADS)
+    if (row0 + x / (HEAD_DIM / 4) < Nq) acc[x] = zero;`);
+}
+
+/** The launch after dK/dV: dQ = dQacc in the storage type. */
+export function storeKernel(entry: string, sig: string, headDim: number): string {
+  return small(entry, sig, headDim, `  const float2* acc = reinterpret_cast<const float2*>(dQacc + (rows + row0) * HEAD_DIM);
+  unsigned* out = reinterpret_cast<unsigned*>(dQ + (rows + row0) * HEAD_DIM);
+  for (int x = tid; x < BM * HEAD_DIM / 2; x += NTHREADS)
+    if (row0 + x / (HEAD_DIM / 2) < Nq) { const float2 v = acc[x]; out[x] = attnc_pack(v.x, v.y); }`);
+}
+
+/** The shared dS^T of an item: [BK][QT + 8] (padded rows for ldmatrix). */
+export const dsDecl = (qt: number, bk: number) => `  constexpr int DS_STRIDE = ${qt + 8};
+  __shared__ __align__(16) unsigned short sDS[${bk} * DS_STRIDE];`;
+
+/**
+ * In the dK/dV loop, after the element step (`dp` holds dS^T: rows the warp's 16 keys, columns the item's QT
+ * queries): dS^T to shared memory, a block barrier, then warp w's share of the item's dQ = dS K, query rows
+ * 16 (w % (QT / 16)).. and 64 columns of D from 64 (w / (QT / 16)), added to dQacc. `swizzled`: K is the wgmma
+ * kernel's swizzled tile [HEAD_DIM / 64][BK][64]; otherwise padded rows of STRIDE.
+ */
+export function fusedDqCode(qt: number, swizzled: boolean): string {
+  const kAddr = swizzled
+    ? `attnc_smem_addr(sK + ${swizzledChunk('BK', 'kk * 16 + (lane & 15)', '((dc0 + dn * 16) >> 3) + (lane >> 4)')})`
+    : 'k_dq + (kk * 16 * STRIDE + dc0 + dn * 16) * 2';
+  return `    // dS^T (rounded as dK's product rounds it) to shared memory, for dQ += dS K over the block's keys
+    #pragma unroll
+    for (int n = 0; n < NT; ++n) {
+      *reinterpret_cast<unsigned*>(&sDS[(warp * 16 + g) * DS_STRIDE + n * 8 + 2 * t4]) = attnc_pack(dp[n][0], dp[n][1]);
+      *reinterpret_cast<unsigned*>(&sDS[(warp * 16 + g + 8) * DS_STRIDE + n * 8 + 2 * t4]) = attnc_pack(dp[n][2], dp[n][3]);
+    }
+    __syncthreads();  // every warp's keys of dS^T written (the loop's next barrier guards their reuse)
+    {
+      // warp w: query rows qr0.. (16) of the item, columns dc0.. (64) of D; the k16 steps walk the block's keys
+      const int qr0 = 16 * (warp % (QT / 16)), dc0 = 64 * (warp / (QT / 16));
+      const unsigned ds_a = attnc_smem_addr(sDS + ((lane & 7) + ((lane >> 4) << 3)) * DS_STRIDE + qr0 + ((lane >> 3) & 1) * 8);
+      float dq[8][4];
+      #pragma unroll
+      for (int n = 0; n < 8; ++n) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f;
+      #pragma unroll
+      for (int kk = 0; kk < BK / 16; ++kk) {
+        unsigned a[4];
+        attnc_ldsm_x4_t(a[0], a[1], a[2], a[3], ds_a + kk * 16 * DS_STRIDE * 2);  // dS: 16 queries x 16 keys
+        #pragma unroll
+        for (int dn = 0; dn < 4; ++dn) {
+          unsigned b0, b1, b2, b3;
+          attnc_ldsm_x4_t(b0, b1, b2, b3, ${kAddr});
+          attnc_mma(dq[2 * dn], a, b0, b1);
+          attnc_mma(dq[2 * dn + 1], a, b2, b3);
+        }
+      }
+      #pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int row = qrow0 + qr0 + g + 8 * h;
+        if (row < Nq) {
+          float* dst = dQacc + ((size_t)(bb * Hq + hq) * Nq + row) * HEAD_DIM + dc0 + 2 * t4;
+          #pragma unroll
+          for (int n = 0; n < 8; ++n) attnc_red_add2(dst + n * 8, dq[n][2 * h], dq[n][2 * h + 1]);
+        }
+      }
+    }`;
+}
+
+/** Whether the single pass's warp split fits: 4 warps over (QT / 16) row groups x (HEAD_DIM / 64) column groups. */
+export function fusedDqFits(qt: number, headDim: number): boolean {
+  return (qt / 16) * (headDim / 64) === 4;
+}
