@@ -11,8 +11,11 @@
 //     warp at different collectives, or at a warpgroup MMA with different descriptors, stop the launch with an error;
 //   - wgmma reads shared memory through its 64-bit descriptor (start, LBO, SBO, swizzle) with the canonical
 //     layouts (K-major and MN-major, 128-byte swizzle: address bits 4-6 XOR bits 7-9; no swizzle: 8x8 core matrices);
-//   - cp.async copies at issue (its earliest legal completion), so commit and wait groups have nothing to wait for;
-//     fences, setmaxnreg and wgmma's fence, commit and wait are no-ops for the same reason;
+//   - cp.async lands at the latest point PTX allows: a thread's copies stay pending (their source read at issue) until
+//     its cp.async.wait_group (the groups older than the N it may leave), wait_all, or the mbarrier that tracks them;
+//     so a read of a copy's destination that no wait orders after it sees the poison, not the data;
+//   - wgmma executes at issue (its operands must not change before its wait anyway), so its fence, commit and wait
+//     are no-ops, as are fence.proxy.async and setmaxnreg;
 //   - all shared memory (the dynamic arena and the kernels' __shared__ arrays) lives in one section, filled with
 //     0xff (NaN) before each block, so a read of shared memory nothing wrote shows as NaN; bytes past the dynamic
 //     shared memory the launch asked for are checked after each block;
@@ -92,6 +95,11 @@ struct Fiber {
   bool done = false;
   const char* waiting = nullptr;  // what it waits on when it yields
   char* stack = nullptr;
+  // cp.async copies issued and not yet landed: destination, bytes (0-filled when !valid), the data read at issue,
+  // and the commit group they belong to (the count of groups committed before them).
+  struct Copy { unsigned dst, bytes; bool valid; unsigned char data[16]; int group; };
+  std::vector<Copy> copies;
+  int committed = 0;
 };
 
 constexpr size_t STACK_BYTES = 512 * 1024;
@@ -394,20 +402,37 @@ inline void __syncwarp(unsigned mask = 0xffffffffu) { emu_vote(mask, true, emu::
 
 // ---- the inline-PTX wrappers of render/cuda-ptx.ts and render/cuda-bwd.ts, by their PTX semantics ----
 inline unsigned attnc_smem_addr(const void* p) { return emu::smem_addr(p); }
-inline void attnc_cp_async16(unsigned dst, const void* src, bool valid) {
-  unsigned char* d = emu::shared_at(dst, 16);
-  if (valid) memcpy(d, src, 16); else memset(d, 0, 16);
+namespace emu {
+inline void issue_copy(unsigned dst, const void* src, unsigned bytes, bool valid) {
+  (void)shared_at(dst, bytes);  // a destination out of bounds fails at issue
+  Fiber::Copy c{dst, bytes, valid, {}, cur->committed};
+  if (valid) memcpy(c.data, src, bytes);
+  cur->copies.push_back(c);
 }
+// Lands this thread's pending copies of groups before `group` (all of them for INT32_MAX), in issue order.
+inline void land_copies(int group) {
+  auto& cs = cur->copies;
+  size_t keep = 0;
+  for (size_t i = 0; i < cs.size(); ++i) {
+    if (cs[i].group < group) {
+      unsigned char* d = shared_at(cs[i].dst, cs[i].bytes);
+      if (cs[i].valid) memcpy(d, cs[i].data, cs[i].bytes); else memset(d, 0, cs[i].bytes);
+    } else {
+      cs[keep++] = cs[i];
+    }
+  }
+  cs.resize(keep);
+}
+}  // namespace emu
+inline void attnc_cp_async16(unsigned dst, const void* src, bool valid) { emu::issue_copy(dst, src, 16, valid); }
 template <int DST_OFF, int SRC_OFF> inline void attnc_cp_async16_at(unsigned dst, const void* src) {
-  memcpy(emu::shared_at(dst + DST_OFF, 16), static_cast<const char*>(src) + SRC_OFF, 16);
+  emu::issue_copy(dst + DST_OFF, static_cast<const char*>(src) + SRC_OFF, 16, true);
 }
-inline void attnc_cp_async4(unsigned dst, const void* src, bool valid) {
-  unsigned char* d = emu::shared_at(dst, 4);
-  if (valid) memcpy(d, src, 4); else memset(d, 0, 4);
-}
-inline void attnc_cp_commit() {}
-template <int N> inline void attnc_cp_wait() {}
-inline void attnc_cp_wait_all() {}
+inline void attnc_cp_async4(unsigned dst, const void* src, bool valid) { emu::issue_copy(dst, src, 4, valid); }
+inline void attnc_cp_commit() { ++emu::cur->committed; }
+// wait_group N: every committed group but the newest N has landed (copies not yet committed are not waited for).
+template <int N> inline void attnc_cp_wait() { emu::land_copies(emu::cur->committed - N); }
+inline void attnc_cp_wait_all() { emu::land_copies(INT32_MAX); }
 inline float attnc_ex2(float x) {  // ex2.approx.ftz: subnormal results flush to zero
   const float y = std::exp2(x);
   return std::fpclassify(y) == FP_SUBNORMAL ? 0.f : y;
@@ -483,9 +508,12 @@ inline void attnc_mbar_arrive(unsigned bar) {
   ++emu::progress;
   if (--m->pending == 0) { m->pending = m->expected; ++m->phase; }
 }
-// cp.async.mbarrier.arrive (without .noinc) adds one pending arrival and makes it when this thread's copies land:
-// they landed at issue, so the two cancel.
-inline void attnc_mbar_track_cp(unsigned bar) { (void)emu_mbar(bar); }
+// cp.async.mbarrier.arrive (without .noinc) adds one pending arrival and makes it when this thread's copies so far
+// land: they land here, so the two cancel.
+inline void attnc_mbar_track_cp(unsigned bar) {
+  (void)emu_mbar(bar);
+  emu::land_copies(INT32_MAX);
+}
 inline void attnc_mbar_wait(unsigned bar, unsigned parity) {  // try_wait.parity: done once the phase of that parity completed
   while ((emu_mbar(bar)->phase & 1) == (parity & 1)) emu::yield("an mbarrier");
 }
@@ -531,6 +559,8 @@ template <class... A> int launch(void (*kernel)(A...), void** args, Dim3 grid, D
           f.tid = {unsigned(i) % block.x, (unsigned(i) / block.x) % block.y, unsigned(i) / (block.x * block.y)};
           f.done = false;
           f.waiting = nullptr;
+          f.copies.clear();
+          f.committed = 0;
           start_context(f.ctx, f.stack, STACK_BYTES, fiber_entry);
         }
         for (int live = threads; live > 0;) {
