@@ -56,7 +56,8 @@ export interface DiffLoopStats {
 export async function diffLoop(backend: Backend, o: DiffLoopOptions): Promise<DiffLoopStats> {
   const t0 = performance.now();
   const stats: DiffLoopStats = { backend: backend.describe(), specs: 0, kernels: 0, programs: 0, programsBy: {}, cases: 0, mismatches: 0, ambiguous: 0, worstRatio: 0, failures: [], seconds: 0 };
-  const dtypes = backend.dtypes();
+  // The CUDA backward kernels take f16/bf16 only (tensor cores); f32 gradients are WebGPU's.
+  const dtypes = o.backward && backend.codegen().target === 'cuda' ? backend.dtypes().filter((d) => d !== 'f32') : backend.dtypes();
   const log = o.log ?? (() => {});
   const offset = o.offset ?? 0, stride = o.stride ?? 1;
   const run = o.backward ? runBackwardCase : runCase;
