@@ -72,9 +72,9 @@ export function emulatorSource(source: string, dtype: StorageDType, entries: rea
   out = out.replace(/extern __shared__ (?:__align__\(\d+\) )?unsigned char (\w+)\[\];/g, 'unsigned char* const $1 = attnc_emu_dynamic_smem();');
   if (/\basm\b/.test(out.replace(/\/\/[^\n]*/g, ''))) throw new Error('cuda-emu: inline PTX left outside the wrappers');
   const launchers = entries.map((e) => `extern "C" int attnc_emu_launch_${e}(unsigned char* args, int nargs, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned smem) {
-  void* slots[64];
-  for (int i = 0; i < nargs && i < 64; ++i) slots[i] = args + 8 * i;
-  return emu::launch(${e}, slots, emu::Dim3{gx, gy, gz}, emu::Dim3{bx, by, bz}, smem);
+  std::vector<void*> slots(nargs);
+  for (int i = 0; i < nargs; ++i) slots[i] = args + 8 * i;
+  return emu::launch(${e}, slots.data(), nargs, emu::Dim3{gx, gy, gz}, emu::Dim3{bx, by, bz}, smem);
 }`);
   return [`#define EMU_${dtype === 'bf16' ? 'BF16' : 'F16'} 1`, `#include "${HEADER}"`, out, ...launchers, ''].join('\n');
 }
@@ -91,15 +91,8 @@ function cacheDir(): string {
   return join(process.env.ATTNC_CACHE_DIR ?? join(homedir(), '.cache', 'attnc'), 'cuda-emu');
 }
 
-/** A loaded emulator library: memory and launches, addresses as numbers (host pointers). */
-export interface CudaEmulator {
-  alloc(bytes: number): number;
-  write(ptr: number, data: ArrayBufferView): void;
-  fill(ptr: number, byte: number, bytes: number): void;
-  read(ptr: number, bytes: number): Buffer;
-  free(ptr: number): void;
-  launch(entry: string, grid: number[], block: number[], smem: number, args: Buffer[]): void;
-}
+/** A loaded emulator library: a CudaMachine's memory and launches (addresses are host pointers; launches run to completion). */
+export type CudaEmulator = Omit<CudaMachine, 'finish' | 'sms'>;
 
 const loaded = new Map<string, CudaEmulator>();
 

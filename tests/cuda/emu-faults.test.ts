@@ -20,7 +20,7 @@ const problem = cudaEmulatorProblem();
 if (problem) console.warn(`tests/cuda/emu-faults.test.ts: skipped: ${problem}`);
 
 /** Runs `body` as kernel `k(float* out, const float* in)` on one block of `threads`; the error message, or null. */
-function launch(body: string, threads: number, smem = 0): { error: string | null; out: Float32Array } {
+function launch(body: string, threads: number, smem = 0, extraArgs = 0): { error: string | null; out: Float32Array } {
   const src = `extern "C" __global__ void __launch_bounds__(${threads}, 1) k(float* __restrict__ out, const float* __restrict__ in) {\n${body}\n}\n`;
   const emu = loadCudaEmulator(src, 'bf16', ['k']);
   const n = threads * 4;
@@ -30,7 +30,7 @@ function launch(body: string, threads: number, smem = 0): { error: string | null
   const ptr = (p: number) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(p)); return b; };
   let error: string | null = null;
   try {
-    emu.launch('k', [1, 1, 1], [threads, 1, 1], smem, [ptr(out), ptr(inp)]);
+    emu.launch('k', [1, 1, 1], [threads, 1, 1], smem, [ptr(out), ptr(inp), ...Array.from({ length: extraArgs }, () => ptr(0))]);
   } catch (e) {
     error = (e as Error).message;
   }
@@ -44,6 +44,10 @@ describe.skipIf(!!problem)('CUDA emulator: faults are reported', () => {
   it('a thread that skips a block barrier deadlocks the block', () => {
     const { error } = launch('if (threadIdx.x != 5) __syncthreads();\nout[threadIdx.x] = 1.f;', 64);
     expect(error).toMatch(/ATTNC_EMU_FAULT: kernel k \(emulated\): deadlock in block 0,0,0: warp 0 waits on a block barrier/);
+  });
+
+  it('arguments that do not match the kernel\'s parameters stop the launch before it runs', () => {
+    expect(launch('out[threadIdx.x] = 1.f;', 32, 0, 1).error).toMatch(/3 arguments for a kernel of 2 parameters/);
   });
 
   it('a warp split between two collectives stops the launch', () => {

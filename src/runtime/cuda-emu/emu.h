@@ -337,7 +337,7 @@ inline void* current_kernel = nullptr;
 inline void** current_args = nullptr;
 
 // Runs every block of the grid, one after another, each with all its threads; 0 on success, else 1 and error_text.
-template <class... A> int launch(void (*kernel)(A...), void** args, Dim3 grid, Dim3 block, unsigned smem_bytes);
+template <class... A> int launch(void (*kernel)(A...), void** args, int nargs, Dim3 grid, Dim3 block, unsigned smem_bytes);
 }  // namespace emu
 
 // ---- what CUDA-C provides ----
@@ -523,9 +523,10 @@ inline void attnc_wgmma_rs(float* d, const unsigned* a, unsigned long long b) { 
 inline void attnc_wgmma_rs_ones(float* d, const unsigned* a, unsigned long long ones) { emu::wgmma_rs(d, a, ones, 8, true); }
 
 namespace emu {
-template <class... A> int launch(void (*kernel)(A...), void** args, Dim3 grid, Dim3 block, unsigned smem_bytes) {
+template <class... A> int launch(void (*kernel)(A...), void** args, int nargs, Dim3 grid, Dim3 block, unsigned smem_bytes) {
   failed = false;
   error_text[0] = 0;
+  if (nargs != int(sizeof...(A))) { snprintf(error_text, sizeof error_text, "%d arguments for a kernel of %d parameters", nargs, int(sizeof...(A))); return 1; }
   const int threads = int(block.x * block.y * block.z);
   if (threads % 32) { snprintf(error_text, sizeof error_text, "block of %d threads: whole warps only", threads); return 1; }
   if (smem_bytes + DYN_OFFSET + 1024 > SHARED_BYTES) { snprintf(error_text, sizeof error_text, "%u bytes of dynamic shared memory: the emulator has %zu", smem_bytes, SHARED_BYTES - DYN_OFFSET - 1024); return 1; }
