@@ -62,6 +62,13 @@ attnc_cp_async16(attnc_smem_addr(raw) + 16 * threadIdx.x, in + 4 * threadIdx.x, 
     expect(launch(body, 32, 256).error).toMatch(/outside the launch's 256 bytes of dynamic shared memory/);
   });
 
+  it('a write past the end of a global buffer stops the launch; a read past it reads NaN', () => {
+    expect(launch('if (threadIdx.x == 0) out[4 * 32 + 1] = 1.f;', 32).error).toMatch(/wrote past the end of a 512-byte buffer \(byte 4 after it\)/);
+    const { error, out } = launch('out[threadIdx.x] = in[threadIdx.x + 4 * 32];', 32);
+    expect(error).toBeNull();
+    expect(out.slice(0, 32).every(Number.isNaN)).toBe(true);
+  });
+
   it('shared memory that nothing wrote reads NaN; what a thread wrote reads back', () => {
     const body = `extern __shared__ __align__(16) unsigned char raw[];
 float* s = reinterpret_cast<float*>(raw);

@@ -18,7 +18,8 @@
 //     are no-ops, as are fence.proxy.async and setmaxnreg;
 //   - all shared memory (the dynamic arena and the kernels' __shared__ arrays) lives in one section, filled with
 //     0xff (NaN) before each block, so a read of shared memory nothing wrote shows as NaN; bytes past the dynamic
-//     shared memory the launch asked for are checked after each block;
+//     shared memory the launch asked for are checked after each block; global buffers end in 256 bytes of 0xff,
+//     read as NaN and checked after each launch;
 //   - a pass of the scheduler in which no thread made progress is a deadlock, reported with what each thread waits on.
 // What it does not model: timing, races between threads (the GPU's compute-sanitizer does), the order of f32
 // additions inside the tensor cores, and ex2.approx's last bits. It tests what a kernel computes, not how fast.
@@ -120,6 +121,12 @@ alignas(1024) EMU_SHARED_SECTION static unsigned char arena[SHARED_BYTES];
 extern "C" char __start_attnc_emu_shared[], __stop_attnc_emu_shared[];
 
 namespace emu {
+// Global memory: every allocation is followed by GUARD bytes of 0xff (NaN), so a read past its end reads NaN and a
+// write past its end is found after the launch (check_guards).
+constexpr size_t GUARD = 256;
+struct Allocation { unsigned char* p; size_t bytes; };
+inline std::vector<Allocation> allocations;
+
 inline unsigned char* dyn_base = nullptr;  // the dynamic shared memory of the running launch
 inline size_t dyn_bytes = 0;
 constexpr size_t DYN_OFFSET = 48;  // as static shared memory before it would: the kernel aligns its base itself
@@ -523,6 +530,18 @@ inline void attnc_wgmma_rs(float* d, const unsigned* a, unsigned long long b) { 
 inline void attnc_wgmma_rs_ones(float* d, const unsigned* a, unsigned long long ones) { emu::wgmma_rs(d, a, ones, 8, true); }
 
 namespace emu {
+// 1 (and error_text) if a launch wrote into the guard after an allocation.
+inline int check_guards() {
+  for (const Allocation& a : allocations)
+    for (size_t i = 0; i < GUARD; ++i)
+      if (a.p[a.bytes + i] != 0xff) {
+        snprintf(error_text, sizeof error_text, "a kernel wrote past the end of a %zu-byte buffer (byte %zu after it)", a.bytes, i);
+        memset(a.p + a.bytes, 0xff, GUARD);
+        return 1;
+      }
+  return 0;
+}
+
 template <class... A> int launch(void (*kernel)(A...), void** args, int nargs, Dim3 grid, Dim3 block, unsigned smem_bytes) {
   failed = false;
   error_text[0] = 0;
@@ -591,7 +610,7 @@ template <class... A> int launch(void (*kernel)(A...), void** args, int nargs, D
             return 1;
           }
       }
-  return 0;
+  return check_guards();
 }
 }  // namespace emu
 
@@ -600,8 +619,19 @@ inline unsigned char* attnc_emu_dynamic_smem() { return emu::dyn_base; }
 
 extern "C" {
 const char* attnc_emu_error() { return emu::error_text; }
-uint64_t attnc_emu_alloc(size_t bytes) { return uint64_t(uintptr_t(aligned_alloc(256, (bytes + 255) / 256 * 256 + 256))); }
-void attnc_emu_free(uint64_t p) { free(reinterpret_cast<void*>(uintptr_t(p))); }
+uint64_t attnc_emu_alloc(size_t bytes) {
+  unsigned char* p = static_cast<unsigned char*>(aligned_alloc(256, (bytes + 255) / 256 * 256 + emu::GUARD));
+  if (!p) return 0;
+  memset(p + bytes, 0xff, emu::GUARD);
+  emu::allocations.push_back({p, bytes});
+  return uint64_t(uintptr_t(p));
+}
+void attnc_emu_free(uint64_t p) {
+  auto& all = emu::allocations;
+  for (size_t i = 0; i < all.size(); ++i)
+    if (all[i].p == reinterpret_cast<unsigned char*>(uintptr_t(p))) { all[i] = all.back(); all.pop_back(); break; }
+  free(reinterpret_cast<void*>(uintptr_t(p)));
+}
 void attnc_emu_write(uint64_t dst, const void* src, size_t n) { memcpy(reinterpret_cast<void*>(uintptr_t(dst)), src, n); }
 void attnc_emu_fill(uint64_t dst, int byte, size_t n) { memset(reinterpret_cast<void*>(uintptr_t(dst)), byte, n); }
 void attnc_emu_read(void* dst, uint64_t src, size_t n) { memcpy(dst, reinterpret_cast<const void*>(uintptr_t(src)), n); }
