@@ -4,7 +4,8 @@
 // persistent blocks (2 emulated SMs, so each block walks several items), barriers, and the backward variants under
 // evaluation, which have not yet run on a GPU.
 //   forward: every example, sm_90a (wgmma, warp-specialized) bf16 and f16 and sm_80 (mma.sync) f16, D 64 and 128, and
-//            the f32 kernel at D 64; ragged lengths, GQA, decode, Nq < Nk;
+//            the f32 kernel at D 64; ragged lengths, GQA, decode, Nq < Nk; and at 2100 query rows for three specs,
+//            past the 2048 from which D=64 launches its 12-warp long-row kernel;
 //   backward: every example, D 64 and 128, the default kernels (bf16 and f16) and the variant sets of VARIANT_SETS
 //            (bf16), each against the same float64 backward reference.
 import { readFileSync } from 'node:fs';
@@ -49,6 +50,13 @@ describe.skipIf(!!problem)('CUDA kernels on the emulator vs float64', () => {
       expect(failed).toEqual([]);
       expect(n).toBeGreaterThanOrEqual(7 * 4);
     }, 600_000);
+
+    if (['alibi', 'causal', 'scale_invariant'].includes(spec.name)) {
+      it(`${spec.name} forward, long rows: sm_90a bf16 D=64 at 2100 query rows (the 12-warp long-row kernel)`, async () => {
+        const r = await runCase(hopper, spec, 'bf16', { B: 1, Hq: 2, Hkv: 1, Nq: 2100, Nk: 2100, D: 64 });
+        expect(r.pass, formatResult(r)).toBe(true);
+      }, 600_000);
+    }
 
     it(`${spec.name} backward: defaults (bf16, f16) and ${VARIANT_SETS.length} variant sets (bf16), D 64 and 128`, async () => {
       const text = readFileSync(join(EXAMPLES_DIR, `${spec.name}.attn`), 'utf8');
