@@ -124,20 +124,20 @@ def main():
                         f'flex {row["flex_ms"]:8.3f} ms {row["flex_tflops"]:6.1f}   x{row["ours_over_flex"]:.2f}   agree {worst:.1e}   '
                         f'our backward {row["ours_bwd_over_fwd"]:.1f}x our forward')
                     row['variants'] = {}
-                    for v, mod in vmods.items():
+                    for var, mod in vmods.items():  # not `v`: that is the value tensor
                         fn = ours_of(mod)
                         vagree, nonfinite, why = agreement(fn)
                         vrow = {**vagree, 'nonfinite': nonfinite}
-                        row['variants'][v] = vrow
+                        row['variants'][var] = vrow
                         if why:
                             vrow['error'] = why
-                            failures.append(f'{s} D={D} N={N} variant {v}: {vrow["error"]}')
-                            log(f'FAIL {s} D={D} N={N} variant {v}: {vrow["error"]}')
+                            failures.append(f'{s} D={D} N={N} variant {var}: {vrow["error"]}')
+                            log(f'FAIL {s} D={D} N={N} variant {var}: {vrow["error"]}')
                             continue
                         ms, mn, _ = time_cuda(lambda: step(fn), a.warmup, a.repeats)
                         vrow.update({'ms': ms, 'min_ms': mn, 'tflops': flops / (ms * 1e9), 'over_default': row['ours_ms'] / ms,
                                      'bwd_over_fwd': (ms - fwd_ms) / fwd_ms})
-                        log(f'{"":16s} variant {v:24s} {ms:8.3f} ms {vrow["tflops"]:6.1f} TFLOP/s   x{vrow["over_default"]:.2f} of the default   '
+                        log(f'{"":16s} variant {var:24s} {ms:8.3f} ms {vrow["tflops"]:6.1f} TFLOP/s   x{vrow["over_default"]:.2f} of the default   '
                             f'backward {vrow["bwd_over_fwd"]:.1f}x the forward')
                     del g_flex
                 except Exception as e:  # noqa: BLE001

@@ -49,7 +49,7 @@ export function registerCompile(program: Command): void {
     .option('--cubin <arch>', 'with --target cuda and -o: also build a cubin with nvcc (e.g. sm_90a)')
     .option('--exact-lse', 'CUDA: row sums in f32 in the softmax, for an LSE within ~1e-6 of float64 (by default the sm_90a kernel may take them on the tensor cores: faster, LSE within ~1e-3)')
     .option('--backward', 'with --target wgsl, ts or cuda: the backward kernels (dQ, dK, dV from Q, K, V, O, LSE and dO) instead of the forward kernel')
-    .option('--cuda-bwd <variants>', `with --target torch, or cuda --backward: backward kernel variants under evaluation, ${BACKWARD_TUNING_SYNTAX}; the default kernels are the verified ones`, parseBackwardTuningArg)
+    .option('--cuda-bwd <variants>', `with --target torch, or cuda --backward: backward kernel variants, ${BACKWARD_TUNING_SYNTAX}`, parseBackwardTuningArg)
     .option('--json', 'print the manifest as JSON')
     .option('--dump <stage>', 'print the value after a stage instead of compiling: ast, ir or analysis', parseChoice(['ast', 'ir', 'analysis'] as const))
     .action((spec: string, flags: CompileFlags) => runCommand(() => compileCommand(spec, flags)));
@@ -115,7 +115,7 @@ async function compileCommand(specPath: string, flags: CompileFlags): Promise<vo
   if (flags.json) process.stdout.write(JSON.stringify(kernel.manifest, null, 2) + '\n');
 }
 
-function parseBackwardTuningArg(v: string): CudaBackwardTuning {
+function parseBackwardTuningArg(v: string): CudaBackwardTuning | undefined {
   const t = parseBackwardTuning(v);
   if (typeof t === 'string') throw new InvalidArgumentError(t);
   return t;

@@ -73,7 +73,7 @@ export function artifactHash(text: string, blockName: string, opts: HashOptions)
   const limits = opts.limits
     ? [opts.limits.maxWorkgroupStorageBytes, opts.limits.maxInvocationsPerWorkgroup, opts.limits.maxWorkgroupSizeX]
     : [];
-  const key = JSON.stringify([VERSION, text, blockName, opts.target, opts.dtype ?? '', opts.headDim ?? 0, opts.arch ?? '', limits, ...(opts.exactLse ? ['exact-lse'] : []), ...(opts.pass === 'backward' ? ['backward'] : []), ...(backwardTuningLabel(opts.cudaBackward) ? [`bwd:${backwardTuningLabel(opts.cudaBackward)}`] : [])]);
+  const key = JSON.stringify([VERSION, text, blockName, opts.target, opts.dtype ?? '', opts.headDim ?? 0, opts.arch ?? '', limits, ...(opts.exactLse ? ['exact-lse'] : []), ...(opts.pass === 'backward' ? ['backward'] : []), ...(opts.cudaBackward ? [`bwd:${backwardTuningLabel(opts.cudaBackward)}`] : [])]);
   return createHash('sha256').update(key).digest('hex').slice(0, 16);
 }
 

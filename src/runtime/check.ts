@@ -91,7 +91,7 @@ export interface BackwardCheckResult {
 export async function* checkBackwardCases(
   backend: Backend, text: string, block: AttentionBlock, lowered: LoweredKernel,
   cases: CheckCase[], dtypes: StorageDType[], params: Record<string, number>, seed: number,
-  variants?: CudaBackwardTuning[],
+  variants?: Array<CudaBackwardTuning | undefined>,
 ): AsyncGenerator<BackwardCheckResult> {
   if (!backend.backward) throw new UsageError(`the ${backend.name} backend has no backward kernels yet (--backend webgpu, cuda or torch)`);
   const codegen = backend.codegen();

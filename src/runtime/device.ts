@@ -60,15 +60,15 @@ export interface DeviceLimits {
 export type Codegen = { target: 'wgsl' } | { target: 'cuda'; arch: 'sm_80' | 'sm_90a'; cudaBackward?: CudaBackwardTuning };
 
 /**
- * ATTNC_CUDA_BWD (e.g. `tables,async-stats`): the CUDA backward variants under evaluation that the CUDA and torch
- * backends compile, so that scripts/gpu-verify.sh can check each against float64. Unset: the default kernels.
+ * ATTNC_CUDA_BWD (e.g. `tables,async-stats`, or `none`): the CUDA backward variants that the CUDA and torch backends
+ * compile, so that scripts/gpu-verify.sh can check each against float64. Unset or `default`: the arch's defaults.
  */
 export function backwardTuningFromEnv(): { cudaBackward?: CudaBackwardTuning } {
   const v = process.env.ATTNC_CUDA_BWD;
   if (!v) return {};
   const t = parseBackwardTuning(v);
   if (typeof t === 'string') throw new UsageError(`ATTNC_CUDA_BWD: ${t}`);
-  return { cudaBackward: t };
+  return t ? { cudaBackward: t } : {};
 }
 
 export interface Backend {

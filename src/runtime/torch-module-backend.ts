@@ -139,7 +139,7 @@ class TorchModuleBackend implements Backend {
     if (hit) return hit;
     const m = kernel.manifest;
     const path = join(this.dir, `${torchModuleName(m.spec, m.dtype, m.headDim)}_${this.modules.size}.py`);
-    writeFileSync(path, torchModule([kernel], `${m.hash}_${this.modules.size}`, VERSION, backward));
+    writeFileSync(path, torchModule([kernel], `${m.hash}_${this.modules.size}`, VERSION, backward ? [backward] : null));
     this.modules.set(key, path);
     return path;
   }

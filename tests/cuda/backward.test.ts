@@ -14,8 +14,8 @@ import { parseBackwardTuning, type CudaBackwardTuning } from '../../src/compiler
 import { EXAMPLES_DIR, loadExamples, openTestCuda } from './suite.ts';
 
 const { backend, reason } = await openTestCuda('tests/cuda/backward.test.ts');
-/** The defaults, then each set of ATTNC_CUDA_BWD_VARIANTS (';'-separated comma lists). */
-const variants: CudaBackwardTuning[] = [{}, ...(process.env.ATTNC_CUDA_BWD_VARIANTS ?? '').split(';').filter(Boolean).map((v) => {
+/** The defaults (undefined: the arch's), then each set of ATTNC_CUDA_BWD_VARIANTS (';'-separated comma lists; 'none': the first kernels). */
+const variants: Array<CudaBackwardTuning | undefined> = [undefined, ...(process.env.ATTNC_CUDA_BWD_VARIANTS ?? '').split(';').filter(Boolean).map((v) => {
   const t = parseBackwardTuning(v);
   if (typeof t === 'string') throw new Error(`ATTNC_CUDA_BWD_VARIANTS: ${t}`);
   return t;

@@ -22,10 +22,12 @@ describe('CUDA backward variants', () => {
   it('parse and print the same names; an unknown one is a reason, not a throw', () => {
     expect(parseBackwardTuning('tables,async-stats')).toEqual({ tables: true, asyncStats: true });
     expect(parseBackwardTuning('wgmma,scan-window')).toEqual({ wgmma: true, scanWindow: true });
-    expect(parseBackwardTuning(' scan-window ,default')).toEqual({ scanWindow: true });
-    expect(parseBackwardTuning('')).toEqual({});
-    expect(parseBackwardTuning('tables,bogus')).toBe("unknown backward variant 'bogus': expected a comma list of tables, async-stats, scan-window, wgmma, fused-dq (or 'default')");
+    expect(parseBackwardTuning(' scan-window ,none')).toEqual({ scanWindow: true });
+    expect(parseBackwardTuning('none')).toEqual({});
+    expect(parseBackwardTuning('default')).toBeUndefined();
+    expect(parseBackwardTuning('tables,bogus')).toBe("unknown backward variant 'bogus': expected a comma list of tables, async-stats, scan-window, wgmma, fused-dq, or 'default' (the arch's defaults) or 'none' (the first kernels)");
     expect(backwardTuningLabel({ scanWindow: true, tables: true })).toBe('tables,scan-window');
+    expect(backwardTuningLabel({})).toBe('none');
     expect(backwardTuningLabel(undefined)).toBe('');
   });
 
@@ -40,7 +42,8 @@ describe('CUDA backward variants', () => {
   it('a variant names its artifact apart; the defaults do not change the name', () => {
     const base = { target: 'cuda' as const, dtype: 'bf16' as const, headDim: 64, pass: 'backward' as const };
     const plain = artifactHash('text', 'b', base);
-    expect(artifactHash('text', 'b', { ...base, cudaBackward: {} })).toBe(plain);
+    expect(artifactHash('text', 'b', { ...base, cudaBackward: undefined })).toBe(plain);
+    expect(artifactHash('text', 'b', { ...base, cudaBackward: {} })).not.toBe(plain);
     expect(artifactHash('text', 'b', { ...base, cudaBackward: { tables: true } })).not.toBe(plain);
   });
 
@@ -49,7 +52,7 @@ describe('CUDA backward variants', () => {
     const opts = { dtype: 'bf16' as const, headDim: 64, hash: 'h', version: 'v' };
     const v = renderCudaBackward(causal.lowered, { ...opts, tuning: { asyncStats: true } });
     expect(v.manifest.abi.tuning).toBe('async-stats');
-    expect(v.source).toContain('// Variants under evaluation: async-stats.');
+    expect(v.source).toContain('// Backward variants: async-stats.');
     expect(v.source).toContain('attnc_cp_async4(attnc_smem_addr(&sLse[st][x])');
     // wgmma: Hopper's products where the head dim is whole 64-column atoms; elsewhere mma.sync as before
     const w = renderCudaBackward(causal.lowered, { ...opts, tuning: { wgmma: true } });
@@ -57,9 +60,16 @@ describe('CUDA backward variants', () => {
     expect(w.source).toContain('attnc_wgmma_rs(&dk[8 * h][0], a_dp[kk], q_n + st16');
     expect(w.source).toContain('#error "this kernel uses wgmma');
     expect(renderCudaBackward(causal.lowered, { ...opts, headDim: 96, tuning: { wgmma: true } }).manifest.abi.kernel).toBe('mma');
-    const d = renderCudaBackward(causal.lowered, opts);
-    expect(d.manifest.abi.tuning).toBeUndefined();
-    expect(d.source).not.toContain('Variants under evaluation');
+    // the defaults: per arch and head dim (defaultBackwardTuning), named in the header and the manifest too
+    const hopper = renderCudaBackward(causal.lowered, { ...opts, arch: 'sm_90a' });
+    expect(hopper.manifest.abi.tuning).toBe('tables,async-stats,scan-window,wgmma,fused-dq');
+    expect(hopper.source).toContain('// Backward variants: tables,async-stats,scan-window,wgmma,fused-dq (the defaults for sm_90a, D 64).');
+    expect(renderCudaBackward(causal.lowered, { ...opts, arch: 'sm_90a', headDim: 128 }).manifest.abi.tuning).toBe('tables,async-stats,scan-window,wgmma');
+    const ampere = renderCudaBackward(causal.lowered, { ...opts, arch: 'sm_80' });
+    expect([ampere.manifest.abi.tuning, ampere.manifest.abi.kernel]).toEqual(['tables,async-stats,scan-window', 'mma']);
+    // wgmma asked for on sm_80 stays mma.sync; 'none' is the first kernels
+    expect(renderCudaBackward(causal.lowered, { ...opts, arch: 'sm_80', tuning: { wgmma: true } }).manifest.abi.kernel).toBe('mma');
+    expect(renderCudaBackward(causal.lowered, { ...opts, tuning: {} }).manifest.abi.tuning).toBe('none');
   });
 
   it('compile --cuda-bwd: written into the module or the .cu; misuse is one clear line and exit 2', () => {
@@ -69,7 +79,7 @@ describe('CUDA backward variants', () => {
     expect(readFileSync(join(dir, 'document.bf16.d64.bwd.cu'), 'utf8')).toContain('auto tile_live = [&](int it, bool& part) -> bool {');
     const torch = attnc('examples/causal.attn', '--target', 'torch', '--dtype', 'bf16', '--cuda-bwd', 'tables');
     expect(torch.status, torch.stderr).toBe(0);
-    expect(torch.stdout).toContain('// Variants under evaluation: tables.');
+    expect(torch.stdout).toContain('// Backward variants: tables.');
     for (const [args, line] of [
       [['--target', 'cuda', '--dtype', 'bf16', '--cuda-bwd', 'tables'], '--cuda-bwd is for --target torch, or --target cuda --backward'],
       [['--target', 'torch', '--dtype', 'bf16', '--cuda-bwd', 'nope'], "unknown backward variant 'nope'"],

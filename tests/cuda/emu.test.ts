@@ -7,7 +7,7 @@
 //            the f32 kernel at D 64; ragged lengths, GQA, decode, Nq < Nk; and at 2100 query rows for three specs,
 //            past the 2048 from which D=64 launches its 12-warp long-row kernel;
 //   backward: every example, D 64 and 128, the default kernels (bf16 and f16) and the variant sets of VARIANT_SETS
-//            (bf16), each against the same float64 backward reference.
+//            (bf16), each against the same float64 backward reference; and sm_80's defaults through the Ampere backend.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -20,12 +20,12 @@ const problem = cudaEmulatorProblem();
 if (problem) console.warn(`tests/cuda/emu.test.ts: skipped: ${problem}`);
 
 /**
- * The backward variants under evaluation in four sets that take every code path of them: the element and
- * scheduling variants on mma.sync, the single pass alone, the wgmma products alone, and all together (each build
- * costs about a second).
+ * Beside the defaults (sm_90a: all five at D 64, all but fused-dq at D 128), sets that take every other code path:
+ * the first kernels (none), the element and scheduling variants on mma.sync (sm_80's defaults), the single pass
+ * alone, the wgmma products alone, and the four without the single pass (each build costs about a second).
  */
-const VARIANT_SETS = ['tables,async-stats,scan-window', 'fused-dq', 'wgmma', 'tables,async-stats,scan-window,wgmma,fused-dq'];
-const variants: CudaBackwardTuning[] = [{}, ...VARIANT_SETS.map((v) => parseBackwardTuning(v) as CudaBackwardTuning)];
+const VARIANT_SETS = ['none', 'tables,async-stats,scan-window', 'fused-dq', 'wgmma', 'tables,async-stats,scan-window,wgmma'];
+const variants: Array<CudaBackwardTuning | undefined> = [undefined, ...VARIANT_SETS.map((v) => parseBackwardTuning(v) as CudaBackwardTuning)];
 
 // Ragged lengths, GQA, decode, Nq < Nk; the 1000-row shapes are the GPU suite's (minutes here).
 const shapes = (D: number) => shortShapes(D).filter((s) => Math.max(s.Nq, s.Nk) < 1000);
@@ -64,14 +64,16 @@ describe.skipIf(!!problem)('CUDA kernels on the emulator vs float64', () => {
       const compared = new Map<string, number>();
       for (const D of [64, 128]) {
         const cases = defaultCases(D).filter((c) => Math.max(c.Nq, c.Nk) < 1000 && (D === 64 || c.Nq > 1 || c.Nk > 1));
-        const runs = [checkBackwardCases(hopper, text, spec.block, spec.lowered, cases, ['f16'], {}, 3, [{}]), checkBackwardCases(hopper, text, spec.block, spec.lowered, cases, ['bf16'], {}, 3, variants)];
-        for (const run of runs) for await (const r of run) {
-          if (!r.pass) failed.push(`[${r.variant || 'default'}] ${r.dtype} D=${D} ${JSON.stringify(r.shape)}: dQ ${r.errDq.toExponential(2)} dK ${r.errDk.toExponential(2)} dV ${r.errDv.toExponential(2)} (tolerance ${r.tolerance}), ${r.nanCount} non-finite`);
-          if (r.ambiguous === 0) compared.set(r.variant, (compared.get(r.variant) ?? 0) + 1);
+        const check = (be: CudaEmuBackend, dtype: 'bf16' | 'f16', sets: Array<CudaBackwardTuning | undefined>) => checkBackwardCases(be, text, spec.block, spec.lowered, cases, [dtype], {}, 3, sets);
+        const runs: Array<[string, ReturnType<typeof check>]> = [['sm_90a', check(hopper, 'f16', [undefined])], ['sm_90a', check(hopper, 'bf16', variants)], ['sm_80', check(ampere, 'bf16', [undefined])]];
+        for (const [arch, run] of runs) for await (const r of run) {
+          const label = `${arch} [${r.variant || 'defaults'}]`;
+          if (!r.pass) failed.push(`${label} ${r.dtype} D=${D} ${JSON.stringify(r.shape)}: dQ ${r.errDq.toExponential(2)} dK ${r.errDk.toExponential(2)} dV ${r.errDv.toExponential(2)} (tolerance ${r.tolerance}), ${r.nanCount} non-finite`);
+          if (r.ambiguous === 0) compared.set(label, (compared.get(label) ?? 0) + 1);
         }
       }
       expect(failed).toEqual([]);
-      expect(compared.size, 'every variant compared somewhere').toBe(variants.length);
+      expect(compared.size, 'every variant compared somewhere').toBe(variants.length + 1);  // and sm_80's defaults
     }, 600_000);
   }
 });

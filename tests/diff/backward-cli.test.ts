@@ -59,13 +59,18 @@ describe('attnc check --backward', () => {
     expect(r.stdout.trim().split('\n').at(-1)).toBe('2 passed, 0 failed');
   }, 120_000);
 
-  it('compile --backward --target cuda writes both launches and their ABI; f32 is refused in one line', () => {
+  it('compile --backward --target cuda writes the launches and their ABI (sm_90a, D 64: the single pass; D 128: two launches); f32 is refused in one line', () => {
     const out = join(dir, 'cuda-bwd');
     const r = attnc('compile', 'examples/scale_invariant.attn', '--target', 'cuda', '--backward', '--dtype', 'bf16', '--head-dim', '64', '-o', out);
     expect(r.status).toBe(0);
     const m = JSON.parse(readFileSync(join(out, 'scale_invariant.bf16.d64.bwd.manifest.json'), 'utf8'));
-    expect([m.pass, m.abi.stages.map((s: { entryPoint: string }) => s.entryPoint)]).toEqual(['backward', ['attnc_scale_invariant_bf16_d64_bwd_dq', 'attnc_scale_invariant_bf16_d64_bwd_dkdv']]);
-    expect(m.abi.args.map((a: { name: string }) => a.name)).toEqual(['Q', 'K', 'V', 'O', 'LSE', 'dO', 'dQ', 'dK', 'dV', 'Delta', 'B', 'Hq', 'Hkv', 'Nq', 'Nk', 'tau']);
+    expect([m.pass, m.abi.stages.map((s: { entryPoint: string }) => s.entryPoint)]).toEqual(['backward', ['attnc_scale_invariant_bf16_d64_bwd_prep', 'attnc_scale_invariant_bf16_d64_bwd_dkdv', 'attnc_scale_invariant_bf16_d64_bwd_dq_store']]);
+    expect(m.abi.args.map((a: { name: string }) => a.name)).toEqual(['Q', 'K', 'V', 'O', 'LSE', 'dO', 'dQ', 'dK', 'dV', 'Delta', 'dQacc', 'B', 'Hq', 'Hkv', 'Nq', 'Nk', 'tau']);
+    expect(m.abi.scratch.map((x: { name: string }) => x.name)).toEqual(['Delta', 'dQacc']);
+    const r128 = attnc('compile', 'examples/scale_invariant.attn', '--target', 'cuda', '--backward', '--dtype', 'bf16', '--head-dim', '128', '-o', out);
+    expect(r128.status).toBe(0);
+    const m128 = JSON.parse(readFileSync(join(out, 'scale_invariant.bf16.d128.bwd.manifest.json'), 'utf8'));
+    expect(m128.abi.stages.map((s: { entryPoint: string }) => s.entryPoint)).toEqual(['attnc_scale_invariant_bf16_d128_bwd_dq', 'attnc_scale_invariant_bf16_d128_bwd_dkdv']);
     const f32 = attnc('compile', 'examples/causal.attn', '--target', 'cuda', '--backward', '--dtype', 'f32');
     expect([f32.status, f32.stderr.trim()]).toEqual([2, 'attnc: cuda backward kernels take f16 or bf16 storage (tensor cores); f32 gradients: --backend webgpu']);
   }, 60_000);

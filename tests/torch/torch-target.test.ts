@@ -251,11 +251,12 @@ for label in ('mma', 'wgmma', 'fused'):
     for name in ('scale_invariant', 'document'):
         m = importlib.import_module(f'{name}_{label}')
         c = m.compile_cubin('sm_90a', backward=True)
-        print(name, label, c[:4] == b'\\x7fELF', 'wgmma' in m.BACKWARD['source'], [x[0] for x in m.BACKWARD['scratch']])
+        b = m.BACKWARD['sm_90a']
+        print(name, label, c[:4] == b'\\x7fELF', 'wgmma.mma_async' in b['source'], [x[0] for x in b['scratch']], 'wgmma.mma_async' in m.BACKWARD['sm_80']['source'])
 `, { ATTNC_CACHE_DIR: join(work, 'cache-variants') });
     expect(lines).toEqual([
-      "scale_invariant mma True False ['Delta']", "document mma True False ['Delta']", "scale_invariant wgmma True True ['Delta']", "document wgmma True True ['Delta']",
-      "scale_invariant fused True True ['Delta', 'dQacc']", "document fused True True ['Delta', 'dQacc']",
+      "scale_invariant mma True False ['Delta'] False", "document mma True False ['Delta'] False", "scale_invariant wgmma True True ['Delta'] False", "document wgmma True True ['Delta'] False",
+      "scale_invariant fused True True ['Delta', 'dQacc'] False", "document fused True True ['Delta', 'dQacc'] False",
     ]);
   }, 240_000);
 });

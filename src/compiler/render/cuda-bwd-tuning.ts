@@ -2,9 +2,9 @@
 // is named on the command line (--cuda-bwd), in the environment (ATTNC_CUDA_BWD) and in a manifest (abi.tuning).
 
 /**
- * Variants of the backward kernels under evaluation, each off by default: the defaults are the kernels that ran
- * against float64 on a GPU. A variant becomes the default once it has passed scripts/gpu-verify.sh and won the
- * training-step A/B (bench/train.py --variants).
+ * Variants of the backward kernels, each a change to the first kernels (render/cuda-bwd.ts without any). Which
+ * ones a call gets by default is defaultBackwardTuning's choice per arch and head dim, from a measured A/B; a set
+ * named on the command line (--cuda-bwd) or in ATTNC_CUDA_BWD replaces it.
  */
 export interface CudaBackwardTuning {
   /**
@@ -40,13 +40,31 @@ export interface CudaBackwardTuning {
 }
 
 const TUNING_NAMES: Record<string, keyof CudaBackwardTuning> = { tables: 'tables', 'async-stats': 'asyncStats', 'scan-window': 'scanWindow', wgmma: 'wgmma', 'fused-dq': 'fusedDq' };
-export const BACKWARD_TUNING_SYNTAX = `a comma list of ${Object.keys(TUNING_NAMES).join(', ')} (or 'default')`;
+export const BACKWARD_TUNING_SYNTAX = `a comma list of ${Object.keys(TUNING_NAMES).join(', ')}, or 'default' (the arch's defaults) or 'none' (the first kernels)`;
 
-/** A --cuda-bwd / ATTNC_CUDA_BWD list as tuning, or a one-line reason it does not parse. */
-export function parseBackwardTuning(s: string): CudaBackwardTuning | string {
+/**
+ * The backward kernels a call gets when it names no variants, from the training-step A/B on an H100 (bf16, N = 16384,
+ * bench/results/h100-2026-12-05-train.json, every variant's gradients checked against Flex's, then against float64 by
+ * scripts/gpu-verify.sh): on sm_90a tables, async-stats, scan-window and wgmma won for every spec at both head dims
+ * (1.09-4.55x the first kernels), and fused-dq on top of them at D = 64 for every spec (1.02-1.34x) but at D = 128
+ * only for softcap (0.92-0.95x elsewhere); on sm_80 (no wgmma) the first three, which did not lose anywhere
+ * (0.99-3.62x with mma.sync on the same H100), without fused-dq (0.76-0.98x there for most specs).
+ */
+export function defaultBackwardTuning(arch: 'sm_80' | 'sm_90a' | undefined, headDim: number): CudaBackwardTuning {
+  const portable = { tables: true, asyncStats: true, scanWindow: true };
+  return arch === 'sm_90a' ? { ...portable, wgmma: true, fusedDq: headDim <= 64 } : portable;
+}
+
+/**
+ * A --cuda-bwd / ATTNC_CUDA_BWD list as tuning ('default': undefined, the arch's defaults; 'none': {}, the first
+ * kernels with no variant), or a one-line reason it does not parse.
+ */
+export function parseBackwardTuning(s: string): CudaBackwardTuning | undefined | string {
+  const words = s.split(',').map((w) => w.trim()).filter(Boolean);
+  if (words.length === 1 && words[0] === 'default') return undefined;
   const out: CudaBackwardTuning = {};
-  for (const word of s.split(',').map((w) => w.trim()).filter(Boolean)) {
-    if (word === 'default') continue;
+  for (const word of words) {
+    if (word === 'none') continue;
     const key = TUNING_NAMES[word];
     if (!key) return `unknown backward variant '${word}': expected ${BACKWARD_TUNING_SYNTAX}`;
     out[key] = true;
@@ -54,7 +72,8 @@ export function parseBackwardTuning(s: string): CudaBackwardTuning | string {
   return out;
 }
 
-/** The variant list of a tuning, as parseBackwardTuning reads it ('' for the defaults). */
+/** The variant list of a tuning, as parseBackwardTuning reads it ('' for the defaults, undefined; 'none' for {}). */
 export function backwardTuningLabel(t: CudaBackwardTuning | undefined): string {
-  return Object.entries(TUNING_NAMES).filter(([, key]) => t?.[key]).map(([name]) => name).join(',');
+  if (!t) return '';
+  return Object.entries(TUNING_NAMES).filter(([, key]) => t[key]).map(([name]) => name).join(',') || 'none';
 }

@@ -61,6 +61,12 @@ function backwardEntry(b: CompiledKernel): string {
 }`;
 }
 
+/** The backward entries keyed by arch (each indented into the dict). */
+function backwardByArch(backward: CompiledKernel[]): string {
+  const entries = backward.map((b) => `    ${JSON.stringify((b.manifest.abi as { arch: string }).arch)}: ${backwardEntry(b).split('\n').join('\n    ')},`);
+  return `{\n${entries.join('\n')}\n}`;
+}
+
 /** The module's name (and file name without .py): spec, dtype, head dim, e.g. scale_invariant_bf16_d128. */
 export function torchModuleName(spec: string, dtype: StorageDType, headDim: number): string {
   return `${spec}_${dtype}_d${headDim}`;
@@ -69,9 +75,9 @@ export function torchModuleName(spec: string, dtype: StorageDType, headDim: numb
 export function renderTorch(k: LoweredKernel, opts: TorchRenderOptions): string {
   const { dtype, headDim } = opts;
   const kernels = (['sm_90a', 'sm_80'] as const).map((arch) => renderCuda(k, { dtype, headDim, hash: opts.hash, version: opts.version, arch, exactLse: opts.exactLse }));
-  // The backward kernels (mma.sync: one source for every arch; the wgmma variant: sm_90a only) where there are any
-  // (f16/bf16, head_dim <= 128).
-  const backward = cudaBackwardProblem(dtype, headDim) ? null : renderCudaBackward(k, { dtype, headDim, hash: opts.hash, version: opts.version, arch: 'sm_80', tuning: opts.cudaBackward });
+  // The backward kernels where there are any (f16/bf16, head_dim <= 128), per arch as the forward's: the sm_90a ones
+  // (wgmma by default) and the sm_80 ones (mma.sync, for every other arch).
+  const backward = cudaBackwardProblem(dtype, headDim) ? null : (['sm_90a', 'sm_80'] as const).map((arch) => renderCudaBackward(k, { dtype, headDim, hash: opts.hash, version: opts.version, arch, tuning: opts.cudaBackward }));
   return torchModule(kernels, opts.hash, opts.version, backward);
 }
 
@@ -80,7 +86,7 @@ export function renderTorch(k: LoweredKernel, opts: TorchRenderOptions): string 
  * loader on Hopper picks the first, elsewhere the second; the torch backend passes the one its GPU runs). Params,
  * tables and names come from the manifests.
  */
-export function torchModule(compiled: CompiledKernel[], hash: string, version: string, backward: CompiledKernel | null = null): string {
+export function torchModule(compiled: CompiledKernel[], hash: string, version: string, backward: CompiledKernel[] | null = null): string {
   const m0 = compiled[0].manifest;
   const { dtype, headDim } = m0;
   const program = { name: m0.spec, params: m0.params, inputs: m0.inputs };
@@ -144,9 +150,9 @@ INPUTS = {${tables.map((t) => `${t.name}: (${JSON.stringify(t.elem)}, ${JSON.str
 KERNELS = {
 ${kernels.map(kernelEntry).join('\n')}
 }
-# The backward kernels (dQ, then dK and dV; ${backward?.manifest.abi.kernel === 'wgmma' ? 'wgmma: sm_90a only' : 'one source for every arch from sm_80 on'}), launched in order by
-# o.backward(...): their entry points, what a block owns (bm query rows or keys), blocks and shared memory, arguments
-# and CUDA-C source; None where there are none.
-BACKWARD = ${backward ? backwardEntry(backward) : 'None'}
+# The backward kernels per arch (a loader on Hopper takes sm_90a's, elsewhere sm_80's), launched in order by
+# o.backward(...): their entry points, what a block owns (bm query rows or keys), blocks and shared memory, arguments,
+# f32 scratch and CUDA-C source; None where there are none.
+BACKWARD = ${backward ? backwardByArch(backward) : 'None'}
 ${TORCH_RUNTIME}`;
 }

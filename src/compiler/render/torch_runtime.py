@@ -185,11 +185,16 @@ def _kernel(arch):
     return KERNELS['sm_90a' if arch == 'sm_90a' else 'sm_80']
 
 
+def _backward(arch):
+    """The backward kernels built for an arch (as _kernel): the sm_90a ones (wgmma) for sm_90a, the sm_80 ones elsewhere."""
+    return None if BACKWARD is None else BACKWARD['sm_90a' if arch == 'sm_90a' else 'sm_80']
+
+
 def compile_cubin(arch, backward=False):
     """The cubin of this module's kernel (with backward=True: its backward kernels) for an arch ('sm_90a', 'sm_80',
     'sm_89', ...), from the cache or NVRTC. Needs NVRTC but no GPU: a build machine can fill the cache ahead of time."""
     with _LOCK:
-        kernel = BACKWARD if backward else _kernel(arch)
+        kernel = _backward(arch) if backward else _kernel(arch)
         if kernel is None:
             raise AttncCudaError(f'{SPEC}: this module has no backward kernels ({DTYPE}, head_dim {HEAD_DIM})')
         nvrtc = _nvrtc()
@@ -253,7 +258,7 @@ def _load_module(drv, ctx, cubin, launches, smem_optin):
 
 
 def _loaded_backward(ordinal):
-    """This device's backward kernels (BACKWARD: dQ, then dK and dV), loaded once per process on first use."""
+    """This device's backward kernels (BACKWARD for its arch, launched in order), loaded once per process on first use."""
     drv, st = _loaded(ordinal)
     key = ('backward', ordinal)
     with _LOCK:
@@ -263,8 +268,9 @@ def _loaded_backward(ordinal):
     with _LOCK:
         if key in _STATE:
             return drv, _STATE[key]
-        module, fns = _load_module(drv, st['ctx'], cubin, BACKWARD['stages'], st['smem_optin'])
-        _STATE[key] = {'ctx': st['ctx'], 'fns': fns, 'module': module}
+        kernels = _backward(st['arch'])
+        module, fns = _load_module(drv, st['ctx'], cubin, kernels['stages'], st['smem_optin'])
+        _STATE[key] = {'ctx': st['ctx'], 'fns': fns, 'module': module, 'kernels': kernels}
         return drv, _STATE[key]
 
 
@@ -329,16 +335,16 @@ def _run_backward(q, k, v, o, lse, do, values, tables):
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(k)
     tensors = {'Q': q, 'K': k, 'V': v, 'O': o, 'LSE': lse, 'dO': do, 'dQ': dq, 'dK': dk, 'dV': dv}
     dims = dict(sizes, D=D)
-    for name, shape in BACKWARD['scratch']:
+    for name, shape in st['kernels']['scratch']:
         tensors[name] = torch.empty([dims[x] for x in shape], dtype=torch.float32, device=q.device)
-    args = _kernel_args(BACKWARD['args'], tensors, sizes, values, tables)
+    args = _kernel_args(st['kernels']['args'], tensors, sizes, values, tables)
     # A stage's blocks own bm query rows of a query head, or bm keys of a kv head.
-    grids = [(-(-Nq // x['bm']), Hq, B) if x['over'] == 'queries' else (-(-Nk // x['bm']), Hkv, B) for x in BACKWARD['stages']]
+    grids = [(-(-Nq // x['bm']), Hq, B) if x['over'] == 'queries' else (-(-Nk // x['bm']), Hkv, B) for x in st['kernels']['stages']]
     if max(Hq, B) > 65535:
         raise ValueError(f'{SPEC}: grid exceeds 65535 in y or z (Hq = {Hq}, B = {B})')
     with torch.cuda.device(q.device):
         drv.check(drv.lib.cuCtxSetCurrent(st['ctx']), 'cuCtxSetCurrent')
-        for stage, fn, grid in zip(BACKWARD['stages'], st['fns'], grids):
+        for stage, fn, grid in zip(st['kernels']['stages'], st['fns'], grids):
             if grid[0] > 0:
                 _launch_one(drv, fn, grid, stage['block'], stage['smem'], args, q.device, stage['entry'])
     return dq, dk, dv
