@@ -100,7 +100,7 @@ print(f"wrote {build}/build.json (attnc {rev[:10]}{' + uncommitted src/bin edits
 EOF
 du -sh "$BUILD"
 # The build, packed for the GPU machine's carry (text; about 1/100 of its size): carry bench/build.tar.xz and run
-# `tar -xJf bench/build.tar.xz` there first.
+# `tar -xJf bench/build.tar.xz -C bench` there first.
 tar -cJf "$ROOT/bench/build.tar.xz" -C "$(dirname "$BUILD")" "$(basename "$BUILD")"
 echo "wrote $ROOT/bench/build.tar.xz ($(du -h "$ROOT/bench/build.tar.xz" | cut -f1))"
 [ "$SRC" != "$ROOT" ] && rm -rf "$SRC"
