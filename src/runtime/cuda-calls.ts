@@ -1,5 +1,5 @@
 // One attention call on a CUDA machine, forward or backward: upload, launch as the manifest's ABI says, read back,
-// free. Shared by the driver-API backend (cuda.ts) and the CPU emulator (cuda-emu-backend.ts), so that the
+// free. Shared by the driver-API backend (cuda.ts) and the CPU emulator (cuda-emu.ts), so that the
 // emulator runs exactly the launches, grids, argument packing and poisoning that a GPU gets.
 import type { CompiledKernel, StorageDType } from '../compiler/manifest.ts';
 import { cudaLaunchFor, type CudaArg } from '../compiler/render/cuda.ts';

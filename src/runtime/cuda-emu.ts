@@ -8,7 +8,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import koffi from 'koffi';
@@ -16,6 +15,7 @@ import type { CompiledKernel, StorageDType } from '../compiler/manifest.ts';
 import { cudaLaunches } from '../compiler/render/cuda.ts';
 import { cudaBackwardStages } from '../compiler/render/cuda-bwd.ts';
 import { backwardCall, forwardCall, type CudaMachine } from './cuda-calls.ts';
+import { cacheDir } from './cuda.ts';
 import { backwardTuningFromEnv, DeviceError, NoDeviceError, type AttentionCall, type AttentionGradients, type AttentionResult, type Backend, type BackwardInputs, type Codegen, type DeviceLimits } from './device.ts';
 
 const HEADER = join(dirname(fileURLToPath(import.meta.url)), 'cuda-emu', 'emu.h');
@@ -79,32 +79,38 @@ export function emulatorSource(source: string, dtype: StorageDType, entries: rea
   return [`#define EMU_${dtype === 'bf16' ? 'BF16' : 'F16'} 1`, `#include "${HEADER}"`, out, ...launchers, ''].join('\n');
 }
 
-const cxx = (): string | null => ['g++', 'c++', 'clang++'].find((c) => spawnSync(c, ['--version']).status === 0) ?? null;
-
-/** Why the emulator cannot run here (null when it can): it needs a host C++ compiler and x86-64 or arm64 Linux. */
-export function cudaEmulatorProblem(): string | null {
-  if (process.platform !== 'linux') return `the CUDA emulator runs on Linux (ucontext fibers); this is ${process.platform}`;
-  return cxx() ? null : 'the CUDA emulator needs a host C++ compiler (g++, c++ or clang++)';
+/** The first host C++ compiler found (probed once per process), or null. */
+let compiler: string | null | undefined;
+function cxx(): string | null {
+  if (compiler === undefined) compiler = ['g++', 'c++', 'clang++'].find((c) => spawnSync(c, ['--version']).status === 0) ?? null;
+  return compiler;
 }
 
-function cacheDir(): string {
-  return join(process.env.ATTNC_CACHE_DIR ?? join(homedir(), '.cache', 'attnc'), 'cuda-emu');
+/** Why the emulator cannot run here (null when it can): it needs Linux (its shared-memory section, mmap'd stacks) and a host C++ compiler. */
+export function cudaEmulatorProblem(): string | null {
+  if (process.platform !== 'linux') return `the CUDA emulator runs on Linux; this is ${process.platform}`;
+  return cxx() ? null : 'the CUDA emulator needs a host C++ compiler (g++, c++ or clang++)';
 }
 
 /** A loaded emulator library: a CudaMachine's memory and launches (addresses are host pointers; launches run to completion). */
 export type CudaEmulator = Omit<CudaMachine, 'finish' | 'sms'>;
 
+/** Loaded emulators by kernel source, dtype and entries, so that a call of a kernel already loaded does no work here. */
 const loaded = new Map<string, CudaEmulator>();
+/** emu.h as this process first read it: part of each build's key, so a process started after an edit rebuilds. */
+let headerText: Buffer | null = null;
 
 /** Builds (cached on disk by sha256 of the emulator source and emu.h) and loads the emulator of one kernel source. */
 export function loadCudaEmulator(source: string, dtype: StorageDType, entries: readonly string[]): CudaEmulator {
+  const callKey = `${dtype}\0${entries.join(',')}\0${source}`;
+  const hit = loaded.get(callKey);
+  if (hit) return hit;
   const problem = cudaEmulatorProblem();
   if (problem) throw new NoDeviceError(problem);
   const text = emulatorSource(source, dtype, entries);
-  const key = createHash('sha256').update(text).update(readFileSync(HEADER)).digest('hex');
-  const hit = loaded.get(key);
-  if (hit) return hit;
-  const dir = cacheDir();
+  headerText ??= readFileSync(HEADER);
+  const key = createHash('sha256').update(text).update(headerText).digest('hex');
+  const dir = join(cacheDir(), 'cuda-emu');
   const lib = join(dir, `${key}.so`);
   if (!existsSync(lib)) {
     mkdirSync(dir, { recursive: true });
@@ -142,7 +148,7 @@ export function loadCudaEmulator(source: string, dtype: StorageDType, entries: r
       if (rc !== 0) throw new DeviceError('ATTNC_EMU_FAULT', `kernel ${entry} (emulated): ${fn.error()}`);
     },
   };
-  loaded.set(key, emu);
+  loaded.set(callKey, emu);
   return emu;
 }
 

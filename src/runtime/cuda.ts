@@ -184,7 +184,6 @@ export class CudaBackend implements Backend {
    * abi.stages in order on the null stream (the second reads the Delta scratch the first writes), reads dQ, dK, dV back.
    */
   async backward(kernel: CompiledKernel, call: AttentionCall, inputs: BackwardInputs): Promise<AttentionGradients> {
-    if (kernel.manifest.pass !== 'backward') throw new Error(`backward(): ${kernel.manifest.entryPoint} is a forward kernel (compile with pass 'backward')`);
     return backwardCall(this.machine(kernel), kernel, call, inputs);
   }
 
@@ -243,7 +242,8 @@ export class CudaBackend implements Backend {
   }
 }
 
-function cacheDir(): string {
+/** attnc's on-disk cache: ATTNC_CACHE_DIR, else ~/.cache/attnc (cubins here; the CUDA emulator's libraries too). */
+export function cacheDir(): string {
   return process.env.ATTNC_CACHE_DIR ?? join(homedir(), '.cache', 'attnc');
 }
 

@@ -1,6 +1,6 @@
-// The CUDA backward kernels: dQ, dK, dV of one spec on the tensor cores (mma.sync m16n8k16, f16/bf16 storage,
-// f32 accumulators; sm_80 and later, Hopper included), FlashAttention-2's backward in two launches on one
-// stream (P is recomputed from the forward's LSE, never stored):
+// The CUDA backward kernels: dQ, dK, dV of one spec on the tensor cores (f16/bf16 storage, f32 accumulators),
+// FlashAttention-2's backward on one stream (P is recomputed from the forward's LSE, never stored). As written here
+// without any variant (cuda-bwd-tuning.ts; `--cuda-bwd none`), two launches on mma.sync m16n8k16:
 //
 //   <entry>_bwd_dq    a block owns 64 query rows of one (batch, head), 16 per warp:
 //                     delta_i = dO_i · O_i (also written to Delta for the second launch), then per live KV tile
@@ -13,11 +13,14 @@
 //                       dV += P^T dO, dK += dS^T Q
 //
 // The logit, the mask and g come from the same IR as the forward kernel (exp2-feed.ts, passes/derivative.ts),
-// evaluated per element by default (nvcc hoists what is loop-invariant), or with the forward's tables (tuning
-// `tables`). The forward's tile tests skip tiles with no kept pair and drop the mask on full ones, in both launches.
+// evaluated per element (nvcc hoists what is loop-invariant), or with the forward's tables (`tables`). The forward's
+// tile tests skip tiles with no kept pair and drop the mask on full ones, in both launches. The defaults per arch and
+// head dim (defaultBackwardTuning) add variants: wgmma products, the single pass (fused-dq: prep, dK/dV with dQ's
+// atomic adds, store), cp.async stats, windowed item tests.
 //
-// The pieces live beside it: cuda-bwd-tuning.ts (the variants under evaluation), cuda-bwd-elem.ts (the element
-// step), cuda-bwd-mma.ts and cuda-bwd-wgmma.ts (the matrix products); this file lays out the two launches.
+// The pieces live beside it: cuda-bwd-tuning.ts (the variants and the defaults), cuda-bwd-elem.ts (the element
+// step), cuda-bwd-mma.ts and cuda-bwd-wgmma.ts (the matrix products), cuda-bwd-fused.ts (the single pass's
+// launches and dQ product); this file lays out the launches.
 import type { CompiledKernel, KernelManifest, StorageDType } from '../manifest.ts';
 import type { LoweredKernel } from '../ir/program.ts';
 import { helpersUsed } from './cstyle.ts';

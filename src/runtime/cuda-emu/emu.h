@@ -281,11 +281,11 @@ template <class F> void for_accumulator(int thread, int n, F&& f) {
   for (int j = 0; j < n / 8; ++j)
     for (int r = 0; r < 4; ++r) f(4 * j + r, 16 * w + g + 8 * (r >> 1), 8 * j + 2 * t + (r & 1));
 }
-struct WgSS { float* d; unsigned long long a, b; int accumulate; int n; };
-struct WgRS { float* d; const unsigned* a; unsigned long long b; int n; bool ones; };
+struct WgSS { float* d; unsigned long long a, b; int accumulate; };
+struct WgRS { float* d; const unsigned* a; unsigned long long b; };
 
 template <int N> void wgmma_ss(float* d, unsigned long long a, unsigned long long b, int accumulate) {
-  WgSS me{d, a, b, accumulate, N};
+  WgSS me{d, a, b, accumulate};
   collective(warpgroups, 128, WGMMA_SS, &me, "wgmma (shared A and B)", [](Slot* s) {
     const WgSS& x = slot<WgSS>(s, 0);
     for (int i = 1; i < 128; ++i) {
@@ -307,7 +307,7 @@ template <int N> void wgmma_ss(float* d, unsigned long long a, unsigned long lon
   });
 }
 inline void wgmma_rs(float* d, const unsigned* a, unsigned long long b, int n, bool ones) {
-  WgRS me{d, a, b, n, ones};
+  WgRS me{d, a, b};
   collective(warpgroups, 128, ones ? WGMMA_RS_ONES : WGMMA_RS, &me, "wgmma (A from registers)", [n, ones](Slot* s) {
     const WgRS& x = slot<WgRS>(s, 0);
     for (int i = 1; i < 128; ++i)
@@ -340,8 +340,6 @@ template <class... A, size_t... I> void call_with(void (*k)(A...), void** args, 
   k(*static_cast<std::remove_reference_t<A>*>(args[I])...);
 }
 
-inline void* current_kernel = nullptr;
-inline void** current_args = nullptr;
 
 // Runs every block of the grid, one after another, each with all its threads; 0 on success, else 1 and error_text.
 template <class... A> int launch(void (*kernel)(A...), void** args, int nargs, Dim3 grid, Dim3 block, unsigned smem_bytes);
