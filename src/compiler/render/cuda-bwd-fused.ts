@@ -8,7 +8,7 @@
 //                         K tile, swizzled or padded), red.global.add of each warp's 16 x 64 share
 //   <entry>_bwd_dq_store  dQ = dQacc rounded to the storage type
 // The order of the atomic adds varies from run to run, so dQ is not bit-reproducible (dK and dV are).
-import { swizzledChunk } from './cuda-bwd-wgmma.ts';
+import { tileChunk } from './cuda-bwd-wgmma.ts';
 
 /** Rows a prep or store block owns (64, as the dQ launch's blocks). */
 export const FUSED_ROWS = 64;
@@ -83,13 +83,15 @@ export const dsDecl = (qt: number, bk: number) => `  constexpr int DS_STRIDE = $
 
 /**
  * In the dK/dV loop, after the element step (`dp` holds dS^T: rows the warp's 16 keys, columns the item's QT
- * queries): dS^T to shared memory, a block barrier, then warp w's share of the item's dQ = dS K, query rows
- * 16 (w % (QT / 16)).. and 64 columns of D from 64 (w / (QT / 16)), added to dQacc. `swizzled`: K is the wgmma
- * kernel's swizzled tile [HEAD_DIM / 64][BK][64]; otherwise padded rows of STRIDE.
+ * queries): dS^T to shared memory, a block barrier, then warp w's share of the item's dQ = dS K over the block's
+ * BK keys, query rows 16 (w % (QT / 16)).. and DC = HEAD_DIM / (warps / (QT / 16)) columns of D from
+ * DC (w / (QT / 16)), added to dQacc. `swizzled`: K is the wgmma kernel's swizzled tile (tileChunk of `bk` rows);
+ * otherwise padded rows of STRIDE.
  */
-export function fusedDqCode(qt: number, swizzled: boolean): string {
+export function fusedDqCode(qt: number, bk: number, headDim: number, warps: number, swizzled: boolean): string {
+  const dc = headDim / (warps / (qt / 16));
   const kAddr = swizzled
-    ? `attnc_smem_addr(sK + ${swizzledChunk('BK', 'kk * 16 + (lane & 15)', '((dc0 + dn * 16) >> 3) + (lane >> 4)')})`
+    ? `attnc_smem_addr(sK + ${tileChunk(bk, 'kk * 16 + (lane & 15)', '((dc0 + dn * 16) >> 3) + (lane >> 4)')})`
     : 'k_dq + (kk * 16 * STRIDE + dc0 + dn * 16) * 2';
   return `    // dS^T (rounded as dK's product rounds it) to shared memory, for dQ += dS K over the block's keys
     #pragma unroll
@@ -99,18 +101,19 @@ export function fusedDqCode(qt: number, swizzled: boolean): string {
     }
     __syncthreads();  // every warp's keys of dS^T written (the loop's next barrier guards their reuse)
     {
-      // warp w: query rows qr0.. (16) of the item, columns dc0.. (64) of D; the k16 steps walk the block's keys
-      const int qr0 = 16 * (warp % (QT / 16)), dc0 = 64 * (warp / (QT / 16));
+      // warp w: query rows qr0.. (16) of the item, columns dc0.. (${dc}) of D; the k16 steps walk the block's keys
+      constexpr int DC = ${dc};
+      const int qr0 = 16 * (warp % (QT / 16)), dc0 = DC * (warp / (QT / 16));
       const unsigned ds_a = attnc_smem_addr(sDS + ((lane & 7) + ((lane >> 4) << 3)) * DS_STRIDE + qr0 + ((lane >> 3) & 1) * 8);
-      float dq[8][4];
+      float dq[DC / 8][4];
       #pragma unroll
-      for (int n = 0; n < 8; ++n) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f;
+      for (int n = 0; n < DC / 8; ++n) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f;
       #pragma unroll
       for (int kk = 0; kk < BK / 16; ++kk) {
         unsigned a[4];
         attnc_ldsm_x4_t(a[0], a[1], a[2], a[3], ds_a + kk * 16 * DS_STRIDE * 2);  // dS: 16 queries x 16 keys
         #pragma unroll
-        for (int dn = 0; dn < 4; ++dn) {
+        for (int dn = 0; dn < DC / 16; ++dn) {
           unsigned b0, b1, b2, b3;
           attnc_ldsm_x4_t(b0, b1, b2, b3, ${kAddr});
           attnc_mma(dq[2 * dn], a, b0, b1);
@@ -123,13 +126,17 @@ export function fusedDqCode(qt: number, swizzled: boolean): string {
         if (row < Nq) {
           float* dst = dQacc + ((size_t)(bb * Hq + hq) * Nq + row) * HEAD_DIM + dc0 + 2 * t4;
           #pragma unroll
-          for (int n = 0; n < 8; ++n) attnc_red_add2(dst + n * 8, dq[n][2 * h], dq[n][2 * h + 1]);
+          for (int n = 0; n < DC / 8; ++n) attnc_red_add2(dst + n * 8, dq[n][2 * h], dq[n][2 * h + 1]);
         }
       }
     }`;
 }
 
-/** Whether the single pass's warp split fits: 4 warps over (QT / 16) row groups x (HEAD_DIM / 64) column groups. */
-export function fusedDqFits(qt: number, headDim: number): boolean {
-  return (qt / 16) * (headDim / 64) === 4;
+/**
+ * Whether the single pass's warp split fits: `warps` over (QT / 16) row groups x column groups of D, 64 columns each
+ * (the split measured with one warpgroup), or 32 in two-warpgroup blocks at D = 64.
+ */
+export function fusedDqFits(qt: number, headDim: number, warps: number): boolean {
+  const groups = warps / (qt / 16);
+  return Number.isInteger(groups) && (headDim === 64 * groups || (warps === 8 && headDim === 32 * groups));
 }

@@ -37,9 +37,18 @@ export interface CudaBackwardTuning {
    * Without it: a dQ launch of its own that recomputes S and dP (no atomics, deterministic).
    */
   fusedDq?: boolean;
+  /**
+   * Blocks of two warpgroups (8 warps, 256 threads) that own 64 rows each and share every loop tile (wgmma only;
+   * elsewhere ignored): the dK/dV launch's blocks own 128 keys and walk 64-query tiles at every head dim, the dQ
+   * launch's own 128 query rows. Per row owned, half the tile copies and block barriers; S^T and dP^T are m64n64
+   * products at D = 128 (m64n32 without it), and one warpgroup's element step can run beside the other's products.
+   * dK, dV, S^T and dP^T of a thread take 192 registers at D = 128, within the 255 of a 256-thread block.
+   * Without it: one warpgroup of 64 rows a block.
+   */
+  twoWarpgroups?: boolean;
 }
 
-const TUNING_NAMES: Record<string, keyof CudaBackwardTuning> = { tables: 'tables', 'async-stats': 'asyncStats', 'scan-window': 'scanWindow', wgmma: 'wgmma', 'fused-dq': 'fusedDq' };
+const TUNING_NAMES: Record<string, keyof CudaBackwardTuning> = { tables: 'tables', 'async-stats': 'asyncStats', 'scan-window': 'scanWindow', wgmma: 'wgmma', 'fused-dq': 'fusedDq', 'two-wg': 'twoWarpgroups' };
 export const BACKWARD_TUNING_SYNTAX = `a comma list of ${Object.keys(TUNING_NAMES).join(', ')}, or 'default' (the arch's defaults) or 'none' (the first kernels)`;
 
 /**

@@ -14,6 +14,15 @@
 /** Element offset of 16-byte chunk `c` of row `r` in a swizzled [D / 64][rows][64] tile. */
 export const swizzledChunk = (rows: number | string, r: string, c: string) => `((${c}) >> 3) * (${rows} * 64) + (${r}) * 64 + ((((${c}) & 7) ^ ((${r}) & 7)) << 3)`;
 
+/**
+ * Element offset of chunk `c` of row `r` in a swizzled tile of `rows` rows: [HEAD_DIM / 64][rows][64] up to 64 rows;
+ * a taller one (the two-warpgroup dK/dV block's keys) is 64-row blocks of that layout, one per warpgroup, so that
+ * each warpgroup's operand is a 64-row tile of its own.
+ */
+export function tileChunk(rows: number, r: string, c: string): string {
+  return rows > 64 ? `((${r}) >> 6) * (64 * HEAD_DIM) + ${swizzledChunk(64, `(${r}) & 63`, c)}` : swizzledChunk(rows, r, c);
+}
+
 /** Whether the wgmma products apply at a head dim (whole 64-column atoms); elsewhere the launches stay on mma.sync. */
 export function wgmmaBackwardFits(headDim: number): boolean {
   return headDim === 64 || headDim === 128;

@@ -31,7 +31,7 @@ import { PTX_COMMON, ptxMma, ptxWgmma } from './cuda-ptx.ts';
 import { backwardTuningLabel, defaultBackwardTuning, type CudaBackwardTuning } from './cuda-bwd-tuning.ts';
 import { elementCode, elementStep } from './cuda-bwd-elem.ts';
 import { accumulateCode, LANE, twoProductsCode } from './cuda-bwd-mma.ts';
-import { swizzledChunk, wgAccumulate, wgDescs, wgmmaBackwardFits, wgTwoProducts, WG_SMEM_BASE } from './cuda-bwd-wgmma.ts';
+import { tileChunk, wgAccumulate, wgDescs, wgmmaBackwardFits, wgTwoProducts, WG_SMEM_BASE } from './cuda-bwd-wgmma.ts';
 import { safeComment, type CudaArg } from './cuda.ts';
 import { deltaCode, dsDecl, FUSED_ROWS, fusedDqCode, fusedDqFits, prepKernel, redHelper, storeKernel } from './cuda-bwd-fused.ts';
 
@@ -70,9 +70,16 @@ export function cudaBackwardProblem(dtype: StorageDType, headDim: number): strin
   return headDim % 16 === 0 && headDim >= 16 && headDim <= 128 ? null : `cuda backward: head_dim ${headDim} must be a multiple of 16 from 16 to 128`;
 }
 
-/** Queries per loop tile of the dK/dV launch: 32 at D > 64 keeps dK, dV, S and dP of a thread within its registers. */
-function dkdvQueryTile(headDim: number): number {
-  return headDim <= 64 ? 64 : 32;
+/** A dK/dV block: `bk` keys (64 per warpgroup), loop tiles of `qt` queries, `threads` threads. */
+interface DkdvShape { bk: number; qt: number; threads: number }
+
+/**
+ * One warpgroup of 64 keys, with 32-query tiles at D > 64 (dK, dV, S and dP of a thread within the registers that
+ * __launch_bounds__(128, 1) leaves beside what ptxas keeps for addressing), or two warpgroups (tuning twoWarpgroups,
+ * wgmma kernels only) of 64 keys each and 64-query tiles.
+ */
+function dkdvShape(headDim: number, twoWarpgroups: boolean): DkdvShape {
+  return twoWarpgroups ? { bk: 2 * OWN, qt: 64, threads: 256 } : { bk: OWN, qt: headDim <= 64 ? 64 : 32, threads: 128 };
 }
 
 export function renderCudaBackward(k: LoweredKernel, opts: CudaBackwardOptions): CompiledKernel {
@@ -84,24 +91,26 @@ export function renderCudaBackward(k: LoweredKernel, opts: CudaBackwardOptions):
   const entry = `${mangle('attnc', p.name)}_${dtype}_d${headDim}`;
   const dqEntry = `${entry}_bwd_dq`, dkdvEntry = `${entry}_bwd_dkdv`, prepEntry = `${entry}_bwd_prep`, storeEntry = `${entry}_bwd_dq_store`;
   const tuning = opts.tuning ?? defaultBackwardTuning(opts.arch, headDim);
-  const qt = dkdvQueryTile(headDim);
-  const fused = !!tuning.fusedDq && fusedDqFits(qt, headDim);
+  const wg = !!tuning.wgmma && wgmmaBackwardFits(headDim) && opts.arch !== 'sm_80';  // wgmma: Hopper (sm_90a) only
+  const shape = dkdvShape(headDim, wg && !!tuning.twoWarpgroups);
+  const dqRows = wg && tuning.twoWarpgroups ? 2 * OWN : OWN;  // query rows of a dQ block: 64 per warpgroup
+  const { qt, bk } = shape;
+  const fused = !!tuning.fusedDq && fusedDqFits(qt, headDim, shape.threads / 32);
   const sig = [
     ...['Q', 'K', 'V', 'O'].map((n) => `const unsigned short* __restrict__ ${n}`), 'const float* __restrict__ LSE',
     'const unsigned short* __restrict__ dO', 'unsigned short* __restrict__ dQ', 'unsigned short* __restrict__ dK',
     'unsigned short* __restrict__ dV', 'float* __restrict__ Delta', ...(fused ? ['float* __restrict__ dQacc'] : []),
     'const int B', 'const int Hq', 'const int Hkv', 'const int Nq', 'const int Nk', ...spec.paramDecls,
   ].join(',\n    ');
-  const wg = !!tuning.wgmma && wgmmaBackwardFits(headDim) && opts.arch !== 'sm_80';  // wgmma: Hopper (sm_90a) only
   // Padded rows for ldmatrix, or swizzled atoms and 1 KiB of slack for wgmma.
   const rowElems = wg ? headDim : headDim + 8, slack = wg ? 1024 : 0;
-  const dqSmem = 2 * (2 * OWN + 4 * DQ_BN) * rowElems + slack, dkdvSmem = 2 * (2 * OWN + 4 * qt) * rowElems + slack;
-  const dkdv = dkdvKernel(dkdvEntry, k, spec, tuning, wg, fused, headDim, qt, sig);
-  const kernels = fused ? [prepKernel(prepEntry, sig, headDim), dkdv, storeKernel(storeEntry, sig, headDim)] : [dqKernel(dqEntry, k, spec, tuning, wg, headDim, sig), dkdv];
-  const dkdvLaunch = `${dkdvEntry}: grid [ceil(Nk/${OWN}), Hkv, B], block [128], dynamic smem ${dkdvSmem} bytes (${OWN} keys x ${qt}-query tiles, every query head of the kv head${fused ? '; dQ added to dQacc' : ''})`;
+  const dqSmem = 2 * (2 * dqRows + 4 * DQ_BN) * rowElems + slack, dkdvSmem = 2 * (2 * bk + 4 * qt) * rowElems + slack;
+  const dkdv = dkdvKernel(dkdvEntry, k, spec, tuning, wg, fused, headDim, shape, sig);
+  const kernels = fused ? [prepKernel(prepEntry, sig, headDim), dkdv, storeKernel(storeEntry, sig, headDim)] : [dqKernel(dqEntry, k, spec, tuning, wg, headDim, sig, dqRows), dkdv];
+  const dkdvLaunch = `${dkdvEntry}: grid [ceil(Nk/${bk}), Hkv, B], block [${shape.threads}], dynamic smem ${dkdvSmem} bytes (${bk} keys x ${qt}-query tiles, every query head of the kv head${fused ? '; dQ added to dQacc' : ''})`;
   const launchLines = fused
     ? [`${prepEntry}: grid [ceil(Nq/${FUSED_ROWS}), Hq, B], block [128] (delta, dQacc zeroed)`, dkdvLaunch, `${storeEntry}: grid [ceil(Nq/${FUSED_ROWS}), Hq, B], block [128] (dQ from dQacc)`]
-    : [`${dqEntry}: grid [ceil(Nq/${OWN}), Hq, B], block [128], dynamic smem ${dqSmem} bytes (${OWN} query rows x ${DQ_BN}-key tiles)`, dkdvLaunch];
+    : [`${dqEntry}: grid [ceil(Nq/${dqRows}), Hq, B], block [${2 * dqRows}], dynamic smem ${dqSmem} bytes (${dqRows} query rows x ${DQ_BN}-key tiles)`, dkdvLaunch];
   const helpers = helpersUsed(CUDA, kernels.join('\n'));
   const header = `// Generated by attnc ${opts.version} from attention '${safeComment(p.name)}' (spec hash ${opts.hash}).
 // Target: CUDA-C, backward pass (dQ, dK, dV), storage ${dtype}, head_dim ${headDim}, tensor cores (${wg ? 'wgmma m64nNk16, f32 accumulate; sm_90a only' : 'mma.sync m16n8k16, f32 accumulate; sm_80 and later'}).\n// Backward variants: ${backwardTuningLabel(tuning)}${opts.tuning ? '' : ` (the defaults for ${opts.arch ?? 'sm_80'}, D ${headDim})`}.
@@ -130,10 +139,10 @@ ${launchLines.map((l, i) => `//   ${i + 1}. ${l}`).join('\n')}
     entryPoint: dqEntry,
     dtype,
     headDim,
-    tile: { bm: OWN, bn: DQ_BN, threads: 128 },
+    tile: { bm: dqRows, bn: DQ_BN, threads: 2 * dqRows },
     params: p.params,
     inputs: p.inputs,
-    grid: `[ceil(Nq / ${OWN}), Hq, B] then [ceil(Nk / ${OWN}), Hkv, B]`,
+    grid: `[ceil(Nq / ${fused ? FUSED_ROWS : dqRows}), Hq, B] then [ceil(Nk / ${bk}), Hkv, B]`,
     abi: {
       convention: 'attnc-cuda-bwd-args-v1',
       args,
@@ -144,11 +153,11 @@ ${launchLines.map((l, i) => `//   ${i + 1}. ${l}`).join('\n')}
       // own `bm` query rows (`over` 'queries': grid [ceil(Nq / bm), Hq, B]) or keys ('keys': [ceil(Nk / bm), Hkv, B]).
       stages: (fused ? [
         { entryPoint: prepEntry, what: 'delta = rowsum(dO * O); dQacc zeroed', over: 'queries', bm: FUSED_ROWS, grid: [`ceil(Nq / ${FUSED_ROWS})`, 'Hq', 'B'], block: [128, 1, 1], dynamicSmemBytes: 0 },
-        { entryPoint: dkdvEntry, what: 'dK and dV, summed over the query heads of each kv head; dQ added to dQacc', over: 'keys', bm: OWN, grid: [`ceil(Nk / ${OWN})`, 'Hkv', 'B'], block: [128, 1, 1], dynamicSmemBytes: dkdvSmem },
+        { entryPoint: dkdvEntry, what: 'dK and dV, summed over the query heads of each kv head; dQ added to dQacc', over: 'keys', bm: bk, grid: [`ceil(Nk / ${bk})`, 'Hkv', 'B'], block: [shape.threads, 1, 1], dynamicSmemBytes: dkdvSmem },
         { entryPoint: storeEntry, what: 'dQ = dQacc in the storage type', over: 'queries', bm: FUSED_ROWS, grid: [`ceil(Nq / ${FUSED_ROWS})`, 'Hq', 'B'], block: [128, 1, 1], dynamicSmemBytes: 0 },
       ] : [
-        { entryPoint: dqEntry, what: 'delta = rowsum(dO * O), then dQ', over: 'queries', bm: OWN, grid: [`ceil(Nq / ${OWN})`, 'Hq', 'B'], block: [128, 1, 1], dynamicSmemBytes: dqSmem },
-        { entryPoint: dkdvEntry, what: 'dK and dV, summed over the query heads of each kv head', over: 'keys', bm: OWN, grid: [`ceil(Nk / ${OWN})`, 'Hkv', 'B'], block: [128, 1, 1], dynamicSmemBytes: dkdvSmem },
+        { entryPoint: dqEntry, what: 'delta = rowsum(dO * O), then dQ', over: 'queries', bm: dqRows, grid: [`ceil(Nq / ${dqRows})`, 'Hq', 'B'], block: [2 * dqRows, 1, 1], dynamicSmemBytes: dqSmem },
+        { entryPoint: dkdvEntry, what: 'dK and dV, summed over the query heads of each kv head', over: 'keys', bm: bk, grid: [`ceil(Nk / ${bk})`, 'Hkv', 'B'], block: [shape.threads, 1, 1], dynamicSmemBytes: dkdvSmem },
       ]) satisfies CudaBackwardStage[],
       // Caller-allocated f32 scratch, written and read by the launches: Delta [B, Hq, Nq] (the first launch writes it),
       // and for the single pass dQacc [B, Hq, Nq, D] (zeroed by the first launch).
@@ -160,8 +169,8 @@ ${launchLines.map((l, i) => `//   ${i + 1}. ${l}`).join('\n')}
 }
 
 /** The spec's per-tile shared tables (per-key and per-diagonal values) as a lambda fill_tables(<index>, buf), q0 and kv0 set by `bind`. */
-function fillTablesCode(spec: SpecCode, bm: number, bn: number, index: string, bind: string): string {
-  const fill = spec.tableFill(bm, bn, 128);
+function fillTablesCode(spec: SpecCode, bm: number, bn: number, index: string, bind: string, threads = 128): string {
+  const fill = spec.tableFill(bm, bn, threads);
   return `  auto fill_tables = [&](int ${index}, int buf) {
 ${bind}
     (void)q0; (void)kv0; (void)buf;
@@ -192,7 +201,7 @@ function copyRows(dst: string, src: string, first: string, count: number, limit:
   return `    for (int x = tid; x < ${count} * CHUNKS; x += NTHREADS) {
       const int r = x / CHUNKS, c = x % CHUNKS;
       const bool ok = ${first} + r < ${limit};
-      attnc_cp_async16(attnc_smem_addr(${dst} + ${swizzled ? swizzledChunk(count, 'r', 'c') : 'r * STRIDE + c * 8'}), ${src} + (ok ? (size_t)(${first} + r) * HEAD_DIM + c * 8 : 0), ok);
+      attnc_cp_async16(attnc_smem_addr(${dst} + ${swizzled ? tileChunk(count, 'r', 'c') : 'r * STRIDE + c * 8'}), ${src} + (ok ? (size_t)(${first} + r) * HEAD_DIM + c * 8 : 0), ok);
     }`;
 }
 
@@ -209,16 +218,17 @@ function storeRows(acc: string, dst: string, row0: string, limit: string, nd: nu
   }`;
 }
 
-function prelude(entry: string, sig: string, headDim: number, log2e = true, wg = false): string {
-  return `extern "C" __global__ void __launch_bounds__(128, 1) ${entry}(${sig}) {
-  constexpr int HEAD_DIM = ${headDim}, ${wg ? '' : `STRIDE = ${headDim + 8}, `}NTHREADS = 128, CHUNKS = HEAD_DIM / 8;${log2e ? '\n  constexpr float LOG2E = 1.4426950408889634f;' : ''}
+function prelude(entry: string, sig: string, headDim: number, log2e = true, wg = false, threads = 128): string {
+  return `extern "C" __global__ void __launch_bounds__(${threads}, 1) ${entry}(${sig}) {
+  constexpr int HEAD_DIM = ${headDim}, ${wg ? '' : `STRIDE = ${headDim + 8}, `}NTHREADS = ${threads}, CHUNKS = HEAD_DIM / 8;${log2e ? '\n  constexpr float LOG2E = 1.4426950408889634f;' : ''}
 ${wg ? WG_SMEM_BASE : `  extern __shared__ __align__(16) unsigned char attnc_smem_raw[];
   unsigned short* const attnc_smem = reinterpret_cast<unsigned short*>(attnc_smem_raw);`}
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   const int bb = blockIdx.z;`;
 }
 
-function dqKernel(entry: string, k: LoweredKernel, spec: SpecCode, tuning: CudaBackwardTuning, wg: boolean, headDim: number, sig: string): string {
+function dqKernel(entry: string, k: LoweredKernel, spec: SpecCode, tuning: CudaBackwardTuning, wg: boolean, headDim: number, sig: string, bm: number): string {
+  const threads = 2 * bm, two = bm > OWN;
   const e = elementCode(k, spec, tuning, DQ_BN, false);
   const t = tuning.tables;
   const kd = headDim / 16, nd = headDim / 8, nt = DQ_BN / 8;
@@ -234,9 +244,10 @@ function dqKernel(entry: string, k: LoweredKernel, spec: SpecCode, tuning: CudaB
   ];
   const fillFirst = t ? '{ load_kv(j, 0); fill_tables(j, 0); }' : 'load_kv(j, 0);';
   const fillNext = t ? '{ load_kv(jn, stage ^ 1); fill_tables(jn, stage ^ 1); }' : 'load_kv(jn, stage ^ 1);';
+  const rowTile = two ? '[2][HEAD_DIM / 64][64][64], swizzled: a warpgroup\'s 64 rows a block' : '[HEAD_DIM / 64][BM][64], swizzled';
   const layout = wg
-    ? `  unsigned short* const sQ = attnc_smem;              // [HEAD_DIM / 64][BM][64], swizzled
-  unsigned short* const sdO = sQ + BM * HEAD_DIM;     // [HEAD_DIM / 64][BM][64], swizzled
+    ? `  unsigned short* const sQ = attnc_smem;              // ${rowTile}
+  unsigned short* const sdO = sQ + BM * HEAD_DIM;     // ${rowTile}
   unsigned short* const sK = sdO + BM * HEAD_DIM;     // [2][HEAD_DIM / 64][BN][64], swizzled
   unsigned short* const sV = sK + 2 * BN * HEAD_DIM;  // [2][HEAD_DIM / 64][BN][64], swizzled`
     : `  unsigned short* const sQ = attnc_smem;            // [BM][STRIDE]
@@ -245,13 +256,14 @@ function dqKernel(entry: string, k: LoweredKernel, spec: SpecCode, tuning: CudaB
   unsigned short* const sV = sK + 2 * BN * STRIDE;  // [2][BN][STRIDE]`;
   const kvStage = wg ? 'st * BN * HEAD_DIM' : 'st * BN * STRIDE';
   const operands = wg
-    ? [wgDescs('q', 'sQ', false, true), wgDescs('do', 'sdO', false, true), wgDescs('k', 'sK', true, true), wgDescs('v', 'sV', false, true)].join('\n')
+    ? [...(two ? ['  // each warpgroup\'s products read its own 64 rows', '  const int wg_rows = (warp >> 2) * 64 * HEAD_DIM;'] : []),
+      wgDescs('q', two ? 'sQ + wg_rows' : 'sQ', false, true), wgDescs('do', two ? 'sdO + wg_rows' : 'sdO', false, true), wgDescs('k', 'sK', true, true), wgDescs('v', 'sV', false, true)].join('\n')
     : `  const unsigned q_addr = ${LANE.a('sQ')}, do_addr = ${LANE.a('sdO')};
   const unsigned k_b = ${LANE.b('sK')}, v_b = ${LANE.b('sV')}, k_bt = ${LANE.bt('sK')};`;
-  return `${prelude(entry, sig, headDim, true, wg)}
-  constexpr int BM = ${OWN}, BN = ${DQ_BN}, NT = BN / 8;
+  return `${prelude(entry, sig, headDim, true, wg, threads)}
+  constexpr int BM = ${bm}, BN = ${DQ_BN}, NT = BN / 8;
 ${layout}
-  __shared__ float sLse2[BM], sDelta[BM];${also(t, spec.tableDecls(OWN, DQ_BN))}
+  __shared__ float sLse2[BM], sDelta[BM];${also(t, spec.tableDecls(bm, DQ_BN))}
   const int hq = blockIdx.y, hk = hq / (Hq / Hkv);
   const int row0 = blockIdx.x * BM;
   const int q0 = row0 + (Nk - Nq);  // q_idx of the block's first row (bottom-right aligned)
@@ -260,15 +272,15 @@ ${layout}
   const unsigned short* gdO = dO + rows * HEAD_DIM;
   const unsigned short* gK = K + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
   const unsigned short* gV = V + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;${also(t, rowValues)}
-${tileClassifier(spec)}${also(t, [fillTablesCode(spec, OWN, DQ_BN, 'j', '    const int kv0 = j * BN;')])}
+${tileClassifier(spec)}${also(t, [fillTablesCode(spec, bm, DQ_BN, 'j', '    const int kv0 = j * BN;', threads)])}
   auto load_kv = [&](int j, int st) {
 ${copyRows(`sK + ${kvStage}`, 'gK', 'j * BN', DQ_BN, 'Nk', wg)}
 ${copyRows(`sV + ${kvStage}`, 'gV', 'j * BN', DQ_BN, 'Nk', wg)}
   };
 
   // ---- Q and dO rows; delta = rowsum(dO * O) and the LSE in log2 units, two threads a row ----
-${copyRows('sQ', 'gQ', 'row0', OWN, 'Nq', wg)}
-${copyRows('sdO', 'gdO', 'row0', OWN, 'Nq', wg)}
+${copyRows('sQ', 'gQ', 'row0', bm, 'Nq', wg)}
+${copyRows('sdO', 'gdO', 'row0', bm, 'Nq', wg)}
 ${deltaCode(true)}
   int j = next_live(0);
   if (j < n_tiles) ${fillFirst}
@@ -314,8 +326,9 @@ ${storeRows('dq', 'dQ + rows * HEAD_DIM', 'row0', 'Nq', nd)}
 `;
 }
 
-function dkdvKernel(entry: string, k: LoweredKernel, spec: SpecCode, tuning: CudaBackwardTuning, wg: boolean, fused: boolean, headDim: number, qt: number, sig: string): string {
-  const e = elementCode(k, spec, tuning, OWN, true);
+function dkdvKernel(entry: string, k: LoweredKernel, spec: SpecCode, tuning: CudaBackwardTuning, wg: boolean, fused: boolean, headDim: number, shape: DkdvShape, sig: string): string {
+  const { bk, qt, threads } = shape, two = bk > OWN;
+  const e = elementCode(k, spec, tuning, bk, true);
   const { tables: t, asyncStats } = tuning;
   const kd = headDim / 16, nd = headDim / 8, nt = qt / 8;
   // An item's query head and tile, as its tile tests read them (q_lo..q_hi; hq for a test that reads the head).
@@ -371,9 +384,10 @@ ${spec.tileLive.lines.join('\n')}
       sLse2[st][x] = lse == ATTNC_NEG_INF ? -ATTNC_NEG_INF : lse * LOG2E;  // as in the dQ launch: p = 0 for such rows
       sDelta[st][x] = row < Nq ? Delta[rows + row] : 0.f;
     }`;
+  const kvTile = two ? '[2][HEAD_DIM / 64][64][64], swizzled: a warpgroup\'s 64 keys a block' : '[HEAD_DIM / 64][BK][64], swizzled';
   const layout = wg
-    ? `  unsigned short* const sK = attnc_smem;               // [HEAD_DIM / 64][BK][64], swizzled
-  unsigned short* const sV = sK + BK * HEAD_DIM;       // [HEAD_DIM / 64][BK][64], swizzled
+    ? `  unsigned short* const sK = attnc_smem;               // ${kvTile}
+  unsigned short* const sV = sK + BK * HEAD_DIM;       // ${kvTile}
   unsigned short* const sQ = sV + BK * HEAD_DIM;       // [2][HEAD_DIM / 64][QT][64], swizzled
   unsigned short* const sdO = sQ + 2 * QT * HEAD_DIM;  // [2][HEAD_DIM / 64][QT][64], swizzled`
     : `  unsigned short* const sK = attnc_smem;             // [BK][STRIDE]
@@ -382,13 +396,14 @@ ${spec.tileLive.lines.join('\n')}
   unsigned short* const sdO = sQ + 2 * QT * STRIDE;  // [2][QT][STRIDE]`;
   const qStage = wg ? 'st * QT * HEAD_DIM' : 'st * QT * STRIDE';
   const operands = wg
-    ? [wgDescs('k', 'sK', false, true), wgDescs('v', 'sV', false, true), wgDescs('q', 'sQ', true, true), wgDescs('do', 'sdO', true, true)].join('\n')
+    ? [...(two ? ['  // each warpgroup\'s products read its own 64 keys', '  const int wg_keys = (warp >> 2) * 64 * HEAD_DIM;'] : []),
+      wgDescs('k', two ? 'sK + wg_keys' : 'sK', false, true), wgDescs('v', two ? 'sV + wg_keys' : 'sV', false, true), wgDescs('q', 'sQ', true, true), wgDescs('do', 'sdO', true, true)].join('\n')
     : `  const unsigned k_addr = ${LANE.a('sK')}, v_addr = ${LANE.a('sV')};
   const unsigned q_b = ${LANE.b('sQ')}, do_b = ${LANE.b('sdO')}, q_bt = ${LANE.bt('sQ')}, do_bt = ${LANE.bt('sdO')};${fused ? `\n  const unsigned k_dq = ${LANE.bt('sK')};` : ''}`;
-  return `${prelude(entry, sig, headDim, !asyncStats, wg)}
-  constexpr int BK = ${OWN}, QT = ${qt}, NT = QT / 8;
+  return `${prelude(entry, sig, headDim, !asyncStats, wg, threads)}
+  constexpr int BK = ${bk}, QT = ${qt}, NT = QT / 8;
 ${layout}
-  __shared__ float ${asyncStats ? 'sLse' : 'sLse2'}[2][QT], sDelta[2][QT];${also(fused, [dsDecl(qt, OWN)])}${also(t, ['  // The spec\'s per-key and per-diagonal tables of an item (query tile, this block\'s keys): keys are the rows.', ...spec.tableDecls(qt, OWN)])}
+  __shared__ float ${asyncStats ? 'sLse' : 'sLse2'}[2][QT], sDelta[2][QT];${also(fused, [dsDecl(qt, bk)])}${also(t, ['  // The spec\'s per-key and per-diagonal tables of an item (query tile, this block\'s keys): keys are the rows.', ...spec.tableDecls(qt, bk)])}
   const int hk = blockIdx.y, group = Hq / Hkv;
   const int k0 = blockIdx.x * BK;
   const unsigned short* gK = K + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
@@ -413,11 +428,11 @@ ${windowed ? itemWindow.join('\n') : nextItemFn}
 ${copyRows(`sQ + ${qStage}`, 'gQ', 'qrow0', qt, 'Nq', wg)}
 ${copyRows(`sdO + ${qStage}`, 'gdO', 'qrow0', qt, 'Nq', wg)}
 ${stats}
-  };${also(t, [fillTablesCode(spec, qt, OWN, 'it', ['    const int hq = hk * group + it / n_qt, q0 = (it % n_qt) * QT + (Nk - Nq), kv0 = k0;', '    (void)hq;', ...spec.headLines].join('\n'))])}
+  };${also(t, [fillTablesCode(spec, qt, bk, 'it', ['    const int hq = hk * group + it / n_qt, q0 = (it % n_qt) * QT + (Nk - Nq), kv0 = k0;', '    (void)hq;', ...spec.headLines].join('\n'), threads)])}
 
   // ---- the block's keys and values, and the first live item ----
-${copyRows('sK', 'gK', 'k0', OWN, 'Nk', wg)}
-${copyRows('sV', 'gV', 'k0', OWN, 'Nk', wg)}
+${copyRows('sK', 'gK', 'k0', bk, 'Nk', wg)}
+${copyRows('sV', 'gV', 'k0', bk, 'Nk', wg)}
   int it = ${nextItem}(0);
   if (it < items) ${fillFirst}
   attnc_cp_commit();
@@ -446,7 +461,7 @@ ${step(false)}
     }
     // dV += P^T dO, dK += dS^T Q
 ${wg ? wgAccumulate([{ acc: 'dv', from: 's', bN: 'do_n' }, { acc: 'dk', from: 'dp', bN: 'q_n' }], 'QT', qt / 16, 'st16') : `${accumulateCode('dv', 's', 'do_bt + st', nd, qt / 16)}
-${accumulateCode('dk', 'dp', 'q_bt + st', nd, qt / 16)}`}${also(fused, [fusedDqCode(qt, wg)])}
+${accumulateCode('dk', 'dp', 'q_bt + st', nd, qt / 16)}`}${also(fused, [fusedDqCode(qt, bk, headDim, threads / 32, wg)])}
     it = itn;
     stage ^= 1;
   }

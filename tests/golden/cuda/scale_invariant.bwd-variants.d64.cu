@@ -352,17 +352,18 @@ extern "C" __global__ void __launch_bounds__(128, 1) attnc_scale_invariant_bf16_
     __syncthreads();  // every warp's keys of dS^T written (the loop's next barrier guards their reuse)
     {
       // warp w: query rows qr0.. (16) of the item, columns dc0.. (64) of D; the k16 steps walk the block's keys
-      const int qr0 = 16 * (warp % (QT / 16)), dc0 = 64 * (warp / (QT / 16));
+      constexpr int DC = 64;
+      const int qr0 = 16 * (warp % (QT / 16)), dc0 = DC * (warp / (QT / 16));
       const unsigned ds_a = attnc_smem_addr(sDS + ((lane & 7) + ((lane >> 4) << 3)) * DS_STRIDE + qr0 + ((lane >> 3) & 1) * 8);
-      float dq[8][4];
+      float dq[DC / 8][4];
       #pragma unroll
-      for (int n = 0; n < 8; ++n) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f;
+      for (int n = 0; n < DC / 8; ++n) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f;
       #pragma unroll
       for (int kk = 0; kk < BK / 16; ++kk) {
         unsigned a[4];
         attnc_ldsm_x4_t(a[0], a[1], a[2], a[3], ds_a + kk * 16 * DS_STRIDE * 2);  // dS: 16 queries x 16 keys
         #pragma unroll
-        for (int dn = 0; dn < 4; ++dn) {
+        for (int dn = 0; dn < DC / 16; ++dn) {
           unsigned b0, b1, b2, b3;
           attnc_ldsm_x4_t(b0, b1, b2, b3, k_dq + (kk * 16 * STRIDE + dc0 + dn * 16) * 2);
           attnc_mma(dq[2 * dn], a, b0, b1);
@@ -375,7 +376,7 @@ extern "C" __global__ void __launch_bounds__(128, 1) attnc_scale_invariant_bf16_
         if (row < Nq) {
           float* dst = dQacc + ((size_t)(bb * Hq + hq) * Nq + row) * HEAD_DIM + dc0 + 2 * t4;
           #pragma unroll
-          for (int n = 0; n < 8; ++n) attnc_red_add2(dst + n * 8, dq[n][2 * h], dq[n][2 * h + 1]);
+          for (int n = 0; n < DC / 8; ++n) attnc_red_add2(dst + n * 8, dq[n][2 * h], dq[n][2 * h + 1]);
         }
       }
     }
