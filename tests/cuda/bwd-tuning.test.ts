@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { artifactHash } from '../../src/compiler/compile.ts';
-import { renderCudaBackward } from '../../src/compiler/render/cuda-bwd.ts';
+import { cudaBackwardStages, renderCudaBackward } from '../../src/compiler/render/cuda-bwd.ts';
 import { backwardTuningLabel, parseBackwardTuning } from '../../src/compiler/render/cuda-bwd-tuning.ts';
 import { backwardTuningFromEnv } from '../../src/runtime/device.ts';
 import { loadExamples } from './suite.ts';
@@ -25,7 +25,7 @@ describe('CUDA backward variants', () => {
     expect(parseBackwardTuning(' scan-window ,none')).toEqual({ scanWindow: true });
     expect(parseBackwardTuning('none')).toEqual({});
     expect(parseBackwardTuning('default')).toBeUndefined();
-    expect(parseBackwardTuning('tables,bogus')).toBe("unknown backward variant 'bogus': expected a comma list of tables, async-stats, scan-window, wgmma, fused-dq, or 'default' (the arch's defaults) or 'none' (the first kernels)");
+    expect(parseBackwardTuning('tables,bogus')).toBe("unknown backward variant 'bogus': expected a comma list of tables, async-stats, scan-window, wgmma, fused-dq, two-wg, or 'default' (the arch's defaults) or 'none' (the first kernels)");
     expect(backwardTuningLabel({ scanWindow: true, tables: true })).toBe('tables,scan-window');
     expect(backwardTuningLabel({})).toBe('none');
     expect(backwardTuningLabel(undefined)).toBe('');
@@ -70,6 +70,28 @@ describe('CUDA backward variants', () => {
     // wgmma asked for on sm_80 stays mma.sync; 'none' is the first kernels
     expect(renderCudaBackward(causal.lowered, { ...opts, arch: 'sm_80', tuning: { wgmma: true } }).manifest.abi.kernel).toBe('mma');
     expect(renderCudaBackward(causal.lowered, { ...opts, tuning: {} }).manifest.abi.tuning).toBe('none');
+  });
+
+  it('two-wg: blocks of two warpgroups, 128 rows, in both launches; the single pass splits dQ over 8 warps; wgmma only', () => {
+    const [causal] = loadExamples(['causal']);
+    const opts = { dtype: 'bf16' as const, hash: 'h', version: 'v', arch: 'sm_90a' as const };
+    const shape = (r: ReturnType<typeof renderCudaBackward>) => cudaBackwardStages(r.manifest).map((s) => [s.bm, s.block[0]]);
+    const two = renderCudaBackward(causal.lowered, { ...opts, headDim: 128, tuning: { wgmma: true, tables: true, twoWarpgroups: true } });
+    expect(shape(two)).toEqual([[128, 256], [128, 256]]);
+    expect(two.source).toContain('constexpr int BK = 128, QT = 64, NT = QT / 8;');
+    expect(two.source).toContain('const int wg_keys = (warp >> 2) * 64 * HEAD_DIM;');
+    expect(two.source).toContain('__launch_bounds__(256, 1)');
+    // without it, one warpgroup and 32-query tiles at D = 128
+    const one = renderCudaBackward(causal.lowered, { ...opts, headDim: 128, tuning: { wgmma: true, tables: true } });
+    expect(shape(one)).toEqual([[64, 128], [64, 128]]);
+    expect(one.source).toContain('constexpr int BK = 64, QT = 32, NT = QT / 8;');
+    // with the single pass: prep, dK/dV of 128 keys, store; each warp adds 16 queries x 32 columns of dQ at D = 64
+    const fused = renderCudaBackward(causal.lowered, { ...opts, headDim: 64, tuning: { wgmma: true, twoWarpgroups: true, fusedDq: true } });
+    expect(shape(fused)).toEqual([[64, 128], [128, 256], [64, 128]]);
+    expect(fused.source).toContain('constexpr int DC = 32;');
+    // mma.sync kernels (sm_80, or no wgmma) keep one warpgroup
+    expect(shape(renderCudaBackward(causal.lowered, { ...opts, arch: 'sm_80', headDim: 128, tuning: { wgmma: true, twoWarpgroups: true } }))).toEqual([[64, 128], [64, 128]]);
+    expect(shape(renderCudaBackward(causal.lowered, { ...opts, headDim: 64, tuning: { twoWarpgroups: true } }))).toEqual([[64, 128], [64, 128]]);
   });
 
   it('compile --cuda-bwd: written into the module or the .cu; misuse is one clear line and exit 2', () => {
