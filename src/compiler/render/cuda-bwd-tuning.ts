@@ -46,9 +46,14 @@ export interface CudaBackwardTuning {
    * Without it: one warpgroup of 64 rows a block.
    */
   twoWarpgroups?: boolean;
+  /**
+   * The dK/dV launch's ring of item stages three deep: each item's Q, dO, stats and tables are copied two items
+   * ahead, so that a copy has two items' products to land in, not one. Without it: two stages (double buffering).
+   */
+  threeStages?: boolean;
 }
 
-const TUNING_NAMES: Record<string, keyof CudaBackwardTuning> = { tables: 'tables', 'async-stats': 'asyncStats', 'scan-window': 'scanWindow', wgmma: 'wgmma', 'fused-dq': 'fusedDq', 'two-wg': 'twoWarpgroups' };
+const TUNING_NAMES: Record<string, keyof CudaBackwardTuning> = { tables: 'tables', 'async-stats': 'asyncStats', 'scan-window': 'scanWindow', wgmma: 'wgmma', 'fused-dq': 'fusedDq', 'two-wg': 'twoWarpgroups', 'three-stages': 'threeStages' };
 export const BACKWARD_TUNING_SYNTAX = `a comma list of ${Object.keys(TUNING_NAMES).join(', ')}, or 'default' (the arch's defaults) or 'none' (the first kernels)`;
 
 /**

@@ -70,16 +70,17 @@ export function cudaBackwardProblem(dtype: StorageDType, headDim: number): strin
   return headDim % 16 === 0 && headDim >= 16 && headDim <= 128 ? null : `cuda backward: head_dim ${headDim} must be a multiple of 16 from 16 to 128`;
 }
 
-/** A dK/dV block: `bk` keys (64 per warpgroup), loop tiles of `qt` queries, `threads` threads. */
-interface DkdvShape { bk: number; qt: number; threads: number }
+/** A dK/dV block: `bk` keys (64 per warpgroup), loop tiles of `qt` queries, `threads` threads, a ring of `ring` item stages. */
+interface DkdvShape { bk: number; qt: number; threads: number; ring: number }
 
 /**
  * One warpgroup of 64 keys, with 32-query tiles at D > 64 (dK, dV, S and dP of a thread within the registers that
  * __launch_bounds__(128, 1) leaves beside what ptxas keeps for addressing), or two warpgroups (tuning twoWarpgroups,
  * wgmma kernels only) of 64 keys each and 64-query tiles.
  */
-function dkdvShape(headDim: number, twoWarpgroups: boolean): DkdvShape {
-  return twoWarpgroups ? { bk: 2 * OWN, qt: 64, threads: 256 } : { bk: OWN, qt: headDim <= 64 ? 64 : 32, threads: 128 };
+function dkdvShape(headDim: number, twoWarpgroups: boolean, threeStages: boolean): DkdvShape {
+  const ring = threeStages ? 3 : 2;
+  return twoWarpgroups ? { bk: 2 * OWN, qt: 64, threads: 256, ring } : { bk: OWN, qt: headDim <= 64 ? 64 : 32, threads: 128, ring };
 }
 
 export function renderCudaBackward(k: LoweredKernel, opts: CudaBackwardOptions): CompiledKernel {
@@ -92,7 +93,7 @@ export function renderCudaBackward(k: LoweredKernel, opts: CudaBackwardOptions):
   const dqEntry = `${entry}_bwd_dq`, dkdvEntry = `${entry}_bwd_dkdv`, prepEntry = `${entry}_bwd_prep`, storeEntry = `${entry}_bwd_dq_store`;
   const tuning = opts.tuning ?? defaultBackwardTuning(opts.arch, headDim);
   const wg = !!tuning.wgmma && wgmmaBackwardFits(headDim) && opts.arch !== 'sm_80';  // wgmma: Hopper (sm_90a) only
-  const shape = dkdvShape(headDim, wg && !!tuning.twoWarpgroups);
+  const shape = dkdvShape(headDim, wg && !!tuning.twoWarpgroups, !!tuning.threeStages);
   const dqRows = wg && tuning.twoWarpgroups ? 2 * OWN : OWN;  // query rows of a dQ block: 64 per warpgroup
   const { qt, bk } = shape;
   const fused = !!tuning.fusedDq && fusedDqFits(qt, headDim, shape.threads / 32);
@@ -104,7 +105,7 @@ export function renderCudaBackward(k: LoweredKernel, opts: CudaBackwardOptions):
   ].join(',\n    ');
   // Padded rows for ldmatrix, or swizzled atoms and 1 KiB of slack for wgmma.
   const rowElems = wg ? headDim : headDim + 8, slack = wg ? 1024 : 0;
-  const dqSmem = 2 * (2 * dqRows + 4 * DQ_BN) * rowElems + slack, dkdvSmem = 2 * (2 * bk + 4 * qt) * rowElems + slack;
+  const dqSmem = 2 * (2 * dqRows + 4 * DQ_BN) * rowElems + slack, dkdvSmem = 2 * (2 * bk + 2 * shape.ring * qt) * rowElems + slack;
   const dkdv = dkdvKernel(dkdvEntry, k, spec, tuning, wg, fused, headDim, shape, sig);
   const kernels = fused ? [prepKernel(prepEntry, sig, headDim), dkdv, storeKernel(storeEntry, sig, headDim)] : [dqKernel(dqEntry, k, spec, tuning, wg, headDim, sig, dqRows), dkdv];
   const dkdvLaunch = `${dkdvEntry}: grid [ceil(Nk/${bk}), Hkv, B], block [${shape.threads}], dynamic smem ${dkdvSmem} bytes (${bk} keys x ${qt}-query tiles, every query head of the kv head${fused ? '; dQ added to dQacc' : ''})`;
@@ -327,7 +328,7 @@ ${storeRows('dq', 'dQ + rows * HEAD_DIM', 'row0', 'Nq', nd)}
 }
 
 function dkdvKernel(entry: string, k: LoweredKernel, spec: SpecCode, tuning: CudaBackwardTuning, wg: boolean, fused: boolean, headDim: number, shape: DkdvShape, sig: string): string {
-  const { bk, qt, threads } = shape, two = bk > OWN;
+  const { bk, qt, threads, ring } = shape, two = bk > OWN;
   const e = elementCode(k, spec, tuning, bk, true);
   const { tables: t, asyncStats } = tuning;
   const kd = headDim / 16, nd = headDim / 8, nt = qt / 8;
@@ -369,8 +370,8 @@ ${spec.tileLive.lines.join('\n')}
   }, true, false);
   // The item's head values: with tables, where the element code and the table fill read them.
   const headValues = t ? [...spec.headLines, ...(wg ? pinned(spec) : [])] : [];
-  const fillFirst = t ? '{ load_q(it, 0); fill_tables(it, 0); }' : 'load_q(it, 0);';
-  const fillNext = t ? '{ load_q(itn, stage ^ 1); fill_tables(itn, stage ^ 1); }' : 'load_q(itn, stage ^ 1);';
+  const fill = (item: string, st: string) => (t ? `{ load_q(${item}, ${st}); fill_tables(${item}, ${st}); }` : `load_q(${item}, ${st});`);
+  const fillFirst = fill('it', '0'), fillNext = fill('itn', 'stage ^ 1');
   const stats = asyncStats
     ? `    for (int x = tid; x < QT; x += NTHREADS) {
       const int row = qrow0 + x;
@@ -388,12 +389,12 @@ ${spec.tileLive.lines.join('\n')}
   const layout = wg
     ? `  unsigned short* const sK = attnc_smem;               // ${kvTile}
   unsigned short* const sV = sK + BK * HEAD_DIM;       // ${kvTile}
-  unsigned short* const sQ = sV + BK * HEAD_DIM;       // [2][HEAD_DIM / 64][QT][64], swizzled
-  unsigned short* const sdO = sQ + 2 * QT * HEAD_DIM;  // [2][HEAD_DIM / 64][QT][64], swizzled`
+  unsigned short* const sQ = sV + BK * HEAD_DIM;       // [${ring}][HEAD_DIM / 64][QT][64], swizzled
+  unsigned short* const sdO = sQ + ${ring} * QT * HEAD_DIM;  // [${ring}][HEAD_DIM / 64][QT][64], swizzled`
     : `  unsigned short* const sK = attnc_smem;             // [BK][STRIDE]
   unsigned short* const sV = sK + BK * STRIDE;       // [BK][STRIDE]
-  unsigned short* const sQ = sV + BK * STRIDE;       // [2][QT][STRIDE]
-  unsigned short* const sdO = sQ + 2 * QT * STRIDE;  // [2][QT][STRIDE]`;
+  unsigned short* const sQ = sV + BK * STRIDE;       // [${ring}][QT][STRIDE]
+  unsigned short* const sdO = sQ + ${ring} * QT * STRIDE;  // [${ring}][QT][STRIDE]`;
   const qStage = wg ? 'st * QT * HEAD_DIM' : 'st * QT * STRIDE';
   const operands = wg
     ? [...(two ? ['  // each warpgroup\'s products read its own 64 keys', '  const int wg_keys = (warp >> 2) * 64 * HEAD_DIM;'] : []),
@@ -403,7 +404,7 @@ ${spec.tileLive.lines.join('\n')}
   return `${prelude(entry, sig, headDim, !asyncStats, wg, threads)}
   constexpr int BK = ${bk}, QT = ${qt}, NT = QT / 8;
 ${layout}
-  __shared__ float ${asyncStats ? 'sLse' : 'sLse2'}[2][QT], sDelta[2][QT];${also(fused, [dsDecl(qt, bk)])}${also(t, ['  // The spec\'s per-key and per-diagonal tables of an item (query tile, this block\'s keys): keys are the rows.', ...spec.tableDecls(qt, bk)])}
+  __shared__ float ${asyncStats ? 'sLse' : 'sLse2'}[${ring}][QT], sDelta[${ring}][QT];${also(fused, [dsDecl(qt, bk)])}${also(t, ['  // The spec\'s per-key and per-diagonal tables of an item (query tile, this block\'s keys): keys are the rows.', ...spec.tableDecls(qt, bk, ring)])}
   const int hk = blockIdx.y, group = Hq / Hkv;
   const int k0 = blockIdx.x * BK;
   const unsigned short* gK = K + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
@@ -435,7 +436,11 @@ ${copyRows('sK', 'gK', 'k0', bk, 'Nk', wg)}
 ${copyRows('sV', 'gV', 'k0', bk, 'Nk', wg)}
   int it = ${nextItem}(0);
   if (it < items) ${fillFirst}
-  attnc_cp_commit();
+  attnc_cp_commit();${ring === 3 ? `
+  // Three stages: the item after it is copied too before the loop; each turn copies the one two ahead.
+  int it1 = it < items ? ${nextItem}(it + 1) : items;
+  if (it1 < items) ${fill('it1', '1')}
+  attnc_cp_commit();` : ''}
 
 ${operands}
   float dk[${nd}][4], dv[${nd}][4];
@@ -443,11 +448,15 @@ ${operands}
   for (int n = 0; n < ${nd}; ++n) { dk[n][0] = dk[n][1] = dk[n][2] = dk[n][3] = 0.f; dv[n][0] = dv[n][1] = dv[n][2] = dv[n][3] = 0.f; }
   int stage = 0;
 
-  while (it < items) {
+  while (it < items) {${ring === 3 ? `
+    attnc_cp_wait<1>();${wg ? ASYNC_FENCE : ''}
+    __syncthreads();  // item it's Q, dO, LSE and delta visible (the next item's may be in flight); stage (stage + 2) % 3 free
+    const int it2 = it1 < items ? ${nextItem}(it1 + 1) : items;
+    if (it2 < items) ${fill('it2', 'stage == 0 ? 2 : stage - 1')}` : `
     attnc_cp_wait<0>();${wg ? ASYNC_FENCE : ''}
     __syncthreads();  // item it's Q, dO, LSE and delta visible; the other stage free
     const int itn = ${nextItem}(it + 1);
-    if (itn < items) ${fillNext}
+    if (itn < items) ${fillNext}`}
     attnc_cp_commit();
     const int hq = hk * group + it / n_qt, qrow0 = (it % n_qt) * QT, q0 = qrow0 + (Nk - Nq);
     (void)hq;${also(t, headValues)}
@@ -462,8 +471,7 @@ ${step(false)}
     // dV += P^T dO, dK += dS^T Q
 ${wg ? wgAccumulate([{ acc: 'dv', from: 's', bN: 'do_n' }, { acc: 'dk', from: 'dp', bN: 'q_n' }], 'QT', qt / 16, 'st16') : `${accumulateCode('dv', 's', 'do_bt + st', nd, qt / 16)}
 ${accumulateCode('dk', 'dp', 'q_bt + st', nd, qt / 16)}`}${also(fused, [fusedDqCode(qt, bk, headDim, threads / 32, wg)])}
-    it = itn;
-    stage ^= 1;
+    ${ring === 3 ? 'it = it1;\n    it1 = it2;\n    stage = stage == 2 ? 0 : stage + 1;' : 'it = itn;\n    stage ^= 1;'}
   }
   attnc_cp_wait<0>();
   const size_t kv_rows = (size_t)(bb * Hkv + hk) * Nk;
