@@ -20,11 +20,14 @@ const problem = cudaEmulatorProblem();
 if (problem) console.warn(`tests/cuda/emu.test.ts: skipped: ${problem}`);
 
 /**
- * Beside the defaults (sm_90a: all five at D 64, all but fused-dq at D 128), sets that take every other code path:
- * the first kernels (none), the element and scheduling variants on mma.sync (sm_80's defaults), the single pass
- * alone, the wgmma products alone, and the four without the single pass (each build costs about a second).
+ * Beside the defaults (sm_90a: tables, async-stats, scan-window, wgmma, and fused-dq at D 64), sets that take every
+ * other code path: the first kernels (none), the element and scheduling variants on mma.sync (sm_80's defaults), the
+ * single pass alone, the wgmma products alone, the four without the single pass, two-warpgroup blocks in both
+ * launches, and two-warpgroup blocks with a three-stage ring, the single pass and the element code evaluated in full
+ * (each build costs about a second).
  */
-const VARIANT_SETS = ['none', 'tables,async-stats,scan-window', 'fused-dq', 'wgmma', 'tables,async-stats,scan-window,wgmma'];
+const VARIANT_SETS = ['none', 'tables,async-stats,scan-window', 'fused-dq', 'wgmma', 'tables,async-stats,scan-window,wgmma',
+  'tables,async-stats,scan-window,wgmma,two-wg', 'wgmma,two-wg,three-stages,fused-dq,scan-window'];
 const variants: Array<CudaBackwardTuning | undefined> = [undefined, ...VARIANT_SETS.map((v) => parseBackwardTuning(v) as CudaBackwardTuning)];
 
 // Ragged lengths, GQA, decode, Nq < Nk; the 1000-row shapes are the GPU suite's (minutes here).
