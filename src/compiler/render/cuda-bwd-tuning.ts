@@ -47,8 +47,9 @@ export interface CudaBackwardTuning {
    */
   twoWarpgroups?: boolean;
   /**
-   * The dK/dV launch's ring of item stages three deep: each item's Q, dO, stats and tables are copied two items
-   * ahead, so that a copy has two items' products to land in, not one. Without it: two stages (double buffering).
+   * Both launches' rings of copy stages three deep: each loop tile (the dK/dV launch's item of Q, dO and stats, the
+   * dQ launch's K and V) and its tables are copied two turns ahead, so that a copy has two turns' products to land
+   * in, not one. Without it: two stages (double buffering).
    */
   threeStages?: boolean;
 }

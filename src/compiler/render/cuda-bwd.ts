@@ -105,9 +105,9 @@ export function renderCudaBackward(k: LoweredKernel, opts: CudaBackwardOptions):
   ].join(',\n    ');
   // Padded rows for ldmatrix, or swizzled atoms and 1 KiB of slack for wgmma.
   const rowElems = wg ? headDim : headDim + 8, slack = wg ? 1024 : 0;
-  const dqSmem = 2 * (2 * dqRows + 4 * DQ_BN) * rowElems + slack, dkdvSmem = 2 * (2 * bk + 2 * shape.ring * qt) * rowElems + slack;
+  const dqSmem = 2 * (2 * dqRows + 2 * shape.ring * DQ_BN) * rowElems + slack, dkdvSmem = 2 * (2 * bk + 2 * shape.ring * qt) * rowElems + slack;
   const dkdv = dkdvKernel(dkdvEntry, k, spec, tuning, wg, fused, headDim, shape, sig);
-  const kernels = fused ? [prepKernel(prepEntry, sig, headDim), dkdv, storeKernel(storeEntry, sig, headDim)] : [dqKernel(dqEntry, k, spec, tuning, wg, headDim, sig, dqRows), dkdv];
+  const kernels = fused ? [prepKernel(prepEntry, sig, headDim), dkdv, storeKernel(storeEntry, sig, headDim)] : [dqKernel(dqEntry, k, spec, tuning, wg, headDim, sig, dqRows, shape.ring), dkdv];
   const dkdvLaunch = `${dkdvEntry}: grid [ceil(Nk/${bk}), Hkv, B], block [${shape.threads}], dynamic smem ${dkdvSmem} bytes (${bk} keys x ${qt}-query tiles, every query head of the kv head${fused ? '; dQ added to dQacc' : ''})`;
   const launchLines = fused
     ? [`${prepEntry}: grid [ceil(Nq/${FUSED_ROWS}), Hq, B], block [128] (delta, dQacc zeroed)`, dkdvLaunch, `${storeEntry}: grid [ceil(Nq/${FUSED_ROWS}), Hq, B], block [128] (dQ from dQacc)`]
@@ -219,6 +219,46 @@ function storeRows(acc: string, dst: string, row0: string, limit: string, nd: nu
   }`;
 }
 
+/**
+ * The copy pipeline of a loop over live tiles (or items) `v` < `count`, found by `next`, through a ring of `ring`
+ * shared stages that `fill(v, stage)` fills with cp.async: the copies before the loop, the wait at the top of a
+ * turn (`fence`: wgmma's proxy fence), the next copy issued after it, and the advance at the bottom. With two stages
+ * a turn copies the next tile while it computes; with three, the one after it, so that each copy has two turns.
+ */
+function copyRing(o: { ring: number; v: string; count: string; next: string; fill: (v: string, st: string) => string; fence: string; what: string }) {
+  const { v, count, next, fill } = o;
+  const first = `  int ${v} = ${next}(0);
+  if (${v} < ${count}) ${fill(v, '0')}
+  attnc_cp_commit();`;
+  if (o.ring === 2) {
+    return {
+      prologue: first,
+      wait: `    attnc_cp_wait<0>();${o.fence}
+    __syncthreads();  // ${o.what} visible; the other stage free`,
+      issue: `    const int ${v}n = ${next}(${v} + 1);
+    if (${v}n < ${count}) ${fill(`${v}n`, 'stage ^ 1')}
+    attnc_cp_commit();`,
+      advance: `    ${v} = ${v}n;
+    stage ^= 1;`,
+    };
+  }
+  return {
+    prologue: `${first}
+  // Three stages: the one after it is copied too before the loop; each turn copies the one two ahead.
+  int ${v}1 = ${v} < ${count} ? ${next}(${v} + 1) : ${count};
+  if (${v}1 < ${count}) ${fill(`${v}1`, '1')}
+  attnc_cp_commit();`,
+    wait: `    attnc_cp_wait<1>();${o.fence}
+    __syncthreads();  // ${o.what} visible (the next one's copies may be in flight); stage (stage + 2) % 3 free`,
+    issue: `    const int ${v}2 = ${v}1 < ${count} ? ${next}(${v}1 + 1) : ${count};
+    if (${v}2 < ${count}) ${fill(`${v}2`, 'stage == 0 ? 2 : stage - 1')}
+    attnc_cp_commit();`,
+    advance: `    ${v} = ${v}1;
+    ${v}1 = ${v}2;
+    stage = stage == 2 ? 0 : stage + 1;`,
+  };
+}
+
 function prelude(entry: string, sig: string, headDim: number, log2e = true, wg = false, threads = 128): string {
   return `extern "C" __global__ void __launch_bounds__(${threads}, 1) ${entry}(${sig}) {
   constexpr int HEAD_DIM = ${headDim}, ${wg ? '' : `STRIDE = ${headDim + 8}, `}NTHREADS = ${threads}, CHUNKS = HEAD_DIM / 8;${log2e ? '\n  constexpr float LOG2E = 1.4426950408889634f;' : ''}
@@ -228,7 +268,7 @@ ${wg ? WG_SMEM_BASE : `  extern __shared__ __align__(16) unsigned char attnc_sme
   const int bb = blockIdx.z;`;
 }
 
-function dqKernel(entry: string, k: LoweredKernel, spec: SpecCode, tuning: CudaBackwardTuning, wg: boolean, headDim: number, sig: string, bm: number): string {
+function dqKernel(entry: string, k: LoweredKernel, spec: SpecCode, tuning: CudaBackwardTuning, wg: boolean, headDim: number, sig: string, bm: number, ring: number): string {
   const threads = 2 * bm, two = bm > OWN;
   const e = elementCode(k, spec, tuning, DQ_BN, false);
   const t = tuning.tables;
@@ -243,18 +283,20 @@ function dqKernel(entry: string, k: LoweredKernel, spec: SpecCode, tuning: CudaB
     ...spec.headLines, ...spec.rowDecls(2), '  #pragma unroll', '  for (int i = 0; i < 2; ++i) {', '    (void)i;',
     ...spec.rowFill('q0 + warp * 16 + g + 8 * i'), '  }',
   ];
-  const fillFirst = t ? '{ load_kv(j, 0); fill_tables(j, 0); }' : 'load_kv(j, 0);';
-  const fillNext = t ? '{ load_kv(jn, stage ^ 1); fill_tables(jn, stage ^ 1); }' : 'load_kv(jn, stage ^ 1);';
+  const pipe = copyRing({
+    ring, v: 'j', count: 'n_tiles', next: 'next_live', fence: wg ? ASYNC_FENCE : '', what: 'tile j (and, the first time, Q, dO and the row values)',
+    fill: (j, st) => (t ? `{ load_kv(${j}, ${st}); fill_tables(${j}, ${st}); }` : `load_kv(${j}, ${st});`),
+  });
   const rowTile = two ? '[2][HEAD_DIM / 64][64][64], swizzled: a warpgroup\'s 64 rows a block' : '[HEAD_DIM / 64][BM][64], swizzled';
   const layout = wg
     ? `  unsigned short* const sQ = attnc_smem;              // ${rowTile}
   unsigned short* const sdO = sQ + BM * HEAD_DIM;     // ${rowTile}
-  unsigned short* const sK = sdO + BM * HEAD_DIM;     // [2][HEAD_DIM / 64][BN][64], swizzled
-  unsigned short* const sV = sK + 2 * BN * HEAD_DIM;  // [2][HEAD_DIM / 64][BN][64], swizzled`
+  unsigned short* const sK = sdO + BM * HEAD_DIM;     // [${ring}][HEAD_DIM / 64][BN][64], swizzled
+  unsigned short* const sV = sK + ${ring} * BN * HEAD_DIM;  // [${ring}][HEAD_DIM / 64][BN][64], swizzled`
     : `  unsigned short* const sQ = attnc_smem;            // [BM][STRIDE]
   unsigned short* const sdO = sQ + BM * STRIDE;     // [BM][STRIDE]
-  unsigned short* const sK = sdO + BM * STRIDE;     // [2][BN][STRIDE]
-  unsigned short* const sV = sK + 2 * BN * STRIDE;  // [2][BN][STRIDE]`;
+  unsigned short* const sK = sdO + BM * STRIDE;     // [${ring}][BN][STRIDE]
+  unsigned short* const sV = sK + ${ring} * BN * STRIDE;  // [${ring}][BN][STRIDE]`;
   const kvStage = wg ? 'st * BN * HEAD_DIM' : 'st * BN * STRIDE';
   const operands = wg
     ? [...(two ? ['  // each warpgroup\'s products read its own 64 rows', '  const int wg_rows = (warp >> 2) * 64 * HEAD_DIM;'] : []),
@@ -264,7 +306,7 @@ function dqKernel(entry: string, k: LoweredKernel, spec: SpecCode, tuning: CudaB
   return `${prelude(entry, sig, headDim, true, wg, threads)}
   constexpr int BM = ${bm}, BN = ${DQ_BN}, NT = BN / 8;
 ${layout}
-  __shared__ float sLse2[BM], sDelta[BM];${also(t, spec.tableDecls(bm, DQ_BN))}
+  __shared__ float sLse2[BM], sDelta[BM];${also(t, spec.tableDecls(bm, DQ_BN, ring))}
   const int hq = blockIdx.y, hk = hq / (Hq / Hkv);
   const int row0 = blockIdx.x * BM;
   const int q0 = row0 + (Nk - Nq);  // q_idx of the block's first row (bottom-right aligned)
@@ -283,9 +325,7 @@ ${copyRows(`sV + ${kvStage}`, 'gV', 'j * BN', DQ_BN, 'Nk', wg)}
 ${copyRows('sQ', 'gQ', 'row0', bm, 'Nq', wg)}
 ${copyRows('sdO', 'gdO', 'row0', bm, 'Nq', wg)}
 ${deltaCode(true)}
-  int j = next_live(0);
-  if (j < n_tiles) ${fillFirst}
-  attnc_cp_commit();
+${pipe.prologue}
 
 ${operands}
   float dq[${nd}][4];
@@ -297,16 +337,13 @@ ${operands}
 
   // ---- the live KV tiles ----
   while (j < n_tiles) {
-    attnc_cp_wait<0>();${wg ? ASYNC_FENCE : ''}
-    __syncthreads();  // tile j (and, the first time, Q, dO and the row values) visible; the other stage free
+${pipe.wait}
     if (first) {
       first = false;
       #pragma unroll
       for (int h = 0; h < 2; ++h) { lse2[h] = sLse2[warp * 16 + g + 8 * h]; dl[h] = sDelta[warp * 16 + g + 8 * h]; }
     }
-    const int jn = next_live(j + 1);
-    if (jn < n_tiles) ${fillNext}
-    attnc_cp_commit();
+${pipe.issue}
     const int kv0 = j * BN;
 ${wg ? `    const unsigned long long st16 = stage * (BN * HEAD_DIM * 2 / 16);
 ${wgTwoProducts('q_k', 'k_k', 'do_k', 'v_k', 'BN', 'st16')}` : `    const unsigned st = stage * (BN * STRIDE * 2);
@@ -318,8 +355,7 @@ ${step(false)}
     }
     // dQ += dS K
 ${wg ? wgAccumulate([{ acc: 'dq', from: 'dp', bN: 'k_n' }], 'BN', DQ_BN / 16, 'st16') : accumulateCode('dq', 'dp', 'k_bt + st', nd, DQ_BN / 16)}
-    j = jn;
-    stage ^= 1;
+${pipe.advance}
   }
   attnc_cp_wait<0>();
 ${storeRows('dq', 'dQ + rows * HEAD_DIM', 'row0', 'Nq', nd)}
@@ -370,8 +406,10 @@ ${spec.tileLive.lines.join('\n')}
   }, true, false);
   // The item's head values: with tables, where the element code and the table fill read them.
   const headValues = t ? [...spec.headLines, ...(wg ? pinned(spec) : [])] : [];
-  const fill = (item: string, st: string) => (t ? `{ load_q(${item}, ${st}); fill_tables(${item}, ${st}); }` : `load_q(${item}, ${st});`);
-  const fillFirst = fill('it', '0'), fillNext = fill('itn', 'stage ^ 1');
+  const pipe = copyRing({
+    ring, v: 'it', count: 'items', next: nextItem, fence: wg ? ASYNC_FENCE : '', what: 'item it\'s Q, dO, LSE and delta',
+    fill: (it, st) => (t ? `{ load_q(${it}, ${st}); fill_tables(${it}, ${st}); }` : `load_q(${it}, ${st});`),
+  });
   const stats = asyncStats
     ? `    for (int x = tid; x < QT; x += NTHREADS) {
       const int row = qrow0 + x;
@@ -434,13 +472,7 @@ ${stats}
   // ---- the block's keys and values, and the first live item ----
 ${copyRows('sK', 'gK', 'k0', bk, 'Nk', wg)}
 ${copyRows('sV', 'gV', 'k0', bk, 'Nk', wg)}
-  int it = ${nextItem}(0);
-  if (it < items) ${fillFirst}
-  attnc_cp_commit();${ring === 3 ? `
-  // Three stages: the item after it is copied too before the loop; each turn copies the one two ahead.
-  int it1 = it < items ? ${nextItem}(it + 1) : items;
-  if (it1 < items) ${fill('it1', '1')}
-  attnc_cp_commit();` : ''}
+${pipe.prologue}
 
 ${operands}
   float dk[${nd}][4], dv[${nd}][4];
@@ -448,16 +480,9 @@ ${operands}
   for (int n = 0; n < ${nd}; ++n) { dk[n][0] = dk[n][1] = dk[n][2] = dk[n][3] = 0.f; dv[n][0] = dv[n][1] = dv[n][2] = dv[n][3] = 0.f; }
   int stage = 0;
 
-  while (it < items) {${ring === 3 ? `
-    attnc_cp_wait<1>();${wg ? ASYNC_FENCE : ''}
-    __syncthreads();  // item it's Q, dO, LSE and delta visible (the next item's may be in flight); stage (stage + 2) % 3 free
-    const int it2 = it1 < items ? ${nextItem}(it1 + 1) : items;
-    if (it2 < items) ${fill('it2', 'stage == 0 ? 2 : stage - 1')}` : `
-    attnc_cp_wait<0>();${wg ? ASYNC_FENCE : ''}
-    __syncthreads();  // item it's Q, dO, LSE and delta visible; the other stage free
-    const int itn = ${nextItem}(it + 1);
-    if (itn < items) ${fillNext}`}
-    attnc_cp_commit();
+  while (it < items) {
+${pipe.wait}
+${pipe.issue}
     const int hq = hk * group + it / n_qt, qrow0 = (it % n_qt) * QT, q0 = qrow0 + (Nk - Nq);
     (void)hq;${also(t, headValues)}
 ${wg ? `    const unsigned long long st16 = stage * (QT * HEAD_DIM * 2 / 16);
@@ -471,7 +496,7 @@ ${step(false)}
     // dV += P^T dO, dK += dS^T Q
 ${wg ? wgAccumulate([{ acc: 'dv', from: 's', bN: 'do_n' }, { acc: 'dk', from: 'dp', bN: 'q_n' }], 'QT', qt / 16, 'st16') : `${accumulateCode('dv', 's', 'do_bt + st', nd, qt / 16)}
 ${accumulateCode('dk', 'dp', 'q_bt + st', nd, qt / 16)}`}${also(fused, [fusedDqCode(qt, bk, headDim, threads / 32, wg)])}
-    ${ring === 3 ? 'it = it1;\n    it1 = it2;\n    stage = stage == 2 ? 0 : stage + 1;' : 'it = itn;\n    stage ^= 1;'}
+${pipe.advance}
   }
   attnc_cp_wait<0>();
   const size_t kv_rows = (size_t)(bb * Hkv + hk) * Nk;
