@@ -1,7 +1,7 @@
 // The CUDA emulator (src/runtime/cuda-emu.ts) can fail: a kernel that deadlocks, splits a warp between collectives
 // or overruns its dynamic shared memory stops the launch with an error naming it, unwritten shared memory reads NaN,
 // and a generated kernel with one wrong constant (a wgmma descriptor's stride, an ldmatrix without its transpose, a
-// backward product's k step, a cp.async wait one group short) no longer matches float64. Without these, tests/cuda/emu.test.ts passing would say
+// backward product's k step, a cp.async or wgmma wait one group short) no longer matches float64. Without these, tests/cuda/emu.test.ts passing would say
 // little.
 import { describe, expect, it } from 'vitest';
 import { renderCuda } from '../../src/compiler/render/cuda.ts';
@@ -144,6 +144,11 @@ describe.skipIf(!!problem)('CUDA emulator: one wrong constant in a generated ker
     // The emulator lands copies at the latest point PTX allows, so what no wait orders before a read is not there.
     expect(await backwardError((s) => s, {})).toBeLessThanOrEqual(TOLERANCE.bf16);
     expect(await backwardError(swap("attnc_cp_wait<0>();\n    __syncthreads();  // item it's", "attnc_cp_wait<1>();\n    __syncthreads();  // item it's"), {})).toBeGreaterThan(TOLERANCE.bf16);
+  }, 120_000);
+
+  it('wgmma backward: S and dP read while their products may still run (wgmma wait_group 1 for 0)', async () => {
+    // wgmma results land at the wait that leaves their group behind; until then the accumulators read NaN.
+    expect(await backwardError(swap(/attnc_wg_commit\(\);\n    attnc_wg_wait<0>\(\);\n    if \(item_partial/, 'attnc_wg_commit();\n    attnc_wg_wait<1>();\n    if (item_partial'))).toBe(Infinity);
   }, 120_000);
 
   it('wgmma backward: the k16 steps of dV += P^T dO one 8-row group short', async () => {

@@ -14,8 +14,10 @@
 //   - cp.async lands at the latest point PTX allows: a thread's copies stay pending (their source read at issue) until
 //     its cp.async.wait_group (the groups older than the N it may leave), wait_all, or the mbarrier that tracks them;
 //     so a read of a copy's destination that no wait orders after it sees the poison, not the data;
-//   - wgmma executes at issue (its operands must not change before its wait anyway), so its fence, commit and wait
-//     are no-ops, as are fence.proxy.async and setmaxnreg;
+//   - wgmma reads its operands at issue, but its results land at the latest point PTX allows: the accumulator
+//     registers read NaN from the issue until the wgmma.wait_group that leaves its commit group behind (a later
+//     wgmma of the same accumulator chains on the pending result, as the tensor cores do), so a read of a product
+//     that no wait orders after it sees the poison; its fence is a no-op, as are fence.proxy.async and setmaxnreg;
 //   - all shared memory (the dynamic arena and the kernels' __shared__ arrays) lives in one section, filled with
 //     0xff (NaN) before each block, so a read of shared memory nothing wrote shows as NaN; bytes past the dynamic
 //     shared memory the launch asked for are checked after each block; global buffers end in 256 bytes of 0xff,
@@ -30,6 +32,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <sys/mman.h>
 #include <type_traits>
 #include <ucontext.h>
@@ -101,6 +104,11 @@ struct Fiber {
   struct Copy { unsigned dst, bytes; bool valid; unsigned char data[16]; int group; };
   std::vector<Copy> copies;
   int committed = 0;
+  // wgmma results not yet landed: the accumulator registers, how many, the result, and the commit group (the count
+  // of wgmma groups committed before its issue); they land at the wgmma.wait_group that leaves the group behind.
+  struct WgResult { float* d; int count; int group; float r[128]; };
+  std::vector<WgResult> wg_pending;
+  int wg_committed = 0;
 };
 
 constexpr size_t STACK_BYTES = 512 * 1024;
@@ -281,11 +289,29 @@ template <class F> void for_accumulator(int thread, int n, F&& f) {
   for (int j = 0; j < n / 8; ++j)
     for (int r = 0; r < 4; ++r) f(4 * j + r, 16 * w + g + 8 * (r >> 1), 8 * j + 2 * t + (r & 1));
 }
-struct WgSS { float* d; unsigned long long a, b; int accumulate; };
-struct WgRS { float* d; const unsigned* a; unsigned long long b; };
+struct WgSS { float* d; unsigned long long a, b; int accumulate; Fiber* owner; };
+struct WgRS { float* d; const unsigned* a; unsigned long long b; Fiber* owner; };
+
+// A thread's accumulator as a wgmma reads it: its pending result if one is in flight (products chain in issue
+// order), else the registers.
+inline const float* wg_input(Fiber* f, float* d) {
+  for (auto& p : f->wg_pending) if (p.d == d) return p.r;
+  return d;
+}
+// A wgmma's result for one thread: pending in the thread's open commit group, the registers poisoned until it lands.
+inline void wg_pend(Fiber* f, float* d, int count, const float* r) {
+  Fiber::WgResult* e = nullptr;
+  for (auto& p : f->wg_pending) if (p.d == d) e = &p;
+  if (!e) { f->wg_pending.push_back({}); e = &f->wg_pending.back(); e->d = d; }
+  if (count > 128) fail("wgmma: an accumulator of %d registers (at most 128 are emulated)", count);
+  e->count = count;
+  e->group = f->wg_committed;
+  std::memcpy(e->r, r, sizeof(float) * count);
+  for (int i = 0; i < count; ++i) d[i] = std::numeric_limits<float>::quiet_NaN();
+}
 
 template <int N> void wgmma_ss(float* d, unsigned long long a, unsigned long long b, int accumulate) {
-  WgSS me{d, a, b, accumulate};
+  WgSS me{d, a, b, accumulate, cur};
   collective(warpgroups, 128, WGMMA_SS, &me, "wgmma (shared A and B)", [](Slot* s) {
     const WgSS& x = slot<WgSS>(s, 0);
     for (int i = 1; i < 128; ++i) {
@@ -297,17 +323,20 @@ template <int N> void wgmma_ss(float* d, unsigned long long a, unsigned long lon
     for (int m = 0; m < 64; ++m) for (int k = 0; k < 16; ++k) A[m][k] = kmajor(da, m, k);
     for (int n = 0; n < N; ++n) for (int k = 0; k < 16; ++k) Bm[n][k] = kmajor(db, n, k);
     for (int th = 0; th < 128; ++th) {
-      float* out = slot<WgSS>(s, th).d;
+      const WgSS& y = slot<WgSS>(s, th);
+      const float* in = wg_input(y.owner, y.d);
+      float r[128];
       for_accumulator(th, N, [&](int i, int m, int n) {
-        float acc = x.accumulate ? out[i] : 0.f;
+        float acc = x.accumulate ? in[i] : 0.f;
         for (int k = 0; k < 16; ++k) acc = std::fma(A[m][k], Bm[n][k], acc);
-        out[i] = acc;
+        r[i] = acc;
       });
+      wg_pend(y.owner, y.d, N / 2, r);
     }
   });
 }
 inline void wgmma_rs(float* d, const unsigned* a, unsigned long long b, int n, bool ones) {
-  WgRS me{d, a, b};
+  WgRS me{d, a, b, cur};
   collective(warpgroups, 128, ones ? WGMMA_RS_ONES : WGMMA_RS, &me, "wgmma (A from registers)", [n, ones](Slot* s) {
     const WgRS& x = slot<WgRS>(s, 0);
     for (int i = 1; i < 128; ++i)
@@ -318,12 +347,15 @@ inline void wgmma_rs(float* d, const unsigned* a, unsigned long long b, int n, b
     // B[k][n]: N-major (transposed) with 128-byte swizzle for P V, K-major without swizzle for the ones.
     for (int k = 0; k < 16; ++k) for (int c = 0; c < n; ++c) Bm[k][c] = ones ? kmajor(db, c, k) : mnmajor(db, k, c);
     for (int th = 0; th < 128; ++th) {
-      float* out = slot<WgRS>(s, th).d;
+      const WgRS& y = slot<WgRS>(s, th);
+      const float* in = wg_input(y.owner, y.d);
+      float r[128];
       for_accumulator(th, n, [&](int i, int m, int c) {
-        float acc = out[i];
+        float acc = in[i];
         for (int k = 0; k < 16; ++k) acc = std::fma(A[m][k], Bm[k][c], acc);
-        out[i] = acc;
+        r[i] = acc;
       });
+      wg_pend(y.owner, y.d, n / 2, r);
     }
   });
 }
@@ -495,8 +527,20 @@ inline void attnc_mma(float* c, const unsigned* a, unsigned b0, unsigned b1) {
 inline void attnc_red_add2(float* p, float a, float b) { p[0] += a; p[1] += b; }
 
 inline void attnc_wg_fence() {}
-inline void attnc_wg_commit() {}
-template <int N> inline void attnc_wg_wait() {}
+inline void attnc_wg_commit() { ++emu::cur->wg_committed; }
+// wgmma.wait_group N: every committed group but the newest N has landed.
+template <int N> inline void attnc_wg_wait() {
+  auto& pending = emu::cur->wg_pending;
+  const int upto = emu::cur->wg_committed - N;
+  for (size_t i = 0; i < pending.size();) {
+    if (pending[i].group < upto) {
+      std::memcpy(pending[i].d, pending[i].r, sizeof(float) * pending[i].count);
+      pending.erase(pending.begin() + i);
+    } else {
+      ++i;
+    }
+  }
+}
 inline void attnc_fence_async_smem() {}
 template <int R> inline void attnc_setmaxnreg_dec() {}
 template <int R> inline void attnc_setmaxnreg_inc() {}
@@ -579,6 +623,8 @@ template <class... A> int launch(void (*kernel)(A...), void** args, int nargs, D
           f.waiting = nullptr;
           f.copies.clear();
           f.committed = 0;
+          f.wg_committed = 0;
+          f.wg_pending.clear();
           start_context(f.ctx, f.stack, STACK_BYTES, fiber_entry);
         }
         for (int live = threads; live > 0;) {
