@@ -25,7 +25,7 @@ describe('CUDA backward variants', () => {
     expect(parseBackwardTuning(' scan-window ,none')).toEqual({ scanWindow: true });
     expect(parseBackwardTuning('none')).toEqual({});
     expect(parseBackwardTuning('default')).toBeUndefined();
-    expect(parseBackwardTuning('tables,bogus')).toBe("unknown backward variant 'bogus': expected a comma list of tables, async-stats, scan-window, wgmma, fused-dq, two-wg, three-stages, or 'default' (the arch's defaults) or 'none' (the first kernels)");
+    expect(parseBackwardTuning('tables,bogus')).toBe("unknown backward variant 'bogus': expected a comma list of tables, async-stats, scan-window, wgmma, fused-dq, two-wg, three-stages, overlap, or 'default' (the arch's defaults) or 'none' (the first kernels)");
     expect(backwardTuningLabel({ scanWindow: true, tables: true })).toBe('tables,scan-window');
     expect(backwardTuningLabel({})).toBe('none');
     expect(backwardTuningLabel(undefined)).toBe('');
@@ -92,6 +92,20 @@ describe('CUDA backward variants', () => {
     // mma.sync kernels (sm_80, or no wgmma) keep one warpgroup
     expect(shape(renderCudaBackward(causal.lowered, { ...opts, arch: 'sm_80', headDim: 128, tuning: { wgmma: true, twoWarpgroups: true } }))).toEqual([[64, 128], [64, 128]]);
     expect(shape(renderCudaBackward(causal.lowered, { ...opts, headDim: 64, tuning: { twoWarpgroups: true } }))).toEqual([[64, 128], [64, 128]]);
+  });
+
+  it('overlap: S and dP in two commit groups, dV issued before dS; only where g does not read the dot product', () => {
+    const [causal, softcap] = loadExamples(['causal', 'softcap']);
+    const opts = { dtype: 'bf16' as const, hash: 'h', version: 'v', arch: 'sm_90a' as const, headDim: 64 };
+    const tuning = { wgmma: true, tables: true, overlap: true };
+    const src = renderCudaBackward(causal.lowered, { ...opts, tuning }).source;
+    expect(src.match(/attnc_wg_wait<1>\(\);  \/\/ S landed/g)).toHaveLength(2);  // both launches
+    expect(src).toContain('attnc_wg_wait<1>();  // dP landed (dV\'s product may run on)');
+    expect(src).toContain('dp[n][r] = keep ? s[n][r] * (dp[n][r] - sDelta[stage][lc])');
+    // softcap's g reads the dot product (tanh's derivative); without tables the element code is the IR's: no overlap
+    for (const [spec, t] of [[softcap, tuning], [causal, { wgmma: true, overlap: true }]] as const) {
+      expect(renderCudaBackward(spec.lowered, { ...opts, tuning: t }).source).not.toContain('// S landed');
+    }
   });
 
   it('compile --cuda-bwd: written into the module or the .cu; misuse is one clear line and exit 2', () => {

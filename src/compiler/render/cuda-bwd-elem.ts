@@ -57,10 +57,22 @@ function tableElementCode(k: LoweredKernel, spec: SpecCode, bn: number, transpos
   return { plain: variant(false), masked: variant(true) };
 }
 
-/** The element step both launches share: p from the LSE, dS into `dp` (and, with keepP, p into `s` for dV). */
-export function elementStep(e: ElementVariant, rc: { lr: string; lc: string; qrow: string; qi: string; kvi: string; lse: string; delta: string }, keepP: boolean, rowSlot: boolean): string {
+/**
+ * The element step both launches share: p from the LSE, dS into `dp` (and, with keepP, p into `s` for dV).
+ * `part` splits it in two around the wait for dP's product (tuning `overlap`): 'p' puts p into `s` (0 where a pair is
+ * dropped), 'ds' reads it back for dS; g must then not depend on the dot product (an affine logit), which 'ds' no
+ * longer has.
+ */
+export function elementStep(e: ElementVariant, rc: { lr: string; lc: string; qrow: string; qi: string; kvi: string; lse: string; delta: string }, keepP: boolean, rowSlot: boolean, part: 'all' | 'p' | 'ds' = 'all'): string {
   // rowSlot: per-row values sit in registers by row slot i (the dQ launch with tables).
   const ids = rowSlot ? ['const int i = r >> 1, lr', '(void)i; (void)lr'] : ['const int lr', '(void)lr'];
+  const body = {
+    all: `          // A dropped pair's logit and g may be NaN (a log of a negative distance): selected away, never multiplied.
+          const float p = keep ? attnc_ex2(${e.logit2} - ${rc.lse}) : 0.f;
+          dp[n][r] = keep ? p * (dp[n][r] - ${rc.delta}) * (${e.g}) : 0.f;${keepP ? '\n          s[n][r] = p;' : ''}`,
+    p: `          s[n][r] = keep ? attnc_ex2(${e.logit2} - ${rc.lse}) : 0.f;  // p (a dropped pair's logit may be NaN: selected away)`,
+    ds: `          dp[n][r] = keep ? s[n][r] * (dp[n][r] - ${rc.delta}) * (${e.g}) : 0.f;  // s holds p`,
+  }[part];
   return `      #pragma unroll
       for (int n = 0; n < NT; ++n) {
         #pragma unroll
@@ -71,9 +83,7 @@ export function elementStep(e: ElementVariant, rc: { lr: string; lc: string; qro
           ${ids[1]}; (void)lc; (void)qrow; (void)qi; (void)kvi; (void)dotv;
 ${e.lines.join('\n')}
           const bool keep = ${e.keep};
-          // A dropped pair's logit and g may be NaN (a log of a negative distance): selected away, never multiplied.
-          const float p = keep ? attnc_ex2(${e.logit2} - ${rc.lse}) : 0.f;
-          dp[n][r] = keep ? p * (dp[n][r] - ${rc.delta}) * (${e.g}) : 0.f;${keepP ? '\n          s[n][r] = p;' : ''}
+${body}
         }
       }`;
 }

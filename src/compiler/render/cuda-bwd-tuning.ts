@@ -52,9 +52,16 @@ export interface CudaBackwardTuning {
    * in, not one. Without it: two stages (double buffering).
    */
   threeStages?: boolean;
+  /**
+   * FlashAttention-3's order inside a warpgroup (wgmma with `tables`, affine logits only, as g must not read the dot
+   * product; elsewhere ignored): S and dP in two commit groups, p computed while dP's product runs; in the dK/dV
+   * launch dV += P^T dO issued before dS is computed and run beside it, then dK += dS^T Q. Without it: both products
+   * waited for, the element step, then both accumulations.
+   */
+  overlap?: boolean;
 }
 
-const TUNING_NAMES: Record<string, keyof CudaBackwardTuning> = { tables: 'tables', 'async-stats': 'asyncStats', 'scan-window': 'scanWindow', wgmma: 'wgmma', 'fused-dq': 'fusedDq', 'two-wg': 'twoWarpgroups', 'three-stages': 'threeStages' };
+const TUNING_NAMES: Record<string, keyof CudaBackwardTuning> = { tables: 'tables', 'async-stats': 'asyncStats', 'scan-window': 'scanWindow', wgmma: 'wgmma', 'fused-dq': 'fusedDq', 'two-wg': 'twoWarpgroups', 'three-stages': 'threeStages', overlap: 'overlap' };
 export const BACKWARD_TUNING_SYNTAX = `a comma list of ${Object.keys(TUNING_NAMES).join(', ')}, or 'default' (the arch's defaults) or 'none' (the first kernels)`;
 
 /**

@@ -43,10 +43,24 @@ export function wgDescs(name: string, base: string, nMajor: boolean, kMajor: boo
 /**
  * Two products over D of the warpgroup's 64 rows (A tiles `aS`, `aP`, 64 rows) against a loop tile of `bRows` rows
  * (B tiles `bS`, `bP`, offset by `st16`): S and dP, f32, issued together and waited for. Accumulators s[NT][4], dp[NT][4].
+ * `split` (tuning overlap): S and dP in two commit groups, and only S waited for; dP's product runs on.
  */
-export function wgTwoProducts(aS: string, bS: string, aP: string, bP: string, bRows: string, st16: string): string {
+export function wgTwoProducts(aS: string, bS: string, aP: string, bP: string, bRows: string, st16: string, split = false): string {
   const a = (d: string) => `${d} + ((kk >> 2) * (64 * 128) + (kk & 3) * 32) / 16`;
   const b = (d: string) => `${d} + ${st16} + ((kk >> 2) * (${bRows} * 128) + (kk & 3) * 32) / 16`;
+  if (split) {
+    return `    // S, then dP, on the warpgroup's tensor cores (raw dot products, f32), in two commit groups: S is waited for,
+    // dP's product runs on beside p's element step
+    float s[NT][4], dp[NT][4];
+    attnc_wg_fence();
+    #pragma unroll
+    for (int kk = 0; kk < HEAD_DIM / 16; ++kk) attnc_wgmma_ss<${bRows}>(&s[0][0], ${a(aS)}, ${b(bS)}, kk > 0);
+    attnc_wg_commit();
+    #pragma unroll
+    for (int kk = 0; kk < HEAD_DIM / 16; ++kk) attnc_wgmma_ss<${bRows}>(&dp[0][0], ${a(aP)}, ${b(bP)}, kk > 0);
+    attnc_wg_commit();
+    attnc_wg_wait<1>();  // S landed`;
+  }
   return `    // S and dP on the warpgroup's tensor cores (raw dot products, f32): k16 steps walk 32 bytes along an atom row
     float s[NT][4], dp[NT][4];
     attnc_wg_fence();
@@ -62,8 +76,9 @@ export function wgTwoProducts(aS: string, bS: string, aP: string, bP: string, bR
 /**
  * acc[D / 8][4] += F B for each (F, B) of `pairs`: F the accumulators `from` (the loop tile's columns, packed to A
  * fragments, k16 steps of `kRows` rows) and B a loop tile read N-major (descriptor `bN` + `st16`), per 64 columns of D.
+ * Committed and waited for; with `wait` false only committed (tuning overlap: it runs on beside the next step).
  */
-export function wgAccumulate(pairs: Array<{ acc: string; from: string; bN: string }>, kRows: string, steps: number, st16: string): string {
+export function wgAccumulate(pairs: Array<{ acc: string; from: string; bN: string }>, kRows: string, steps: number, st16: string, wait = true): string {
   const pack = pairs.map(({ from }) => `      a_${from}[kk][0] = attnc_pack(${from}[2 * kk][0], ${from}[2 * kk][1]);
       a_${from}[kk][1] = attnc_pack(${from}[2 * kk][2], ${from}[2 * kk][3]);
       a_${from}[kk][2] = attnc_pack(${from}[2 * kk + 1][0], ${from}[2 * kk + 1][1]);
@@ -85,6 +100,6 @@ ${pack}
 ${issue}
       }
     }
-    attnc_wg_commit();
-    attnc_wg_wait<0>();  // the tile's stage is read before the next barrier frees it`;
+    attnc_wg_commit();${wait ? `
+    attnc_wg_wait<0>();  // the tile's stage is read before the next barrier frees it` : '  // not waited for here: it runs on'}`;
 }

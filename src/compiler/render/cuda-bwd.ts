@@ -219,6 +219,20 @@ function storeRows(acc: string, dst: string, row0: string, limit: string, nd: nu
   }`;
 }
 
+/** Whether a launch takes the overlap order (tuning overlap): wgmma with tables, and g that does not read the dot product. */
+function overlaps(wg: boolean, tuning: CudaBackwardTuning, spec: SpecCode): boolean {
+  return wg && !!tuning.overlap && !!tuning.tables && spec.affine;
+}
+
+/** The element step, or one part of it, on partial tiles (masked) and full ones, as `cond` says. */
+function branch(cond: string, step: (masked: boolean, part: 'all' | 'p' | 'ds') => string, part: 'all' | 'p' | 'ds'): string {
+  return `    if (${cond}) {
+${step(true, part)}
+    } else {
+${step(false, part)}
+    }`;
+}
+
 /**
  * The copy pipeline of a loop over live tiles (or items) `v` < `count`, found by `next`, through a ring of `ring`
  * shared stages that `fill(v, stage)` fills with cp.async: the copies before the loop, the wait at the top of a
@@ -273,10 +287,11 @@ function dqKernel(entry: string, k: LoweredKernel, spec: SpecCode, tuning: CudaB
   const e = elementCode(k, spec, tuning, DQ_BN, false);
   const t = tuning.tables;
   const kd = headDim / 16, nd = headDim / 8, nt = DQ_BN / 8;
-  const step = (masked: boolean) => elementStep(masked ? e.masked : e.plain, {
+  const step = (masked: boolean, part: 'all' | 'p' | 'ds' = 'all') => elementStep(masked ? e.masked : e.plain, {
     lr: 'warp * 16 + g + 8 * (r >> 1)', lc: 'n * 8 + 2 * t4 + (r & 1)', qrow: 'row0 + lr', qi: 'q0 + lr', kvi: 'kv0 + lc',
     lse: 'lse2[r >> 1]', delta: 'dl[r >> 1]',
-  }, false, !!t);
+  }, false, !!t, part);
+  const ov = overlaps(wg, tuning, spec);
   // With tables: head values, then per-row values by row slot i (rows g and g + 8 of the warp's 16).
   const rowValues = [
     '', '  // ---- values per (batch, head), and per query row (row slot i: rows g and g + 8 of the warp\'s 16) ----',
@@ -346,13 +361,12 @@ ${pipe.wait}
 ${pipe.issue}
     const int kv0 = j * BN;
 ${wg ? `    const unsigned long long st16 = stage * (BN * HEAD_DIM * 2 / 16);
-${wgTwoProducts('q_k', 'k_k', 'do_k', 'v_k', 'BN', 'st16')}` : `    const unsigned st = stage * (BN * STRIDE * 2);
+${wgTwoProducts('q_k', 'k_k', 'do_k', 'v_k', 'BN', 'st16', ov)}` : `    const unsigned st = stage * (BN * STRIDE * 2);
 ${twoProductsCode('q_addr', 'k_b + st', 'do_addr', 'v_b + st', kd, nt)}`}
-    if (tile_partial(j)) {
-${step(true)}
-    } else {
-${step(false)}
-    }
+${ov ? `    const bool partial_tile = tile_partial(j);
+${branch('partial_tile', step, 'p')}
+    attnc_wg_wait<0>();  // dP landed
+${branch('partial_tile', step, 'ds')}` : branch('tile_partial(j)', step, 'all')}
     // dQ += dS K
 ${wg ? wgAccumulate([{ acc: 'dq', from: 'dp', bN: 'k_n' }], 'BN', DQ_BN / 16, 'st16') : accumulateCode('dq', 'dp', 'k_bt + st', nd, DQ_BN / 16)}
 ${pipe.advance}
@@ -400,10 +414,11 @@ ${spec.tileLive.lines.join('\n')}
     '  auto tile_partial_scan = [&](int it) -> bool { return item_partial(it); };',
     tileWindow('__syncthreads()'),
   ] : [];
-  const step = (masked: boolean) => elementStep(masked ? e.masked : e.plain, {
+  const step = (masked: boolean, part: 'all' | 'p' | 'ds' = 'all') => elementStep(masked ? e.masked : e.plain, {
     lr: 'warp * 16 + g + 8 * (r >> 1)', lc: 'n * 8 + 2 * t4 + (r & 1)', qrow: 'qrow0 + lc', qi: 'q0 + lc', kvi: 'k0 + lr',
     lse: asyncStats ? 'attnc_lse2(sLse[stage][lc])' : 'sLse2[stage][lc]', delta: 'sDelta[stage][lc]',
-  }, true, false);
+  }, true, false, part);
+  const ov = overlaps(wg, tuning, spec);
   // The item's head values: with tables, where the element code and the table fill read them.
   const headValues = t ? [...spec.headLines, ...(wg ? pinned(spec) : [])] : [];
   const pipe = copyRing({
@@ -486,16 +501,19 @@ ${pipe.issue}
     const int hq = hk * group + it / n_qt, qrow0 = (it % n_qt) * QT, q0 = qrow0 + (Nk - Nq);
     (void)hq;${also(t, headValues)}
 ${wg ? `    const unsigned long long st16 = stage * (QT * HEAD_DIM * 2 / 16);
-${wgTwoProducts('k_k', 'q_k', 'v_k', 'do_k', 'QT', 'st16')}` : `    const unsigned st = stage * (QT * STRIDE * 2);
+${wgTwoProducts('k_k', 'q_k', 'v_k', 'do_k', 'QT', 'st16', ov)}` : `    const unsigned st = stage * (QT * STRIDE * 2);
 ${twoProductsCode('k_addr', 'q_b + st', 'v_addr', 'do_b + st', kd, nt)}`}
-    if (${itemPartial}(it)) {
-${step(true)}
-    } else {
-${step(false)}
-    }
+${ov ? `    const bool partial_item = ${itemPartial}(it);
+${branch('partial_item', step, 'p')}
+    // dV += P^T dO, issued before dS is computed
+${wgAccumulate([{ acc: 'dv', from: 's', bN: 'do_n' }], 'QT', qt / 16, 'st16', false)}
+    attnc_wg_wait<1>();  // dP landed (dV's product may run on)
+${branch('partial_item', step, 'ds')}
+    // dK += dS^T Q
+${wgAccumulate([{ acc: 'dk', from: 'dp', bN: 'q_n' }], 'QT', qt / 16, 'st16')}` : `${branch(`${itemPartial}(it)`, step, 'all')}
     // dV += P^T dO, dK += dS^T Q
 ${wg ? wgAccumulate([{ acc: 'dv', from: 's', bN: 'do_n' }, { acc: 'dk', from: 'dp', bN: 'q_n' }], 'QT', qt / 16, 'st16') : `${accumulateCode('dv', 's', 'do_bt + st', nd, qt / 16)}
-${accumulateCode('dk', 'dp', 'q_bt + st', nd, qt / 16)}`}${also(fused, [fusedDqCode(qt, bk, headDim, threads / 32, wg)])}
+${accumulateCode('dk', 'dp', 'q_bt + st', nd, qt / 16)}`}`}${also(fused, [fusedDqCode(qt, bk, headDim, threads / 32, wg)])}
 ${pipe.advance}
   }
   attnc_cp_wait<0>();
