@@ -22,12 +22,14 @@ if (problem) console.warn(`tests/cuda/emu.test.ts: skipped: ${problem}`);
 /**
  * Beside the defaults (sm_90a: tables, async-stats, scan-window, wgmma, and fused-dq at D 64), sets that take every
  * other code path: the first kernels (none), the element and scheduling variants on mma.sync (sm_80's defaults), the
- * single pass alone, the wgmma products alone, the four without the single pass, two-warpgroup blocks in both
- * launches, and two-warpgroup blocks with a three-stage ring, the single pass and the element code evaluated in full
- * (each build costs about a second).
+ * single pass alone, the wgmma products alone, the four without the single pass, two-warpgroup blocks with a
+ * three-stage ring and FlashAttention-3's order in both launches, the same blocks with the single pass and the
+ * element code evaluated in full, that order in one-warpgroup blocks, and a three-stage ring on mma.sync (each
+ * build costs about a second).
  */
 const VARIANT_SETS = ['none', 'tables,async-stats,scan-window', 'fused-dq', 'wgmma', 'tables,async-stats,scan-window,wgmma',
-  'tables,async-stats,scan-window,wgmma,two-wg', 'wgmma,two-wg,three-stages,fused-dq,scan-window'];
+  'tables,async-stats,scan-window,wgmma,two-wg,three-stages,overlap', 'wgmma,two-wg,three-stages,fused-dq,scan-window',
+  'tables,async-stats,wgmma,overlap', 'tables,async-stats,three-stages'];
 const variants: Array<CudaBackwardTuning | undefined> = [undefined, ...VARIANT_SETS.map((v) => parseBackwardTuning(v) as CudaBackwardTuning)];
 
 // Ragged lengths, GQA, decode, Nq < Nk; the 1000-row shapes are the GPU suite's (minutes here).
