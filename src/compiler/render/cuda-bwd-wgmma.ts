@@ -23,6 +23,19 @@ export function tileChunk(rows: number, r: string, c: string): string {
   return rows > 64 ? `((${r}) >> 6) * (64 * HEAD_DIM) + ${swizzledChunk(64, `(${r}) & 63`, c)}` : swizzledChunk(rows, r, c);
 }
 
+/**
+ * The tiles of the rows a block owns (the dQ launch's query rows, the dK/dV launch's keys), in tileChunk's layout:
+ * their layout comment, and with two warpgroups the lines and operand base by which each reads its own 64 rows.
+ */
+export function ownedRows(two: boolean, what: 'rows' | 'keys', rowsConst: string): { layout: string; decl: string[]; base: (tile: string) => string } {
+  if (!two) return { layout: `[HEAD_DIM / 64][${rowsConst}][64], swizzled`, decl: [], base: (tile) => tile };
+  return {
+    layout: `[2][HEAD_DIM / 64][64][64], swizzled: a warpgroup's 64 ${what} a block`,
+    decl: [`  // each warpgroup's products read its own 64 ${what}`, `  const int wg_${what} = (warp >> 2) * 64 * HEAD_DIM;`],
+    base: (tile) => `${tile} + wg_${what}`,
+  };
+}
+
 /** Whether the wgmma products apply at a head dim (whole 64-column atoms); elsewhere the launches stay on mma.sync. */
 export function wgmmaBackwardFits(headDim: number): boolean {
   return headDim === 64 || headDim === 128;

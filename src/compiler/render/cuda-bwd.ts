@@ -31,7 +31,7 @@ import { PTX_COMMON, ptxMma, ptxWgmma } from './cuda-ptx.ts';
 import { backwardTuningLabel, defaultBackwardTuning, type CudaBackwardTuning } from './cuda-bwd-tuning.ts';
 import { elementCode, elementStep } from './cuda-bwd-elem.ts';
 import { accumulateCode, LANE, twoProductsCode } from './cuda-bwd-mma.ts';
-import { tileChunk, wgAccumulate, wgDescs, wgmmaBackwardFits, wgTwoProducts, WG_SMEM_BASE } from './cuda-bwd-wgmma.ts';
+import { ownedRows, tileChunk, wgAccumulate, wgDescs, wgmmaBackwardFits, wgTwoProducts, WG_SMEM_BASE } from './cuda-bwd-wgmma.ts';
 import { safeComment, type CudaArg } from './cuda.ts';
 import { deltaCode, dsDecl, FUSED_ROWS, fusedDqCode, fusedDqFits, prepKernel, redHelper, storeKernel } from './cuda-bwd-fused.ts';
 
@@ -78,9 +78,8 @@ interface DkdvShape { bk: number; qt: number; threads: number; ring: number }
  * __launch_bounds__(128, 1) leaves beside what ptxas keeps for addressing), or two warpgroups (tuning twoWarpgroups,
  * wgmma kernels only) of 64 keys each and 64-query tiles.
  */
-function dkdvShape(headDim: number, twoWarpgroups: boolean, threeStages: boolean): DkdvShape {
-  const ring = threeStages ? 3 : 2;
-  return twoWarpgroups ? { bk: 2 * OWN, qt: 64, threads: 256, ring } : { bk: OWN, qt: headDim <= 64 ? 64 : 32, threads: 128, ring };
+function dkdvShape(headDim: number, warpgroups: number, ring: number): DkdvShape {
+  return { bk: OWN * warpgroups, qt: warpgroups > 1 || headDim <= 64 ? 64 : 32, threads: 128 * warpgroups, ring };
 }
 
 export function renderCudaBackward(k: LoweredKernel, opts: CudaBackwardOptions): CompiledKernel {
@@ -93,8 +92,9 @@ export function renderCudaBackward(k: LoweredKernel, opts: CudaBackwardOptions):
   const dqEntry = `${entry}_bwd_dq`, dkdvEntry = `${entry}_bwd_dkdv`, prepEntry = `${entry}_bwd_prep`, storeEntry = `${entry}_bwd_dq_store`;
   const tuning = opts.tuning ?? defaultBackwardTuning(opts.arch, headDim);
   const wg = !!tuning.wgmma && wgmmaBackwardFits(headDim) && opts.arch !== 'sm_80';  // wgmma: Hopper (sm_90a) only
-  const shape = dkdvShape(headDim, wg && !!tuning.twoWarpgroups, !!tuning.threeStages);
-  const dqRows = wg && tuning.twoWarpgroups ? 2 * OWN : OWN;  // query rows of a dQ block: 64 per warpgroup
+  const warpgroups = wg && tuning.twoWarpgroups ? 2 : 1;  // a block's, in both launches: 64 rows each
+  const shape = dkdvShape(headDim, warpgroups, tuning.threeStages ? 3 : 2);
+  const dqRows = OWN * warpgroups;
   const { qt, bk } = shape;
   const fused = !!tuning.fusedDq && fusedDqFits(qt, headDim, shape.threads / 32);
   const sig = [
@@ -302,10 +302,10 @@ function dqKernel(entry: string, k: LoweredKernel, spec: SpecCode, tuning: CudaB
     ring, v: 'j', count: 'n_tiles', next: 'next_live', fence: wg ? ASYNC_FENCE : '', what: 'tile j (and, the first time, Q, dO and the row values)',
     fill: (j, st) => (t ? `{ load_kv(${j}, ${st}); fill_tables(${j}, ${st}); }` : `load_kv(${j}, ${st});`),
   });
-  const rowTile = two ? '[2][HEAD_DIM / 64][64][64], swizzled: a warpgroup\'s 64 rows a block' : '[HEAD_DIM / 64][BM][64], swizzled';
+  const own = ownedRows(two, 'rows', 'BM');
   const layout = wg
-    ? `  unsigned short* const sQ = attnc_smem;              // ${rowTile}
-  unsigned short* const sdO = sQ + BM * HEAD_DIM;     // ${rowTile}
+    ? `  unsigned short* const sQ = attnc_smem;              // ${own.layout}
+  unsigned short* const sdO = sQ + BM * HEAD_DIM;     // ${own.layout}
   unsigned short* const sK = sdO + BM * HEAD_DIM;     // [${ring}][HEAD_DIM / 64][BN][64], swizzled
   unsigned short* const sV = sK + ${ring} * BN * HEAD_DIM;  // [${ring}][HEAD_DIM / 64][BN][64], swizzled`
     : `  unsigned short* const sQ = attnc_smem;            // [BM][STRIDE]
@@ -314,8 +314,7 @@ function dqKernel(entry: string, k: LoweredKernel, spec: SpecCode, tuning: CudaB
   unsigned short* const sV = sK + ${ring} * BN * STRIDE;  // [${ring}][BN][STRIDE]`;
   const kvStage = wg ? 'st * BN * HEAD_DIM' : 'st * BN * STRIDE';
   const operands = wg
-    ? [...(two ? ['  // each warpgroup\'s products read its own 64 rows', '  const int wg_rows = (warp >> 2) * 64 * HEAD_DIM;'] : []),
-      wgDescs('q', two ? 'sQ + wg_rows' : 'sQ', false, true), wgDescs('do', two ? 'sdO + wg_rows' : 'sdO', false, true), wgDescs('k', 'sK', true, true), wgDescs('v', 'sV', false, true)].join('\n')
+    ? [...own.decl, wgDescs('q', own.base('sQ'), false, true), wgDescs('do', own.base('sdO'), false, true), wgDescs('k', 'sK', true, true), wgDescs('v', 'sV', false, true)].join('\n')
     : `  const unsigned q_addr = ${LANE.a('sQ')}, do_addr = ${LANE.a('sdO')};
   const unsigned k_b = ${LANE.b('sK')}, v_b = ${LANE.b('sV')}, k_bt = ${LANE.bt('sK')};`;
   return `${prelude(entry, sig, headDim, true, wg, threads)}
@@ -438,10 +437,10 @@ ${spec.tileLive.lines.join('\n')}
       sLse2[st][x] = lse == ATTNC_NEG_INF ? -ATTNC_NEG_INF : lse * LOG2E;  // as in the dQ launch: p = 0 for such rows
       sDelta[st][x] = row < Nq ? Delta[rows + row] : 0.f;
     }`;
-  const kvTile = two ? '[2][HEAD_DIM / 64][64][64], swizzled: a warpgroup\'s 64 keys a block' : '[HEAD_DIM / 64][BK][64], swizzled';
+  const own = ownedRows(two, 'keys', 'BK');
   const layout = wg
-    ? `  unsigned short* const sK = attnc_smem;               // ${kvTile}
-  unsigned short* const sV = sK + BK * HEAD_DIM;       // ${kvTile}
+    ? `  unsigned short* const sK = attnc_smem;               // ${own.layout}
+  unsigned short* const sV = sK + BK * HEAD_DIM;       // ${own.layout}
   unsigned short* const sQ = sV + BK * HEAD_DIM;       // [${ring}][HEAD_DIM / 64][QT][64], swizzled
   unsigned short* const sdO = sQ + ${ring} * QT * HEAD_DIM;  // [${ring}][HEAD_DIM / 64][QT][64], swizzled`
     : `  unsigned short* const sK = attnc_smem;             // [BK][STRIDE]
@@ -450,8 +449,7 @@ ${spec.tileLive.lines.join('\n')}
   unsigned short* const sdO = sQ + ${ring} * QT * STRIDE;  // [${ring}][QT][STRIDE]`;
   const qStage = wg ? 'st * QT * HEAD_DIM' : 'st * QT * STRIDE';
   const operands = wg
-    ? [...(two ? ['  // each warpgroup\'s products read its own 64 keys', '  const int wg_keys = (warp >> 2) * 64 * HEAD_DIM;'] : []),
-      wgDescs('k', two ? 'sK + wg_keys' : 'sK', false, true), wgDescs('v', two ? 'sV + wg_keys' : 'sV', false, true), wgDescs('q', 'sQ', true, true), wgDescs('do', 'sdO', true, true)].join('\n')
+    ? [...own.decl, wgDescs('k', own.base('sK'), false, true), wgDescs('v', own.base('sV'), false, true), wgDescs('q', 'sQ', true, true), wgDescs('do', 'sdO', true, true)].join('\n')
     : `  const unsigned k_addr = ${LANE.a('sK')}, v_addr = ${LANE.a('sV')};
   const unsigned q_b = ${LANE.b('sQ')}, do_b = ${LANE.b('sdO')}, q_bt = ${LANE.bt('sQ')}, do_bt = ${LANE.bt('sdO')};${fused ? `\n  const unsigned k_dq = ${LANE.bt('sK')};` : ''}`;
   return `${prelude(entry, sig, headDim, !asyncStats, wg, threads)}

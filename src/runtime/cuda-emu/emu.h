@@ -292,18 +292,22 @@ template <class F> void for_accumulator(int thread, int n, F&& f) {
 struct WgSS { float* d; unsigned long long a, b; int accumulate; Fiber* owner; };
 struct WgRS { float* d; const unsigned* a; unsigned long long b; Fiber* owner; };
 
+// The result in flight for a thread's accumulator registers `d`, or null.
+inline Fiber::WgResult* wg_pending_of(Fiber* f, float* d) {
+  for (auto& p : f->wg_pending) if (p.d == d) return &p;
+  return nullptr;
+}
 // A thread's accumulator as a wgmma reads it: its pending result if one is in flight (products chain in issue
 // order), else the registers.
 inline const float* wg_input(Fiber* f, float* d) {
-  for (auto& p : f->wg_pending) if (p.d == d) return p.r;
-  return d;
+  Fiber::WgResult* e = wg_pending_of(f, d);
+  return e ? e->r : d;
 }
-// A wgmma's result for one thread: pending in the thread's open commit group, the registers poisoned until it lands.
+// A wgmma's result for one thread (`count` registers, at most 128): pending in the thread's open commit group, the
+// registers poisoned until it lands.
 inline void wg_pend(Fiber* f, float* d, int count, const float* r) {
-  Fiber::WgResult* e = nullptr;
-  for (auto& p : f->wg_pending) if (p.d == d) e = &p;
+  Fiber::WgResult* e = wg_pending_of(f, d);
   if (!e) { f->wg_pending.push_back({}); e = &f->wg_pending.back(); e->d = d; }
-  if (count > 128) fail("wgmma: an accumulator of %d registers (at most 128 are emulated)", count);
   e->count = count;
   e->group = f->wg_committed;
   std::memcpy(e->r, r, sizeof(float) * count);
@@ -311,6 +315,7 @@ inline void wg_pend(Fiber* f, float* d, int count, const float* r) {
 }
 
 template <int N> void wgmma_ss(float* d, unsigned long long a, unsigned long long b, int accumulate) {
+  static_assert(N <= 256, "wgmma: N is at most 256 (128 accumulator registers a thread)");
   WgSS me{d, a, b, accumulate, cur};
   collective(warpgroups, 128, WGMMA_SS, &me, "wgmma (shared A and B)", [](Slot* s) {
     const WgSS& x = slot<WgSS>(s, 0);
@@ -336,6 +341,7 @@ template <int N> void wgmma_ss(float* d, unsigned long long a, unsigned long lon
   });
 }
 inline void wgmma_rs(float* d, const unsigned* a, unsigned long long b, int n, bool ones) {
+  if (n > 256) fail("wgmma: N %d (at most 256: 128 accumulator registers a thread)", n);
   WgRS me{d, a, b, cur};
   collective(warpgroups, 128, ones ? WGMMA_RS_ONES : WGMMA_RS, &me, "wgmma (A from registers)", [n, ones](Slot* s) {
     const WgRS& x = slot<WgRS>(s, 0);
