@@ -64,7 +64,11 @@ describe('CUDA backward variants', () => {
     const hopper = renderCudaBackward(causal.lowered, { ...opts, arch: 'sm_90a' });
     expect(hopper.manifest.abi.tuning).toBe('tables,async-stats,scan-window,wgmma,fused-dq');
     expect(hopper.source).toContain('// Backward variants: tables,async-stats,scan-window,wgmma,fused-dq (the defaults for sm_90a, D 64).');
-    expect(renderCudaBackward(causal.lowered, { ...opts, arch: 'sm_90a', headDim: 128 }).manifest.abi.tuning).toBe('tables,async-stats,scan-window,wgmma');
+    const wide = renderCudaBackward(causal.lowered, { ...opts, arch: 'sm_90a', headDim: 128 });
+    expect(wide.manifest.abi.tuning).toBe('tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap');
+    expect(cudaBackwardStages(wide.manifest).map((s) => [s.bm, s.block[0]])).toContainEqual([128, 256]);
+    // D = 96 has no wgmma kernel: mma.sync without the single pass, as the first A/B chose for the wide head dims
+    expect(renderCudaBackward(causal.lowered, { ...opts, arch: 'sm_90a', headDim: 96 }).manifest.abi.tuning).toBe('tables,async-stats,scan-window,wgmma');
     const ampere = renderCudaBackward(causal.lowered, { ...opts, arch: 'sm_80' });
     expect([ampere.manifest.abi.tuning, ampere.manifest.abi.kernel]).toEqual(['tables,async-stats,scan-window', 'mma']);
     // wgmma asked for on sm_80 stays mma.sync; 'none' is the first kernels

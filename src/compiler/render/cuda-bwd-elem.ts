@@ -73,6 +73,9 @@ export function elementStep(e: ElementVariant, rc: { lr: string; lc: string; qro
     p: `          s[n][r] = keep ? attnc_ex2(${e.logit2} - ${rc.lse}) : 0.f;  // p (a dropped pair's logit may be NaN: selected away)`,
     ds: `          dp[n][r] = keep ? s[n][r] * (dp[n][r] - ${rc.delta}) * (${e.g}) : 0.f;  // s holds p`,
   }[part];
+  // A split part reads only some of the element's values (the logit's or g's): the rest are marked used, as nvcc
+  // warns of a declared, unread variable (ptxas drops their code either way).
+  const unread = part === 'all' ? [] : e.lines.flatMap((l) => [...l.matchAll(/^\s*const \w+ (\w+) =/g)].map((m) => m[1]));
   return `      #pragma unroll
       for (int n = 0; n < NT; ++n) {
         #pragma unroll
@@ -81,7 +84,7 @@ export function elementStep(e: ElementVariant, rc: { lr: string; lc: string; qro
           const int qrow = ${rc.qrow}, qi = ${rc.qi}, kvi = ${rc.kvi};
           const float dotv = s[n][r];
           ${ids[1]}; (void)lc; (void)qrow; (void)qi; (void)kvi; (void)dotv;
-${e.lines.join('\n')}
+${e.lines.join('\n')}${unread.length ? `\n          ${unread.map((x) => `(void)${x};`).join(' ')}` : ''}
           const bool keep = ${e.keep};
 ${body}
         }

@@ -90,9 +90,46 @@ export const dsDecl = (qt: number, bk: number) => `  constexpr int DS_STRIDE = $
  */
 export function fusedDqCode(qt: number, bk: number, headDim: number, warps: number, swizzled: boolean): string {
   const dc = headDim / (warps / (qt / 16));
+  // Two-warpgroup blocks at D = 128 hold dK and dV of 64 columns per thread pair each: their 64 dQ columns a warp
+  // go in two passes of 32, so that 16 accumulators, not 32, are live beside them (with 32, ptxas spilled 132-168
+  // bytes). Elsewhere one pass, as measured.
+  const pass = warps === 8 && dc > 32 ? 32 : dc;
+  const passes = dc / pass;
+  const col = passes > 1 ? 'dc0 + p * DP' : 'dc0';
   const kAddr = swizzled
-    ? `attnc_smem_addr(sK + ${tileChunk(bk, 'kk * 16 + (lane & 15)', '((dc0 + dn * 16) >> 3) + (lane >> 4)')})`
-    : 'k_dq + (kk * 16 * STRIDE + dc0 + dn * 16) * 2';
+    ? `attnc_smem_addr(sK + ${tileChunk(bk, 'kk * 16 + (lane & 15)', `((${col} + dn * 16) >> 3) + (lane >> 4)`)})`
+    : `k_dq + (kk * 16 * STRIDE + ${col} + dn * 16) * 2`;
+  const body = (ind: string, dp: string) => `${ind}float dq[${dp} / 8][4];
+${ind}#pragma unroll
+${ind}for (int n = 0; n < ${dp} / 8; ++n) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f;
+${ind}#pragma unroll
+${ind}for (int kk = 0; kk < BK / 16; ++kk) {
+${ind}  unsigned a[4];
+${ind}  attnc_ldsm_x4_t(a[0], a[1], a[2], a[3], ds_a + kk * 16 * DS_STRIDE * 2);  // dS: 16 queries x 16 keys
+${ind}  #pragma unroll
+${ind}  for (int dn = 0; dn < ${dp} / 16; ++dn) {
+${ind}    unsigned b0, b1, b2, b3;
+${ind}    attnc_ldsm_x4_t(b0, b1, b2, b3, ${kAddr});
+${ind}    attnc_mma(dq[2 * dn], a, b0, b1);
+${ind}    attnc_mma(dq[2 * dn + 1], a, b2, b3);
+${ind}  }
+${ind}}
+${ind}#pragma unroll
+${ind}for (int h = 0; h < 2; ++h) {
+${ind}  const int row = qrow0 + qr0 + g + 8 * h;
+${ind}  if (row < Nq) {
+${ind}    float* dst = dQacc + ((size_t)(bb * Hq + hq) * Nq + row) * HEAD_DIM + ${col} + 2 * t4;
+${ind}    #pragma unroll
+${ind}    for (int n = 0; n < ${dp} / 8; ++n) attnc_red_add2(dst + n * 8, dq[n][2 * h], dq[n][2 * h + 1]);
+${ind}  }
+${ind}}`;
+  const product = passes > 1
+    ? `      constexpr int DP = ${pass};  // columns of one pass
+      #pragma unroll 1
+      for (int p = 0; p < DC / DP; ++p) {
+${body('        ', 'DP')}
+      }`
+    : body('      ', 'DC');
   return `    // dS^T (rounded as dK's product rounds it) to shared memory, for dQ += dS K over the block's keys
     #pragma unroll
     for (int n = 0; n < NT; ++n) {
@@ -105,30 +142,7 @@ export function fusedDqCode(qt: number, bk: number, headDim: number, warps: numb
       constexpr int DC = ${dc};
       const int qr0 = 16 * (warp % (QT / 16)), dc0 = DC * (warp / (QT / 16));
       const unsigned ds_a = attnc_smem_addr(sDS + ((lane & 7) + ((lane >> 4) << 3)) * DS_STRIDE + qr0 + ((lane >> 3) & 1) * 8);
-      float dq[DC / 8][4];
-      #pragma unroll
-      for (int n = 0; n < DC / 8; ++n) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f;
-      #pragma unroll
-      for (int kk = 0; kk < BK / 16; ++kk) {
-        unsigned a[4];
-        attnc_ldsm_x4_t(a[0], a[1], a[2], a[3], ds_a + kk * 16 * DS_STRIDE * 2);  // dS: 16 queries x 16 keys
-        #pragma unroll
-        for (int dn = 0; dn < DC / 16; ++dn) {
-          unsigned b0, b1, b2, b3;
-          attnc_ldsm_x4_t(b0, b1, b2, b3, ${kAddr});
-          attnc_mma(dq[2 * dn], a, b0, b1);
-          attnc_mma(dq[2 * dn + 1], a, b2, b3);
-        }
-      }
-      #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int row = qrow0 + qr0 + g + 8 * h;
-        if (row < Nq) {
-          float* dst = dQacc + ((size_t)(bb * Hq + hq) * Nq + row) * HEAD_DIM + dc0 + 2 * t4;
-          #pragma unroll
-          for (int n = 0; n < DC / 8; ++n) attnc_red_add2(dst + n * 8, dq[n][2 * h], dq[n][2 * h + 1]);
-        }
-      }
+${product}
     }`;
 }
 

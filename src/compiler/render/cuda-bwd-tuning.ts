@@ -65,16 +65,25 @@ const TUNING_NAMES: Record<string, keyof CudaBackwardTuning> = { tables: 'tables
 export const BACKWARD_TUNING_SYNTAX = `a comma list of ${Object.keys(TUNING_NAMES).join(', ')}, or 'default' (the arch's defaults) or 'none' (the first kernels)`;
 
 /**
- * The backward kernels a call gets when it names no variants, from the training-step A/B on an H100 (bf16, N = 16384,
- * bench/results/h100-2026-12-05-train.json, every variant's gradients checked against Flex's, then against float64 by
- * scripts/gpu-verify.sh): on sm_90a tables, async-stats, scan-window and wgmma won for every spec at both head dims
- * (1.09-4.55x the first kernels), and fused-dq on top of them at D = 64 for every spec (1.02-1.34x) but at D = 128
- * only for softcap (0.92-0.95x elsewhere); on sm_80 (no wgmma) the first three, which did not lose anywhere
- * (0.99-3.62x with mma.sync on the same H100), without fused-dq (0.76-0.98x there for most specs).
+ * The backward kernels a call gets when it names no variants, from two training-step A/Bs on an H100 (bf16,
+ * N = 16384, every variant's gradients checked against Flex's before it was timed, then against float64 by
+ * scripts/gpu-verify.sh and under compute-sanitizer by scripts/gpu-bwd-sanitize.sh):
+ * - bench/results/h100-2026-12-05-train-ab.json: on sm_90a tables, async-stats, scan-window and wgmma won for every
+ *   spec at both head dims (1.09-4.55x the first kernels), and fused-dq on top of them at D = 64 for every spec
+ *   (1.02-1.34x); on sm_80 (no wgmma) the first three, which did not lose anywhere (0.99-3.62x with mma.sync on the
+ *   same H100), without fused-dq (0.76-0.98x there for most specs).
+ * - bench/results/h100-2026-12-05-train-ab2.json: at D = 128 two-wg + overlap + fused-dq on top of those four won
+ *   for every spec (1.07-1.24x the four alone; two-wg alone 1.09-1.20x, overlap alone 0.97-1.01x, three-stages
+ *   lost 1-4% wherever it was added); at D = 64 two-wg lost (0.72-0.95x without fused-dq, 0.97-1.06x with it), so
+ *   D = 64 keeps one warpgroup a block.
  */
 export function defaultBackwardTuning(arch: 'sm_80' | 'sm_90a' | undefined, headDim: number): CudaBackwardTuning {
   const portable = { tables: true, asyncStats: true, scanWindow: true };
-  return arch === 'sm_90a' ? { ...portable, wgmma: true, fusedDq: headDim <= 64 } : portable;
+  if (arch !== 'sm_90a') return portable;
+  // D = 128 is the one wide head dim that both measured and has wgmma kernels; others (e.g. 96, on mma.sync) keep the
+  // D = 128 rule of the first A/B, no fused-dq (two-wg and overlap would be ignored there anyway).
+  const wide = headDim === 128;
+  return { ...portable, wgmma: true, fusedDq: headDim <= 64 || wide, ...(wide ? { twoWarpgroups: true, overlap: true } : {}) };
 }
 
 /**
