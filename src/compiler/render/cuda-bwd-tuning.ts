@@ -76,6 +76,8 @@ export const BACKWARD_TUNING_SYNTAX = `a comma list of ${Object.keys(TUNING_NAME
  *   for every spec (1.07-1.24x the four alone; two-wg alone 1.09-1.20x, overlap alone 0.97-1.01x, three-stages
  *   lost 1-4% wherever it was added); at D = 64 two-wg lost (0.72-0.95x without fused-dq, 0.97-1.06x with it), so
  *   D = 64 keeps one warpgroup a block.
+ * - bench/results/h100-2026-12-05-train-d128.json: the D = 128 set with the single pass's dQ in two column passes
+ *   (no spills; cuda-bwd-fused.ts): 1.12-1.45x the four alone, 0.99-1.34x two-wg + overlap without fused-dq.
  */
 export function defaultBackwardTuning(arch: 'sm_80' | 'sm_90a' | undefined, headDim: number): CudaBackwardTuning {
   const portable = { tables: true, asyncStats: true, scanWindow: true };
