@@ -2,7 +2,7 @@
 // with a host C++ compiler. The GPU runs stay the authority (tests/cuda/runtime.test.ts, backward.test.ts); these
 // check, in CI, what every generated kernel computes: layouts, wgmma descriptors and swizzle, the tile walk of
 // persistent blocks (2 emulated SMs, so each block walks several items), barriers, and the backward variants under
-// evaluation, which have not yet run on a GPU.
+// evaluation.
 //   forward: every example, sm_90a (wgmma, warp-specialized) bf16 and f16 and sm_80 (mma.sync) f16, D 64 and 128, and
 //            the f32 kernel at D 64; ragged lengths, GQA, decode, Nq < Nk; and at 2100 query rows for three specs,
 //            past the 2048 from which D=64 launches its 12-warp long-row kernel;
@@ -20,16 +20,18 @@ const problem = cudaEmulatorProblem();
 if (problem) console.warn(`tests/cuda/emu.test.ts: skipped: ${problem}`);
 
 /**
- * Beside the defaults (sm_90a: tables, async-stats, scan-window, wgmma, and fused-dq at D 64), sets that take every
- * other code path: the first kernels (none), the element and scheduling variants on mma.sync (sm_80's defaults), the
- * single pass alone, the wgmma products alone, the four without the single pass, two-warpgroup blocks with a
- * three-stage ring and FlashAttention-3's order in both launches, the same blocks with the single pass and the
- * element code evaluated in full, that order in one-warpgroup blocks, and a three-stage ring on mma.sync (each
- * build costs about a second).
+ * Beside the defaults (sm_90a: tables, async-stats, scan-window, wgmma and fused-dq, and at D 128 two-wg and
+ * overlap), sets that take every other code path: the first kernels (none), the element and scheduling variants on
+ * mma.sync (sm_80's defaults), the single pass alone, the wgmma products alone, the four without the single pass,
+ * two-warpgroup blocks with a three-stage ring and FlashAttention-3's order in both launches, the same blocks with the
+ * single pass and the element code evaluated in full, that order in one-warpgroup blocks, a three-stage ring on
+ * mma.sync, and late-wait (dV's and dK's products run beside the dQ step) in two-warpgroup blocks with the overlap
+ * order and in one-warpgroup blocks with the element code in full (each build costs about a second).
  */
 const VARIANT_SETS = ['none', 'tables,async-stats,scan-window', 'fused-dq', 'wgmma', 'tables,async-stats,scan-window,wgmma',
   'tables,async-stats,scan-window,wgmma,two-wg,three-stages,overlap', 'wgmma,two-wg,three-stages,fused-dq,scan-window',
-  'tables,async-stats,wgmma,overlap', 'tables,async-stats,three-stages'];
+  'tables,async-stats,wgmma,overlap', 'tables,async-stats,three-stages',
+  'tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,late-wait', 'wgmma,fused-dq,late-wait'];
 const variants: Array<CudaBackwardTuning | undefined> = [undefined, ...VARIANT_SETS.map((v) => parseBackwardTuning(v) as CudaBackwardTuning)];
 
 // Ragged lengths, GQA, decode, Nq < Nk; the 1000-row shapes are the GPU suite's (minutes here).

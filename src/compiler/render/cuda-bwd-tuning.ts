@@ -59,9 +59,18 @@ export interface CudaBackwardTuning {
    * waited for, the element step, then both accumulations.
    */
   overlap?: boolean;
+  /**
+   * In the single pass on wgmma (fused-dq; elsewhere ignored), the dK/dV launch leaves dV's and dK's products running
+   * through the item's dQ step (dS^T to shared memory, the block barrier, dQ += dS K and its atomic adds) and waits
+   * for them at the item's end, before the barrier that frees their stage: the dQ step's loads, stores and atomics
+   * run beside the tensor cores' work instead of after it (Nsight Compute on the defaults: warps waited for wgmma in
+   * 2.4% of stall samples, for everything else in the rest). Costs the products' A fragments (32 registers a
+   * thread) held through the dQ step. Without it: dK's product is waited for before dS^T is stored.
+   */
+  lateWait?: boolean;
 }
 
-const TUNING_NAMES: Record<string, keyof CudaBackwardTuning> = { tables: 'tables', 'async-stats': 'asyncStats', 'scan-window': 'scanWindow', wgmma: 'wgmma', 'fused-dq': 'fusedDq', 'two-wg': 'twoWarpgroups', 'three-stages': 'threeStages', overlap: 'overlap' };
+const TUNING_NAMES: Record<string, keyof CudaBackwardTuning> = { tables: 'tables', 'async-stats': 'asyncStats', 'scan-window': 'scanWindow', wgmma: 'wgmma', 'fused-dq': 'fusedDq', 'two-wg': 'twoWarpgroups', 'three-stages': 'threeStages', overlap: 'overlap', 'late-wait': 'lateWait' };
 export const BACKWARD_TUNING_SYNTAX = `a comma list of ${Object.keys(TUNING_NAMES).join(', ')}, or 'default' (the arch's defaults) or 'none' (the first kernels)`;
 
 /**

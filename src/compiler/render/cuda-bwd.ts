@@ -418,6 +418,8 @@ ${spec.tileLive.lines.join('\n')}
     lse: asyncStats ? 'attnc_lse2(sLse[stage][lc])' : 'sLse2[stage][lc]', delta: 'sDelta[stage][lc]',
   }, true, false, part);
   const ov = overlaps(wg, tuning, spec);
+  // tuning lateWait: dV's and dK's products run on beside the single pass's dQ step, waited for at the item's end
+  const late = wg && fused && !!tuning.lateWait;
   // The item's head values: with tables, where the element code and the table fill read them.
   const headValues = t ? [...spec.headLines, ...(wg ? pinned(spec) : [])] : [];
   const pipe = copyRing({
@@ -508,10 +510,10 @@ ${wgAccumulate([{ acc: 'dv', from: 's', bN: 'do_n' }], 'QT', qt / 16, 'st16', fa
     attnc_wg_wait<1>();  // dP landed (dV's product may run on)
 ${branch('partial_item', step, 'ds')}
     // dK += dS^T Q
-${wgAccumulate([{ acc: 'dk', from: 'dp', bN: 'q_n' }], 'QT', qt / 16, 'st16')}` : `${branch(`${itemPartial}(it)`, step, 'all')}
+${wgAccumulate([{ acc: 'dk', from: 'dp', bN: 'q_n' }], 'QT', qt / 16, 'st16', !late)}` : `${branch(`${itemPartial}(it)`, step, 'all')}
     // dV += P^T dO, dK += dS^T Q
-${wg ? wgAccumulate([{ acc: 'dv', from: 's', bN: 'do_n' }, { acc: 'dk', from: 'dp', bN: 'q_n' }], 'QT', qt / 16, 'st16') : `${accumulateCode('dv', 's', 'do_bt + st', nd, qt / 16)}
-${accumulateCode('dk', 'dp', 'q_bt + st', nd, qt / 16)}`}`}${also(fused, [fusedDqCode(qt, bk, headDim, threads / 32, wg)])}
+${wg ? wgAccumulate([{ acc: 'dv', from: 's', bN: 'do_n' }, { acc: 'dk', from: 'dp', bN: 'q_n' }], 'QT', qt / 16, 'st16', !late) : `${accumulateCode('dv', 's', 'do_bt + st', nd, qt / 16)}
+${accumulateCode('dk', 'dp', 'q_bt + st', nd, qt / 16)}`}`}${also(fused, [fusedDqCode(qt, bk, headDim, threads / 32, wg)])}${also(late, ['    attnc_wg_wait<0>();  // dV\'s and dK\'s products, run beside dQ, are done with the stage before the next barrier frees it'])}
 ${pipe.advance}
   }
   attnc_cp_wait<0>();
