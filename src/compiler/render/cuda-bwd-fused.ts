@@ -8,7 +8,8 @@
 //                         K tile, swizzled or padded), red.global.add of each warp's 16 x 64 share
 //   <entry>_bwd_dq_store  dQ = dQacc rounded to the storage type
 // The order of the atomic adds varies from run to run, so dQ is not bit-reproducible (dK and dV are).
-import { tileChunk } from './cuda-bwd-wgmma.ts';
+import { swizzledChunk, tileChunk } from './cuda-bwd-wgmma.ts';
+import type { CudaBackwardTuning } from './cuda-bwd-tuning.ts';
 
 /** Rows a prep or store block owns (64, as the dQ launch's blocks). */
 export const FUSED_ROWS = 64;
@@ -143,6 +144,50 @@ ${body('        ', 'DP')}
       const int qr0 = 16 * (warp % (QT / 16)), dc0 = DC * (warp / (QT / 16));
       const unsigned ds_a = attnc_smem_addr(sDS + ((lane & 7) + ((lane >> 4) << 3)) * DS_STRIDE + qr0 + ((lane >> 3) & 1) * 8);
 ${product}
+    }`;
+}
+
+/** Whether the single pass's dQ runs on wgmma (tuning wgmmaDq): wgmma products, 64-query items (wgmma's M). */
+export function wgmmaDqOn(tuning: CudaBackwardTuning, wg: boolean, fused: boolean, qt: number): boolean {
+  return wg && fused && qt === 64 && !!tuning.wgmmaDq;
+}
+
+/**
+ * tuning wgmmaDq, in place of fusedDqCode: dS^T to shared memory as [BK keys][64 queries] in 128-byte swizzled rows
+ * (`sDS`, in the dynamic shared memory, 1 KiB aligned), then warpgroup w of `warpgroups` takes D's 64-column blocks
+ * w, w + warpgroups, ...: dQ (64 queries x 64 columns) += dS K over the block's BK keys, one m64n64k16 a 16-key step
+ * with both operands read MN-major (dS^T's rows and K's rows are keys; `k_dq_n` describes K's whole tile), and its
+ * 32 accumulators added to dQacc as the mma.sync path adds its own.
+ */
+export function fusedDqWgmmaCode(bk: number, warpgroups: number): string {
+  return `    // dS^T (rounded as dK's product rounds it) to shared memory, swizzled: the A operand of dQ += dS K
+    #pragma unroll
+    for (int n = 0; n < NT; ++n) {
+      const int r0 = warp * 16 + g;
+      *reinterpret_cast<unsigned*>(&sDS[${swizzledChunk(bk, 'r0', 'n')} + 2 * t4]) = attnc_pack(dp[n][0], dp[n][1]);
+      *reinterpret_cast<unsigned*>(&sDS[${swizzledChunk(bk, 'r0 + 8', 'n')} + 2 * t4]) = attnc_pack(dp[n][2], dp[n][3]);
+    }
+    attnc_fence_async_smem();  // stored here, read next by the tensor cores (async proxy)
+    __syncthreads();  // every warp's keys of dS^T written (the loop's next barrier guards their reuse)
+    #pragma unroll 1
+    for (int c = warp >> 2; c < HEAD_DIM / 64; c += ${warpgroups}) {
+      // this warpgroup's columns 64 c.. of the item's dQ, over the block's keys: k16 steps of 16 rows of both tiles
+      float dq[8][4];
+      attnc_wg_fence();
+      #pragma unroll
+      for (int kk = 0; kk < BK / 16; ++kk)
+        attnc_wgmma_ss_t(&dq[0][0], ds_n + kk * (16 * 128 / 16), k_dq_n + (${tileChunk(bk, 'kk * 16', 'c * 8')}) / 8, kk > 0);
+      attnc_wg_commit();
+      attnc_wg_wait<0>();
+      #pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int row = qrow0 + 16 * (warp & 3) + g + 8 * h;
+        if (row < Nq) {
+          float* dst = dQacc + ((size_t)(bb * Hq + hq) * Nq + row) * HEAD_DIM + c * 64 + 2 * t4;
+          #pragma unroll
+          for (int n = 0; n < 8; ++n) attnc_red_add2(dst + n * 8, dq[n][2 * h], dq[n][2 * h + 1]);
+        }
+      }
     }`;
 }
 

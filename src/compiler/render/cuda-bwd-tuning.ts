@@ -68,9 +68,16 @@ export interface CudaBackwardTuning {
    * thread) held through the dQ step. Without it: dK's product is waited for before dS^T is stored.
    */
   lateWait?: boolean;
+  /**
+   * In the single pass on wgmma with 64-query items (fused-dq; D = 64, or two-wg; elsewhere ignored), dQ += dS K on
+   * the warpgroup tensor cores: dS^T goes to shared memory in 128-byte swizzled rows and both operands are read
+   * MN-major, one m64n64 product per 64 columns of D, where the default is mma.sync with ldmatrix reads of dS and K
+   * per warp (Nsight Compute: 5% of the HMMA pipe, beside 69 M shared loads in the dK/dV launch).
+   */
+  wgmmaDq?: boolean;
 }
 
-const TUNING_NAMES: Record<string, keyof CudaBackwardTuning> = { tables: 'tables', 'async-stats': 'asyncStats', 'scan-window': 'scanWindow', wgmma: 'wgmma', 'fused-dq': 'fusedDq', 'two-wg': 'twoWarpgroups', 'three-stages': 'threeStages', overlap: 'overlap', 'late-wait': 'lateWait' };
+const TUNING_NAMES: Record<string, keyof CudaBackwardTuning> = { tables: 'tables', 'async-stats': 'asyncStats', 'scan-window': 'scanWindow', wgmma: 'wgmma', 'fused-dq': 'fusedDq', 'two-wg': 'twoWarpgroups', 'three-stages': 'threeStages', overlap: 'overlap', 'late-wait': 'lateWait', 'wgmma-dq': 'wgmmaDq' };
 export const BACKWARD_TUNING_SYNTAX = `a comma list of ${Object.keys(TUNING_NAMES).join(', ')}, or 'default' (the arch's defaults) or 'none' (the first kernels)`;
 
 /**

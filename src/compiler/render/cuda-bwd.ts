@@ -33,7 +33,7 @@ import { elementCode, elementStep } from './cuda-bwd-elem.ts';
 import { accumulateCode, LANE, twoProductsCode } from './cuda-bwd-mma.ts';
 import { ownedRows, tileChunk, wgAccumulate, wgDescs, wgmmaBackwardFits, wgTwoProducts, WG_SMEM_BASE } from './cuda-bwd-wgmma.ts';
 import { safeComment, type CudaArg } from './cuda.ts';
-import { deltaCode, dsDecl, FUSED_ROWS, fusedDqCode, fusedDqFits, prepKernel, redHelper, storeKernel } from './cuda-bwd-fused.ts';
+import { deltaCode, dsDecl, FUSED_ROWS, fusedDqCode, fusedDqFits, fusedDqWgmmaCode, prepKernel, redHelper, storeKernel, wgmmaDqOn } from './cuda-bwd-fused.ts';
 
 export interface CudaBackwardOptions { dtype: StorageDType; headDim: number; hash: string; version: string; arch?: 'sm_80' | 'sm_90a'; tuning?: CudaBackwardTuning }
 
@@ -105,7 +105,8 @@ export function renderCudaBackward(k: LoweredKernel, opts: CudaBackwardOptions):
   ].join(',\n    ');
   // Padded rows for ldmatrix, or swizzled atoms and 1 KiB of slack for wgmma.
   const rowElems = wg ? headDim : headDim + 8, slack = wg ? 1024 : 0;
-  const dqSmem = 2 * (2 * dqRows + 2 * shape.ring * DQ_BN) * rowElems + slack, dkdvSmem = 2 * (2 * bk + 2 * shape.ring * qt) * rowElems + slack;
+  const tcDq = wgmmaDqOn(tuning, wg, fused, qt);  // dS^T then in the dynamic shared memory: [BK][64], swizzled
+  const dqSmem = 2 * (2 * dqRows + 2 * shape.ring * DQ_BN) * rowElems + slack, dkdvSmem = 2 * (2 * bk + 2 * shape.ring * qt) * rowElems + (tcDq ? 2 * bk * 64 : 0) + slack;
   const dkdv = dkdvKernel(dkdvEntry, k, spec, tuning, wg, fused, headDim, shape, sig);
   const kernels = fused ? [prepKernel(prepEntry, sig, headDim), dkdv, storeKernel(storeEntry, sig, headDim)] : [dqKernel(dqEntry, k, spec, tuning, wg, headDim, sig, dqRows, shape.ring), dkdv];
   const dkdvLaunch = `${dkdvEntry}: grid [ceil(Nk/${bk}), Hkv, B], block [${shape.threads}], dynamic smem ${dkdvSmem} bytes (${bk} keys x ${qt}-query tiles, every query head of the kv head${fused ? '; dQ added to dQacc' : ''})`;
@@ -120,7 +121,7 @@ ${launchLines.map((l, i) => `//   ${i + 1}. ${l}`).join('\n')}
 // ABI: (Q, K, V, O, LSE, dO, dQ, dK, dV, Delta${fused ? ', dQacc' : ''}, B, Hq, Hkv, Nq, Nk${p.params.map((q) => `, ${q.name}:${q.type}`).join('')}${p.inputs.map((t) => `, ${t.name}:${t.elem}*`).join('')});
 //      O and LSE as the forward kernel wrote them; Delta: float [B, Hq, Nq] scratch;${fused ? ' dQacc: float [B, Hq, Nq, D] scratch;' : ''} dK, dV summed over the query heads of a kv head.
 `;
-  const source = [header, PTX_COMMON, ptxMma(dtype as 'f16' | 'bf16'), ...(wg ? [ptxWgmma(dtype as 'f16' | 'bf16', [DQ_BN, qt])] : []), unpackHelper(dtype), ...(tuning.asyncStats ? [STATS_HELPERS] : []), ...(fused ? [redHelper(opts.arch === 'sm_90a' || wg)] : []), ...helpers, '', kernels.join('\n')].join('\n');
+  const source = [header, PTX_COMMON, ptxMma(dtype as 'f16' | 'bf16'), ...(wg ? [ptxWgmma(dtype as 'f16' | 'bf16', [DQ_BN, qt], false, false, tcDq)] : []), unpackHelper(dtype), ...(tuning.asyncStats ? [STATS_HELPERS] : []), ...(fused ? [redHelper(opts.arch === 'sm_90a' || wg)] : []), ...helpers, '', kernels.join('\n')].join('\n');
   const args: CudaArg[] = [
     ...['Q', 'K', 'V', 'O'].map((name): CudaArg => ({ name, kind: 'ptr', elem: dtype, role: 'tensor' })),
     { name: 'LSE', kind: 'ptr', elem: 'f32', role: 'tensor' },
@@ -420,6 +421,7 @@ ${spec.tileLive.lines.join('\n')}
   const ov = overlaps(wg, tuning, spec);
   // tuning lateWait: dV's and dK's products run on beside the single pass's dQ step, waited for at the item's end
   const late = wg && fused && !!tuning.lateWait;
+  const tcDq = wgmmaDqOn(tuning, wg, fused, qt);
   // The item's head values: with tables, where the element code and the table fill read them.
   const headValues = t ? [...spec.headLines, ...(wg ? pinned(spec) : [])] : [];
   const pipe = copyRing({
@@ -444,20 +446,22 @@ ${spec.tileLive.lines.join('\n')}
     ? `  unsigned short* const sK = attnc_smem;               // ${own.layout}
   unsigned short* const sV = sK + BK * HEAD_DIM;       // ${own.layout}
   unsigned short* const sQ = sV + BK * HEAD_DIM;       // [${ring}][HEAD_DIM / 64][QT][64], swizzled
-  unsigned short* const sdO = sQ + ${ring} * QT * HEAD_DIM;  // [${ring}][HEAD_DIM / 64][QT][64], swizzled`
+  unsigned short* const sdO = sQ + ${ring} * QT * HEAD_DIM;  // [${ring}][HEAD_DIM / 64][QT][64], swizzled${tcDq ? `
+  unsigned short* const sDS = sdO + ${ring} * QT * HEAD_DIM;  // [BK][64]: dS^T of an item, swizzled (dQ's A operand)` : ''}`
     : `  unsigned short* const sK = attnc_smem;             // [BK][STRIDE]
   unsigned short* const sV = sK + BK * STRIDE;       // [BK][STRIDE]
   unsigned short* const sQ = sV + BK * STRIDE;       // [${ring}][QT][STRIDE]
   unsigned short* const sdO = sQ + ${ring} * QT * STRIDE;  // [${ring}][QT][STRIDE]`;
   const qStage = wg ? 'st * QT * HEAD_DIM' : 'st * QT * STRIDE';
   const operands = wg
-    ? [...own.decl, wgDescs('k', own.base('sK'), false, true), wgDescs('v', own.base('sV'), false, true), wgDescs('q', 'sQ', true, true), wgDescs('do', 'sdO', true, true)].join('\n')
+    ? [...own.decl, wgDescs('k', own.base('sK'), false, true), wgDescs('v', own.base('sV'), false, true), wgDescs('q', 'sQ', true, true), wgDescs('do', 'sdO', true, true),
+      ...(tcDq ? [wgDescs('k_dq', 'sK', true, false), wgDescs('ds', 'sDS', true, false)] : [])].join('\n')
     : `  const unsigned k_addr = ${LANE.a('sK')}, v_addr = ${LANE.a('sV')};
   const unsigned q_b = ${LANE.b('sQ')}, do_b = ${LANE.b('sdO')}, q_bt = ${LANE.bt('sQ')}, do_bt = ${LANE.bt('sdO')};${fused ? `\n  const unsigned k_dq = ${LANE.bt('sK')};` : ''}`;
   return `${prelude(entry, sig, headDim, !asyncStats, wg, threads)}
   constexpr int BK = ${bk}, QT = ${qt}, NT = QT / 8;
 ${layout}
-  __shared__ float ${asyncStats ? 'sLse' : 'sLse2'}[${ring}][QT], sDelta[${ring}][QT];${also(fused, [dsDecl(qt, bk)])}${also(t, ['  // The spec\'s per-key and per-diagonal tables of an item (query tile, this block\'s keys): keys are the rows.', ...spec.tableDecls(qt, bk, ring)])}
+  __shared__ float ${asyncStats ? 'sLse' : 'sLse2'}[${ring}][QT], sDelta[${ring}][QT];${also(fused && !tcDq, [dsDecl(qt, bk)])}${also(t, ['  // The spec\'s per-key and per-diagonal tables of an item (query tile, this block\'s keys): keys are the rows.', ...spec.tableDecls(qt, bk, ring)])}
   const int hk = blockIdx.y, group = Hq / Hkv;
   const int k0 = blockIdx.x * BK;
   const unsigned short* gK = K + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
@@ -513,7 +517,7 @@ ${branch('partial_item', step, 'ds')}
 ${wgAccumulate([{ acc: 'dk', from: 'dp', bN: 'q_n' }], 'QT', qt / 16, 'st16', !late)}` : `${branch(`${itemPartial}(it)`, step, 'all')}
     // dV += P^T dO, dK += dS^T Q
 ${wg ? wgAccumulate([{ acc: 'dv', from: 's', bN: 'do_n' }, { acc: 'dk', from: 'dp', bN: 'q_n' }], 'QT', qt / 16, 'st16', !late) : `${accumulateCode('dv', 's', 'do_bt + st', nd, qt / 16)}
-${accumulateCode('dk', 'dp', 'q_bt + st', nd, qt / 16)}`}`}${also(fused, [fusedDqCode(qt, bk, headDim, threads / 32, wg)])}${also(late, ['    attnc_wg_wait<0>();  // dV\'s and dK\'s products, run beside dQ, are done with the stage before the next barrier frees it'])}
+${accumulateCode('dk', 'dp', 'q_bt + st', nd, qt / 16)}`}`}${also(fused, [tcDq ? fusedDqWgmmaCode(bk, threads / 128) : fusedDqCode(qt, bk, headDim, threads / 32, wg)])}${also(late, ['    attnc_wg_wait<0>();  // dV\'s and dK\'s products, run beside dQ, are done with the stage before the next barrier frees it'])}
 ${pipe.advance}
   }
   attnc_cp_wait<0>();

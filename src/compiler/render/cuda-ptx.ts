@@ -58,7 +58,7 @@ __device__ __forceinline__ unsigned attnc_pack(float lo, float hi) {
  * operands use 128-byte-swizzled atoms described by 64-bit matrix descriptors.
  */
 /** The wgmma helpers, with S = Q K^T (attnc_wgmma_ss<N>) for each tile width N that a kernel of the source uses. */
-export function ptxWgmma(dtype: 'f16' | 'bf16', widths: readonly number[], rowSum = false, pingpong = false): string {
+export function ptxWgmma(dtype: 'f16' | 'bf16', widths: readonly number[], rowSum = false, pingpong = false, mnMajorSS = false): string {
   const regs = (n: number, from = 0) => Array.from({ length: n }, (_, i) => `%${from + i}`).join(', ');
   const outs = (n: number) => Array.from({ length: n }, (_, i) => `"+f"(d[${i}])`).join(', ');
   const ss = (sN: number) => {
@@ -103,7 +103,14 @@ __device__ __forceinline__ unsigned long long attnc_wg_desc(unsigned addr, unsig
          ((unsigned long long)(sbo >> 4) << 32) | (swizzle128 ? 1ull << 62 : 0ull);
 }
 template <int N> __device__ void attnc_wgmma_ss(float* d, unsigned long long a, unsigned long long b, int accumulate);
-${[...new Set(widths)].map(ss).join('\n')}
+${[...new Set(widths)].map(ss).join('\n')}${mnMajorSS ? `
+// d[64 x 64] = (accumulate ? d : 0) + A[64 x 16] B[16 x 64]; A and B MN-major (transposed) in shared memory.
+__device__ __forceinline__ void attnc_wgmma_ss_t(float* d, unsigned long long a, unsigned long long b, int accumulate) {
+  asm volatile("{\\n.reg .pred p;\\nsetp.ne.b32 p, %34, 0;\\n"
+               "wgmma.mma_async.sync.aligned.m64n64k16.f32.${dtype}.${dtype} {${regs(32)}}, %32, %33, p, 1, 1, 1, 1;\\n}\\n"
+               : ${outs(32)}
+               : "l"(a), "l"(b), "r"(accumulate));
+}` : ''}
 // d[64 x 64] += A[64 x 16] (registers, mma.sync A-fragment layout per warp) B[16 x 64]; B N-major in shared memory.
 __device__ __forceinline__ void attnc_wgmma_rs(float* d, const unsigned* a, unsigned long long b) {
   asm volatile("{\\n.reg .pred p;\\nsetp.ne.b32 p, %37, 0;\\n"

@@ -196,7 +196,7 @@ template <class F> void collective(std::vector<Group>& groups, int n, int op, vo
 }
 template <class T> T& slot(Slot* s, int i) { return *static_cast<T*>(s[i].data); }
 
-enum Op { SHFL_XOR = 1, BALLOT, ANY, ALL, SYNCWARP, LDSM, LDSM_T, MMA, WGMMA_SS, WGMMA_RS, WGMMA_RS_ONES };
+enum Op { SHFL_XOR = 1, BALLOT, ANY, ALL, SYNCWARP, LDSM, LDSM_T, MMA, WGMMA_SS, WGMMA_SS_T, WGMMA_RS, WGMMA_RS_ONES };
 
 // ---- block barriers (bar.sync / bar.arrive; __syncthreads is barrier 0 of the whole block) ----
 struct Barrier { int arrived = 0; unsigned gen = 0; int expected = 0; };
@@ -314,10 +314,12 @@ inline void wg_pend(Fiber* f, float* d, int count, const float* r) {
   for (int i = 0; i < count; ++i) d[i] = std::numeric_limits<float>::quiet_NaN();
 }
 
-template <int N> void wgmma_ss(float* d, unsigned long long a, unsigned long long b, int accumulate) {
+// Both operands from shared memory: K-major (S = Q K^T), or with `mn_major` both MN-major (imm-trans-a and -b set:
+// the single pass's dQ = dS K, dS^T and K stored with the K dimension along rows).
+template <int N, bool mn_major = false> void wgmma_ss(float* d, unsigned long long a, unsigned long long b, int accumulate) {
   static_assert(N <= 256, "wgmma: N is at most 256 (128 accumulator registers a thread)");
   WgSS me{d, a, b, accumulate, cur};
-  collective(warpgroups, 128, WGMMA_SS, &me, "wgmma (shared A and B)", [](Slot* s) {
+  collective(warpgroups, 128, mn_major ? WGMMA_SS_T : WGMMA_SS, &me, mn_major ? "wgmma (shared A and B, MN-major)" : "wgmma (shared A and B)", [](Slot* s) {
     const WgSS& x = slot<WgSS>(s, 0);
     for (int i = 1; i < 128; ++i) {
       const WgSS& y = slot<WgSS>(s, i);
@@ -325,8 +327,8 @@ template <int N> void wgmma_ss(float* d, unsigned long long a, unsigned long lon
     }
     const Desc da = decode(x.a), db = decode(x.b);
     static float A[64][16], Bm[256][16];
-    for (int m = 0; m < 64; ++m) for (int k = 0; k < 16; ++k) A[m][k] = kmajor(da, m, k);
-    for (int n = 0; n < N; ++n) for (int k = 0; k < 16; ++k) Bm[n][k] = kmajor(db, n, k);
+    for (int m = 0; m < 64; ++m) for (int k = 0; k < 16; ++k) A[m][k] = mn_major ? mnmajor(da, k, m) : kmajor(da, m, k);
+    for (int n = 0; n < N; ++n) for (int k = 0; k < 16; ++k) Bm[n][k] = mn_major ? mnmajor(db, k, n) : kmajor(db, n, k);
     for (int th = 0; th < 128; ++th) {
       const WgSS& y = slot<WgSS>(s, th);
       const float* in = wg_input(y.owner, y.d);
@@ -574,6 +576,7 @@ inline void attnc_mbar_wait(unsigned bar, unsigned parity) {  // try_wait.parity
 }
 
 template <int N> void attnc_wgmma_ss(float* d, unsigned long long a, unsigned long long b, int accumulate) { emu::wgmma_ss<N>(d, a, b, accumulate); }
+inline void attnc_wgmma_ss_t(float* d, unsigned long long a, unsigned long long b, int accumulate) { emu::wgmma_ss<64, true>(d, a, b, accumulate); }
 inline void attnc_wgmma_rs(float* d, const unsigned* a, unsigned long long b) { emu::wgmma_rs(d, a, b, 64, false); }
 inline void attnc_wgmma_rs_ones(float* d, const unsigned* a, unsigned long long ones) { emu::wgmma_rs(d, a, ones, 8, true); }
 
