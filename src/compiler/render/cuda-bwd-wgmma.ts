@@ -1,12 +1,15 @@
 // The CUDA backward's matrix products on Hopper's warpgroup tensor cores (tuning `wgmma`, render/cuda-bwd.ts;
-// sm_90a only, f16/bf16, head dims 64 and 128). Each launch's block is one warpgroup: its 4 warps own 16 rows each,
-// exactly as in the mma.sync kernels, because a warp's wgmma accumulator fragment is the mma.sync one. So the element
+// sm_90a only, f16/bf16, head dims 64 and 128). Each warpgroup of a launch's block (one, or two with `two-wg`) owns
+// 64 rows, 16 per warp, exactly as in the mma.sync kernels, because a warp's wgmma accumulator fragment is the
+// mma.sync one. So the element
 // step, the tile tests and the epilogue stay as they are; only the products change, to the forward kernel's two
 // patterns (cuda-wgmma.ts):
 //   dQ launch     S = Q K^T, dP = dO V^T    wgmma m64n64k16, both operands from shared memory (K-major)
 //                 dQ += dS K                wgmma m64n64k16 per 64 columns of D, dS from registers, K read N-major
 //   dK/dV launch  S^T = K Q^T, dP^T = V dO^T   m64nQTk16 from shared memory
 //                 dV += P^T dO, dK += dS^T Q   m64n64k16, P^T and dS^T from registers, dO and Q read N-major
+//                 (fused-dq) dQ += dS K       mma.sync, or with `wgmma-dq` m64n64k16 with dS^T and K both read
+//                                             MN-major from shared memory (cuda-bwd-fused.ts)
 // Tiles live in shared memory as the forward's 128-byte-swizzled atoms ([D / 64][rows][64], chunk c of row r at
 // c ^ (r % 8)), which serve both K-major and N-major reads; cp.async fills them, and each thread fences its copies
 // into the async proxy before the block barrier that precedes the products.

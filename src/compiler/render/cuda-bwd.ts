@@ -16,7 +16,8 @@
 // evaluated per element (nvcc hoists what is loop-invariant), or with the forward's tables (`tables`). The forward's
 // tile tests skip tiles with no kept pair and drop the mask on full ones, in both launches. The defaults per arch and
 // head dim (defaultBackwardTuning) add variants: wgmma products, the single pass (fused-dq: prep, dK/dV with dQ's
-// atomic adds, store), cp.async stats, windowed item tests.
+// atomic adds, store), cp.async stats, windowed item tests, and at D = 128 blocks of two warpgroups with
+// FlashAttention-3's order of products (two-wg, overlap).
 //
 // The pieces live beside it: cuda-bwd-tuning.ts (the variants and the defaults), cuda-bwd-elem.ts (the element
 // step), cuda-bwd-mma.ts and cuda-bwd-wgmma.ts (the matrix products), cuda-bwd-fused.ts (the single pass's
