@@ -98,6 +98,23 @@ describe('CUDA backward variants', () => {
     expect(shape(renderCudaBackward(causal.lowered, { ...opts, headDim: 64, tuning: { twoWarpgroups: true } }))).toEqual([[64, 128], [64, 128]]);
   });
 
+  it('wgmma-dq: the single pass\'s dQ on wgmma where items have 64 queries and D\'s column blocks split evenly', () => {
+    const [causal] = loadExamples(['causal']);
+    const opts = { dtype: 'bf16' as const, hash: 'h', version: 'v', arch: 'sm_90a' as const };
+    const base = { wgmma: true, tables: true, fusedDq: true, wgmmaDq: true };
+    const onWgmma = (headDim: number, twoWarpgroups: boolean) => {
+      const r = renderCudaBackward(causal.lowered, { ...opts, headDim, tuning: { ...base, twoWarpgroups } });
+      return [r.source.includes('attnc_wgmma_ss_t(&dq[0][0]'), r.source.includes('__shared__ __align__(16) unsigned short sDS[')];
+    };
+    expect(onWgmma(64, false)).toEqual([true, false]);   // one warpgroup, 64 columns
+    expect(onWgmma(128, true)).toEqual([true, false]);   // two warpgroups, 64 columns each
+    expect(onWgmma(64, true)).toEqual([false, true]);    // two warpgroups, one 64-column block: mma.sync's split
+    expect(onWgmma(128, false)).toEqual([false, true]);  // 32-query items: below wgmma's M
+    // dS^T lives in the dynamic shared memory, 16 KiB more there for 128 keys
+    const stages = (t: object) => cudaBackwardStages(renderCudaBackward(causal.lowered, { ...opts, headDim: 128, tuning: { ...base, twoWarpgroups: true, ...t } }).manifest);
+    expect(stages({}).find((x) => x.entryPoint.endsWith('_dkdv'))!.dynamicSmemBytes - stages({ wgmmaDq: false }).find((x) => x.entryPoint.endsWith('_dkdv'))!.dynamicSmemBytes).toBe(128 * 64 * 2);
+  });
+
   it('overlap: S and dP in two commit groups, dV issued before dS; only where g does not read the dot product', () => {
     const [causal, softcap] = loadExamples(['causal', 'softcap']);
     const opts = { dtype: 'bf16' as const, hash: 'h', version: 'v', arch: 'sm_90a' as const, headDim: 64 };

@@ -58,8 +58,7 @@ function addBackward(spec: Spec, dtype: StorageDType, D: number, arch: Arch, tun
  * The backward variants under evaluation, f16/bf16 at D 64 and 128, built for sm_90a (where they are timed): every
  * one on the mma.sync products and with the wgmma products, each in two launches and in the single pass (fused-dq,
  * whose dQ product and atomics add registers), late-wait (the products' A fragments held through the dQ step) and
- * wgmma-dq (the single pass's dQ on wgmma) in both block shapes (two-warpgroup blocks at D = 128 only, where they are
- * the default). BWD_VARIANTS (the first five on) also has goldens.
+ * wgmma-dq (the single pass's dQ on wgmma) in both block shapes (bwdDims). BWD_VARIANTS (the first five on) also has goldens.
  */
 const BWD_VARIANTS: CudaBackwardTuning = { tables: true, asyncStats: true, scanWindow: true, wgmma: true, fusedDq: true };
 const BWD_VARIANT_SETS: CudaBackwardTuning[] = [
@@ -67,8 +66,11 @@ const BWD_VARIANT_SETS: CudaBackwardTuning[] = [
   { ...BWD_VARIANTS, twoWarpgroups: true, overlap: true, lateWait: true }, { ...BWD_VARIANTS, lateWait: true },
   { ...BWD_VARIANTS, twoWarpgroups: true, overlap: true, wgmmaDq: true }, { ...BWD_VARIANTS, wgmmaDq: true, lateWait: true },
 ];
-/** Head dims a set is built at: late-wait or wgmma-dq in two-warpgroup blocks are for D = 128 (at D = 64 late-wait spilled 16 bytes for document). */
-const bwdDims = (t: CudaBackwardTuning) => ((t.lateWait || t.wgmmaDq) && t.twoWarpgroups ? [128] : [64, 128]);
+/**
+ * Head dims a set is built at: two-warpgroup blocks with the single pass and the overlap order are for D = 128, where
+ * they are the default (at D = 64, not a default, document's f16 dK/dV launch spills 16 bytes).
+ */
+const bwdDims = (t: CudaBackwardTuning) => (t.twoWarpgroups && t.fusedDq && t.overlap ? [128] : [64, 128]);
 function backwardVariantSource(spec: Spec, tuning: CudaBackwardTuning): { source: string; entries: string[] } {
   const parts: string[] = [];
   const entries: string[] = [];

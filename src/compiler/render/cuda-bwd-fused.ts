@@ -147,9 +147,12 @@ ${product}
     }`;
 }
 
-/** Whether the single pass's dQ runs on wgmma (tuning wgmmaDq): wgmma products, 64-query items (wgmma's M). */
-export function wgmmaDqOn(tuning: CudaBackwardTuning, wg: boolean, fused: boolean, qt: number): boolean {
-  return wg && fused && qt === 64 && !!tuning.wgmmaDq;
+/**
+ * Whether the single pass's dQ runs on wgmma (tuning wgmmaDq): wgmma products, 64-query items (wgmma's M), and D's
+ * 64-column blocks shared evenly by the block's warpgroups (at D = 64 in two-warpgroup blocks one would idle).
+ */
+export function wgmmaDqOn(tuning: CudaBackwardTuning, wg: boolean, fused: boolean, qt: number, headDim: number, warpgroups: number): boolean {
+  return wg && fused && qt === 64 && (headDim / 64) % warpgroups === 0 && !!tuning.wgmmaDq;
 }
 
 /**

@@ -106,7 +106,7 @@ export function renderCudaBackward(k: LoweredKernel, opts: CudaBackwardOptions):
   ].join(',\n    ');
   // Padded rows for ldmatrix, or swizzled atoms and 1 KiB of slack for wgmma.
   const rowElems = wg ? headDim : headDim + 8, slack = wg ? 1024 : 0;
-  const tcDq = wgmmaDqOn(tuning, wg, fused, qt);  // dS^T then in the dynamic shared memory: [BK][64], swizzled
+  const tcDq = wgmmaDqOn(tuning, wg, fused, qt, headDim, warpgroups);  // dS^T then in the dynamic shared memory: [BK][64], swizzled
   const dqSmem = 2 * (2 * dqRows + 2 * shape.ring * DQ_BN) * rowElems + slack, dkdvSmem = 2 * (2 * bk + 2 * shape.ring * qt) * rowElems + (tcDq ? 2 * bk * 64 : 0) + slack;
   const dkdv = dkdvKernel(dkdvEntry, k, spec, tuning, wg, fused, headDim, shape, sig);
   const kernels = fused ? [prepKernel(prepEntry, sig, headDim), dkdv, storeKernel(storeEntry, sig, headDim)] : [dqKernel(dqEntry, k, spec, tuning, wg, headDim, sig, dqRows, shape.ring), dkdv];
@@ -422,7 +422,7 @@ ${spec.tileLive.lines.join('\n')}
   const ov = overlaps(wg, tuning, spec);
   // tuning lateWait: dV's and dK's products run on beside the single pass's dQ step, waited for at the item's end
   const late = wg && fused && !!tuning.lateWait;
-  const tcDq = wgmmaDqOn(tuning, wg, fused, qt);
+  const tcDq = wgmmaDqOn(tuning, wg, fused, qt, headDim, threads / 128);
   // The item's head values: with tables, where the element code and the table fill read them.
   const headValues = t ? [...spec.headLines, ...(wg ? pinned(spec) : [])] : [];
   const pipe = copyRing({
