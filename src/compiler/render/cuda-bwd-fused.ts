@@ -83,6 +83,34 @@ export const dsDecl = (qt: number, bk: number) => `  constexpr int DS_STRIDE = $
   __shared__ __align__(16) unsigned short sDS[${bk} * DS_STRIDE];`;
 
 /**
+ * The single pass's dS^T (in `dp`: rows the warp's 16 keys, columns the item's queries) to shared memory at sDS[at(key
+ * row)] for each warp's rows, then the block barrier; `asyncRead`: the tensor cores read it next (a proxy fence first).
+ */
+function dsToShared(what: string, at: (row: string) => string, asyncRead = false): string {
+  return `    // dS^T (rounded as dK's product rounds it) to shared memory, ${what}
+    #pragma unroll
+    for (int n = 0; n < NT; ++n) {
+      *reinterpret_cast<unsigned*>(&sDS[${at('warp * 16 + g')}]) = attnc_pack(dp[n][0], dp[n][1]);
+      *reinterpret_cast<unsigned*>(&sDS[${at('warp * 16 + g + 8')}]) = attnc_pack(dp[n][2], dp[n][3]);
+    }${asyncRead ? `
+    attnc_fence_async_smem();  // stored here, read next by the tensor cores (async proxy)` : ''}
+    __syncthreads();  // every warp's keys of dS^T written (the loop's next barrier guards their reuse)`;
+}
+
+/** A warp's dq[count][4] (rows `row0` + g and + 8, columns `col` + 8 n + 2 t4) added to dQacc, rows past Nq left out. */
+function dqAdd(ind: string, row0: string, col: string, count: string): string {
+  return `${ind}#pragma unroll
+${ind}for (int h = 0; h < 2; ++h) {
+${ind}  const int row = ${row0} + g + 8 * h;
+${ind}  if (row < Nq) {
+${ind}    float* dst = dQacc + ((size_t)(bb * Hq + hq) * Nq + row) * HEAD_DIM + ${col} + 2 * t4;
+${ind}    #pragma unroll
+${ind}    for (int n = 0; n < ${count}; ++n) attnc_red_add2(dst + n * 8, dq[n][2 * h], dq[n][2 * h + 1]);
+${ind}  }
+${ind}}`;
+}
+
+/**
  * In the dK/dV loop, after the element step (`dp` holds dS^T: rows the warp's 16 keys, columns the item's QT
  * queries): dS^T to shared memory, a block barrier, then warp w's share of the item's dQ = dS K over the block's
  * BK keys, query rows 16 (w % (QT / 16)).. and DC = HEAD_DIM / (warps / (QT / 16)) columns of D from
@@ -115,15 +143,7 @@ ${ind}    attnc_mma(dq[2 * dn], a, b0, b1);
 ${ind}    attnc_mma(dq[2 * dn + 1], a, b2, b3);
 ${ind}  }
 ${ind}}
-${ind}#pragma unroll
-${ind}for (int h = 0; h < 2; ++h) {
-${ind}  const int row = qrow0 + qr0 + g + 8 * h;
-${ind}  if (row < Nq) {
-${ind}    float* dst = dQacc + ((size_t)(bb * Hq + hq) * Nq + row) * HEAD_DIM + ${col} + 2 * t4;
-${ind}    #pragma unroll
-${ind}    for (int n = 0; n < ${dp} / 8; ++n) attnc_red_add2(dst + n * 8, dq[n][2 * h], dq[n][2 * h + 1]);
-${ind}  }
-${ind}}`;
+${dqAdd(ind, 'qrow0 + qr0', col, `${dp} / 8`)}`;
   const product = passes > 1
     ? `      constexpr int DP = ${pass};  // columns of one pass
       #pragma unroll 1
@@ -131,13 +151,7 @@ ${ind}}`;
 ${body('        ', 'DP')}
       }`
     : body('      ', 'DC');
-  return `    // dS^T (rounded as dK's product rounds it) to shared memory, for dQ += dS K over the block's keys
-    #pragma unroll
-    for (int n = 0; n < NT; ++n) {
-      *reinterpret_cast<unsigned*>(&sDS[(warp * 16 + g) * DS_STRIDE + n * 8 + 2 * t4]) = attnc_pack(dp[n][0], dp[n][1]);
-      *reinterpret_cast<unsigned*>(&sDS[(warp * 16 + g + 8) * DS_STRIDE + n * 8 + 2 * t4]) = attnc_pack(dp[n][2], dp[n][3]);
-    }
-    __syncthreads();  // every warp's keys of dS^T written (the loop's next barrier guards their reuse)
+  return `${dsToShared('for dQ += dS K over the block\'s keys', (row) => `(${row}) * DS_STRIDE + n * 8 + 2 * t4`)}
     {
       // warp w: query rows qr0.. (16) of the item, columns dc0.. (${dc}) of D; the k16 steps walk the block's keys
       constexpr int DC = ${dc};
@@ -163,15 +177,7 @@ export function wgmmaDqOn(tuning: CudaBackwardTuning, wg: boolean, fused: boolea
  * 32 accumulators added to dQacc as the mma.sync path adds its own.
  */
 export function fusedDqWgmmaCode(bk: number, warpgroups: number): string {
-  return `    // dS^T (rounded as dK's product rounds it) to shared memory, swizzled: the A operand of dQ += dS K
-    #pragma unroll
-    for (int n = 0; n < NT; ++n) {
-      const int r0 = warp * 16 + g;
-      *reinterpret_cast<unsigned*>(&sDS[${swizzledChunk(bk, 'r0', 'n')} + 2 * t4]) = attnc_pack(dp[n][0], dp[n][1]);
-      *reinterpret_cast<unsigned*>(&sDS[${swizzledChunk(bk, 'r0 + 8', 'n')} + 2 * t4]) = attnc_pack(dp[n][2], dp[n][3]);
-    }
-    attnc_fence_async_smem();  // stored here, read next by the tensor cores (async proxy)
-    __syncthreads();  // every warp's keys of dS^T written (the loop's next barrier guards their reuse)
+  return `${dsToShared('swizzled: the A operand of dQ += dS K', (row) => `${swizzledChunk(bk, row, 'n')} + 2 * t4`, true)}
     #pragma unroll 1
     for (int c = warp >> 2; c < HEAD_DIM / 64; c += ${warpgroups}) {
       // this warpgroup's columns 64 c.. of the item's dQ, over the block's keys: k16 steps of 16 rows of both tiles
@@ -182,15 +188,7 @@ export function fusedDqWgmmaCode(bk: number, warpgroups: number): string {
         attnc_wgmma_ss_t(&dq[0][0], ds_n + kk * (16 * 128 / 16), k_dq_n + (${tileChunk(bk, 'kk * 16', 'c * 8')}) / 8, kk > 0);
       attnc_wg_commit();
       attnc_wg_wait<0>();
-      #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int row = qrow0 + 16 * (warp & 3) + g + 8 * h;
-        if (row < Nq) {
-          float* dst = dQacc + ((size_t)(bb * Hq + hq) * Nq + row) * HEAD_DIM + c * 64 + 2 * t4;
-          #pragma unroll
-          for (int n = 0; n < 8; ++n) attnc_red_add2(dst + n * 8, dq[n][2 * h], dq[n][2 * h + 1]);
-        }
-      }
+${dqAdd('      ', 'qrow0 + 16 * (warp & 3)', 'c * 64', '8')}
     }`;
 }
 

@@ -70,10 +70,10 @@ export interface CudaBackwardTuning {
   lateWait?: boolean;
   /**
    * In the single pass on wgmma with 64-query items (fused-dq; D = 64 in one-warpgroup blocks, or D = 128 with two-wg;
-   * elsewhere ignored), dQ += dS K on
-   * the warpgroup tensor cores: dS^T goes to shared memory in 128-byte swizzled rows and both operands are read
-   * MN-major, one m64n64 product per 64 columns of D, where the default is mma.sync with ldmatrix reads of dS and K
-   * per warp (Nsight Compute: 5% of the HMMA pipe, beside 69 M shared loads in the dK/dV launch).
+   * elsewhere ignored), dQ += dS K on the warpgroup tensor cores: dS^T goes to shared memory in 128-byte swizzled rows
+   * and both operands are read MN-major, one m64n64 product per 64 columns of D, where the default is mma.sync with
+   * ldmatrix reads of dS and K per warp (Nsight Compute: 5% of the HMMA pipe, beside 69 M shared loads in the dK/dV
+   * launch).
    */
   wgmmaDq?: boolean;
 }

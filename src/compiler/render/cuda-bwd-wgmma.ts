@@ -1,9 +1,8 @@
 // The CUDA backward's matrix products on Hopper's warpgroup tensor cores (tuning `wgmma`, render/cuda-bwd.ts;
 // sm_90a only, f16/bf16, head dims 64 and 128). Each warpgroup of a launch's block (one, or two with `two-wg`) owns
 // 64 rows, 16 per warp, exactly as in the mma.sync kernels, because a warp's wgmma accumulator fragment is the
-// mma.sync one. So the element
-// step, the tile tests and the epilogue stay as they are; only the products change, to the forward kernel's two
-// patterns (cuda-wgmma.ts):
+// mma.sync one. So the element step, the tile tests and the epilogue stay as they are; only the products change, to
+// the forward kernel's two patterns (cuda-wgmma.ts):
 //   dQ launch     S = Q K^T, dP = dO V^T    wgmma m64n64k16, both operands from shared memory (K-major)
 //                 dQ += dS K                wgmma m64n64k16 per 64 columns of D, dS from registers, K read N-major
 //   dK/dV launch  S^T = K Q^T, dP^T = V dO^T   m64nQTk16 from shared memory

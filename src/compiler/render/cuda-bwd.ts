@@ -108,7 +108,7 @@ export function renderCudaBackward(k: LoweredKernel, opts: CudaBackwardOptions):
   const rowElems = wg ? headDim : headDim + 8, slack = wg ? 1024 : 0;
   const tcDq = wgmmaDqOn(tuning, wg, fused, qt, headDim, warpgroups);  // dS^T then in the dynamic shared memory: [BK][64], swizzled
   const dqSmem = 2 * (2 * dqRows + 2 * shape.ring * DQ_BN) * rowElems + slack, dkdvSmem = 2 * (2 * bk + 2 * shape.ring * qt) * rowElems + (tcDq ? 2 * bk * 64 : 0) + slack;
-  const dkdv = dkdvKernel(dkdvEntry, k, spec, tuning, wg, fused, headDim, shape, sig);
+  const dkdv = dkdvKernel(dkdvEntry, k, spec, tuning, wg, fused, tcDq, headDim, shape, sig);
   const kernels = fused ? [prepKernel(prepEntry, sig, headDim), dkdv, storeKernel(storeEntry, sig, headDim)] : [dqKernel(dqEntry, k, spec, tuning, wg, headDim, sig, dqRows, shape.ring), dkdv];
   const dkdvLaunch = `${dkdvEntry}: grid [ceil(Nk/${bk}), Hkv, B], block [${shape.threads}], dynamic smem ${dkdvSmem} bytes (${bk} keys x ${qt}-query tiles, every query head of the kv head${fused ? '; dQ added to dQacc' : ''})`;
   const launchLines = fused
@@ -378,7 +378,7 @@ ${storeRows('dq', 'dQ + rows * HEAD_DIM', 'row0', 'Nq', nd)}
 `;
 }
 
-function dkdvKernel(entry: string, k: LoweredKernel, spec: SpecCode, tuning: CudaBackwardTuning, wg: boolean, fused: boolean, headDim: number, shape: DkdvShape, sig: string): string {
+function dkdvKernel(entry: string, k: LoweredKernel, spec: SpecCode, tuning: CudaBackwardTuning, wg: boolean, fused: boolean, tcDq: boolean, headDim: number, shape: DkdvShape, sig: string): string {
   const { bk, qt, threads, ring } = shape, two = bk > OWN;
   const e = elementCode(k, spec, tuning, bk, true);
   const { tables: t, asyncStats } = tuning;
@@ -422,7 +422,6 @@ ${spec.tileLive.lines.join('\n')}
   const ov = overlaps(wg, tuning, spec);
   // tuning lateWait: dV's and dK's products run on beside the single pass's dQ step, waited for at the item's end
   const late = wg && fused && !!tuning.lateWait;
-  const tcDq = wgmmaDqOn(tuning, wg, fused, qt, headDim, threads / 128);
   // The item's head values: with tables, where the element code and the table fill read them.
   const headValues = t ? [...spec.headLines, ...(wg ? pinned(spec) : [])] : [];
   const pipe = copyRing({
