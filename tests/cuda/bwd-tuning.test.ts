@@ -62,10 +62,16 @@ describe('CUDA backward variants', () => {
     expect(renderCudaBackward(causal.lowered, { ...opts, headDim: 96, tuning: { wgmma: true } }).manifest.abi.kernel).toBe('mma');
     // the defaults: per arch and head dim (defaultBackwardTuning), named in the header and the manifest too
     const hopper = renderCudaBackward(causal.lowered, { ...opts, arch: 'sm_90a' });
-    expect(hopper.manifest.abi.tuning).toBe('tables,async-stats,scan-window,wgmma,fused-dq');
-    expect(hopper.source).toContain('// Backward variants: tables,async-stats,scan-window,wgmma,fused-dq (the defaults for sm_90a, D 64).');
+    expect(hopper.manifest.abi.tuning).toBe('tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,late-wait');
+    expect(hopper.source).toContain('// Backward variants: tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,late-wait (the defaults for sm_90a, D 64).');
+    expect(cudaBackwardStages(hopper.manifest).map((s) => [s.bm, s.block[0]])).toContainEqual([128, 256]);
+    // at D = 64 a mask whose tile test scans a table (document ids) keeps one warpgroup a block
+    const [doc] = loadExamples(['document']);
+    const docTuning = renderCudaBackward(doc.lowered, { ...opts, arch: 'sm_90a' }).manifest.abi.tuning;
+    expect(docTuning).toBe('tables,async-stats,scan-window,wgmma,fused-dq');
     const wide = renderCudaBackward(causal.lowered, { ...opts, arch: 'sm_90a', headDim: 128 });
-    expect(wide.manifest.abi.tuning).toBe('tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap');
+    expect(wide.manifest.abi.tuning).toBe('tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,late-wait,wgmma-dq');
+    expect(renderCudaBackward(doc.lowered, { ...opts, arch: 'sm_90a', headDim: 128 }).manifest.abi.tuning).toBe(wide.manifest.abi.tuning);
     expect(cudaBackwardStages(wide.manifest).map((s) => [s.bm, s.block[0]])).toContainEqual([128, 256]);
     // D = 96 has no wgmma kernel: mma.sync without the single pass, as the first A/B chose for the wide head dims
     expect(renderCudaBackward(causal.lowered, { ...opts, arch: 'sm_90a', headDim: 96 }).manifest.abi.tuning).toBe('tables,async-stats,scan-window,wgmma');

@@ -20,8 +20,8 @@ const problem = cudaEmulatorProblem();
 if (problem) console.warn(`tests/cuda/emu.test.ts: skipped: ${problem}`);
 
 /**
- * Beside the defaults (sm_90a: tables, async-stats, scan-window, wgmma and fused-dq, and at D 128 two-wg and
- * overlap), sets that take every other code path: the first kernels (none), the element and scheduling variants on
+ * Beside the defaults (sm_90a: tables, async-stats, scan-window, wgmma and fused-dq; at D 64 two-wg, overlap and
+ * late-wait except for document's table-scanning mask; at D 128 those three and wgmma-dq), sets that take every other code path: the first kernels (none), the element and scheduling variants on
  * mma.sync (sm_80's defaults), the single pass alone, the wgmma products alone, the four without the single pass,
  * two-warpgroup blocks with a three-stage ring and FlashAttention-3's order in both launches, the same blocks with the
  * single pass and the element code evaluated in full, that order in one-warpgroup blocks, a three-stage ring on

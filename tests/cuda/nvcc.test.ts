@@ -67,8 +67,8 @@ const BWD_VARIANT_SETS: CudaBackwardTuning[] = [
   { ...BWD_VARIANTS, twoWarpgroups: true, overlap: true, wgmmaDq: true }, { ...BWD_VARIANTS, wgmmaDq: true, lateWait: true },
 ];
 /**
- * Head dims a set is built at: two-warpgroup blocks with the single pass and the overlap order are for D = 128, where
- * they are the default (at D = 64, not a default, document's f16 dK/dV launch spills 16 bytes).
+ * Head dims a set is built at: two-warpgroup blocks with the single pass and the overlap order at D = 128 (at D = 64
+ * they are the defaults, built above, except for document, whose dK/dV launch spills 8-16 bytes in that shape).
  */
 const bwdDims = (t: CudaBackwardTuning) => (t.twoWarpgroups && t.fusedDq && t.overlap ? [128] : [64, 128]);
 function backwardVariantSource(spec: Spec, tuning: CudaBackwardTuning): { source: string; entries: string[] } {

@@ -59,7 +59,7 @@ describe('attnc check --backward', () => {
     expect(r.stdout.trim().split('\n').at(-1)).toBe('2 passed, 0 failed');
   }, 120_000);
 
-  it('compile --backward --target cuda writes the launches and their ABI (sm_90a: the single pass, D 128 in blocks of two warpgroups); f32 is refused in one line', () => {
+  it('compile --backward --target cuda writes the launches and their ABI (sm_90a: the single pass in blocks of two warpgroups); f32 is refused in one line', () => {
     const out = join(dir, 'cuda-bwd');
     const r = attnc('compile', 'examples/scale_invariant.attn', '--target', 'cuda', '--backward', '--dtype', 'bf16', '--head-dim', '64', '-o', out);
     expect(r.status).toBe(0);
@@ -71,7 +71,8 @@ describe('attnc check --backward', () => {
     expect(r128.status).toBe(0);
     const m128 = JSON.parse(readFileSync(join(out, 'scale_invariant.bf16.d128.bwd.manifest.json'), 'utf8'));
     expect(m128.abi.stages.map((s: { entryPoint: string; block: number[] }) => [s.entryPoint, s.block[0]])).toEqual([['attnc_scale_invariant_bf16_d128_bwd_prep', 128], ['attnc_scale_invariant_bf16_d128_bwd_dkdv', 256], ['attnc_scale_invariant_bf16_d128_bwd_dq_store', 128]]);
-    expect(m128.abi.tuning).toBe('tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap');
+    expect(m128.abi.tuning).toBe('tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,late-wait,wgmma-dq');
+    expect(m.abi.tuning).toBe('tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,late-wait');
     const f32 = attnc('compile', 'examples/causal.attn', '--target', 'cuda', '--backward', '--dtype', 'f32');
     expect([f32.status, f32.stderr.trim()]).toEqual([2, 'attnc: cuda backward kernels take f16 or bf16 storage (tensor cores); f32 gradients: --backend webgpu']);
   }, 60_000);

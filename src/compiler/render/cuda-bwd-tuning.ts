@@ -95,14 +95,21 @@ export const BACKWARD_TUNING_SYNTAX = `a comma list of ${Object.keys(TUNING_NAME
  *   D = 64 keeps one warpgroup a block.
  * - bench/results/h100-2026-12-05-train-d128.json: the D = 128 set with the single pass's dQ in two column passes
  *   (no spills; cuda-bwd-fused.ts): 1.12-1.45x the four alone, 0.99-1.34x two-wg + overlap without fused-dq.
+ * - bench/results/h100-2026-12-05-train-ab3.json: at D = 128 wgmma-dq + late-wait on top of that set won for every
+ *   spec (1.03-1.08x; either alone 0.94-1.04x). At D = 64 two-wg + overlap + late-wait on top of the single pass
+ *   won for the masks whose tile test reads no table (scale_invariant 1.03, causal 1.06, alibi 1.07, softcap 1.04,
+ *   sliding_window 0.99) and lost for document (0.98), whose dK/dV launch also spills 8 bytes in that shape: so
+ *   D = 64 takes two warpgroups a block where the mask's tile test scans no table (scansTables), one elsewhere.
  */
-export function defaultBackwardTuning(arch: 'sm_80' | 'sm_90a' | undefined, headDim: number): CudaBackwardTuning {
+export function defaultBackwardTuning(arch: 'sm_80' | 'sm_90a' | undefined, headDim: number, scansTables = false): CudaBackwardTuning {
   const portable = { tables: true, asyncStats: true, scanWindow: true };
   if (arch !== 'sm_90a') return portable;
   // D = 128 is the one wide head dim that both measured and has wgmma kernels; others (e.g. 96, on mma.sync) keep the
   // D = 128 rule of the first A/B, no fused-dq (two-wg and overlap would be ignored there anyway).
-  const wide = headDim === 128;
-  return { ...portable, wgmma: true, fusedDq: headDim <= 64 || wide, ...(wide ? { twoWarpgroups: true, overlap: true } : {}) };
+  if (headDim === 128) return { ...portable, wgmma: true, fusedDq: true, twoWarpgroups: true, overlap: true, lateWait: true, wgmmaDq: true };
+  if (headDim > 64) return { ...portable, wgmma: true };
+  const twoWarpgroups = headDim === 64 && !scansTables;  // below 64 there is no wgmma kernel to take them
+  return { ...portable, wgmma: true, fusedDq: true, ...(twoWarpgroups ? { twoWarpgroups: true, overlap: true, lateWait: true } : {}) };
 }
 
 /**

@@ -91,7 +91,8 @@ export function renderCudaBackward(k: LoweredKernel, opts: CudaBackwardOptions):
   const spec = buildSpecCode(k);
   const entry = `${mangle('attnc', p.name)}_${dtype}_d${headDim}`;
   const dqEntry = `${entry}_bwd_dq`, dkdvEntry = `${entry}_bwd_dkdv`, prepEntry = `${entry}_bwd_prep`, storeEntry = `${entry}_bwd_dq_store`;
-  const tuning = opts.tuning ?? defaultBackwardTuning(opts.arch, headDim);
+  // the defaults per arch and head dim, and at D = 64 per mask: tile tests that scan tables (documents) keep small blocks
+  const tuning = opts.tuning ?? defaultBackwardTuning(opts.arch, headDim, spec.itemPerThread !== null);
   const wg = !!tuning.wgmma && wgmmaBackwardFits(headDim) && opts.arch !== 'sm_80';  // wgmma: Hopper (sm_90a) only
   const warpgroups = wg && tuning.twoWarpgroups ? 2 : 1;  // a block's, in both launches: 64 rows each
   const shape = dkdvShape(headDim, warpgroups, tuning.threeStages ? 3 : 2);
