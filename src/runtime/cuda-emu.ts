@@ -27,6 +27,7 @@ export const EMULATED_WRAPPERS = [
   'attnc_wg_fence', 'attnc_wg_commit', 'attnc_wg_wait', 'attnc_fence_async_smem', 'attnc_setmaxnreg_dec',
   'attnc_setmaxnreg_inc', 'attnc_bar_sync', 'attnc_bar_arrive', 'attnc_mbar_init', 'attnc_mbar_arrive',
   'attnc_mbar_track_cp', 'attnc_mbar_wait', 'attnc_wgmma_ss', 'attnc_wgmma_ss_t', 'attnc_wgmma_rs', 'attnc_wgmma_rs_ones', 'attnc_red_add2',
+  'attnc_bulk_red_add', 'attnc_bulk_commit', 'attnc_bulk_wait_read', 'attnc_bulk_wait',
 ] as const;
 
 /** Index just past the `}` that closes the `{` at `open`, skipping string and character literals and comments. */

@@ -50,6 +50,34 @@ ${vector ? '  asm volatile("red.global.add.v2.f32 [%0], {%1, %2};" :: "l"(p), "f
 }`;
 }
 
+/**
+ * tuning bulkDq: rows of f32 in shared memory added to global memory by the copy engine (async proxy; sm_90), one
+ * bulk group per issuing thread; the reads out of shared memory waited for before it is rewritten, all of it before
+ * the block exits.
+ */
+export const BULK_HELPERS = `// dQ's partial sums of an item: a row of f32 in shared memory added to global memory by the copy engine.
+__device__ __forceinline__ void attnc_bulk_red_add(float* dst, unsigned src, unsigned bytes) {
+  asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;" :: "l"(dst), "r"(src), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void attnc_bulk_commit() { asm volatile("cp.async.bulk.commit_group;" ::: "memory"); }
+// Every bulk group of this thread but the newest N has read its shared memory (.read) or completed.
+template <int N> __device__ __forceinline__ void attnc_bulk_wait_read() { asm volatile("cp.async.bulk.wait_group.read %0;" :: "n"(N) : "memory"); }
+template <int N> __device__ __forceinline__ void attnc_bulk_wait() { asm volatile("cp.async.bulk.wait_group %0;" :: "n"(N) : "memory"); }
+`;
+
+/** tuning bulkDq: the f32 staging tile of an item's dQ, [QT][HEAD_DIM + 8] (rows 32 bytes apart in banks), in the dynamic shared memory. */
+export const dqStageBytes = (qt: number, headDim: number) => qt * (headDim + 8) * 4;
+
+/**
+ * tuning bulkDq: the staged item's rows (dq_base.., dq_valid of them) added to dQacc by warp 0, one bulk reduction a
+ * row; after a block barrier that follows every thread's proxy fence.
+ */
+export const DQ_FLUSH = `if (warp == 0 && dq_valid > 0) {
+      for (int r = lane; r < dq_valid; r += 32)
+        attnc_bulk_red_add(dQacc + (dq_base + r) * HEAD_DIM, attnc_smem_addr(sDQ + r * DQ_STRIDE), HEAD_DIM * 4);
+      attnc_bulk_commit();
+    }`;
+
 function small(entry: string, sig: string, headDim: number, body: string): string {
   return `extern "C" __global__ void __launch_bounds__(128, 1) ${entry}(${sig}) {
   constexpr int HEAD_DIM = ${headDim}, NTHREADS = 128, BM = ${FUSED_ROWS};
@@ -86,22 +114,34 @@ export const dsDecl = (qt: number, bk: number) => `  constexpr int DS_STRIDE = $
  * The single pass's dS^T (in `dp`: rows the warp's 16 keys, columns the item's queries) to shared memory at sDS[at(key
  * row)] for each warp's rows, then the block barrier; `asyncRead`: the tensor cores read it next (a proxy fence first).
  */
-function dsToShared(what: string, at: (row: string) => string, asyncRead = false): string {
+function dsToShared(what: string, at: (row: string) => string, asyncRead: boolean, bulk: boolean): string {
   return `    // dS^T (rounded as dK's product rounds it) to shared memory, ${what}
     #pragma unroll
     for (int n = 0; n < NT; ++n) {
       *reinterpret_cast<unsigned*>(&sDS[${at('warp * 16 + g')}]) = attnc_pack(dp[n][0], dp[n][1]);
       *reinterpret_cast<unsigned*>(&sDS[${at('warp * 16 + g + 8')}]) = attnc_pack(dp[n][2], dp[n][3]);
     }${asyncRead ? `
-    attnc_fence_async_smem();  // stored here, read next by the tensor cores (async proxy)` : ''}
+    attnc_fence_async_smem();  // stored here, read next by the tensor cores (async proxy)` : ''}${bulk ? `
+    if (warp == 0) attnc_bulk_wait_read<0>();  // the last item's dQ rows read out of sDQ before this barrier frees it` : ''}
     __syncthreads();  // every warp's keys of dS^T written (the loop's next barrier guards their reuse)`;
 }
 
-/** A warp's dq[count][4] (rows `row0` + g and + 8, columns `col` + 8 n + 2 t4) added to dQacc, rows past Nq left out. */
-function dqAdd(ind: string, row0: string, col: string, count: string): string {
+/**
+ * A warp's dq[count][4] (item rows `row0` + g and + 8, columns `col` + 8 n + 2 t4) added to dQacc, rows past Nq left
+ * out; `bulk`: stored to the staging tile sDQ instead (every row; the flush leaves out those past Nq).
+ */
+function dqAdd(ind: string, row0: string, col: string, count: string, bulk: boolean): string {
+  if (bulk) {
+    return `${ind}#pragma unroll
+${ind}for (int h = 0; h < 2; ++h) {
+${ind}  float* dst = sDQ + (${row0} + g + 8 * h) * DQ_STRIDE + ${col} + 2 * t4;
+${ind}  #pragma unroll
+${ind}  for (int n = 0; n < ${count}; ++n) *reinterpret_cast<float2*>(dst + n * 8) = make_float2(dq[n][2 * h], dq[n][2 * h + 1]);
+${ind}}`;
+  }
   return `${ind}#pragma unroll
 ${ind}for (int h = 0; h < 2; ++h) {
-${ind}  const int row = ${row0} + g + 8 * h;
+${ind}  const int row = qrow0 + ${row0} + g + 8 * h;
 ${ind}  if (row < Nq) {
 ${ind}    float* dst = dQacc + ((size_t)(bb * Hq + hq) * Nq + row) * HEAD_DIM + ${col} + 2 * t4;
 ${ind}    #pragma unroll
@@ -110,6 +150,11 @@ ${ind}  }
 ${ind}}`;
 }
 
+/** tuning bulkDq: after the item's dQ is staged, which rows the next flush adds where (block-uniform). */
+const bulkMark = (bulk: boolean) => (bulk ? `
+    dq_base = (size_t)(bb * Hq + hq) * Nq + qrow0;
+    dq_valid = min(QT, Nq - qrow0);` : '');
+
 /**
  * In the dK/dV loop, after the element step (`dp` holds dS^T: rows the warp's 16 keys, columns the item's QT
  * queries): dS^T to shared memory, a block barrier, then warp w's share of the item's dQ = dS K over the block's
@@ -117,7 +162,7 @@ ${ind}}`;
  * DC (w / (QT / 16)), added to dQacc. `swizzled`: K is the wgmma kernel's swizzled tile (tileChunk of `bk` rows);
  * otherwise padded rows of STRIDE.
  */
-export function fusedDqCode(qt: number, bk: number, headDim: number, warps: number, swizzled: boolean): string {
+export function fusedDqCode(qt: number, bk: number, headDim: number, warps: number, swizzled: boolean, bulk: boolean): string {
   const dc = headDim / (warps / (qt / 16));
   // Two-warpgroup blocks at D = 128 hold dK and dV of 64 columns per thread pair each: their 64 dQ columns a warp
   // go in two passes of 32, so that 16 accumulators, not 32, are live beside them (with 32, ptxas spilled 132-168
@@ -143,7 +188,7 @@ ${ind}    attnc_mma(dq[2 * dn], a, b0, b1);
 ${ind}    attnc_mma(dq[2 * dn + 1], a, b2, b3);
 ${ind}  }
 ${ind}}
-${dqAdd(ind, 'qrow0 + qr0', col, `${dp} / 8`)}`;
+${dqAdd(ind, 'qr0', col, `${dp} / 8`, bulk)}`;
   const product = passes > 1
     ? `      constexpr int DP = ${pass};  // columns of one pass
       #pragma unroll 1
@@ -151,14 +196,14 @@ ${dqAdd(ind, 'qrow0 + qr0', col, `${dp} / 8`)}`;
 ${body('        ', 'DP')}
       }`
     : body('      ', 'DC');
-  return `${dsToShared('for dQ += dS K over the block\'s keys', (row) => `(${row}) * DS_STRIDE + n * 8 + 2 * t4`)}
+  return `${dsToShared('for dQ += dS K over the block\'s keys', (row) => `(${row}) * DS_STRIDE + n * 8 + 2 * t4`, false, bulk)}
     {
       // warp w: query rows qr0.. (16) of the item, columns dc0.. (${dc}) of D; the k16 steps walk the block's keys
       constexpr int DC = ${dc};
       const int qr0 = 16 * (warp % (QT / 16)), dc0 = DC * (warp / (QT / 16));
       const unsigned ds_a = attnc_smem_addr(sDS + ((lane & 7) + ((lane >> 4) << 3)) * DS_STRIDE + qr0 + ((lane >> 3) & 1) * 8);
 ${product}
-    }`;
+    }${bulkMark(bulk)}`;
 }
 
 /**
@@ -176,8 +221,8 @@ export function wgmmaDqOn(tuning: CudaBackwardTuning, wg: boolean, fused: boolea
  * with both operands read MN-major (dS^T's rows and K's rows are keys; `k_dq_n` describes K's whole tile), and its
  * 32 accumulators added to dQacc as the mma.sync path adds its own.
  */
-export function fusedDqWgmmaCode(bk: number, warpgroups: number): string {
-  return `${dsToShared('swizzled: the A operand of dQ += dS K', (row) => `${swizzledChunk(bk, row, 'n')} + 2 * t4`, true)}
+export function fusedDqWgmmaCode(bk: number, warpgroups: number, bulk: boolean): string {
+  return `${dsToShared('swizzled: the A operand of dQ += dS K', (row) => `${swizzledChunk(bk, row, 'n')} + 2 * t4`, true, bulk)}
     #pragma unroll 1
     for (int c = warp >> 2; c < HEAD_DIM / 64; c += ${warpgroups}) {
       // this warpgroup's columns 64 c.. of the item's dQ, over the block's keys: k16 steps of 16 rows of both tiles
@@ -188,8 +233,8 @@ export function fusedDqWgmmaCode(bk: number, warpgroups: number): string {
         attnc_wgmma_ss_t(&dq[0][0], ds_n + kk * (16 * 128 / 16), k_dq_n + (${tileChunk(bk, 'kk * 16', 'c * 8')}) / 8, kk > 0);
       attnc_wg_commit();
       attnc_wg_wait<0>();
-${dqAdd('      ', 'qrow0 + 16 * (warp & 3)', 'c * 64', '8')}
-    }`;
+${dqAdd('      ', '16 * (warp & 3)', 'c * 64', '8', bulk)}
+    }${bulkMark(bulk)}`;
 }
 
 /**

@@ -76,9 +76,18 @@ export interface CudaBackwardTuning {
    * launch).
    */
   wgmmaDq?: boolean;
+  /**
+   * In the single pass on wgmma (fused-dq; elsewhere ignored), an item's dQ goes to an f32 staging tile in shared
+   * memory (rows of D + 8) and warp 0 adds it to dQacc with one bulk reduction a row (cp.reduce.async.bulk, the copy
+   * engine, sm_90), issued after the next item's first barrier and read out of shared memory before the next
+   * staging. Without it: each thread's 8-byte red.global adds (Nsight Compute on the D = 128 defaults: the adds, a
+   * register reuse waiting on their operands, and the proxy fence that waits for them to drain at the next item took
+   * about a fifth of the dK/dV launch's stall samples).
+   */
+  bulkDq?: boolean;
 }
 
-const TUNING_NAMES: Record<string, keyof CudaBackwardTuning> = { tables: 'tables', 'async-stats': 'asyncStats', 'scan-window': 'scanWindow', wgmma: 'wgmma', 'fused-dq': 'fusedDq', 'two-wg': 'twoWarpgroups', 'three-stages': 'threeStages', overlap: 'overlap', 'late-wait': 'lateWait', 'wgmma-dq': 'wgmmaDq' };
+const TUNING_NAMES: Record<string, keyof CudaBackwardTuning> = { tables: 'tables', 'async-stats': 'asyncStats', 'scan-window': 'scanWindow', wgmma: 'wgmma', 'fused-dq': 'fusedDq', 'two-wg': 'twoWarpgroups', 'three-stages': 'threeStages', overlap: 'overlap', 'late-wait': 'lateWait', 'wgmma-dq': 'wgmmaDq', 'bulk-dq': 'bulkDq' };
 export const BACKWARD_TUNING_SYNTAX = `a comma list of ${Object.keys(TUNING_NAMES).join(', ')}, or 'default' (the arch's defaults) or 'none' (the first kernels)`;
 
 /**

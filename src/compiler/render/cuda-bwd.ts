@@ -34,7 +34,7 @@ import { elementCode, elementStep } from './cuda-bwd-elem.ts';
 import { accumulateCode, LANE, twoProductsCode } from './cuda-bwd-mma.ts';
 import { ownedRows, tileChunk, wgAccumulate, wgDescs, wgmmaBackwardFits, wgTwoProducts, WG_SMEM_BASE } from './cuda-bwd-wgmma.ts';
 import { safeComment, type CudaArg } from './cuda.ts';
-import { deltaCode, dsDecl, FUSED_ROWS, fusedDqCode, fusedDqFits, fusedDqWgmmaCode, prepKernel, redHelper, storeKernel, wgmmaDqOn } from './cuda-bwd-fused.ts';
+import { BULK_HELPERS, deltaCode, DQ_FLUSH, dqStageBytes, dsDecl, FUSED_ROWS, fusedDqCode, fusedDqFits, fusedDqWgmmaCode, prepKernel, redHelper, storeKernel, wgmmaDqOn } from './cuda-bwd-fused.ts';
 
 export interface CudaBackwardOptions { dtype: StorageDType; headDim: number; hash: string; version: string; arch?: 'sm_80' | 'sm_90a'; tuning?: CudaBackwardTuning }
 
@@ -108,8 +108,9 @@ export function renderCudaBackward(k: LoweredKernel, opts: CudaBackwardOptions):
   // Padded rows for ldmatrix, or swizzled atoms and 1 KiB of slack for wgmma.
   const rowElems = wg ? headDim : headDim + 8, slack = wg ? 1024 : 0;
   const tcDq = wgmmaDqOn(tuning, wg, fused, qt, headDim, warpgroups);  // dS^T then in the dynamic shared memory: [BK][64], swizzled
-  const dqSmem = 2 * (2 * dqRows + 2 * shape.ring * DQ_BN) * rowElems + slack, dkdvSmem = 2 * (2 * bk + 2 * shape.ring * qt) * rowElems + (tcDq ? 2 * bk * 64 : 0) + slack;
-  const dkdv = dkdvKernel(dkdvEntry, k, spec, tuning, wg, fused, tcDq, headDim, shape, sig);
+  const bulk = wg && fused && !!tuning.bulkDq;  // dQ staged in shared memory, added by the copy engine
+  const dqSmem = 2 * (2 * dqRows + 2 * shape.ring * DQ_BN) * rowElems + slack, dkdvSmem = 2 * (2 * bk + 2 * shape.ring * qt) * rowElems + (tcDq ? 2 * bk * 64 : 0) + (bulk ? dqStageBytes(qt, headDim) : 0) + slack;
+  const dkdv = dkdvKernel(dkdvEntry, k, spec, tuning, wg, fused, tcDq, bulk, headDim, shape, sig);
   const kernels = fused ? [prepKernel(prepEntry, sig, headDim), dkdv, storeKernel(storeEntry, sig, headDim)] : [dqKernel(dqEntry, k, spec, tuning, wg, headDim, sig, dqRows, shape.ring), dkdv];
   const dkdvLaunch = `${dkdvEntry}: grid [ceil(Nk/${bk}), Hkv, B], block [${shape.threads}], dynamic smem ${dkdvSmem} bytes (${bk} keys x ${qt}-query tiles, every query head of the kv head${fused ? '; dQ added to dQacc' : ''})`;
   const launchLines = fused
@@ -123,7 +124,7 @@ ${launchLines.map((l, i) => `//   ${i + 1}. ${l}`).join('\n')}
 // ABI: (Q, K, V, O, LSE, dO, dQ, dK, dV, Delta${fused ? ', dQacc' : ''}, B, Hq, Hkv, Nq, Nk${p.params.map((q) => `, ${q.name}:${q.type}`).join('')}${p.inputs.map((t) => `, ${t.name}:${t.elem}*`).join('')});
 //      O and LSE as the forward kernel wrote them; Delta: float [B, Hq, Nq] scratch;${fused ? ' dQacc: float [B, Hq, Nq, D] scratch;' : ''} dK, dV summed over the query heads of a kv head.
 `;
-  const source = [header, PTX_COMMON, ptxMma(dtype as 'f16' | 'bf16'), ...(wg ? [ptxWgmma(dtype as 'f16' | 'bf16', [DQ_BN, qt], false, false, tcDq)] : []), unpackHelper(dtype), ...(tuning.asyncStats ? [STATS_HELPERS] : []), ...(fused ? [redHelper(opts.arch === 'sm_90a' || wg)] : []), ...helpers, '', kernels.join('\n')].join('\n');
+  const source = [header, PTX_COMMON, ptxMma(dtype as 'f16' | 'bf16'), ...(wg ? [ptxWgmma(dtype as 'f16' | 'bf16', [DQ_BN, qt], false, false, tcDq)] : []), unpackHelper(dtype), ...(tuning.asyncStats ? [STATS_HELPERS] : []), ...(fused && !bulk ? [redHelper(opts.arch === 'sm_90a' || wg)] : []), ...(bulk ? [BULK_HELPERS] : []), ...helpers, '', kernels.join('\n')].join('\n');
   const args: CudaArg[] = [
     ...['Q', 'K', 'V', 'O'].map((name): CudaArg => ({ name, kind: 'ptr', elem: dtype, role: 'tensor' })),
     { name: 'LSE', kind: 'ptr', elem: 'f32', role: 'tensor' },
@@ -379,7 +380,7 @@ ${storeRows('dq', 'dQ + rows * HEAD_DIM', 'row0', 'Nq', nd)}
 `;
 }
 
-function dkdvKernel(entry: string, k: LoweredKernel, spec: SpecCode, tuning: CudaBackwardTuning, wg: boolean, fused: boolean, tcDq: boolean, headDim: number, shape: DkdvShape, sig: string): string {
+function dkdvKernel(entry: string, k: LoweredKernel, spec: SpecCode, tuning: CudaBackwardTuning, wg: boolean, fused: boolean, tcDq: boolean, bulk: boolean, headDim: number, shape: DkdvShape, sig: string): string {
   const { bk, qt, threads, ring } = shape, two = bk > OWN;
   const e = elementCode(k, spec, tuning, bk, true);
   const { tables: t, asyncStats } = tuning;
@@ -448,7 +449,9 @@ ${spec.tileLive.lines.join('\n')}
   unsigned short* const sV = sK + BK * HEAD_DIM;       // ${own.layout}
   unsigned short* const sQ = sV + BK * HEAD_DIM;       // [${ring}][HEAD_DIM / 64][QT][64], swizzled
   unsigned short* const sdO = sQ + ${ring} * QT * HEAD_DIM;  // [${ring}][HEAD_DIM / 64][QT][64], swizzled${tcDq ? `
-  unsigned short* const sDS = sdO + ${ring} * QT * HEAD_DIM;  // [BK][64]: dS^T of an item, swizzled (dQ's A operand)` : ''}`
+  unsigned short* const sDS = sdO + ${ring} * QT * HEAD_DIM;  // [BK][64]: dS^T of an item, swizzled (dQ's A operand)` : ''}${bulk ? `
+  constexpr int DQ_STRIDE = HEAD_DIM + 8;
+  float* const sDQ = reinterpret_cast<float*>(sdO + ${ring} * QT * HEAD_DIM${tcDq ? ' + BK * 64' : ''});  // [QT][DQ_STRIDE]: an item's dQ, staged` : ''}`
     : `  unsigned short* const sK = attnc_smem;             // [BK][STRIDE]
   unsigned short* const sV = sK + BK * STRIDE;       // [BK][STRIDE]
   unsigned short* const sQ = sV + BK * STRIDE;       // [${ring}][QT][STRIDE]
@@ -498,11 +501,15 @@ ${operands}
   float dk[${nd}][4], dv[${nd}][4];
   #pragma unroll
   for (int n = 0; n < ${nd}; ++n) { dk[n][0] = dk[n][1] = dk[n][2] = dk[n][3] = 0.f; dv[n][0] = dv[n][1] = dv[n][2] = dv[n][3] = 0.f; }
-  int stage = 0;
+  int stage = 0;${bulk ? `
+  size_t dq_base = 0;  // the staged item's first row of dQacc, and its rows below Nq (0: none staged)
+  int dq_valid = 0;` : ''}
 
   while (it < items) {
 ${pipe.wait}
-${pipe.issue}
+${pipe.issue}${bulk ? `
+    // the last item's dQ, staged and fenced by every thread before the barrier above
+    ${DQ_FLUSH}` : ''}
     const int hq = hk * group + it / n_qt, qrow0 = (it % n_qt) * QT, q0 = qrow0 + (Nk - Nq);
     (void)hq;${also(t, headValues)}
 ${wg ? `    const unsigned long long st16 = stage * (QT * HEAD_DIM * 2 / 16);
@@ -518,10 +525,16 @@ ${branch('partial_item', step, 'ds')}
 ${wgAccumulate([{ acc: 'dk', from: 'dp', bN: 'q_n' }], 'QT', qt / 16, 'st16', !late)}` : `${branch(`${itemPartial}(it)`, step, 'all')}
     // dV += P^T dO, dK += dS^T Q
 ${wg ? wgAccumulate([{ acc: 'dv', from: 's', bN: 'do_n' }, { acc: 'dk', from: 'dp', bN: 'q_n' }], 'QT', qt / 16, 'st16', !late) : `${accumulateCode('dv', 's', 'do_bt + st', nd, qt / 16)}
-${accumulateCode('dk', 'dp', 'q_bt + st', nd, qt / 16)}`}`}${also(fused, [tcDq ? fusedDqWgmmaCode(bk, threads / 128) : fusedDqCode(qt, bk, headDim, threads / 32, wg)])}${also(late, ['    attnc_wg_wait<0>();  // dV\'s and dK\'s products, run beside dQ, are done with the stage before the next barrier frees it'])}
+${accumulateCode('dk', 'dp', 'q_bt + st', nd, qt / 16)}`}`}${also(fused, [tcDq ? fusedDqWgmmaCode(bk, threads / 128, bulk) : fusedDqCode(qt, bk, headDim, threads / 32, wg, bulk)])}${also(late, ['    attnc_wg_wait<0>();  // dV\'s and dK\'s products, run beside dQ, are done with the stage before the next barrier frees it'])}
 ${pipe.advance}
   }
-  attnc_cp_wait<0>();
+  attnc_cp_wait<0>();${bulk ? `
+  if (dq_valid > 0) {  // the last item's dQ
+    attnc_fence_async_smem();
+    __syncthreads();
+    ${DQ_FLUSH}
+  }
+  if (warp == 0) attnc_bulk_wait<0>();  // every row added before the block exits` : ''}
   const size_t kv_rows = (size_t)(bb * Hkv + hk) * Nk;
 ${storeRows('dk', 'dK + kv_rows * HEAD_DIM', 'k0', 'Nk', nd)}
 ${storeRows('dv', 'dV + kv_rows * HEAD_DIM', 'k0', 'Nk', nd)}

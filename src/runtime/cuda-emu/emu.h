@@ -109,6 +109,12 @@ struct Fiber {
   struct WgResult { float* d; int count; int group; float r[128]; };
   std::vector<WgResult> wg_pending;
   int wg_committed = 0;
+  // Bulk reductions to global memory issued and not yet done: they read their shared memory at the latest point PTX
+  // allows, the cp.async.bulk.wait_group(.read) that leaves their group behind, so a tile rewritten before it is waited
+  // for gives a wrong sum; one still pending when the thread exits is an error.
+  struct Bulk { float* dst; unsigned src, bytes; int group; };
+  std::vector<Bulk> bulk;
+  int bulk_committed = 0;
 };
 
 constexpr size_t STACK_BYTES = 512 * 1024;
@@ -371,6 +377,7 @@ inline void wgmma_rs(float* d, const unsigned* a, unsigned long long b, int n, b
 // ---- the launch ----
 inline void fiber_entry() {
   block_body();
+  if (!cur->bulk.empty()) fail("a bulk reduction is still pending when the thread exits (no cp.async.bulk.wait_group)");
   cur->done = true;
   ++progress;
   switch_to(cur->ctx, scheduler);
@@ -413,6 +420,7 @@ struct uint4 { unsigned x, y, z, w; };
 struct int4 { int x, y, z, w; };
 struct uint2 { unsigned x, y; };
 struct float2 { float x, y; };
+inline float2 make_float2(float x, float y) { return {x, y}; }
 struct float4 { float x, y, z, w; };
 
 inline void __syncthreads() { emu::bar_arrive_impl(0, int(blockDim.x * blockDim.y * blockDim.z), true); }
@@ -534,6 +542,28 @@ inline void attnc_mma(float* c, const unsigned* a, unsigned b0, unsigned b1) {
 // red.global.add: one thread runs at a time, so a plain add is atomic here.
 inline void attnc_red_add2(float* p, float a, float b) { p[0] += a; p[1] += b; }
 
+// cp.reduce.async.bulk .add.f32 from shared to global memory: done (its shared memory read) at the wait that retires it.
+inline void attnc_bulk_red_add(float* dst, unsigned src, unsigned bytes) {
+  if (bytes % 16 || src % 16 || reinterpret_cast<uintptr_t>(dst) % 16) emu::fail("cp.reduce.async.bulk: size and addresses must be multiples of 16 (%u bytes at shared %u)", bytes, src);
+  emu::shared_at(src, bytes);  // in bounds at issue
+  emu::cur->bulk.push_back({dst, src, bytes, emu::cur->bulk_committed});
+}
+inline void attnc_bulk_commit() { ++emu::cur->bulk_committed; }
+template <int N> inline void attnc_bulk_wait_read() {
+  auto& pending = emu::cur->bulk;
+  const int upto = emu::cur->bulk_committed - N;
+  for (size_t i = 0; i < pending.size();) {
+    if (pending[i].group < upto) {
+      const float* from = reinterpret_cast<const float*>(emu::shared_at(pending[i].src, pending[i].bytes));
+      for (unsigned x = 0; x < pending[i].bytes / 4; ++x) pending[i].dst[x] += from[x];  // one thread runs at a time
+      pending.erase(pending.begin() + i);
+    } else {
+      ++i;
+    }
+  }
+}
+template <int N> inline void attnc_bulk_wait() { attnc_bulk_wait_read<N>(); }
+
 inline void attnc_wg_fence() {}
 inline void attnc_wg_commit() { ++emu::cur->wg_committed; }
 // wgmma.wait_group N: every committed group but the newest N has landed.
@@ -634,6 +664,8 @@ template <class... A> int launch(void (*kernel)(A...), void** args, int nargs, D
           f.committed = 0;
           f.wg_committed = 0;
           f.wg_pending.clear();
+          f.bulk.clear();
+          f.bulk_committed = 0;
           start_context(f.ctx, f.stack, STACK_BYTES, fiber_entry);
         }
         for (int live = threads; live > 0;) {
