@@ -25,7 +25,7 @@ describe('CUDA backward variants', () => {
     expect(parseBackwardTuning(' scan-window ,none')).toEqual({ scanWindow: true });
     expect(parseBackwardTuning('none')).toEqual({});
     expect(parseBackwardTuning('default')).toBeUndefined();
-    expect(parseBackwardTuning('tables,bogus')).toBe("unknown backward variant 'bogus': expected a comma list of tables, async-stats, scan-window, wgmma, fused-dq, two-wg, three-stages, overlap, late-wait, wgmma-dq, or 'default' (the arch's defaults) or 'none' (the first kernels)");
+    expect(parseBackwardTuning('tables,bogus')).toBe("unknown backward variant 'bogus': expected a comma list of tables, async-stats, scan-window, wgmma, fused-dq, two-wg, three-stages, overlap, late-wait, wgmma-dq, bulk-dq, or 'default' (the arch's defaults) or 'none' (the first kernels)");
     expect(backwardTuningLabel({ scanWindow: true, tables: true })).toBe('tables,scan-window');
     expect(backwardTuningLabel({})).toBe('none');
     expect(backwardTuningLabel(undefined)).toBe('');
