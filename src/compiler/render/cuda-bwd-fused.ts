@@ -65,16 +65,18 @@ template <int N> __device__ __forceinline__ void attnc_bulk_wait_read() { asm vo
 template <int N> __device__ __forceinline__ void attnc_bulk_wait() { asm volatile("cp.async.bulk.wait_group %0;" :: "n"(N) : "memory"); }
 `;
 
-/** tuning bulkDq: the f32 staging tile of an item's dQ, [QT][HEAD_DIM + 8] (rows 32 bytes apart in banks), in the dynamic shared memory. */
-export const dqStageBytes = (qt: number, headDim: number) => qt * (headDim + 8) * 4;
+/**
+ * tuning bulkDq: the f32 staging tile of an item's dQ, [QT][HEAD_DIM] as dQacc holds the item's rows (unpadded, so
+ * that one copy takes them all: a reduction a row, 64 an item, lost 11-35% on the H100), in the dynamic shared memory.
+ */
+export const dqStageBytes = (qt: number, headDim: number) => qt * headDim * 4;
 
 /**
- * tuning bulkDq: the staged item's rows (dq_base.., dq_valid of them) added to dQacc by warp 0, one bulk reduction a
- * row; after a block barrier that follows every thread's proxy fence.
+ * tuning bulkDq: the staged item's rows (dq_base.., dq_valid of them, contiguous in dQacc) added to dQacc by thread 0
+ * in one bulk reduction; after a block barrier that follows every thread's proxy fence.
  */
-export const DQ_FLUSH = `if (warp == 0 && dq_valid > 0) {
-      for (int r = lane; r < dq_valid; r += 32)
-        attnc_bulk_red_add(dQacc + (dq_base + r) * HEAD_DIM, attnc_smem_addr(sDQ + r * DQ_STRIDE), HEAD_DIM * 4);
+export const DQ_FLUSH = `if (tid == 0 && dq_valid > 0) {
+      attnc_bulk_red_add(dQacc + dq_base * HEAD_DIM, attnc_smem_addr(sDQ), dq_valid * HEAD_DIM * 4);
       attnc_bulk_commit();
     }`;
 
@@ -122,7 +124,7 @@ function dsToShared(what: string, at: (row: string) => string, asyncRead: boolea
       *reinterpret_cast<unsigned*>(&sDS[${at('warp * 16 + g + 8')}]) = attnc_pack(dp[n][2], dp[n][3]);
     }${asyncRead ? `
     attnc_fence_async_smem();  // stored here, read next by the tensor cores (async proxy)` : ''}${bulk ? `
-    if (warp == 0) attnc_bulk_wait_read<0>();  // the last item's dQ rows read out of sDQ before this barrier frees it` : ''}
+    if (tid == 0) attnc_bulk_wait_read<0>();  // the last item's dQ read out of sDQ before this barrier frees it` : ''}
     __syncthreads();  // every warp's keys of dS^T written (the loop's next barrier guards their reuse)`;
 }
 

@@ -450,7 +450,7 @@ ${spec.tileLive.lines.join('\n')}
   unsigned short* const sQ = sV + BK * HEAD_DIM;       // [${ring}][HEAD_DIM / 64][QT][64], swizzled
   unsigned short* const sdO = sQ + ${ring} * QT * HEAD_DIM;  // [${ring}][HEAD_DIM / 64][QT][64], swizzled${tcDq ? `
   unsigned short* const sDS = sdO + ${ring} * QT * HEAD_DIM;  // [BK][64]: dS^T of an item, swizzled (dQ's A operand)` : ''}${bulk ? `
-  constexpr int DQ_STRIDE = HEAD_DIM + 8;
+  constexpr int DQ_STRIDE = HEAD_DIM;
   float* const sDQ = reinterpret_cast<float*>(sdO + ${ring} * QT * HEAD_DIM${tcDq ? ' + BK * 64' : ''});  // [QT][DQ_STRIDE]: an item's dQ, staged` : ''}`
     : `  unsigned short* const sK = attnc_smem;             // [BK][STRIDE]
   unsigned short* const sV = sK + BK * STRIDE;       // [BK][STRIDE]
@@ -534,7 +534,7 @@ ${pipe.advance}
     __syncthreads();
     ${DQ_FLUSH}
   }
-  if (warp == 0) attnc_bulk_wait<0>();  // every row added before the block exits` : ''}
+  if (tid == 0) attnc_bulk_wait<0>();  // every row added before the block exits` : ''}
   const size_t kv_rows = (size_t)(bb * Hkv + hk) * Nk;
 ${storeRows('dk', 'dK + kv_rows * HEAD_DIM', 'k0', 'Nk', nd)}
 ${storeRows('dv', 'dV + kv_rows * HEAD_DIM', 'k0', 'Nk', nd)}
