@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { artifactHash } from '../../src/compiler/compile.ts';
 import { cudaBackwardStages, renderCudaBackward } from '../../src/compiler/render/cuda-bwd.ts';
-import { backwardTuningLabel, parseBackwardTuning } from '../../src/compiler/render/cuda-bwd-tuning.ts';
+import { backwardTuningLabel, parseBackwardTuning, type CudaBackwardTuning } from '../../src/compiler/render/cuda-bwd-tuning.ts';
 import { backwardTuningFromEnv } from '../../src/runtime/device.ts';
 import { loadExamples } from './suite.ts';
 
@@ -62,15 +62,15 @@ describe('CUDA backward variants', () => {
     expect(renderCudaBackward(causal.lowered, { ...opts, headDim: 96, tuning: { wgmma: true } }).manifest.abi.kernel).toBe('mma');
     // the defaults: per arch and head dim (defaultBackwardTuning), named in the header and the manifest too
     const hopper = renderCudaBackward(causal.lowered, { ...opts, arch: 'sm_90a' });
-    expect(hopper.manifest.abi.tuning).toBe('tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,late-wait');
-    expect(hopper.source).toContain('// Backward variants: tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,late-wait (the defaults for sm_90a, D 64).');
+    expect(hopper.manifest.abi.tuning).toBe('tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,late-wait,bulk-dq');
+    expect(hopper.source).toContain('// Backward variants: tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,late-wait,bulk-dq (the defaults for sm_90a, D 64).');
     expect(cudaBackwardStages(hopper.manifest).map((s) => [s.bm, s.block[0]])).toContainEqual([128, 256]);
     // at D = 64 a mask whose tile test scans a table (document ids) keeps one warpgroup a block
     const [doc] = loadExamples(['document']);
     const docTuning = renderCudaBackward(doc.lowered, { ...opts, arch: 'sm_90a' }).manifest.abi.tuning;
     expect(docTuning).toBe('tables,async-stats,scan-window,wgmma,fused-dq');
     const wide = renderCudaBackward(causal.lowered, { ...opts, arch: 'sm_90a', headDim: 128 });
-    expect(wide.manifest.abi.tuning).toBe('tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,late-wait,wgmma-dq');
+    expect(wide.manifest.abi.tuning).toBe('tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,late-wait,wgmma-dq,bulk-dq');
     expect(renderCudaBackward(doc.lowered, { ...opts, arch: 'sm_90a', headDim: 128 }).manifest.abi.tuning).toBe(wide.manifest.abi.tuning);
     expect(cudaBackwardStages(wide.manifest).map((s) => [s.bm, s.block[0]])).toContainEqual([128, 256]);
     // D = 96 has no wgmma kernel: mma.sync without the single pass, as the first A/B chose for the wide head dims
@@ -119,6 +119,25 @@ describe('CUDA backward variants', () => {
     // dS^T lives in the dynamic shared memory, 16 KiB more there for 128 keys
     const stages = (t: object) => cudaBackwardStages(renderCudaBackward(causal.lowered, { ...opts, headDim: 128, tuning: { ...base, twoWarpgroups: true, ...t } }).manifest);
     expect(stages({}).find((x) => x.entryPoint.endsWith('_dkdv'))!.dynamicSmemBytes - stages({ wgmmaDq: false }).find((x) => x.entryPoint.endsWith('_dkdv'))!.dynamicSmemBytes).toBe(128 * 64 * 2);
+  });
+
+  it('bulk-dq: an item\'s dQ staged in shared memory and added by one bulk reduction; wgmma single pass only', () => {
+    const [causal] = loadExamples(['causal']);
+    const opts = { dtype: 'bf16' as const, hash: 'h', version: 'v', arch: 'sm_90a' as const, headDim: 128 };
+    const base = { wgmma: true, tables: true, fusedDq: true, twoWarpgroups: true };
+    const bulk = renderCudaBackward(causal.lowered, { ...opts, tuning: { ...base, bulkDq: true } });
+    expect(bulk.source).toContain('cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32');
+    expect(bulk.source).toContain('attnc_bulk_red_add(dQacc + dq_base * HEAD_DIM, attnc_smem_addr(sDQ), dq_valid * HEAD_DIM * 4);');
+    expect(bulk.source).toContain('if (tid == 0) attnc_bulk_wait_read<0>();');   // before the barrier that frees sDQ
+    expect(bulk.source).toContain('if (tid == 0) attnc_bulk_wait<0>();');        // before the block exits
+    expect(bulk.source).not.toContain('attnc_red_add2(');
+    // the staging tile: 64 queries x D f32 more dynamic shared memory for the dK/dV launch
+    const dkdvSmem = (t: CudaBackwardTuning) => cudaBackwardStages(renderCudaBackward(causal.lowered, { ...opts, tuning: t }).manifest).find((x) => x.entryPoint.endsWith('_dkdv'))!.dynamicSmemBytes;
+    expect(dkdvSmem({ ...base, bulkDq: true }) - dkdvSmem(base)).toBe(64 * 128 * 4);
+    // without the single pass, or on mma.sync (sm_80), it is ignored
+    expect(renderCudaBackward(causal.lowered, { ...opts, tuning: { wgmma: true, bulkDq: true } }).source).not.toContain('attnc_bulk_red_add(');
+    const ampere = renderCudaBackward(causal.lowered, { ...opts, arch: 'sm_80', tuning: { ...base, bulkDq: true } }).source;
+    expect([ampere.includes('attnc_bulk_red_add('), ampere.includes('attnc_red_add2(')]).toEqual([false, true]);
   });
 
   it('overlap: S and dP in two commit groups, dV issued before dS; only where g does not read the dot product', () => {

@@ -1,7 +1,7 @@
 // The CUDA emulator (src/runtime/cuda-emu.ts) can fail: a kernel that deadlocks, splits a warp between collectives
 // or overruns its dynamic shared memory stops the launch with an error naming it, unwritten shared memory reads NaN,
 // and a generated kernel with one wrong constant (a wgmma descriptor's stride, an ldmatrix without its transpose, a
-// backward product's k step, a cp.async or wgmma wait one group short) no longer matches float64. Without these, tests/cuda/emu.test.ts passing would say
+// backward product's k step, a cp.async or wgmma wait one group short) no longer matches float64, and a bulk reduction reads its shared memory as late as PTX allows. Without these, tests/cuda/emu.test.ts passing would say
 // little.
 import { describe, expect, it } from 'vitest';
 import { renderCuda } from '../../src/compiler/render/cuda.ts';
@@ -60,6 +60,24 @@ describe.skipIf(!!problem)('CUDA emulator: faults are reported', () => {
 attnc_cp_async16(attnc_smem_addr(raw) + 16 * threadIdx.x, in + 4 * threadIdx.x, true);`;
     expect(launch(body, 32, 512).error).toBeNull();
     expect(launch(body, 32, 256).error).toMatch(/outside the launch's 256 bytes of dynamic shared memory/);
+  });
+
+  it('a bulk reduction reads its shared memory at the wait that retires it; one never waited for stops the launch', () => {
+    // thread 0 stages 1s, issues a reduction of them into out[0..3], then writes 2s over the staging tile
+    const body = (waitFirst: boolean, waitAtAll = true) => `extern __shared__ __align__(16) unsigned char raw[];
+float* t = reinterpret_cast<float*>(raw);
+if (threadIdx.x == 0) {
+  for (int i = 0; i < 4; ++i) t[i] = 1.f;
+  attnc_bulk_red_add(out, attnc_smem_addr(t), 16);
+  attnc_bulk_commit();
+  ${waitFirst ? 'attnc_bulk_wait_read<0>();' : ''}
+  for (int i = 0; i < 4; ++i) t[i] = 2.f;
+  ${waitAtAll && !waitFirst ? 'attnc_bulk_wait<0>();' : ''}
+}`;
+    const first = launch(body(true), 32, 64), late = launch(body(false), 32, 64);
+    expect([first.error, [...first.out.slice(0, 4)]]).toEqual([null, [1, 1, 1, 1]]);
+    expect([late.error, [...late.out.slice(0, 4)]]).toEqual([null, [2, 2, 2, 2]]);  // the tile rewritten before the wait: a wrong sum, as on the GPU it may be
+    expect(launch(body(false, false), 32, 64).error).toMatch(/a bulk reduction is still pending when the thread exits/);
   });
 
   it('a write past the end of a global buffer stops the launch; a read past it reads NaN', () => {

@@ -20,20 +20,21 @@ const problem = cudaEmulatorProblem();
 if (problem) console.warn(`tests/cuda/emu.test.ts: skipped: ${problem}`);
 
 /**
- * Beside the defaults (sm_90a: tables, async-stats, scan-window, wgmma and fused-dq; at D 64 two-wg, overlap and
- * late-wait except for document's table-scanning mask; at D 128 those three and wgmma-dq), sets that take every other code path: the first kernels (none), the element and scheduling variants on
- * mma.sync (sm_80's defaults), the single pass alone, the wgmma products alone, the four without the single pass,
+ * Beside the defaults (sm_90a: tables, async-stats, scan-window, wgmma and fused-dq; at D 64 two-wg, overlap,
+ * late-wait and bulk-dq except for document's table-scanning mask; at D 128 those four and wgmma-dq), sets that
+ * take every other code path: the first kernels (none), the element and scheduling variants on mma.sync (sm_80's defaults), the single pass alone, the wgmma products alone, the four without the single pass,
  * two-warpgroup blocks with a three-stage ring and FlashAttention-3's order in both launches, the same blocks with the
  * single pass and the element code evaluated in full, that order in one-warpgroup blocks, a three-stage ring on
  * mma.sync, late-wait (dV's and dK's products run beside the dQ step) in two-warpgroup blocks with the overlap
  * order, wgmma-dq (the single pass's dQ on wgmma) there too, and both in one-warpgroup blocks with the element code
- * in full (at D = 128 their 32-query items keep dQ on mma.sync: late-wait alone) (each build costs about a second).
+ * in full (at D = 128 their 32-query items keep dQ on mma.sync: late-wait alone), and bulk-dq's staging from mma.sync's
+ * dQ in one-warpgroup blocks (each build costs about a second).
  */
 const VARIANT_SETS = ['none', 'tables,async-stats,scan-window', 'fused-dq', 'wgmma', 'tables,async-stats,scan-window,wgmma',
   'tables,async-stats,scan-window,wgmma,two-wg,three-stages,overlap', 'wgmma,two-wg,three-stages,fused-dq,scan-window',
   'tables,async-stats,wgmma,overlap', 'tables,async-stats,three-stages',
   'tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,late-wait',
-  'tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,wgmma-dq', 'wgmma,fused-dq,wgmma-dq,late-wait'];
+  'tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,wgmma-dq', 'wgmma,fused-dq,wgmma-dq,late-wait', 'wgmma,fused-dq,bulk-dq'];
 const variants: Array<CudaBackwardTuning | undefined> = [undefined, ...VARIANT_SETS.map((v) => parseBackwardTuning(v) as CudaBackwardTuning)];
 
 // Ragged lengths, GQA, decode, Nq < Nk; the 1000-row shapes are the GPU suite's (minutes here).

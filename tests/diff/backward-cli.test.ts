@@ -71,8 +71,8 @@ describe('attnc check --backward', () => {
     expect(r128.status).toBe(0);
     const m128 = JSON.parse(readFileSync(join(out, 'scale_invariant.bf16.d128.bwd.manifest.json'), 'utf8'));
     expect(m128.abi.stages.map((s: { entryPoint: string; block: number[] }) => [s.entryPoint, s.block[0]])).toEqual([['attnc_scale_invariant_bf16_d128_bwd_prep', 128], ['attnc_scale_invariant_bf16_d128_bwd_dkdv', 256], ['attnc_scale_invariant_bf16_d128_bwd_dq_store', 128]]);
-    expect(m128.abi.tuning).toBe('tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,late-wait,wgmma-dq');
-    expect(m.abi.tuning).toBe('tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,late-wait');
+    expect(m128.abi.tuning).toBe('tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,late-wait,wgmma-dq,bulk-dq');
+    expect(m.abi.tuning).toBe('tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,late-wait,bulk-dq');
     const f32 = attnc('compile', 'examples/causal.attn', '--target', 'cuda', '--backward', '--dtype', 'f32');
     expect([f32.status, f32.stderr.trim()]).toEqual([2, 'attnc: cuda backward kernels take f16 or bf16 storage (tensor cores); f32 gradients: --backend webgpu']);
   }, 60_000);

@@ -109,16 +109,20 @@ export const BACKWARD_TUNING_SYNTAX = `a comma list of ${Object.keys(TUNING_NAME
  *   won for the masks whose tile test reads no table (scale_invariant 1.03, causal 1.06, alibi 1.07, softcap 1.04,
  *   sliding_window 0.99) and lost for document (0.98), whose dK/dV launch also spills 8 bytes in that shape: so
  *   D = 64 takes two warpgroups a block where the mask's tile test scans no table (scansTables), one elsewhere.
+ * - bench/results/h100-2026-12-05-train-bulk.json: bulk-dq (one bulk reduction an item) on top of those won for every
+ *   spec timed: at D = 128 all six (1.04-1.09x), at D = 64 in two-warpgroup blocks the five whose masks scan no
+ *   table (1.04-1.08x). Not timed in one-warpgroup blocks (document at D = 64), which keep the red.global adds.
+ *   A reduction a row (64 an item) had lost 11-35% (bench/results/h100-2026-12-05-train-bulk-rows.json).
  */
 export function defaultBackwardTuning(arch: 'sm_80' | 'sm_90a' | undefined, headDim: number, scansTables = false): CudaBackwardTuning {
   const portable = { tables: true, asyncStats: true, scanWindow: true };
   if (arch !== 'sm_90a') return portable;
   // D = 128 is the one wide head dim that both measured and has wgmma kernels; others (e.g. 96, on mma.sync) keep the
   // D = 128 rule of the first A/B, no fused-dq (two-wg and overlap would be ignored there anyway).
-  if (headDim === 128) return { ...portable, wgmma: true, fusedDq: true, twoWarpgroups: true, overlap: true, lateWait: true, wgmmaDq: true };
+  if (headDim === 128) return { ...portable, wgmma: true, fusedDq: true, twoWarpgroups: true, overlap: true, lateWait: true, wgmmaDq: true, bulkDq: true };
   if (headDim > 64) return { ...portable, wgmma: true };
   const twoWarpgroups = headDim === 64 && !scansTables;  // below 64 there is no wgmma kernel to take them
-  return { ...portable, wgmma: true, fusedDq: true, ...(twoWarpgroups ? { twoWarpgroups: true, overlap: true, lateWait: true } : {}) };
+  return { ...portable, wgmma: true, fusedDq: true, ...(twoWarpgroups ? { twoWarpgroups: true, overlap: true, lateWait: true, bulkDq: true } : {}) };
 }
 
 /**

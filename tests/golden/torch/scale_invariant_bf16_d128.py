@@ -48,7 +48,7 @@ KERNELS = {
 # f32 scratch and CUDA-C source; None where there are none.
 BACKWARD = {
     "sm_90a": {
-        'stages': [{"entry": "attnc_scale_invariant_bf16_d128_bwd_prep", "over": "queries", "bm": 64, "block": [128, 1, 1], "smem": 0}, {"entry": "attnc_scale_invariant_bf16_d128_bwd_dkdv", "over": "keys", "bm": 128, "block": [256, 1, 1], "smem": 148480}, {"entry": "attnc_scale_invariant_bf16_d128_bwd_dq_store", "over": "queries", "bm": 64, "block": [128, 1, 1], "smem": 0}],
+        'stages': [{"entry": "attnc_scale_invariant_bf16_d128_bwd_prep", "over": "queries", "bm": 64, "block": [128, 1, 1], "smem": 0}, {"entry": "attnc_scale_invariant_bf16_d128_bwd_dkdv", "over": "keys", "bm": 128, "block": [256, 1, 1], "smem": 181248}, {"entry": "attnc_scale_invariant_bf16_d128_bwd_dq_store", "over": "queries", "bm": 64, "block": [128, 1, 1], "smem": 0}],
         'args': [["tensor", "Q"], ["tensor", "K"], ["tensor", "V"], ["tensor", "O"], ["tensor", "LSE"], ["tensor", "dO"], ["tensor", "dQ"], ["tensor", "dK"], ["tensor", "dV"], ["tensor", "Delta"], ["tensor", "dQacc"], ["size", "B"], ["size", "Hq"], ["size", "Hkv"], ["size", "Nq"], ["size", "Nk"], ["param", "tau", "f32"]],
         'scratch': [["Delta", ["B", "Hq", "Nq"]], ["dQacc", ["B", "Hq", "Nq", "D"]]],
         'source': r'''<CUDA source>''',
