@@ -1,20 +1,27 @@
 // The training-step bench (bench/train.py) as bars: ours against FlexAttention in TFLOP/s, one panel per head dim
 // and length, a pair of bars per spec with ours/Flex written beside it. Several result files merge, a later file's
 // row replacing an earlier one's for the same spec, D and N (e.g. one head dim re-timed after a change of defaults);
-// the subtitle names the files. Rendered headless to SVG like bench/plot.ts.
-//   npx tsx bench/plot-train.ts A-train.json [B-train.json ...] -o train.svg
+// the subtitle names the files. With --variant, a row timed with that variant set (train.py --variants) shows the
+// variant's timing as ours (e.g. defaults chosen after the run); rows without it show the run's defaults.
+// Rendered headless to SVG like bench/plot.ts.
+//   npx tsx bench/plot-train.ts A-train.json [B-train.json ...] [--variant SET] -o train.svg
 import { readFileSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import type * as vl from 'vega-lite';
 import { vegaLiteToSvg } from '../src/analysis/svg.ts';
 
-export interface TrainRow { spec: string; D: number; N: number; dtype: string; ours_tflops?: number; flex_tflops?: number }
+export interface TrainRow { spec: string; D: number; N: number; dtype: string; ours_tflops?: number; flex_tflops?: number; variants?: Record<string, { tflops?: number }> }
 interface Bar { panel: string; spec: string; who: 'attnc' | 'FlexAttention'; tflops: number; ratio: number }
 
-/** The rows of several train.py results, later files first in line; rows without both timings are left out. */
-export function mergeTrainRows(files: TrainRow[][]): TrainRow[] {
+/**
+ * The rows of several train.py results, later files first in line; rows without both timings are left out. With
+ * `variant`, a row that timed it takes the variant's TFLOP/s as ours.
+ */
+export function mergeTrainRows(files: TrainRow[][], variant?: string): TrainRow[] {
   const byKey = new Map<string, TrainRow>();
-  for (const rows of files) for (const r of rows) {
+  for (const rows of files) for (const row of rows) {
+    const v = variant ? row.variants?.[variant]?.tflops : undefined;
+    const r = typeof v === 'number' ? { ...row, ours_tflops: v } : row;
     if (typeof r.ours_tflops === 'number' && typeof r.flex_tflops === 'number') byKey.set(`${r.spec}/${r.D}/${r.N}/${r.dtype}`, r);
   }
   return [...byKey.values()];
@@ -63,8 +70,10 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const o = args.indexOf('-o');
   const out = o >= 0 ? args.splice(o, 2)[1] : undefined;
-  if (!args.length || !out) {
-    console.error('usage: npx tsx bench/plot-train.ts TRAIN.json [MORE.json ...] -o OUT.svg');
+  const vi = args.indexOf('--variant');
+  const variant = vi >= 0 ? args.splice(vi, 2)[1] : undefined;
+  if (!args.length || !out || (vi >= 0 && !variant)) {
+    console.error('usage: npx tsx bench/plot-train.ts TRAIN.json [MORE.json ...] [--variant SET] -o OUT.svg');
     process.exit(2);
   }
   const files: TrainRow[][] = [];
@@ -76,7 +85,7 @@ async function main(): Promise<void> {
       process.exit(2);
     }
   }
-  const rows = mergeTrainRows(files);
+  const rows = mergeTrainRows(files, variant);
   if (!rows.length) {
     console.error('plot-train: no row with both timings (ours_tflops, flex_tflops)');
     process.exit(1);

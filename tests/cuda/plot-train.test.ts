@@ -19,6 +19,13 @@ describe('bench/plot-train.ts', () => {
     expect(trainBars(merged).filter((b) => b.who === 'attnc').map((b) => b.ratio)).toEqual([0.92, 0.88]);
   });
 
+  it('--variant: a row that timed the set shows its timing as ours; a row without it keeps the defaults', () => {
+    const timed = { ...row('causal', 128, 392, 396), variants: { 'wgmma+bulk-dq': { tflops: 413 }, other: { tflops: 1 } } };
+    const merged = mergeTrainRows([[row('document', 64, 173, 219)], [timed]], 'wgmma+bulk-dq');
+    expect(merged.map((r) => [r.spec, r.ours_tflops])).toEqual([['document', 173], ['causal', 413]]);
+    expect(mergeTrainRows([[timed]])[0].ours_tflops).toBe(392);
+  });
+
   it('draws a pair of bars per spec and panel, with ours/Flex written beside ours', async () => {
     const svg = await vegaLiteToSvg(plotTrainSpec([row('scale_invariant', 128, 334.1, 141.7), row('causal', 128, 359.8, 392.6)], ['a.json']));
     expect(svg).toContain('>2.36<');

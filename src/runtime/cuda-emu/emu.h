@@ -539,6 +539,18 @@ inline void attnc_mma(float* c, const unsigned* a, unsigned b0, unsigned b1) {
   });
 }
 
+// A wait_group N of async work: every pending entry of a group older than the newest N is done (`land`), in issue order.
+template <class T, class F> void retire_groups(std::vector<T>& pending, int committed, int n, F&& land) {
+  for (size_t i = 0; i < pending.size();) {
+    if (pending[i].group < committed - n) {
+      land(pending[i]);
+      pending.erase(pending.begin() + i);
+    } else {
+      ++i;
+    }
+  }
+}
+
 // red.global.add: one thread runs at a time, so a plain add is atomic here.
 inline void attnc_red_add2(float* p, float a, float b) { p[0] += a; p[1] += b; }
 
@@ -550,17 +562,10 @@ inline void attnc_bulk_red_add(float* dst, unsigned src, unsigned bytes) {
 }
 inline void attnc_bulk_commit() { ++emu::cur->bulk_committed; }
 template <int N> inline void attnc_bulk_wait_read() {
-  auto& pending = emu::cur->bulk;
-  const int upto = emu::cur->bulk_committed - N;
-  for (size_t i = 0; i < pending.size();) {
-    if (pending[i].group < upto) {
-      const float* from = reinterpret_cast<const float*>(emu::shared_at(pending[i].src, pending[i].bytes));
-      for (unsigned x = 0; x < pending[i].bytes / 4; ++x) pending[i].dst[x] += from[x];  // one thread runs at a time
-      pending.erase(pending.begin() + i);
-    } else {
-      ++i;
-    }
-  }
+  retire_groups(emu::cur->bulk, emu::cur->bulk_committed, N, [](const emu::Fiber::Bulk& b) {
+    const float* from = reinterpret_cast<const float*>(emu::shared_at(b.src, b.bytes));
+    for (unsigned x = 0; x < b.bytes / 4; ++x) b.dst[x] += from[x];  // one thread runs at a time
+  });
 }
 template <int N> inline void attnc_bulk_wait() { attnc_bulk_wait_read<N>(); }
 
@@ -568,16 +573,9 @@ inline void attnc_wg_fence() {}
 inline void attnc_wg_commit() { ++emu::cur->wg_committed; }
 // wgmma.wait_group N: every committed group but the newest N has landed.
 template <int N> inline void attnc_wg_wait() {
-  auto& pending = emu::cur->wg_pending;
-  const int upto = emu::cur->wg_committed - N;
-  for (size_t i = 0; i < pending.size();) {
-    if (pending[i].group < upto) {
-      std::memcpy(pending[i].d, pending[i].r, sizeof(float) * pending[i].count);
-      pending.erase(pending.begin() + i);
-    } else {
-      ++i;
-    }
-  }
+  retire_groups(emu::cur->wg_pending, emu::cur->wg_committed, N, [](const emu::Fiber::WgResult& w) {
+    std::memcpy(w.d, w.r, sizeof(float) * w.count);
+  });
 }
 inline void attnc_fence_async_smem() {}
 template <int R> inline void attnc_setmaxnreg_dec() {}
