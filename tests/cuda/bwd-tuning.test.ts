@@ -25,7 +25,7 @@ describe('CUDA backward variants', () => {
     expect(parseBackwardTuning(' scan-window ,none')).toEqual({ scanWindow: true });
     expect(parseBackwardTuning('none')).toEqual({});
     expect(parseBackwardTuning('default')).toBeUndefined();
-    expect(parseBackwardTuning('tables,bogus')).toBe("unknown backward variant 'bogus': expected a comma list of tables, async-stats, scan-window, wgmma, fused-dq, two-wg, three-stages, overlap, late-wait, wgmma-dq, bulk-dq, or 'default' (the arch's defaults) or 'none' (the first kernels)");
+    expect(parseBackwardTuning('tables,bogus')).toBe("unknown backward variant 'bogus': expected a comma list of tables, async-stats, scan-window, wgmma, fused-dq, two-wg, three-stages, overlap, late-wait, wgmma-dq, bulk-dq, ballot-items, or 'default' (the arch's defaults) or 'none' (the first kernels)");
     expect(backwardTuningLabel({ scanWindow: true, tables: true })).toBe('tables,scan-window');
     expect(backwardTuningLabel({})).toBe('none');
     expect(backwardTuningLabel(undefined)).toBe('');
@@ -138,6 +138,16 @@ describe('CUDA backward variants', () => {
     expect(renderCudaBackward(causal.lowered, { ...opts, tuning: { wgmma: true, bulkDq: true } }).source).not.toContain('attnc_bulk_red_add(');
     const ampere = renderCudaBackward(causal.lowered, { ...opts, arch: 'sm_80', tuning: { ...base, bulkDq: true } }).source;
     expect([ampere.includes('attnc_bulk_red_add('), ampere.includes('attnc_red_add2(')]).toEqual([false, true]);
+  });
+
+  it('ballot-items: the dK/dV launch tests 32 items a step where the mask\'s test reads no table', () => {
+    const [causal, doc] = loadExamples(['causal', 'document']);
+    const opts = { dtype: 'bf16' as const, hash: 'h', version: 'v', arch: 'sm_90a' as const, headDim: 64 };
+    const ballot = '__ballot_sync(0xffffffffu, il < items && item_live(il))';
+    expect(renderCudaBackward(causal.lowered, { ...opts, tuning: { wgmma: true, ballotItems: true } }).source).toContain(ballot);
+    expect(renderCudaBackward(causal.lowered, { ...opts, tuning: { wgmma: true } }).source).toContain('while (it < items && !item_live(it)) ++it;');
+    // document's test scans tables (warp-cooperative, or scan-window's windows): one item at a time there
+    for (const scanWindow of [false, true]) expect(renderCudaBackward(doc.lowered, { ...opts, tuning: { wgmma: true, scanWindow, ballotItems: true } }).source).not.toContain(ballot);
   });
 
   it('overlap: S and dP in two commit groups, dV issued before dS; only where g does not read the dot product', () => {

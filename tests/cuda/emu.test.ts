@@ -28,13 +28,16 @@ if (problem) console.warn(`tests/cuda/emu.test.ts: skipped: ${problem}`);
  * mma.sync, late-wait (dV's and dK's products run beside the dQ step) in two-warpgroup blocks with the overlap
  * order, wgmma-dq (the single pass's dQ on wgmma) there too, and both in one-warpgroup blocks with the element code
  * in full (at D = 128 their 32-query items keep dQ on mma.sync: late-wait alone), and bulk-dq's staging from mma.sync's
- * dQ in one-warpgroup blocks (each build costs about a second).
+ * dQ in one-warpgroup blocks with ballot-items (each build costs about a second); and ballot-items on 2100 keys, where a
+ * window leaves dead items after the live ones.
  */
 const VARIANT_SETS = ['none', 'tables,async-stats,scan-window', 'fused-dq', 'wgmma', 'tables,async-stats,scan-window,wgmma',
   'tables,async-stats,scan-window,wgmma,two-wg,three-stages,overlap', 'wgmma,two-wg,three-stages,fused-dq,scan-window',
   'tables,async-stats,wgmma,overlap', 'tables,async-stats,three-stages',
   'tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,late-wait',
-  'tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,wgmma-dq', 'wgmma,fused-dq,wgmma-dq,late-wait', 'wgmma,fused-dq,bulk-dq'];
+  'tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,wgmma-dq', 'wgmma,fused-dq,wgmma-dq,late-wait', 'wgmma,fused-dq,bulk-dq,ballot-items'];
+/** sm_90a's D = 64 defaults for a mask that scans no table, as a list (ballot-items is timed against them). */
+const DEFAULT_SM90_D64 = 'tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,late-wait,bulk-dq';
 const variants: Array<CudaBackwardTuning | undefined> = [undefined, ...VARIANT_SETS.map((v) => parseBackwardTuning(v) as CudaBackwardTuning)];
 
 // Ragged lengths, GQA, decode, Nq < Nk; the 1000-row shapes are the GPU suite's (minutes here).
@@ -85,5 +88,16 @@ describe.skipIf(!!problem)('CUDA kernels on the emulator vs float64', () => {
       expect(failed).toEqual([]);
       expect(compared.size, 'every variant compared somewhere').toBe(variants.length + 1);  // and sm_80's defaults
     }, 600_000);
+
+    if (['sliding_window', 'prefix_lm'].includes(spec.name)) {
+      it(`${spec.name} backward, long rows: ballot-items past dead items (2100 keys), sm_90a bf16 D=64`, async () => {
+        const text = readFileSync(join(EXAMPLES_DIR, `${spec.name}.attn`), 'utf8');
+        const shapes = [{ B: 1, Hq: 1, Hkv: 1, Nq: 2100, Nk: 2100, D: 64 }, { B: 1, Hq: 2, Hkv: 1, Nq: 1500, Nk: 2100, D: 64 }];
+        const sets = [parseBackwardTuning(`${DEFAULT_SM90_D64},ballot-items`) as CudaBackwardTuning];
+        const results = [];
+        for await (const r of checkBackwardCases(hopper, text, spec.block, spec.lowered, shapes, ['bf16'], {}, 3, sets)) results.push(r);
+        expect(results.map((r) => [r.pass, r.nanCount])).toEqual(shapes.map(() => [true, 0]));
+      }, 600_000);
+    }
   }
 });

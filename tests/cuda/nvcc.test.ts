@@ -59,14 +59,14 @@ function addBackward(spec: Spec, dtype: StorageDType, D: number, arch: Arch, tun
  * one on the mma.sync products and with the wgmma products, each in two launches and in the single pass (fused-dq,
  * whose dQ product and atomics add registers), late-wait (the products' A fragments held through the dQ step) and
  * wgmma-dq (the single pass's dQ on wgmma) in both block shapes (bwdDims), bulk-dq in one-warpgroup blocks (the defaults
- * have it in two). BWD_VARIANTS (the first five on) also has goldens.
+ * have it in two) with ballot-items. BWD_VARIANTS (the first five on) also has goldens.
  */
 const BWD_VARIANTS: CudaBackwardTuning = { tables: true, asyncStats: true, scanWindow: true, wgmma: true, fusedDq: true };
 const BWD_VARIANT_SETS: CudaBackwardTuning[] = [
   { ...BWD_VARIANTS, wgmma: false, fusedDq: false }, { ...BWD_VARIANTS, fusedDq: false }, { ...BWD_VARIANTS, wgmma: false }, BWD_VARIANTS,
   { ...BWD_VARIANTS, twoWarpgroups: true, overlap: true, lateWait: true }, { ...BWD_VARIANTS, lateWait: true },
   { ...BWD_VARIANTS, twoWarpgroups: true, overlap: true, wgmmaDq: true }, { ...BWD_VARIANTS, wgmmaDq: true, lateWait: true },
-  { ...BWD_VARIANTS, bulkDq: true },
+  { ...BWD_VARIANTS, bulkDq: true, ballotItems: true },
 ];
 /**
  * Head dims a set is built at: two-warpgroup blocks with the single pass and the overlap order at D = 128 (at D = 64

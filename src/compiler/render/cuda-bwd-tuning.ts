@@ -85,9 +85,17 @@ export interface CudaBackwardTuning {
    * about a fifth of the dK/dV launch's stall samples).
    */
   bulkDq?: boolean;
+  /**
+   * The dK/dV launch finds its next live item 32 at a time, lane l of each warp testing item it + l and a ballot
+   * picking the first live one, as the forward finds KV tiles (cuda-spec.ts tileClassifier), where a mask's test
+   * reads no table (elsewhere ignored: scan-window's windows, or one item at a time). Without it: one item at a time,
+   * each test an integer division and a dependent branch; a block of a 1024-key window at N = 16384 walks past
+   * about 237 dead items (about 19 live), a causal block past half of its 256 on average.
+   */
+  ballotItems?: boolean;
 }
 
-const TUNING_NAMES: Record<string, keyof CudaBackwardTuning> = { tables: 'tables', 'async-stats': 'asyncStats', 'scan-window': 'scanWindow', wgmma: 'wgmma', 'fused-dq': 'fusedDq', 'two-wg': 'twoWarpgroups', 'three-stages': 'threeStages', overlap: 'overlap', 'late-wait': 'lateWait', 'wgmma-dq': 'wgmmaDq', 'bulk-dq': 'bulkDq' };
+const TUNING_NAMES: Record<string, keyof CudaBackwardTuning> = { tables: 'tables', 'async-stats': 'asyncStats', 'scan-window': 'scanWindow', wgmma: 'wgmma', 'fused-dq': 'fusedDq', 'two-wg': 'twoWarpgroups', 'three-stages': 'threeStages', overlap: 'overlap', 'late-wait': 'lateWait', 'wgmma-dq': 'wgmmaDq', 'bulk-dq': 'bulkDq', 'ballot-items': 'ballotItems' };
 export const BACKWARD_TUNING_SYNTAX = `a comma list of ${Object.keys(TUNING_NAMES).join(', ')}, or 'default' (the arch's defaults) or 'none' (the first kernels)`;
 
 /**

@@ -398,7 +398,17 @@ ${spec.tileLive.lines.join('\n')}
     return ${spec.tileLive.value};
   };
 `;
-  const nextItemFn = `  // Block-uniform: every thread walks the same items (the tile tests' table scans are warp-cooperative).
+  // tuning ballotItems, where the test reads no table: 32 items a step, as the forward finds its KV tiles
+  const nextItemFn = tuning.ballotItems && spec.itemTestPlain ? `  // 32 items a step, lane l testing item it + l (no collectives in the test); calls are block-uniform, so every
+  // lane of the warp is here, and every warp finds the same item.
+  auto next_item = [&](int it) -> int {
+    for (; it < items; it += 32) {
+      const int il = it + lane;
+      const unsigned live = __ballot_sync(0xffffffffu, il < items && item_live(il));
+      if (live) return it + __ffs(live) - 1;
+    }
+    return items;
+  };` : `  // Block-uniform: every thread walks the same items (the tile tests' table scans are warp-cooperative).
   auto next_item = [&](int it) -> int {
     while (it < items && !item_live(it)) ++it;
     return it;

@@ -148,6 +148,8 @@ export interface SpecCode {
    * such table.
    */
   itemPerThread: { keyLines: string[]; perThread: string[] } | null;
+  /** Whether an item's live test reads no table at all: then 32 lanes may test 32 items at once (no collectives in it). */
+  itemTestPlain: boolean;
   helpers: string[];
 }
 
@@ -310,6 +312,7 @@ export function buildSpecCode(k: LoweredKernel): SpecCode {
     tilePartialMask: part,
     tilePerThread,
     itemPerThread,
+    itemTestPlain: tileQueryLines.length === 0 && !readsTable([an.tile.canBeTrue], () => false),
     helpers: [],
   };
 }
