@@ -5,7 +5,9 @@
 //   <entry>_bwd_prep      delta = rowsum(dO * O) (into Delta, as the dQ launch writes it), dQacc rows zeroed
 //   <entry>_bwd_dkdv      as without the variant, plus: dS^T to shared memory (rounded as dK's product rounds it),
 //                         one block barrier, dQ += dS K on mma.sync (A by ldmatrix.trans from dS^T, B from the block's
-//                         K tile, swizzled or padded), red.global.add of each warp's 16 x 64 share
+//                         K tile, swizzled or padded), red.global.add of each warp's 16 x 64 share; with
+//                         `wgmma-dq` the product on wgmma, with `bulk-dq` the item's dQ staged in shared memory and
+//                         added by one bulk reduction (cp.reduce.async.bulk)
 //   <entry>_bwd_dq_store  dQ = dQacc rounded to the storage type
 // The order of the atomic adds varies from run to run, so dQ is not bit-reproducible (dK and dV are).
 import { swizzledChunk, tileChunk } from './cuda-bwd-wgmma.ts';
@@ -55,7 +57,7 @@ ${vector ? '  asm volatile("red.global.add.v2.f32 [%0], {%1, %2};" :: "l"(p), "f
  * bulk group per issuing thread; the reads out of shared memory waited for before it is rewritten, all of it before
  * the block exits.
  */
-export const BULK_HELPERS = `// dQ's partial sums of an item: a row of f32 in shared memory added to global memory by the copy engine.
+export const BULK_HELPERS = `// dQ's partial sums of an item: f32 in shared memory added to global memory by the copy engine.
 __device__ __forceinline__ void attnc_bulk_red_add(float* dst, unsigned src, unsigned bytes) {
   asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;" :: "l"(dst), "r"(src), "r"(bytes) : "memory");
 }
@@ -136,7 +138,7 @@ function dqAdd(ind: string, row0: string, col: string, count: string, bulk: bool
   if (bulk) {
     return `${ind}#pragma unroll
 ${ind}for (int h = 0; h < 2; ++h) {
-${ind}  float* dst = sDQ + (${row0} + g + 8 * h) * DQ_STRIDE + ${col} + 2 * t4;
+${ind}  float* dst = sDQ + (${row0} + g + 8 * h) * HEAD_DIM + ${col} + 2 * t4;
 ${ind}  #pragma unroll
 ${ind}  for (int n = 0; n < ${count}; ++n) *reinterpret_cast<float2*>(dst + n * 8) = make_float2(dq[n][2 * h], dq[n][2 * h + 1]);
 ${ind}}`;

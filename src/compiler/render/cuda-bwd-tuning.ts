@@ -78,9 +78,9 @@ export interface CudaBackwardTuning {
   wgmmaDq?: boolean;
   /**
    * In the single pass on wgmma (fused-dq; elsewhere ignored), an item's dQ goes to an f32 staging tile in shared
-   * memory (rows of D + 8) and warp 0 adds it to dQacc with one bulk reduction a row (cp.reduce.async.bulk, the copy
-   * engine, sm_90), issued after the next item's first barrier and read out of shared memory before the next
-   * staging. Without it: each thread's 8-byte red.global adds (Nsight Compute on the D = 128 defaults: the adds, a
+   * memory laid out as dQacc holds the item's rows, and thread 0 adds it to dQacc with one bulk reduction
+   * (cp.reduce.async.bulk, the copy engine, sm_90), issued after the next item's first barrier and read out of
+   * shared memory before the next staging. Without it: each thread's 8-byte red.global adds (Nsight Compute on the D = 128 defaults: the adds, a
    * register reuse waiting on their operands, and the proxy fence that waits for them to drain at the next item took
    * about a fifth of the dK/dV launch's stall samples).
    */

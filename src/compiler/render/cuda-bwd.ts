@@ -16,8 +16,9 @@
 // evaluated per element (nvcc hoists what is loop-invariant), or with the forward's tables (`tables`). The forward's
 // tile tests skip tiles with no kept pair and drop the mask on full ones, in both launches. The defaults per arch and
 // head dim (defaultBackwardTuning) add variants: wgmma products, the single pass (fused-dq: prep, dK/dV with dQ's
-// atomic adds, store), cp.async stats, windowed item tests, and at D = 128 blocks of two warpgroups with
-// FlashAttention-3's order of products (two-wg, overlap).
+// atomic adds, store), cp.async stats, windowed item tests, and at D = 128 (at D = 64 where the mask's tile test
+// scans no table) blocks of two warpgroups with FlashAttention-3's order of products, the products waited for late
+// and dQ added by bulk reductions (two-wg, overlap, late-wait, bulk-dq; at D = 128 dQ's product on wgmma too).
 //
 // The pieces live beside it: cuda-bwd-tuning.ts (the variants and the defaults), cuda-bwd-elem.ts (the element
 // step), cuda-bwd-mma.ts and cuda-bwd-wgmma.ts (the matrix products), cuda-bwd-fused.ts (the single pass's
@@ -460,8 +461,7 @@ ${spec.tileLive.lines.join('\n')}
   unsigned short* const sQ = sV + BK * HEAD_DIM;       // [${ring}][HEAD_DIM / 64][QT][64], swizzled
   unsigned short* const sdO = sQ + ${ring} * QT * HEAD_DIM;  // [${ring}][HEAD_DIM / 64][QT][64], swizzled${tcDq ? `
   unsigned short* const sDS = sdO + ${ring} * QT * HEAD_DIM;  // [BK][64]: dS^T of an item, swizzled (dQ's A operand)` : ''}${bulk ? `
-  constexpr int DQ_STRIDE = HEAD_DIM;
-  float* const sDQ = reinterpret_cast<float*>(sdO + ${ring} * QT * HEAD_DIM${tcDq ? ' + BK * 64' : ''});  // [QT][DQ_STRIDE]: an item's dQ, staged` : ''}`
+  float* const sDQ = reinterpret_cast<float*>(sdO + ${ring} * QT * HEAD_DIM${tcDq ? ' + BK * 64' : ''});  // [QT][HEAD_DIM]: an item's dQ, staged` : ''}`
     : `  unsigned short* const sK = attnc_smem;             // [BK][STRIDE]
   unsigned short* const sV = sK + BK * STRIDE;       // [BK][STRIDE]
   unsigned short* const sQ = sV + BK * STRIDE;       // [${ring}][QT][STRIDE]
