@@ -138,7 +138,7 @@ export function backwardCall(m: CudaMachine, kernel: CompiledKernel, call: Atten
     }
     const argBufs = argBuffers(args, ptrs, call, upload);
     for (const st of stages) {
-      const grid = cudaBackwardGrid(st, call);
+      const grid = cudaBackwardGrid(st, call, persistentBlocks(Infinity, m.sms, 1));
       if (grid[0] === 0) continue;
       checkGrid(grid);
       m.launch(st.entryPoint, grid, st.block, st.dynamicSmemBytes, argBufs);

@@ -93,9 +93,19 @@ export interface CudaBackwardTuning {
    * about 237 dead items (about 19 live), a causal block past half of its 256 on average.
    */
   ballotItems?: boolean;
+  /**
+   * A persistent dK/dV launch: block b takes the (key block, kv head, batch) tiles b, b + G, b + 2G, ... of the G
+   * blocks launched (the fast grid: one block per SM, abi stage `persistent`; the full grid gives each block one
+   * tile, as without it). At a tile's end the block waits for its warps at one barrier, issues the next tile's K, V
+   * and first item's copies, and only then stores the last tile's dK and dV from its registers, so that the stores
+   * and the copies' latency overlap; the last item's dQ reduction (bulk-dq) is issued at the next tile's first
+   * barrier. Without it: one tile a block, each block's prologue (K, V, first item) and epilogue (dK, dV) in turn;
+   * a 1024-key window's block uses about 19 items, so those weigh about a tenth of it.
+   */
+  persistent?: boolean;
 }
 
-const TUNING_NAMES: Record<string, keyof CudaBackwardTuning> = { tables: 'tables', 'async-stats': 'asyncStats', 'scan-window': 'scanWindow', wgmma: 'wgmma', 'fused-dq': 'fusedDq', 'two-wg': 'twoWarpgroups', 'three-stages': 'threeStages', overlap: 'overlap', 'late-wait': 'lateWait', 'wgmma-dq': 'wgmmaDq', 'bulk-dq': 'bulkDq', 'ballot-items': 'ballotItems' };
+const TUNING_NAMES: Record<string, keyof CudaBackwardTuning> = { tables: 'tables', 'async-stats': 'asyncStats', 'scan-window': 'scanWindow', wgmma: 'wgmma', 'fused-dq': 'fusedDq', 'two-wg': 'twoWarpgroups', 'three-stages': 'threeStages', overlap: 'overlap', 'late-wait': 'lateWait', 'wgmma-dq': 'wgmmaDq', 'bulk-dq': 'bulkDq', 'ballot-items': 'ballotItems', persistent: 'persistent' };
 export const BACKWARD_TUNING_SYNTAX = `a comma list of ${Object.keys(TUNING_NAMES).join(', ')}, or 'default' (the arch's defaults) or 'none' (the first kernels)`;
 
 /**

@@ -49,6 +49,11 @@ export interface CudaBackwardStage {
   grid: string[];
   block: number[];
   dynamicSmemBytes: number;
+  /**
+   * Its blocks walk the stage's tiles with a grid stride (tuning persistent): any grid is correct, the one above gives
+   * each block one tile, and [min(tiles, SMs), 1, 1] (cudaBackwardGrid with the SM count) is the fast one.
+   */
+  persistent?: boolean;
 }
 
 /** The stages of a backward manifest, in launch order. */
@@ -56,9 +61,13 @@ export function cudaBackwardStages(m: KernelManifest): CudaBackwardStage[] {
   return (m.abi as { stages: CudaBackwardStage[] }).stages;
 }
 
-/** A stage's grid for a call: [ceil(Nq / bm), Hq, B] over queries, [ceil(Nk / bm), Hkv, B] over keys. */
-export function cudaBackwardGrid(st: CudaBackwardStage, s: { B: number; Hq: number; Hkv: number; Nq: number; Nk: number }): [number, number, number] {
-  return st.over === 'queries' ? [Math.ceil(s.Nq / st.bm), s.Hq, s.B] : [Math.ceil(s.Nk / st.bm), s.Hkv, s.B];
+/**
+ * A stage's grid for a call: [ceil(Nq / bm), Hq, B] over queries, [ceil(Nk / bm), Hkv, B] over keys; for a persistent
+ * stage given `blocks` (one per SM slot), [min(tiles, blocks), 1, 1].
+ */
+export function cudaBackwardGrid(st: CudaBackwardStage, s: { B: number; Hq: number; Hkv: number; Nq: number; Nk: number }, blocks?: number): [number, number, number] {
+  const full: [number, number, number] = st.over === 'queries' ? [Math.ceil(s.Nq / st.bm), s.Hq, s.B] : [Math.ceil(s.Nk / st.bm), s.Hkv, s.B];
+  return st.persistent && blocks ? [Math.min(full[0] * full[1] * full[2], blocks), 1, 1] : full;
 }
 
 /** Rows a block owns (query rows for dQ, keys for dK and dV): 4 warps of 16. */
@@ -113,7 +122,8 @@ export function renderCudaBackward(k: LoweredKernel, opts: CudaBackwardOptions):
   const dqSmem = 2 * (2 * dqRows + 2 * shape.ring * DQ_BN) * rowElems + slack, dkdvSmem = 2 * (2 * bk + 2 * shape.ring * qt) * rowElems + (tcDq ? 2 * bk * 64 : 0) + (bulk ? dqStageBytes(qt, headDim) : 0) + slack;
   const dkdv = dkdvKernel(dkdvEntry, k, spec, tuning, wg, fused, tcDq, bulk, headDim, shape, sig);
   const kernels = fused ? [prepKernel(prepEntry, sig, headDim), dkdv, storeKernel(storeEntry, sig, headDim)] : [dqKernel(dqEntry, k, spec, tuning, wg, headDim, sig, dqRows, shape.ring), dkdv];
-  const dkdvLaunch = `${dkdvEntry}: grid [ceil(Nk/${bk}), Hkv, B], block [${shape.threads}], dynamic smem ${dkdvSmem} bytes (${bk} keys x ${qt}-query tiles, every query head of the kv head${fused ? '; dQ added to dQacc' : ''})`;
+  const persistentStage = tuning.persistent ? { persistent: true } : {};
+  const dkdvLaunch = `${dkdvEntry}: grid [ceil(Nk/${bk}), Hkv, B]${tuning.persistent ? ` or any fewer blocks (best: [min(ceil(Nk/${bk})*Hkv*B, SMs), 1, 1], persistent)` : ''}, block [${shape.threads}], dynamic smem ${dkdvSmem} bytes (${bk} keys x ${qt}-query tiles, every query head of the kv head${fused ? '; dQ added to dQacc' : ''})`;
   const launchLines = fused
     ? [`${prepEntry}: grid [ceil(Nq/${FUSED_ROWS}), Hq, B], block [128] (delta, dQacc zeroed)`, dkdvLaunch, `${storeEntry}: grid [ceil(Nq/${FUSED_ROWS}), Hq, B], block [128] (dQ from dQacc)`]
     : [`${dqEntry}: grid [ceil(Nq/${dqRows}), Hq, B], block [${2 * dqRows}], dynamic smem ${dqSmem} bytes (${dqRows} query rows x ${DQ_BN}-key tiles)`, dkdvLaunch];
@@ -159,11 +169,11 @@ ${launchLines.map((l, i) => `//   ${i + 1}. ${l}`).join('\n')}
       // own `bm` query rows (`over` 'queries': grid [ceil(Nq / bm), Hq, B]) or keys ('keys': [ceil(Nk / bm), Hkv, B]).
       stages: (fused ? [
         { entryPoint: prepEntry, what: 'delta = rowsum(dO * O); dQacc zeroed', over: 'queries', bm: FUSED_ROWS, grid: [`ceil(Nq / ${FUSED_ROWS})`, 'Hq', 'B'], block: [128, 1, 1], dynamicSmemBytes: 0 },
-        { entryPoint: dkdvEntry, what: 'dK and dV, summed over the query heads of each kv head; dQ added to dQacc', over: 'keys', bm: bk, grid: [`ceil(Nk / ${bk})`, 'Hkv', 'B'], block: [shape.threads, 1, 1], dynamicSmemBytes: dkdvSmem },
+        { entryPoint: dkdvEntry, what: 'dK and dV, summed over the query heads of each kv head; dQ added to dQacc', over: 'keys', bm: bk, grid: [`ceil(Nk / ${bk})`, 'Hkv', 'B'], block: [shape.threads, 1, 1], dynamicSmemBytes: dkdvSmem, ...persistentStage },
         { entryPoint: storeEntry, what: 'dQ = dQacc in the storage type', over: 'queries', bm: FUSED_ROWS, grid: [`ceil(Nq / ${FUSED_ROWS})`, 'Hq', 'B'], block: [128, 1, 1], dynamicSmemBytes: 0 },
       ] : [
         { entryPoint: dqEntry, what: 'delta = rowsum(dO * O), then dQ', over: 'queries', bm: dqRows, grid: [`ceil(Nq / ${dqRows})`, 'Hq', 'B'], block: [2 * dqRows, 1, 1], dynamicSmemBytes: dqSmem },
-        { entryPoint: dkdvEntry, what: 'dK and dV, summed over the query heads of each kv head', over: 'keys', bm: bk, grid: [`ceil(Nk / ${bk})`, 'Hkv', 'B'], block: [shape.threads, 1, 1], dynamicSmemBytes: dkdvSmem },
+        { entryPoint: dkdvEntry, what: 'dK and dV, summed over the query heads of each kv head', over: 'keys', bm: bk, grid: [`ceil(Nk / ${bk})`, 'Hkv', 'B'], block: [shape.threads, 1, 1], dynamicSmemBytes: dkdvSmem, ...persistentStage },
       ]) satisfies CudaBackwardStage[],
       // Caller-allocated f32 scratch, written and read by the launches: Delta [B, Hq, Nq] (the first launch writes it),
       // and for the single pass dQacc [B, Hq, Nq, D] (zeroed by the first launch).
@@ -278,13 +288,12 @@ function copyRing(o: { ring: number; v: string; count: string; next: string; fil
   };
 }
 
-function prelude(entry: string, sig: string, headDim: number, log2e = true, wg = false, threads = 128): string {
+function prelude(entry: string, sig: string, headDim: number, log2e = true, wg = false, threads = 128, batch = true): string {
   return `extern "C" __global__ void __launch_bounds__(${threads}, 1) ${entry}(${sig}) {
   constexpr int HEAD_DIM = ${headDim}, ${wg ? '' : `STRIDE = ${headDim + 8}, `}NTHREADS = ${threads}, CHUNKS = HEAD_DIM / 8;${log2e ? '\n  constexpr float LOG2E = 1.4426950408889634f;' : ''}
 ${wg ? WG_SMEM_BASE : `  extern __shared__ __align__(16) unsigned char attnc_smem_raw[];
   unsigned short* const attnc_smem = reinterpret_cast<unsigned short*>(attnc_smem_raw);`}
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
-  const int bb = blockIdx.z;`;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;${batch ? '\n  const int bb = blockIdx.z;' : ''}`;
 }
 
 function dqKernel(entry: string, k: LoweredKernel, spec: SpecCode, tuning: CudaBackwardTuning, wg: boolean, headDim: number, sig: string, bm: number, ring: number): string {
@@ -472,13 +481,20 @@ ${spec.tileLive.lines.join('\n')}
       ...(tcDq ? [wgDescs('k_dq', 'sK', true, false), wgDescs('ds', 'sDS', true, false)] : [])].join('\n')
     : `  const unsigned k_addr = ${LANE.a('sK')}, v_addr = ${LANE.a('sV')};
   const unsigned q_b = ${LANE.b('sQ')}, do_b = ${LANE.b('sdO')}, q_bt = ${LANE.bt('sQ')}, do_bt = ${LANE.bt('sdO')};${fused ? `\n  const unsigned k_dq = ${LANE.bt('sK')};` : ''}`;
-  return `${prelude(entry, sig, headDim, !asyncStats, wg, threads)}
-  constexpr int BK = ${bk}, QT = ${qt}, NT = QT / 8;
-${layout}
-  __shared__ float ${asyncStats ? 'sLse' : 'sLse2'}[${ring}][QT], sDelta[${ring}][QT];${also(fused && !tcDq, [dsDecl(qt, bk)])}${also(t, ['  // The spec\'s per-key and per-diagonal tables of an item (query tile, this block\'s keys): keys are the rows.', ...spec.tableDecls(qt, bk, ring)])}
-  const int hk = blockIdx.y, group = Hq / Hkv;
+  const persistent = !!tuning.persistent;
+  const zeroAcc = `  #pragma unroll
+  for (int n = 0; n < ${nd}; ++n) { dk[n][0] = dk[n][1] = dk[n][2] = dk[n][3] = 0.f; dv[n][0] = dv[n][1] = dv[n][2] = dv[n][3] = 0.f; }`;
+  const state = `  int stage = 0;${bulk ? `
+  size_t dq_base = 0;  // the staged item's first row of dQacc, and its rows below Nq (0: none staged)
+  int dq_valid = 0;` : ''}`;
+  const tileVars = persistent
+    ? `  const int hk = work % Hkv, bb = work / Hkv % B;
+  const int k0 = work / (Hkv * B) * BK;
+`
+    : `  const int hk = blockIdx.y, group = Hq / Hkv;
   const int k0 = blockIdx.x * BK;
-  const unsigned short* gK = K + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
+`;
+  const tileSetup = `${tileVars}  const unsigned short* gK = K + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
   const unsigned short* gV = V + (size_t)(bb * Hkv + hk) * Nk * HEAD_DIM;
   // Items: (query head of the group, query tile), head-major.
   const int n_qt = (Nq + QT - 1) / QT, items = group * n_qt;
@@ -502,20 +518,12 @@ ${copyRows(`sdO + ${qStage}`, 'gdO', 'qrow0', qt, 'Nq', wg)}
 ${stats}
   };${also(t, [fillTablesCode(spec, qt, bk, 'it', ['    const int hq = hk * group + it / n_qt, q0 = (it % n_qt) * QT + (Nk - Nq), kv0 = k0;', '    (void)hq;', ...spec.headLines].join('\n'), threads)])}
 
-  // ---- the block's keys and values, and the first live item ----
+`;
+  const loadTile = `  // ---- the block's keys and values, and the first live item ----
 ${copyRows('sK', 'gK', 'k0', bk, 'Nk', wg)}
 ${copyRows('sV', 'gV', 'k0', bk, 'Nk', wg)}
-${pipe.prologue}
-
-${operands}
-  float dk[${nd}][4], dv[${nd}][4];
-  #pragma unroll
-  for (int n = 0; n < ${nd}; ++n) { dk[n][0] = dk[n][1] = dk[n][2] = dk[n][3] = 0.f; dv[n][0] = dv[n][1] = dv[n][2] = dv[n][3] = 0.f; }
-  int stage = 0;${bulk ? `
-  size_t dq_base = 0;  // the staged item's first row of dQacc, and its rows below Nq (0: none staged)
-  int dq_valid = 0;` : ''}
-
-  while (it < items) {
+${pipe.prologue}`;
+  const itemLoop = `  while (it < items) {
 ${pipe.wait}
 ${pipe.issue}${bulk ? `
     // the last item's dQ, staged and fenced by every thread before the barrier above
@@ -538,16 +546,66 @@ ${wg ? wgAccumulate([{ acc: 'dv', from: 's', bN: 'do_n' }, { acc: 'dk', from: 'd
 ${accumulateCode('dk', 'dp', 'q_bt + st', nd, qt / 16)}`}`}${also(fused, [tcDq ? fusedDqWgmmaCode(bk, threads / 128, bulk) : fusedDqCode(qt, bk, headDim, threads / 32, wg, bulk)])}${also(late, ['    attnc_wg_wait<0>();  // dV\'s and dK\'s products, run beside dQ, are done with the stage before the next barrier frees it'])}
 ${pipe.advance}
   }
-  attnc_cp_wait<0>();${bulk ? `
+`;
+  const lastDq = bulk ? `
   if (dq_valid > 0) {  // the last item's dQ
     attnc_fence_async_smem();
     __syncthreads();
     ${DQ_FLUSH}
   }
-  if (tid == 0) attnc_bulk_wait<0>();  // every row added before the block exits` : ''}
+  if (tid == 0) attnc_bulk_wait<0>();  // every row added before the block exits` : '';
+  const store = (k0: string, rows: string) => `${storeRows('dk', `dK + ${rows} * HEAD_DIM`, k0, 'Nk', nd)}
+${storeRows('dv', `dV + ${rows} * HEAD_DIM`, k0, 'Nk', nd)}`;
+  if (!persistent) {
+    return `${prelude(entry, sig, headDim, !asyncStats, wg, threads, !persistent)}
+  constexpr int BK = ${bk}, QT = ${qt}, NT = QT / 8;
+${layout}
+  __shared__ float ${asyncStats ? 'sLse' : 'sLse2'}[${ring}][QT], sDelta[${ring}][QT];${also(fused && !tcDq, [dsDecl(qt, bk)])}${also(t, ['  // The spec\'s per-key and per-diagonal tables of an item (query tile, this block\'s keys): keys are the rows.', ...spec.tableDecls(qt, bk, ring)])}
+${tileSetup}${loadTile}
+
+${operands}
+  float dk[${nd}][4], dv[${nd}][4];
+${zeroAcc}
+${state}
+
+${itemLoop}  attnc_cp_wait<0>();${lastDq}
   const size_t kv_rows = (size_t)(bb * Hkv + hk) * Nk;
-${storeRows('dk', 'dK + kv_rows * HEAD_DIM', 'k0', 'Nk', nd)}
-${storeRows('dv', 'dV + kv_rows * HEAD_DIM', 'k0', 'Nk', nd)}
+${store('k0', 'kv_rows')}
+}
+`;
+  }
+  // the last tile's rows, recomputed from its number (fewer registers held through the item loop)
+  const storePrev = `    const int prev = work - work_stride, prev_k0 = prev / (Hkv * B) * BK;
+    const size_t prev_rows = (size_t)(prev / Hkv % B * Hkv + prev % Hkv) * Nk;
+${store('prev_k0', 'prev_rows')}`;
+  // tuning persistent: the tile's setup, copies and item loop inside a loop over tiles; the last tile's dK and dV
+  // stored after the next tile's copies are issued, its last dQ reduction at the next tile's first barrier
+  return `${prelude(entry, sig, headDim, !asyncStats, wg, threads, !persistent)}
+  constexpr int BK = ${bk}, QT = ${qt}, NT = QT / 8;
+${layout}
+  __shared__ float ${asyncStats ? 'sLse' : 'sLse2'}[${ring}][QT], sDelta[${ring}][QT];${also(fused && !tcDq, [dsDecl(qt, bk)])}${also(t, ['  // The spec\'s per-key and per-diagonal tables of an item (query tile, this block\'s keys): keys are the rows.', ...spec.tableDecls(qt, bk, ring)])}
+  const int group = Hq / Hkv, n_kb = (Nk + BK - 1) / BK, n_work = n_kb * Hkv * B;
+${operands}
+  float dk[${nd}][4], dv[${nd}][4];
+${state}
+  // Tiles (key block, kv head, batch), key blocks in order: block b takes tiles b, b + G, ... of the G launched. The
+  // last tile, whose dK and dV are still in registers, is work - G (no register of its own held through the items).
+  const int work0 = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z), work_stride = gridDim.x * gridDim.y * gridDim.z;
+  int work = work0;
+  for (; work < n_work; work += work_stride) {
+${tileSetup}
+  if (work != work0) __syncthreads();  // every warp is done with the last tile's K, V, stages and tables
+${loadTile}
+  if (work != work0) {  // the last tile's dK and dV, while this tile's copies are in flight
+${storePrev}
+  }
+${zeroAcc}
+  stage = 0;
+${itemLoop}  attnc_cp_wait<0>();
+  }${lastDq}
+  if (work != work0) {
+${storePrev}
+  }
 }
 `;
 }

@@ -50,7 +50,7 @@ const pyNumber = (v: number, type: 'i32' | 'f32') => (type === 'f32' && Number.i
 
 /** The backward kernels' entry in the module: stages (entry, what a block owns, block, shared memory), arguments, f32 scratch, source. */
 function backwardEntry(b: CompiledKernel): string {
-  const stages = cudaBackwardStages(b.manifest).map((x) => ({ entry: x.entryPoint, over: x.over, bm: x.bm, block: [x.block[0], x.block[1] ?? 1, x.block[2] ?? 1], smem: x.dynamicSmemBytes }));
+  const stages = cudaBackwardStages(b.manifest).map((x) => ({ entry: x.entryPoint, over: x.over, bm: x.bm, block: [x.block[0], x.block[1] ?? 1, x.block[2] ?? 1], smem: x.dynamicSmemBytes, persistent: !!x.persistent }));
   const args = (b.manifest.abi as { args: CudaArg[] }).args.map((a) => (a.role === 'param' ? [a.role, a.name, a.kind] : [a.role, a.name]));
   const scratch = (b.manifest.abi as { scratch: Array<{ name: string; shape: string[] }> }).scratch.map((x) => [x.name, x.shape]);
   return `{

@@ -270,7 +270,7 @@ def _loaded_backward(ordinal):
             return drv, _STATE[key]
         kernels = _backward(st['arch'])
         module, fns = _load_module(drv, st['ctx'], cubin, kernels['stages'], st['smem_optin'])
-        _STATE[key] = {'ctx': st['ctx'], 'fns': fns, 'module': module, 'kernels': kernels}
+        _STATE[key] = {'ctx': st['ctx'], 'fns': fns, 'module': module, 'kernels': kernels, 'sms': st['sms']}
         return drv, _STATE[key]
 
 
@@ -338,8 +338,10 @@ def _run_backward(q, k, v, o, lse, do, values, tables):
     for name, shape in st['kernels']['scratch']:
         tensors[name] = torch.empty([dims[x] for x in shape], dtype=torch.float32, device=q.device)
     args = _kernel_args(st['kernels']['args'], tensors, sizes, values, tables)
-    # A stage's blocks own bm query rows of a query head, or bm keys of a kv head.
+    # A stage's blocks own bm query rows of a query head, or bm keys of a kv head; a persistent stage's blocks walk its
+    # tiles, one block per SM.
     grids = [(-(-Nq // x['bm']), Hq, B) if x['over'] == 'queries' else (-(-Nk // x['bm']), Hkv, B) for x in st['kernels']['stages']]
+    grids = [(min(g[0] * g[1] * g[2], st['sms']), 1, 1) if x['persistent'] else g for x, g in zip(st['kernels']['stages'], grids)]
     if max(Hq, B) > 65535:
         raise ValueError(f'{SPEC}: grid exceeds 65535 in y or z (Hq = {Hq}, B = {B})')
     with torch.cuda.device(q.device):
