@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { artifactHash } from '../../src/compiler/compile.ts';
-import { cudaBackwardStages, renderCudaBackward } from '../../src/compiler/render/cuda-bwd.ts';
+import { cudaBackwardGrid, cudaBackwardStages, renderCudaBackward } from '../../src/compiler/render/cuda-bwd.ts';
 import { backwardTuningLabel, parseBackwardTuning, type CudaBackwardTuning } from '../../src/compiler/render/cuda-bwd-tuning.ts';
 import { backwardTuningFromEnv } from '../../src/runtime/device.ts';
 import { loadExamples } from './suite.ts';
@@ -25,7 +25,7 @@ describe('CUDA backward variants', () => {
     expect(parseBackwardTuning(' scan-window ,none')).toEqual({ scanWindow: true });
     expect(parseBackwardTuning('none')).toEqual({});
     expect(parseBackwardTuning('default')).toBeUndefined();
-    expect(parseBackwardTuning('tables,bogus')).toBe("unknown backward variant 'bogus': expected a comma list of tables, async-stats, scan-window, wgmma, fused-dq, two-wg, three-stages, overlap, late-wait, wgmma-dq, bulk-dq, ballot-items, or 'default' (the arch's defaults) or 'none' (the first kernels)");
+    expect(parseBackwardTuning('tables,bogus')).toBe("unknown backward variant 'bogus': expected a comma list of tables, async-stats, scan-window, wgmma, fused-dq, two-wg, three-stages, overlap, late-wait, wgmma-dq, bulk-dq, ballot-items, persistent, or 'default' (the arch's defaults) or 'none' (the first kernels)");
     expect(backwardTuningLabel({ scanWindow: true, tables: true })).toBe('tables,scan-window');
     expect(backwardTuningLabel({})).toBe('none');
     expect(backwardTuningLabel(undefined)).toBe('');
@@ -148,6 +148,33 @@ describe('CUDA backward variants', () => {
     expect(renderCudaBackward(causal.lowered, { ...opts, tuning: { wgmma: true } }).source).toContain('while (it < items && !item_live(it)) ++it;');
     // document's test scans tables (warp-cooperative, or scan-window's windows): one item at a time there
     for (const scanWindow of [false, true]) expect(renderCudaBackward(doc.lowered, { ...opts, tuning: { wgmma: true, scanWindow, ballotItems: true } }).source).not.toContain(ballot);
+  });
+
+  it('persistent: the dK/dV launch walks its tiles with a grid stride; its stage says so and takes one block per SM', () => {
+    const [causal] = loadExamples(['causal']);
+    const opts = { dtype: 'bf16' as const, hash: 'h', version: 'v', arch: 'sm_90a' as const, headDim: 128 };
+    const base = { tables: true, asyncStats: true, wgmma: true, fusedDq: true, twoWarpgroups: true, bulkDq: true };
+    const on = renderCudaBackward(causal.lowered, { ...opts, tuning: { ...base, persistent: true } });
+    const off = renderCudaBackward(causal.lowered, { ...opts, tuning: base });
+    const dkdv = (m: typeof on) => cudaBackwardStages(m.manifest).find((x) => x.entryPoint.endsWith('_dkdv'))!;
+    expect([dkdv(on).persistent, dkdv(off).persistent]).toEqual([true, undefined]);
+    expect(cudaBackwardStages(on.manifest).filter((x) => x.persistent)).toHaveLength(1);  // prep and store keep their grids
+    expect(on.source).toContain('for (; work < n_work; work += work_stride) {');
+    expect(on.source).toContain('const int hk = work % Hkv, bb = work / Hkv % B;');
+    expect(on.source).toContain('or any fewer blocks (best: [min(ceil(Nk/128)*Hkv*B, SMs), 1, 1], persistent)');
+    expect(off.source).not.toContain('work_stride');
+    expect(off.source).toContain('const int hk = blockIdx.y, group = Hq / Hkv;');
+    // the last tile's dK and dV are stored after the next tile's copies are issued, and once more after the loop
+    const body = on.source.slice(on.source.indexOf('_bwd_dkdv('));
+    const copies = body.indexOf('// ---- the block\'s keys and values, and the first live item ----'), stores = body.indexOf('// the last tile\'s dK and dV, while this tile\'s copies are in flight');
+    expect(copies).toBeGreaterThan(0);
+    expect(stores).toBeGreaterThan(copies);
+    // the grid: the full one without an SM count; with one, as many blocks as SMs and never more than the tiles
+    const call = { B: 2, Hq: 4, Hkv: 2, Nq: 1000, Nk: 1000 };
+    expect(cudaBackwardGrid(dkdv(on), call)).toEqual([8, 2, 2]);
+    expect(cudaBackwardGrid(dkdv(on), call, 132)).toEqual([32, 1, 1]);
+    expect(cudaBackwardGrid(dkdv(on), call, 20)).toEqual([20, 1, 1]);
+    expect(cudaBackwardGrid(dkdv(off), call, 20)).toEqual([8, 2, 2]);
   });
 
   it('overlap: S and dP in two commit groups, dV issued before dS; only where g does not read the dot product', () => {

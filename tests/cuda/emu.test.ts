@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkBackwardCases, defaultCases } from '../../src/runtime/check.ts';
 import { cudaEmulatorProblem, CudaEmuBackend } from '../../src/runtime/cuda-emu.ts';
-import { parseBackwardTuning, type CudaBackwardTuning } from '../../src/compiler/render/cuda-bwd-tuning.ts';
+import { backwardTuningLabel, parseBackwardTuning, type CudaBackwardTuning } from '../../src/compiler/render/cuda-bwd-tuning.ts';
 import { EXAMPLES_DIR, formatResult, loadExamples, runCase, shortShapes } from './suite.ts';
 
 const problem = cudaEmulatorProblem();
@@ -28,14 +28,16 @@ if (problem) console.warn(`tests/cuda/emu.test.ts: skipped: ${problem}`);
  * mma.sync, late-wait (dV's and dK's products run beside the dQ step) in two-warpgroup blocks with the overlap
  * order, wgmma-dq (the single pass's dQ on wgmma) there too, and both in one-warpgroup blocks with the element code
  * in full (at D = 128 their 32-query items keep dQ on mma.sync: late-wait alone), and bulk-dq's staging from mma.sync's
- * dQ in one-warpgroup blocks with ballot-items (each build costs about a second); and ballot-items on 2100 keys, where a
- * window leaves dead items after the live ones.
+ * dQ in one-warpgroup blocks with ballot-items, and the D = 128 defaults with a persistent dK/dV launch (the emulator
+ * has two SMs, so each of its two blocks walks several tiles; each build costs about a second); and ballot-items on
+ * 2100 keys, where a window leaves dead items after the live ones, there with and without a persistent launch.
  */
 const VARIANT_SETS = ['none', 'tables,async-stats,scan-window', 'fused-dq', 'wgmma', 'tables,async-stats,scan-window,wgmma',
   'tables,async-stats,scan-window,wgmma,two-wg,three-stages,overlap', 'wgmma,two-wg,three-stages,fused-dq,scan-window',
   'tables,async-stats,wgmma,overlap', 'tables,async-stats,three-stages',
   'tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,late-wait',
-  'tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,wgmma-dq', 'wgmma,fused-dq,wgmma-dq,late-wait', 'wgmma,fused-dq,bulk-dq,ballot-items'];
+  'tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,wgmma-dq', 'wgmma,fused-dq,wgmma-dq,late-wait', 'wgmma,fused-dq,bulk-dq,ballot-items',
+  'tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,late-wait,wgmma-dq,bulk-dq,persistent'];
 /** sm_90a's D = 64 defaults for a mask that scans no table, as a list (ballot-items is timed against them). */
 const DEFAULT_SM90_D64 = 'tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,late-wait,bulk-dq';
 const variants: Array<CudaBackwardTuning | undefined> = [undefined, ...VARIANT_SETS.map((v) => parseBackwardTuning(v) as CudaBackwardTuning)];
@@ -90,13 +92,13 @@ describe.skipIf(!!problem)('CUDA kernels on the emulator vs float64', () => {
     }, 600_000);
 
     if (['sliding_window', 'prefix_lm'].includes(spec.name)) {
-      it(`${spec.name} backward, long rows: ballot-items past dead items (2100 keys), sm_90a bf16 D=64`, async () => {
+      it(`${spec.name} backward, long rows: ballot-items past dead items (2100 keys), one tile a block and persistent, sm_90a bf16 D=64`, async () => {
         const text = readFileSync(join(EXAMPLES_DIR, `${spec.name}.attn`), 'utf8');
         const shapes = [{ B: 1, Hq: 1, Hkv: 1, Nq: 2100, Nk: 2100, D: 64 }, { B: 1, Hq: 2, Hkv: 1, Nq: 1500, Nk: 2100, D: 64 }];
-        const sets = [parseBackwardTuning(`${DEFAULT_SM90_D64},ballot-items`) as CudaBackwardTuning];
+        const sets = ['ballot-items', 'ballot-items,persistent'].map((v) => parseBackwardTuning(`${DEFAULT_SM90_D64},${v}`) as CudaBackwardTuning);
         const results = [];
         for await (const r of checkBackwardCases(hopper, text, spec.block, spec.lowered, shapes, ['bf16'], {}, 3, sets)) results.push(r);
-        expect(results.map((r) => [r.pass, r.nanCount])).toEqual(shapes.map(() => [true, 0]));
+        expect(results.map((r) => [r.variant, r.pass, r.nanCount])).toEqual(shapes.flatMap(() => sets.map((t) => [backwardTuningLabel(t), true, 0])));
       }, 600_000);
     }
   }

@@ -48,13 +48,13 @@ KERNELS = {
 # f32 scratch and CUDA-C source; None where there are none.
 BACKWARD = {
     "sm_90a": {
-        'stages': [{"entry": "attnc_scale_invariant_bf16_d128_bwd_prep", "over": "queries", "bm": 64, "block": [128, 1, 1], "smem": 0}, {"entry": "attnc_scale_invariant_bf16_d128_bwd_dkdv", "over": "keys", "bm": 128, "block": [256, 1, 1], "smem": 181248}, {"entry": "attnc_scale_invariant_bf16_d128_bwd_dq_store", "over": "queries", "bm": 64, "block": [128, 1, 1], "smem": 0}],
+        'stages': [{"entry": "attnc_scale_invariant_bf16_d128_bwd_prep", "over": "queries", "bm": 64, "block": [128, 1, 1], "smem": 0, "persistent": False}, {"entry": "attnc_scale_invariant_bf16_d128_bwd_dkdv", "over": "keys", "bm": 128, "block": [256, 1, 1], "smem": 181248, "persistent": False}, {"entry": "attnc_scale_invariant_bf16_d128_bwd_dq_store", "over": "queries", "bm": 64, "block": [128, 1, 1], "smem": 0, "persistent": False}],
         'args': [["tensor", "Q"], ["tensor", "K"], ["tensor", "V"], ["tensor", "O"], ["tensor", "LSE"], ["tensor", "dO"], ["tensor", "dQ"], ["tensor", "dK"], ["tensor", "dV"], ["tensor", "Delta"], ["tensor", "dQacc"], ["size", "B"], ["size", "Hq"], ["size", "Hkv"], ["size", "Nq"], ["size", "Nk"], ["param", "tau", "f32"]],
         'scratch': [["Delta", ["B", "Hq", "Nq"]], ["dQacc", ["B", "Hq", "Nq", "D"]]],
         'source': r'''<CUDA source>''',
     },
     "sm_80": {
-        'stages': [{"entry": "attnc_scale_invariant_bf16_d128_bwd_dq", "over": "queries", "bm": 64, "block": [128, 1, 1], "smem": 104448}, {"entry": "attnc_scale_invariant_bf16_d128_bwd_dkdv", "over": "keys", "bm": 64, "block": [128, 1, 1], "smem": 69632}],
+        'stages': [{"entry": "attnc_scale_invariant_bf16_d128_bwd_dq", "over": "queries", "bm": 64, "block": [128, 1, 1], "smem": 104448, "persistent": False}, {"entry": "attnc_scale_invariant_bf16_d128_bwd_dkdv", "over": "keys", "bm": 64, "block": [128, 1, 1], "smem": 69632, "persistent": False}],
         'args': [["tensor", "Q"], ["tensor", "K"], ["tensor", "V"], ["tensor", "O"], ["tensor", "LSE"], ["tensor", "dO"], ["tensor", "dQ"], ["tensor", "dK"], ["tensor", "dV"], ["tensor", "Delta"], ["size", "B"], ["size", "Hq"], ["size", "Hkv"], ["size", "Nq"], ["size", "Nk"], ["param", "tau", "f32"]],
         'scratch': [["Delta", ["B", "Hq", "Nq"]]],
         'source': r'''<CUDA source>''',
@@ -324,7 +324,7 @@ def _loaded_backward(ordinal):
             return drv, _STATE[key]
         kernels = _backward(st['arch'])
         module, fns = _load_module(drv, st['ctx'], cubin, kernels['stages'], st['smem_optin'])
-        _STATE[key] = {'ctx': st['ctx'], 'fns': fns, 'module': module, 'kernels': kernels}
+        _STATE[key] = {'ctx': st['ctx'], 'fns': fns, 'module': module, 'kernels': kernels, 'sms': st['sms']}
         return drv, _STATE[key]
 
 
@@ -392,8 +392,10 @@ def _run_backward(q, k, v, o, lse, do, values, tables):
     for name, shape in st['kernels']['scratch']:
         tensors[name] = torch.empty([dims[x] for x in shape], dtype=torch.float32, device=q.device)
     args = _kernel_args(st['kernels']['args'], tensors, sizes, values, tables)
-    # A stage's blocks own bm query rows of a query head, or bm keys of a kv head.
+    # A stage's blocks own bm query rows of a query head, or bm keys of a kv head; a persistent stage's blocks walk its
+    # tiles, one block per SM.
     grids = [(-(-Nq // x['bm']), Hq, B) if x['over'] == 'queries' else (-(-Nk // x['bm']), Hkv, B) for x in st['kernels']['stages']]
+    grids = [(min(g[0] * g[1] * g[2], st['sms']), 1, 1) if x['persistent'] else g for x, g in zip(st['kernels']['stages'], grids)]
     if max(Hq, B) > 65535:
         raise ValueError(f'{SPEC}: grid exceeds 65535 in y or z (Hq = {Hq}, B = {B})')
     with torch.cuda.device(q.device):
