@@ -25,7 +25,7 @@ describe('CUDA backward variants', () => {
     expect(parseBackwardTuning(' scan-window ,none')).toEqual({ scanWindow: true });
     expect(parseBackwardTuning('none')).toEqual({});
     expect(parseBackwardTuning('default')).toBeUndefined();
-    expect(parseBackwardTuning('tables,bogus')).toBe("unknown backward variant 'bogus': expected a comma list of tables, async-stats, scan-window, wgmma, fused-dq, two-wg, three-stages, overlap, late-wait, wgmma-dq, bulk-dq, ballot-items, persistent, or 'default' (the arch's defaults) or 'none' (the first kernels)");
+    expect(parseBackwardTuning('tables,bogus')).toBe("unknown backward variant 'bogus': expected a comma list of tables, async-stats, scan-window, wgmma, fused-dq, two-wg, three-stages, overlap, late-wait, wgmma-dq, bulk-dq, ballot-items, persistent, dq-overlap, or 'default' (the arch's defaults) or 'none' (the first kernels)");
     expect(backwardTuningLabel({ scanWindow: true, tables: true })).toBe('tables,scan-window');
     expect(backwardTuningLabel({})).toBe('none');
     expect(backwardTuningLabel(undefined)).toBe('');
@@ -175,6 +175,36 @@ describe('CUDA backward variants', () => {
     expect(cudaBackwardGrid(dkdv(on), call, 132)).toEqual([32, 1, 1]);
     expect(cudaBackwardGrid(dkdv(on), call, 20)).toEqual([20, 1, 1]);
     expect(cudaBackwardGrid(dkdv(off), call, 20)).toEqual([8, 2, 2]);
+  });
+
+  it('dq-overlap: dQ\'s product waited for by the next item, dS^T double-buffered; with wgmma-dq, bulk-dq and the overlap order only', () => {
+    const byName = new Map(loadExamples(['causal', 'softcap', 'document']).map((x) => [x.name, x]));
+    const [causal, softcap, doc] = ['causal', 'softcap', 'document'].map((n) => byName.get(n)!);
+    const opts = { dtype: 'bf16' as const, hash: 'h', version: 'v', arch: 'sm_90a' as const, headDim: 128 };
+    const base = { tables: true, asyncStats: true, scanWindow: true, wgmma: true, fusedDq: true, twoWarpgroups: true, overlap: true, lateWait: true, wgmmaDq: true, bulkDq: true };
+    const on = renderCudaBackward(causal.lowered, { ...opts, tuning: { ...base, dqOverlap: true } });
+    const off = renderCudaBackward(causal.lowered, { ...opts, tuning: base });
+    const dkdvSmem = (m: typeof on) => cudaBackwardStages(m.manifest).find((x) => x.entryPoint.endsWith('_dkdv'))!.dynamicSmemBytes;
+    expect(dkdvSmem(on) - dkdvSmem(off)).toBe(128 * 64 * 2);  // a second dS^T buffer
+    const body = on.source.slice(on.source.indexOf('_bwd_dkdv('));
+    // the order of an item: the last item's dQ waited for and staged, this item's products, dS^T, the flush, dQ issued
+    // and not waited for, dV's and dK's products waited for, the next item's barrier
+    const at = (text: string) => body.indexOf(text);
+    const marks = ['attnc_wg_wait<0>();  // the last item\'s dQ landed', 'if (dq_pending) {', 'attnc_wg_wait<1>();  // S landed',
+      'unsigned short* const sDS = sDS0 + ds_buf * (BK * 64);', 'attnc_bulk_red_add(', 'attnc_wgmma_ss_t(&dq[0][0], ds_n + ds_buf * (BK * 64 * 2 / 16)',
+      'attnc_wg_wait<1>();  // dV\'s and dK\'s products done', '__syncthreads();  // item itn\'s Q, dO, LSE and delta visible; this item\'s stage free'];
+    const positions = marks.map(at);
+    expect(positions.every((x) => x > 0), JSON.stringify(positions)).toBe(true);
+    expect([...positions].sort((a, b) => a - b)).toEqual(positions);
+    expect(off.source).not.toContain('dq_pending');
+    // the walk: in the shadow where the item test reads no table, after the staging where it scans tables (document)
+    expect(body).toContain('itn = it < items ? next_item(it + 1) : items;  // the item after it, found in the shadow too');
+    const docBody = renderCudaBackward(doc.lowered, { ...opts, tuning: { ...base, dqOverlap: true } }).source;
+    expect(docBody).toContain('    const int itn = next_live(it + 1);');
+    // ignored without the overlap order (softcap's g reads the dot product), wgmma-dq or bulk-dq
+    expect(renderCudaBackward(softcap.lowered, { ...opts, tuning: { ...base, dqOverlap: true } }).source).not.toContain('dq_pending');
+    expect(renderCudaBackward(causal.lowered, { ...opts, tuning: { ...base, bulkDq: false, dqOverlap: true } }).source).not.toContain('dq_pending');
+    expect(renderCudaBackward(causal.lowered, { ...opts, tuning: { ...base, wgmmaDq: false, dqOverlap: true } }).source).not.toContain('dq_pending');
   });
 
   it('overlap: S and dP in two commit groups, dV issued before dS; only where g does not read the dot product', () => {

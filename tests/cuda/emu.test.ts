@@ -28,8 +28,10 @@ if (problem) console.warn(`tests/cuda/emu.test.ts: skipped: ${problem}`);
  * mma.sync, late-wait (dV's and dK's products run beside the dQ step) in two-warpgroup blocks with the overlap
  * order, wgmma-dq (the single pass's dQ on wgmma) there too, and both in one-warpgroup blocks with the element code
  * in full (at D = 128 their 32-query items keep dQ on mma.sync: late-wait alone), and bulk-dq's staging from mma.sync's
- * dQ in one-warpgroup blocks with ballot-items, and the D = 128 defaults with a persistent dK/dV launch (the emulator
- * has two SMs, so each of its two blocks walks several tiles; each build costs about a second); and ballot-items on
+ * dQ in one-warpgroup blocks with ballot-items, the D = 128 defaults with a persistent dK/dV launch (the emulator
+ * has two SMs, so each of its two blocks walks several tiles), and dq-overlap (dQ's product waited for by the next
+ * item) on the D = 128 defaults and in one-warpgroup blocks (D = 64's one column block; each build costs about a
+ * second); and ballot-items on
  * 2100 keys, where a window leaves dead items after the live ones, there with and without a persistent launch.
  */
 const VARIANT_SETS = ['none', 'tables,async-stats,scan-window', 'fused-dq', 'wgmma', 'tables,async-stats,scan-window,wgmma',
@@ -37,7 +39,8 @@ const VARIANT_SETS = ['none', 'tables,async-stats,scan-window', 'fused-dq', 'wgm
   'tables,async-stats,wgmma,overlap', 'tables,async-stats,three-stages',
   'tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,late-wait',
   'tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,wgmma-dq', 'wgmma,fused-dq,wgmma-dq,late-wait', 'wgmma,fused-dq,bulk-dq,ballot-items',
-  'tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,late-wait,wgmma-dq,bulk-dq,persistent'];
+  'tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,late-wait,wgmma-dq,bulk-dq,persistent',
+  'tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,late-wait,wgmma-dq,bulk-dq,dq-overlap', 'tables,async-stats,wgmma,fused-dq,overlap,wgmma-dq,bulk-dq,dq-overlap'];
 /** sm_90a's D = 64 defaults for a mask that scans no table, as a list (ballot-items is timed against them). */
 const DEFAULT_SM90_D64 = 'tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,late-wait,bulk-dq';
 const variants: Array<CudaBackwardTuning | undefined> = [undefined, ...VARIANT_SETS.map((v) => parseBackwardTuning(v) as CudaBackwardTuning)];

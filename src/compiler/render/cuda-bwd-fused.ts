@@ -249,3 +249,79 @@ export function fusedDqFits(qt: number, headDim: number, warps: number): boolean
   const groups = warps / (qt / 16);
   return Number.isInteger(groups) && (headDim === 64 * groups || (warps === 8 && headDim === 32 * groups));
 }
+
+/**
+ * Whether the dK/dV loop takes tuning dqOverlap: the single pass's dQ on wgmma staged for bulk reductions (wgmma-dq,
+ * bulk-dq), FlashAttention-3's order (`overlap`: with softcap's g, which reads the dot product, ptxas spilled 256
+ * bytes), one 64-column block of D per warpgroup (D = 128 in two-warpgroup blocks, D = 64 in one), two stages.
+ */
+export function dqOverlapOn(tuning: CudaBackwardTuning, tcDq: boolean, bulk: boolean, overlap: boolean, headDim: number, warpgroups: number, ring: number): boolean {
+  return !!tuning.dqOverlap && tcDq && bulk && overlap && headDim / 64 === warpgroups && ring === 2;
+}
+
+/**
+ * tuning dqOverlap: the dK/dV item loop with the item boundary in the shadow of dQ's product. An item issues dQ += dS K
+ * and does not wait for it: it waits for dV's and dK's products only, then passes the next item's barrier (its
+ * copies landed, this item's stage free) while the tensor cores run dQ's product; the next item waits for that
+ * product first, stages it in sDQ, then issues the copies of the item after it into the other stage (in the shadow,
+ * the copies' registers were live beside dQ's accumulators: ptxas spilled), and the flush after its dS^T barrier adds
+ * the staged dQ to dQacc. `walkInShadow`: the item after next is found in the shadow too (not where the walk scans
+ * tables a window at a time, scan-window's per-thread scans: their loads in flight spilled there). dS^T is double-buffered (`sDS0`): a warpgroup's dQ product reads every key's
+ * dS^T while the other warpgroup may already write the next item's. `body` is the item's products and element steps
+ * through dK's product; `next` finds the next live item and `fill` issues an item's copies into a stage.
+ */
+export function dqOverlapLoop(body: string, bk: number, next: string, fill: (it: string, st: string) => string, walkInShadow: boolean): string {
+  const walk = `${next}(it + 1)`;
+  const stage = `#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        float* dst = sDQ + (16 * (warp & 3) + g + 8 * h) * HEAD_DIM + (warp >> 2) * 64 + 2 * t4;
+        #pragma unroll
+        for (int n = 0; n < 8; ++n) *reinterpret_cast<float2*>(dst + n * 8) = make_float2(dq[n][2 * h], dq[n][2 * h + 1]);
+      }`;
+  return `  float dq[8][4];  // this warpgroup's 64 columns of D of the last item's dQ, its product in flight into the next item
+  bool dq_pending = false;
+  int ds_buf = 0;  // which half of sDS0 this item's dS^T goes to
+  attnc_cp_wait<0>();
+  attnc_fence_async_smem();
+  __syncthreads();  // the first item's Q, dO, LSE and delta visible${walkInShadow ? `
+  int itn = it < items ? ${walk} : items;` : ''}
+
+  while (it < items) {
+    attnc_wg_wait<0>();  // the last item's dQ landed (unconditional: ptxas tracks the accumulators in flight by position)
+    if (dq_pending) {  // to sDQ, fenced below, added to dQacc after this item's dS^T barrier
+      ${stage}
+    }
+${walkInShadow ? '' : `    const int itn = ${walk};
+`}    if (itn < items) ${fill('itn', 'stage ^ 1')}
+    attnc_cp_commit();
+${body}
+    unsigned short* const sDS = sDS0 + ds_buf * (BK * 64);
+${dsToShared('swizzled: the A operand of dQ += dS K', (row) => `${swizzledChunk(bk, row, 'n')} + 2 * t4`, true, false)}
+    // the last item's dQ, staged and fenced by every thread before the barrier above
+    ${DQ_FLUSH}
+    {
+      // this warpgroup's columns 64 (warp >> 2).. of the item's dQ, over the block's keys: issued, waited for by the next item
+      const int c = warp >> 2;
+      attnc_wg_fence();
+      #pragma unroll
+      for (int kk = 0; kk < BK / 16; ++kk)
+        attnc_wgmma_ss_t(&dq[0][0], ds_n + ds_buf * (BK * 64 * 2 / 16) + kk * (16 * 128 / 16), k_dq_n + (${tileChunk(bk, 'kk * 16', 'c * 8')}) / 8, kk > 0);
+      attnc_wg_commit();
+    }${bulkMark(true)}
+    dq_pending = true;
+    attnc_wg_wait<1>();  // dV's and dK's products done (dQ's runs on): this item's stage is free after the barrier below
+    if (tid == 0) attnc_bulk_wait_read<0>();  // the flush above read sDQ before the barrier below lets it be restaged
+    attnc_cp_wait<0>();
+    attnc_fence_async_smem();
+    __syncthreads();  // item itn's Q, dO, LSE and delta visible; this item's stage free
+    it = itn;${walkInShadow ? `
+    itn = it < items ? ${walk} : items;  // the item after it, found in the shadow too` : ''}
+    stage ^= 1;
+    ds_buf ^= 1;
+  }
+  attnc_wg_wait<0>();
+  if (dq_pending) {  // the last item's dQ, staged for the flush that follows
+    ${stage}
+  }
+`;
+}

@@ -103,9 +103,19 @@ export interface CudaBackwardTuning {
    * a 1024-key window's block uses about 19 items, so those weigh about a tenth of it.
    */
   persistent?: boolean;
+  /**
+   * The single pass's item boundary in the shadow of dQ's product (wgmma-dq with bulk-dq, one 64-column block of D a
+   * warpgroup: D = 128 in two-warpgroup blocks, D = 64 in one; elsewhere ignored): an item issues dQ += dS K, waits
+   * for dV's and dK's products only, and passes the next item's barrier, finds the item after it and issues its copies
+   * while the tensor cores run dQ's product; the next item waits for it first and stages it for the bulk reduction
+   * after its own dS^T barrier. dS^T is double-buffered (16 KiB more shared memory at D = 128). Without it: an item
+   * waits for dQ's product, stages it, and only then comes to the next item's barrier, walk and copies, while the
+   * tensor cores idle.
+   */
+  dqOverlap?: boolean;
 }
 
-const TUNING_NAMES: Record<string, keyof CudaBackwardTuning> = { tables: 'tables', 'async-stats': 'asyncStats', 'scan-window': 'scanWindow', wgmma: 'wgmma', 'fused-dq': 'fusedDq', 'two-wg': 'twoWarpgroups', 'three-stages': 'threeStages', overlap: 'overlap', 'late-wait': 'lateWait', 'wgmma-dq': 'wgmmaDq', 'bulk-dq': 'bulkDq', 'ballot-items': 'ballotItems', persistent: 'persistent' };
+const TUNING_NAMES: Record<string, keyof CudaBackwardTuning> = { tables: 'tables', 'async-stats': 'asyncStats', 'scan-window': 'scanWindow', wgmma: 'wgmma', 'fused-dq': 'fusedDq', 'two-wg': 'twoWarpgroups', 'three-stages': 'threeStages', overlap: 'overlap', 'late-wait': 'lateWait', 'wgmma-dq': 'wgmmaDq', 'bulk-dq': 'bulkDq', 'ballot-items': 'ballotItems', persistent: 'persistent', 'dq-overlap': 'dqOverlap' };
 export const BACKWARD_TUNING_SYNTAX = `a comma list of ${Object.keys(TUNING_NAMES).join(', ')}, or 'default' (the arch's defaults) or 'none' (the first kernels)`;
 
 /**

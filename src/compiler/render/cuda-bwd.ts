@@ -35,7 +35,7 @@ import { elementCode, elementStep } from './cuda-bwd-elem.ts';
 import { accumulateCode, LANE, twoProductsCode } from './cuda-bwd-mma.ts';
 import { ownedRows, tileChunk, wgAccumulate, wgDescs, wgmmaBackwardFits, wgTwoProducts, WG_SMEM_BASE } from './cuda-bwd-wgmma.ts';
 import { safeComment, type CudaArg } from './cuda.ts';
-import { BULK_HELPERS, deltaCode, DQ_FLUSH, dqStageBytes, dsDecl, FUSED_ROWS, fusedDqCode, fusedDqFits, fusedDqWgmmaCode, prepKernel, redHelper, storeKernel, wgmmaDqOn } from './cuda-bwd-fused.ts';
+import { BULK_HELPERS, deltaCode, DQ_FLUSH, dqOverlapLoop, dqOverlapOn, dqStageBytes, dsDecl, FUSED_ROWS, fusedDqCode, fusedDqFits, fusedDqWgmmaCode, prepKernel, redHelper, storeKernel, wgmmaDqOn } from './cuda-bwd-fused.ts';
 
 export interface CudaBackwardOptions { dtype: StorageDType; headDim: number; hash: string; version: string; arch?: 'sm_80' | 'sm_90a'; tuning?: CudaBackwardTuning }
 
@@ -119,8 +119,9 @@ export function renderCudaBackward(k: LoweredKernel, opts: CudaBackwardOptions):
   const rowElems = wg ? headDim : headDim + 8, slack = wg ? 1024 : 0;
   const tcDq = wgmmaDqOn(tuning, wg, fused, qt, headDim, warpgroups);  // dS^T then in the dynamic shared memory: [BK][64], swizzled
   const bulk = wg && fused && !!tuning.bulkDq;  // dQ staged in shared memory, added by the copy engine
-  const dqSmem = 2 * (2 * dqRows + 2 * shape.ring * DQ_BN) * rowElems + slack, dkdvSmem = 2 * (2 * bk + 2 * shape.ring * qt) * rowElems + (tcDq ? 2 * bk * 64 : 0) + (bulk ? dqStageBytes(qt, headDim) : 0) + slack;
-  const dkdv = dkdvKernel(dkdvEntry, k, spec, tuning, wg, fused, tcDq, bulk, headDim, shape, sig);
+  const dqOverlap = dqOverlapOn(tuning, tcDq, bulk, overlaps(wg, tuning, spec), headDim, warpgroups, shape.ring);  // dS^T then double-buffered
+  const dqSmem = 2 * (2 * dqRows + 2 * shape.ring * DQ_BN) * rowElems + slack, dkdvSmem = 2 * (2 * bk + 2 * shape.ring * qt) * rowElems + (tcDq ? (dqOverlap ? 2 : 1) * 2 * bk * 64 : 0) + (bulk ? dqStageBytes(qt, headDim) : 0) + slack;
+  const dkdv = dkdvKernel(dkdvEntry, k, spec, tuning, wg, fused, tcDq, bulk, dqOverlap, headDim, shape, sig);
   const kernels = fused ? [prepKernel(prepEntry, sig, headDim), dkdv, storeKernel(storeEntry, sig, headDim)] : [dqKernel(dqEntry, k, spec, tuning, wg, headDim, sig, dqRows, shape.ring), dkdv];
   const persistentStage = tuning.persistent ? { persistent: true } : {};
   const dkdvLaunch = `${dkdvEntry}: grid [ceil(Nk/${bk}), Hkv, B]${tuning.persistent ? ` or any fewer blocks (best: [min(ceil(Nk/${bk})*Hkv*B, SMs), 1, 1], persistent)` : ''}, block [${shape.threads}], dynamic smem ${dkdvSmem} bytes (${bk} keys x ${qt}-query tiles, every query head of the kv head${fused ? '; dQ added to dQacc' : ''})`;
@@ -390,7 +391,7 @@ ${storeRows('dq', 'dQ + rows * HEAD_DIM', 'row0', 'Nq', nd)}
 `;
 }
 
-function dkdvKernel(entry: string, k: LoweredKernel, spec: SpecCode, tuning: CudaBackwardTuning, wg: boolean, fused: boolean, tcDq: boolean, bulk: boolean, headDim: number, shape: DkdvShape, sig: string): string {
+function dkdvKernel(entry: string, k: LoweredKernel, spec: SpecCode, tuning: CudaBackwardTuning, wg: boolean, fused: boolean, tcDq: boolean, bulk: boolean, dqOverlap: boolean, headDim: number, shape: DkdvShape, sig: string): string {
   const { bk, qt, threads, ring } = shape, two = bk > OWN;
   const e = elementCode(k, spec, tuning, bk, true);
   const { tables: t, asyncStats } = tuning;
@@ -446,10 +447,8 @@ ${spec.tileLive.lines.join('\n')}
   const late = wg && fused && !!tuning.lateWait;
   // The item's head values: with tables, where the element code and the table fill read them.
   const headValues = t ? [...spec.headLines, ...(wg ? pinned(spec) : [])] : [];
-  const pipe = copyRing({
-    ring, v: 'it', count: 'items', next: nextItem, fence: wg ? ASYNC_FENCE : '', what: 'item it\'s Q, dO, LSE and delta',
-    fill: (it, st) => (t ? `{ load_q(${it}, ${st}); fill_tables(${it}, ${st}); }` : `load_q(${it}, ${st});`),
-  });
+  const fillItem = (it: string, st: string) => (t ? `{ load_q(${it}, ${st}); fill_tables(${it}, ${st}); }` : `load_q(${it}, ${st});`);
+  const pipe = copyRing({ ring, v: 'it', count: 'items', next: nextItem, fence: wg ? ASYNC_FENCE : '', what: 'item it\'s Q, dO, LSE and delta', fill: fillItem });
   const stats = asyncStats
     ? `    for (int x = tid; x < QT; x += NTHREADS) {
       const int row = qrow0 + x;
@@ -469,8 +468,8 @@ ${spec.tileLive.lines.join('\n')}
   unsigned short* const sV = sK + BK * HEAD_DIM;       // ${own.layout}
   unsigned short* const sQ = sV + BK * HEAD_DIM;       // [${ring}][HEAD_DIM / 64][QT][64], swizzled
   unsigned short* const sdO = sQ + ${ring} * QT * HEAD_DIM;  // [${ring}][HEAD_DIM / 64][QT][64], swizzled${tcDq ? `
-  unsigned short* const sDS = sdO + ${ring} * QT * HEAD_DIM;  // [BK][64]: dS^T of an item, swizzled (dQ's A operand)` : ''}${bulk ? `
-  float* const sDQ = reinterpret_cast<float*>(sdO + ${ring} * QT * HEAD_DIM${tcDq ? ' + BK * 64' : ''});  // [QT][HEAD_DIM]: an item's dQ, staged` : ''}`
+  unsigned short* const ${dqOverlap ? 'sDS0' : 'sDS'} = sdO + ${ring} * QT * HEAD_DIM;  // ${dqOverlap ? '[2][BK][64]: dS^T of an item and of the one before' : '[BK][64]: dS^T of an item'}, swizzled (dQ's A operand)` : ''}${bulk ? `
+  float* const sDQ = reinterpret_cast<float*>(sdO + ${ring} * QT * HEAD_DIM${tcDq ? ` + ${dqOverlap ? 2 : 1} * BK * 64`.replace(' 1 * ', ' ') : ''});  // [QT][HEAD_DIM]: an item's dQ, staged` : ''}`
     : `  unsigned short* const sK = attnc_smem;             // [BK][STRIDE]
   unsigned short* const sV = sK + BK * STRIDE;       // [BK][STRIDE]
   unsigned short* const sQ = sV + BK * STRIDE;       // [${ring}][QT][STRIDE]
@@ -478,7 +477,7 @@ ${spec.tileLive.lines.join('\n')}
   const qStage = wg ? 'st * QT * HEAD_DIM' : 'st * QT * STRIDE';
   const operands = wg
     ? [...own.decl, wgDescs('k', own.base('sK'), false, true), wgDescs('v', own.base('sV'), false, true), wgDescs('q', 'sQ', true, true), wgDescs('do', 'sdO', true, true),
-      ...(tcDq ? [wgDescs('k_dq', 'sK', true, false), wgDescs('ds', 'sDS', true, false)] : [])].join('\n')
+      ...(tcDq ? [wgDescs('k_dq', 'sK', true, false), wgDescs('ds', dqOverlap ? 'sDS0' : 'sDS', true, false)] : [])].join('\n')
     : `  const unsigned k_addr = ${LANE.a('sK')}, v_addr = ${LANE.a('sV')};
   const unsigned q_b = ${LANE.b('sQ')}, do_b = ${LANE.b('sdO')}, q_bt = ${LANE.bt('sQ')}, do_bt = ${LANE.bt('sdO')};${fused ? `\n  const unsigned k_dq = ${LANE.bt('sK')};` : ''}`;
   const persistent = !!tuning.persistent;
@@ -523,12 +522,8 @@ ${stats}
 ${copyRows('sK', 'gK', 'k0', bk, 'Nk', wg)}
 ${copyRows('sV', 'gV', 'k0', bk, 'Nk', wg)}
 ${pipe.prologue}`;
-  const itemLoop = `  while (it < items) {
-${pipe.wait}
-${pipe.issue}${bulk ? `
-    // the last item's dQ, staged and fenced by every thread before the barrier above
-    ${DQ_FLUSH}` : ''}
-    const int hq = hk * group + it / n_qt, qrow0 = (it % n_qt) * QT, q0 = qrow0 + (Nk - Nq);
+  // The item's products and element steps, up to dK's product (the loop's middle, whichever way its ends are laid out).
+  const itemBody = `    const int hq = hk * group + it / n_qt, qrow0 = (it % n_qt) * QT, q0 = qrow0 + (Nk - Nq);
     (void)hq;${also(t, headValues)}
 ${wg ? `    const unsigned long long st16 = stage * (QT * HEAD_DIM * 2 / 16);
 ${wgTwoProducts('k_k', 'q_k', 'v_k', 'do_k', 'QT', 'st16', ov)}` : `    const unsigned st = stage * (QT * STRIDE * 2);
@@ -543,7 +538,13 @@ ${branch('partial_item', step, 'ds')}
 ${wgAccumulate([{ acc: 'dk', from: 'dp', bN: 'q_n' }], 'QT', qt / 16, 'st16', !late)}` : `${branch(`${itemPartial}(it)`, step, 'all')}
     // dV += P^T dO, dK += dS^T Q
 ${wg ? wgAccumulate([{ acc: 'dv', from: 's', bN: 'do_n' }, { acc: 'dk', from: 'dp', bN: 'q_n' }], 'QT', qt / 16, 'st16', !late) : `${accumulateCode('dv', 's', 'do_bt + st', nd, qt / 16)}
-${accumulateCode('dk', 'dp', 'q_bt + st', nd, qt / 16)}`}`}${also(fused, [tcDq ? fusedDqWgmmaCode(bk, threads / 128, bulk) : fusedDqCode(qt, bk, headDim, threads / 32, wg, bulk)])}${also(late, ['    attnc_wg_wait<0>();  // dV\'s and dK\'s products, run beside dQ, are done with the stage before the next barrier frees it'])}
+${accumulateCode('dk', 'dp', 'q_bt + st', nd, qt / 16)}`}`}`;
+  const itemLoop = dqOverlap ? dqOverlapLoop(itemBody, bk, nextItem, fillItem, !windowed) : `  while (it < items) {
+${pipe.wait}
+${pipe.issue}${bulk ? `
+    // the last item's dQ, staged and fenced by every thread before the barrier above
+    ${DQ_FLUSH}` : ''}
+${itemBody}${also(fused, [tcDq ? fusedDqWgmmaCode(bk, threads / 128, bulk) : fusedDqCode(qt, bk, headDim, threads / 32, wg, bulk)])}${also(late, ['    attnc_wg_wait<0>();  // dV\'s and dK\'s products, run beside dQ, are done with the stage before the next barrier frees it'])}
 ${pipe.advance}
   }
 `;
