@@ -10,8 +10,8 @@ flex_attention (forward and backward compiled) and create_block_mask of its mask
 must agree with Flex's (max abs difference over the largest magnitude, per tensor); rows that do not are not timed.
 TFLOP/s count the kept pairs only: forward 4 D (kept) B H, backward 2.5 times that (FlashAttention's convention).
 --variants: backward kernel variants under evaluation (render/cuda-bwd.ts), each from bench/build/torch-bwd/<variant>/
-(prepare.sh's BWD_VARIANTS; a variant's parts joined by '+'), checked against Flex's gradients and timed in the same
-run as the default; a row's `variants` gives each one's time and its speed over the default's. Each row also times
+(prepare.sh's BWD_VARIANTS; a variant's parts joined by '+'; SET@128 or SET@64/128 times it at those head dims only),
+checked against Flex's gradients and timed in the same run as the default; a row's `variants` gives each one's time and its speed over the default's. Each row also times
 our forward alone (`ours_fwd_ms`, no autograd), so that `ours_bwd_over_fwd` says what the backward costs beside it.
 Writes <out>/h200-YYYY-MM-DD-train.json (or the GPU's name) and prints a table. Exits 1 if anything failed.
 """
@@ -38,6 +38,16 @@ def rel_diff(a, b):
     return float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
 
 
+def parse_variants(text):
+    """--variants: [(set, head dims it is timed at, or None for all)], 'default' left out; SET@64/128 names the dims."""
+    out = []
+    for item in text.split(','):
+        name, _, dims = item.partition('@')
+        if name and name != 'default':
+            out.append((name, [int(d) for d in dims.split('/')] if dims else None))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--out', required=True)
@@ -48,7 +58,8 @@ def main():
     ap.add_argument('--warmup', type=int, default=3)
     ap.add_argument('--repeats', type=int, default=10)
     ap.add_argument('--budget-s', type=float, default=240)
-    ap.add_argument('--variants', default='', help="backward variants to time beside the default, comma list (parts joined by '+')")
+    ap.add_argument('--variants', default='', help="backward variants to time beside the default, comma list (parts joined by '+'); "
+                    "SET@D times one only at head dim D (SET@64/128: several), so that scarce device time goes to the shapes a variant applies to")
     a = ap.parse_args()
     dev = torch.device('cuda', 0)
     dt = {'bf16': torch.bfloat16, 'f16': torch.float16}[a.dtype]
@@ -58,7 +69,7 @@ def main():
     rows, failures = [], []
     gpu = torch.cuda.get_device_name(0)
     log(f'{gpu}, torch {torch.__version__}: training step (forward + backward), {a.dtype}')
-    variants = [v for v in a.variants.split(',') if v and v != 'default']
+    variants = parse_variants(a.variants)
     for D in [int(x) for x in a.dims.split(',')]:
         for N in [int(x) for x in a.lens.split(',')]:
             B, H = max(1, 32768 // N), 16
@@ -72,7 +83,7 @@ def main():
                 rows.append(row)
                 try:
                     tmod = load_module(os.path.join(HERE, 'build', 'torch', f'{s}_{a.dtype}_d{D}.py'))
-                    vmods = {v: load_module(os.path.join(HERE, 'build', 'torch-bwd', v, f'{s}_{a.dtype}_d{D}.py')) for v in variants}
+                    vmods = {v: load_module(os.path.join(HERE, 'build', 'torch-bwd', v, f'{s}_{a.dtype}_d{D}.py')) for v, dims in variants if dims is None or D in dims}
                     fmod = load_module(os.path.join(HERE, 'build', 'flex', f'{s}_flex.py'))
                     manifest = json.load(open(os.path.join(HERE, 'build', 'cuda', f'{s}.{a.dtype}.d{D}.manifest.json')))
                     P, T = param_defaults(manifest), make_tables(manifest, N, H, dev)
