@@ -12,6 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import koffi from 'koffi';
 import type { CompiledKernel, StorageDType } from '../compiler/manifest.ts';
+import { UsageError } from '../compiler/compile.ts';
 import { cudaLaunches } from '../compiler/render/cuda.ts';
 import { cudaBackwardStages } from '../compiler/render/cuda-bwd.ts';
 import { backwardCall, forwardCall, type CudaMachine } from './cuda-calls.ts';
@@ -97,6 +98,20 @@ export function cudaEmulatorProblem(): string | null {
 export type CudaEmulator = Omit<CudaMachine, 'finish' | 'sms'>;
 
 /** Loaded emulators by kernel source, dtype and entries, so that a call of a kernel already loaded does no work here. */
+/**
+ * The emulator's thread schedule, from ATTNC_EMU_SCHEDULE: 'round-robin' (the default: every thread a slice in turn),
+ * 'skew' (a warpgroup runs as far as it can before the next) or 'skew-reverse' (the last warpgroup first). Skewed,
+ * warpgroups drift as far apart as the kernel's barriers allow, where a write that races another warpgroup's wgmma
+ * shows; a bad value is a UsageError.
+ */
+export function emulatorSchedule(value = process.env.ATTNC_EMU_SCHEDULE): number {
+  const modes: Record<string, number> = { 'round-robin': 0, skew: 1, 'skew-reverse': 2 };
+  if (value === undefined || value === '') return 0;
+  const mode = modes[value];
+  if (mode === undefined) throw new UsageError(`ATTNC_EMU_SCHEDULE: '${value}' is not one of ${Object.keys(modes).join(', ')}`);
+  return mode;
+}
+
 const loaded = new Map<string, CudaEmulator>();
 /** emu.h as this process first read it: part of each build's key, so a process started after an edit rebuilds. */
 let headerText: Buffer | null = null;
@@ -134,6 +149,7 @@ export function loadCudaEmulator(source: string, dtype: StorageDType, entries: r
     write: so.func('void attnc_emu_write(uint64_t, const void*, size_t)'),
     fill: so.func('void attnc_emu_fill(uint64_t, int, size_t)'),
     read: so.func('void attnc_emu_read(_Out_ void*, uint64_t, size_t)'),
+    schedule: so.func('void attnc_emu_schedule(int)'),
   };
   const launches = new Map(entries.map((e) => [e, so.func(`int attnc_emu_launch_${e}(const void*, int, uint32_t, uint32_t, uint32_t, uint32_t, uint32_t, uint32_t, uint32_t)`)]));
   const emu: CudaEmulator = {
@@ -145,6 +161,7 @@ export function loadCudaEmulator(source: string, dtype: StorageDType, entries: r
     launch: (entry, grid, block, smem, args) => {
       const f = launches.get(entry);
       if (!f) throw new Error(`cuda-emu: no kernel ${entry} in this source`);
+      fn.schedule(emulatorSchedule());
       const rc = f(Buffer.concat(args), args.length, grid[0], grid[1] ?? 1, grid[2] ?? 1, block[0], block[1] ?? 1, block[2] ?? 1, smem);
       if (rc !== 0) throw new DeviceError('ATTNC_EMU_FAULT', `kernel ${entry} (emulated): ${fn.error()}`);
     },

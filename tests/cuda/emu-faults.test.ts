@@ -1,15 +1,16 @@
 // The CUDA emulator (src/runtime/cuda-emu.ts) can fail: a kernel that deadlocks, splits a warp between collectives
 // or overruns its dynamic shared memory stops the launch with an error naming it, unwritten shared memory reads NaN,
 // and a generated kernel with one wrong constant (a wgmma descriptor's stride, an ldmatrix without its transpose, a
-// backward product's k step, a cp.async or wgmma wait one group short) no longer matches float64, and a bulk reduction reads its shared memory as late as PTX allows. Without these, tests/cuda/emu.test.ts passing would say
-// little.
+// backward product's k step, a cp.async or wgmma wait one group short) no longer matches float64, a bulk reduction
+// reads its shared memory as late as PTX allows, and a write racing another warpgroup's wgmma stops the launch when the
+// schedule lets warpgroups drift apart. Without these, tests/cuda/emu.test.ts passing would say little.
 import { describe, expect, it } from 'vitest';
 import { renderCuda } from '../../src/compiler/render/cuda.ts';
 import { renderCudaBackward } from '../../src/compiler/render/cuda-bwd.ts';
 import type { CompiledKernel } from '../../src/compiler/manifest.ts';
-import type { CudaBackwardTuning } from '../../src/compiler/render/cuda-bwd-tuning.ts';
+import { parseBackwardTuning, type CudaBackwardTuning } from '../../src/compiler/render/cuda-bwd-tuning.ts';
 import { compareOutputs, gradientError, TOLERANCE } from '../../src/runtime/compare.ts';
-import { cudaEmulatorProblem, CudaEmuBackend, emulatorSource, loadCudaEmulator } from '../../src/runtime/cuda-emu.ts';
+import { cudaEmulatorProblem, CudaEmuBackend, emulatorSchedule, emulatorSource, loadCudaEmulator } from '../../src/runtime/cuda-emu.ts';
 import { referenceAttention } from '../../src/runtime/reference.ts';
 import { referenceBackward } from '../../src/runtime/reference-backward.ts';
 import { randomGradient, randomInputs } from '../../src/runtime/random.ts';
@@ -126,15 +127,15 @@ async function forwardError(mutate: (src: string) => string, arch: 'sm_80' | 'sm
 }
 
 /** The largest of dQ, dK, dV's errors of the backward kernels (`wgmma` by default), their source changed by `mutate`. */
-async function backwardError(mutate: (src: string) => string, tuning: CudaBackwardTuning = { wgmma: true }): Promise<number> {
+async function backwardError(mutate: (src: string) => string, tuning: CudaBackwardTuning = { wgmma: true }, D = 64): Promise<number> {
   const spec = loadExamples(['causal'])[0];
-  const shape = { B: 1, Hq: 2, Hkv: 1, Nq: 150, Nk: 150, D: 64 };
+  const shape = { B: 1, Hq: 2, Hkv: 1, Nq: 150, Nk: 150, D };
   const r = randomInputs(shape, 7);
   const call = { ...shape, q: roundThrough('bf16', r.q), k: roundThrough('bf16', r.k), v: roundThrough('bf16', r.v), params: {}, tables: {} };
   const be = new CudaEmuBackend('sm_90a');
-  const fwd = await be.run(renderCuda(spec.lowered, { dtype: 'bf16', headDim: 64, hash: 'mut', version: 'mut', arch: 'sm_90a' }), call);
+  const fwd = await be.run(renderCuda(spec.lowered, { dtype: 'bf16', headDim: D, hash: 'mut', version: 'mut', arch: 'sm_90a' }), call);
   const dO = roundThrough('bf16', randomGradient(shape, 7));
-  const k = renderCudaBackward(spec.lowered, { dtype: 'bf16', headDim: 64, hash: 'mut', version: 'mut', arch: 'sm_90a', tuning });
+  const k = renderCudaBackward(spec.lowered, { dtype: 'bf16', headDim: D, hash: 'mut', version: 'mut', arch: 'sm_90a', tuning });
   const got = await be.backward({ ...k, source: mutate(k.source) }, call, { o: fwd.o, lse: fwd.lse, dO });
   const want = referenceBackward(spec.block, call, dO);
   return Math.max(...(['dq', 'dk', 'dv'] as const).map((g) => { const e = gradientError(got[g], want[g]); return e.nanCount ? Infinity : e.err; }));
@@ -168,6 +169,32 @@ describe.skipIf(!!problem)('CUDA emulator: one wrong constant in a generated ker
     // wgmma results land at the wait that leaves their group behind; until then the accumulators read NaN.
     expect(await backwardError(swap(/attnc_wg_commit\(\);\n    attnc_wg_wait<0>\(\);\n    if \(item_partial/, 'attnc_wg_commit();\n    attnc_wg_wait<1>();\n    if (item_partial'))).toBe(Infinity);
   }, 120_000);
+
+  it('wgmma backward: a warpgroup rewriting dS^T while the other\'s dQ product may still read it is found when warpgroups drift apart', async () => {
+    // dq-overlap with one dS^T buffer instead of two: under the round-robin schedule the warpgroups keep in step and
+    // the race does not show; run one warpgroup as far as it goes first (either one) and the emulator's check of
+    // wgmma's shared-memory operands at the wait that retires them finds the write.
+    const tuning = parseBackwardTuning('tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,late-wait,wgmma-dq,bulk-dq,dq-overlap') as CudaBackwardTuning;
+    const oneBuffer = swap('    ds_buf ^= 1;', '    ds_buf ^= 0;');
+    const before = process.env.ATTNC_EMU_SCHEDULE;
+    try {
+      process.env.ATTNC_EMU_SCHEDULE = 'round-robin';
+      expect(await backwardError(oneBuffer, tuning, 128)).toBeLessThanOrEqual(TOLERANCE.bf16);
+      for (const schedule of ['skew', 'skew-reverse']) {
+        process.env.ATTNC_EMU_SCHEDULE = schedule;
+        expect(await backwardError((src) => src, tuning, 128)).toBeLessThanOrEqual(TOLERANCE.bf16);
+        await expect(backwardError(oneBuffer, tuning, 128)).rejects.toThrow(/a wgmma's shared-memory operand changed before the wait that retires it/);
+      }
+    } finally {
+      if (before === undefined) delete process.env.ATTNC_EMU_SCHEDULE;
+      else process.env.ATTNC_EMU_SCHEDULE = before;
+    }
+  }, 300_000);
+
+  it('ATTNC_EMU_SCHEDULE names a schedule; another value is a usage error', () => {
+    expect([undefined, '', 'round-robin', 'skew', 'skew-reverse'].map((v) => emulatorSchedule(v))).toEqual([0, 0, 0, 1, 2]);
+    expect(() => emulatorSchedule('random')).toThrow(/^ATTNC_EMU_SCHEDULE: 'random' is not one of round-robin, skew, skew-reverse$/);
+  });
 
   it('wgmma backward: the k16 steps of dV += P^T dO one 8-row group short', async () => {
     expect(await backwardError((s) => s)).toBeLessThanOrEqual(TOLERANCE.bf16);

@@ -43,6 +43,8 @@ const VARIANT_SETS = ['none', 'tables,async-stats,scan-window', 'fused-dq', 'wgm
   'tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,late-wait,wgmma-dq,bulk-dq,dq-overlap', 'tables,async-stats,wgmma,fused-dq,overlap,wgmma-dq,bulk-dq,dq-overlap'];
 /** sm_90a's D = 64 defaults for a mask that scans no table, as a list (ballot-items is timed against them). */
 const DEFAULT_SM90_D64 = 'tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,late-wait,bulk-dq';
+/** sm_90a's D = 128 defaults, as a list. */
+const DEFAULT_SM90_D128 = `${DEFAULT_SM90_D64},wgmma-dq`;
 const variants: Array<CudaBackwardTuning | undefined> = [undefined, ...VARIANT_SETS.map((v) => parseBackwardTuning(v) as CudaBackwardTuning)];
 
 // Ragged lengths, GQA, decode, Nq < Nk; the 1000-row shapes are the GPU suite's (minutes here).
@@ -92,6 +94,36 @@ describe.skipIf(!!problem)('CUDA kernels on the emulator vs float64', () => {
       }
       expect(failed).toEqual([]);
       expect(compared.size, 'every variant compared somewhere').toBe(variants.length + 1);  // and sm_80's defaults
+    }, 600_000);
+
+    it(`${spec.name} with warpgroups drifting apart (ATTNC_EMU_SCHEDULE skew, both orders): forward, and backward with dq-overlap and persistent, sm_90a bf16`, async () => {
+      // One warpgroup runs as far as the kernel's synchronization lets it before the next: a write that races another
+      // warpgroup's wgmma (its shared-memory operands change before the wait that retires it) stops the launch.
+      const text = readFileSync(join(EXAMPLES_DIR, `${spec.name}.attn`), 'utf8');
+      const before = process.env.ATTNC_EMU_SCHEDULE;
+      const failed: string[] = [];
+      let n = 0;
+      try {
+        for (const schedule of ['skew', 'skew-reverse']) {
+          process.env.ATTNC_EMU_SCHEDULE = schedule;
+          for (const shape of [{ B: 1, Hq: 2, Hkv: 1, Nq: 300, Nk: 300, D: 64 }, { B: 2, Hq: 2, Hkv: 2, Nq: 130, Nk: 257, D: 128 }]) {
+            const r = await runCase(hopper, spec, 'bf16', shape);
+            n++;
+            if (!r.pass) failed.push(`${schedule} forward ${formatResult(r)}`);
+          }
+          const sets = [parseBackwardTuning(`${DEFAULT_SM90_D128},dq-overlap,persistent`) as CudaBackwardTuning];
+          const cases = [{ B: 1, Hq: 2, Hkv: 1, Nq: 200, Nk: 200, D: 128 }, { B: 2, Hq: 2, Hkv: 2, Nq: 257, Nk: 257, D: 128 }];
+          for await (const r of checkBackwardCases(hopper, text, spec.block, spec.lowered, cases, ['bf16'], {}, 3, sets)) {
+            n++;
+            if (!r.pass) failed.push(`${schedule} backward [${r.variant}] ${JSON.stringify(r.shape)}: dQ ${r.errDq.toExponential(2)} dK ${r.errDk.toExponential(2)} dV ${r.errDv.toExponential(2)}, ${r.nanCount} non-finite`);
+          }
+        }
+      } finally {
+        if (before === undefined) delete process.env.ATTNC_EMU_SCHEDULE;
+        else process.env.ATTNC_EMU_SCHEDULE = before;
+      }
+      expect(failed).toEqual([]);
+      expect(n).toBe(8);
     }, 600_000);
 
     if (['sliding_window', 'prefix_lm'].includes(spec.name)) {

@@ -18,11 +18,18 @@
 //     registers read NaN from the issue until the wgmma.wait_group that leaves its commit group behind (a later
 //     wgmma of the same accumulator chains on the pending result, as the tensor cores do), so a read of a product
 //     that no wait orders after it sees the poison; its fence is a no-op, as are fence.proxy.async and setmaxnreg;
+//   - PTX lets wgmma read its shared-memory operands until it completes, so they must not change before then: each
+//     wgmma keeps a hash of what it read, and the first wait of its warpgroup that retires it reads them again; a
+//     difference stops the launch (a write racing the tensor cores' reads, e.g. one warpgroup rewriting a tile
+//     another's product still reads);
 //   - all shared memory (the dynamic arena and the kernels' __shared__ arrays) lives in one section, filled with
 //     0xff (NaN) before each block, so a read of shared memory nothing wrote shows as NaN; bytes past the dynamic
 //     shared memory the launch asked for are checked after each block; global buffers end in 256 bytes of 0xff,
 //     read as NaN and checked after each launch;
-//   - a pass of the scheduler in which no thread made progress is a deadlock, reported with what each thread waits on.
+//   - a pass of the scheduler in which no thread made progress is a deadlock, reported with what each thread waits on;
+//   - attnc_emu_schedule(1 or 2) makes the scheduler run one warpgroup as far as it can go before the next (in order,
+//     or last first): warpgroups drift as far apart as the kernel's synchronization allows, which is where the
+//     races above show (0, round-robin, is the default).
 // What it does not model: timing, races between threads (the GPU's compute-sanitizer does), the order of f32
 // additions inside the tensor cores, and ex2.approx's last bits. It tests what a kernel computes, not how fast.
 #pragma once
@@ -33,6 +40,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <sys/mman.h>
 #include <type_traits>
 #include <ucontext.h>
@@ -106,7 +114,7 @@ struct Fiber {
   int committed = 0;
   // wgmma results not yet landed: the accumulator registers, how many, the result, and the commit group (the count
   // of wgmma groups committed before its issue); they land at the wgmma.wait_group that leaves the group behind.
-  struct WgResult { float* d; int count; int group; float r[128]; };
+  struct WgResult { float* d; int count; int group; float r[128]; std::vector<std::shared_ptr<struct WgOperands>> ops; };
   std::vector<WgResult> wg_pending;
   int wg_committed = 0;
   // Bulk reductions to global memory issued and not yet done: they read their shared memory at the latest point PTX
@@ -124,6 +132,7 @@ inline Context scheduler;
 inline Fiber* cur = nullptr;
 inline std::vector<Fiber> fibers;
 inline unsigned long long progress = 0;
+inline int schedule_mode = 0;  // 0 round-robin; 1, 2: a warpgroup as far as it goes, in order or last first
 inline char error_text[1024] = "";
 inline bool failed = false;
 inline void (*block_body)() = nullptr;
@@ -295,6 +304,31 @@ template <class F> void for_accumulator(int thread, int n, F&& f) {
   for (int j = 0; j < n / 8; ++j)
     for (int r = 0; r < 4; ++r) f(4 * j + r, 16 * w + g + 8 * (r >> 1), 8 * j + 2 * t + (r & 1));
 }
+// What a wgmma read from shared memory (kind: 0 both operands K-major, 1 both MN-major, 2 B MN-major, 3 B the
+// ones), hashed at issue and read again at the first wait that retires it (check_operands).
+struct WgOperands { int kind, n; unsigned long long a, b; int group; uint64_t hash; bool checked; };
+inline uint64_t operand_hash(const WgOperands& o) {
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&h](float x) { uint32_t u; memcpy(&u, &x, 4); h = (h ^ u) * 1099511628211ull; };
+  const Desc da = decode(o.a), db = decode(o.b);
+  if (o.kind <= 1)
+    for (int m = 0; m < 64; ++m) for (int k = 0; k < 16; ++k) mix(o.kind == 1 ? mnmajor(da, k, m) : kmajor(da, m, k));
+  for (int c = 0; c < o.n; ++c)
+    for (int k = 0; k < 16; ++k) mix(o.kind == 3 ? kmajor(db, c, k) : o.kind == 0 ? kmajor(db, c, k) : mnmajor(db, k, c));
+  return h;
+}
+inline void check_operands(WgOperands& o) {
+  if (o.checked) return;
+  o.checked = true;
+  if (operand_hash(o) != o.hash)
+    fail("a wgmma's shared-memory operand changed before the wait that retires it (descriptors 0x%llx, 0x%llx): a write raced the tensor cores' reads", o.a, o.b);
+}
+inline std::shared_ptr<WgOperands> operands_of(int kind, int n, unsigned long long a, unsigned long long b, int group) {
+  auto o = std::make_shared<WgOperands>(WgOperands{kind, n, a, b, group, 0, false});
+  o->hash = operand_hash(*o);
+  return o;
+}
+
 struct WgSS { float* d; unsigned long long a, b; int accumulate; Fiber* owner; };
 struct WgRS { float* d; const unsigned* a; unsigned long long b; Fiber* owner; };
 
@@ -311,11 +345,12 @@ inline const float* wg_input(Fiber* f, float* d) {
 }
 // A wgmma's result for one thread (`count` registers, at most 128): pending in the thread's open commit group, the
 // registers poisoned until it lands.
-inline void wg_pend(Fiber* f, float* d, int count, const float* r) {
+inline void wg_pend(Fiber* f, float* d, int count, const float* r, const std::shared_ptr<WgOperands>& ops) {
   Fiber::WgResult* e = wg_pending_of(f, d);
   if (!e) { f->wg_pending.push_back({}); e = &f->wg_pending.back(); e->d = d; }
   e->count = count;
   e->group = f->wg_committed;
+  e->ops.push_back(ops);
   std::memcpy(e->r, r, sizeof(float) * count);
   for (int i = 0; i < count; ++i) d[i] = std::numeric_limits<float>::quiet_NaN();
 }
@@ -332,6 +367,7 @@ template <int N, bool mn_major = false> void wgmma_ss(float* d, unsigned long lo
       if (y.a != x.a || y.b != x.b || y.accumulate != x.accumulate) fail("wgmma: thread %d of the warpgroup has other descriptors than thread 0", i);
     }
     const Desc da = decode(x.a), db = decode(x.b);
+    const auto ops = operands_of(mn_major ? 1 : 0, N, x.a, x.b, x.owner->wg_committed);
     static float A[64][16], Bm[256][16];
     for (int m = 0; m < 64; ++m) for (int k = 0; k < 16; ++k) A[m][k] = mn_major ? mnmajor(da, k, m) : kmajor(da, m, k);
     for (int n = 0; n < N; ++n) for (int k = 0; k < 16; ++k) Bm[n][k] = mn_major ? mnmajor(db, k, n) : kmajor(db, n, k);
@@ -344,7 +380,7 @@ template <int N, bool mn_major = false> void wgmma_ss(float* d, unsigned long lo
         for (int k = 0; k < 16; ++k) acc = std::fma(A[m][k], Bm[n][k], acc);
         r[i] = acc;
       });
-      wg_pend(y.owner, y.d, N / 2, r);
+      wg_pend(y.owner, y.d, N / 2, r, ops);
     }
   });
 }
@@ -358,6 +394,7 @@ inline void wgmma_rs(float* d, const unsigned* a, unsigned long long b, int n, b
     static float A[64][16], Bm[16][64];
     for (int th = 0; th < 128; ++th) a_fragment_elems(slot<WgRS>(s, th).a, th % 32, A, 16 * (th / 32));
     const Desc db = decode(x.b);
+    const auto ops = operands_of(ones ? 3 : 2, n, 0, x.b, x.owner->wg_committed);
     // B[k][n]: N-major (transposed) with 128-byte swizzle for P V, K-major without swizzle for the ones.
     for (int k = 0; k < 16; ++k) for (int c = 0; c < n; ++c) Bm[k][c] = ones ? kmajor(db, c, k) : mnmajor(db, k, c);
     for (int th = 0; th < 128; ++th) {
@@ -369,7 +406,7 @@ inline void wgmma_rs(float* d, const unsigned* a, unsigned long long b, int n, b
         for (int k = 0; k < 16; ++k) acc = std::fma(A[m][k], Bm[k][c], acc);
         r[i] = acc;
       });
-      wg_pend(y.owner, y.d, n / 2, r);
+      wg_pend(y.owner, y.d, n / 2, r, ops);
     }
   });
 }
@@ -573,6 +610,12 @@ inline void attnc_wg_fence() {}
 inline void attnc_wg_commit() { ++emu::cur->wg_committed; }
 // wgmma.wait_group N: every committed group but the newest N has landed.
 template <int N> inline void attnc_wg_wait() {
+  // Every product of a group this wait retires is complete: its shared-memory operands must read as they did at issue
+  // (checked once per wgmma, by the first thread of the warpgroup to get here), including earlier products of an
+  // accumulator whose latest one stays pending.
+  for (auto& w : emu::cur->wg_pending)
+    for (auto& o : w.ops)
+      if (o->group < emu::cur->wg_committed - N) emu::check_operands(*o);
   retire_groups(emu::cur->wg_pending, emu::cur->wg_committed, N, [](const emu::Fiber::WgResult& w) {
     std::memcpy(w.d, w.r, sizeof(float) * w.count);
   });
@@ -666,20 +709,33 @@ template <class... A> int launch(void (*kernel)(A...), void** args, int nargs, D
           f.bulk_committed = 0;
           start_context(f.ctx, f.stack, STACK_BYTES, fiber_entry);
         }
+        // One slice of thread i (until it waits or ends); false if the launch failed.
+        auto run = [&](int i) {
+          cur = &fibers[i];
+          switch_to(scheduler, cur->ctx);
+          if (!failed) return true;
+          const size_t n = strlen(error_text);
+          snprintf(error_text + n, sizeof error_text - n, " (block %u,%u,%u, thread %d)", bx, by, bz, i);
+          return false;
+        };
+        const int units = (threads + 127) / 128;
         for (int live = threads; live > 0;) {
           const unsigned long long before = progress;
-          live = 0;
-          for (int i = 0; i < threads; ++i) {
-            if (fibers[i].done) continue;
-            cur = &fibers[i];
-            switch_to(scheduler, cur->ctx);
-            if (failed) {
-              const size_t n = strlen(error_text);
-              snprintf(error_text + n, sizeof error_text - n, " (block %u,%u,%u, thread %d)", bx, by, bz, i);
-              return 1;
+          if (schedule_mode == 0) {
+            for (int i = 0; i < threads; ++i)
+              if (!fibers[i].done && !run(i)) return 1;
+          } else {
+            for (int u0 = 0; u0 < units; ++u0) {  // warpgroup u runs until none of its threads gets further
+              const int u = schedule_mode == 2 ? units - 1 - u0 : u0;
+              for (unsigned long long p0 = ~0ull; p0 != progress;) {
+                p0 = progress;
+                for (int i = 128 * u; i < threads && i < 128 * (u + 1); ++i)
+                  if (!fibers[i].done && !run(i)) return 1;
+              }
             }
-            live += !fibers[i].done;
           }
+          live = 0;
+          for (int i = 0; i < threads; ++i) live += !fibers[i].done;
           if (live && progress == before) {
             int n = snprintf(error_text, sizeof error_text, "deadlock in block %u,%u,%u:", bx, by, bz);
             for (int i = 0; i < threads && n < int(sizeof error_text) - 64; i += 32)
@@ -702,6 +758,7 @@ inline unsigned char* attnc_emu_dynamic_smem() { return emu::dyn_base; }
 
 extern "C" {
 const char* attnc_emu_error() { return emu::error_text; }
+void attnc_emu_schedule(int mode) { emu::schedule_mode = mode; }
 uint64_t attnc_emu_alloc(size_t bytes) {
   unsigned char* p = static_cast<unsigned char*>(aligned_alloc(256, (bytes + 255) / 256 * 256 + emu::GUARD));
   if (!p) return 0;
