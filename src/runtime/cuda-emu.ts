@@ -112,6 +112,17 @@ export function emulatorSchedule(value = process.env.ATTNC_EMU_SCHEDULE): number
   return mode;
 }
 
+/**
+ * When the emulator's cp.async copies land, from ATTNC_EMU_COPIES: 'late' (the default: at the wait that retires them,
+ * so a read no wait orders after them sees the poison) or 'early' (at issue, so a copy into a tile that a pending wgmma
+ * still reads changes its operands before its wait); a bad value is a UsageError.
+ */
+export function emulatorCopiesEarly(value = process.env.ATTNC_EMU_COPIES): boolean {
+  if (value === undefined || value === '' || value === 'late') return false;
+  if (value === 'early') return true;
+  throw new UsageError(`ATTNC_EMU_COPIES: '${value}' is not one of late, early`);
+}
+
 const loaded = new Map<string, CudaEmulator>();
 /** emu.h as this process first read it: part of each build's key, so a process started after an edit rebuilds. */
 let headerText: Buffer | null = null;
@@ -149,7 +160,7 @@ export function loadCudaEmulator(source: string, dtype: StorageDType, entries: r
     write: so.func('void attnc_emu_write(uint64_t, const void*, size_t)'),
     fill: so.func('void attnc_emu_fill(uint64_t, int, size_t)'),
     read: so.func('void attnc_emu_read(_Out_ void*, uint64_t, size_t)'),
-    schedule: so.func('void attnc_emu_schedule(int)'),
+    schedule: so.func('void attnc_emu_schedule(int, int)'),
   };
   const launches = new Map(entries.map((e) => [e, so.func(`int attnc_emu_launch_${e}(const void*, int, uint32_t, uint32_t, uint32_t, uint32_t, uint32_t, uint32_t, uint32_t)`)]));
   const emu: CudaEmulator = {
@@ -161,7 +172,7 @@ export function loadCudaEmulator(source: string, dtype: StorageDType, entries: r
     launch: (entry, grid, block, smem, args) => {
       const f = launches.get(entry);
       if (!f) throw new Error(`cuda-emu: no kernel ${entry} in this source`);
-      fn.schedule(emulatorSchedule());
+      fn.schedule(emulatorSchedule(), emulatorCopiesEarly() ? 1 : 0);
       const rc = f(Buffer.concat(args), args.length, grid[0], grid[1] ?? 1, grid[2] ?? 1, block[0], block[1] ?? 1, block[2] ?? 1, smem);
       if (rc !== 0) throw new DeviceError('ATTNC_EMU_FAULT', `kernel ${entry} (emulated): ${fn.error()}`);
     },

@@ -2,15 +2,15 @@
 // or overruns its dynamic shared memory stops the launch with an error naming it, unwritten shared memory reads NaN,
 // and a generated kernel with one wrong constant (a wgmma descriptor's stride, an ldmatrix without its transpose, a
 // backward product's k step, a cp.async or wgmma wait one group short) no longer matches float64, a bulk reduction
-// reads its shared memory as late as PTX allows, and a write racing another warpgroup's wgmma stops the launch when the
-// schedule lets warpgroups drift apart. Without these, tests/cuda/emu.test.ts passing would say little.
+// reads its shared memory as late as PTX allows, and a write racing a wgmma's shared-memory reads stops the launch when
+// the schedule lets warpgroups drift apart or copies land at issue. Without these, tests/cuda/emu.test.ts passing would say little.
 import { describe, expect, it } from 'vitest';
 import { renderCuda } from '../../src/compiler/render/cuda.ts';
 import { renderCudaBackward } from '../../src/compiler/render/cuda-bwd.ts';
 import type { CompiledKernel } from '../../src/compiler/manifest.ts';
 import { parseBackwardTuning, type CudaBackwardTuning } from '../../src/compiler/render/cuda-bwd-tuning.ts';
 import { compareOutputs, gradientError, TOLERANCE } from '../../src/runtime/compare.ts';
-import { cudaEmulatorProblem, CudaEmuBackend, emulatorSchedule, emulatorSource, loadCudaEmulator } from '../../src/runtime/cuda-emu.ts';
+import { cudaEmulatorProblem, CudaEmuBackend, emulatorCopiesEarly, emulatorSchedule, emulatorSource, loadCudaEmulator } from '../../src/runtime/cuda-emu.ts';
 import { referenceAttention } from '../../src/runtime/reference.ts';
 import { referenceBackward } from '../../src/runtime/reference-backward.ts';
 import { randomGradient, randomInputs } from '../../src/runtime/random.ts';
@@ -191,9 +191,33 @@ describe.skipIf(!!problem)('CUDA emulator: one wrong constant in a generated ker
     }
   }, 300_000);
 
-  it('ATTNC_EMU_SCHEDULE names a schedule; another value is a usage error', () => {
+  it('wgmma backward: a copy into the stage that dK\'s product still reads is found when copies land at issue', async () => {
+    // The two-warpgroup D = 64 defaults with late-wait's wait moved from the item's end to after the next item's
+    // copies are issued (and one before the epilogue): the copy of the item after next overwrites the stage that
+    // this item's dV and dK products read. Copies landing at their wait (the default) hide it; landing at issue
+    // (ATTNC_EMU_COPIES=early, PTX's other bound) the product's operands change before its wait.
+    const tuning = parseBackwardTuning('tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,late-wait,bulk-dq') as CudaBackwardTuning;
+    const lateWait = "    attnc_wg_wait<0>();  // dV's and dK's products, run beside dQ, are done with the stage before the next barrier frees it\n";
+    const waitAfterCopies = (src: string) => swap("    attnc_cp_commit();\n    // the last item's dQ, staged", "    attnc_cp_commit();\n    attnc_wg_wait<0>();\n    // the last item's dQ, staged")(
+      swap('  attnc_cp_wait<0>();\n  if (dq_valid > 0) {', '  attnc_cp_wait<0>();\n  attnc_wg_wait<0>();\n  if (dq_valid > 0) {')(swap(lateWait, '')(src)));
+    const before = process.env.ATTNC_EMU_COPIES;
+    try {
+      process.env.ATTNC_EMU_COPIES = 'late';
+      expect(await backwardError(waitAfterCopies, tuning)).toBeLessThanOrEqual(TOLERANCE.bf16);
+      process.env.ATTNC_EMU_COPIES = 'early';
+      expect(await backwardError((src) => src, tuning)).toBeLessThanOrEqual(TOLERANCE.bf16);
+      await expect(backwardError(waitAfterCopies, tuning)).rejects.toThrow(/a wgmma's shared-memory operand changed before the wait that retires it/);
+    } finally {
+      if (before === undefined) delete process.env.ATTNC_EMU_COPIES;
+      else process.env.ATTNC_EMU_COPIES = before;
+    }
+  }, 300_000);
+
+  it('ATTNC_EMU_SCHEDULE and ATTNC_EMU_COPIES name a mode; another value is a usage error', () => {
     expect([undefined, '', 'round-robin', 'skew', 'skew-reverse'].map((v) => emulatorSchedule(v))).toEqual([0, 0, 0, 1, 2]);
     expect(() => emulatorSchedule('random')).toThrow(/^ATTNC_EMU_SCHEDULE: 'random' is not one of round-robin, skew, skew-reverse$/);
+    expect([undefined, '', 'late', 'early'].map((v) => emulatorCopiesEarly(v))).toEqual([false, false, false, true]);
+    expect(() => emulatorCopiesEarly('soon')).toThrow(/^ATTNC_EMU_COPIES: 'soon' is not one of late, early$/);
   });
 
   it('wgmma backward: the k16 steps of dV += P^T dO one 8-row group short', async () => {

@@ -96,34 +96,38 @@ describe.skipIf(!!problem)('CUDA kernels on the emulator vs float64', () => {
       expect(compared.size, 'every variant compared somewhere').toBe(variants.length + 1);  // and sm_80's defaults
     }, 600_000);
 
-    it(`${spec.name} with warpgroups drifting apart (ATTNC_EMU_SCHEDULE skew, both orders): forward, and backward with dq-overlap and persistent, sm_90a bf16`, async () => {
-      // One warpgroup runs as far as the kernel's synchronization lets it before the next: a write that races another
-      // warpgroup's wgmma (its shared-memory operands change before the wait that retires it) stops the launch.
+    it(`${spec.name} with warpgroups drifting apart or copies landing at issue (ATTNC_EMU_SCHEDULE, ATTNC_EMU_COPIES): forward, and backward with dq-overlap and persistent, sm_90a bf16`, async () => {
+      // One warpgroup runs as far as the kernel's synchronization lets it before the next, or cp.async lands at issue:
+      // a write that races a wgmma's reads (its shared-memory operands change before the wait that retires it) stops
+      // the launch.
       const text = readFileSync(join(EXAMPLES_DIR, `${spec.name}.attn`), 'utf8');
-      const before = process.env.ATTNC_EMU_SCHEDULE;
+      const before = [process.env.ATTNC_EMU_SCHEDULE, process.env.ATTNC_EMU_COPIES];
       const failed: string[] = [];
       let n = 0;
       try {
-        for (const schedule of ['skew', 'skew-reverse']) {
+        for (const [schedule, copies] of [['skew', 'late'], ['skew-reverse', 'early'], ['round-robin', 'early']]) {
           process.env.ATTNC_EMU_SCHEDULE = schedule;
+          process.env.ATTNC_EMU_COPIES = copies;
           for (const shape of [{ B: 1, Hq: 2, Hkv: 1, Nq: 300, Nk: 300, D: 64 }, { B: 2, Hq: 2, Hkv: 2, Nq: 130, Nk: 257, D: 128 }]) {
             const r = await runCase(hopper, spec, 'bf16', shape);
             n++;
-            if (!r.pass) failed.push(`${schedule} forward ${formatResult(r)}`);
+            if (!r.pass) failed.push(`${schedule}/${copies} forward ${formatResult(r)}`);
           }
           const sets = [parseBackwardTuning(`${DEFAULT_SM90_D128},dq-overlap,persistent`) as CudaBackwardTuning];
           const cases = [{ B: 1, Hq: 2, Hkv: 1, Nq: 200, Nk: 200, D: 128 }, { B: 2, Hq: 2, Hkv: 2, Nq: 257, Nk: 257, D: 128 }];
           for await (const r of checkBackwardCases(hopper, text, spec.block, spec.lowered, cases, ['bf16'], {}, 3, sets)) {
             n++;
-            if (!r.pass) failed.push(`${schedule} backward [${r.variant}] ${JSON.stringify(r.shape)}: dQ ${r.errDq.toExponential(2)} dK ${r.errDk.toExponential(2)} dV ${r.errDv.toExponential(2)}, ${r.nanCount} non-finite`);
+            if (!r.pass) failed.push(`${schedule}/${copies} backward [${r.variant}] ${JSON.stringify(r.shape)}: dQ ${r.errDq.toExponential(2)} dK ${r.errDk.toExponential(2)} dV ${r.errDv.toExponential(2)}, ${r.nanCount} non-finite`);
           }
         }
       } finally {
-        if (before === undefined) delete process.env.ATTNC_EMU_SCHEDULE;
-        else process.env.ATTNC_EMU_SCHEDULE = before;
+        for (const [name, value] of [['ATTNC_EMU_SCHEDULE', before[0]], ['ATTNC_EMU_COPIES', before[1]]] as const) {
+          if (value === undefined) delete process.env[name];
+          else process.env[name] = value;
+        }
       }
       expect(failed).toEqual([]);
-      expect(n).toBe(8);
+      expect(n).toBe(12);
     }, 600_000);
 
     if (['sliding_window', 'prefix_lm'].includes(spec.name)) {

@@ -27,9 +27,11 @@
 //     shared memory the launch asked for are checked after each block; global buffers end in 256 bytes of 0xff,
 //     read as NaN and checked after each launch;
 //   - a pass of the scheduler in which no thread made progress is a deadlock, reported with what each thread waits on;
-//   - attnc_emu_schedule(1 or 2) makes the scheduler run one warpgroup as far as it can go before the next (in order,
-//     or last first): warpgroups drift as far apart as the kernel's synchronization allows, which is where the
-//     races above show (0, round-robin, is the default).
+//   - attnc_emu_schedule(1 or 2, ...) makes the scheduler run one warpgroup as far as it can go before the next (in
+//     order, or last first): warpgroups drift as far apart as the kernel's synchronization allows, which is where the
+//     races above show (0, round-robin, is the default); attnc_emu_schedule(..., 1) lands cp.async at issue, the
+//     earliest point, where a copy into a tile that a pending wgmma still reads shows (late, at the wait, shows a read
+//     that comes too early: both are PTX's bounds, run in turn).
 // What it does not model: timing, races between threads (the GPU's compute-sanitizer does), the order of f32
 // additions inside the tensor cores, and ex2.approx's last bits. It tests what a kernel computes, not how fast.
 #pragma once
@@ -133,6 +135,7 @@ inline Fiber* cur = nullptr;
 inline std::vector<Fiber> fibers;
 inline unsigned long long progress = 0;
 inline int schedule_mode = 0;  // 0 round-robin; 1, 2: a warpgroup as far as it goes, in order or last first
+inline bool copies_early = false;  // cp.async lands at issue instead of at its wait
 inline char error_text[1024] = "";
 inline bool failed = false;
 inline void (*block_body)() = nullptr;
@@ -494,7 +497,11 @@ inline void __syncwarp(unsigned mask = 0xffffffffu) { emu_vote(mask, true, emu::
 inline unsigned attnc_smem_addr(const void* p) { return emu::smem_addr(p); }
 namespace emu {
 inline void issue_copy(unsigned dst, const void* src, unsigned bytes, bool valid) {
-  (void)shared_at(dst, bytes);  // a destination out of bounds fails at issue
+  unsigned char* d = shared_at(dst, bytes);  // a destination out of bounds fails at issue
+  if (copies_early) {  // landed at issue: the earliest point, where a copy overwrites what a pending product still reads
+    if (valid) memcpy(d, src, bytes); else memset(d, 0, bytes);
+    return;
+  }
   Fiber::Copy c{dst, bytes, valid, {}, cur->committed};
   if (valid) memcpy(c.data, src, bytes);
   cur->copies.push_back(c);
@@ -758,7 +765,7 @@ inline unsigned char* attnc_emu_dynamic_smem() { return emu::dyn_base; }
 
 extern "C" {
 const char* attnc_emu_error() { return emu::error_text; }
-void attnc_emu_schedule(int mode) { emu::schedule_mode = mode; }
+void attnc_emu_schedule(int mode, int copies_early) { emu::schedule_mode = mode; emu::copies_early = copies_early != 0; }
 uint64_t attnc_emu_alloc(size_t bytes) {
   unsigned char* p = static_cast<unsigned char*>(aligned_alloc(256, (bytes + 255) / 256 * 256 + emu::GUARD));
   if (!p) return 0;
