@@ -11,8 +11,9 @@ must agree with Flex's (max abs difference over the largest magnitude, per tenso
 TFLOP/s count the kept pairs only: forward 4 D (kept) B H, backward 2.5 times that (FlashAttention's convention).
 --variants: backward kernel variants under evaluation (render/cuda-bwd.ts), each from bench/build/torch-bwd/<variant>/
 (prepare.sh's BWD_VARIANTS; a variant's parts joined by '+'; SET@128 or SET@64/128 times it at those head dims only),
-checked against Flex's gradients and timed in the same run as the default; a row's `variants` gives each one's time and its speed over the default's. Each row also times
-our forward alone (`ours_fwd_ms`, no autograd), so that `ours_bwd_over_fwd` says what the backward costs beside it.
+checked against Flex's gradients and timed in the same run as the default; a row's `variants` gives each one's time
+and its speed over the default's. Each row also times our forward alone (`ours_fwd_ms`, no autograd), so that
+`ours_bwd_over_fwd` says what the backward costs beside it.
 Writes <out>/h200-YYYY-MM-DD-train.json (or the GPU's name) and prints a table. Exits 1 if anything failed.
 """
 import argparse

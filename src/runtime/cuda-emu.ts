@@ -97,7 +97,6 @@ export function cudaEmulatorProblem(): string | null {
 /** A loaded emulator library: a CudaMachine's memory and launches (addresses are host pointers; launches run to completion). */
 export type CudaEmulator = Omit<CudaMachine, 'finish' | 'sms'>;
 
-/** Loaded emulators by kernel source, dtype and entries, so that a call of a kernel already loaded does no work here. */
 /**
  * The emulator's thread schedule, from ATTNC_EMU_SCHEDULE: 'round-robin' (the default: every thread a slice in turn),
  * 'skew' (a warpgroup runs as far as it can before the next) or 'skew-reverse' (the last warpgroup first). Skewed,
@@ -123,6 +122,7 @@ export function emulatorCopiesEarly(value = process.env.ATTNC_EMU_COPIES): boole
   throw new UsageError(`ATTNC_EMU_COPIES: '${value}' is not one of late, early`);
 }
 
+/** Loaded emulators by kernel source, dtype and entries, so that a call of a kernel already loaded does no work here. */
 const loaded = new Map<string, CudaEmulator>();
 /** emu.h as this process first read it: part of each build's key, so a process started after an edit rebuilds. */
 let headerText: Buffer | null = null;

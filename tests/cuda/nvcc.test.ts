@@ -80,7 +80,8 @@ const BWD_VARIANT_SETS: CudaBackwardTuning[] = [
  * fences wgmma (C7519) in both block shapes. The variant is not a default; everything else builds clean.
  */
 const KNOWN_ISSUES: Array<{ spec: string; when: (t: CudaBackwardTuning) => boolean; spillBytes: number; wgmmaFenced: boolean }> = [
-  { spec: 'logn', when: (t) => !!t.dqOverlap, spillBytes: 72, wgmmaFenced: true },
+  { spec: 'logn', when: (t) => !!(t.dqOverlap && t.twoWarpgroups), spillBytes: 72, wgmmaFenced: true },
+  { spec: 'logn', when: (t) => !!(t.dqOverlap && !t.twoWarpgroups), spillBytes: 0, wgmmaFenced: true },
 ];
 /**
  * Head dims a set is built at: two-warpgroup blocks with the single pass and the overlap order at D = 128 (at D = 64

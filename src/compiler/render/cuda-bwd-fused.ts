@@ -266,9 +266,10 @@ export function dqOverlapOn(tuning: CudaBackwardTuning, tcDq: boolean, bulk: boo
  * product first, stages it in sDQ, then issues the copies of the item after it into the other stage (in the shadow,
  * the copies' registers were live beside dQ's accumulators: ptxas spilled), and the flush after its dS^T barrier adds
  * the staged dQ to dQacc. `walkInShadow`: the item after next is found in the shadow too (not where the walk scans
- * tables a window at a time, scan-window's per-thread scans: their loads in flight spilled there). dS^T is double-buffered (`sDS0`): a warpgroup's dQ product reads every key's
- * dS^T while the other warpgroup may already write the next item's. `body` is the item's products and element steps
- * through dK's product; `next` finds the next live item and `fill` issues an item's copies into a stage.
+ * tables a window at a time, scan-window's per-thread scans: their loads in flight spilled there). dS^T is
+ * double-buffered (`sDS0`): a warpgroup's dQ product reads every key's dS^T while the other warpgroup may already
+ * write the next item's. `body` is the item's products and element steps through dK's product; `next` finds the next
+ * live item and `fill` issues an item's copies into a stage.
  */
 export function dqOverlapLoop(body: string, bk: number, next: string, fill: (it: string, st: string) => string, walkInShadow: boolean): string {
   const walk = `${next}(it + 1)`;

@@ -469,7 +469,7 @@ ${spec.tileLive.lines.join('\n')}
   unsigned short* const sQ = sV + BK * HEAD_DIM;       // [${ring}][HEAD_DIM / 64][QT][64], swizzled
   unsigned short* const sdO = sQ + ${ring} * QT * HEAD_DIM;  // [${ring}][HEAD_DIM / 64][QT][64], swizzled${tcDq ? `
   unsigned short* const ${dqOverlap ? 'sDS0' : 'sDS'} = sdO + ${ring} * QT * HEAD_DIM;  // ${dqOverlap ? '[2][BK][64]: dS^T of an item and of the one before' : '[BK][64]: dS^T of an item'}, swizzled (dQ's A operand)` : ''}${bulk ? `
-  float* const sDQ = reinterpret_cast<float*>(sdO + ${ring} * QT * HEAD_DIM${tcDq ? ` + ${dqOverlap ? 2 : 1} * BK * 64`.replace(' 1 * ', ' ') : ''});  // [QT][HEAD_DIM]: an item's dQ, staged` : ''}`
+  float* const sDQ = reinterpret_cast<float*>(sdO + ${ring} * QT * HEAD_DIM${tcDq ? ` + ${dqOverlap ? '2 * ' : ''}BK * 64` : ''});  // [QT][HEAD_DIM]: an item's dQ, staged` : ''}`
     : `  unsigned short* const sK = attnc_smem;             // [BK][STRIDE]
   unsigned short* const sV = sK + BK * STRIDE;       // [BK][STRIDE]
   unsigned short* const sQ = sV + BK * STRIDE;       // [${ring}][QT][STRIDE]
@@ -557,12 +557,14 @@ ${pipe.advance}
   if (tid == 0) attnc_bulk_wait<0>();  // every row added before the block exits` : '';
   const store = (k0: string, rows: string) => `${storeRows('dk', `dK + ${rows} * HEAD_DIM`, k0, 'Nk', nd)}
 ${storeRows('dv', `dV + ${rows} * HEAD_DIM`, k0, 'Nk', nd)}`;
-  if (!persistent) {
-    return `${prelude(entry, sig, headDim, !asyncStats, wg, threads, !persistent)}
+  // The kernel's start and its shared declarations, both ways.
+  const head = `${prelude(entry, sig, headDim, !asyncStats, wg, threads, !persistent)}
   constexpr int BK = ${bk}, QT = ${qt}, NT = QT / 8;
 ${layout}
   __shared__ float ${asyncStats ? 'sLse' : 'sLse2'}[${ring}][QT], sDelta[${ring}][QT];${also(fused && !tcDq, [dsDecl(qt, bk)])}${also(t, ['  // The spec\'s per-key and per-diagonal tables of an item (query tile, this block\'s keys): keys are the rows.', ...spec.tableDecls(qt, bk, ring)])}
-${tileSetup}${loadTile}
+`;
+  if (!persistent) {
+    return `${head}${tileSetup}${loadTile}
 
 ${operands}
   float dk[${nd}][4], dv[${nd}][4];
@@ -581,11 +583,7 @@ ${store('k0', 'kv_rows')}
 ${store('prev_k0', 'prev_rows')}`;
   // tuning persistent: the tile's setup, copies and item loop inside a loop over tiles; the last tile's dK and dV
   // stored after the next tile's copies are issued, its last dQ reduction at the next tile's first barrier
-  return `${prelude(entry, sig, headDim, !asyncStats, wg, threads, !persistent)}
-  constexpr int BK = ${bk}, QT = ${qt}, NT = QT / 8;
-${layout}
-  __shared__ float ${asyncStats ? 'sLse' : 'sLse2'}[${ring}][QT], sDelta[${ring}][QT];${also(fused && !tcDq, [dsDecl(qt, bk)])}${also(t, ['  // The spec\'s per-key and per-diagonal tables of an item (query tile, this block\'s keys): keys are the rows.', ...spec.tableDecls(qt, bk, ring)])}
-  const int group = Hq / Hkv, n_kb = (Nk + BK - 1) / BK, n_work = n_kb * Hkv * B;
+  return `${head}  const int group = Hq / Hkv, n_kb = (Nk + BK - 1) / BK, n_work = n_kb * Hkv * B;
 ${operands}
   float dk[${nd}][4], dv[${nd}][4];
 ${state}

@@ -310,14 +310,18 @@ template <class F> void for_accumulator(int thread, int n, F&& f) {
 // What a wgmma read from shared memory (kind: 0 both operands K-major, 1 both MN-major, 2 B MN-major, 3 B the
 // ones), hashed at issue and read again at the first wait that retires it (check_operands).
 struct WgOperands { int kind, n; unsigned long long a, b; int group; uint64_t hash; bool checked; };
+// Element (m, k) of its A operand (kinds 0 and 1) and (c, k) of its B operand, as its kind lays them out: what the
+// product reads at issue and what the check reads again.
+inline float operand_a(const WgOperands& o, const Desc& d, int m, int k) { return o.kind == 1 ? mnmajor(d, k, m) : kmajor(d, m, k); }
+inline float operand_b(const WgOperands& o, const Desc& d, int c, int k) { return o.kind == 0 || o.kind == 3 ? kmajor(d, c, k) : mnmajor(d, k, c); }
 inline uint64_t operand_hash(const WgOperands& o) {
   uint64_t h = 1469598103934665603ull;
   auto mix = [&h](float x) { uint32_t u; memcpy(&u, &x, 4); h = (h ^ u) * 1099511628211ull; };
   const Desc da = decode(o.a), db = decode(o.b);
   if (o.kind <= 1)
-    for (int m = 0; m < 64; ++m) for (int k = 0; k < 16; ++k) mix(o.kind == 1 ? mnmajor(da, k, m) : kmajor(da, m, k));
+    for (int m = 0; m < 64; ++m) for (int k = 0; k < 16; ++k) mix(operand_a(o, da, m, k));
   for (int c = 0; c < o.n; ++c)
-    for (int k = 0; k < 16; ++k) mix(o.kind == 3 ? kmajor(db, c, k) : o.kind == 0 ? kmajor(db, c, k) : mnmajor(db, k, c));
+    for (int k = 0; k < 16; ++k) mix(operand_b(o, db, c, k));
   return h;
 }
 inline void check_operands(WgOperands& o) {
@@ -372,8 +376,8 @@ template <int N, bool mn_major = false> void wgmma_ss(float* d, unsigned long lo
     const Desc da = decode(x.a), db = decode(x.b);
     const auto ops = operands_of(mn_major ? 1 : 0, N, x.a, x.b, x.owner->wg_committed);
     static float A[64][16], Bm[256][16];
-    for (int m = 0; m < 64; ++m) for (int k = 0; k < 16; ++k) A[m][k] = mn_major ? mnmajor(da, k, m) : kmajor(da, m, k);
-    for (int n = 0; n < N; ++n) for (int k = 0; k < 16; ++k) Bm[n][k] = mn_major ? mnmajor(db, k, n) : kmajor(db, n, k);
+    for (int m = 0; m < 64; ++m) for (int k = 0; k < 16; ++k) A[m][k] = operand_a(*ops, da, m, k);
+    for (int n = 0; n < N; ++n) for (int k = 0; k < 16; ++k) Bm[n][k] = operand_b(*ops, db, n, k);
     for (int th = 0; th < 128; ++th) {
       const WgSS& y = slot<WgSS>(s, th);
       const float* in = wg_input(y.owner, y.d);
@@ -399,7 +403,7 @@ inline void wgmma_rs(float* d, const unsigned* a, unsigned long long b, int n, b
     const Desc db = decode(x.b);
     const auto ops = operands_of(ones ? 3 : 2, n, 0, x.b, x.owner->wg_committed);
     // B[k][n]: N-major (transposed) with 128-byte swizzle for P V, K-major without swizzle for the ones.
-    for (int k = 0; k < 16; ++k) for (int c = 0; c < n; ++c) Bm[k][c] = ones ? kmajor(db, c, k) : mnmajor(db, k, c);
+    for (int k = 0; k < 16; ++k) for (int c = 0; c < n; ++c) Bm[k][c] = operand_b(*ops, db, c, k);
     for (int th = 0; th < 128; ++th) {
       const WgRS& y = slot<WgRS>(s, th);
       const float* in = wg_input(y.owner, y.d);
