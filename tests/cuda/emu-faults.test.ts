@@ -15,7 +15,7 @@ import { referenceAttention } from '../../src/runtime/reference.ts';
 import { referenceBackward } from '../../src/runtime/reference-backward.ts';
 import { randomGradient, randomInputs } from '../../src/runtime/random.ts';
 import { roundThrough } from '../../src/runtime/half.ts';
-import { loadExamples } from './suite.ts';
+import { loadExamples, withEnv } from './suite.ts';
 
 const problem = cudaEmulatorProblem();
 if (problem) console.warn(`tests/cuda/emu-faults.test.ts: skipped: ${problem}`);
@@ -176,18 +176,14 @@ describe.skipIf(!!problem)('CUDA emulator: one wrong constant in a generated ker
     // wgmma's shared-memory operands at the wait that retires them finds the write.
     const tuning = parseBackwardTuning('tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,late-wait,wgmma-dq,bulk-dq,dq-overlap') as CudaBackwardTuning;
     const oneBuffer = swap('    ds_buf ^= 1;', '    ds_buf ^= 0;');
-    const before = process.env.ATTNC_EMU_SCHEDULE;
-    try {
-      process.env.ATTNC_EMU_SCHEDULE = 'round-robin';
+    await withEnv({ ATTNC_EMU_SCHEDULE: 'round-robin' }, async () => {
       expect(await backwardError(oneBuffer, tuning, 128)).toBeLessThanOrEqual(TOLERANCE.bf16);
-      for (const schedule of ['skew', 'skew-reverse']) {
-        process.env.ATTNC_EMU_SCHEDULE = schedule;
+    });
+    for (const schedule of ['skew', 'skew-reverse']) {
+      await withEnv({ ATTNC_EMU_SCHEDULE: schedule }, async () => {
         expect(await backwardError((src) => src, tuning, 128)).toBeLessThanOrEqual(TOLERANCE.bf16);
         await expect(backwardError(oneBuffer, tuning, 128)).rejects.toThrow(/a wgmma's shared-memory operand changed before the wait that retires it/);
-      }
-    } finally {
-      if (before === undefined) delete process.env.ATTNC_EMU_SCHEDULE;
-      else process.env.ATTNC_EMU_SCHEDULE = before;
+      });
     }
   }, 300_000);
 
@@ -200,17 +196,13 @@ describe.skipIf(!!problem)('CUDA emulator: one wrong constant in a generated ker
     const lateWait = "    attnc_wg_wait<0>();  // dV's and dK's products, run beside dQ, are done with the stage before the next barrier frees it\n";
     const waitAfterCopies = (src: string) => swap("    attnc_cp_commit();\n    // the last item's dQ, staged", "    attnc_cp_commit();\n    attnc_wg_wait<0>();\n    // the last item's dQ, staged")(
       swap('  attnc_cp_wait<0>();\n  if (dq_valid > 0) {', '  attnc_cp_wait<0>();\n  attnc_wg_wait<0>();\n  if (dq_valid > 0) {')(swap(lateWait, '')(src)));
-    const before = process.env.ATTNC_EMU_COPIES;
-    try {
-      process.env.ATTNC_EMU_COPIES = 'late';
+    await withEnv({ ATTNC_EMU_COPIES: 'late' }, async () => {
       expect(await backwardError(waitAfterCopies, tuning)).toBeLessThanOrEqual(TOLERANCE.bf16);
-      process.env.ATTNC_EMU_COPIES = 'early';
+    });
+    await withEnv({ ATTNC_EMU_COPIES: 'early' }, async () => {
       expect(await backwardError((src) => src, tuning)).toBeLessThanOrEqual(TOLERANCE.bf16);
       await expect(backwardError(waitAfterCopies, tuning)).rejects.toThrow(/a wgmma's shared-memory operand changed before the wait that retires it/);
-    } finally {
-      if (before === undefined) delete process.env.ATTNC_EMU_COPIES;
-      else process.env.ATTNC_EMU_COPIES = before;
-    }
+    });
   }, 300_000);
 
   it('ATTNC_EMU_SCHEDULE and ATTNC_EMU_COPIES name a mode; another value is a usage error', () => {

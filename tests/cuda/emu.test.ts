@@ -14,7 +14,7 @@ import { describe, expect, it } from 'vitest';
 import { checkBackwardCases, defaultCases } from '../../src/runtime/check.ts';
 import { cudaEmulatorProblem, CudaEmuBackend } from '../../src/runtime/cuda-emu.ts';
 import { backwardTuningLabel, parseBackwardTuning, type CudaBackwardTuning } from '../../src/compiler/render/cuda-bwd-tuning.ts';
-import { EXAMPLES_DIR, formatResult, loadExamples, runCase, shortShapes } from './suite.ts';
+import { EXAMPLES_DIR, formatResult, loadExamples, runCase, shortShapes, withEnv } from './suite.ts';
 
 const problem = cudaEmulatorProblem();
 if (problem) console.warn(`tests/cuda/emu.test.ts: skipped: ${problem}`);
@@ -101,13 +101,10 @@ describe.skipIf(!!problem)('CUDA kernels on the emulator vs float64', () => {
       // a write that races a wgmma's reads (its shared-memory operands change before the wait that retires it) stops
       // the launch.
       const text = readFileSync(join(EXAMPLES_DIR, `${spec.name}.attn`), 'utf8');
-      const before = [process.env.ATTNC_EMU_SCHEDULE, process.env.ATTNC_EMU_COPIES];
       const failed: string[] = [];
       let n = 0;
-      try {
-        for (const [schedule, copies] of [['skew', 'late'], ['skew-reverse', 'early'], ['round-robin', 'early']]) {
-          process.env.ATTNC_EMU_SCHEDULE = schedule;
-          process.env.ATTNC_EMU_COPIES = copies;
+      for (const [schedule, copies] of [['skew', 'late'], ['skew-reverse', 'early'], ['round-robin', 'early']]) {
+        await withEnv({ ATTNC_EMU_SCHEDULE: schedule, ATTNC_EMU_COPIES: copies }, async () => {
           for (const shape of [{ B: 1, Hq: 2, Hkv: 1, Nq: 300, Nk: 300, D: 64 }, { B: 2, Hq: 2, Hkv: 2, Nq: 130, Nk: 257, D: 128 }]) {
             const r = await runCase(hopper, spec, 'bf16', shape);
             n++;
@@ -119,12 +116,7 @@ describe.skipIf(!!problem)('CUDA kernels on the emulator vs float64', () => {
             n++;
             if (!r.pass) failed.push(`${schedule}/${copies} backward [${r.variant}] ${JSON.stringify(r.shape)}: dQ ${r.errDq.toExponential(2)} dK ${r.errDk.toExponential(2)} dV ${r.errDv.toExponential(2)}, ${r.nanCount} non-finite`);
           }
-        }
-      } finally {
-        for (const [name, value] of [['ATTNC_EMU_SCHEDULE', before[0]], ['ATTNC_EMU_COPIES', before[1]]] as const) {
-          if (value === undefined) delete process.env[name];
-          else process.env[name] = value;
-        }
+        });
       }
       expect(failed).toEqual([]);
       expect(n).toBe(12);

@@ -22,6 +22,20 @@ export const EXAMPLES_DIR = fileURLToPath(new URL('../../examples/', import.meta
 
 export interface Spec { name: string; block: AttentionBlock; lowered: LoweredKernel }
 
+/** Runs `f` with environment variables set (the emulator's ATTNC_EMU_* modes are read at each launch), then puts them back. */
+export async function withEnv<T>(vars: Record<string, string>, f: () => Promise<T>): Promise<T> {
+  const before = Object.fromEntries(Object.keys(vars).map((name) => [name, process.env[name]]));
+  Object.assign(process.env, vars);
+  try {
+    return await f();
+  } finally {
+    for (const [name, value] of Object.entries(before)) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  }
+}
+
 export function loadExamples(only?: string[]): Spec[] {
   const out: Spec[] = [];
   for (const f of readdirSync(EXAMPLES_DIR).filter((x) => x.endsWith('.attn')).sort()) {
