@@ -100,7 +100,7 @@ export interface CudaBackwardTuning {
    * and first item's copies, and only then stores the last tile's dK and dV from its registers, so that the stores
    * and the copies' latency overlap; the last item's dQ reduction (bulk-dq) is issued at the next tile's first
    * barrier. Without it: one tile a block, each block's prologue (K, V, first item) and epilogue (dK, dV) in turn;
-   * a 1024-key window's block uses about 19 items, so those weigh about a tenth of it.
+   * a 1024-key window's block uses about 19 items, so those weigh more there (an estimate: not profiled).
    */
   persistent?: boolean;
   /**
