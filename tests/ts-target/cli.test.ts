@@ -55,7 +55,7 @@ describe('attnc compile --target ts', () => {
 
   it.skipIf(!adapter)('check --backend ts runs the module on WebGPU against the reference', () => {
     const r = spawnSync(process.execPath, [join(ROOT, 'bin/attnc.js'), 'check', 'examples/alibi.attn', '--backend', 'ts', '--dtype', 'f16', '--shape', '1,2,40,32'], { cwd: ROOT, encoding: 'utf8' });
-    expect(r.stderr).not.toMatch(/^attnc:/m);  // Dawn's own warnings on lavapipe may be there
+    expect(r.stderr).toBe('');  // Dawn's two limit-clamp warnings on lavapipe are filtered (runtime/native-stderr.ts)
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^ {2}ok {3}ts f16 /m);
     expect(r.stdout.trim().split('\n').at(-1)).toMatch(/^\d+ passed, 0 failed$/);
