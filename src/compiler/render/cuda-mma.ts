@@ -215,12 +215,19 @@ export interface SoftmaxOptions {
    * already subtracts the reference.
    */
   zeroRef?: { low: number; high: number } | null;
+  /**
+   * P two at a time (CudaTiles.packedExp): each pair of columns a lane holds, (2h, 2h + 1), is rounded to the
+   * storage type as x - m and goes through one packed ex2; the pair's bits stay in s[mi][n][2 * h] (the other
+   * slot is dead), which is what P V's A fragment takes (wgmmaPack). Needs rowSumMma: P never comes back to f32.
+   */
+  packedExp?: boolean;
 }
 
 /** Online softmax over the S accumulators (each row is spread over the 4 lanes of a quad); rescales O. */
 export function softmaxCode(mt: number, nt: number, nd: number, o: SoftmaxOptions = {}): string {
-  const { deferRescale = false, fold = null, lazyRescale = false, twoChains = false, rowSumMma = false, zeroRef = null } = o;
+  const { deferRescale = false, fold = null, lazyRescale = false, twoChains = false, rowSumMma = false, zeroRef = null, packedExp = false } = o;
   if (fold && zeroRef) throw new Error('softmaxCode: a zero reference is for logits that do not fold into the exp2');
+  if (packedExp && !(rowSumMma && !zeroRef && !lazyRescale)) throw new Error('softmaxCode: packed exponentials need the row sums on the tensor cores and the row max as reference');
   const rescale = deferRescale
     ? 'alpha_i[i] = alpha;'
     : lazyRescale
@@ -249,12 +256,17 @@ export function softmaxCode(mt: number, nt: number, nd: number, o: SoftmaxOption
     : lazyRescale
       ? 'const float m_new = mx > m_i[i] + 8.f ? mx : m_i[i];  // the reference moves only by more than 2^8'
       : `const float m_new = ${tileOnly ? 'fmaxf(m_i[i], mx)' : 'mx'};`;
-  const p = (x: string) => (fold ? `attnc_ex2(fmaf(${x}, ${fold.a}, off))` : `attnc_ex2(${x} - m_use)`);
+  const arg = (x: string) => (fold ? `fmaf(${x}, ${fold.a}, off)` : `${x} - m_use`);
+  const p = (x: string) => `attnc_ex2(${arg(x)})`;
   const sum = rowSumMma ? '' : twoChains ? `
         rs += s[mi][n][2 * h];
         rs1 += s[mi][n][2 * h + 1];` : `
         rs += s[mi][n][2 * h] + s[mi][n][2 * h + 1];`;
-  const rowSum = (px: (x: string) => string) => `${rowSumMma ? '' : `float rs = 0.f${twoChains ? ', rs1 = 0.f' : ''};
+  const rowSum = (px: (x: string) => string) => packedExp
+    ? `#pragma unroll
+      for (int n = 0; n < ${nt}; ++n)  // the pair of P that P V reads, in the storage type (the odd slot is dead)
+        s[mi][n][2 * h] = __uint_as_float(attnc_ex2_x2(attnc_pack(${arg('s[mi][n][2 * h]')}, ${arg('s[mi][n][2 * h + 1]')})));`
+    : `${rowSumMma ? '' : `float rs = 0.f${twoChains ? ', rs1 = 0.f' : ''};
       `}#pragma unroll
       for (int n = 0; n < ${nt}; ++n) {
         s[mi][n][2 * h] = ${px('s[mi][n][2 * h]')};

@@ -42,7 +42,7 @@ export function renderWgmmaWsKernel(entry: string, spec: SpecCode, t: CudaTiles,
   const nt = bn / 8, halves = headDim / 64, nd = headDim / 8;
   const qBuffers = t.persistent ? 2 : 1;
   // The softmax's instruction diet (cuda-mma.ts, SoftmaxOptions): at D=64 the loop is bound by FP32/ALU issue.
-  const sm: SoftmaxOptions = { fold: t.foldScale ? spec.foldedScale : null, lazyRescale: t.lazyRescale, twoChains: t.twoChains, rowSumMma: t.rowSumMma, zeroRef: t.zeroRef };
+  const sm: SoftmaxOptions = { fold: t.foldScale ? spec.foldedScale : null, lazyRescale: t.lazyRescale, twoChains: t.twoChains, rowSumMma: t.rowSumMma, zeroRef: t.zeroRef, packedExp: t.packedExp };
   // With the row sums on the tensor cores they are O's last n8 tile (o[0][nd]), rescaled with O.
   const rowSumTile = t.rowSumMma ? nd : undefined, ndO = t.rowSumMma ? nd + 1 : nd;
   // Not persistent: the block's one item, as a loop the compiler can see run once (the registers stay as they were).
@@ -181,7 +181,7 @@ ${indent(logitsCode(spec, nt, bn, 'slot', sm.fold != null, dp))}
 
 ${indent(softmaxCode(1, nt, nd, sm))}
 
-${indent(wgmmaPV(bn, halves, rowSumTile))}
+${indent(wgmmaPV(bn, halves, rowSumTile, sm.packedExp))}
       attnc_mbar_arrive(bar_empty + 8 * stage);  // this thread is done with the stage
     }`;
 }
@@ -209,7 +209,7 @@ ${indent(wgmmaQK(nt), 4)}${prefetch(spec, dp, nt, bn, 'stage', 4)}
         attnc_wg_wait<0>();
 ${indent(logitsCode(spec, nt, bn, 'slot', sm.fold != null, dp), 4)}
 ${indent(softmaxCode(1, nt, nd, sm), 4)}
-${indent(wgmmaPack(bn), 4)}
+${indent(wgmmaPack(bn, sm.packedExp), 4)}
       }
       for (;; ++k) {
         const int stage = k % STAGES, nstage = (k + 1) % STAGES;
@@ -236,7 +236,7 @@ ${indent(softmaxCode(1, nt, nd, { ...sm, deferRescale: true }), 4)}
         }${earlyPvWait ? '' : `
         ${pvDone('stage')}`}
 ${indent(rescaleCode(1, nd, sm.lazyRescale), 2)}
-${indent(wgmmaPack(bn), 2)}
+${indent(wgmmaPack(bn, sm.packedExp), 2)}
       }
       // The last tile's O += P V.
       const int stage = k % STAGES;

@@ -37,18 +37,30 @@ ${declare ? `    float s[1][${nt}][4];\n` : ''}    attnc_wg_fence();
 }
 
 /** O += P V from the softmaxed S accumulators (issued, committed and waited for). */
-export function wgmmaPV(bn: number, halves: number, rowSumTile?: number): string {
+export function wgmmaPV(bn: number, halves: number, rowSumTile?: number, packedExp = false): string {
   return `    // O += P V: the S accumulators of two n8 tiles are the A fragment of one k16 step
     // (all packed before the fence, so no register the MMAs read changes under them);
     // V rows kk*16.. are two 8-row groups (1 KiB apart) of each 64-column half
     unsigned a[${bn / 16}][4];
-${wgmmaPack(bn)}
+${wgmmaPack(bn, packedExp)}
 ${wgmmaPVIssue(bn, halves, rowSumTile)}
     attnc_wg_wait<0>();`;
 }
 
-/** Packs the softmaxed S accumulators into a[][] (bf16/f16 pairs): the A fragments of P V. */
-export function wgmmaPack(bn: number): string {
+/**
+ * Packs the softmaxed S accumulators into a[][] (bf16/f16 pairs): the A fragments of P V. With packed
+ * exponentials (softmaxCode's packedExp) each pair is already packed, in the even slot.
+ */
+export function wgmmaPack(bn: number, packedExp = false): string {
+  if (packedExp) {
+    return `    #pragma unroll
+    for (int kk = 0; kk < ${bn / 16}; ++kk) {
+      a[kk][0] = __float_as_uint(s[0][2 * kk][0]);
+      a[kk][1] = __float_as_uint(s[0][2 * kk][2]);
+      a[kk][2] = __float_as_uint(s[0][2 * kk + 1][0]);
+      a[kk][3] = __float_as_uint(s[0][2 * kk + 1][2]);
+    }`;
+  }
   return `    #pragma unroll
     for (int kk = 0; kk < ${bn / 16}; ++kk) {
       a[kk][0] = attnc_pack(s[0][2 * kk][0], s[0][2 * kk][1]);

@@ -109,6 +109,14 @@ export interface CudaTiles {
    * loop's FMAs (Nsight Compute: short-scoreboard stalls on them were the most of scale_invariant's extra time at D=64).
    */
   diagPrefetch: boolean;
+  /**
+   * Warp-specialized wgmma kernel only, with the row sums on the tensor cores: P's exponentials two at a time
+   * (ex2.approx on a packed bf16x2 / f16x2 pair, the pair P V reads) instead of one f32 ex2 per element and a
+   * conversion per pair. At D = 64 a tile's ex2s take about as long on the SFU as its two products on the tensor
+   * cores. The argument is rounded to the storage type before the exponential, so the reference max must be the
+   * row's max (no lazy rescale, no zero reference): x <= 0 and the largest weights, near x = 0, lose least.
+   */
+  packedExp: boolean;
 }
 
 /**
@@ -121,7 +129,7 @@ export function zeroRefWindow(dtype: StorageDType): { low: number; high: number 
   return dtype === 'bf16' ? { low: 32, high: 32 } : { low: 0, high: 8 };
 }
 
-export interface TileOverrides { warps?: number; bn?: number; mt?: number; producer?: boolean; stages?: number; overlap?: boolean; ctas?: number; persistent?: boolean; scanBatch?: number; snakeOrder?: boolean; foldScale?: boolean; lazyRescale?: boolean; twoChains?: boolean; rowSumMma?: boolean; zeroRef?: boolean; earlyPvWait?: boolean; pingpong?: boolean; diagCarry?: boolean; diagPrefetch?: boolean }
+export interface TileOverrides { warps?: number; bn?: number; mt?: number; producer?: boolean; stages?: number; overlap?: boolean; ctas?: number; persistent?: boolean; scanBatch?: number; snakeOrder?: boolean; foldScale?: boolean; lazyRescale?: boolean; twoChains?: boolean; rowSumMma?: boolean; zeroRef?: boolean; earlyPvWait?: boolean; pingpong?: boolean; diagCarry?: boolean; diagPrefetch?: boolean; packedExp?: boolean }
 
 /** What the schedule needs to know about the spec. */
 export interface TileHints {
@@ -142,7 +150,7 @@ export interface TileHints {
 }
 
 /** The fields only the warp-specialized wgmma kernel uses, as the other kernels have them. */
-const NO_WGMMA_EXTRAS = { producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1, persistent: false, scanBatch: 0, snakeOrder: false, foldScale: false, lazyRescale: false, twoChains: false, rowSumMma: false, zeroRef: null, earlyPvWait: false, pingpong: false, diagCarry: false, diagPrefetch: false } as const;
+const NO_WGMMA_EXTRAS = { producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1, persistent: false, scanBatch: 0, snakeOrder: false, foldScale: false, lazyRescale: false, twoChains: false, rowSumMma: false, zeroRef: null, earlyPvWait: false, pingpong: false, diagCarry: false, diagPrefetch: false, packedExp: false } as const;
 
 /** Why the CUDA kernels cannot take a head dim (null when they can): every kernel steps through D in k16 slices. */
 export function cudaHeadDimProblem(dtype: StorageDType, headDim: number): string | null {
@@ -374,7 +382,12 @@ function wgmmaTiles(dtype: StorageDType, headDim: number, o: TileOverrides, hint
   // 0.985 / 1.000, +d 1.042 / 1.040, +cd 1.037 / 1.043, and at 12 warps BN 96 +c 1.066 / 1.011 against 12x96 alone.
   const diagCarry = producer && !!hints.diagTables && bn <= 128 && carryAsked;
   const diagPrefetch = producer && !!hints.diagTables && (o.diagPrefetch ?? (headDim >= 128 && prefetchLive <= consumerRegs - 28));
-  return { kind: 'wgmma', bm, bn, warps, mt: 1, threads, stages, stride, smemBytes, producerRegs, consumerRegs, overlap, ctas, persistent, scanBatch, snakeOrder, foldScale, lazyRescale, twoChains, rowSumMma, zeroRef, earlyPvWait, pingpong, diagCarry, diagPrefetch };
+  // Packed exponentials: untimed, so off unless asked for.
+  if (o.packedExp && !(rowSumMma && !lazyRescale && !zeroRef)) {
+    throw new Error('cuda sm_90a: packed exponentials need the row sums on the tensor cores (P is never f32) and the row max as reference (no lazy rescale, no zero reference)');
+  }
+  const packedExp = !!o.packedExp;
+  return { kind: 'wgmma', bm, bn, warps, mt: 1, threads, stages, stride, smemBytes, producerRegs, consumerRegs, overlap, ctas, persistent, scanBatch, snakeOrder, foldScale, lazyRescale, twoChains, rowSumMma, zeroRef, earlyPvWait, pingpong, diagCarry, diagPrefetch, packedExp };
 }
 
 /**

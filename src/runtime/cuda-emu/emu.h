@@ -540,6 +540,8 @@ inline float attnc_ex2(float x) {  // ex2.approx.ftz: subnormal results flush to
 }
 inline unsigned attnc_pack(float lo, float hi) { return unsigned(emu::to_elem(lo)) | (unsigned(emu::to_elem(hi)) << 16); }
 inline void attnc_unpack(unsigned v, float& lo, float& hi) { lo = emu::lo_of(v); hi = emu::hi_of(v); }
+// ex2.approx on a packed pair: each half's 2^x rounded to the storage type (the hardware's last bits may differ).
+inline unsigned attnc_ex2_x2(unsigned x) { return attnc_pack(attnc_ex2(emu::lo_of(x)), attnc_ex2(emu::hi_of(x))); }
 
 struct EmuLdsm { unsigned addr; unsigned out[4]; };
 inline void emu_ldsm(unsigned& r0, unsigned& r1, unsigned& r2, unsigned& r3, unsigned addr, bool trans) {
