@@ -216,9 +216,11 @@ export interface SoftmaxOptions {
    */
   zeroRef?: { low: number; high: number } | null;
   /**
-   * P two at a time (CudaTiles.packedExp): each pair of columns a lane holds, (2h, 2h + 1), is rounded to the
-   * storage type as x - m and goes through one packed ex2; the pair's bits stay in s[mi][n][2 * h] (the other
-   * slot is dead), which is what P V's A fragment takes (wgmmaPack). Needs rowSumMma: P never comes back to f32.
+   * P two at a time (CudaTiles.packedExp): the softmax leaves x - m (f32) in s[][] and wgmmaPack rounds each
+   * pair a lane holds, (2h, 2h + 1), to the storage type and takes one packed ex2 of it into P V's A fragment.
+   * The exponentials wait for the pack, after the previous P V is done: written while it runs, the registers
+   * of the new P (plain copies into a[][]) were coalesced with the ones it reads, and ptxas then serialized
+   * the wgmmas (C7513) or waited for them (C7517). Needs rowSumMma: P never comes back to f32.
    */
   packedExp?: boolean;
 }
@@ -264,8 +266,10 @@ export function softmaxCode(mt: number, nt: number, nd: number, o: SoftmaxOption
         rs += s[mi][n][2 * h] + s[mi][n][2 * h + 1];`;
   const rowSum = (px: (x: string) => string) => packedExp
     ? `#pragma unroll
-      for (int n = 0; n < ${nt}; ++n)  // the pair of P that P V reads, in the storage type (the odd slot is dead)
-        s[mi][n][2 * h] = __uint_as_float(attnc_ex2_x2(attnc_pack(${arg('s[mi][n][2 * h]')}, ${arg('s[mi][n][2 * h + 1]')})));`
+      for (int n = 0; n < ${nt}; ++n) {  // x - m; the packed exponentials follow in wgmmaPack
+        s[mi][n][2 * h] = ${arg('s[mi][n][2 * h]')};
+        s[mi][n][2 * h + 1] = ${arg('s[mi][n][2 * h + 1]')};
+      }`
     : `${rowSumMma ? '' : `float rs = 0.f${twoChains ? ', rs1 = 0.f' : ''};
       `}#pragma unroll
       for (int n = 0; n < ${nt}; ++n) {

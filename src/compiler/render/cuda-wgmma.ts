@@ -49,24 +49,16 @@ ${wgmmaPVIssue(bn, halves, rowSumTile)}
 
 /**
  * Packs the softmaxed S accumulators into a[][] (bf16/f16 pairs): the A fragments of P V. With packed
- * exponentials (softmaxCode's packedExp) each pair is already packed, in the even slot.
+ * exponentials (softmaxCode's packedExp) S holds x - m and each pair's 2^x is taken here, packed.
  */
 export function wgmmaPack(bn: number, packedExp = false): string {
-  if (packedExp) {
-    return `    #pragma unroll
-    for (int kk = 0; kk < ${bn / 16}; ++kk) {
-      a[kk][0] = __float_as_uint(s[0][2 * kk][0]);
-      a[kk][1] = __float_as_uint(s[0][2 * kk][2]);
-      a[kk][2] = __float_as_uint(s[0][2 * kk + 1][0]);
-      a[kk][3] = __float_as_uint(s[0][2 * kk + 1][2]);
-    }`;
-  }
+  const pack = packedExp ? (lo: string, hi: string) => `attnc_ex2_x2(attnc_pack(${lo}, ${hi}))` : (lo: string, hi: string) => `attnc_pack(${lo}, ${hi})`;
   return `    #pragma unroll
     for (int kk = 0; kk < ${bn / 16}; ++kk) {
-      a[kk][0] = attnc_pack(s[0][2 * kk][0], s[0][2 * kk][1]);
-      a[kk][1] = attnc_pack(s[0][2 * kk][2], s[0][2 * kk][3]);
-      a[kk][2] = attnc_pack(s[0][2 * kk + 1][0], s[0][2 * kk + 1][1]);
-      a[kk][3] = attnc_pack(s[0][2 * kk + 1][2], s[0][2 * kk + 1][3]);
+      a[kk][0] = ${pack('s[0][2 * kk][0]', 's[0][2 * kk][1]')};
+      a[kk][1] = ${pack('s[0][2 * kk][2]', 's[0][2 * kk][3]')};
+      a[kk][2] = ${pack('s[0][2 * kk + 1][0]', 's[0][2 * kk + 1][1]')};
+      a[kk][3] = ${pack('s[0][2 * kk + 1][2]', 's[0][2 * kk + 1][3]')};
     }`;
 }
 
