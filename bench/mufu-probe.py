@@ -31,24 +31,17 @@ extern "C" __device__ __forceinline__ float e_poly3(float x) {
   return __int_as_float(__float_as_int(p) + (__float_as_int(r) << 23));
 }
 #define CHAINS 8
-extern "C" __global__ void k_f32(float* out, int iters) {
-  float x[CHAINS];
-  for (int c = 0; c < CHAINS; ++c) x[c] = 0.5f + 0.01f * c + 1e-6f * threadIdx.x;
-  for (int i = 0; i < iters; ++i)
-    #pragma unroll
-    for (int c = 0; c < CHAINS; ++c) x[c] = e_f32(x[c]);
-  float s = 0.f; for (int c = 0; c < CHAINS; ++c) s += x[c];
-  out[blockIdx.x * blockDim.x + threadIdx.x] = s;
+#define SCALAR(NAME, FN) \
+extern "C" __global__ void NAME(float* out, int iters) { \
+  float x[CHAINS]; \
+  for (int c = 0; c < CHAINS; ++c) x[c] = 0.5f + 0.01f * c + 1e-6f * threadIdx.x; \
+  for (int i = 0; i < iters; ++i) \
+    _Pragma("unroll") for (int c = 0; c < CHAINS; ++c) x[c] = FN(x[c]); \
+  float s = 0.f; for (int c = 0; c < CHAINS; ++c) s += x[c]; \
+  out[blockIdx.x * blockDim.x + threadIdx.x] = s; \
 }
-extern "C" __global__ void k_poly3(float* out, int iters) {
-  float x[CHAINS];
-  for (int c = 0; c < CHAINS; ++c) x[c] = 0.5f + 0.01f * c + 1e-6f * threadIdx.x;
-  for (int i = 0; i < iters; ++i)
-    #pragma unroll
-    for (int c = 0; c < CHAINS; ++c) x[c] = e_poly3(x[c]);
-  float s = 0.f; for (int c = 0; c < CHAINS; ++c) s += x[c];
-  out[blockIdx.x * blockDim.x + threadIdx.x] = s;
-}
+SCALAR(k_f32, e_f32)
+SCALAR(k_poly3, e_poly3)
 #define PACKED(NAME, FN, ONE) \
 extern "C" __global__ void NAME(float* out, int iters) { \
   unsigned x[CHAINS]; \
