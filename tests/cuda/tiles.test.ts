@@ -101,6 +101,18 @@ describe('cuda tiles: sm_90a defaults', () => {
     expect(() => hopper(128, {}, { stages: 2, earlyPvWait: true })).toThrow(/overlapped loop/);
   });
 
+  it('packed exponentials: off unless asked for, and only on the row max with the row sums on the tensor cores', () => {
+    const diag = { diagTables: true, diagValues: 2 };
+    expect([hopper(64, diag).packedExp, hopper(128, diag).packedExp, hopper(64, { foldedScale: true }).packedExp]).toEqual([false, false, false]);
+    expect(hopper(64, diag, { packedExp: true }).packedExp).toBe(true);
+    expect(hopper(128, diag, { packedExp: true, lazyRescale: false, zeroRef: false }).packedExp).toBe(true);
+    expect(hopper(64, { foldedScale: true }, { packedExp: true, rowSumMma: true }).packedExp).toBe(true);
+    // the row sums in the softmax need P in f32; lazy rescale and the zero reference leave x up to 2^8 / 2^32
+    expect(() => hopper(64, { foldedScale: true }, { packedExp: true })).toThrow(/row sums on the tensor cores/);
+    expect(() => hopper(128, diag, { packedExp: true })).toThrow(/no lazy rescale, no zero reference/);
+    expect(() => hopper(128, diag, { packedExp: true, zeroRef: false })).toThrow(/no lazy rescale/);
+  });
+
   it('pingpong by default: not for banded masks (windows), table-scanning tile tests (documents) or per-diagonal tables', () => {
     const takesTurns = (name: string, D: number) => {
       const spec = loadExamples([name])[0];
