@@ -91,8 +91,9 @@ export function longShapes(D: number): Shape[] {
 /**
  * Softmax-diet pieces of the wgmma kernel on or off, as signed groups of letters: "+m", "-flt", "-z+w".
  * f scale fold, l lazy rescale, t two chains, m row sums on the tensor cores, z zero reference,
- * w P V waited for (and its stage released) before the softmax, g pingpong (CudaTiles.pingpong); the
- * others keep their defaults (undefined). ATTNC_CUDA_DIET and cuda-bench's variant suffixes read the same letters.
+ * w P V waited for (and its stage released) before the softmax, g pingpong (CudaTiles.pingpong), c per-diagonal
+ * values carried by the producer, d read early by the consumers, e packed exponentials; the others keep their
+ * defaults (undefined). ATTNC_CUDA_DIET and cuda-bench's variant suffixes read the same letters.
  */
 export const DIET_LETTERS = 'fltmzwgcde';
 export const DIET_GROUPS = `(?:[-+][${DIET_LETTERS}]+)+`;

@@ -108,9 +108,9 @@ export interface CudaBackwardTuning {
    * warpgroup, FlashAttention-3's order: D = 128 in two-warpgroup blocks, D = 64 in one; elsewhere ignored): an item
    * issues dQ += dS K, waits for dV's and dK's products only, and passes the next item's barrier (and, where the walk
    * reads no table, finds the item after it) while the tensor cores run dQ's product; the next item waits for it
-   * first, stages it for the bulk reduction after its own dS^T barrier, and issues the copies of the item after it. dS^T is double-buffered (16 KiB more shared memory at D = 128). Without it: an item
-   * waits for dQ's product, stages it, and only then comes to the next item's barrier, walk and copies, while the
-   * tensor cores idle.
+   * first, stages it for the bulk reduction after its own dS^T barrier, and issues the copies of the item after it.
+   * dS^T is double-buffered (16 KiB more shared memory at D = 128). Without it: an item waits for dQ's product,
+   * stages it, and only then comes to the next item's barrier, walk and copies, while the tensor cores idle.
    */
   dqOverlap?: boolean;
 }

@@ -259,18 +259,13 @@ export function softmaxCode(mt: number, nt: number, nd: number, o: SoftmaxOption
       ? 'const float m_new = mx > m_i[i] + 8.f ? mx : m_i[i];  // the reference moves only by more than 2^8'
       : `const float m_new = ${tileOnly ? 'fmaxf(m_i[i], mx)' : 'mx'};`;
   const arg = (x: string) => (fold ? `fmaf(${x}, ${fold.a}, off)` : `${x} - m_use`);
-  const p = (x: string) => `attnc_ex2(${arg(x)})`;
+  // Packed exponentials: P stays x - m here, its 2^x taken two at a time at the pack (wgmmaPack).
+  const p = packedExp ? arg : (x: string) => `attnc_ex2(${arg(x)})`;
   const sum = rowSumMma ? '' : twoChains ? `
         rs += s[mi][n][2 * h];
         rs1 += s[mi][n][2 * h + 1];` : `
         rs += s[mi][n][2 * h] + s[mi][n][2 * h + 1];`;
-  const rowSum = (px: (x: string) => string) => packedExp
-    ? `#pragma unroll
-      for (int n = 0; n < ${nt}; ++n) {  // x - m; the packed exponentials follow in wgmmaPack
-        s[mi][n][2 * h] = ${arg('s[mi][n][2 * h]')};
-        s[mi][n][2 * h + 1] = ${arg('s[mi][n][2 * h + 1]')};
-      }`
-    : `${rowSumMma ? '' : `float rs = 0.f${twoChains ? ', rs1 = 0.f' : ''};
+  const rowSum = (px: (x: string) => string) => `${rowSumMma ? '' : `float rs = 0.f${twoChains ? ', rs1 = 0.f' : ''};
       `}#pragma unroll
       for (int n = 0; n < ${nt}; ++n) {
         s[mi][n][2 * h] = ${px('s[mi][n][2 * h]')};
