@@ -3,7 +3,7 @@
 // block's threads as fibers), into a shared library loaded with koffi. Global memory is host memory: a "device
 // pointer" is a host address, so kernel arguments are packed exactly as for cuLaunchKernel.
 //
-// It is a test tool for machines without an NVIDIA GPU (tests/cuda/emu.test.ts): it checks what a kernel computes
+// It is a test tool for machines without an NVIDIA GPU (tests/cuda/emu-cases.ts): it checks what a kernel computes
 // (indices, layouts, descriptors, barriers, the tile walk), never how fast, and a GPU run stays the authority.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';

@@ -3,7 +3,8 @@
 // and a generated kernel with one wrong constant (a wgmma descriptor's stride, an ldmatrix without its transpose, a
 // backward product's k step, a cp.async or wgmma wait one group short) no longer matches float64, a bulk reduction
 // reads its shared memory as late as PTX allows, and a write racing a wgmma's shared-memory reads stops the launch when
-// the schedule lets warpgroups drift apart or copies land at issue. Without these, tests/cuda/emu.test.ts passing would say little.
+// the schedule lets warpgroups drift apart or copies land at issue. Without these, the emulator's tests (emu-cases.ts)
+// passing would say little.
 import { describe, expect, it } from 'vitest';
 import { renderCuda } from '../../src/compiler/render/cuda.ts';
 import { renderCudaBackward } from '../../src/compiler/render/cuda-bwd.ts';
