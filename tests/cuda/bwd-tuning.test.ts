@@ -68,10 +68,16 @@ describe('CUDA backward variants', () => {
     // at D = 64 a mask whose tile test scans a table (document ids) keeps one warpgroup a block
     const [doc] = loadExamples(['document']);
     const docTuning = renderCudaBackward(doc.lowered, { ...opts, arch: 'sm_90a' }).manifest.abi.tuning;
-    expect(docTuning).toBe('tables,async-stats,scan-window,wgmma,fused-dq');
+    expect(docTuning).toBe('tables,async-stats,scan-window,wgmma,fused-dq,bulk-dq');
     const wide = renderCudaBackward(causal.lowered, { ...opts, arch: 'sm_90a', headDim: 128 });
     expect(wide.manifest.abi.tuning).toBe('tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,late-wait,wgmma-dq,bulk-dq');
     expect(renderCudaBackward(doc.lowered, { ...opts, arch: 'sm_90a', headDim: 128 }).manifest.abi.tuning).toBe(wide.manifest.abi.tuning);
+    // where a window ends a key block's live queries before the last, the dK/dV walk finds them 32 at a time
+    for (const name of ['sliding_window', 'sinks_window', 'scale_invariant_window']) {
+      const [windowed] = loadExamples([name]);
+      expect(renderCudaBackward(windowed.lowered, { ...opts, arch: 'sm_90a' }).manifest.abi.tuning, name).toBe(`${hopper.manifest.abi.tuning},ballot-items`);
+      expect(renderCudaBackward(windowed.lowered, { ...opts, arch: 'sm_90a', headDim: 128 }).manifest.abi.tuning, name).toBe(`${wide.manifest.abi.tuning},ballot-items`);
+    }
     expect(cudaBackwardStages(wide.manifest).map((s) => [s.bm, s.block[0]])).toContainEqual([128, 256]);
     // D = 96 has no wgmma kernel: mma.sync without the single pass, as the first A/B chose for the wide head dims
     expect(renderCudaBackward(causal.lowered, { ...opts, arch: 'sm_90a', headDim: 96 }).manifest.abi.tuning).toBe('tables,async-stats,scan-window,wgmma');

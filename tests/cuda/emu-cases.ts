@@ -24,8 +24,9 @@ const problem = cudaEmulatorProblem();
 if (problem) console.warn(`tests/cuda/emu-*.test.ts: skipped: ${problem}`);
 
 /**
- * Beside the defaults (sm_90a: tables, async-stats, scan-window, wgmma and fused-dq; at D 64 two-wg, overlap,
- * late-wait and bulk-dq except for document's table-scanning mask; at D 128 those four and wgmma-dq), sets that
+ * Beside the defaults (sm_90a: tables, async-stats, scan-window, wgmma, fused-dq and bulk-dq; at D 64 two-wg, overlap
+ * and late-wait except for document's table-scanning mask; at D 128 those three and wgmma-dq; ballot-items where a
+ * window ends a key block's live queries), sets that
  * take every other code path: the first kernels (none), the element and scheduling variants on mma.sync (sm_80's defaults), the single pass alone, the wgmma products alone, the four without the single pass,
  * two-warpgroup blocks with a three-stage ring and FlashAttention-3's order in both launches, the same blocks with the
  * single pass and the element code evaluated in full, that order in one-warpgroup blocks, a three-stage ring on
@@ -45,7 +46,7 @@ const VARIANT_SETS = ['none', 'tables,async-stats,scan-window', 'fused-dq', 'wgm
   'tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,wgmma-dq', 'wgmma,fused-dq,wgmma-dq,late-wait', 'wgmma,fused-dq,bulk-dq,ballot-items',
   'tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,late-wait,wgmma-dq,bulk-dq,persistent',
   'tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,late-wait,wgmma-dq,bulk-dq,dq-overlap', 'tables,async-stats,wgmma,fused-dq,overlap,wgmma-dq,bulk-dq,dq-overlap'];
-/** sm_90a's D = 64 defaults for a mask that scans no table, as a list (ballot-items is timed against them). */
+/** sm_90a's D = 64 defaults for a mask that scans no table and has no window, as a list. */
 const DEFAULT_SM90_D64 = 'tables,async-stats,scan-window,wgmma,fused-dq,two-wg,overlap,late-wait,bulk-dq';
 /** sm_90a's D = 128 defaults, as a list. */
 const DEFAULT_SM90_D128 = `${DEFAULT_SM90_D64},wgmma-dq`;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { lowerBlock } from '../../src/compiler/passes/lower.ts';
-import { classifyTile, queryTileLoads, tileTest } from '../../src/compiler/passes/mask-intervals.ts';
+import { classifyTile, liveQueriesEnd, queryTileLoads, tileTest } from '../../src/compiler/passes/mask-intervals.ts';
 import { evalNode } from '../../src/compiler/ir/eval.ts';
 import { topoOrder } from '../../src/compiler/ir/nodes.ts';
 import { exprString } from '../../src/compiler/ir/print.ts';
@@ -58,6 +58,15 @@ describe('tileTest', () => {
     expect(classifyTile(t, env(0, 64))).toBe('none');
     expect(classifyTile(t, env(256, 0))).toBe('none');
     expect(classifyTile(t, env(128, 0))).toBe('partial');
+  });
+
+  it("a window's live queries end before the last (the dK/dV walk's dead items); causal's and prefix-LM's do not", () => {
+    const ends = (b: ReturnType<typeof block>) => { const p = lowerBlock(b); return liveQueriesEnd(tileTest(p.mask, p.factory)); };
+    expect(ends(EXAMPLES.slidingWindow())).toBe(true);
+    expect(ends(EXAMPLES.causal())).toBe(false);
+    expect(ends(block('x'))).toBe(false);
+    expect(ends(EXAMPLES.prefixLm())).toBe(false);
+    expect(ends(EXAMPLES.scaleInvariant())).toBe(false);
   });
 
   it('property: sound on random masks and tiles (none => nothing kept, all => everything kept)', () => {

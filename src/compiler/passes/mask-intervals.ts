@@ -202,6 +202,15 @@ export function keyTileLoads(test: TileTest): Node[] {
   return tileLoadsFree(test, ['q_lo', 'q_hi', 'head']);
 }
 
+/**
+ * Whether a tile's live test reads the low end of its query range, as a window's does (q - kv < w: q_lo - kv_hi < w):
+ * then a key block's live queries end before the last, and the dK/dV launch's walk meets dead items after the live
+ * ones. A causal test reads q_hi alone (q_hi >= kv_lo): its items stay live to the end. Chooses defaults, not results.
+ */
+export function liveQueriesEnd(test: TileTest): boolean {
+  return topoOrder([test.canBeTrue]).some((n) => n.op === 'builtin' && n.name === 'q_lo');
+}
+
 /** A tile test's table range reads that depend on none of the builtins `without`. */
 function tileLoadsFree(test: TileTest, without: readonly string[]): Node[] {
   const dep = new Map<Node, boolean>();

@@ -141,16 +141,23 @@ export const BACKWARD_TUNING_SYNTAX = `a comma list of ${Object.keys(TUNING_NAME
  *   spec timed: at D = 128 all six (1.04-1.09x), at D = 64 in two-warpgroup blocks the five whose masks scan no
  *   table (1.04-1.08x). Not timed in one-warpgroup blocks (document at D = 64), which keep the red.global adds.
  *   A reduction a row (64 an item) had lost 11-35% (bench/results/h100-2026-12-05-train-bulk-rows.json).
+ * - bench/results/h100-2026-12-06-train-ballot.json: ballot-items on top of those won where the mask's live queries
+ *   end before the last (liveQueriesEnd: a window), sliding_window 1.19x at D = 64 and 1.12x at D = 128, and lost
+ *   2-3% for causal, whose items stay live to the end (so only there); with a persistent dK/dV launch too, 1.23x at
+ *   D = 64 but 1.10x at D = 128 and 0.94x for document, and it spills (left off). In one-warpgroup blocks at D = 64
+ *   (document) bulk-dq won 1.05x (causal 0.94x there, but causal takes two warpgroups). dq-overlap lost 6-10%.
  */
-export function defaultBackwardTuning(arch: 'sm_80' | 'sm_90a' | undefined, headDim: number, scansTables = false): CudaBackwardTuning {
+export function defaultBackwardTuning(arch: 'sm_80' | 'sm_90a' | undefined, headDim: number, scansTables = false, liveQueriesEnd = false): CudaBackwardTuning {
   const portable = { tables: true, asyncStats: true, scanWindow: true };
   if (arch !== 'sm_90a') return portable;
+  const ballot = liveQueriesEnd && !scansTables ? { ballotItems: true } : {};
   // D = 128 is the one wide head dim that both measured and has wgmma kernels; others (e.g. 96, on mma.sync) keep the
   // D = 128 rule of the first A/B, no fused-dq (two-wg and overlap would be ignored there anyway).
-  if (headDim === 128) return { ...portable, wgmma: true, fusedDq: true, twoWarpgroups: true, overlap: true, lateWait: true, wgmmaDq: true, bulkDq: true };
+  if (headDim === 128) return { ...portable, wgmma: true, fusedDq: true, twoWarpgroups: true, overlap: true, lateWait: true, wgmmaDq: true, bulkDq: true, ...ballot };
   if (headDim > 64) return { ...portable, wgmma: true };
   const twoWarpgroups = headDim === 64 && !scansTables;  // below 64 there is no wgmma kernel to take them
-  return { ...portable, wgmma: true, fusedDq: true, ...(twoWarpgroups ? { twoWarpgroups: true, overlap: true, lateWait: true, bulkDq: true } : {}) };
+  if (!twoWarpgroups) return { ...portable, wgmma: true, fusedDq: true, ...(headDim === 64 ? { bulkDq: true } : {}) };
+  return { ...portable, wgmma: true, fusedDq: true, twoWarpgroups: true, overlap: true, lateWait: true, bulkDq: true, ...ballot };
 }
 
 /**

@@ -36,6 +36,7 @@ import { accumulateCode, LANE, twoProductsCode } from './cuda-bwd-mma.ts';
 import { ownedRows, tileChunk, wgAccumulate, wgDescs, wgmmaBackwardFits, wgTwoProducts, WG_SMEM_BASE } from './cuda-bwd-wgmma.ts';
 import { safeComment, type CudaArg } from './cuda.ts';
 import { BULK_HELPERS, deltaCode, DQ_FLUSH, dqOverlapLoop, dqOverlapOn, dqStageBytes, dsDecl, FUSED_ROWS, fusedDqCode, fusedDqFits, fusedDqWgmmaCode, prepKernel, redHelper, storeKernel, wgmmaDqOn } from './cuda-bwd-fused.ts';
+import { liveQueriesEnd } from '../passes/mask-intervals.ts';
 
 export interface CudaBackwardOptions { dtype: StorageDType; headDim: number; hash: string; version: string; arch?: 'sm_80' | 'sm_90a'; tuning?: CudaBackwardTuning }
 
@@ -102,7 +103,7 @@ export function renderCudaBackward(k: LoweredKernel, opts: CudaBackwardOptions):
   const entry = `${mangle('attnc', p.name)}_${dtype}_d${headDim}`;
   const dqEntry = `${entry}_bwd_dq`, dkdvEntry = `${entry}_bwd_dkdv`, prepEntry = `${entry}_bwd_prep`, storeEntry = `${entry}_bwd_dq_store`;
   // the defaults per arch and head dim, and at D = 64 per mask: tile tests that scan tables (documents) keep small blocks
-  const tuning = opts.tuning ?? defaultBackwardTuning(opts.arch, headDim, spec.itemPerThread !== null);
+  const tuning = opts.tuning ?? defaultBackwardTuning(opts.arch, headDim, spec.itemPerThread !== null, liveQueriesEnd(k.analysis.tile));
   const wg = !!tuning.wgmma && wgmmaBackwardFits(headDim) && opts.arch !== 'sm_80';  // wgmma: Hopper (sm_90a) only
   const warpgroups = wg && tuning.twoWarpgroups ? 2 : 1;  // a block's, in both launches: 64 rows each
   const shape = dkdvShape(headDim, warpgroups, tuning.threeStages ? 3 : 2);
