@@ -96,13 +96,14 @@ function cxx(): string | null {
  * which changes no result: a backward test 29% faster from the cache, 15% with its builds. Since "native" is this
  * processor, the build's key holds its model too.
  */
-let flags: string[] | undefined;
-function cxxFlags(): string[] {
-  if (flags === undefined) {
+let build: { flags: string[]; keyPart: string } | undefined;
+function cxxBuild(): { flags: string[]; keyPart: string } {
+  if (build === undefined) {
     const native = spawnSync(cxx()!, ['-march=native', '-x', 'c++', '-fsyntax-only', '-'], { input: '' }).status === 0;
-    flags = ['-std=c++17', '-O1', ...(native ? ['-march=native'] : []), '-fPIC', '-shared', '-w'];
+    const flags = ['-std=c++17', '-O1', ...(native ? ['-march=native'] : []), '-fPIC', '-shared', '-w'];
+    build = { flags, keyPart: `\0${flags.join(' ')}\0${native ? cpus()[0]?.model ?? '' : ''}` };
   }
-  return flags;
+  return build;
 }
 
 /** Why the emulator cannot run here (null when it can): it needs Linux (its shared-memory section, mmap'd stacks) and a host C++ compiler. */
@@ -139,7 +140,6 @@ export function emulatorCopiesEarly(value = process.env.ATTNC_EMU_COPIES): boole
   throw new UsageError(`ATTNC_EMU_COPIES: '${value}' is not one of late, early`);
 }
 
-
 /** Loaded emulators by kernel source, dtype and entries, so that a call of a kernel already loaded does no work here. */
 const loaded = new Map<string, CudaEmulator>();
 /** emu.h as this process first read it: part of each build's key, so a process started after an edit rebuilds. */
@@ -154,7 +154,7 @@ export function loadCudaEmulator(source: string, dtype: StorageDType, entries: r
   if (problem) throw new NoDeviceError(problem);
   const text = emulatorSource(source, dtype, entries);
   headerText ??= readFileSync(HEADER);
-  const key = createHash('sha256').update(text).update(headerText).update(`\0${cxxFlags().join(' ')}\0${cpus()[0]?.model ?? ''}`).digest('hex');
+  const key = createHash('sha256').update(text).update(headerText).update(cxxBuild().keyPart).digest('hex');
   const dir = join(cacheDir(), 'cuda-emu');
   const lib = join(dir, `${key}.so`);
   if (!existsSync(lib)) {
@@ -162,7 +162,7 @@ export function loadCudaEmulator(source: string, dtype: StorageDType, entries: r
     const cpp = join(dir, `${key}.${process.pid}.cpp`), tmp = `${lib}.${process.pid}.tmp`;
     writeFileSync(cpp, text);
     try {
-      execFileSync(cxx()!, [...cxxFlags(), '-o', tmp, cpp], { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
+      execFileSync(cxx()!, [...cxxBuild().flags, '-o', tmp, cpp], { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
     } catch (e) {
       const err = (e as { stderr?: Buffer }).stderr?.toString() ?? String(e);
       throw new Error(`cuda-emu: the host compiler rejected the emulated kernel (${cpp}):\n${err.split('\n').slice(0, 30).join('\n')}`);
