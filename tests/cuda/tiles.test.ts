@@ -88,9 +88,20 @@ describe('cuda tiles: sm_90a defaults', () => {
     const f16 = chooseCudaTiles('f16', 128, {}, 'sm_90a', diagHints);
     expect([f16.zeroRef, f16.earlyPvWait]).toEqual([null, true]);
     expect(chooseCudaTiles('f16', 128, { zeroRef: true }, 'sm_90a', diagHints).zeroRef).toEqual({ low: 0, high: 8 });
-    // D=64 beside the tables: neither
+    // D=64 beside the tables: neither in the 8-warp kernel; the 12-warp long-row kernel takes both, and two chains
+    // for the vote's row max (bf16 only; asking for no zero reference takes the other two back)
     const si64 = hopper(64, diagHints);
-    expect([si64.zeroRef, si64.earlyPvWait]).toEqual([null, false]);
+    expect([si64.zeroRef, si64.earlyPvWait, si64.twoChains]).toEqual([null, false, false]);
+    const long64 = hopper(64, diagHints, { warps: 12, bn: 96, persistent: true });
+    expect([long64.zeroRef, long64.earlyPvWait, long64.twoChains, long64.rowSumMma]).toEqual([{ low: 32, high: 32 }, true, true, true]);
+    const long64f16 = chooseCudaTiles('f16', 64, { warps: 12, bn: 96, persistent: true }, 'sm_90a', diagHints);
+    expect([long64f16.zeroRef, long64f16.earlyPvWait, long64f16.twoChains]).toEqual([null, false, false]);
+    const long64off = hopper(64, diagHints, { warps: 12, bn: 96, persistent: true, zeroRef: false });
+    expect([long64off.zeroRef, long64off.earlyPvWait, long64off.twoChains]).toEqual([null, false, false]);
+    // and what the compiler renders for scale_invariant: its long-row kernel says so in the header
+    const siSpec = loadExamples(['scale_invariant'])[0];
+    const header = renderCuda(siSpec.lowered, { dtype: 'bf16', headDim: 64, hash: 't', version: 't', arch: 'sm_90a' }).source.split('\n').find((l) => l.startsWith('// Long rows'))!;
+    expect(header).toMatch(/row max in two chains.*P V waited for before the softmax, zero reference/);
     // a folded logit (causal) has neither, and refuses the zero reference
     const folded = hopper(128, { foldedScale: true });
     expect([folded.foldScale, folded.zeroRef, folded.earlyPvWait]).toEqual([true, null, false]);

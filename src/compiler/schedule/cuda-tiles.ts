@@ -330,7 +330,6 @@ function wgmmaTiles(dtype: StorageDType, headDim: number, o: TileOverrides, hint
   // scale_invariant D=64 341.5 / 309.4 -> 346.6 / 312.2 TFLOP/s without two chains; at D=128 two chains
   // lost (510.3 / 439.9 -> 481.1 / 435.8) and so did turning lazy rescale off (495.8 / 439.2)
   // (B2 N16384 / B8 N4096, tests/cuda/results/h200-2026-12-04-rowsum-sweep.txt, run 3).
-  const twoChains = o.twoChains ?? (headDim <= 64 && !foldScale && !rowSumMma);
   // The zero reference (never beside the fold, whose FMA takes the reference off for free) and the early wait for
   // P V, each where a same-run A/B on the H200 said it pays (bf16 unless said, TFLOP/s at B2 N16384 / B8 N4096;
   // tests/cuda/results/h200-2026-12-04-zero-ref-sweep.txt; z: zero reference, w: early wait):
@@ -344,10 +343,20 @@ function wgmmaTiles(dtype: StorageDType, headDim: number, o: TileOverrides, hint
   //   causal (folded)      D128 639.3 / 541.4 without w, 626.4 / 540.2 with; D64 440.9 / 384.2, 430.9 / 372.9
   // Where the zero reference's window seldom holds, its vote and branch cost more than they save: ptxas then
   // keeps the softmax behind the branch instead of moving it below the P V wait, as it does in plain code.
+  // At D=64 the zero reference pays in the 12-warp long-row kernel beside per-diagonal tables, with the early P V
+  // wait and two chains for its vote's row max. Same run on the H100 (bf16 scale_invariant 12x96p3oP, SM cycles a
+  // launch at B2 N16384 / B8 N4096; tests/cuda/results/h100-2026-12-06-forward-zero-ref-d64.txt):
+  //   12x96p3oP 5.590 M / 1.649 M;  +z 5.592 / 1.705;  +w 5.613 / 1.646;  +zw 5.201 / 1.562 and 5.196 / 1.567;
+  //   +zwt 5.082 / 1.545;  +zwc 5.195 / 1.536  (causal's default: 4.324 / 1.348, so scale_invariant / causal
+  //   0.77 / 0.82 -> 0.85 / 0.87).
+  // Neither alone pays: with the early wait the softmax runs after P V, and without the subtraction per element
+  // and the row max's shuffles there is little left for it to hide behind. The 8-warp kernel was not timed so.
+  const zeroRefAtD64 = headDim <= 64 && warps === 12 && dtype === 'bf16' && !!hints.diagTables && producer && !foldScale && o.zeroRef !== false;
+  const twoChains = o.twoChains ?? (headDim <= 64 && !foldScale && (!rowSumMma || zeroRefAtD64));
   if (o.zeroRef && (foldScale || !producer)) throw new Error('cuda sm_90a: the zero reference is for a kernel with a producer warpgroup whose logit does not fold into the exp2');
-  const zeroRef = producer && !foldScale && (o.zeroRef ?? (dtype === 'bf16' && headDim >= 128 && !!hints.diagTables)) ? zeroRefWindow(dtype) : null;
+  const zeroRef = producer && !foldScale && (o.zeroRef ?? ((dtype === 'bf16' && headDim >= 128 && !!hints.diagTables) || zeroRefAtD64)) ? zeroRefWindow(dtype) : null;
   if (o.earlyPvWait && !overlap) throw new Error('cuda sm_90a: waiting for P V before the softmax is for the overlapped loop');
-  const earlyPvWait = overlap && (o.earlyPvWait ?? (!foldScale && !(headDim <= 64 && (!!hints.diagTables || !!hints.tableTileTest))));
+  const earlyPvWait = overlap && (o.earlyPvWait ?? (!foldScale && (zeroRefAtD64 || !(headDim <= 64 && (!!hints.diagTables || !!hints.tableTileTest)))));
   if (o.pingpong && !(overlap && warps === 8)) throw new Error('cuda sm_90a: pingpong is for the overlapped loop of two consumer warpgroups (8 warps)');
   // FlashAttention-3's pingpong (the consumer warpgroups taking turns at the tensor cores through named barriers
   // 3 and 4), where a same-run A/B on the H200 said it pays: bf16, ms at B2 N16384 / B8 N4096, min of 50 launches
