@@ -181,6 +181,9 @@ describe.skipIf(!nvcc)('nvcc: non-default sm_90a tilings', () => {
     { label: 'row sums in the softmax (--exact-lse), D=64', D: 64, tiles: { rowSumMma: false } },
     { label: 'zero reference and P V waited for before the softmax, D=64', D: 64, tiles: { foldScale: false, zeroRef: true, earlyPvWait: true } },
     { label: 'zero reference, D=128', D: 128, tiles: { foldScale: false, zeroRef: true } },
+    // the zero reference's packed check beside scale_invariant's tables, the logits it is for (causal's unfolded logit spilled 72 bytes at 12 warps)
+    { label: 'zero reference checked on the packed P, 3 consumer warpgroups, D=64', D: 64, tiles: { warps: 12, bn: 96, stages: 3, overlap: true, persistent: true, foldScale: false, rowSumMma: true, zeroRef: true, earlyPvWait: true, packedRefCheck: true }, skip: ['causal', 'document'] },
+    { label: 'zero reference checked on the packed P, D=128', D: 128, tiles: { foldScale: false, rowSumMma: true, zeroRef: true, earlyPvWait: true, packedRefCheck: true }, skip: ['causal', 'document'] },
     { label: 'pingpong, D=64', D: 64, tiles: { pingpong: true } },
     // per-diagonal values carried in the producer's registers and read early by the consumers (scale_invariant's 68 registers at BN 128)
     { label: 'per-diagonal carry and early reads, D=64', D: 64, tiles: { diagCarry: true, diagPrefetch: true } },

@@ -101,7 +101,12 @@ describe('cuda tiles: sm_90a defaults', () => {
     // and what the compiler renders for scale_invariant: its long-row kernel says so in the header
     const siSpec = loadExamples(['scale_invariant'])[0];
     const header = renderCuda(siSpec.lowered, { dtype: 'bf16', headDim: 64, hash: 't', version: 't', arch: 'sm_90a' }).source.split('\n').find((l) => l.startsWith('// Long rows'))!;
-    expect(header).toMatch(/row max in two chains.*P V waited for before the softmax, zero reference/);
+    expect(header).toMatch(/row max in two chains.*P V waited for before the softmax, O rescaled only where a reference moved, zero reference/);
+    // O's rescale inside the softmax's general path wherever the early wait meets the zero reference; the packed check only when asked
+    expect([si.rescaleInSoftmax, long64.rescaleInSoftmax, si64.rescaleInSoftmax, hopper(64).rescaleInSoftmax]).toEqual([true, true, false, false]);
+    expect([si.packedRefCheck, long64.packedRefCheck, hopper(128, diagHints, { packedRefCheck: true }).packedRefCheck]).toEqual([false, false, true]);
+    expect(() => hopper(128, diagHints, { packedRefCheck: true, rescaleInSoftmax: false })).toThrow(/packed P/);
+    expect(() => hopper(64, {}, { rescaleInSoftmax: true })).toThrow(/inside the softmax/);
     // a folded logit (causal) has neither, and refuses the zero reference
     const folded = hopper(128, { foldedScale: true });
     expect([folded.foldScale, folded.zeroRef, folded.earlyPvWait]).toEqual([true, null, false]);

@@ -223,11 +223,16 @@ export interface SoftmaxOptions {
    * the wgmmas (C7513) or waited for them (C7517). Needs rowSumMma: P never comes back to f32.
    */
   packedExp?: boolean;
+  /**
+   * With zeroRef: 'packed' leaves the zero reference's path and its check to the caller (cuda-wgmma-ws.ts
+   * CudaTiles.packedRefCheck, which checks P once packed) and returns the general path alone, its row max taken here.
+   */
+  zeroRefCheck?: 'max' | 'packed';
 }
 
 /** Online softmax over the S accumulators (each row is spread over the 4 lanes of a quad); rescales O. */
 export function softmaxCode(mt: number, nt: number, nd: number, o: SoftmaxOptions = {}): string {
-  const { deferRescale = false, fold = null, lazyRescale = false, twoChains = false, rowSumMma = false, zeroRef = null, packedExp = false } = o;
+  const { deferRescale = false, fold = null, lazyRescale = false, twoChains = false, rowSumMma = false, zeroRef = null, packedExp = false, zeroRefCheck = 'max' } = o;
   if (fold && zeroRef) throw new Error('softmaxCode: a zero reference is for logits that do not fold into the exp2');
   if (packedExp && !(rowSumMma && !zeroRef && !lazyRescale)) throw new Error('softmaxCode: packed exponentials need the row sums on the tensor cores and the row max as reference');
   const rescale = deferRescale
@@ -276,7 +281,7 @@ export function softmaxCode(mt: number, nt: number, nd: number, o: SoftmaxOption
   const general = `    #pragma unroll
     for (int i = 0; i < ${2 * mt}; ++i) {
       const int mi = i >> 1, h = i & 1;
-      ${zeroRef ? 'float mx = mx_t[i];' : rowMax}
+      ${zeroRef && zeroRefCheck === 'max' ? 'float mx = mx_t[i];' : rowMax}
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));${scaledMax}
       ${newMax}
@@ -288,7 +293,7 @@ export function softmaxCode(mt: number, nt: number, nd: number, o: SoftmaxOption
       l_i[i] = l_i[i] * alpha + rs;`}
       ${rescale}
     }`;
-  if (!zeroRef) return `    // online softmax (each row is spread over the 4 lanes of a quad)
+  if (!zeroRef || zeroRefCheck === 'packed') return `    // online softmax (each row is spread over the 4 lanes of a quad)
 ${general}`;
   const fast = `    #pragma unroll
     for (int i = 0; i < ${2 * mt}; ++i) {

@@ -52,6 +52,12 @@ __device__ __forceinline__ void attnc_mma(float* c, const unsigned* a, unsigned 
                : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+// The larger of each half of two packed pairs (a NaN half gives way to the other).
+__device__ __forceinline__ unsigned attnc_max_x2(unsigned x, unsigned y) {
+  unsigned r;
+  asm("max.${dtype}x2 %0, %1, %2;" : "=r"(r) : "r"(x), "r"(y));
+  return r;
+}
 // Two f32 -> packed ${dtype}x2 (lo in the low half), round to nearest even.
 __device__ __forceinline__ unsigned attnc_pack(float lo, float hi) {
   unsigned r;

@@ -134,7 +134,7 @@ ${indent(spec.rowFill('q0 + warp * 16 + g + 8 * (i & 1)').join('\n'), 2)}
 ${indent(wgmmaConsumerInit(nd, t.rowSumMma), 2)}
       attnc_mbar_wait(bar_q + 8 * qb, (item_n / QBUF) & 1);
 
-${indent(t.overlap ? overlappedLoop(spec, nt, ndO, bn, halves, sm, { earlyPvWait: t.earlyPvWait, pingpong: t.pingpong, diagPrefetch: t.diagPrefetch }, rowSumTile) : serialLoop(spec, nt, ndO, bn, halves, sm, t.diagPrefetch, rowSumTile))}
+${indent(t.overlap ? overlappedLoop(spec, nt, ndO, bn, halves, sm, { earlyPvWait: t.earlyPvWait, rescaleInSoftmax: t.rescaleInSoftmax, packedRefCheck: t.packedRefCheck, pingpong: t.pingpong, diagPrefetch: t.diagPrefetch }, rowSumTile) : serialLoop(spec, nt, ndO, bn, halves, sm, t.diagPrefetch, rowSumTile))}
       // Every consumer warpgroup is done with Q (all copies have landed: each stage was waited for)
       // before O is staged over it.
       attnc_bar_sync(1, NCONSUMERS);
@@ -193,10 +193,12 @@ ${indent(wgmmaPV(bn, halves, rowSumTile, sm.packedExp))}
  * lives in a[][] across the iteration, S of tile k+1 in s[][]: BN/16*4 + BN/2
  * registers on top of O, which is why this needs the consumers' setmaxnreg budget.
  */
-function overlappedLoop(spec: SpecCode, nt: number, nd: number, bn: number, halves: number, sm: SoftmaxOptions, o: { earlyPvWait: boolean; pingpong: boolean; diagPrefetch: boolean }, rowSumTile?: number): string {
-  const { earlyPvWait, pingpong, diagPrefetch: dp } = o;
-  return `    unsigned a[${bn / 16}][4];  // P of tile k (the A fragments of its P V)
-    float alpha_i[2];
+function overlappedLoop(spec: SpecCode, nt: number, nd: number, bn: number, halves: number, sm: SoftmaxOptions, o: { earlyPvWait: boolean; rescaleInSoftmax: boolean; packedRefCheck: boolean; pingpong: boolean; diagPrefetch: boolean }, rowSumTile?: number): string {
+  const { earlyPvWait, rescaleInSoftmax, packedRefCheck, pingpong, diagPrefetch: dp } = o;
+  // The loop's softmax and pack of tile k + 1 (into a[][], free once P V of tile k is done).
+  const softmaxAndPack = packedRefCheck ? checkedSoftmax(nt, nd, bn, sm) : `${indent(softmaxCode(1, nt, nd, { ...sm, deferRescale: !rescaleInSoftmax }), 4)}`;
+  return `    unsigned a[${bn / 16}][4];  // P of tile k (the A fragments of its P V)${rescaleInSoftmax ? '' : `
+    float alpha_i[2];`}
     // The item's first tile: S, logits and softmax, packed into a[][].
     attnc_mbar_wait(bar_full + 8 * (k % STAGES), (k / STAGES) & 1);
     const int slot = attnc_slot[k % STAGES];
@@ -232,11 +234,11 @@ ${indent(wgmmaPVIssue(bn, halves, rowSumTile), 2)}${pingpong ? `
           (void)stage; (void)pv_stage;
 ${indent(logitsCode(spec, nt, bn, 'slot', sm.fold != null, dp), 4)}${earlyPvWait ? `
           ${pvDone('pv_stage')}` : ''}
-${indent(softmaxCode(1, nt, nd, { ...sm, deferRescale: true }), 4)}
+${softmaxAndPack}
         }${earlyPvWait ? '' : `
-        ${pvDone('stage')}`}
-${indent(rescaleCode(1, nd, sm.lazyRescale), 2)}
-${indent(wgmmaPack(bn, sm.packedExp), 2)}
+        ${pvDone('stage')}`}${rescaleInSoftmax ? '' : `
+${indent(rescaleCode(1, nd, sm.lazyRescale), 2)}`}${packedRefCheck ? '' : `
+${indent(wgmmaPack(bn, sm.packedExp), 2)}`}
       }
       // The last tile's O += P V.
       const int stage = k % STAGES;
@@ -248,6 +250,35 @@ ${indent(wgmmaPVIssue(bn, halves, rowSumTile), 1)}
     }
     attnc_mbar_arrive(bar_empty + 8 * (k % STAGES));  // the end marker's stage goes back too
     ++k;`;
+}
+
+/**
+ * CudaTiles.packedRefCheck: the zero reference's path without a max per logit. A warp whose rows all sit at
+ * reference 0 takes P = 2^x of each logit straight into a[][] and then checks the largest packed P (two halves an
+ * instruction) against 2^high, the window's top; where a P passes it, the warp runs the general path on S, which
+ * still holds the logits, and packs again. The first tile of a row always takes the general path (its reference is
+ * -inf until then), which decides whether the row starts at 0.
+ */
+function checkedSoftmax(nt: number, nd: number, bn: number, sm: SoftmaxOptions): string {
+  const zr = sm.zeroRef!;
+  const kSteps = bn / 16;
+  return `          // online softmax, first the zero reference's path, checked on P as packed: with every row of the warp at
+          // reference 0, P = 2^x straight into P V's fragments, then the largest P against 2^${zr.high}
+          bool p_ok = false;
+          if (__all_sync(0xffffffffu, m_i[0] == 0.f && m_i[1] == 0.f)) {
+${indent(wgmmaPack(bn, false, (x) => `attnc_ex2(${x})`), 5)}
+            unsigned p_max[${kSteps}];
+            #pragma unroll
+            for (int kk = 0; kk < ${kSteps}; ++kk) p_max[kk] = attnc_max_x2(attnc_max_x2(a[kk][0], a[kk][1]), attnc_max_x2(a[kk][2], a[kk][3]));
+            #pragma unroll
+            for (int kk = 1; kk < ${kSteps}; ++kk) p_max[0] = attnc_max_x2(p_max[0], p_max[kk]);
+            const unsigned p_top = attnc_pack(${2 ** zr.high}.0f, ${2 ** zr.high}.0f);  // 2^${zr.high} in both halves, exact
+            p_ok = __all_sync(0xffffffffu, attnc_max_x2(p_max[0], p_top) == p_top);
+          }
+          if (!p_ok) {  // a row off reference 0, or a logit above ${zr.high}: the general path on the logits in S
+${indent(softmaxCode(1, nt, nd, { ...sm, deferRescale: false, zeroRefCheck: 'packed' }), 5)}
+${indent(wgmmaPack(bn), 5)}
+          }`;
 }
 
 /** Tile k's P V is done: its stage goes back, and O can be rescaled and a[][] rewritten. */

@@ -51,8 +51,8 @@ ${wgmmaPVIssue(bn, halves, rowSumTile)}
  * Packs the softmaxed S accumulators into a[][] (bf16/f16 pairs): the A fragments of P V. With packed
  * exponentials (softmaxCode's packedExp) S holds x - m and each pair's 2^x is taken here, packed.
  */
-export function wgmmaPack(bn: number, packedExp = false): string {
-  const pack = packedExp ? (lo: string, hi: string) => `attnc_ex2_x2(attnc_pack(${lo}, ${hi}))` : (lo: string, hi: string) => `attnc_pack(${lo}, ${hi})`;
+export function wgmmaPack(bn: number, packedExp = false, each: (x: string) => string = (x) => x): string {
+  const pack = packedExp ? (lo: string, hi: string) => `attnc_ex2_x2(attnc_pack(${lo}, ${hi}))` : (lo: string, hi: string) => `attnc_pack(${each(lo)}, ${each(hi)})`;
   return `    #pragma unroll
     for (int kk = 0; kk < ${bn / 16}; ++kk) {
       a[kk][0] = ${pack('s[0][2 * kk][0]', 's[0][2 * kk][1]')};

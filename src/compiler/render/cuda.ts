@@ -178,6 +178,8 @@ function softmaxLine(t: CudaTiles): string {
     ...(t.twoChains ? [t.rowSumMma ? 'row max in two chains' : 'row max and sum in two chains'] : []),
     ...(t.rowSumMma ? ['row sums on the tensor cores (P times ones, with P V)'] : []),
     ...(t.earlyPvWait ? ['P V waited for before the softmax'] : []),
+    ...(t.rescaleInSoftmax ? ['O rescaled only where a reference moved'] : []),
+    ...(t.packedRefCheck ? ['the zero reference checked on the packed P'] : []),
     ...(t.pingpong ? ['warpgroups take turns at the tensor cores (pingpong)'] : []),
     ...(t.zeroRef ? [`zero reference where the row max is in [${-t.zeroRef.low}, ${t.zeroRef.high}] (P = 2^x, no subtraction)`] : []),
     ...(t.diagPrefetch ? ['per-diagonal values read into registers while S is computed'] : []),

@@ -89,6 +89,19 @@ export interface CudaTiles {
    */
   earlyPvWait: boolean;
   /**
+   * Overlapped loop with the early P V wait and the zero reference only: O is rescaled inside the softmax's general
+   * path, per row slot, instead of by every thread after it (O *= alpha, D / 2 + 4 multiplies a row slot a tile, with
+   * alpha = 1 on the zero reference's path). P V is done by then, so O may change there.
+   */
+  rescaleInSoftmax: boolean;
+  /**
+   * With rescaleInSoftmax and the row sums on the tensor cores: the zero reference's path takes P = 2^x of every
+   * logit straight into P V's A fragments and checks the largest packed P against 2^high (max.bf16x2 / .f16x2, two
+   * values an instruction) instead of each logit's max before (one FMNMX an element). A warp whose check fails runs
+   * the general path on its logits, which are still in S.
+   */
+  packedRefCheck: boolean;
+  /**
    * Overlapped loop with two consumer warpgroups only: FlashAttention-3's pingpong. The warpgroups take turns
    * issuing their S and P V (named barriers 3 and 4), so one's softmax runs while the other's products are on
    * the tensor cores. On by default except beside per-diagonal tables, banded masks and table-scanning tile
@@ -129,7 +142,7 @@ export function zeroRefWindow(dtype: StorageDType): { low: number; high: number 
   return dtype === 'bf16' ? { low: 32, high: 32 } : { low: 0, high: 8 };
 }
 
-export interface TileOverrides { warps?: number; bn?: number; mt?: number; producer?: boolean; stages?: number; overlap?: boolean; ctas?: number; persistent?: boolean; scanBatch?: number; snakeOrder?: boolean; foldScale?: boolean; lazyRescale?: boolean; twoChains?: boolean; rowSumMma?: boolean; zeroRef?: boolean; earlyPvWait?: boolean; pingpong?: boolean; diagCarry?: boolean; diagPrefetch?: boolean; packedExp?: boolean }
+export interface TileOverrides { warps?: number; bn?: number; mt?: number; producer?: boolean; stages?: number; overlap?: boolean; ctas?: number; persistent?: boolean; scanBatch?: number; snakeOrder?: boolean; foldScale?: boolean; lazyRescale?: boolean; twoChains?: boolean; rowSumMma?: boolean; zeroRef?: boolean; earlyPvWait?: boolean; rescaleInSoftmax?: boolean; packedRefCheck?: boolean; pingpong?: boolean; diagCarry?: boolean; diagPrefetch?: boolean; packedExp?: boolean }
 
 /** What the schedule needs to know about the spec. */
 export interface TileHints {
@@ -150,7 +163,7 @@ export interface TileHints {
 }
 
 /** The fields only the warp-specialized wgmma kernel uses, as the other kernels have them. */
-const NO_WGMMA_EXTRAS = { producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1, persistent: false, scanBatch: 0, snakeOrder: false, foldScale: false, lazyRescale: false, twoChains: false, rowSumMma: false, zeroRef: null, earlyPvWait: false, pingpong: false, diagCarry: false, diagPrefetch: false, packedExp: false } as const;
+const NO_WGMMA_EXTRAS = { producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1, persistent: false, scanBatch: 0, snakeOrder: false, foldScale: false, lazyRescale: false, twoChains: false, rowSumMma: false, zeroRef: null, earlyPvWait: false, rescaleInSoftmax: false, packedRefCheck: false, pingpong: false, diagCarry: false, diagPrefetch: false, packedExp: false } as const;
 
 /** Why the CUDA kernels cannot take a head dim (null when they can): every kernel steps through D in k16 slices. */
 export function cudaHeadDimProblem(dtype: StorageDType, headDim: number): string | null {
@@ -357,6 +370,11 @@ function wgmmaTiles(dtype: StorageDType, headDim: number, o: TileOverrides, hint
   const zeroRef = producer && !foldScale && (o.zeroRef ?? ((dtype === 'bf16' && headDim >= 128 && !!hints.diagTables) || zeroRefAtD64)) ? zeroRefWindow(dtype) : null;
   if (o.earlyPvWait && !overlap) throw new Error('cuda sm_90a: waiting for P V before the softmax is for the overlapped loop');
   const earlyPvWait = overlap && (o.earlyPvWait ?? (!foldScale && (zeroRefAtD64 || !(headDim <= 64 && (!!hints.diagTables || !!hints.tableTileTest)))));
+  if (o.rescaleInSoftmax && !(earlyPvWait && zeroRef)) throw new Error('cuda sm_90a: rescaling O inside the softmax is for the early P V wait beside the zero reference');
+  const rescaleInSoftmax = earlyPvWait && zeroRef !== null && (o.rescaleInSoftmax ?? true);
+  // The packed check: untimed, so off unless asked for.
+  if (o.packedRefCheck && !(rescaleInSoftmax && rowSumMma && !o.packedExp)) throw new Error('cuda sm_90a: checking the zero reference on the packed P needs O rescaled inside the softmax and the row sums on the tensor cores');
+  const packedRefCheck = !!o.packedRefCheck;
   if (o.pingpong && !(overlap && warps === 8)) throw new Error('cuda sm_90a: pingpong is for the overlapped loop of two consumer warpgroups (8 warps)');
   // FlashAttention-3's pingpong (the consumer warpgroups taking turns at the tensor cores through named barriers
   // 3 and 4), where a same-run A/B on the H200 said it pays: bf16, ms at B2 N16384 / B8 N4096, min of 50 launches
@@ -396,7 +414,7 @@ function wgmmaTiles(dtype: StorageDType, headDim: number, o: TileOverrides, hint
     throw new Error('cuda sm_90a: packed exponentials need the row sums on the tensor cores (P is never f32) and the row max as reference (no lazy rescale, no zero reference)');
   }
   const packedExp = !!o.packedExp;
-  return { kind: 'wgmma', bm, bn, warps, mt: 1, threads, stages, stride, smemBytes, producerRegs, consumerRegs, overlap, ctas, persistent, scanBatch, snakeOrder, foldScale, lazyRescale, twoChains, rowSumMma, zeroRef, earlyPvWait, pingpong, diagCarry, diagPrefetch, packedExp };
+  return { kind: 'wgmma', bm, bn, warps, mt: 1, threads, stages, stride, smemBytes, producerRegs, consumerRegs, overlap, ctas, persistent, scanBatch, snakeOrder, foldScale, lazyRescale, twoChains, rowSumMma, zeroRef, earlyPvWait, rescaleInSoftmax, packedRefCheck, pingpong, diagCarry, diagPrefetch, packedExp };
 }
 
 /**

@@ -542,6 +542,16 @@ inline unsigned attnc_pack(float lo, float hi) { return unsigned(emu::to_elem(lo
 inline void attnc_unpack(unsigned v, float& lo, float& hi) { lo = emu::lo_of(v); hi = emu::hi_of(v); }
 // ex2.approx on a packed pair: each half's 2^x rounded to the storage type (the hardware's last bits may differ).
 inline unsigned attnc_ex2_x2(unsigned x) { return attnc_pack(attnc_ex2(emu::lo_of(x)), attnc_ex2(emu::hi_of(x))); }
+// max.{bf16,f16}x2: each half the larger of the two; a NaN half gives way to the other.
+inline unsigned attnc_max_x2(unsigned x, unsigned y) {
+  auto half = [](uint16_t a, uint16_t b) -> uint16_t {
+    const float fa = emu::elem(a), fb = emu::elem(b);
+    if (std::isnan(fa)) return b;
+    if (std::isnan(fb)) return a;
+    return fb > fa || (fb == fa && !std::signbit(fb)) ? b : a;
+  };
+  return unsigned(half(uint16_t(x & 0xffff), uint16_t(y & 0xffff))) | (unsigned(half(uint16_t(x >> 16), uint16_t(y >> 16))) << 16);
+}
 
 struct EmuLdsm { unsigned addr; unsigned out[4]; };
 inline void emu_ldsm(unsigned& r0, unsigned& r1, unsigned& r2, unsigned& r3, unsigned addr, bool trans) {
