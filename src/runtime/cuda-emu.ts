@@ -25,7 +25,7 @@ const HEADER = join(dirname(fileURLToPath(import.meta.url)), 'cuda-emu', 'emu.h'
 /** The wrappers emu.h defines; the source's own definitions of them are cut out (with or without inline PTX). */
 export const EMULATED_WRAPPERS = [
   'attnc_smem_addr', 'attnc_cp_async16', 'attnc_cp_async16_at', 'attnc_cp_async4', 'attnc_cp_commit', 'attnc_cp_wait',
-  'attnc_cp_wait_all', 'attnc_ex2', 'attnc_ex2_x2', 'attnc_max_x2', 'attnc_pack', 'attnc_unpack', 'attnc_ldsm_x4', 'attnc_ldsm_x4_t', 'attnc_mma',
+  'attnc_cp_wait_all', 'attnc_ex2', 'attnc_max_x2', 'attnc_pack', 'attnc_unpack', 'attnc_ldsm_x4', 'attnc_ldsm_x4_t', 'attnc_mma',
   'attnc_wg_fence', 'attnc_wg_commit', 'attnc_wg_wait', 'attnc_fence_async_smem', 'attnc_setmaxnreg_dec',
   'attnc_setmaxnreg_inc', 'attnc_bar_sync', 'attnc_bar_arrive', 'attnc_mbar_init', 'attnc_mbar_arrive',
   'attnc_mbar_track_cp', 'attnc_mbar_wait', 'attnc_wgmma_ss', 'attnc_wgmma_ss_t', 'attnc_wgmma_rs', 'attnc_wgmma_rs_ones', 'attnc_red_add2',

@@ -189,10 +189,6 @@ describe.skipIf(!nvcc)('nvcc: non-default sm_90a tilings', () => {
     { label: 'per-diagonal carry and early reads, D=64', D: 64, tiles: { diagCarry: true, diagPrefetch: true } },
     { label: 'per-diagonal carry and early reads, D=128', D: 128, tiles: { diagCarry: true, diagPrefetch: true } },
     { label: 'per-diagonal early reads, serial loop, D=128', D: 128, tiles: { diagPrefetch: true, overlap: false, stages: 2 } },
-    // packed exponentials (off by default): the row sums on the tensor cores, the row max as reference
-    { label: 'packed exponentials, D=64', D: 64, tiles: { packedExp: true, rowSumMma: true } },
-    { label: 'packed exponentials, D=128', D: 128, tiles: { packedExp: true, rowSumMma: true, lazyRescale: false, zeroRef: false } },
-    { label: 'packed exponentials, serial loop, D=128', D: 128, tiles: { packedExp: true, rowSumMma: true, lazyRescale: false, zeroRef: false, overlap: false, stages: 2 } },
     // three consumer warpgroups (BM 192, 152 registers a consumer thread): BN 128 spilled at D=64 (causal, overlapped), 96 and 64 do not
     { label: '3 consumer warpgroups, BN 96, persistent, D=64', D: 64, tiles: { warps: 12, bn: 96, stages: 3, overlap: true, persistent: true } },
     { label: '3 consumer warpgroups, BN 64, persistent, per-diagonal carry and early reads, D=64', D: 64, tiles: { warps: 12, bn: 64, stages: 3, overlap: true, persistent: true, diagCarry: true, diagPrefetch: true } },

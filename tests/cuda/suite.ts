@@ -91,16 +91,16 @@ export function longShapes(D: number): Shape[] {
 /**
  * Softmax-diet pieces of the wgmma kernel on or off, as signed groups of letters: "+m", "-flt", "-z+w".
  * f scale fold, l lazy rescale, t two chains, m row sums on the tensor cores, z zero reference,
- * w P V waited for (and its stage released) before the softmax, g pingpong (CudaTiles.pingpong), c per-diagonal
- * values carried by the producer, d read early by the consumers, e packed exponentials; the others keep their
- * defaults (undefined). ATTNC_CUDA_DIET and cuda-bench's variant suffixes read the same letters.
+ * w P V waited for (and its stage released) before the softmax, r O rescaled inside the softmax (rescaleInSoftmax),
+ * k the zero reference checked on the packed P (packedRefCheck), g pingpong (CudaTiles.pingpong), c per-diagonal
+ * values carried by the producer, d read early by the consumers; the others keep their defaults (undefined). ATTNC_CUDA_DIET and cuda-bench's variant suffixes read the same letters.
  */
-export const DIET_LETTERS = 'fltmzwrkgcde';
+export const DIET_LETTERS = 'fltmzwrkgcd';
 export const DIET_GROUPS = `(?:[-+][${DIET_LETTERS}]+)+`;
 export function dietOverrides(groups: string | undefined): TileOverrides {
   const on = new Map<string, boolean>();
   for (const [, sign, letters] of (groups ?? '').matchAll(new RegExp(`([-+])([${DIET_LETTERS}]+)`, 'g'))) for (const c of letters) on.set(c, sign === '+');
-  return { foldScale: on.get('f'), lazyRescale: on.get('l'), twoChains: on.get('t'), rowSumMma: on.get('m'), zeroRef: on.get('z'), earlyPvWait: on.get('w'), rescaleInSoftmax: on.get('r'), packedRefCheck: on.get('k'), pingpong: on.get('g'), diagCarry: on.get('c'), diagPrefetch: on.get('d'), packedExp: on.get('e') };
+  return { foldScale: on.get('f'), lazyRescale: on.get('l'), twoChains: on.get('t'), rowSumMma: on.get('m'), zeroRef: on.get('z'), earlyPvWait: on.get('w'), rescaleInSoftmax: on.get('r'), packedRefCheck: on.get('k'), pingpong: on.get('g'), diagCarry: on.get('c'), diagPrefetch: on.get('d') };
 }
 
 /** One case on a backend that runs CUDA kernels (the Node CUDA runtime, or the torch module's): its kernel, against float64. */

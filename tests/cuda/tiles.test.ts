@@ -88,10 +88,10 @@ describe('cuda tiles: sm_90a defaults', () => {
     const f16 = chooseCudaTiles('f16', 128, {}, 'sm_90a', diagHints);
     expect([f16.zeroRef, f16.earlyPvWait]).toEqual([null, true]);
     expect(chooseCudaTiles('f16', 128, { zeroRef: true }, 'sm_90a', diagHints).zeroRef).toEqual({ low: 0, high: 8 });
-    // D=64 beside the tables: neither in the 8-warp kernel; the 12-warp long-row kernel takes both, and two chains
-    // for the vote's row max (bf16 only; asking for no zero reference takes the other two back)
+    // D=64 beside the tables: both, and two chains for the vote's row max, in the 8-warp kernel and the 12-warp long-row
+    // one (bf16 only; asking for no zero reference takes the other two back)
     const si64 = hopper(64, diagHints);
-    expect([si64.zeroRef, si64.earlyPvWait, si64.twoChains]).toEqual([null, false, false]);
+    expect([si64.zeroRef, si64.earlyPvWait, si64.twoChains]).toEqual([{ low: 32, high: 32 }, true, true]);
     const long64 = hopper(64, diagHints, { warps: 12, bn: 96, persistent: true });
     expect([long64.zeroRef, long64.earlyPvWait, long64.twoChains, long64.rowSumMma]).toEqual([{ low: 32, high: 32 }, true, true, true]);
     const long64f16 = chooseCudaTiles('f16', 64, { warps: 12, bn: 96, persistent: true }, 'sm_90a', diagHints);
@@ -101,10 +101,13 @@ describe('cuda tiles: sm_90a defaults', () => {
     // and what the compiler renders for scale_invariant: its long-row kernel says so in the header
     const siSpec = loadExamples(['scale_invariant'])[0];
     const header = renderCuda(siSpec.lowered, { dtype: 'bf16', headDim: 64, hash: 't', version: 't', arch: 'sm_90a' }).source.split('\n').find((l) => l.startsWith('// Long rows'))!;
-    expect(header).toMatch(/row max in two chains.*P V waited for before the softmax, O rescaled only where a reference moved, zero reference/);
+    expect(header).toMatch(/row max in two chains.*P V waited for before the softmax, O rescaled only where a reference moved, the zero reference checked on the packed P, zero reference/);
     // O's rescale inside the softmax's general path wherever the early wait meets the zero reference; the packed check only when asked
-    expect([si.rescaleInSoftmax, long64.rescaleInSoftmax, si64.rescaleInSoftmax, hopper(64).rescaleInSoftmax]).toEqual([true, true, false, false]);
-    expect([si.packedRefCheck, long64.packedRefCheck, hopper(128, diagHints, { packedRefCheck: true }).packedRefCheck]).toEqual([false, false, true]);
+    // and the zero reference's check on the packed P, where the row sums are on the tensor cores
+    expect([si.rescaleInSoftmax, long64.rescaleInSoftmax, si64.rescaleInSoftmax, hopper(64).rescaleInSoftmax]).toEqual([true, true, true, false]);
+    expect([si.packedRefCheck, long64.packedRefCheck, si64.packedRefCheck, long64off.packedRefCheck]).toEqual([true, true, true, false]);
+    expect(hopper(128, diagHints, { packedRefCheck: false }).packedRefCheck).toBe(false);
+    expect(hopper(128, diagHints, { rowSumMma: false }).packedRefCheck).toBe(false);
     expect(() => hopper(128, diagHints, { packedRefCheck: true, rescaleInSoftmax: false })).toThrow(/packed P/);
     expect(() => hopper(64, {}, { rescaleInSoftmax: true })).toThrow(/inside the softmax/);
     // a folded logit (causal) has neither, and refuses the zero reference
@@ -115,18 +118,6 @@ describe('cuda tiles: sm_90a defaults', () => {
     for (const D of [64, 128]) expect([hopper(D).zeroRef, hopper(D).earlyPvWait]).toEqual([null, true]);
     // the early wait belongs to the overlapped loop
     expect(() => hopper(128, {}, { stages: 2, earlyPvWait: true })).toThrow(/overlapped loop/);
-  });
-
-  it('packed exponentials: off unless asked for, and only on the row max with the row sums on the tensor cores', () => {
-    const diag = { diagTables: true, diagValues: 2 };
-    expect([hopper(64, diag).packedExp, hopper(128, diag).packedExp, hopper(64, { foldedScale: true }).packedExp]).toEqual([false, false, false]);
-    expect(hopper(64, diag, { packedExp: true }).packedExp).toBe(true);
-    expect(hopper(128, diag, { packedExp: true, lazyRescale: false, zeroRef: false }).packedExp).toBe(true);
-    expect(hopper(64, { foldedScale: true }, { packedExp: true, rowSumMma: true }).packedExp).toBe(true);
-    // the row sums in the softmax need P in f32; lazy rescale and the zero reference leave x up to 2^8 / 2^32
-    expect(() => hopper(64, { foldedScale: true }, { packedExp: true })).toThrow(/row sums on the tensor cores/);
-    expect(() => hopper(128, diag, { packedExp: true })).toThrow(/no lazy rescale, no zero reference/);
-    expect(() => hopper(128, diag, { packedExp: true, zeroRef: false })).toThrow(/no lazy rescale/);
   });
 
   it('pingpong by default: not for banded masks (windows), table-scanning tile tests (documents) or per-diagonal tables', () => {

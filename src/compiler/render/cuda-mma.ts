@@ -216,14 +216,6 @@ export interface SoftmaxOptions {
    */
   zeroRef?: { low: number; high: number } | null;
   /**
-   * P two at a time (CudaTiles.packedExp): the softmax leaves x - m (f32) in s[][] and wgmmaPack rounds each
-   * pair a lane holds, (2h, 2h + 1), to the storage type and takes one packed ex2 of it into P V's A fragment.
-   * The exponentials wait for the pack, after the previous P V is done: written while it runs, the registers
-   * of the new P (plain copies into a[][]) were coalesced with the ones it reads, and ptxas then serialized
-   * the wgmmas (C7513) or waited for them (C7517). Needs rowSumMma: P never comes back to f32.
-   */
-  packedExp?: boolean;
-  /**
    * With zeroRef: 'packed' leaves the zero reference's path and its check to the caller (cuda-wgmma-ws.ts
    * CudaTiles.packedRefCheck, which checks P once packed) and returns the general path alone, its row max taken here.
    */
@@ -232,9 +224,8 @@ export interface SoftmaxOptions {
 
 /** Online softmax over the S accumulators (each row is spread over the 4 lanes of a quad); rescales O. */
 export function softmaxCode(mt: number, nt: number, nd: number, o: SoftmaxOptions = {}): string {
-  const { deferRescale = false, fold = null, lazyRescale = false, twoChains = false, rowSumMma = false, zeroRef = null, packedExp = false, zeroRefCheck = 'max' } = o;
+  const { deferRescale = false, fold = null, lazyRescale = false, twoChains = false, rowSumMma = false, zeroRef = null, zeroRefCheck = 'max' } = o;
   if (fold && zeroRef) throw new Error('softmaxCode: a zero reference is for logits that do not fold into the exp2');
-  if (packedExp && !(rowSumMma && !zeroRef && !lazyRescale)) throw new Error('softmaxCode: packed exponentials need the row sums on the tensor cores and the row max as reference');
   const rescale = deferRescale
     ? 'alpha_i[i] = alpha;'
     : lazyRescale
@@ -264,8 +255,7 @@ export function softmaxCode(mt: number, nt: number, nd: number, o: SoftmaxOption
       ? 'const float m_new = mx > m_i[i] + 8.f ? mx : m_i[i];  // the reference moves only by more than 2^8'
       : `const float m_new = ${tileOnly ? 'fmaxf(m_i[i], mx)' : 'mx'};`;
   const arg = (x: string) => (fold ? `fmaf(${x}, ${fold.a}, off)` : `${x} - m_use`);
-  // Packed exponentials: P stays x - m here, its 2^x taken two at a time at the pack (wgmmaPack).
-  const p = packedExp ? arg : (x: string) => `attnc_ex2(${arg(x)})`;
+  const p = (x: string) => `attnc_ex2(${arg(x)})`;
   const sum = rowSumMma ? '' : twoChains ? `
         rs += s[mi][n][2 * h];
         rs1 += s[mi][n][2 * h + 1];` : `

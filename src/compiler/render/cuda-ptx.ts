@@ -26,16 +26,6 @@ __device__ __forceinline__ float attnc_ex2(float x) {
 }
 `;
 
-/** 2^x of both halves of a packed pair (CudaTiles.packedExp), one SFU instruction for two values; bf16 flushes subnormals. */
-export function ptxEx2x2(dtype: 'f16' | 'bf16'): string {
-  return `__device__ __forceinline__ unsigned attnc_ex2_x2(unsigned x) {
-  unsigned y;
-  asm("ex2.approx.${dtype === 'bf16' ? 'ftz.bf16x2' : 'f16x2'} %0, %1;" : "=r"(y) : "r"(x));
-  return y;
-}
-`;
-}
-
 export function ptxMma(dtype: 'f16' | 'bf16'): string {
   return `// ---- tensor-core wrappers (${dtype}) ----
 __device__ __forceinline__ void attnc_ldsm_x4(unsigned& r0, unsigned& r1, unsigned& r2, unsigned& r3, unsigned addr) {

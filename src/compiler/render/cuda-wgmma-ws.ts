@@ -42,7 +42,7 @@ export function renderWgmmaWsKernel(entry: string, spec: SpecCode, t: CudaTiles,
   const nt = bn / 8, halves = headDim / 64, nd = headDim / 8;
   const qBuffers = t.persistent ? 2 : 1;
   // The softmax's instruction diet (cuda-mma.ts, SoftmaxOptions): at D=64 the loop is bound by FP32/ALU issue.
-  const sm: SoftmaxOptions = { fold: t.foldScale ? spec.foldedScale : null, lazyRescale: t.lazyRescale, twoChains: t.twoChains, rowSumMma: t.rowSumMma, zeroRef: t.zeroRef, packedExp: t.packedExp };
+  const sm: SoftmaxOptions = { fold: t.foldScale ? spec.foldedScale : null, lazyRescale: t.lazyRescale, twoChains: t.twoChains, rowSumMma: t.rowSumMma, zeroRef: t.zeroRef };
   // With the row sums on the tensor cores they are O's last n8 tile (o[0][nd]), rescaled with O.
   const rowSumTile = t.rowSumMma ? nd : undefined, ndO = t.rowSumMma ? nd + 1 : nd;
   // Not persistent: the block's one item, as a loop the compiler can see run once (the registers stay as they were).
@@ -181,7 +181,7 @@ ${indent(logitsCode(spec, nt, bn, 'slot', sm.fold != null, dp))}
 
 ${indent(softmaxCode(1, nt, nd, sm))}
 
-${indent(wgmmaPV(bn, halves, rowSumTile, sm.packedExp))}
+${indent(wgmmaPV(bn, halves, rowSumTile))}
       attnc_mbar_arrive(bar_empty + 8 * stage);  // this thread is done with the stage
     }`;
 }
@@ -211,7 +211,7 @@ ${indent(wgmmaQK(nt), 4)}${prefetch(spec, dp, nt, bn, 'stage', 4)}
         attnc_wg_wait<0>();
 ${indent(logitsCode(spec, nt, bn, 'slot', sm.fold != null, dp), 4)}
 ${indent(softmaxCode(1, nt, nd, sm), 4)}
-${indent(wgmmaPack(bn, sm.packedExp), 4)}
+${indent(wgmmaPack(bn), 4)}
       }
       for (;; ++k) {
         const int stage = k % STAGES, nstage = (k + 1) % STAGES;
@@ -238,7 +238,7 @@ ${softmaxAndPack}
         }${earlyPvWait ? '' : `
         ${pvDone('stage')}`}${rescaleInSoftmax ? '' : `
 ${indent(rescaleCode(1, nd, sm.lazyRescale), 2)}`}${packedRefCheck ? '' : `
-${indent(wgmmaPack(bn, sm.packedExp), 2)}`}
+${indent(wgmmaPack(bn), 2)}`}
       }
       // The last tile's O += P V.
       const int stage = k % STAGES;
@@ -266,7 +266,7 @@ function checkedSoftmax(nt: number, nd: number, bn: number, sm: SoftmaxOptions):
           // reference 0, P = 2^x straight into P V's fragments, then the largest P against 2^${zr.high}
           bool p_ok = false;
           if (__all_sync(0xffffffffu, m_i[0] == 0.f && m_i[1] == 0.f)) {
-${indent(wgmmaPack(bn, false, (x) => `attnc_ex2(${x})`), 5)}
+${indent(wgmmaPack(bn, (x) => `attnc_ex2(${x})`), 5)}
             unsigned p_max[${kSteps}];
             #pragma unroll
             for (int kk = 0; kk < ${kSteps}; ++kk) p_max[kk] = attnc_max_x2(attnc_max_x2(a[kk][0], a[kk][1]), attnc_max_x2(a[kk][2], a[kk][3]));

@@ -37,22 +37,22 @@ ${declare ? `    float s[1][${nt}][4];\n` : ''}    attnc_wg_fence();
 }
 
 /** O += P V from the softmaxed S accumulators (issued, committed and waited for). */
-export function wgmmaPV(bn: number, halves: number, rowSumTile?: number, packedExp = false): string {
+export function wgmmaPV(bn: number, halves: number, rowSumTile?: number): string {
   return `    // O += P V: the S accumulators of two n8 tiles are the A fragment of one k16 step
     // (all packed before the fence, so no register the MMAs read changes under them);
     // V rows kk*16.. are two 8-row groups (1 KiB apart) of each 64-column half
     unsigned a[${bn / 16}][4];
-${wgmmaPack(bn, packedExp)}
+${wgmmaPack(bn)}
 ${wgmmaPVIssue(bn, halves, rowSumTile)}
     attnc_wg_wait<0>();`;
 }
 
 /**
- * Packs the softmaxed S accumulators into a[][] (bf16/f16 pairs): the A fragments of P V. With packed
- * exponentials (softmaxCode's packedExp) S holds x - m and each pair's 2^x is taken here, packed.
+ * Packs the softmaxed S accumulators into a[][] (bf16/f16 pairs): the A fragments of P V; `each` wraps every
+ * element first (the zero reference's checked path takes 2^x of the logits here, CudaTiles.packedRefCheck).
  */
-export function wgmmaPack(bn: number, packedExp = false, each: (x: string) => string = (x) => x): string {
-  const pack = packedExp ? (lo: string, hi: string) => `attnc_ex2_x2(attnc_pack(${lo}, ${hi}))` : (lo: string, hi: string) => `attnc_pack(${each(lo)}, ${each(hi)})`;
+export function wgmmaPack(bn: number, each: (x: string) => string = (x) => x): string {
+  const pack = (lo: string, hi: string) => `attnc_pack(${each(lo)}, ${each(hi)})`;
   return `    #pragma unroll
     for (int kk = 0; kk < ${bn / 16}; ++kk) {
       a[kk][0] = ${pack('s[0][2 * kk][0]', 's[0][2 * kk][1]')};

@@ -25,7 +25,7 @@ import { CUDA } from './lang-cuda.ts';
 import { classifier } from './cuda-hoist.ts';
 import { buildSpecCode } from './cuda-spec.ts';
 import { mangle } from './names.ts';
-import { PTX_COMMON, ptxEx2x2, ptxMma, ptxWgmma } from './cuda-ptx.ts';
+import { PTX_COMMON, ptxMma, ptxWgmma } from './cuda-ptx.ts';
 import { renderMmaKernel } from './cuda-mma.ts';
 import { renderWgmmaKernel } from './cuda-wgmma.ts';
 import { renderWgmmaWsKernel } from './cuda-wgmma-ws.ts';
@@ -113,8 +113,7 @@ ${variants.map((v) => `// ${v.label}: ${v.entryPoint}, ${tilesLine(v.tiles)}; ${
 `;
   const wgmmaTiles = [tiles, ...variants.map((v) => v.tiles)].filter((t) => t.kind === 'wgmma');
   const widths = wgmmaTiles.map((t) => t.bn), rowSums = wgmmaTiles.some((t) => t.rowSumMma), pingpong = wgmmaTiles.some((t) => t.pingpong);
-  const packedExp = wgmmaTiles.some((t) => t.packedExp);
-  const source = [header, PTX_COMMON, tiles.kind === 'simt' ? '' : ptxMma(dtype as 'f16' | 'bf16'), ...(widths.length ? [ptxWgmma(dtype as 'f16' | 'bf16', widths, rowSums, pingpong)] : []), ...(packedExp ? [ptxEx2x2(dtype as 'f16' | 'bf16')] : []), ...helpers, '', kernels.join('\n')].join('\n');
+  const source = [header, PTX_COMMON, tiles.kind === 'simt' ? '' : ptxMma(dtype as 'f16' | 'bf16'), ...(widths.length ? [ptxWgmma(dtype as 'f16' | 'bf16', widths, rowSums, pingpong)] : []), ...helpers, '', kernels.join('\n')].join('\n');
 
   const args: CudaArg[] = [
     ...['Q', 'K', 'V', 'O'].map((name): CudaArg => ({ name, kind: 'ptr', elem: dtype, role: 'tensor' })),
@@ -183,7 +182,6 @@ function softmaxLine(t: CudaTiles): string {
     ...(t.pingpong ? ['warpgroups take turns at the tensor cores (pingpong)'] : []),
     ...(t.zeroRef ? [`zero reference where the row max is in [${-t.zeroRef.low}, ${t.zeroRef.high}] (P = 2^x, no subtraction)`] : []),
     ...(t.diagPrefetch ? ['per-diagonal values read into registers while S is computed'] : []),
-    ...(t.packedExp ? ['exponentials two at a time (packed ex2)'] : []),
   ];
   return pieces.length ? `; softmax: ${pieces.join(', ')}` : '';
 }

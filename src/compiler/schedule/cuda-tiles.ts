@@ -98,7 +98,7 @@ export interface CudaTiles {
    * With rescaleInSoftmax and the row sums on the tensor cores: the zero reference's path takes P = 2^x of every
    * logit straight into P V's A fragments and checks the largest packed P against 2^high (max.bf16x2 / .f16x2, two
    * values an instruction) instead of each logit's max before (one FMNMX an element). A warp whose check fails runs
-   * the general path on its logits, which are still in S.
+   * the general path on its logits, which are still in S. On wherever it can run.
    */
   packedRefCheck: boolean;
   /**
@@ -122,14 +122,6 @@ export interface CudaTiles {
    * loop's FMAs (Nsight Compute: short-scoreboard stalls on them were the most of scale_invariant's extra time at D=64).
    */
   diagPrefetch: boolean;
-  /**
-   * Warp-specialized wgmma kernel only, with the row sums on the tensor cores: P's exponentials two at a time
-   * (ex2.approx on a packed bf16x2 / f16x2 pair, the pair P V reads) instead of one f32 ex2 per element and a
-   * conversion per pair. At D = 64 a tile's ex2s take about as long on the SFU as its two products on the tensor
-   * cores. The argument is rounded to the storage type before the exponential, so the reference max must be the
-   * row's max (no lazy rescale, no zero reference): x <= 0 and the largest weights, near x = 0, lose least.
-   */
-  packedExp: boolean;
 }
 
 /**
@@ -142,7 +134,7 @@ export function zeroRefWindow(dtype: StorageDType): { low: number; high: number 
   return dtype === 'bf16' ? { low: 32, high: 32 } : { low: 0, high: 8 };
 }
 
-export interface TileOverrides { warps?: number; bn?: number; mt?: number; producer?: boolean; stages?: number; overlap?: boolean; ctas?: number; persistent?: boolean; scanBatch?: number; snakeOrder?: boolean; foldScale?: boolean; lazyRescale?: boolean; twoChains?: boolean; rowSumMma?: boolean; zeroRef?: boolean; earlyPvWait?: boolean; rescaleInSoftmax?: boolean; packedRefCheck?: boolean; pingpong?: boolean; diagCarry?: boolean; diagPrefetch?: boolean; packedExp?: boolean }
+export interface TileOverrides { warps?: number; bn?: number; mt?: number; producer?: boolean; stages?: number; overlap?: boolean; ctas?: number; persistent?: boolean; scanBatch?: number; snakeOrder?: boolean; foldScale?: boolean; lazyRescale?: boolean; twoChains?: boolean; rowSumMma?: boolean; zeroRef?: boolean; earlyPvWait?: boolean; rescaleInSoftmax?: boolean; packedRefCheck?: boolean; pingpong?: boolean; diagCarry?: boolean; diagPrefetch?: boolean }
 
 /** What the schedule needs to know about the spec. */
 export interface TileHints {
@@ -163,7 +155,7 @@ export interface TileHints {
 }
 
 /** The fields only the warp-specialized wgmma kernel uses, as the other kernels have them. */
-const NO_WGMMA_EXTRAS = { producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1, persistent: false, scanBatch: 0, snakeOrder: false, foldScale: false, lazyRescale: false, twoChains: false, rowSumMma: false, zeroRef: null, earlyPvWait: false, rescaleInSoftmax: false, packedRefCheck: false, pingpong: false, diagCarry: false, diagPrefetch: false, packedExp: false } as const;
+const NO_WGMMA_EXTRAS = { producerRegs: 0, consumerRegs: 0, overlap: false, ctas: 1, persistent: false, scanBatch: 0, snakeOrder: false, foldScale: false, lazyRescale: false, twoChains: false, rowSumMma: false, zeroRef: null, earlyPvWait: false, rescaleInSoftmax: false, packedRefCheck: false, pingpong: false, diagCarry: false, diagPrefetch: false } as const;
 
 /** Why the CUDA kernels cannot take a head dim (null when they can): every kernel steps through D in k16 slices. */
 export function cudaHeadDimProblem(dtype: StorageDType, headDim: number): string | null {
@@ -363,8 +355,13 @@ function wgmmaTiles(dtype: StorageDType, headDim: number, o: TileOverrides, hint
   //   +zwt 5.082 / 1.545;  +zwc 5.195 / 1.536  (causal's default: 4.324 / 1.348, so scale_invariant / causal
   //   0.77 / 0.82 -> 0.85 / 0.87).
   // Neither alone pays: with the early wait the softmax runs after P V, and without the subtraction per element
-  // and the row max's shuffles there is little left for it to hide behind. The 8-warp kernel was not timed so.
-  const zeroRefAtD64 = headDim <= 64 && warps === 12 && dtype === 'bf16' && !!hints.diagTables && producer && !foldScale && o.zeroRef !== false;
+  // and the row max's shuffles there is little left for it to hide behind. Then O's rescale inside the softmax
+  // (rescaleInSoftmax) and the check on the packed P (packedRefCheck), same run (h100-2026-12-06-forward-packed-check.txt):
+  //   12x96p3oP: -z 5.590 / 1.644, +zwt 5.087 / 1.536, +zwtr 4.904 / 1.503, +zwtrk 4.818 / 1.479 (causal 4.341 / 1.346:
+  //   scale_invariant / causal 0.90 / 0.91); D=128's default (z and w already) -r 7.272 / 2.237, 7.190 / 2.206,
+  //   +k 7.035 / 2.145 (causal 6.745 / 2.003: 0.96 / 0.93). The 8-warp kernel at B32 N1024 / B8 N4096: 8x128p3oP
+  //   0.621 / 1.757 M, +zwtk 0.613 / 1.716 (within the noise at N1024, where the same kernel timed 0.632 as default).
+  const zeroRefAtD64 = headDim <= 64 && dtype === 'bf16' && !!hints.diagTables && producer && !foldScale && o.zeroRef !== false;
   const twoChains = o.twoChains ?? (headDim <= 64 && !foldScale && (!rowSumMma || zeroRefAtD64));
   if (o.zeroRef && (foldScale || !producer)) throw new Error('cuda sm_90a: the zero reference is for a kernel with a producer warpgroup whose logit does not fold into the exp2');
   const zeroRef = producer && !foldScale && (o.zeroRef ?? ((dtype === 'bf16' && headDim >= 128 && !!hints.diagTables) || zeroRefAtD64)) ? zeroRefWindow(dtype) : null;
@@ -372,9 +369,10 @@ function wgmmaTiles(dtype: StorageDType, headDim: number, o: TileOverrides, hint
   const earlyPvWait = overlap && (o.earlyPvWait ?? (!foldScale && (zeroRefAtD64 || !(headDim <= 64 && (!!hints.diagTables || !!hints.tableTileTest)))));
   if (o.rescaleInSoftmax && !(earlyPvWait && zeroRef)) throw new Error('cuda sm_90a: rescaling O inside the softmax is for the early P V wait beside the zero reference');
   const rescaleInSoftmax = earlyPvWait && zeroRef !== null && (o.rescaleInSoftmax ?? true);
-  // The packed check: untimed, so off unless asked for.
-  if (o.packedRefCheck && !(rescaleInSoftmax && rowSumMma && !o.packedExp)) throw new Error('cuda sm_90a: checking the zero reference on the packed P needs O rescaled inside the softmax and the row sums on the tensor cores');
-  const packedRefCheck = !!o.packedRefCheck;
+  // The packed check wherever it can run (the measurements above zeroRefAtD64).
+  const packedRefCheckFits = rescaleInSoftmax && rowSumMma;
+  if (o.packedRefCheck && !packedRefCheckFits) throw new Error('cuda sm_90a: checking the zero reference on the packed P needs O rescaled inside the softmax and the row sums on the tensor cores');
+  const packedRefCheck = packedRefCheckFits && (o.packedRefCheck ?? true);
   if (o.pingpong && !(overlap && warps === 8)) throw new Error('cuda sm_90a: pingpong is for the overlapped loop of two consumer warpgroups (8 warps)');
   // FlashAttention-3's pingpong (the consumer warpgroups taking turns at the tensor cores through named barriers
   // 3 and 4), where a same-run A/B on the H200 said it pays: bf16, ms at B2 N16384 / B8 N4096, min of 50 launches
@@ -409,12 +407,7 @@ function wgmmaTiles(dtype: StorageDType, headDim: number, o: TileOverrides, hint
   // 0.985 / 1.000, +d 1.042 / 1.040, +cd 1.037 / 1.043, and at 12 warps BN 96 +c 1.066 / 1.011 against 12x96 alone.
   const diagCarry = producer && !!hints.diagTables && bn <= 128 && carryAsked;
   const diagPrefetch = producer && !!hints.diagTables && (o.diagPrefetch ?? (headDim >= 128 && prefetchLive <= consumerRegs - 28));
-  // Packed exponentials: untimed, so off unless asked for.
-  if (o.packedExp && !(rowSumMma && !lazyRescale && !zeroRef)) {
-    throw new Error('cuda sm_90a: packed exponentials need the row sums on the tensor cores (P is never f32) and the row max as reference (no lazy rescale, no zero reference)');
-  }
-  const packedExp = !!o.packedExp;
-  return { kind: 'wgmma', bm, bn, warps, mt: 1, threads, stages, stride, smemBytes, producerRegs, consumerRegs, overlap, ctas, persistent, scanBatch, snakeOrder, foldScale, lazyRescale, twoChains, rowSumMma, zeroRef, earlyPvWait, rescaleInSoftmax, packedRefCheck, pingpong, diagCarry, diagPrefetch, packedExp };
+  return { kind: 'wgmma', bm, bn, warps, mt: 1, threads, stages, stride, smemBytes, producerRegs, consumerRegs, overlap, ctas, persistent, scanBatch, snakeOrder, foldScale, lazyRescale, twoChains, rowSumMma, zeroRef, earlyPvWait, rescaleInSoftmax, packedRefCheck, pingpong, diagCarry, diagPrefetch };
 }
 
 /**

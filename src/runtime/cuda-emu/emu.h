@@ -540,8 +540,6 @@ inline float attnc_ex2(float x) {  // ex2.approx.ftz: subnormal results flush to
 }
 inline unsigned attnc_pack(float lo, float hi) { return unsigned(emu::to_elem(lo)) | (unsigned(emu::to_elem(hi)) << 16); }
 inline void attnc_unpack(unsigned v, float& lo, float& hi) { lo = emu::lo_of(v); hi = emu::hi_of(v); }
-// ex2.approx on a packed pair: each half's 2^x rounded to the storage type (the hardware's last bits may differ).
-inline unsigned attnc_ex2_x2(unsigned x) { return attnc_pack(attnc_ex2(emu::lo_of(x)), attnc_ex2(emu::hi_of(x))); }
 // max.{bf16,f16}x2: each half the larger of the two; a NaN half gives way to the other.
 inline unsigned attnc_max_x2(unsigned x, unsigned y) {
   auto half = [](uint16_t a, uint16_t b) -> uint16_t {
