@@ -114,8 +114,18 @@ describe('cuda tiles: sm_90a defaults', () => {
     const folded = hopper(128, { foldedScale: true });
     expect([folded.foldScale, folded.zeroRef, folded.earlyPvWait]).toEqual([true, null, false]);
     expect(() => hopper(128, { foldedScale: true }, { zeroRef: true })).toThrow(/zero reference/);
-    // a logit that does not fold and reads no tables (alibi, softcap): the early wait at D=64 and 128, no zero reference
-    for (const D of [64, 128]) expect([hopper(D).zeroRef, hopper(D).earlyPvWait]).toEqual([null, true]);
+    // an affine logit that does not fold and reads no tables (alibi): the early wait at D=64 and 128, no zero reference
+    for (const D of [64, 128]) expect([hopper(D, { affineLogit: true }).zeroRef, hopper(D, { affineLogit: true }).earlyPvWait, hopper(D, { affineLogit: true }).rowSumMma]).toEqual([null, true, false]);
+    // a logit that is no affine function of the dot (softcap's tanh): the zero reference, checked on the packed P, with
+    // the row sums on the tensor cores (bf16 only; asking for no zero reference takes the row sums back too)
+    for (const D of [64, 128]) {
+      const sc = hopper(D, { affineLogit: false });
+      expect([sc.zeroRef, sc.earlyPvWait, sc.rowSumMma, sc.rescaleInSoftmax, sc.packedRefCheck]).toEqual([{ low: 32, high: 32 }, true, true, true, true]);
+      const scF16 = chooseCudaTiles('f16', D, {}, 'sm_90a', { affineLogit: false });
+      expect([scF16.zeroRef, scF16.rowSumMma, scF16.packedRefCheck]).toEqual([null, false, false]);
+      const scOff = hopper(D, { affineLogit: false }, { zeroRef: false });
+      expect([scOff.zeroRef, scOff.rowSumMma, scOff.packedRefCheck]).toEqual([null, false, false]);
+    }
     // the early wait belongs to the overlapped loop
     expect(() => hopper(128, {}, { stages: 2, earlyPvWait: true })).toThrow(/overlapped loop/);
   });

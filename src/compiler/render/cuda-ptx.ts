@@ -26,6 +26,16 @@ __device__ __forceinline__ float attnc_ex2(float x) {
 }
 `;
 
+/** The larger of each half of two packed pairs, a NaN half giving way to the other (CudaTiles.packedRefCheck). */
+export function ptxMaxX2(dtype: 'f16' | 'bf16'): string {
+  return `__device__ __forceinline__ unsigned attnc_max_x2(unsigned x, unsigned y) {
+  unsigned r;
+  asm("max.${dtype}x2 %0, %1, %2;" : "=r"(r) : "r"(x), "r"(y));
+  return r;
+}
+`;
+}
+
 export function ptxMma(dtype: 'f16' | 'bf16'): string {
   return `// ---- tensor-core wrappers (${dtype}) ----
 __device__ __forceinline__ void attnc_ldsm_x4(unsigned& r0, unsigned& r1, unsigned& r2, unsigned& r3, unsigned addr) {
@@ -41,12 +51,6 @@ __device__ __forceinline__ void attnc_mma(float* c, const unsigned* a, unsigned 
   asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.${dtype}.${dtype}.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
                : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-// The larger of each half of two packed pairs (a NaN half gives way to the other).
-__device__ __forceinline__ unsigned attnc_max_x2(unsigned x, unsigned y) {
-  unsigned r;
-  asm("max.${dtype}x2 %0, %1, %2;" : "=r"(r) : "r"(x), "r"(y));
-  return r;
 }
 // Two f32 -> packed ${dtype}x2 (lo in the low half), round to nearest even.
 __device__ __forceinline__ unsigned attnc_pack(float lo, float hi) {

@@ -25,7 +25,7 @@ import { CUDA } from './lang-cuda.ts';
 import { classifier } from './cuda-hoist.ts';
 import { buildSpecCode } from './cuda-spec.ts';
 import { mangle } from './names.ts';
-import { PTX_COMMON, ptxMma, ptxWgmma } from './cuda-ptx.ts';
+import { PTX_COMMON, ptxMaxX2, ptxMma, ptxWgmma } from './cuda-ptx.ts';
 import { renderMmaKernel } from './cuda-mma.ts';
 import { renderWgmmaKernel } from './cuda-wgmma.ts';
 import { renderWgmmaWsKernel } from './cuda-wgmma-ws.ts';
@@ -113,7 +113,8 @@ ${variants.map((v) => `// ${v.label}: ${v.entryPoint}, ${tilesLine(v.tiles)}; ${
 `;
   const wgmmaTiles = [tiles, ...variants.map((v) => v.tiles)].filter((t) => t.kind === 'wgmma');
   const widths = wgmmaTiles.map((t) => t.bn), rowSums = wgmmaTiles.some((t) => t.rowSumMma), pingpong = wgmmaTiles.some((t) => t.pingpong);
-  const source = [header, PTX_COMMON, tiles.kind === 'simt' ? '' : ptxMma(dtype as 'f16' | 'bf16'), ...(widths.length ? [ptxWgmma(dtype as 'f16' | 'bf16', widths, rowSums, pingpong)] : []), ...helpers, '', kernels.join('\n')].join('\n');
+  const packedCheck = wgmmaTiles.some((t) => t.packedRefCheck);
+  const source = [header, PTX_COMMON, tiles.kind === 'simt' ? '' : ptxMma(dtype as 'f16' | 'bf16'), ...(widths.length ? [ptxWgmma(dtype as 'f16' | 'bf16', widths, rowSums, pingpong)] : []), ...(packedCheck ? [ptxMaxX2(dtype as 'f16' | 'bf16')] : []), ...helpers, '', kernels.join('\n')].join('\n');
 
   const args: CudaArg[] = [
     ...['Q', 'K', 'V', 'O'].map((name): CudaArg => ({ name, kind: 'ptr', elem: dtype, role: 'tensor' })),

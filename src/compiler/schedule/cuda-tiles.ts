@@ -253,7 +253,9 @@ function wgmmaTiles(dtype: StorageDType, headDim: number, o: TileOverrides, hint
   //   scale_invariant D=64 327.7 / 292.6 -> 339.9 / 300.0;  D=128 at 8x96p3o 489.5 / 436.0 -> 518.1 / 440.9
   //   where the logit folds into exp2 it lost: causal D=64 441.2 / 385.8 -> 408.2 / 364.6, sliding_window
   //   D=64 -4.8% / -3.0%, alibi D=128 543.0 / 470.9 -> 482.5 / 445.8; other specs within 2% at D=64.
-  const rowSumMma = producer && (o.rowSumMma ?? !!hints.diagTables);
+  // And where the zero reference's check on the packed P wants them (softcap's logit, below zeroRefWanted).
+  const nonAffineBf16 = dtype === 'bf16' && hints.affineLogit === false && !hints.foldedScale;
+  const rowSumMma = producer && (o.rowSumMma ?? (!!hints.diagTables || (nonAffineBf16 && o.zeroRef !== false)));
   if (o.rowSumMma && !producer) throw new Error('cuda sm_90a: row sums on the tensor cores are for the kernel with a producer warpgroup');
   const staticBytes = (stages: number) => (hints.tableBytes?.(bm, bn, stages) ?? 0) + STATIC_SLACK;
   // Persistent: two Q buffers of wgmmaQElems elements each (1 KiB multiples: the swizzle atoms behind them stay aligned).
@@ -361,10 +363,15 @@ function wgmmaTiles(dtype: StorageDType, headDim: number, o: TileOverrides, hint
   //   scale_invariant / causal 0.90 / 0.91); D=128's default (z and w already) -r 7.272 / 2.237, 7.190 / 2.206,
   //   +k 7.035 / 2.145 (causal 6.745 / 2.003: 0.96 / 0.93). The 8-warp kernel at B32 N1024 / B8 N4096: 8x128p3oP
   //   0.621 / 1.757 M, +zwtk 0.613 / 1.716 (within the noise at N1024, where the same kernel timed 0.632 as default).
-  const zeroRefAtD64 = headDim <= 64 && dtype === 'bf16' && !!hints.diagTables && producer && !foldScale && o.zeroRef !== false;
+  // And where the logit is no affine function of the dot (softcap's tanh per element), with the row sums on the tensor
+  // cores, bf16, same run on the H100 (h100-2026-12-06-forward-zero-ref-softcap.txt; SM cycles, B2 N16384 / B8 N4096):
+  //   softcap D=64 12x96p3oP 10.718 / 3.015 M, +zwmk 9.708 / 2.777;  D=128 default 12.595 / 3.556, +zwmk 12.161 / 3.455
+  //   alibi (affine) D=64 5.267 / 1.579 -> 6.256 / 1.776, D=128 7.917 / 2.314 -> 8.000 / 2.282: not there.
+  const zeroRefWanted = producer && !foldScale && o.zeroRef !== false && ((dtype === 'bf16' && !!hints.diagTables) || nonAffineBf16);
+  const zeroRefAtD64 = headDim <= 64 && zeroRefWanted;
   const twoChains = o.twoChains ?? (headDim <= 64 && !foldScale && (!rowSumMma || zeroRefAtD64));
   if (o.zeroRef && (foldScale || !producer)) throw new Error('cuda sm_90a: the zero reference is for a kernel with a producer warpgroup whose logit does not fold into the exp2');
-  const zeroRef = producer && !foldScale && (o.zeroRef ?? ((dtype === 'bf16' && headDim >= 128 && !!hints.diagTables) || zeroRefAtD64)) ? zeroRefWindow(dtype) : null;
+  const zeroRef = producer && !foldScale && (o.zeroRef ?? zeroRefWanted) ? zeroRefWindow(dtype) : null;
   if (o.earlyPvWait && !overlap) throw new Error('cuda sm_90a: waiting for P V before the softmax is for the overlapped loop');
   const earlyPvWait = overlap && (o.earlyPvWait ?? (!foldScale && (zeroRefAtD64 || !(headDim <= 64 && (!!hints.diagTables || !!hints.tableTileTest)))));
   if (o.rescaleInSoftmax && !(earlyPvWait && zeroRef)) throw new Error('cuda sm_90a: rescaling O inside the softmax is for the early P V wait beside the zero reference');
