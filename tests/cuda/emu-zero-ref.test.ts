@@ -45,6 +45,8 @@ describe.skipIf(!!problem)('the zero reference past its window (CUDA emulator vs
     ['bf16, the packed P', 'bf16', '+zwk'],
     ['f16, the row max per logit', 'f16', '+zw-k'],
     ['f16, the packed P', 'f16', '+zwk'],
+    // --exact-lse: the row sums in the softmax, so no packed check
+    ['bf16, the row max per logit, row sums in the softmax', 'bf16', '+zw-m'],
   ];
   for (const [label, dtype, diet] of runs) {
     it(`${label}: a 100-nat spike on the diagonal after the reference went to 0`, async () => {
