@@ -31,7 +31,7 @@ if (missing.length) fail(`no example named ${missing.join(', ')} (examples/*.att
 const nvcc = process.env.NVCC ?? 'nvcc';
 const work = mkdtempSync(join(tmpdir(), 'attnc-ptxas-'));
 
-interface Job { spec: string; D: number; label: string; file: string; budgets: string }
+interface Job { spec: string; D: number; label: string; file: string; budgets: Record<string, string> }
 const jobs: Job[] = [];
 const rows: Array<Record<string, unknown>> = [];
 for (const s of specs) for (const D of dims) for (const v of variants) {
@@ -39,9 +39,15 @@ for (const s of specs) for (const D of dims) for (const v of variants) {
     const k = renderCuda(s.lowered, { dtype, headDim: D, hash: 'ptxas', version: 'ptxas', arch, tiles: v.tiles });
     const file = join(work, `${s.name}-${D}-${jobs.length}.cu`);
     writeFileSync(file, k.source);
-    // ptxas reports the launch budget; setmaxnreg then moves registers from the producer to the consumers
-    const b = /registers (\d+) \/ (\d+) per thread/.exec(k.source);
-    jobs.push({ spec: s.name, D, label: v.label, file, budgets: b ? `${b[1]} / ${b[2]}` : '' });
+    // ptxas reports the launch budget; setmaxnreg then moves registers from the producer to the consumers. The header
+    // says each kernel's: the main one on its Tiles line, a short- or long-row variant on its own line, after its name.
+    const budgets: Record<string, string> = {};
+    for (const line of k.source.split('\n').filter((l) => /^\/\/ (Tiles|Short rows|Long rows)/.test(l))) {
+      const b = /registers (\d+) \/ (\d+) per thread/.exec(line);
+      const entry = line.startsWith('// Tiles') ? k.manifest.entryPoint : /\): (\w+),/.exec(line)?.[1];
+      if (b && entry) budgets[entry] = `${b[1]} / ${b[2]}`;
+    }
+    jobs.push({ spec: s.name, D, label: v.label, file, budgets });
   } catch (e) {
     rows.push({ spec: s.name, D, variant: v.label, refused: (e as Error).message.split('\n')[0] });
   }
@@ -69,7 +75,7 @@ await Promise.all([0, 1].map(async () => {  // two at a time: each nvcc runs cic
       continue;
     }
     for (const m of r.log.matchAll(/Compiling entry function '(\w+)' for '\w+'[\s\S]*?(\d+) bytes spill stores, (\d+) bytes spill loads[\s\S]*?Used (\d+) registers/g)) {
-      rows.push({ spec: job.spec, D: job.D, variant: job.label, entry: m[1], registers: Number(m[4]), setmaxnreg: job.budgets, spillStores: Number(m[2]), spillLoads: Number(m[3]) });
+      rows.push({ spec: job.spec, D: job.D, variant: job.label, entry: m[1], registers: Number(m[4]), setmaxnreg: job.budgets[m[1]] ?? '', spillStores: Number(m[2]), spillLoads: Number(m[3]) });
     }
   }
 }));
@@ -82,6 +88,6 @@ for (const r of rows) {
   const head = `${String(r.spec).padEnd(24)} D${String(r.D).padEnd(4)}${String(r.variant).padEnd(16)}`;
   if (r.refused) console.log(`${head}refused: ${r.refused}`);
   else if (r.nvccFailed) console.log(`${head}nvcc failed: ${r.nvccFailed}`);
-  else console.log(`${head}${String(r.registers).padStart(4)} registers${r.setmaxnreg ? ` (producer / consumers ${r.setmaxnreg})` : ''}  spills ${r.spillStores} / ${r.spillLoads} bytes${(r.spillStores as number) > 0 ? '  SPILLS' : ''}  ${String(r.entry).endsWith('_short') ? '(short-row kernel)' : ''}`);
+  else console.log(`${head}${String(r.registers).padStart(4)} registers${r.setmaxnreg ? ` (producer / consumers ${r.setmaxnreg})` : ''}  spills ${r.spillStores} / ${r.spillLoads} bytes${(r.spillStores as number) > 0 ? '  SPILLS' : ''}  ${String(r.entry).endsWith('_short') ? '(short-row kernel)' : String(r.entry).endsWith('_long') ? '(long-row kernel)' : ''}`);
 }
 process.exit(status);
