@@ -35,8 +35,10 @@ describe('attnc compile --target cuda', () => {
     expect(plan('document', 128)).not.toMatch(/folded/);
     // scale_invariant: 96-key tiles leave room for 3 stages beside its diagonal tables; the row sums go to the tensor cores
     expect(plan('scale_invariant', 128)).toMatch(/BN=96 keys, .*3 cp\.async stages .*softmax overlapped with P V; .*row sums on the tensor cores/);
-    // and in bf16 the zero reference, with P V waited for before the softmax; in f16 (its window seldom holds) no zero reference
-    expect(plan('scale_invariant', 128)).toMatch(/P V waited for before the softmax, zero reference where the row max is in \[-32, 32\]/);
+    // and in bf16 the zero reference, with P V waited for before the softmax, O rescaled only off it and its check on the
+    // packed P (softcap too); in f16 (its window seldom holds) no zero reference
+    expect(plan('scale_invariant', 128)).toMatch(/P V waited for before the softmax, O rescaled only where a reference moved, the zero reference checked on the packed P, zero reference where the row max is in \[-32, 32\]/);
+    expect(plan('softcap', 64)).toMatch(/the zero reference checked on the packed P/);
     expect(plan('scale_invariant', 128, 'f16')).toMatch(/P V waited for before the softmax, per-diagonal values read into registers while S is computed\.$/);
     // ... whose values the producer carries from tile to tile (both on at D=128 only)
     expect(plan('scale_invariant', 128)).toMatch(/per-diagonal values carried in its registers from tile to tile/);
